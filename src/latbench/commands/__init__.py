@@ -1,0 +1,1 @@
+"""Sub-commands of the ``latbench`` CLI: one module per command group, each with ``register``."""

@@ -1,0 +1,127 @@
+"""bench.toml: devices and measurement defaults.
+
+The file is optional; without it latbench uses the defaults below and the ``local`` device. A
+broken file raises :class:`~latbench.errors.ConfigError` naming the file, the key and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latbench.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "bench.toml"
+
+MEASURE_DEFAULTS: dict[str, Any] = {
+    "runtime": "onnxruntime",
+    "threads": 1,
+    "batch": 1,
+    "warmup_runs": 10,
+    "warmup_time_s": 0.2,
+    "min_runs": 20,
+    "min_time_s": 1.0,
+    "max_time_s": 10.0,
+    "spread_threshold": 0.05,
+    "timeout_s": 120.0,
+    "cpus": None,
+}
+
+KNOWN_SECTIONS = {"measure", "store", "devices", "collect"}
+
+
+@dataclass
+class Config:
+    path: Path | None = None
+    measure: dict[str, Any] = field(default_factory=lambda: dict(MEASURE_DEFAULTS))
+    store: dict[str, Any] = field(default_factory=lambda: {"path": "latbench.db"})
+    collect: dict[str, Any] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def store_path(self) -> Path:
+        return Path(str(self.store.get("path", "latbench.db")))
+
+    def device(self, name: str) -> dict[str, Any]:
+        """The table of device ``name`` (``local`` is always there)."""
+        if name in self.devices:
+            return self.devices[name]
+        if name == "local":
+            return {"transport": "local"}
+        known = ", ".join(["local", *sorted(self.devices)])
+        where = f" in {self.path}" if self.path else ""
+        raise ConfigError(f"unknown device {name!r}{where}; expected one of: {known}")
+
+
+def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    if not isinstance(value, expected) or (
+        isinstance(value, bool)
+        and bool not in (expected if isinstance(expected, tuple) else (expected,))
+    ):
+        names = (
+            " or ".join(t.__name__ for t in expected)
+            if isinstance(expected, tuple)
+            else expected.__name__
+        )
+        raise ConfigError(f"{path}: {key} = {value!r}; expected {names}")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read bench.toml (``path``, else ``$LATBENCH_CONFIG``, else ``./bench.toml`` if present)."""
+    if path is None:
+        env = os.environ.get("LATBENCH_CONFIG")
+        if env:
+            path = env
+        elif Path(DEFAULT_CONFIG_NAME).is_file():
+            path = DEFAULT_CONFIG_NAME
+        else:
+            return Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist; expected a bench.toml")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    unknown = set(data) - KNOWN_SECTIONS
+    if unknown:
+        raise ConfigError(
+            f"{p}: unknown section(s) {sorted(unknown)}; expected {sorted(KNOWN_SECTIONS)}"
+        )
+    cfg = Config(path=p)
+    measure = data.get("measure", {})
+    _check_type(p, "[measure]", measure, dict)
+    for key, value in measure.items():
+        if key not in MEASURE_DEFAULTS:
+            raise ConfigError(
+                f"{p}: unknown key measure.{key}; expected one of {sorted(MEASURE_DEFAULTS)}"
+            )
+        default = MEASURE_DEFAULTS[key]
+        if isinstance(default, bool | int | float) and not isinstance(default, bool):
+            _check_type(p, f"measure.{key}", value, (int, float))
+            if value < 0:
+                raise ConfigError(f"{p}: measure.{key} = {value!r}; expected a value >= 0")
+        elif isinstance(default, str):
+            _check_type(p, f"measure.{key}", value, str)
+        cfg.measure[key] = value
+    store = data.get("store", {})
+    _check_type(p, "[store]", store, dict)
+    cfg.store.update(store)
+    collect = data.get("collect", {})
+    _check_type(p, "[collect]", collect, dict)
+    cfg.collect.update(collect)
+    devices = data.get("devices", {})
+    _check_type(p, "[devices]", devices, dict)
+    for name, table in devices.items():
+        _check_type(p, f"[devices.{name}]", table, dict)
+        transport = table.get("transport")
+        if not isinstance(transport, str):
+            raise ConfigError(
+                f'{p}: [devices.{name}] needs transport = "local", "ssh", "adb" or "cuda"'
+            )
+        cfg.devices[name] = dict(table)
+    return cfg

@@ -1,0 +1,160 @@
+"""The immutable measurement record.
+
+A :class:`Measurement` keeps every raw per-inference time, the loop count, the warm-up, the
+settings and the environment; statistics are computed from the raw samples on demand (as
+``torch.utils.benchmark.Measurement`` and pyperf's ``Run`` do), so a record can be re-analysed
+later and shared safely. Units live in field names: every time is in milliseconds (``*_ms``).
+
+This module uses the standard library only: the on-device agent that latbench pushes to a
+Raspberry Pi ships it together with :mod:`latbench.profilers.stats` and
+:mod:`latbench.profilers.harness`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from latbench.profilers import stats as _stats
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement of one model on one device with one runtime.
+
+    ``samples_ms`` holds one time per timed sample, already divided by ``loops`` (the number of
+    inferences per timed sample), so each value is the latency of one inference of ``batch``
+    inputs in milliseconds.
+    """
+
+    status: str = "ok"  # "ok" or "failed"
+    error: str | None = None  # the reason, when status == "failed"
+    samples_ms: tuple[float, ...] = ()
+    loops: int = 1
+    warmup_runs: int = 0
+    warmup_ms: tuple[float, ...] = ()
+    runtime: str = ""
+    runtime_version: str = ""
+    runtime_settings: dict[str, Any] = field(default_factory=dict)
+    device: str = "local"
+    device_fingerprint: str = ""
+    model_path: str = ""
+    model_sha256: str = ""
+    batch: int = 1
+    threads: int | None = None
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    # counters: name -> {"value": float, "unit": str} or {"value": None, "unavailable": reason}
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per-operator profile rows: {"op": str, "name": str, "time_ms": float, "share": float}
+    per_op: tuple[dict[str, Any], ...] = ()
+    env: dict[str, Any] = field(default_factory=dict)
+    env_after: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""  # ISO 8601 UTC
+    wall_s: float = 0.0
+    latbench_version: str = ""
+    record_version: int = RECORD_VERSION
+
+    # ---- statistics, computed from the raw samples -------------------------------------
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and len(self.samples_ms) > 0
+
+    @property
+    def runs(self) -> int:
+        return len(self.samples_ms)
+
+    @property
+    def median_ms(self) -> float:
+        return _stats.median(self.samples_ms)
+
+    @property
+    def mean_ms(self) -> float:
+        return _stats.mean(self.samples_ms)
+
+    @property
+    def std_ms(self) -> float:
+        return _stats.std(self.samples_ms)
+
+    @property
+    def min_ms(self) -> float:
+        return min(self.samples_ms)
+
+    @property
+    def iqr_ms(self) -> float:
+        return _stats.iqr(self.samples_ms)
+
+    @property
+    def p90_ms(self) -> float:
+        return _stats.percentile(self.samples_ms, 90)
+
+    @property
+    def p99_ms(self) -> float:
+        return _stats.percentile(self.samples_ms, 99)
+
+    @property
+    def ci_median_ms(self) -> tuple[float, float]:
+        """95 % distribution-free confidence interval of the median."""
+        return _stats.median_ci(self.samples_ms, 0.95)
+
+    def summary(self) -> dict[str, Any]:
+        """The statistics as a flat dict of ``*_ms`` fields (empty values for a failed record)."""
+        if not self.ok:
+            return {"status": self.status, "error": self.error, "runs": 0}
+        lo, hi = self.ci_median_ms
+        return {
+            "status": self.status,
+            "latency_ms": self.median_ms,
+            "median_ms": self.median_ms,
+            "mean_ms": self.mean_ms,
+            "std_ms": self.std_ms,
+            "min_ms": self.min_ms,
+            "iqr_ms": self.iqr_ms,
+            "p90_ms": self.p90_ms,
+            "p99_ms": self.p99_ms,
+            "ci_low_ms": lo,
+            "ci_high_ms": hi,
+            "runs": self.runs,
+        }
+
+    # ---- serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["samples_ms"] = list(self.samples_ms)
+        d["warmup_ms"] = list(self.warmup_ms)
+        d["per_op"] = list(self.per_op)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        version = int(d.get("record_version", 1))
+        if version > RECORD_VERSION:
+            raise ValueError(
+                f"measurement record version {version} is newer than this latbench supports "
+                f"({RECORD_VERSION}); upgrade latbench"
+            )
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for key in ("samples_ms", "warmup_ms"):
+            if key in kw:
+                kw[key] = tuple(float(x) for x in kw[key])
+        if "per_op" in kw:
+            kw["per_op"] = tuple(kw["per_op"])
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text: str) -> Measurement:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def failed(cls, error: str, **kw: Any) -> Measurement:
+        return cls(status="failed", error=error, **kw)
+
+    def with_(self, **changes: Any) -> Measurement:
+        """A copy with some fields changed (records are immutable)."""
+        return replace(self, **changes)

@@ -1,0 +1,147 @@
+"""The search-space interface and its registry."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from latbench._registry import Registry
+from latbench.errors import ArchError
+from latbench.spaces.graph import Graph
+
+
+class SearchSpace(ABC):
+    """A space of architectures, each a sequence of categorical choices.
+
+    An architecture travels through latbench as its canonical string; ``ops(arch)`` gives the
+    choice indices (one per position, into :attr:`choices`), ``from_ops`` goes back.
+    """
+
+    name: str = ""
+    choices: tuple[str, ...] = ()
+    num_positions: int = 0
+    arch_format: str = ""  # human description of the string form, shown in errors
+
+    # ---- string form ------------------------------------------------------------------
+    @abstractmethod
+    def ops(self, arch: str) -> tuple[int, ...]:
+        """Parse ``arch`` into choice indices; raise ArchError naming the bad token."""
+
+    @abstractmethod
+    def from_ops(self, ops: Sequence[int]) -> str:
+        """The canonical string of the choice indices ``ops``."""
+
+    def canonical(self, arch: str) -> str:
+        return self.from_ops(self.ops(arch))
+
+    def contains(self, arch: str) -> bool:
+        try:
+            self.ops(arch)
+        except ArchError:
+            return False
+        return True
+
+    def _check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
+        t = tuple(int(o) for o in ops)
+        if len(t) != self.num_positions:
+            raise ArchError(
+                f"{self.name}: expected {self.num_positions} choices, got {len(t)}; "
+                f"expected form: {self.arch_format}"
+            )
+        for pos, o in enumerate(t):
+            if not 0 <= o < len(self.choices):
+                raise ArchError(
+                    f"{self.name}: choice {o} at position {pos} out of range "
+                    f"0..{len(self.choices) - 1}"
+                )
+        return t
+
+    # ---- enumeration and sampling -----------------------------------------------------
+    def size(self) -> int:
+        return int(len(self.choices) ** self.num_positions)
+
+    def encode_int(self, arch: str) -> int:
+        """The architecture as a base-``len(choices)`` integer (position 0 most significant)."""
+        code = 0
+        for o in self.ops(arch):
+            code = code * len(self.choices) + o
+        return code
+
+    def decode_int(self, code: int) -> str:
+        if not 0 <= code < self.size():
+            raise ArchError(f"{self.name}: code {code} out of range 0..{self.size() - 1}")
+        ops = []
+        b = len(self.choices)
+        for _ in range(self.num_positions):
+            ops.append(code % b)
+            code //= b
+        return self.from_ops(ops[::-1])
+
+    def enumerate(self) -> Iterator[str]:
+        """Every architecture, in :meth:`encode_int` order (spaces may override the order)."""
+        for code in range(self.size()):
+            yield self.decode_int(code)
+
+    def sample(self, n: int, seed: int = 0) -> list[str]:
+        """``n`` distinct architectures drawn uniformly with ``seed``."""
+        if n > self.size():
+            raise ArchError(f"{self.name}: cannot sample {n} distinct archs from {self.size()}")
+        rng = random.Random(seed)
+        codes = rng.sample(range(self.size()), n)
+        return [self.decode_int(c) for c in codes]
+
+    def random_arch(self, rng: random.Random) -> str:
+        """One architecture drawn uniformly with ``rng``."""
+        return self.from_ops([rng.randrange(len(self.choices)) for _ in range(self.num_positions)])
+
+    def mutate(self, arch: str, rng: random.Random) -> str:
+        """Change one position to a different choice."""
+        ops = list(self.ops(arch))
+        pos = rng.randrange(self.num_positions)
+        ops[pos] = rng.choice([c for c in range(len(self.choices)) if c != ops[pos]])
+        return self.from_ops(ops)
+
+    def neighbours(self, arch: str) -> list[str]:
+        """Every architecture that differs from ``arch`` in exactly one position."""
+        ops = self.ops(arch)
+        out = []
+        for pos in range(self.num_positions):
+            for c in range(len(self.choices)):
+                if c != ops[pos]:
+                    out.append(self.from_ops((*ops[:pos], c, *ops[pos + 1 :])))
+        return out
+
+    # ---- models -----------------------------------------------------------------------
+    @abstractmethod
+    def build(self, arch: str, batch: int = 1, resolution: int | None = None) -> Graph:
+        """The architecture graph of ``arch``."""
+
+    def arch_id(self, arch: str) -> str:
+        """A stable id of the architecture within this space (hash of space + canonical string)."""
+        key = f"{self.name}:{self.canonical(arch)}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size(),
+            "positions": self.num_positions,
+            "choices": list(self.choices),
+            "arch_format": self.arch_format,
+            "doc": (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else "",
+        }
+
+
+SPACES: Registry[type[SearchSpace]] = Registry("spaces")
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """Create a registered search space by name (``UnknownNameError`` lists the known ones)."""
+    return SPACES.get(name)(**options)
+
+
+def list_spaces(pattern: str = "*") -> list[str]:
+    return SPACES.names(pattern)

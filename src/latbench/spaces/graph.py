@@ -1,0 +1,495 @@
+"""The architecture graph: a DAG of operators with attributes and tensor shapes.
+
+Every architecture latbench handles, from a search space or imported from an ONNX file, becomes a
+:class:`Graph`. Emitters turn it into ONNX, TFLite or torch models; predictors read features from
+it; its :meth:`Graph.graph_id` is the stable identity of the computation.
+
+Shapes are NCHW (``(N, C, H, W)`` for feature maps, ``(N, F)`` after ``flatten``). The operator
+vocabulary is deliberately small, so that every emitter supports every operator:
+
+=================  ======================================================  =====================
+op                 attrs                                                    inputs
+=================  ======================================================  =====================
+``input``          (shape only)                                             none
+``conv``           out_channels, kernel, stride, padding, groups, bias      1
+``batchnorm``      eps                                                      1
+``relu``           --                                                       1
+``relu6``          --                                                       1
+``sigmoid``        --                                                       1
+``hardswish``      --                                                       1
+``add``            --                                                       >= 2 (same shape)
+``mul``            --                                                       2 (same shape)
+``zeros``          --                                                       1 (output = 0 * x)
+``avgpool``        kernel, stride, padding, count_include_pad               1
+``maxpool``        kernel, stride, padding                                  1
+``global_avgpool`` --                                                       1 -> (N, C, 1, 1)
+``flatten``        --                                                       1 -> (N, C*H*W)
+``linear``         out_features, bias                                       1 (N, F)
+``channel_shuffle`` groups                                                  1
+``concat``         --                                                       >= 2 (channel axis)
+``softmax``        --                                                       1 (N, F)
+=================  ======================================================  =====================
+
+Weights are not part of the graph: :func:`init_params` draws them deterministically from a seed,
+one independent stream per node, so every emitter produces the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import ArchError
+
+GRAPH_FORMAT_VERSION = 1
+
+ELEMENTWISE_UNARY = frozenset({"relu", "relu6", "sigmoid", "hardswish"})
+OPS = frozenset(
+    {
+        "input",
+        "conv",
+        "batchnorm",
+        "add",
+        "mul",
+        "zeros",
+        "avgpool",
+        "maxpool",
+        "global_avgpool",
+        "flatten",
+        "linear",
+        "channel_shuffle",
+        "concat",
+        "softmax",
+    }
+    | ELEMENTWISE_UNARY
+)
+
+BYTES_PER_ELEMENT = 4  # float32
+
+
+@dataclass(frozen=True)
+class Node:
+    """One operator of the graph; ``shape`` is the shape of its (single) output."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "op": self.op,
+            "inputs": list(self.inputs),
+            "shape": list(self.shape),
+            "attrs": dict(sorted(self.attrs.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Node:
+        return cls(
+            name=str(d["name"]),
+            op=str(d["op"]),
+            inputs=tuple(str(x) for x in d["inputs"]),
+            shape=tuple(int(x) for x in d["shape"]),
+            attrs=dict(d.get("attrs", {})),
+        )
+
+
+def _numel(shape: Iterable[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+class Graph:
+    """A DAG of :class:`Node` in topological order with named outputs."""
+
+    def __init__(
+        self,
+        nodes: Iterable[Node],
+        outputs: Iterable[str],
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.nodes: list[Node] = list(nodes)
+        self.outputs: list[str] = list(outputs)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._by_name = {n.name: n for n in self.nodes}
+        self._validate()
+
+    # ---- structure ------------------------------------------------------------------
+    def _validate(self) -> None:
+        seen: set[str] = set()
+        for n in self.nodes:
+            if n.op not in OPS:
+                raise ArchError(
+                    f"node {n.name!r}: unknown op {n.op!r}; expected one of {sorted(OPS)}"
+                )
+            if n.name in seen:
+                raise ArchError(f"duplicate node name {n.name!r}")
+            for i in n.inputs:
+                if i not in seen:
+                    raise ArchError(f"node {n.name!r} reads {i!r}, which is not defined before it")
+            seen.add(n.name)
+        for o in self.outputs:
+            if o not in seen:
+                raise ArchError(f"graph output {o!r} is not a node")
+
+    def __getitem__(self, name: str) -> Node:
+        return self._by_name[name]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def inputs(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "input"]
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i].append(n.name)
+        return out
+
+    def pruned(self) -> Graph:
+        """The graph without nodes that no output depends on (inputs are kept)."""
+        live: set[str] = set(self.outputs)
+        for n in reversed(self.nodes):
+            if n.name in live:
+                live.update(n.inputs)
+        keep = [n for n in self.nodes if n.name in live or n.op == "input"]
+        return Graph(keep, self.outputs, self.meta)
+
+    # ---- cost model -------------------------------------------------------------------
+    def node_macs(self, node: Node | str) -> int:
+        """Multiply-accumulates of one node (element operations for non-MAC operators)."""
+        n = self._by_name[node] if isinstance(node, str) else node
+        out = _numel(n.shape)
+        if n.op == "conv":
+            cin = self._by_name[n.inputs[0]].shape[1]
+            k = int(n.attrs["kernel"])
+            return out * (cin // int(n.attrs.get("groups", 1))) * k * k
+        if n.op == "linear":
+            fin = self._by_name[n.inputs[0]].shape[1]
+            return out * fin
+        if n.op in ("avgpool", "maxpool"):
+            k = int(n.attrs["kernel"])
+            return out * k * k
+        if n.op == "global_avgpool":
+            return _numel(self._by_name[n.inputs[0]].shape)
+        if n.op in ("add", "concat"):
+            return out * max(len(n.inputs) - 1, 1)
+        if n.op in ("input", "flatten", "channel_shuffle"):
+            return 0
+        return out  # batchnorm, activations, mul, zeros, softmax
+
+    def node_params(self, node: Node | str) -> int:
+        n = self._by_name[node] if isinstance(node, str) else node
+        if n.op == "conv":
+            cin = self._by_name[n.inputs[0]].shape[1]
+            k = int(n.attrs["kernel"])
+            cout = int(n.attrs["out_channels"])
+            w = cout * (cin // int(n.attrs.get("groups", 1))) * k * k
+            return w + (cout if n.attrs.get("bias", False) else 0)
+        if n.op == "linear":
+            fin = self._by_name[n.inputs[0]].shape[1]
+            fout = int(n.attrs["out_features"])
+            return fin * fout + (fout if n.attrs.get("bias", True) else 0)
+        if n.op == "batchnorm":
+            return 2 * n.shape[1]
+        return 0
+
+    def macs(self) -> int:
+        return sum(self.node_macs(n) for n in self.nodes)
+
+    def flops(self) -> int:
+        """FLOPs counted as 2 x MACs (one multiply and one add)."""
+        return 2 * self.macs()
+
+    def params(self) -> int:
+        return sum(self.node_params(n) for n in self.nodes)
+
+    def activation_bytes(self) -> int:
+        """Sum of all node outputs (float32): the memory traffic of writing every activation."""
+        return sum(_numel(n.shape) for n in self.nodes) * BYTES_PER_ELEMENT
+
+    def peak_activation_bytes(self) -> int:
+        """Peak of live activations in topological order (a tensor dies after its last read)."""
+        last_use: dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            for src in n.inputs:
+                last_use[src] = i
+        for o in self.outputs:
+            last_use[o] = len(self.nodes)
+        live: dict[str, int] = {}
+        peak = 0
+        for i, n in enumerate(self.nodes):
+            live[n.name] = _numel(n.shape) * BYTES_PER_ELEMENT
+            peak = max(peak, sum(live.values()))
+            for src in {*n.inputs, n.name}:
+                if last_use.get(src, -1) <= i and src not in self.outputs:
+                    live.pop(src, None)
+        return peak
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            counts[n.op] = counts.get(n.op, 0) + 1
+        return dict(sorted(counts.items()))
+
+    # ---- identity and serialisation ------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": GRAPH_FORMAT_VERSION,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "outputs": list(self.outputs),
+            "meta": self.meta,
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Graph:
+        version = int(d.get("format_version", 0))
+        if version != GRAPH_FORMAT_VERSION:
+            raise ArchError(
+                f"graph format version {version!r} is not supported; "
+                f"expected {GRAPH_FORMAT_VERSION}"
+            )
+        return cls(
+            [Node.from_dict(n) for n in d["nodes"]], [str(o) for o in d["outputs"]], d.get("meta")
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Graph:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArchError(f"not a latbench graph JSON document: {exc}") from None
+        return cls.from_dict(d)
+
+    def graph_id(self) -> str:
+        """A stable hash of the computation (structure, shapes, attributes; not ``meta``)."""
+        payload = json.dumps(
+            {"nodes": [n.to_dict() for n in self.nodes], "outputs": self.outputs},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "graph_id": self.graph_id(),
+            "nodes": len(self.nodes),
+            "input_shape": list(self.inputs[0].shape) if self.inputs else [],
+            "output_shape": [list(self[o].shape) for o in self.outputs],
+            "macs": self.macs(),
+            "flops": self.flops(),
+            "params": self.params(),
+            "activation_bytes": self.activation_bytes(),
+            "peak_activation_bytes": self.peak_activation_bytes(),
+            "ops": self.op_counts(),
+            **{k: v for k, v in self.meta.items() if isinstance(v, str | int | float)},
+        }
+
+
+class GraphBuilder:
+    """Builds a :class:`Graph` with shape inference; each method returns the new node's name."""
+
+    def __init__(self, meta: Mapping[str, Any] | None = None) -> None:
+        self._nodes: list[Node] = []
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._counter: dict[str, int] = {}
+        self.meta = dict(meta or {})
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def _add(
+        self, op: str, inputs: Iterable[str], shape: Iterable[int], name: str | None, **attrs: Any
+    ) -> str:
+        if name is None:
+            i = self._counter.get(op, 0)
+            self._counter[op] = i + 1
+            name = f"{op}_{i}"
+        node = Node(name, op, tuple(inputs), tuple(int(s) for s in shape), attrs)
+        self._nodes.append(node)
+        self._shapes[name] = node.shape
+        return name
+
+    def input(self, shape: Iterable[int], name: str = "input") -> str:
+        return self._add("input", (), shape, name)
+
+    def conv(
+        self,
+        x: str,
+        out_channels: int,
+        kernel: int,
+        stride: int = 1,
+        padding: int | None = None,
+        groups: int = 1,
+        bias: bool = False,
+        name: str | None = None,
+    ) -> str:
+        n, c, h, w = self._shapes[x]
+        if padding is None:
+            padding = kernel // 2
+        if c % groups or out_channels % groups:
+            raise ArchError(f"conv groups={groups} must divide in={c} and out={out_channels}")
+        ho = (h + 2 * padding - kernel) // stride + 1
+        wo = (w + 2 * padding - kernel) // stride + 1
+        return self._add(
+            "conv",
+            [x],
+            (n, out_channels, ho, wo),
+            name,
+            out_channels=out_channels,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            bias=bias,
+        )
+
+    def batchnorm(self, x: str, eps: float = 1e-5, name: str | None = None) -> str:
+        return self._add("batchnorm", [x], self._shapes[x], name, eps=eps)
+
+    def act(self, op: str, x: str, name: str | None = None) -> str:
+        if op not in ELEMENTWISE_UNARY:
+            raise ArchError(
+                f"unknown activation {op!r}; expected one of {sorted(ELEMENTWISE_UNARY)}"
+            )
+        return self._add(op, [x], self._shapes[x], name)
+
+    def relu(self, x: str, name: str | None = None) -> str:
+        return self.act("relu", x, name)
+
+    def add(self, xs: Iterable[str], name: str | None = None) -> str:
+        xs = list(xs)
+        shapes = {self._shapes[x] for x in xs}
+        if len(shapes) != 1:
+            raise ArchError(f"add of different shapes: {sorted(shapes)}")
+        if len(xs) == 1:
+            return xs[0]
+        return self._add("add", xs, self._shapes[xs[0]], name)
+
+    def mul(self, a: str, b: str, name: str | None = None) -> str:
+        return self._add("mul", [a, b], self._shapes[a], name)
+
+    def zeros(self, like: str, name: str | None = None) -> str:
+        return self._add("zeros", [like], self._shapes[like], name)
+
+    def pool(
+        self,
+        op: str,
+        x: str,
+        kernel: int,
+        stride: int,
+        padding: int = 0,
+        count_include_pad: bool = False,
+        name: str | None = None,
+    ) -> str:
+        n, c, h, w = self._shapes[x]
+        ho = (h + 2 * padding - kernel) // stride + 1
+        wo = (w + 2 * padding - kernel) // stride + 1
+        attrs: dict[str, Any] = {"kernel": kernel, "stride": stride, "padding": padding}
+        if op == "avgpool":
+            attrs["count_include_pad"] = count_include_pad
+        return self._add(op, [x], (n, c, ho, wo), name, **attrs)
+
+    def global_avgpool(self, x: str, name: str | None = None) -> str:
+        n, c, _, _ = self._shapes[x]
+        return self._add("global_avgpool", [x], (n, c, 1, 1), name)
+
+    def flatten(self, x: str, name: str | None = None) -> str:
+        s = self._shapes[x]
+        return self._add("flatten", [x], (s[0], _numel(s[1:])), name)
+
+    def linear(self, x: str, out_features: int, bias: bool = True, name: str | None = None) -> str:
+        n, _ = self._shapes[x]
+        return self._add(
+            "linear", [x], (n, out_features), name, out_features=out_features, bias=bias
+        )
+
+    def channel_shuffle(self, x: str, groups: int, name: str | None = None) -> str:
+        return self._add("channel_shuffle", [x], self._shapes[x], name, groups=groups)
+
+    def concat(self, xs: Iterable[str], name: str | None = None) -> str:
+        xs = list(xs)
+        s0 = self._shapes[xs[0]]
+        c = sum(self._shapes[x][1] for x in xs)
+        return self._add("concat", xs, (s0[0], c, *s0[2:]), name)
+
+    def softmax(self, x: str, name: str | None = None) -> str:
+        return self._add("softmax", [x], self._shapes[x], name)
+
+    def build(self, outputs: Iterable[str], prune: bool = True) -> Graph:
+        g = Graph(self._nodes, outputs, self.meta)
+        return g.pruned() if prune else g
+
+
+# ---- deterministic weights ------------------------------------------------------------------
+
+
+def _node_rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode())])
+
+
+def init_params(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Deterministic float32 weights for every parametrised node.
+
+    One random stream per node (seeded by ``seed`` and the node name), so a node's weights do not
+    depend on the rest of the graph. Convolutions get He-normal weights; batch norms get random
+    affine parameters *and* random running statistics, so that folding BatchNorm into the
+    convolution (as the TFLite emitter does) is exercised by the equivalence tests.
+
+    Returns ``{node: {"weight": OIHW, "bias": O}}`` for convs, ``{"gamma", "beta", "mean",
+    "var"}`` for batch norms and ``{"weight": (out, in), "bias": (out,)}`` for linear layers.
+    """
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for n in graph.nodes:
+        rng = _node_rng(seed, n.name)
+        if n.op == "conv":
+            cin = graph[n.inputs[0]].shape[1]
+            k = int(n.attrs["kernel"])
+            g = int(n.attrs.get("groups", 1))
+            cout = int(n.attrs["out_channels"])
+            fan_in = (cin // g) * k * k
+            w = rng.standard_normal((cout, cin // g, k, k)) * np.sqrt(2.0 / fan_in)
+            p = {"weight": w.astype(np.float32)}
+            if n.attrs.get("bias", False):
+                p["bias"] = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+            params[n.name] = p
+        elif n.op == "batchnorm":
+            c = n.shape[1]
+            params[n.name] = {
+                "gamma": rng.uniform(0.5, 1.5, c).astype(np.float32),
+                "beta": (rng.standard_normal(c) * 0.1).astype(np.float32),
+                "mean": (rng.standard_normal(c) * 0.1).astype(np.float32),
+                "var": rng.uniform(0.5, 1.5, c).astype(np.float32),
+            }
+        elif n.op == "linear":
+            fin = graph[n.inputs[0]].shape[1]
+            fout = int(n.attrs["out_features"])
+            w = rng.standard_normal((fout, fin)) * np.sqrt(1.0 / fin)
+            p = {"weight": w.astype(np.float32)}
+            if n.attrs.get("bias", True):
+                p["bias"] = (rng.standard_normal(fout) * 0.1).astype(np.float32)
+            params[n.name] = p
+    return params
+
+
+def make_input(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded standard-normal float32 inputs for every graph input (NCHW)."""
+    rng = np.random.default_rng(seed)
+    return {n.name: rng.standard_normal(n.shape).astype(np.float32) for n in graph.inputs}
