@@ -56,6 +56,8 @@ class Measurement:
     wall_s: float = 0.0
     latbench_version: str = ""
     record_version: int = RECORD_VERSION
+    # how the timing loop ran: settings, stop_reason, timer_resolution_s, elapsed_s
+    harness: dict[str, Any] = field(default_factory=dict)
 
     # ---- statistics, computed from the raw samples -------------------------------------
     @property
@@ -98,6 +100,25 @@ class Measurement:
     def ci_median_ms(self) -> tuple[float, float]:
         """95 % distribution-free confidence interval of the median."""
         return _stats.median_ci(self.samples_ms, 0.95)
+
+    def verdict(self) -> dict[str, Any]:
+        """Is this measurement stable? ``{"stable", "reasons", "advice", "spread", "drift"}``."""
+        if not self.ok:
+            return {
+                "stable": False,
+                "reasons": [f"measurement failed: {self.error}"],
+                "advice": [],
+                "spread": float("nan"),
+                "drift": float("nan"),
+            }
+        settings = self.harness.get("settings", {}) if isinstance(self.harness, dict) else {}
+        min_runs = int(settings.get("min_runs", _stats.MIN_RUNS_FOR_VERDICT) or 1)
+        return _stats.stability(
+            self.samples_ms,
+            self.env,
+            self.env_after,
+            min_runs=min(min_runs, _stats.MIN_RUNS_FOR_VERDICT),
+        )
 
     def summary(self) -> dict[str, Any]:
         """The statistics as a flat dict of ``*_ms`` fields (empty values for a failed record)."""

@@ -51,3 +51,77 @@ def median_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     lo = max(0, math.floor(n / 2 - half) - 1)
     hi = min(n - 1, math.ceil(n / 2 + half))
     return float(s[lo]), float(s[hi])
+
+
+# ---- stability verdict (pyperf ``format_checks`` in spirit) ---------------------------------
+MIN_RUNS_FOR_VERDICT = 10
+SPREAD_LIMIT = 0.10  # IQR / median
+DRIFT_LIMIT = 0.05  # |median(second half) / median(first half) - 1|
+FREQ_CHANGE_LIMIT = 0.05
+
+
+def _freq_values(env: dict[str, object]) -> list[float]:
+    cur = env.get("cpu_cur_freq_khz")
+    if isinstance(cur, dict):
+        return [float(v) for v in cur.values() if isinstance(v, int | float)]
+    return []
+
+
+def stability(
+    samples: Sequence[float],
+    env_before: dict[str, object] | None = None,
+    env_after: dict[str, object] | None = None,
+    min_runs: int = MIN_RUNS_FOR_VERDICT,
+    spread_limit: float = SPREAD_LIMIT,
+    drift_limit: float = DRIFT_LIMIT,
+) -> dict[str, object]:
+    """Judge whether ``samples`` are a stable measurement; say why not and what to do.
+
+    Checks: too few runs; spread (IQR/median) above ``spread_limit``; drift between the medians
+    of the first and second half; a CPU frequency change between ``env_before`` and
+    ``env_after``; thermal throttle counters that grew. Returns ``{"stable": bool, "reasons":
+    [...], "advice": [...], "spread": float, "drift": float}``.
+    """
+    reasons: list[str] = []
+    advice: list[str] = []
+    n = len(samples)
+    spread = drift = float("nan")
+    if n < min_runs:
+        reasons.append(f"too few runs: {n} < {min_runs}")
+        advice.append("raise --min-runs or --min-time")
+    if n >= 2:
+        med = median(samples)
+        spread = iqr(samples) / med if med > 0 else float("inf")
+        if spread > spread_limit:
+            reasons.append(f"spread too wide: IQR/median = {spread:.1%} > {spread_limit:.0%}")
+            advice.append(
+                "close other programs, pin to an idle CPU (--cpus), or raise --min-time so the "
+                "median is taken over a longer window"
+            )
+    if n >= max(4, min_runs):
+        half = n // 2
+        m1, m2 = median(samples[:half]), median(samples[half:])
+        drift = m2 / m1 - 1 if m1 > 0 else float("inf")
+        if abs(drift) > drift_limit:
+            reasons.append(f"drift: the second half's median is {drift:+.1%} off the first half's")
+            advice.append("warm up longer (--warmup-time) or check for background load")
+    if env_before and env_after:
+        f0, f1 = _freq_values(env_before), _freq_values(env_after)
+        if f0 and f1:
+            a, b = sum(f0) / len(f0), sum(f1) / len(f1)
+            if a > 0 and abs(b / a - 1) > FREQ_CHANGE_LIMIT:
+                reasons.append(f"CPU frequency changed: {a / 1e3:.0f} -> {b / 1e3:.0f} MHz")
+                advice.append("set the governor to performance (cpupower frequency-set -g ...)")
+        t0, t1 = env_before.get("throttle_counts"), env_after.get("throttle_counts")
+        if isinstance(t0, dict) and isinstance(t1, dict):
+            grown = [k for k, v in t1.items() if isinstance(v, int) and v > int(t0.get(k, 0))]
+            if grown:
+                reasons.append(f"thermal throttling seen ({', '.join(sorted(grown)[:3])})")
+                advice.append("cool the device down between runs (cooldown_s) or add a heatsink")
+    return {
+        "stable": not reasons,
+        "reasons": reasons,
+        "advice": list(dict.fromkeys(advice)),
+        "spread": spread,
+        "drift": drift,
+    }

@@ -23,3 +23,7 @@ __all__ = [
     "list_spaces",
     "make_input",
 ]
+
+from latbench.spaces.export import export
+
+__all__ += ["export"]

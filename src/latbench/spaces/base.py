@@ -90,7 +90,17 @@ class SearchSpace(ABC):
         if n > self.size():
             raise ArchError(f"{self.name}: cannot sample {n} distinct archs from {self.size()}")
         rng = random.Random(seed)
-        codes = rng.sample(range(self.size()), n)
+        size = self.size()
+        if size <= 2**62:  # random.sample needs len(range) to fit a C ssize_t
+            codes = rng.sample(range(size), n)
+        else:  # huge spaces (FBNet: 9^22): rejection of the rare duplicate
+            seen: set[int] = set()
+            codes = []
+            while len(codes) < n:
+                c = rng.randrange(size)
+                if c not in seen:
+                    seen.add(c)
+                    codes.append(c)
         return [self.decode_int(c) for c in codes]
 
     def random_arch(self, rng: random.Random) -> str:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,50 +440,90 @@ class GraphBuilder:
 # ---- deterministic weights ------------------------------------------------------------------
 
 
-def _node_rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode())])
+def _node_rng(bits: np.random.PCG64, seed: int, name: str) -> np.random.PCG64:
+    """Re-seed ``bits`` to the stream of node ``name``: a PCG64 state hashed from seed and name.
+
+    Setting the state of one bit generator costs ~4 us, a fresh ``default_rng`` ~25 us (it runs
+    a SeedSequence); with ~80 parametrised nodes per network that is a tenth of emission time.
+    """
+    h = hashlib.blake2b(f"{int(seed)}/{name}".encode(), digest_size=32).digest()
+    bits.state = {
+        "bit_generator": "PCG64",
+        "state": {
+            "state": int.from_bytes(h[:16], "little"),
+            "inc": int.from_bytes(h[16:], "little") | 1,
+        },
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    return bits
+
+
+def _uniform(
+    rng: np.random.PCG64, shape: tuple[int, ...] | int, low: float, high: float
+) -> np.ndarray:
+    """Float32 uniform draws in [low, high) from the generator's raw 64-bit output.
+
+    Drawing weights dominates emission time; filling raw words in bulk and mapping each 32-bit
+    half to a float in [1, 2) through its mantissa bits is twice as fast as
+    ``rng.random(dtype=float32)`` and just as deterministic.
+    """
+    n = int(np.prod(shape))
+    bits = np.asarray(rng.random_raw((n + 1) // 2)).view(np.uint32)[:n]
+    bits >>= np.uint32(9)
+    bits |= np.uint32(0x3F800000)
+    x = bits.view(np.float32).reshape(shape)
+    span = np.float32(high - low)
+    x *= span
+    x += np.float32(low) - span
+    return x
 
 
 def init_params(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Deterministic float32 weights for every parametrised node.
 
-    One random stream per node (seeded by ``seed`` and the node name), so a node's weights do not
-    depend on the rest of the graph. Convolutions get He-normal weights; batch norms get random
-    affine parameters *and* random running statistics, so that folding BatchNorm into the
-    convolution (as the TFLite emitter does) is exercised by the equivalence tests.
+    One random stream per parametrised node (seeded by ``seed`` and the node name), so a node's
+    weights do not depend on the rest of the graph. Convolutions and linear layers get He-uniform
+    weights (variance 2 / fan_in; uniform float32 draws are ~3x cheaper than normal ones, and
+    drawing weights dominates emission time); batch norms get random affine parameters *and*
+    random running statistics, so that folding BatchNorm into the convolution (as the TFLite
+    emitter does) is exercised by the equivalence tests.
 
     Returns ``{node: {"weight": OIHW, "bias": O}}`` for convs, ``{"gamma", "beta", "mean",
     "var"}`` for batch norms and ``{"weight": (out, in), "bias": (out,)}`` for linear layers.
     """
     params: dict[str, dict[str, np.ndarray]] = {}
+    bitgen = np.random.PCG64(0)  # re-seeded per node
     for n in graph.nodes:
-        rng = _node_rng(seed, n.name)
         if n.op == "conv":
+            rng = _node_rng(bitgen, seed, n.name)
             cin = graph[n.inputs[0]].shape[1]
             k = int(n.attrs["kernel"])
             g = int(n.attrs.get("groups", 1))
             cout = int(n.attrs["out_channels"])
-            fan_in = (cin // g) * k * k
-            w = rng.standard_normal((cout, cin // g, k, k)) * np.sqrt(2.0 / fan_in)
-            p = {"weight": w.astype(np.float32)}
+            bound = float(np.sqrt(6.0 / ((cin // g) * k * k)))
+            p = {"weight": _uniform(rng, (cout, cin // g, k, k), -bound, bound)}
             if n.attrs.get("bias", False):
-                p["bias"] = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+                p["bias"] = _uniform(rng, cout, -0.2, 0.2)
             params[n.name] = p
         elif n.op == "batchnorm":
+            rng = _node_rng(bitgen, seed, n.name)
             c = n.shape[1]
+            u = _uniform(rng, (4, c), 0.0, 1.0)  # one draw: 4 small draws cost 4x the calls
             params[n.name] = {
-                "gamma": rng.uniform(0.5, 1.5, c).astype(np.float32),
-                "beta": (rng.standard_normal(c) * 0.1).astype(np.float32),
-                "mean": (rng.standard_normal(c) * 0.1).astype(np.float32),
-                "var": rng.uniform(0.5, 1.5, c).astype(np.float32),
+                "gamma": u[0] + np.float32(0.5),
+                "beta": u[1] * np.float32(0.4) - np.float32(0.2),
+                "mean": u[2] * np.float32(0.4) - np.float32(0.2),
+                "var": u[3] + np.float32(0.5),
             }
         elif n.op == "linear":
+            rng = _node_rng(bitgen, seed, n.name)
             fin = graph[n.inputs[0]].shape[1]
             fout = int(n.attrs["out_features"])
-            w = rng.standard_normal((fout, fin)) * np.sqrt(1.0 / fin)
-            p = {"weight": w.astype(np.float32)}
+            bound = float(np.sqrt(3.0 / fin))
+            p = {"weight": _uniform(rng, (fout, fin), -bound, bound)}
             if n.attrs.get("bias", True):
-                p["bias"] = (rng.standard_normal(fout) * 0.1).astype(np.float32)
+                p["bias"] = _uniform(rng, fout, -0.2, 0.2)
             params[n.name] = p
     return params
 

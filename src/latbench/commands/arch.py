@@ -1,0 +1,118 @@
+"""``latbench arch``: inspect architectures (``show``, ``sample``).
+
+``latbench arch show SPACE ARCH`` prints the summary of a search-space architecture (id, MACs,
+parameters, activation memory, operator counts); ``latbench arch show --onnx FILE`` does the same
+for any ONNX model; ``--nodes`` adds the per-node table, ``--json`` prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from latbench.errors import ConfigError
+from latbench.spaces import Graph, get_space
+from latbench.spaces.onnx_import import from_onnx
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("arch", help="inspect architectures", description=__doc__)
+    sub = p.add_subparsers(dest="arch_command", metavar="ACTION", required=True)
+
+    show = sub.add_parser(
+        "show",
+        help="summary of one architecture (or of an ONNX model with --onnx)",
+        description="Print the summary of an architecture: MACs, parameters, activation memory.",
+    )
+    show.add_argument("space", nargs="?", help="search space (see `latbench spaces`)")
+    show.add_argument("arch", nargs="?", help="architecture string of that space")
+    show.add_argument("--onnx", metavar="FILE", help="summarise this ONNX model instead")
+    show.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    show.add_argument("--resolution", type=int, default=None, help="input resolution")
+    show.add_argument("--nodes", action="store_true", help="also print every node")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=run_show)
+
+    sample = sub.add_parser("sample", help="print random architectures of a space")
+    sample.add_argument("space", help="search space")
+    sample.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.set_defaults(handler=run_sample)
+
+
+def graph_from_args(args: argparse.Namespace) -> Graph:
+    """The graph named by ``SPACE ARCH`` or ``--onnx FILE`` (shared with ``latbench export``)."""
+    if args.batch < 1:
+        raise ConfigError(f"--batch {args.batch} must be >= 1")
+    if args.onnx:
+        if args.space or args.arch:
+            raise ConfigError("give either SPACE ARCH or --onnx FILE, not both")
+        return from_onnx(args.onnx, batch=args.batch)
+    if not args.space or not args.arch:
+        raise ConfigError(
+            "expected SPACE ARCH (e.g. nb201 '|nor_conv_3x3~0|+|...|') or --onnx FILE"
+        )
+    space = get_space(args.space)
+    return space.build(args.arch, batch=args.batch, resolution=args.resolution)
+
+
+def _fmt_int(v: int) -> str:
+    return f"{v:,}"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    graph = graph_from_args(args)
+    summary = graph.summary()
+    if args.space and args.arch:
+        space = get_space(args.space)
+        summary["arch_id"] = space.arch_id(args.arch)
+        if hasattr(space, "index"):
+            summary["nb201_index"] = space.index(args.arch)
+    if args.json:
+        doc: dict[str, Any] = dict(summary)
+        if args.nodes:
+            doc["node_list"] = [
+                {**n.to_dict(), "macs": graph.node_macs(n), "params": graph.node_params(n)}
+                for n in graph.nodes
+            ]
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    labels = [
+        ("space", summary.get("space", "")),
+        ("arch", summary.get("arch", "")),
+        ("source", summary.get("source", "")),
+        ("model", summary.get("model", "")),
+        ("arch_id", summary.get("arch_id", "")),
+        ("nb201_index", summary.get("nb201_index", "")),
+        ("graph_id", summary["graph_id"]),
+        ("input", "x".join(str(d) for d in summary["input_shape"])),
+        ("output", ", ".join("x".join(str(d) for d in s) for s in summary["output_shape"])),
+        ("nodes", summary["nodes"]),
+        ("MACs", _fmt_int(summary["macs"])),
+        ("FLOPs", _fmt_int(summary["flops"])),
+        ("params", _fmt_int(summary["params"])),
+        ("activations", f"{summary['activation_bytes'] / 2**20:.2f} MiB (sum of all outputs)"),
+        ("peak act.", f"{summary['peak_activation_bytes'] / 2**20:.2f} MiB (live at once)"),
+        ("ops", ", ".join(f"{k} {v}" for k, v in summary["ops"].items())),
+    ]
+    for key, value in labels:
+        if value != "":
+            print(f"{key:<12} {value}")
+    if args.nodes:
+        print()
+        print(f"{'node':<28} {'op':<15} {'shape':<18} {'MACs':>12} {'params':>9}")
+        for n in graph.nodes:
+            shape = "x".join(str(d) for d in n.shape)
+            print(
+                f"{n.name[:28]:<28} {n.op:<15} {shape:<18} "
+                f"{graph.node_macs(n):>12,} {graph.node_params(n):>9,}"
+            )
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    space = get_space(args.space)
+    for arch in space.sample(args.n, seed=args.seed):
+        print(arch)
+    return 0

@@ -1,0 +1,151 @@
+"""Bundled reference data: public latency tables of NAS-Bench-201 and FBNet on real devices.
+
+The tables ship inside the package (``latbench/datasets/reference/``) with their licences and
+attribution (``ATTRIBUTION.md``). On disk they are *wide*: one row per architecture (its index
+and string), one column per device configuration named ``source/device``; an empty cell means
+"not measured". :func:`load_reference` turns them into the long format every latbench reader
+takes: ``space, arch, device, latency_ms``, plus the index column (``nb201_index`` /
+``fbnet_index``) and ``batch``.
+
+Batch: HELP's GPU columns carry the batch size as a suffix (``help/1080ti_32``); it is parsed
+into ``batch`` while the device name keeps the suffix, because each batch size is a separate
+device configuration in the few-shot protocol (HELP's naming). Every other column is batch 1
+(``oneproxy/eagle_jetson_16`` is fp16, not batch 16).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from latbench.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    """One bundled table: its file, search space, and provenance."""
+
+    name: str
+    space: str
+    file: str
+    index_column: str
+    description: str
+    sources: tuple[str, ...]
+    licenses: tuple[str, ...]
+
+
+REFERENCE_TABLES: dict[str, ReferenceTable] = {
+    "nb201": ReferenceTable(
+        name="nb201",
+        space="nb201",
+        file="nb201_latency_ms.csv.gz",
+        index_column="nb201_index",
+        description="NAS-Bench-201: all 15,625 cells on 36 device configurations",
+        sources=("HELP (MIT)", "OneProxy (MIT)", "nn-Meter (MIT)", "BRP-NAS LatBench (Apache-2.0)"),
+        licenses=("HELP.LICENSE", "OneProxy.LICENSE", "nn-Meter.LICENSE", "brp-nas.LICENSE"),
+    ),
+    "fbnet": ReferenceTable(
+        name="fbnet",
+        space="fbnet",
+        file="fbnet_latency_ms.csv.gz",
+        index_column="fbnet_index",
+        description="FBNet: 5,000 architectures on 21 device configurations (HELP)",
+        sources=("HELP (MIT)",),
+        licenses=("HELP.LICENSE",),
+    ),
+}
+
+_BATCH_SUFFIX = re.compile(r"^help/.*_(\d+)$")
+
+
+def reference_dir() -> Path:
+    """The directory of the bundled tables, licences and attribution."""
+    return Path(str(resources.files("latbench.datasets").joinpath("reference")))
+
+
+def _table(name: str) -> ReferenceTable:
+    try:
+        return REFERENCE_TABLES[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown reference dataset {name!r}; expected one of: "
+            + ", ".join(sorted(REFERENCE_TABLES))
+        ) from None
+
+
+def batch_of(device: str) -> int:
+    """The batch size of a reference device column (``help/1080ti_256`` -> 256, else 1)."""
+    m = _BATCH_SUFFIX.match(device)
+    return int(m.group(1)) if m else 1
+
+
+@functools.lru_cache(maxsize=4)
+def _wide(name: str) -> pd.DataFrame:
+    t = _table(name)
+    return pd.read_csv(reference_dir() / t.file)
+
+
+def load_wide(name: str) -> pd.DataFrame:
+    """The table as shipped: index, arch, one column per device (NaN = not measured)."""
+    return _wide(name).copy()
+
+
+def reference_devices(name: str) -> list[str]:
+    """The device configuration names of a reference table, in file order."""
+    t = _table(name)
+    return [c for c in _wide(name).columns if c not in (t.index_column, "arch")]
+
+
+def load_reference(name: str) -> pd.DataFrame:
+    """The long-format table: ``space, arch, device, latency_ms, <index>, batch``.
+
+    One row per measured cell (empty cells are left out), sorted by device then index.
+    ``latency_ms`` is in milliseconds as published; see ``ATTRIBUTION.md`` for the quirks
+    (whole-ms phone columns, sub-0.1 ms disconnected cells).
+    """
+    t = _table(name)
+    wide = _wide(name)
+    devices = reference_devices(name)
+    long = wide.melt(
+        id_vars=[t.index_column, "arch"],
+        value_vars=devices,
+        var_name="device",
+        value_name="latency_ms",
+    ).dropna(subset=["latency_ms"])
+    batch_map = {d: batch_of(d) for d in devices}
+    out = pd.DataFrame(
+        {
+            "space": t.space,
+            "arch": long["arch"].to_numpy(),
+            "device": long["device"].to_numpy(),
+            "latency_ms": long["latency_ms"].astype("float64").to_numpy(),
+            t.index_column: long[t.index_column].astype("int64").to_numpy(),
+            "batch": long["device"].map(batch_map).astype("int64").to_numpy(),
+        }
+    )
+    return out.reset_index(drop=True)
+
+
+def list_reference() -> pd.DataFrame:
+    """One row per bundled table: name, space, architectures, devices, rows, sources."""
+    rows = []
+    for t in REFERENCE_TABLES.values():
+        wide = _wide(t.name)
+        devices = reference_devices(t.name)
+        rows.append(
+            {
+                "name": t.name,
+                "space": t.space,
+                "archs": len(wide),
+                "devices": len(devices),
+                "rows": int(wide[devices].notna().to_numpy().sum()),
+                "description": t.description,
+                "sources": ", ".join(t.sources),
+            }
+        )
+    return pd.DataFrame(rows)

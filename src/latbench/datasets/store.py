@@ -1,0 +1,448 @@
+"""The embedded store: one SQLite file of measurements, safe against crashes.
+
+Why SQLite: one file to copy and share, readable by any language, transactional. A collection
+writes each measurement in its own transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) with
+``synchronous=FULL`` in WAL mode, so a measurement is on disk before the next one starts: a
+crash, a SIGKILL or a power cut loses at most the measurement in flight, never a stored row.
+WAL mode also lets readers (``latbench dataset stats``, a notebook) read while a collection
+writes.
+
+Identity: the store marks itself with ``PRAGMA application_id`` (:data:`APPLICATION_ID`) and
+``PRAGMA user_version`` (the schema version). Both are read straight from the file header before
+SQLite opens the file for writing, so a foreign or corrupt file, or a store of a newer schema,
+is refused with a clear error and left untouched.
+
+A row is identified by :data:`~latbench.datasets.schema.KEY_COLUMNS` (a unique index): writing a
+row whose key exists does nothing, except that an ``ok`` row replaces a ``failed`` one (a
+retried architecture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+
+from latbench.datasets import schema as S
+from latbench.errors import DatasetError, SchemaVersionError
+
+APPLICATION_ID = 0x4C424E43  # "LBNC"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS measurements (id INTEGER PRIMARY KEY, "
+    + ", ".join(f"{c.name} {c.sql}" for c in S.COLUMNS)
+    + ")",
+    "CREATE UNIQUE INDEX IF NOT EXISTS measurements_key ON measurements("
+    + ", ".join(S.KEY_COLUMNS)
+    + ")",
+    "CREATE INDEX IF NOT EXISTS measurements_space_device ON measurements(space, device)",
+    "CREATE TABLE IF NOT EXISTS collections (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL, params TEXT)",
+    "CREATE TABLE IF NOT EXISTS drift (id INTEGER PRIMARY KEY, collection TEXT NOT NULL, "
+    "device TEXT NOT NULL, arch TEXT NOT NULL, latency_ms REAL, baseline_ms REAL, "
+    "ratio REAL, after_rows INTEGER NOT NULL, measured_at TEXT NOT NULL)",
+]
+_TABLES = {"meta", "measurements", "collections", "drift"}
+
+
+def _read_header(path: Path) -> tuple[int, int] | None:
+    """(application_id, user_version) from the SQLite header; None for a new, empty file."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+        raise DatasetError(
+            f"{path} is not a latbench store: not a SQLite database (header {head[:16]!r}); "
+            "expected a file written by `latbench collect` or `latbench dataset import`"
+        )
+    (user_version,) = struct.unpack(">i", head[60:64])
+    (app_id,) = struct.unpack(">I", head[68:72])
+    return app_id, user_version
+
+
+def check_store_file(path: str | os.PathLike[str]) -> bool:
+    """Validate an existing file without modifying it; True when it is a store, False if new.
+
+    Raises :class:`DatasetError` for a foreign or corrupt file and
+    :class:`SchemaVersionError` for a store of a newer schema.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise DatasetError(f"{p} is a directory; expected a store file such as latbench.db")
+    header = _read_header(p)
+    if header is None:
+        return False
+    app_id, user_version = header
+    if app_id != APPLICATION_ID:
+        raise DatasetError(
+            f"{p} is a SQLite database of another application (application_id "
+            f"0x{app_id:08x}, expected 0x{APPLICATION_ID:08x}); latbench will not modify it"
+        )
+    if user_version > S.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{p} was written with dataset schema version {user_version}; this latbench "
+            f"({S.latbench_version()}) reads versions <= {S.SCHEMA_VERSION}: upgrade latbench"
+        )
+    return True
+
+
+def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """SQL WHERE clause of ``filters``: exact match, or a glob when the value has * ? [."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key not in S.COLUMN_NAMES:
+            raise DatasetError(f"unknown filter column {key!r}; expected one of {S.COLUMN_NAMES}")
+        values = [value] if isinstance(value, str | int | float) else list(value)
+        ors = []
+        for v in values:
+            if isinstance(v, str) and any(ch in v for ch in "*?["):
+                ors.append(f"{key} GLOB ?")
+            else:
+                ors.append(f"{key} = ?")
+            params.append(v)
+        clauses.append("(" + " OR ".join(ors) + ")")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class Store:
+    """A latbench dataset store (SQLite). Open with :func:`latbench.datasets.open`.
+
+    Use as a context manager or call :meth:`close`. Not shared between threads: each thread or
+    process opens its own ``Store`` on the same file.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, readonly: bool = False, create: bool = True
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        exists = check_store_file(self.path)
+        if not exists and (readonly or not create):
+            raise DatasetError(
+                f"store {str(self.path)!r} does not exist; create it with `latbench collect` "
+                "or `latbench dataset import`"
+            )
+        if not exists and not self.path.parent.is_dir():
+            raise DatasetError(f"directory {str(self.path.parent)!r} of the store does not exist")
+        try:
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            else:
+                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            if not exists:
+                self._create()
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+            self._check_tables()
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise DatasetError(f"{self.path} is corrupt or unreadable: {exc}") from None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _create(self) -> None:
+        """Create the tables in rollback-journal mode, so the header is in the main file."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        c.execute(f"PRAGMA user_version = {S.SCHEMA_VERSION}")
+        for stmt in _DDL:
+            c.execute(stmt)
+        c.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [
+                ("schema_version", str(S.SCHEMA_VERSION)),
+                ("created_at", S.utc_now()),
+                ("created_by", f"latbench {S.latbench_version()}"),
+            ],
+        )
+        c.execute("COMMIT")
+
+    def _check_tables(self) -> None:
+        names = {
+            r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        missing = _TABLES - names
+        if missing:
+            raise DatasetError(
+                f"{self.path} is marked as a latbench store but lacks table(s) {sorted(missing)}"
+            )
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version > S.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} was written with dataset schema version {version}; this latbench "
+                f"reads versions <= {S.SCHEMA_VERSION}: upgrade latbench"
+            )
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise DatasetError(f"{self.path}: {exc}") from None
+
+    # ---- writing ---------------------------------------------------------------------
+    _INSERT = (
+        f"INSERT INTO measurements({', '.join(S.COLUMN_NAMES)}) "
+        f"VALUES ({', '.join('?' for _ in S.COLUMN_NAMES)}) "
+        f"ON CONFLICT({', '.join(S.KEY_COLUMNS)}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in S.COLUMN_NAMES)
+        + " WHERE measurements.status = 'failed' AND excluded.status = 'ok'"
+    )
+    _INSERT_IGNORE = (
+        f"INSERT INTO measurements({', '.join(S.COLUMN_NAMES)}) "
+        f"VALUES ({', '.join('?' for _ in S.COLUMN_NAMES)}) ON CONFLICT DO NOTHING"
+    )
+
+    def add(self, row: Mapping[str, Any]) -> bool:
+        """Write one row in its own durable transaction; True when it was stored.
+
+        A row whose key is already stored is ignored, except that an ``ok`` row replaces a
+        ``failed`` one.
+        """
+        return self.add_many([row], replace_failed=True)[0] == 1
+
+    def add_many(
+        self, rows: Iterable[Mapping[str, Any]], *, replace_failed: bool = False
+    ) -> tuple[int, int]:
+        """Write rows in one transaction; (stored, skipped as already present)."""
+        tuples = S.ordered(rows)
+        if not tuples:
+            return 0, 0
+        sql = self._INSERT if replace_failed else self._INSERT_IGNORE
+        c = self._conn
+        before = c.total_changes
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany(sql, tuples)
+            c.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (S.utc_now(),)
+            )
+            c.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise DatasetError(f"{self.path}: could not write {len(tuples)} row(s): {exc}") from None
+        stored = c.total_changes - before - 1  # minus the meta row
+        return stored, len(tuples) - stored
+
+    def upsert_collection(self, name: str, params: Mapping[str, Any]) -> None:
+        """Record (or update) a collection's parameters."""
+        now = S.utc_now()
+        text = json.dumps(dict(params), sort_keys=True, default=str)
+        self._execute("BEGIN IMMEDIATE")
+        self._execute(
+            "INSERT INTO collections(name, created_at, updated_at, params) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at, "
+            "params = excluded.params",
+            (name, now, now, text),
+        )
+        self._execute("COMMIT")
+
+    def add_drift(
+        self,
+        *,
+        collection: str,
+        device: str,
+        arch: str,
+        latency_ms: float | None,
+        baseline_ms: float | None,
+        after_rows: int,
+    ) -> float | None:
+        """Record one re-measurement of the drift reference model; return its ratio."""
+        ratio = (
+            latency_ms / baseline_ms
+            if latency_ms is not None and baseline_ms is not None and baseline_ms > 0
+            else None
+        )
+        self._execute("BEGIN IMMEDIATE")
+        self._execute(
+            "INSERT INTO drift(collection, device, arch, latency_ms, baseline_ms, ratio, "
+            "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (collection, device, arch, latency_ms, baseline_ms, ratio, after_rows, S.utc_now()),
+        )
+        self._execute("COMMIT")
+        return ratio
+
+    # ---- reading ---------------------------------------------------------------------
+    def drift_baseline(self, collection: str, device: str) -> float | None:
+        """The first successful reference latency of a collection on a device (resume-safe)."""
+        row = self._execute(
+            "SELECT latency_ms FROM drift WHERE collection = ? AND device = ? "
+            "AND latency_ms IS NOT NULL ORDER BY id LIMIT 1",
+            (collection, device),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def last_drift_ratio(self, collection: str, device: str) -> float | None:
+        row = self._execute(
+            "SELECT ratio FROM drift WHERE collection = ? AND device = ? AND ratio IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (collection, device),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def drift(self, collection: str | None = None) -> pd.DataFrame:
+        """The drift reference measurements (one row per re-measurement)."""
+        where, params = _where({"collection": collection}) if collection else ("", [])
+        return pd.read_sql_query(f"SELECT * FROM drift{where} ORDER BY id", self._conn, params=params)
+
+    def done(
+        self,
+        *,
+        collection: str,
+        space: str,
+        device: str,
+        runtime: str,
+        batch: int,
+        threads: int,
+        include_failed: bool = True,
+    ) -> set[str]:
+        """Architectures already stored for this key (what a resumed collection skips)."""
+        sql = (
+            "SELECT arch FROM measurements WHERE collection = ? AND space = ? AND device = ? "
+            "AND runtime = ? AND batch = ? AND threads = ?"
+        )
+        if not include_failed:
+            sql += " AND status = 'ok'"
+        cur = self._execute(sql, (collection, space, device, runtime, batch, threads))
+        return {r[0] for r in cur}
+
+    def count(self, **filters: Any) -> int:
+        where, params = _where(filters)
+        (n,) = self._execute(f"SELECT COUNT(*) FROM measurements{where}", params).fetchone()
+        return int(n)
+
+    def meta(self) -> dict[str, str]:
+        return {k: v for k, v in self._execute("SELECT key, value FROM meta")}
+
+    def iter_frames(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        samples: bool = True,
+        chunk_rows: int = 250_000,
+        **filters: Any,
+    ) -> Iterator[pd.DataFrame]:
+        """The rows matching ``filters`` as DataFrames of at most ``chunk_rows`` rows."""
+        cols = list(columns or S.COLUMN_NAMES)
+        unknown = [c for c in cols if c not in S.COLUMN_NAMES]
+        if unknown:
+            raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
+        if not samples and "samples_ms" in cols:
+            cols.remove("samples_ms")
+        where, params = _where(filters)
+        sql = f"SELECT {', '.join(cols)} FROM measurements{where} ORDER BY id"
+        cur = self._execute(sql, params)
+        while True:
+            chunk = cur.fetchmany(chunk_rows)
+            if not chunk:
+                break
+            yield _frame(chunk, cols)
+
+    def to_pandas(
+        self, *, columns: Sequence[str] | None = None, samples: bool = True, **filters: Any
+    ) -> pd.DataFrame:
+        """The rows matching ``filters`` (``space="nb201"``, ``device="help/*"``, ...).
+
+        JSON columns (``input_shape``, ``counters``, ``env``) stay JSON strings; ``samples_ms``
+        becomes a list of floats (``samples=False`` leaves it out, faster on big stores).
+        """
+        cols = list(columns or S.COLUMN_NAMES)
+        frames = list(self.iter_frames(columns=cols, samples=samples, **filters))
+        if not frames:
+            return _frame([], [c for c in cols if samples or c != "samples_ms"])
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, ignore_index=True)
+
+    def collections(self) -> pd.DataFrame:
+        """One row per collection or import source: counts, devices, time span."""
+        sql = (
+            "SELECT m.collection AS name, COUNT(*) AS rows, "
+            "SUM(m.status = 'ok') AS ok, SUM(m.status = 'failed') AS failed, "
+            "COUNT(DISTINCT m.space) AS spaces, COUNT(DISTINCT m.device) AS devices, "
+            "MIN(m.measured_at) AS first, MAX(m.measured_at) AS last, c.params AS params "
+            "FROM measurements m LEFT JOIN collections c ON c.name = m.collection "
+            "GROUP BY m.collection ORDER BY m.collection"
+        )
+        return pd.read_sql_query(sql, self._conn)
+
+    def collection_params(self, name: str) -> dict[str, Any] | None:
+        row = self._execute("SELECT params FROM collections WHERE name = ?", (name,)).fetchone()
+        return None if row is None or row[0] is None else dict(json.loads(row[0]))
+
+    def stats(self, **filters: Any) -> pd.DataFrame:
+        """Per collection, space, device, runtime and batch: counts and latency range (ms)."""
+        where, params = _where(filters)
+        sql = (
+            "SELECT collection, space, device, runtime, batch, COUNT(*) AS rows, "
+            "SUM(status = 'ok') AS ok, SUM(status = 'failed') AS failed, "
+            "MIN(latency_ms) AS min_ms, AVG(latency_ms) AS mean_ms, MAX(latency_ms) AS max_ms "
+            f"FROM measurements{where} GROUP BY collection, space, device, runtime, batch "
+            "ORDER BY collection, space, device, runtime, batch"
+        )
+        return pd.read_sql_query(sql, self._conn, params=params)
+
+
+def _frame(rows: list[tuple[Any, ...]], cols: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    if "samples_ms" in df.columns:
+        df["samples_ms"] = [S.unpack_samples(b) for b in df["samples_ms"]]
+    for c in S.FLOAT_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].astype("float64")
+    for c in ("batch", "threads", "schema_version"):
+        if c in df.columns and len(df):
+            df[c] = df[c].astype("int64")
+    for c in ("arch_index", "runs", "loops", "warmup_runs"):
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def open_store(
+    path: str | os.PathLike[str], *, readonly: bool = False, create: bool = True
+) -> Store:
+    """Open (or create) the store at ``path``; see :class:`Store`."""
+    return Store(path, readonly=readonly, create=create)

@@ -1,0 +1,131 @@
+"""The ``Device`` interface every adapter implements, and the device registry.
+
+A device adapter is a transport (how models and commands reach the hardware) plus a parser (how
+the hardware's output becomes numbers). Every adapter returns the same immutable
+:class:`~latbench.profilers.record.Measurement`, so the rest of latbench never cares whether a
+number came from this CPU, a Raspberry Pi over SSH, a phone over adb or a GPU.
+
+Contract (kept stable for all adapters)::
+
+    dev = get_device("pi4", config)          # DEVICES[config.device("pi4")["transport"]]
+    with dev:                                 # close() on exit
+        m = dev.measure(model, runtime="onnxruntime", threads=1, batch=1,
+                        settings=HarnessSettings(...), per_op=False, counters=False)
+        dev.describe()                        # {"cpu_model": ..., "governor": ..., ...}
+        dev.fingerprint()                     # stable hash of the hardware identity
+
+``model`` is a path to a model file (``.onnx``, ``.tflite``, ``.pt``/``.pt2``) or, for the torch
+runtime, an in-memory ``torch.nn.Module`` or a zero-argument picklable factory returning one.
+A measurement that fails on the device (crash, timeout, rejected input) is returned as a failed
+record (``status == "failed"``, ``error`` says why) rather than raised, so sweeps go on; bad
+arguments (unknown runtime, missing file) raise a :class:`~latbench.errors.LatbenchError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from latbench._registry import Registry
+from latbench.profilers.harness import HarnessSettings
+from latbench.profilers.record import Measurement
+
+__all__ = ["DEVICES", "FINGERPRINT_KEYS", "Device", "ModelRef"]
+
+#: A model file path, or (torch runtime only) an ``nn.Module`` or a zero-arg factory of one.
+ModelRef = str | os.PathLike[str] | Any
+
+#: Descriptor keys that identify the hardware (not its momentary state) for ``fingerprint()``.
+FINGERPRINT_KEYS = (
+    "kind",
+    "cpu_model",
+    "cpu_count",
+    "machine",
+    "cpu_max_freq_khz",
+    "gpu_name",
+    "soc",
+    "serial",
+    "board",
+    "total_memory_bytes",
+)
+
+DEVICES: Registry[type[Device]] = Registry("devices")
+
+
+class Device(ABC):
+    """One measurable piece of hardware, configured by a ``[devices.NAME]`` table of bench.toml.
+
+    Subclasses set ``kind`` (the ``transport`` value they serve), register themselves with
+    ``@DEVICES.register("kind")`` and implement :meth:`measure` and :meth:`describe`.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.config: dict[str, Any] = dict(config or {})
+
+    # ---- the contract ------------------------------------------------------------------
+    @abstractmethod
+    def measure(
+        self,
+        model: ModelRef,
+        *,
+        runtime: str = "onnxruntime",
+        threads: int | None = 1,
+        batch: int | None = None,
+        settings: HarnessSettings | None = None,
+        per_op: bool = False,
+        counters: bool = False,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Measurement:
+        """Measure one model; failures on the device come back as a failed record.
+
+        ``batch=None`` keeps the model's own batch size; ``options`` are runtime-specific
+        settings (for example ``{"opt_level": "all"}`` for onnxruntime, ``{"xnnpack": False}``
+        for LiteRT); ``seed`` seeds the generated inputs.
+        """
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The descriptor: CPU model, cores, frequencies, governor, memory, OS, runtimes, ..."""
+
+    def measure_many(self, models: Sequence[ModelRef], **kwargs: Any) -> list[Measurement]:
+        """Measure several models with the same settings (adapters may interleave them)."""
+        return [self.measure(m, **kwargs) for m in models]
+
+    def fingerprint(self) -> str:
+        """A stable hash of the hardware identity (not of its momentary state).
+
+        Built from the :data:`FINGERPRINT_KEYS` present in :meth:`describe`, so two runs on the
+        same hardware give the same fingerprint while frequency or load readings may differ.
+        """
+        desc = self.describe()
+        ident = {k: desc[k] for k in FINGERPRINT_KEYS if desc.get(k) is not None}
+        ident.setdefault("kind", self.kind)
+        blob = json.dumps(ident, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not every transport holds state
+        """Release the transport (worker process, SSH connection, ...). Idempotent."""
+
+    # ---- context manager ---------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

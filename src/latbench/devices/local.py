@@ -1,0 +1,211 @@
+"""``local``: this machine's CPU, measured in a pinned, restartable worker process.
+
+The transport is a :class:`~latbench.profilers.worker.Worker` (one child process reused across
+models); the "parser" is trivial, as the worker returns the
+:class:`~latbench.profilers.record.Measurement` itself. A model that crashes or hangs the worker
+comes back as a failed record and the next model gets a fresh worker.
+
+bench.toml keys (``[devices.NAME]`` with ``transport = "local"``, all optional): ``cpus``
+(``"1"``, ``"0-3"``, ``"0,2"`` or a list; default: the last ``threads`` CPUs this process may
+use), ``timeout_s``, ``memory_limit_mb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from latbench.devices.base import DEVICES, Device, ModelRef
+from latbench.errors import ConfigError, MeasurementError, ModelError
+from latbench.profilers.env import collect_env, hardware_identity
+from latbench.profilers.harness import HarnessSettings
+from latbench.profilers.record import Measurement
+from latbench.profilers.runtimes import RUNTIMES, get_runtime
+from latbench.profilers.task import (
+    MeasureSpec,
+    model_label,
+    run_interleaved,
+    run_measurement,
+)
+from latbench.profilers.worker import Worker, WorkerCrashed, WorkerTimeout, default_cpus
+
+__all__ = ["LocalDevice", "parse_cpus"]
+
+
+def parse_cpus(value: Any) -> list[int] | None:
+    """``"0-3"``, ``"1,3"``, ``3`` or ``[1, 3]`` -> sorted CPU list; None/"" -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, list | tuple):
+        return sorted({int(v) for v in value})
+    if isinstance(value, str):
+        cpus: set[int] = set()
+        try:
+            for part in value.split(","):
+                if "-" in part:
+                    lo, hi = part.split("-", 1)
+                    cpus.update(range(int(lo), int(hi) + 1))
+                else:
+                    cpus.add(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'"
+            ) from None
+        return sorted(cpus)
+    raise ConfigError(f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'")
+
+
+@DEVICES.register("local")
+class LocalDevice(Device):
+    """This machine's CPU, through a worker process pinned to chosen CPUs."""
+
+    kind = "local"
+
+    def __init__(self, name: str = "local", config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, config)
+        self.cpus = parse_cpus(self.config.get("cpus"))
+        allowed = set(os.sched_getaffinity(0))
+        if self.cpus and not set(self.cpus) <= allowed:
+            raise ConfigError(
+                f"device {name!r}: cpus {self.cpus} are not all available; this process may use "
+                f"{sorted(allowed)}"
+            )
+        limit_mb = self.config.get("memory_limit_mb")
+        self.memory_limit_bytes = int(limit_mb) * 2**20 if limit_mb else None
+        self._workers: dict[tuple[int, ...], Worker] = {}
+        self._describe: dict[str, Any] | None = None
+        self._fingerprint: str | None = None
+
+    # ---- transport -----------------------------------------------------------------------
+    def _worker(self, threads: int | None) -> Worker:
+        cpus = tuple(self.cpus or default_cpus(threads))
+        w = self._workers.get(cpus)
+        if w is None:
+            w = self._workers[cpus] = Worker(list(cpus), self.memory_limit_bytes)
+        return w
+
+    def _spec(self, model: ModelRef, **kw: Any) -> MeasureSpec:
+        runtime = str(kw.get("runtime") or "onnxruntime")
+        rt = RUNTIMES.get(runtime)  # UnknownNameError lists the runtimes
+        rt.package_version()  # RuntimeNotInstalledError names the extra
+        if isinstance(model, str | os.PathLike) and not os.path.isfile(model):
+            raise ModelError(f"model file {str(model)!r} does not exist")
+        threads = kw.get("threads", 1)
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"threads = {threads!r}; expected an integer >= 1")
+        batch = kw.get("batch")
+        if batch is not None and int(batch) < 1:
+            raise ConfigError(f"batch = {batch!r}; expected an integer >= 1")
+        return MeasureSpec(
+            model=model,
+            runtime=runtime,
+            threads=threads,
+            batch=batch,
+            settings=kw.get("settings") or HarnessSettings(),
+            per_op=bool(kw.get("per_op", False)),
+            counters=bool(kw.get("counters", False)),
+            options=dict(kw.get("options") or {}),
+            seed=int(kw.get("seed", 0)),
+            device=self.name,
+            device_fingerprint=self.fingerprint(),
+        )
+
+    def _failed(self, spec: MeasureSpec, error: str) -> Measurement:
+        return Measurement.failed(
+            error,
+            runtime=spec.runtime,
+            device=spec.device,
+            device_fingerprint=spec.device_fingerprint,
+            model_path=model_label(spec.model),
+            threads=spec.threads,
+            batch=spec.batch or 1,
+            env=collect_env(),
+            harness={"settings": spec.settings.to_dict()},
+        )
+
+    def measure(
+        self,
+        model: ModelRef,
+        *,
+        runtime: str = "onnxruntime",
+        threads: int | None = 1,
+        batch: int | None = None,
+        settings: HarnessSettings | None = None,
+        per_op: bool = False,
+        counters: bool = False,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Measurement:
+        spec = self._spec(
+            model,
+            runtime=runtime,
+            threads=threads,
+            batch=batch,
+            settings=settings,
+            per_op=per_op,
+            counters=counters,
+            options=options,
+            seed=seed,
+        )
+        worker = self._worker(threads)
+        timeout = self._timeout(spec.settings)
+        try:
+            result: Measurement = worker.call(run_measurement, spec, timeout_s=timeout)
+        except (WorkerCrashed, WorkerTimeout) as exc:
+            return self._failed(spec, str(exc))
+        return result
+
+    def measure_many(self, models: Sequence[ModelRef], **kwargs: Any) -> list[Measurement]:
+        """Measure ``models``; with ``interleave=N`` (rounds) they share one interleaved window.
+
+        Interleaving needs every model loaded at once in one worker; when the worker crashes or
+        times out the whole batch is retried one model at a time, so a bad model fails alone.
+        """
+        rounds = int(kwargs.pop("interleave", 0) or 0)
+        if rounds <= 0 or len(models) < 2:
+            return [self.measure(m, **kwargs) for m in models]
+        specs = [self._spec(m, **kwargs) for m in models]
+        worker = self._worker(kwargs.get("threads", 1))
+        timeout = self._timeout(specs[0].settings) * len(specs)
+        try:
+            out: list[Measurement] = worker.call(run_interleaved, specs, rounds, timeout_s=timeout)
+            return out
+        except (WorkerCrashed, WorkerTimeout, MeasurementError):
+            return [self.measure(m, **kwargs) for m in models]
+
+    def _timeout(self, settings: HarnessSettings) -> float:
+        configured = self.config.get("timeout_s")
+        return float(configured) if configured else settings.timeout_s
+
+    # ---- descriptor ----------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Hash of the hardware identity (CPU model, cores, machine, memory), cheap to compute."""
+        if self._fingerprint is None:
+            ident = {"kind": self.kind, **hardware_identity()}
+            blob = json.dumps(ident, sort_keys=True, default=str).encode()
+            self._fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        if self._describe is None:
+            env = collect_env()
+            runtimes: dict[str, str] = {}
+            for name in RUNTIMES.names():
+                try:
+                    runtimes[name] = get_runtime(name).package_version()
+                except Exception as exc:  # noqa: BLE001 - a missing runtime is a fact to show
+                    runtimes[name] = f"unavailable: {exc}"
+            env.pop("pid", None)
+            self._describe = {"kind": self.kind, "name": self.name, **env, "runtimes": runtimes}
+            self._describe["pin_cpus"] = self.cpus or "auto (last `threads` CPUs)"
+        return dict(self._describe)
+
+    def close(self) -> None:
+        for w in self._workers.values():
+            w.close()
+        self._workers.clear()

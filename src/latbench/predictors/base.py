@@ -1,0 +1,324 @@
+"""The predictor interface, its registry, and the scikit-learn style helpers around it.
+
+A latency predictor maps architectures to milliseconds on a device. Every predictor follows the
+scikit-learn estimator contract (``sklearn/base.py``), so that users can treat it like any
+estimator and so that :func:`clone`, grid searches and ensembles work without special cases:
+
+* ``__init__`` stores keyword settings only (no validation, no work); :meth:`get_params` reads
+  them back from the signature, :meth:`set_params` writes them;
+* :meth:`Predictor.fit` returns ``self``; everything learned ends in ``_`` (``space_``,
+  ``devices_``, ``n_features_in_`` ...);
+* using a predictor before ``fit`` raises :class:`~latbench.errors.NotFittedError`;
+* :meth:`Predictor.adapt` returns a *fitted copy* and leaves the original untouched.
+
+Inputs
+------
+``archs`` are canonical architecture strings of one search space (``space="nb201"``,
+``"fbnet"``, ...), or :class:`latbench.spaces.Graph` objects with ``space="graph"`` for the models
+that read graphs (``flops``, ``kernel``, ``gcn``): that is how imported ONNX models are predicted.
+An architecture of another space than the one a predictor was fitted on is an
+:class:`~latbench.errors.ArchError`.
+
+Devices
+-------
+Single-device predictors are fitted on the latencies of one device: ``fit(..., devices=None)``
+(``devices_ == ["default"]``) or ``devices`` all equal to one name (``devices_ == [name]``).
+Multi-device predictors (``multi_device = True``: ``gcn``, ``ensemble`` of multi-device members)
+take the data in long format, one row per (architecture, device), with ``devices[i]`` naming the
+device of row ``i``; the device is an input of the model. ``predict(archs, device=d)`` then
+predicts for any ``d`` in ``devices_``; ``device=None`` is allowed only when the model knows a
+single device. Asking for another device is a :class:`~latbench.errors.PredictorError` naming the
+known ones.
+
+Few-shot adaptation (``latbench.predictors.adapt``) uses the public API only: it may call
+``predict(archs, device=d)`` for every ``d`` in ``devices_`` to describe a new device by its
+correlation with the known ones, :meth:`Predictor.device_embedding` (multi-device models: the
+learned vector of a known device), and :meth:`Predictor.predict_for_descriptor` (predict with an
+arbitrary device embedding, e.g. a weighted mix of known ones).
+
+Scoring
+-------
+:meth:`Predictor.score` is the Spearman rank correlation between measured and predicted
+latency, not R^2: the point of a latency predictor in NAS is to rank architectures, and Spearman
+is what BRP-NAS, HELP and nn-Meter report. All metrics are in :mod:`latbench.predictors.metrics`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from latbench._registry import Registry
+from latbench.errors import ArchError, NotFittedError, PredictorError
+
+log = logging.getLogger(__name__)
+
+#: Architecture input: canonical strings of a space, or Graph objects (``space="graph"``).
+Archs = Sequence[Any]
+
+GRAPH_SPACE = "graph"
+DEFAULT_DEVICE = "default"
+
+
+class Predictor:
+    """Base class of latency predictors (see the module docstring for the contract).
+
+    Subclasses implement :meth:`_fit` and :meth:`_predict` and, to be saved, :meth:`_get_state`
+    / :meth:`_set_state`; the public methods here do the validation every predictor shares.
+    """
+
+    #: registry name, set by :func:`register`
+    name: ClassVar[str] = ""
+    #: accepts ``latbench.spaces.Graph`` objects (``space="graph"``)
+    accepts_graphs: ClassVar[bool] = False
+    #: the device is an input: one model for several devices (long-format ``devices``)
+    multi_device: ClassVar[bool] = False
+    #: library versions whose *major* number must match the file's for weights to load
+    weight_libraries: ClassVar[tuple[str, ...]] = ()
+
+    # learned state (set by fit)
+    space_: str
+    devices_: list[str]
+
+    # ---- scikit-learn parameter protocol ------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        names = []
+        for p in sig.parameters.values():
+            if p.name == "self":
+                continue
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must list its settings explicitly")
+            names.append(p.name)
+        return sorted(names)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The keyword settings given to ``__init__`` (``deep`` is accepted for sklearn)."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise PredictorError(
+                    f"{self.name or type(self).__name__}: unknown parameter {k!r}; "
+                    f"expected one of {sorted(valid)}"
+                )
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- fitted-state helpers -------------------------------------------------------------
+    def is_fitted(self) -> bool:
+        return hasattr(self, "space_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted():
+            raise NotFittedError(
+                f"this {self.name or type(self).__name__} predictor is not fitted yet; "
+                "call fit(archs, latency_ms, space=...) or load a saved one first"
+            )
+
+    # ---- validation shared by all predictors ----------------------------------------------
+    def _canonical_archs(self, archs: Archs, space: str) -> list[Any]:
+        from latbench.predictors.encodings import canonical_archs
+
+        if space == GRAPH_SPACE and not self.accepts_graphs:
+            raise PredictorError(
+                f"{self.name}: this predictor reads search-space architectures, not graphs; "
+                "use flops, kernel or gcn for imported models"
+            )
+        return canonical_archs(space, archs)
+
+    def _check_target(self, latency_ms: Any, n: int) -> np.ndarray:
+        y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+        if y.shape[0] != n:
+            raise PredictorError(
+                f"got {n} architectures but {y.shape[0]} latencies; expected one each"
+            )
+        if n == 0:
+            raise PredictorError("cannot fit on 0 architectures; expected at least 2")
+        bad = ~np.isfinite(y) | (y <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PredictorError(
+                f"latency_ms[{i}] = {y[i]!r}; expected finite positive milliseconds "
+                f"({int(bad.sum())} bad value(s); drop unmeasured rows before fitting)"
+            )
+        return y
+
+    def _check_devices(self, devices: Sequence[str] | None, n: int) -> np.ndarray | None:
+        """Validate long-format device names; returns them as an array (None: single device)."""
+        if devices is None:
+            return None
+        d = np.asarray([str(x) for x in devices], dtype=object)
+        if d.shape[0] != n:
+            raise PredictorError(f"got {n} architectures but {d.shape[0]} device names")
+        uniq = sorted(set(d.tolist()))
+        if len(uniq) > 1 and not self.multi_device:
+            raise PredictorError(
+                f"{self.name}: a single-device predictor got rows of {len(uniq)} devices "
+                f"({', '.join(uniq[:5])}{', ...' if len(uniq) > 5 else ''}); fit one predictor per "
+                "device, or use a multi-device model (gcn)"
+            )
+        return d
+
+    def _resolve_device(self, device: str | None) -> str:
+        """The known device a prediction is for (``None`` only when there is one)."""
+        if device is None:
+            if len(self.devices_) == 1:
+                return self.devices_[0]
+            raise PredictorError(
+                f"{self.name}: trained on {len(self.devices_)} devices; pass device= one of "
+                f"{', '.join(self.devices_)}"
+            )
+        if device in self.devices_:
+            return device
+        if len(self.devices_) == 1 and self.devices_[0] == DEFAULT_DEVICE:
+            return DEFAULT_DEVICE  # a single-device model fitted without a name serves any name
+        raise PredictorError(
+            f"{self.name}: device {device!r} was not in the training data; "
+            f"expected one of {', '.join(self.devices_)} (use adapt() for a new device)"
+        )
+
+    # ---- public API --------------------------------------------------------------------------
+    def fit(
+        self,
+        archs: Archs,
+        latency_ms: Any,
+        *,
+        space: str,
+        devices: Sequence[str] | None = None,
+    ) -> Self:
+        """Learn latency from ``archs`` of ``space`` and their measured ``latency_ms``.
+
+        ``devices`` (long format, one name per row) is for multi-device models; for a
+        single-device model it may name one device for every row (stored in ``devices_``).
+        Returns ``self``.
+        """
+        arch_list = self._canonical_archs(archs, space)
+        y = self._check_target(latency_ms, len(arch_list))
+        dev = self._check_devices(devices, len(arch_list))
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)  # refitting starts from scratch
+        self._fit(arch_list, y, dev, space)
+        self.space_ = space
+        if dev is None:
+            self.devices_ = [DEFAULT_DEVICE]
+        else:
+            self.devices_ = sorted(set(dev.tolist()))
+        return self
+
+    def predict(self, archs: Archs, *, device: str | None = None) -> np.ndarray:
+        """Predicted latency in milliseconds, one value per architecture."""
+        return self.predict_with_uncertainty(archs, device=device)[0]
+
+    def predict_with_uncertainty(
+        self, archs: Archs, *, device: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(mean_ms, std_ms)``; ``std_ms`` is None for models without an uncertainty.
+
+        The ensemble gives the spread of its members (a standard deviation in ms).
+        """
+        self._check_fitted()
+        dev = self._resolve_device(device)
+        arch_list = self._canonical_archs(archs, self.space_)
+        if not arch_list:
+            return np.zeros(0), None
+        mean, std = self._predict(arch_list, dev)
+        return np.asarray(mean, dtype=np.float64), (
+            None if std is None else np.asarray(std, dtype=np.float64)
+        )
+
+    def score(self, archs: Archs, latency_ms: Any, *, device: str | None = None) -> float:
+        """Spearman rank correlation of predicted vs measured latency (ranking is the use)."""
+        from latbench.predictors.metrics import spearman
+
+        y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+        return spearman(y, self.predict(archs, device=device))
+
+    def adapt(self, archs: Archs, latency_ms: Any, **kw: Any) -> Predictor:
+        """A fitted copy adapted to a new device from a few measurements (few-shot).
+
+        Delegates to :func:`latbench.predictors.adapt.adapt`; see that module for the options.
+        """
+        from latbench.predictors import adapt as adapt_mod
+
+        fn: Any = adapt_mod.adapt
+        result: Predictor = fn(self, archs, latency_ms, **kw)
+        return result
+
+    # ---- multi-device hooks (few-shot adaptation) -------------------------------------------
+    def device_embedding(self, device: str) -> np.ndarray:
+        """The learned vector of a known device (multi-device models only)."""
+        raise PredictorError(f"{self.name}: has no device embedding (not a multi-device model)")
+
+    def predict_for_descriptor(self, archs: Archs, descriptor: np.ndarray) -> np.ndarray:
+        """Predict with an arbitrary device embedding (multi-device models only)."""
+        raise PredictorError(f"{self.name}: has no device embedding (not a multi-device model)")
+
+    # ---- subclass hooks ------------------------------------------------------------------------
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        raise NotImplementedError
+
+    def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able metadata and numpy arrays that, with the params, restore the fitted model."""
+        raise NotImplementedError
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+PREDICTORS: Registry[type[Predictor]] = Registry("predictors")
+
+
+def register(name: str) -> Any:
+    """Class decorator: register a :class:`Predictor` subclass under ``name``."""
+
+    def deco(cls: type[Predictor]) -> type[Predictor]:
+        cls.name = name
+        PREDICTORS.add(name, cls)
+        return cls
+
+    return deco
+
+
+def create(name: str, **params: Any) -> Predictor:
+    """A new, unfitted predictor ``name`` with keyword ``params`` (``UnknownNameError`` lists)."""
+    import latbench.predictors  # noqa: F401  (registers the built-in predictors)
+
+    cls = PREDICTORS.get(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise PredictorError(
+            f"{name}: bad parameter(s) {sorted(params)}: {exc}; expected some of "
+            f"{cls._param_names()}"
+        ) from None
+
+
+def clone(predictor: Predictor) -> Predictor:
+    """An unfitted copy with the same settings (scikit-learn ``clone``)."""
+    params = {k: copy.deepcopy(v) for k, v in predictor.get_params().items()}
+    return type(predictor)(**params)
+
+
+def check_space(arch_space: str, fitted_space: str) -> None:
+    if arch_space != fitted_space:
+        raise ArchError(
+            f"architectures of space {arch_space!r}; the predictor was fitted on {fitted_space!r}"
+        )

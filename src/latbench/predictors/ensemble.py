@@ -1,0 +1,183 @@
+"""Ensembles: several predictors averaged, their spread as the prediction's uncertainty.
+
+``ensemble`` combines member predictors (given as ``(name, params)`` pairs) by a weighted
+geometric mean of their predictions (an average of log-latencies: errors are relative). The
+uncertainty of :meth:`Predictor.predict_with_uncertainty` is the weighted standard deviation of
+the members' predictions in ms: where members disagree, the prediction is less trustworthy.
+
+``weights="cv"`` learns non-negative member weights from out-of-fold predictions on the
+training set (``cv`` folds; non-negative least squares on log-latency, normalised to sum 1), so
+the ensemble leans on whichever model suits the device: linear models where latency is a sum of
+operator costs (GPUs), boosted trees where it is not (CPUs, accelerators).
+
+``default`` is the recommended predictor for search-space architectures: a CV-weighted
+ensemble of ridge on rich features, gradient boosting on log-latency, gradient boosting on the
+residuals of a linear model, and the GCN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import PredictorError
+from latbench.predictors.base import PREDICTORS, Predictor, clone, register
+
+MemberSpec = Sequence[Any]  # (name, params) pairs; lists after a JSON round trip
+
+
+def _members(spec: Sequence[MemberSpec]) -> list[Predictor]:
+    from latbench.predictors.base import create
+
+    out = []
+    for i, m in enumerate(spec):
+        if not isinstance(m, list | tuple) or len(m) != 2 or not isinstance(m[0], str):
+            raise PredictorError(f"ensemble member {i} is {m!r}; expected (name, params dict)")
+        out.append(create(m[0], **dict(m[1] or {})))
+    if not out:
+        raise PredictorError("ensemble: no members; expected at least one (name, params) pair")
+    return out
+
+
+@register("ensemble")
+class EnsemblePredictor(Predictor):
+    """Weighted geometric mean of member predictors; spread = uncertainty."""
+
+    multi_device = True
+
+    def __init__(
+        self,
+        members: Sequence[MemberSpec] = (
+            ("ridge", {"features": "rich", "alpha": 0.01}),
+            ("gbm", {}),
+            ("gcn", {}),
+        ),
+        weights: str = "equal",
+        cv: int = 3,
+        random_state: int = 0,
+    ) -> None:
+        self.members = members
+        self.weights = weights
+        self.cv = cv
+        self.random_state = random_state
+
+    members_: list[Predictor]
+    weights_: np.ndarray
+
+    @property
+    def accepts_graphs(self) -> bool:  # type: ignore[override]
+        try:
+            return all(PREDICTORS.get(m[0]).accepts_graphs for m in self.members)
+        except (LookupError, TypeError, IndexError):
+            return False
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        members = _members(self.members)
+        dev = None if devices is None else list(devices)
+        if self.weights not in ("equal", "cv"):
+            raise PredictorError(f"ensemble: weights={self.weights!r}; expected 'equal' or 'cv'")
+        if self.weights == "cv" and len(members) > 1:
+            self.weights_ = self._cv_weights(members, archs, y_ms, devices, space)
+        else:
+            self.weights_ = np.full(len(members), 1.0 / len(members))
+        self.members_ = [m.fit(archs, y_ms, space=space, devices=dev) for m in members]
+
+    def _cv_weights(
+        self,
+        members: list[Predictor],
+        archs: list[Any],
+        y_ms: np.ndarray,
+        devices: np.ndarray | None,
+        space: str,
+    ) -> np.ndarray:
+        from scipy.optimize import nnls
+
+        n = len(archs)
+        k = max(2, min(int(self.cv), n))
+        folds = np.random.default_rng(int(self.random_state)).permutation(n) % k
+        oof = np.zeros((n, len(members)))
+        for f in range(k):
+            tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            for j, m in enumerate(members):
+                c = clone(m)
+                c.fit(
+                    [archs[i] for i in tr],
+                    y_ms[tr],
+                    space=space,
+                    devices=None if devices is None else list(devices[tr]),
+                )
+                te_archs = [archs[i] for i in te]
+                if devices is None:
+                    oof[te, j] = c.predict(te_archs)
+                else:
+                    for d in set(devices[te].tolist()):
+                        sel = te[devices[te] == d]
+                        oof[sel, j] = c.predict([archs[i] for i in sel], device=d)
+        w, _ = nnls(np.log(np.maximum(oof, 1e-9)), np.log(y_ms))
+        if w.sum() <= 0:
+            w = np.ones(len(members))
+        return np.asarray(w / w.sum())
+
+    def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray]:
+        preds = np.stack(
+            [
+                m.predict(archs, device=None if device == "default" else device)
+                for m in self.members_
+            ],
+            axis=1,
+        )
+        w = self.weights_
+        mean = np.exp(np.log(np.maximum(preds, 1e-9)) @ w)
+        std = np.sqrt(((preds - (preds @ w)[:, None]) ** 2) @ w)
+        return mean, std
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        metas = []
+        arrays: dict[str, np.ndarray] = {"weights": self.weights_}
+        for i, m in enumerate(self.members_):
+            meta, arr = m._get_state()
+            metas.append(
+                {"name": m.name, "params": m.get_params(), "state": meta, "devices": m.devices_}
+            )
+            arrays.update({f"m{i}.{k}": v for k, v in arr.items()})
+        return {"members": metas}, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.weights_ = arrays["weights"]
+        self.members_ = []
+        for i, mm in enumerate(meta["members"]):
+            m = PREDICTORS.get(str(mm["name"]))(**mm["params"])
+            m.space_ = self.space_
+            m.devices_ = [str(d) for d in mm["devices"]]
+            prefix = f"m{i}."
+            m._set_state(
+                mm["state"],
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            )
+            self.members_.append(m)
+
+
+DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("ridge", {"features": "rich", "alpha": 0.01}),
+    ("gbm", {}),
+    ("gbm", {"log_target": False, "linear_base": True, "n_estimators": 300, "max_depth": 3}),
+    ("gcn", {}),
+)
+
+
+@register("default")
+class DefaultPredictor(EnsemblePredictor):
+    """The recommended predictor: a CV-weighted ensemble (see the module docstring)."""
+
+    def __init__(
+        self,
+        members: Sequence[MemberSpec] = DEFAULT_MEMBERS,
+        weights: str = "cv",
+        cv: int = 3,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(members=members, weights=weights, cv=cv, random_state=random_state)

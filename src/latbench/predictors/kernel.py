@@ -1,0 +1,235 @@
+"""nn-Meter style kernel-level predictor: model latency = sum of fused-kernel latencies.
+
+nn-Meter (Zhang et al., MobiSys 2021) splits a model into the kernels a mobile runtime really
+executes (conv+bn+relu fused, depthwise conv, add, pooling, fc, ...) and predicts each kernel
+with a regressor of its own type; the model latency is the sum. latbench does the same with
+:func:`latbench.predictors.encodings.kernel_features` and offers two ways to train:
+
+* :meth:`KernelPredictor.fit_kernels` -- from **per-operator profiles** (nn-Meter's way): one
+  row per measured kernel (its feature dict and its time). One random forest per kernel type on
+  ``hw, cin, cout, kernel, stride, flops, params`` (log-latency target), plus a forest over all
+  kernels (type one-hot added) for types the profiles never showed.
+  :func:`kernels_from_profile` turns a measurement's ``per_op`` rows into such rows.
+* :meth:`KernelPredictor.fit` -- from **model latencies** only: each kernel type ``t`` gets a
+  non-negative linear cost ``w_t . [1, MFLOPs, Mparams, M elements moved]``, and a shared term
+  covers all kernels, so the model latency is linear in per-type sums of those features;
+  non-negative least squares fits it. The result is additive and interpretable: per-kernel
+  latencies are available from :meth:`KernelPredictor.predict_kernels`.
+
+Because it reads graphs, it predicts imported ONNX models (``space="graph"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from latbench.errors import PredictorError
+from latbench.predictors import _trees
+from latbench.predictors import encodings as enc
+from latbench.predictors.base import DEFAULT_DEVICE, Predictor, register
+from latbench.spaces import Graph
+
+log = logging.getLogger(__name__)
+
+_ANY = "*"
+
+
+def _basis(kernels: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``(K, 4)``: 1, MFLOPs, Mparams, M elements read + written."""
+    k = enc.kernel_matrix(kernels)
+    hw, cin, cout, stride = k[:, 0], k[:, 1], k[:, 2], np.maximum(k[:, 4], 1.0)
+    elems = hw * hw * cin + (hw / stride) ** 2 * cout
+    return np.stack([np.ones(len(k)), k[:, 5] / 1e6, k[:, 6] / 1e6, elems / 1e6], axis=1)
+
+
+def kernels_from_profile(
+    graph: Graph, per_op: Sequence[dict[str, Any]]
+) -> list[tuple[dict[str, Any], float]]:
+    """Match per-operator profile rows (``name``, ``time_ms``) to the fused kernels of ``graph``.
+
+    A row belongs to the kernel that contains the node of the same name (or the longest node
+    name the row name starts with: runtimes add suffixes). Kernels no row matched are left out;
+    the time of a kernel is the sum of its rows.
+    """
+    kernels = enc.kernel_features(graph)
+    owner: dict[str, int] = {}
+    for i, k in enumerate(kernels):
+        for n in k["nodes"]:
+            owner[n] = i
+    names = sorted(owner, key=len, reverse=True)
+    times = np.zeros(len(kernels))
+    seen = np.zeros(len(kernels), dtype=bool)
+    for row in per_op:
+        name = str(row.get("name", ""))
+        i = owner.get(name)
+        if i is None:
+            i = next((owner[n] for n in names if name.startswith(n)), None)
+        if i is None:
+            continue
+        times[i] += float(row["time_ms"])
+        seen[i] = True
+    return [(kernels[i], float(times[i])) for i in range(len(kernels)) if seen[i] and times[i] > 0]
+
+
+@register("kernel")
+class KernelPredictor(Predictor):
+    """Sum of per-kernel-type regressors (see the module docstring)."""
+
+    accepts_graphs = True
+
+    def __init__(self, n_estimators: int = 100, random_state: int = 0) -> None:
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+
+    mode_: str
+    types_: list[str]
+    weights_: np.ndarray
+    forests_: dict[str, dict[str, np.ndarray]]
+
+    # ---- model-level training ----------------------------------------------------------------
+    def _arch_kernels(self, archs: list[Any], space: str) -> list[Sequence[dict[str, Any]]]:
+        return [enc.arch_kernels(space, a) for a in archs]
+
+    def _design(self, kernel_lists: list[Sequence[dict[str, Any]]], types: list[str]) -> np.ndarray:
+        col = {t: i for i, t in enumerate(types)}
+        x = np.zeros((len(kernel_lists), len(types), 4))
+        for r, ks in enumerate(kernel_lists):
+            if not ks:
+                continue
+            b = _basis(ks)
+            x[r, col[_ANY]] += b.sum(axis=0)
+            for k, row in zip(ks, b, strict=True):
+                j = col.get(k["type"])
+                if j is not None:
+                    x[r, j] += row
+        return x.reshape(len(kernel_lists), -1)
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        from scipy.optimize import nnls
+
+        kl = self._arch_kernels(archs, space)
+        self.types_ = [_ANY, *sorted({k["type"] for ks in kl for k in ks})]
+        x = self._design(kl, self.types_)
+        scale = x.max(axis=0)
+        scale[scale <= 0] = 1.0
+        w, _ = nnls(x / scale, y_ms, maxiter=50 * x.shape[1])
+        self.weights_ = (w / scale).reshape(len(self.types_), 4)
+        self.forests_ = {}
+        self.mode_ = "model"
+
+    # ---- kernel-level training -----------------------------------------------------------------
+    def fit_kernels(
+        self,
+        kernels: Sequence[dict[str, Any]],
+        latency_ms: Any,
+        *,
+        space: str,
+        device: str | None = None,
+    ) -> Self:
+        """Train from per-kernel measurements (``kernels[i]`` took ``latency_ms[i]`` ms).
+
+        ``space`` is the space of the architectures the predictor will be asked about
+        (``"graph"`` for Graphs). Returns ``self``.
+        """
+        from sklearn.ensemble import RandomForestRegressor
+
+        y = self._check_target(latency_ms, len(kernels))
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)
+        types = sorted({str(k["type"]) for k in kernels})
+        self.types_ = [_ANY, *types]
+        self.forests_ = {}
+        x_all = self._kernel_x(kernels, types)
+        for t in self.types_:
+            rows = (
+                np.arange(len(kernels))
+                if t == _ANY
+                else np.array([i for i, k in enumerate(kernels) if k["type"] == t])
+            )
+            x = x_all[rows] if t == _ANY else enc.kernel_matrix([kernels[i] for i in rows])
+            rf = RandomForestRegressor(
+                n_estimators=int(self.n_estimators),
+                random_state=int(self.random_state),
+                min_samples_leaf=1,
+                n_jobs=1,
+            ).fit(np.log1p(x), np.log(y[rows]))
+            self.forests_[t] = _trees.pack([e.tree_ for e in rf.estimators_])
+        self.weights_ = np.zeros((len(self.types_), 4))
+        self.mode_ = "kernels"
+        self.space_ = space
+        self.devices_ = [device or DEFAULT_DEVICE]
+        return self
+
+    def _kernel_x(self, kernels: Sequence[dict[str, Any]], types: list[str]) -> np.ndarray:
+        base = enc.kernel_matrix(kernels)
+        onehot = np.array([[float(k["type"] == t) for t in types] for k in kernels]).reshape(
+            len(kernels), len(types)
+        )
+        return np.hstack([base, onehot])
+
+    # ---- prediction ------------------------------------------------------------------------------
+    def predict_kernels(self, kernels: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Predicted latency (ms) of each kernel."""
+        self._check_fitted()
+        if not kernels:
+            return np.zeros(0)
+        if self.mode_ == "model":
+            b = _basis(kernels)
+            col = {t: i for i, t in enumerate(self.types_)}
+            out = b @ self.weights_[col[_ANY]]
+            for i, k in enumerate(kernels):
+                j = col.get(k["type"])
+                if j is not None:
+                    out[i] += b[i] @ self.weights_[j]
+            return np.asarray(out)
+        out = np.zeros(len(kernels))
+        known = [t for t in self.types_ if t != _ANY]
+        by_type: dict[str, list[int]] = {}
+        for i, k in enumerate(kernels):
+            by_type.setdefault(str(k["type"]) if k["type"] in self.forests_ else _ANY, []).append(i)
+        for t, rows in by_type.items():
+            sub = [kernels[i] for i in rows]
+            x = self._kernel_x(sub, known) if t == _ANY else enc.kernel_matrix(sub)
+            if t == _ANY:
+                log.debug(
+                    "kernel types %s unseen in training; using the all-kernel forest",
+                    sorted({k["type"] for k in sub}),
+                )
+            out[rows] = np.exp(_trees.leaf_values(self.forests_[t], np.log1p(x)).mean(axis=1))
+        return out
+
+    def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:
+        kl = self._arch_kernels(archs, self.space_)
+        if self.mode_ == "model":
+            pred = self._design(kl, self.types_) @ self.weights_.reshape(-1)
+            return np.maximum(pred, 1e-6), None
+        return np.array([self.predict_kernels(ks).sum() for ks in kl]), None
+
+    # ---- persistence ----------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays = {"weights": self.weights_}
+        for i, t in enumerate(self.types_):
+            for key, arr in self.forests_.get(t, {}).items():
+                arrays[f"forest{i}_{key}"] = arr
+        return {"mode": self.mode_, "types": self.types_, "forests": sorted(self.forests_)}, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.mode_ = str(meta["mode"])
+        self.types_ = [str(t) for t in meta["types"]]
+        self.weights_ = arrays["weights"]
+        have = set(meta.get("forests", []))
+        self.forests_ = {
+            t: {k: arrays[f"forest{i}_{k}"] for k in _trees.FOREST_KEYS}
+            for i, t in enumerate(self.types_)
+            if t in have
+        }
+        if self.mode_ not in ("model", "kernels"):
+            raise PredictorError(
+                f"kernel: unknown mode {self.mode_!r} in file; expected model or kernels"
+            )

@@ -1,0 +1,88 @@
+"""Accuracy and ranking metrics of latency predictions.
+
+Error metrics (``rmse``, ``mape``, ``acc_within``) judge the milliseconds; rank metrics
+(``spearman``, ``kendall``, ``topk_overlap``) judge what NAS uses a predictor for: ordering
+architectures. ``acc_within(y, p, 10)`` is nn-Meter's "+-10 % accuracy": the share of predictions
+within 10 % of the measurement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from latbench.errors import PredictorError
+
+
+def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if t.shape != p.shape:
+        raise PredictorError(f"got {t.size} measured and {p.size} predicted values; expected equal")
+    if t.size == 0:
+        raise PredictorError("no values to score; expected at least one")
+    return t, p
+
+
+def rmse(y_true: Any, y_pred: Any) -> float:
+    """Root mean squared error, in the unit of the inputs (ms)."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((t - p) ** 2)))
+
+
+def mape(y_true: Any, y_pred: Any) -> float:
+    """Mean absolute percentage error, in percent."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(p - t) / np.abs(t)) * 100.0)
+
+
+def acc_within(y_true: Any, y_pred: Any, pct: float = 10.0) -> float:
+    """Share (0-1) of predictions within ``pct`` percent of the measurement."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(p - t) <= np.abs(t) * pct / 100.0))
+
+
+def _constant(x: np.ndarray) -> bool:
+    return bool(np.all(x == x[0]))
+
+
+def spearman(y_true: Any, y_pred: Any) -> float:
+    """Spearman rank correlation (0.0 when either side is constant: no ranking at all)."""
+    t, p = _pair(y_true, y_pred)
+    if t.size < 2 or _constant(t) or _constant(p):
+        return 0.0
+    return float(stats.spearmanr(t, p).statistic)
+
+
+def kendall(y_true: Any, y_pred: Any) -> float:
+    """Kendall tau-b (ties accounted for; 0.0 when either side is constant)."""
+    t, p = _pair(y_true, y_pred)
+    if t.size < 2 or _constant(t) or _constant(p):
+        return 0.0
+    return float(stats.kendalltau(t, p).statistic)
+
+
+def topk_overlap(y_true: Any, y_pred: Any, k: int = 50) -> float:
+    """Share (0-1) of the ``k`` truly fastest architectures among the ``k`` predicted fastest."""
+    t, p = _pair(y_true, y_pred)
+    if k < 1:
+        raise PredictorError(f"k = {k}; expected k >= 1")
+    k = min(k, t.size)
+    a = set(np.argsort(t, kind="stable")[:k].tolist())
+    b = set(np.argsort(p, kind="stable")[:k].tolist())
+    return len(a & b) / k
+
+
+def evaluate(y_true: Any, y_pred: Any, k: int = 50) -> dict[str, float]:
+    """Every metric at once: rmse_ms, mape_pct, acc5, acc10, spearman, kendall, top{k}."""
+    return {
+        "rmse_ms": rmse(y_true, y_pred),
+        "mape_pct": mape(y_true, y_pred),
+        "acc5": acc_within(y_true, y_pred, 5.0),
+        "acc10": acc_within(y_true, y_pred, 10.0),
+        "spearman": spearman(y_true, y_pred),
+        "kendall": kendall(y_true, y_pred),
+        f"top{k}": topk_overlap(y_true, y_pred, k),
+    }

@@ -1,0 +1,289 @@
+"""Tabular predictors: ``flops`` (the proxy baseline), ``ridge``, ``gbm`` and ``rf``.
+
+They read a fixed-width feature matrix (:mod:`latbench.predictors.encodings`):
+
+* ``"onehot"`` -- one indicator per (position, choice);
+* ``"rich"`` -- one-hot + op counts + live-op counts + log MACs / params / memory;
+* ``"stats"`` -- MACs, parameters and activation memory only (also for Graph inputs).
+
+scikit-learn fits them; what is kept is plain arrays (coefficients, tree node arrays), so saved
+files do not depend on the scikit-learn version (see :mod:`latbench.predictors.persist`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import PredictorError
+from latbench.predictors import _trees
+from latbench.predictors import encodings as enc
+from latbench.predictors.base import GRAPH_SPACE, Predictor, register
+
+FEATURE_KINDS = ("onehot", "rich", "stats")
+
+
+def features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
+    """The feature matrix ``kind`` of ``archs`` (see the module docstring)."""
+    if kind not in FEATURE_KINDS:
+        raise PredictorError(f"features={kind!r}; expected one of {', '.join(FEATURE_KINDS)}")
+    if kind == "stats":
+        return enc.graph_stats(space, archs) / np.array([1e6, 1e6, 1e6])
+    if space == GRAPH_SPACE:
+        raise PredictorError(f"features={kind!r} needs search-space architectures, not graphs")
+    if kind == "onehot":
+        return enc.onehot(space, archs)
+    return enc.rich_features(space, archs)
+
+
+class _Tabular(Predictor):
+    """Shared plumbing: features, log target, feature-count check."""
+
+    features: str
+    log_target: bool
+    n_features_in_: int
+
+    def _x(self, archs: list[Any], space: str) -> np.ndarray:
+        x = features(self.features, space, archs)
+        if hasattr(self, "n_features_in_") and x.shape[1] != self.n_features_in_:
+            raise PredictorError(
+                f"{self.name}: features of width {x.shape[1]}; the model was fitted on "
+                f"{self.n_features_in_}"
+            )
+        return x
+
+    def _y(self, y_ms: np.ndarray) -> np.ndarray:
+        return np.log(y_ms) if self.log_target else y_ms
+
+    def _out(self, z: np.ndarray) -> np.ndarray:
+        return np.exp(z) if self.log_target else z
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """Predict (ms) from an already computed feature matrix; checks its shape."""
+        self._check_fitted()
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+            raise PredictorError(
+                f"{self.name}: features of shape {x.shape}; expected (n, {self.n_features_in_})"
+            )
+        return self._out(self._raw(x))
+
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.predict_features(self._x(archs, self.space_)), None
+
+
+class _Linear(_Tabular):
+    alpha: float
+    coef_: np.ndarray
+    intercept_: float
+    mean_: np.ndarray
+    scale_: np.ndarray
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        from sklearn.linear_model import Ridge
+
+        x = self._x(archs, space)
+        self.n_features_in_ = x.shape[1]
+        self.mean_ = x.mean(axis=0)
+        sd = x.std(axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        model = Ridge(alpha=float(self.alpha)).fit((x - self.mean_) / self.scale_, self._y(y_ms))
+        self.coef_ = np.asarray(model.coef_, dtype=np.float64)
+        self.intercept_ = float(model.intercept_)
+
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return out
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return (
+            {"intercept": self.intercept_, "n_features_in": self.n_features_in_},
+            {"coef": self.coef_, "mean": self.mean_, "scale": self.scale_},
+        )
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.intercept_ = float(meta["intercept"])
+        self.n_features_in_ = int(meta["n_features_in"])
+        self.coef_, self.mean_, self.scale_ = arrays["coef"], arrays["mean"], arrays["scale"]
+
+
+@register("flops")
+class FlopsPredictor(_Linear):
+    """Latency linear in MACs, parameters and activation memory: the proxy baseline.
+
+    What users compare a learned predictor with ("just use FLOPs"). Accepts Graphs, so it also
+    predicts imported ONNX models.
+    """
+
+    accepts_graphs = True
+    features = "stats"  # fixed, not a setting
+
+    def __init__(self, alpha: float = 1e-6, log_target: bool = False) -> None:
+        self.alpha = alpha
+        self.log_target = log_target
+
+
+@register("ridge")
+class RidgePredictor(_Linear):
+    """Ridge regression, by default on the one-hot encoding (the ten-line baseline)."""
+
+    def __init__(
+        self, alpha: float = 1.0, features: str = "onehot", log_target: bool = False
+    ) -> None:
+        self.alpha = alpha
+        self.features = features
+        self.log_target = log_target
+
+
+class _Forest(_Tabular):
+    forest_: dict[str, np.ndarray]
+    init_: float
+    scale_out_: float
+    base_coef_: np.ndarray | None
+
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        leaves = _trees.leaf_values(self.forest_, x)
+        out: np.ndarray = self.init_ + self.scale_out_ * self._combine(leaves)
+        if self.base_coef_ is not None:
+            out = out + np.hstack([x, np.ones((x.shape[0], 1))]) @ self.base_coef_
+        return out
+
+    def _combine(self, leaves: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays = {f"forest_{k}": v for k, v in self.forest_.items()}
+        if self.base_coef_ is not None:
+            arrays["base_coef"] = self.base_coef_
+        meta = {
+            "init": self.init_,
+            "scale_out": self.scale_out_,
+            "n_features_in": self.n_features_in_,
+        }
+        return meta, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.forest_ = {k: arrays[f"forest_{k}"] for k in _trees.FOREST_KEYS}
+        self.base_coef_ = arrays.get("base_coef")
+        self.init_ = float(meta["init"])
+        self.scale_out_ = float(meta["scale_out"])
+        self.n_features_in_ = int(meta["n_features_in"])
+
+    def _base(self, x: np.ndarray, y: np.ndarray, use: bool) -> np.ndarray:
+        """Optional least-squares base model the trees then correct (residual boosting)."""
+        if not use:
+            self.base_coef_ = None
+            return np.zeros_like(y)
+        from sklearn.linear_model import Ridge
+
+        m = Ridge(alpha=1e-3).fit(x, y)
+        self.base_coef_ = np.append(np.asarray(m.coef_, dtype=np.float64), float(m.intercept_))
+        base: np.ndarray = np.hstack([x, np.ones((x.shape[0], 1))]) @ self.base_coef_
+        return base
+
+
+@register("gbm")
+class GBMPredictor(_Forest):
+    """Gradient-boosted trees (scikit-learn ``GradientBoostingRegressor``).
+
+    Defaults: rich features and a log-latency target (relative errors matter, and latencies span
+    an order of magnitude). ``linear_base=True`` first fits a linear model and boosts its
+    residuals, which suits devices where latency is close to a sum of operator costs (GPUs).
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 600,
+        learning_rate: float = 0.05,
+        max_depth: int = 4,
+        subsample: float = 0.8,
+        features: str = "rich",
+        log_target: bool = True,
+        linear_base: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.subsample = subsample
+        self.features = features
+        self.log_target = log_target
+        self.linear_base = linear_base
+        self.random_state = random_state
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        x = self._x(archs, space)
+        self.n_features_in_ = x.shape[1]
+        y = self._y(y_ms)
+        base = self._base(x, y, bool(self.linear_base))
+        model = GradientBoostingRegressor(
+            n_estimators=int(self.n_estimators),
+            learning_rate=float(self.learning_rate),
+            max_depth=int(self.max_depth),
+            subsample=float(self.subsample),
+            random_state=int(self.random_state),
+        ).fit(x, y - base)
+        self.forest_ = _trees.pack([e.tree_ for e in model.estimators_[:, 0]])
+        self.init_ = float(np.asarray(model.init_.constant_).reshape(-1)[0])
+        self.scale_out_ = float(self.learning_rate)
+
+    def _combine(self, leaves: np.ndarray) -> np.ndarray:
+        out: np.ndarray = leaves.sum(axis=1)
+        return out
+
+
+@register("rf")
+class RFPredictor(_Forest):
+    """Random forest (scikit-learn ``RandomForestRegressor``), nn-Meter's kernel regressor."""
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: float = 0.5,
+        features: str = "rich",
+        log_target: bool = True,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.features = features
+        self.log_target = log_target
+        self.random_state = random_state
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        from sklearn.ensemble import RandomForestRegressor
+
+        x = self._x(archs, space)
+        self.n_features_in_ = x.shape[1]
+        model = RandomForestRegressor(
+            n_estimators=int(self.n_estimators),
+            max_depth=None if self.max_depth is None else int(self.max_depth),
+            min_samples_leaf=int(self.min_samples_leaf),
+            max_features=float(self.max_features),
+            random_state=int(self.random_state),
+            n_jobs=1,
+        ).fit(x, self._y(y_ms))
+        self.forest_ = _trees.pack([e.tree_ for e in model.estimators_])
+        self.base_coef_ = None
+        self.init_ = 0.0
+        self.scale_out_ = 1.0
+
+    def _combine(self, leaves: np.ndarray) -> np.ndarray:
+        out: np.ndarray = leaves.mean(axis=1)
+        return out

@@ -1,0 +1,182 @@
+"""The environment of a measurement: CPU, frequencies, governor, load, temperatures, versions.
+
+Standard library only (like pyperf's ``_collect_metadata``), so an on-device agent can ship it.
+Every reader is best-effort: a value the system does not expose is left out (or ``None``), never
+invented. :func:`collect_env` is taken before and after timing; the verdict compares the two
+(frequency change, throttling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import platform
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["collect_env", "cpu_model", "hardware_identity", "latbench_version"]
+
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "ORT_NUM_THREADS",
+)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: str) -> int | None:
+    text = _read(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def latbench_version() -> str:
+    try:
+        return metadata.version("latbench")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _cpuinfo() -> str:
+    return _read("/proc/cpuinfo") or ""
+
+
+def cpu_model() -> str:
+    """The CPU model name (x86 ``model name``, ARM ``Model``/``Hardware``), else platform's."""
+    info = _cpuinfo()
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        m = re.search(rf"^{key}\s*:\s*(.+)$", info, re.MULTILINE)
+        if m:
+            return m.group(1).strip()
+    return platform.processor() or platform.machine()
+
+
+def _cpu_freqs_khz(cpus: list[int]) -> dict[str, Any]:
+    """Current/min/max frequency from cpufreq, else ``cpu MHz`` of /proc/cpuinfo."""
+    out: dict[str, Any] = {}
+    cur: dict[str, int] = {}
+    for c in cpus:
+        base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
+        f = _read_int(f"{base}/scaling_cur_freq")
+        if f is not None:
+            cur[str(c)] = f
+        if "cpu_min_freq_khz" not in out:
+            lo = _read_int(f"{base}/cpuinfo_min_freq")
+            hi = _read_int(f"{base}/cpuinfo_max_freq")
+            if lo is not None:
+                out["cpu_min_freq_khz"] = lo
+            if hi is not None:
+                out["cpu_max_freq_khz"] = hi
+        if "governor" not in out:
+            gov = _read(f"{base}/scaling_governor")
+            if gov:
+                out["governor"] = gov
+    if not cur:
+        mhz = re.findall(r"^cpu MHz\s*:\s*([\d.]+)$", _cpuinfo(), re.MULTILINE)
+        for i, v in enumerate(mhz):
+            if i in cpus:
+                cur[str(i)] = round(float(v) * 1000)
+        if cur:
+            out["cpu_freq_source"] = "/proc/cpuinfo"
+    else:
+        out["cpu_freq_source"] = "cpufreq"
+    out["cpu_cur_freq_khz"] = cur
+    out.setdefault("governor", None)
+    return out
+
+
+def _temperatures_c() -> dict[str, float]:
+    temps: dict[str, float] = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        t = _read_int(f"{zone}/temp")
+        if t is not None:
+            kind = _read(f"{zone}/type") or Path(zone).name
+            temps[f"{Path(zone).name}:{kind}"] = t / 1000.0
+    return temps
+
+
+def _throttle_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in sorted(glob.glob("/sys/devices/system/cpu/cpu*/thermal_throttle/*_throttle_count")):
+        v = _read_int(p)
+        if v is not None:
+            counts[p.split("/")[5] + "/" + Path(p).name] = v
+    pi = _read("/sys/devices/platform/soc/soc:firmware/get_throttled")
+    if pi is not None:
+        with contextlib.suppress(ValueError):
+            counts["rpi_get_throttled"] = int(pi, 16)
+    return counts
+
+
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        m = re.match(r"(MemTotal|MemAvailable):\s+(\d+) kB", line)
+        if m:
+            key = "total_memory_bytes" if m.group(1) == "MemTotal" else "available_memory_bytes"
+            out[key] = int(m.group(2)) * 1024
+    return out
+
+
+def hardware_identity() -> dict[str, Any]:
+    """The stable part of the environment (what identifies this machine's hardware)."""
+    ident: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    hi = _read_int("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if hi is not None:
+        ident["cpu_max_freq_khz"] = hi
+    board = _read("/proc/device-tree/model")
+    if board:
+        ident["board"] = board.rstrip("\x00")
+    ident.update({k: v for k, v in _meminfo().items() if k == "total_memory_bytes"})
+    return ident
+
+
+def collect_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A snapshot of the environment of this process (best-effort, never raises)."""
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = list(range(os.cpu_count() or 1))
+    env: dict[str, Any] = dict(hardware_identity())
+    env.update(
+        {
+            "affinity": affinity,
+            "os": platform.platform(),
+            "kernel": platform.release(),
+            "python": sys.version.split()[0],
+            "python_implementation": platform.python_implementation(),
+            "latbench_version": latbench_version(),
+            "hostname": platform.node(),
+            "pid": os.getpid(),
+            "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+        }
+    )
+    env.update(_cpu_freqs_khz(affinity))
+    try:
+        env["loadavg"] = list(os.getloadavg())
+    except OSError:
+        env["loadavg"] = None
+    env.update(_meminfo())
+    env["temperatures_c"] = _temperatures_c()
+    env["throttle_counts"] = _throttle_counts()
+    if extra:
+        env.update(extra)
+    return env

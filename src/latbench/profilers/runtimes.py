@@ -1,0 +1,587 @@
+"""Inference runtimes behind one interface: onnxruntime, LiteRT (``ai-edge-litert``), torch.
+
+``RUNTIMES.get(name)().load(model, threads=..., batch=..., options=..., seed=...)`` returns a
+:class:`Session` whose ``run()`` performs exactly one inference on inputs generated once, from the
+model's signature, with a seeded generator; ``input_shapes``, ``version`` and ``settings`` (the
+effective settings, read back from the runtime where it allows) go into the measurement record.
+``profile_ops(runs)`` returns a per-operator table (``op``, ``name``, ``time_ms``, ``share``) where
+the runtime has a profiler.
+
+Each runtime imports its package lazily; a missing package raises
+:class:`~latbench.errors.RuntimeNotInstalledError` naming the extra that installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from latbench._registry import Registry
+from latbench.errors import ConfigError, ModelError, RuntimeNotInstalledError
+
+__all__ = ["RUNTIMES", "Runtime", "Session", "get_runtime", "make_inputs"]
+
+log = logging.getLogger(__name__)
+
+RUNTIMES: Registry[type[Runtime]] = Registry("runtimes")
+
+
+class Session(ABC):
+    """A loaded model, ready to run one inference per ``run()`` call."""
+
+    runtime: str = ""
+    version: str = ""
+
+    def __init__(self) -> None:
+        self.input_shapes: dict[str, list[int]] = {}
+        self.settings: dict[str, Any] = {}
+
+    @abstractmethod
+    def run(self) -> None:
+        """One inference on the pre-generated inputs (the timed call)."""
+
+    def profile_ops(self, runs: int = 20) -> list[dict[str, Any]]:
+        """Per-operator profile over ``runs`` inferences; rows sorted by time, shares sum to 1."""
+        raise NotImplementedError(f"{self.runtime} has no per-operator profiler in latbench")
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sessions hold nothing to free
+        """Release the runtime's resources."""
+
+
+class Runtime(ABC):
+    """A runtime adapter: loads model files (or modules) into :class:`Session` objects."""
+
+    name: ClassVar[str] = ""
+    extra: ClassVar[str] = ""  # the latbench extra that installs the runtime's package
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def load(
+        self,
+        model: Any,
+        *,
+        threads: int | None = 1,
+        batch: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Session:
+        """Load ``model`` and generate its inputs; raises ModelError for a bad model."""
+
+    @classmethod
+    def package_version(cls) -> str:
+        """The runtime package's version (raises RuntimeNotInstalledError when missing)."""
+        raise NotImplementedError
+
+
+def get_runtime(name: str) -> Runtime:
+    """An instance of the runtime registered as ``name`` (UnknownNameError lists the known ones)."""
+    return RUNTIMES.get(name)()
+
+
+def _missing(package: str, extra: str, exc: ImportError) -> RuntimeNotInstalledError:
+    hint = f"pip install 'latbench[{extra}]'" if extra else f"pip install {package}"
+    return RuntimeNotInstalledError(
+        f"the runtime package {package!r} is not installed ({exc}); install it with: {hint}"
+    )
+
+
+def _check_file(model: Any, suffixes: tuple[str, ...], runtime: str) -> Path:
+    if not isinstance(model, str | os.PathLike):
+        raise ModelError(
+            f"runtime {runtime!r} loads model files ({', '.join(suffixes)}); got {type(model)!r}"
+        )
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model file {str(path)!r} does not exist")
+    if path.suffix.lower() not in suffixes:
+        raise ModelError(
+            f"model file {str(path)!r} has suffix {path.suffix!r}; runtime {runtime!r} expects "
+            f"{' or '.join(suffixes)}"
+        )
+    return path
+
+
+def _np_dtype(name: str) -> Any:
+    import numpy as np
+
+    table = {
+        "float": np.float32,
+        "float32": np.float32,
+        "float16": np.float16,
+        "double": np.float64,
+        "float64": np.float64,
+        "int64": np.int64,
+        "int32": np.int32,
+        "int16": np.int16,
+        "int8": np.int8,
+        "uint8": np.uint8,
+        "bool": np.bool_,
+    }
+    if name not in table:
+        raise ModelError(f"input element type {name!r} is not supported for generated inputs")
+    return table[name]
+
+
+def make_inputs(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> dict[str, Any]:
+    """Seeded random inputs: ``{name: (shape, dtype)}`` -> ``{name: numpy array}``.
+
+    Floats are uniform in [-1, 1), integers small non-negative values, booleans fair coins; the
+    same ``seed`` always gives the same arrays.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for name, (shape, dtype_name) in specs.items():
+        dt = _np_dtype(dtype_name)
+        if np.issubdtype(dt, np.floating):
+            arr = rng.uniform(-1.0, 1.0, size=shape).astype(dt)
+        elif dt is np.bool_:
+            arr = rng.integers(0, 2, size=shape).astype(np.bool_)
+        else:
+            arr = rng.integers(0, 8, size=shape).astype(dt)
+        out[name] = arr
+    return out
+
+
+def _shape_with_batch(name: str, dims: list[Any], batch: int | None) -> list[int]:
+    """Resolve a signature shape: dim 0 is the batch; other symbolic dims are an error."""
+    shape: list[int] = []
+    for i, d in enumerate(dims):
+        if i == 0 and (batch is not None or not isinstance(d, int) or d < 1):
+            shape.append(batch if batch is not None else 1)
+        elif isinstance(d, int) and d >= 1:
+            shape.append(d)
+        else:
+            raise ModelError(
+                f"input {name!r} has a dynamic dimension {i} ({d!r}); latbench needs static "
+                "shapes except for the batch dimension"
+            )
+    return shape
+
+
+def _finish_profile(times: dict[tuple[str, str], float], runs: int) -> list[dict[str, Any]]:
+    total = sum(times.values()) or 1.0
+    ordered = sorted(times.items(), key=lambda kv: -kv[1])
+    return [
+        {"op": op, "name": name, "time_ms": t / runs, "share": t / total}
+        for (op, name), t in ordered
+    ]
+
+
+# ---- onnxruntime -----------------------------------------------------------------------
+_ORT_LEVELS = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
+
+
+class OnnxRuntimeSession(Session):
+    runtime = "onnxruntime"
+
+    def __init__(
+        self, path: Path, threads: int | None, batch: int | None, opts: Mapping[str, Any], seed: int
+    ) -> None:
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise _missing("onnxruntime", "", exc) from None
+        self._ort = ort
+        self.version = ort.__version__
+        self._path = path
+        level = str(opts.get("opt_level", "all"))
+        if level not in _ORT_LEVELS:
+            raise ConfigError(
+                f"onnxruntime opt_level {level!r}; expected one of {', '.join(_ORT_LEVELS)}"
+            )
+        self._opts = ort.SessionOptions()
+        self._opts.intra_op_num_threads = int(threads or 0)
+        self._opts.inter_op_num_threads = 1
+        self._opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._opts.graph_optimization_level = ort.GraphOptimizationLevel(_ORT_LEVELS[level])
+        self._opts.log_severity_level = 3
+        self._sess = self._make_session(self._opts)
+        specs: dict[str, tuple[list[int], str]] = {}
+        for inp in self._sess.get_inputs():
+            dtype = str(inp.type).removeprefix("tensor(").removesuffix(")")
+            specs[inp.name] = (_shape_with_batch(inp.name, list(inp.shape), batch), dtype)
+        self.feeds = make_inputs(specs, seed)
+        self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
+        self.settings = {
+            "execution_provider": "CPUExecutionProvider",
+            "intra_op_num_threads": self._opts.intra_op_num_threads,
+            "inter_op_num_threads": self._opts.inter_op_num_threads,
+            "execution_mode": "sequential",
+            "opt_level": level,
+            "providers": list(self._sess.get_providers()),
+        }
+        self._sess_run = self._sess.run
+        try:
+            self._sess_run(None, self.feeds)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(
+                f"{path.name}: the model rejects the input shapes {self.input_shapes}: "
+                f"{str(exc).strip().splitlines()[0][:300]}"
+            ) from None
+
+    def _make_session(self, opts: Any) -> Any:
+        try:
+            return self._ort.InferenceSession(
+                str(self._path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(
+                f"{str(self._path)!r} is not a valid ONNX model onnxruntime can load: "
+                f"{str(exc).strip().splitlines()[0][:300]}"
+            ) from None
+
+    def run(self) -> None:
+        self._sess_run(None, self.feeds)
+
+    def profile_ops(self, runs: int = 20) -> list[dict[str, Any]]:
+        """onnxruntime's own profiler (a Chrome trace), aggregated per node over ``runs``."""
+        with tempfile.TemporaryDirectory(prefix="latbench-ortprof-") as tmp:
+            opts = self._ort.SessionOptions()
+            opts.intra_op_num_threads = self._opts.intra_op_num_threads
+            opts.inter_op_num_threads = self._opts.inter_op_num_threads
+            opts.execution_mode = self._opts.execution_mode
+            opts.graph_optimization_level = self._opts.graph_optimization_level
+            opts.log_severity_level = 3
+            opts.enable_profiling = True
+            opts.profile_file_prefix = os.path.join(tmp, "ort")
+            sess = self._make_session(opts)
+            for _ in range(3):
+                sess.run(None, self.feeds)
+            trace_path = sess.end_profiling()
+            sess = self._make_session(opts)
+            for _ in range(runs):
+                sess.run(None, self.feeds)
+            trace_path = sess.end_profiling()
+            events = json.loads(Path(trace_path).read_text(encoding="utf-8"))
+        return parse_ort_profile(events, runs)
+
+
+def parse_ort_profile(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
+    """Aggregate onnxruntime profiler events (``cat == "Node"``, ``*_kernel_time``) per node."""
+    times: dict[tuple[str, str], float] = {}
+    for ev in events:
+        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        args = ev.get("args", {})
+        key = (str(args.get("op_name", "?")), str(ev["name"]).removesuffix("_kernel_time"))
+        times[key] = times.get(key, 0.0) + float(ev.get("dur", 0)) / 1e3  # us -> ms
+    return _finish_profile(times, max(1, runs))
+
+
+@RUNTIMES.register("onnxruntime")
+class OnnxRuntime(Runtime):
+    """onnxruntime, CPU execution provider; options: ``opt_level`` (disable|basic|extended|all)."""
+
+    name = "onnxruntime"
+    extra = ""
+    suffixes = (".onnx",)
+
+    @classmethod
+    def package_version(cls) -> str:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise _missing("onnxruntime", cls.extra, exc) from None
+        return str(ort.__version__)
+
+    def load(
+        self,
+        model: Any,
+        *,
+        threads: int | None = 1,
+        batch: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Session:
+        path = _check_file(model, self.suffixes, self.name)
+        return OnnxRuntimeSession(path, threads, batch, dict(options or {}), seed)
+
+
+# ---- LiteRT ------------------------------------------------------------------------------
+class LiteRTSession(Session):
+    runtime = "litert"
+
+    def __init__(
+        self, path: Path, threads: int | None, batch: int | None, opts: Mapping[str, Any], seed: int
+    ) -> None:
+        super().__init__()
+        try:
+            import ai_edge_litert
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError as exc:
+            raise _missing("ai-edge-litert", "litert", exc) from None
+        self.version = str(getattr(ai_edge_litert, "__version__", "") or _dist_version())
+        xnnpack = bool(opts.get("xnnpack", True))
+        resolver = (
+            OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        try:
+            self._it = Interpreter(
+                model_path=str(path),
+                num_threads=threads if threads else None,
+                experimental_op_resolver_type=resolver,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"{str(path)!r} is not a valid TFLite model LiteRT can load: "
+                f"{str(exc).strip().splitlines()[0][:300]}"
+            ) from None
+        details = self._it.get_input_details()
+        specs: dict[str, tuple[list[int], str]] = {}
+        for d in details:
+            dims = (
+                [int(x) for x in d["shape_signature"]]
+                if len(d["shape_signature"])
+                else [int(x) for x in d["shape"]]
+            )
+            shape = _shape_with_batch(d["name"], dims, batch)
+            try:
+                if list(d["shape"]) != shape:
+                    self._it.resize_tensor_input(d["index"], shape, strict=False)
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(
+                    f"{path.name}: the model rejects input shape {shape}: {exc}"
+                ) from None
+            specs[d["name"]] = (shape, d["dtype"].__name__)
+        try:
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"{path.name}: the model rejects the input shapes "
+                f"{ {k: v[0] for k, v in specs.items()} }: {str(exc).strip()[:300]}"
+            ) from None
+        feeds = make_inputs(specs, seed)
+        self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
+        for d in details:
+            self._it.set_tensor(d["index"], feeds[d["name"]])
+        self.settings = {"num_threads": threads, "xnnpack": xnnpack, "op_resolver": resolver.name}
+        self._invoke = self._it.invoke
+        try:
+            self._invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path.name}: inference failed: {str(exc).strip()[:300]}") from None
+
+    def run(self) -> None:
+        self._invoke()
+
+    def profile_ops(self, runs: int = 20) -> list[dict[str, Any]]:
+        raise NotImplementedError(
+            "the ai-edge-litert Python API exposes no operator profiler; on a device use "
+            "LiteRT's benchmark_model --enable_op_profiling=true (the adb device does)"
+        )
+
+
+def _dist_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+@RUNTIMES.register("litert")
+class LiteRT(Runtime):
+    """LiteRT through ``ai-edge-litert``; options: ``xnnpack`` (bool, default True)."""
+
+    name = "litert"
+    extra = "litert"
+    suffixes = (".tflite",)
+
+    @classmethod
+    def package_version(cls) -> str:
+        try:
+            import ai_edge_litert  # noqa: F401
+        except ImportError as exc:
+            raise _missing("ai-edge-litert", cls.extra, exc) from None
+        return _dist_version()
+
+    def load(
+        self,
+        model: Any,
+        *,
+        threads: int | None = 1,
+        batch: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Session:
+        path = _check_file(model, self.suffixes, self.name)
+        self.package_version()
+        return LiteRTSession(path, threads, batch, dict(options or {}), seed)
+
+
+# ---- torch -------------------------------------------------------------------------------
+def _graph_json_inputs(module: Any) -> dict[str, list[int]] | None:
+    """Input shapes of a latbench-emitted module (it carries its graph as JSON)."""
+    text = getattr(module, "graph_json", None)
+    if not isinstance(text, str):
+        return None
+    doc = json.loads(text)
+    return {
+        str(n["name"]): [int(x) for x in n["shape"]]
+        for n in doc.get("nodes", [])
+        if n.get("op") == "input"
+    }
+
+
+def _exported_inputs(program: Any) -> dict[str, list[int]]:
+    """Input shapes of a ``torch.export`` program, from its placeholders' example values."""
+    user = set(program.graph_signature.user_inputs)
+    shapes: dict[str, list[int]] = {}
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user and "val" in node.meta:
+            shapes[node.name] = [int(x) for x in node.meta["val"].shape]
+    return shapes
+
+
+class TorchSession(Session):
+    runtime = "torch"
+
+    def __init__(
+        self,
+        module: Any,
+        shapes: dict[str, list[int]],
+        threads: int | None,
+        batch: int | None,
+        seed: int,
+        source: str,
+    ) -> None:
+        super().__init__()
+        import torch
+
+        self._torch = torch
+        self.version = str(torch.__version__)
+        if threads:
+            torch.set_num_threads(int(threads))
+        if hasattr(module, "eval"):
+            module.eval()
+        self._module = module
+        specs = {
+            name: ([batch, *shape[1:]] if batch is not None and shape else shape, "float32")
+            for name, shape in shapes.items()
+        }
+        arrays = make_inputs(specs, seed)
+        self._inputs = tuple(torch.from_numpy(a) for a in arrays.values())
+        self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
+        self.settings = {
+            "mode": source,
+            "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+            "grad": False,
+        }
+        self._no_grad = torch.inference_mode()
+        try:
+            self.run()
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ModelError(
+                f"the torch model rejects the input shapes {self.input_shapes}: "
+                f"{str(exc).strip().splitlines()[0][:300]}"
+            ) from None
+
+    def run(self) -> None:
+        with self._no_grad:
+            self._module(*self._inputs)
+
+    def profile_ops(self, runs: int = 20) -> list[dict[str, Any]]:
+        """torch.profiler, CPU activity, aggregated per aten operator (self CPU time)."""
+        from torch.profiler import ProfilerActivity, profile
+
+        self.run()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                self.run()
+        times: dict[tuple[str, str], float] = {}
+        for ev in prof.key_averages():
+            if ev.self_cpu_time_total <= 0:
+                continue
+            times[(ev.key, ev.key)] = float(ev.self_cpu_time_total) / 1e3  # us -> ms
+        return _finish_profile(times, max(1, runs))
+
+
+@RUNTIMES.register("torch")
+class TorchRuntime(Runtime):
+    """torch eager on CPU: an ``nn.Module``, a zero-arg factory of one, or a ``.pt``/``.pt2`` file.
+
+    Options: ``input_shapes`` ({name: shape}) when the module does not carry its input shapes
+    (latbench-emitted modules do).
+    """
+
+    name = "torch"
+    extra = ""
+    suffixes = (".pt", ".pt2")
+
+    @classmethod
+    def package_version(cls) -> str:
+        try:
+            import torch
+        except ImportError as exc:
+            raise _missing("torch", cls.extra, exc) from None
+        return str(torch.__version__)
+
+    def load(
+        self,
+        model: Any,
+        *,
+        threads: int | None = 1,
+        batch: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Session:
+        self.package_version()
+        import torch
+
+        opts = dict(options or {})
+        source = "eager"
+        module: Any
+        shapes: Mapping[str, Any] | None = opts.get("input_shapes")
+        if isinstance(model, str | os.PathLike):
+            path = _check_file(model, self.suffixes, self.name)
+            try:
+                if path.suffix == ".pt2":
+                    program = torch.export.load(str(path))
+                    module = program.module()
+                    source = "exported"
+                    shapes = shapes or _exported_inputs(program)
+                else:
+                    module = torch.jit.load(str(path), map_location="cpu")
+                    source = "torchscript"
+            except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+                raise ModelError(
+                    f"{str(path)!r} is not a torch model torch can load: "
+                    f"{str(exc).strip().splitlines()[0][:300]}"
+                ) from None
+        elif isinstance(model, torch.nn.Module):
+            module = model
+        elif callable(model):
+            factory: Callable[[], Any] = model
+            module = factory()
+            if not isinstance(module, torch.nn.Module):
+                raise ModelError(f"the model factory returned {type(module)!r}, not nn.Module")
+        else:
+            raise ModelError(
+                f"torch runtime expects an nn.Module, a zero-arg factory or a .pt/.pt2 file; "
+                f"got {type(model)!r}"
+            )
+        shapes = shapes or _graph_json_inputs(module)
+        if not shapes:
+            raise ModelError(
+                "cannot tell the torch model's input shapes; pass options={'input_shapes': "
+                "{'input': [1, 3, 32, 32]}}"
+            )
+        return TorchSession(
+            module,
+            {str(k): [int(x) for x in v] for k, v in dict(shapes).items()},
+            threads,
+            batch,
+            seed,
+            source,
+        )

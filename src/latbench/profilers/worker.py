@@ -1,0 +1,217 @@
+"""A measurement worker: a separate, CPU-pinned process that survives the models it runs.
+
+Models run in a child process (``multiprocessing`` *spawn*, so no state leaks from the parent)
+pinned with ``os.sched_setaffinity`` to the chosen CPUs. The parent sends a picklable call, waits
+with a timeout, and watches the child:
+
+* the call returns or raises -> the value or the same exception comes back to the caller;
+* the child dies (segfault, abort, killed by the OOM killer) -> :class:`WorkerCrashed` with the
+  signal, e.g. ``worker died with signal SIGSEGV``; the worker restarts on the next call;
+* the call exceeds ``timeout_s`` -> the child is killed, :class:`WorkerTimeout`; restart as above.
+
+One worker is reused across many models, so the process start and the runtime imports are paid
+once, not per model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import Any, Self
+
+from latbench.errors import MeasurementError
+
+__all__ = ["Worker", "WorkerCrashed", "WorkerTimeout", "default_cpus"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCrashed(MeasurementError):
+    """The worker process died while running a call."""
+
+
+class WorkerTimeout(MeasurementError):
+    """A call ran longer than its timeout; the worker was killed."""
+
+
+class _RemoteError(MeasurementError):
+    """An exception in the worker that could not be sent back as itself."""
+
+
+def default_cpus(threads: int | None) -> list[int]:
+    """The CPUs to pin a worker to: the last ``threads`` CPUs this process may use.
+
+    The last CPUs are usually the ones the kernel and interrupts use least; pinning keeps the
+    runtime's threads from migrating between cores mid-measurement.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    n = max(1, min(int(threads or len(allowed)), len(allowed)))
+    return allowed[-n:]
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _worker_main(conn: Connection, cpus: list[int] | None, memory_limit_bytes: int | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    if memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if msg is None:
+            return
+        fn, args, kwargs = msg
+        try:
+            result = fn(*args, **kwargs)
+            reply: tuple[str, Any] = ("ok", result)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            tb = traceback.format_exc(limit=8)
+            reply = ("error", (exc, tb))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable exception or result
+            conn.send(("error", (_RemoteError(f"{type(exc).__name__}: {exc}"), "")))
+
+
+class Worker:
+    """A restartable child process that runs picklable calls, pinned to ``cpus``.
+
+    ``memory_limit_bytes`` sets ``RLIMIT_AS`` in the child so a runaway model fails with an
+    out-of-memory error (MemoryError or an abort) instead of taking the machine down.
+    """
+
+    def __init__(
+        self,
+        cpus: Sequence[int] | None = None,
+        memory_limit_bytes: int | None = None,
+        start_method: str = "spawn",
+    ) -> None:
+        self.cpus = list(cpus) if cpus else None
+        self.memory_limit_bytes = memory_limit_bytes
+        self._ctx: Any = mp.get_context(start_method)
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self.cpus, self.memory_limit_bytes),
+            name="latbench-worker",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        log.debug("started worker pid %s on cpus %s", proc.pid, self.cpus)
+
+    def _reap(self) -> int | None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+        code = proc.exitcode
+        proc.close()
+        return int(code) if code is not None else None
+
+    def call(
+        self, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` in the worker and return its result.
+
+        Re-raises the worker's exception; raises :class:`WorkerCrashed` when the process dies and
+        :class:`WorkerTimeout` after ``timeout_s`` seconds (the worker restarts on the next call).
+        """
+        if self._proc is not None and not self._proc.is_alive():
+            self._reap()
+            self.restarts += 1
+        self.start()
+        assert self._conn is not None and self._proc is not None
+        conn, proc = self._conn, self._proc
+        # a child that is already gone is reported by the poll loop below
+        with contextlib.suppress(BrokenPipeError, OSError):
+            conn.send((fn, args, kwargs))
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                ready = conn.poll(0.05)
+            except (EOFError, OSError):
+                ready = False
+            if ready:
+                try:
+                    status, payload = conn.recv()
+                    break
+                except (EOFError, OSError):
+                    pass
+            if not proc.is_alive() or (ready is False and proc.exitcode is not None):
+                code = self._reap()
+                self.restarts += 1
+                if code is not None and code < 0:
+                    sig = _signal_name(code)
+                    hint = " (killed: out of memory?)" if sig == "SIGKILL" else ""
+                    raise WorkerCrashed(f"worker died with signal {sig}{hint}")
+                raise WorkerCrashed(f"worker exited unexpectedly with status {code}")
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                self._reap()
+                self.restarts += 1
+                raise WorkerTimeout(f"timed out after {timeout_s:g} s; the worker was killed")
+        if status == "ok":
+            return payload
+        exc, tb = payload
+        log.debug("worker traceback:\n%s", tb)
+        if isinstance(exc, BaseException):
+            raise exc
+        raise _RemoteError(str(exc))
+
+    def close(self) -> None:
+        """Stop the worker (politely, then by force). Idempotent."""
+        if self._conn is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._conn.send(None)
+        self._reap()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # never raise from a finaliser
+            self.close()

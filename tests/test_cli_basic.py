@@ -1,0 +1,168 @@
+"""The ``latbench`` command: help, version, spaces/arch/export, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from latbench import __version__
+from latbench.cli import main
+from latbench.spaces import get_space
+
+NB = get_space("nb201").from_index(1)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_help_and_version_through_the_real_entry_point() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "latbench.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0
+    for cmd in ("spaces", "arch", "export"):
+        assert cmd in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "latbench.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == f"latbench {__version__}"
+
+
+def test_spaces_lists_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "spaces")
+    assert rc == 0
+    assert "nb201" in out and "15,625" in out and "fbnet" in out and "skip_connect" in out
+    rc, out, _ = run(capsys, "spaces", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["nb201"]["size"] == 15_625 and rows["fbnet"]["positions"] == 22
+
+
+def test_arch_show(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "arch", "show", "nb201", NB)
+    assert rc == 0
+    assert "nb201_index  1" in out and "MACs" in out and "params" in out
+    rc, out, _ = run(capsys, "arch", "show", "nb201", NB, "--json", "--nodes")
+    doc = json.loads(out)
+    g = get_space("nb201").build(NB)
+    assert doc["macs"] == g.macs() and doc["graph_id"] == g.graph_id()
+    assert len(doc["node_list"]) == len(g.nodes)
+    rc, out, _ = run(
+        capsys, "arch", "show", "fbnet", "0-" * 21 + "8", "--resolution", "64", "--nodes"
+    )
+    assert rc == 0 and "1x3x64x64" in out and "head_conv" in out
+
+
+def test_export_and_show_imported_onnx(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    rc, out, _ = run(
+        capsys,
+        "export",
+        "nb201",
+        NB,
+        "--format",
+        "onnx",
+        "-o",
+        str(path),
+        "--seed",
+        "3",
+        "--batch",
+        "2",
+    )
+    assert rc == 0 and path.is_file() and "wrote" in out
+    onnx.checker.check_model(onnx.load(str(path)))
+    rc, out, _ = run(capsys, "arch", "show", "--onnx", str(path), "--json", "--batch", "2")
+    doc = json.loads(out)
+    g = get_space("nb201").build(NB, batch=2)
+    assert doc["macs"] == g.macs() and doc["graph_id"] == g.graph_id()
+    # re-emit the imported model as TFLite, format from the suffix
+    tfl = tmp_path / "m.tflite"
+    rc, out, _ = run(capsys, "export", "--onnx", str(path), "-o", str(tfl))
+    assert rc == 0 and tfl.read_bytes()[4:8] == b"TFL3"
+
+
+def test_export_torch_program(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "m.pt2"
+    rc, _, _ = run(capsys, "export", "nb201", NB, "-f", "torch", "-o", str(path))
+    assert rc == 0
+    program = torch.export.load(str(path))
+    y = program.module()(torch.zeros(1, 3, 32, 32))
+    assert tuple(y.shape) == (1, 10) and bool(torch.isfinite(y).all())
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["arch", "show", "nb301", "x"], ["nb301", "nb201", "fbnet"]),
+        (
+            ["arch", "show", "nb201", "|nor_conv_3x4~0|+|none~0|none~1|+|none~0|none~1|none~2|"],
+            ["nor_conv_3x4", "nor_conv_3x3"],
+        ),
+        (["arch", "show", "nb201", "|none~0|"], ["|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"]),
+        (["arch", "show", "fbnet", "1-2-3"], ["3 layer(s)", "22"]),
+        (["export", "nb201", NB, "-o", "model.bin"], ["--format"]),
+        (["arch", "show"], ["SPACE ARCH"]),
+    ],
+)
+def test_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needles: list[str]
+) -> None:
+    rc, _, err = run(capsys, *argv)
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("latbench: error: ")
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0]
+
+
+def test_unsupported_onnx_operator_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Elu", ["x"], ["y"], name="weird_act")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    path = tmp_path / "elu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    rc, _, err = run(capsys, "arch", "show", "--onnx", str(path))
+    assert rc != 0 and "Elu" in err and "weird_act" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(capsys, "arch", "show", "--onnx", str(tmp_path / "none.onnx"))
+    assert rc != 0 and "does not exist" in err
+
+
+def test_verbose_flag_logs_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    cmd = [sys.executable, "-m", "latbench.cli", "arch", "show", "nb301", "x"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 2
+    (line,) = plain.stderr.strip().splitlines()
+    assert line.startswith("latbench: error: unknown") and "'nb301'" in line and "nb201" in line
+    verbose = subprocess.run(
+        [*cmd[:3], "-vv", *cmd[3:]], capture_output=True, text=True, timeout=60
+    )
+    assert verbose.returncode == 2
+    assert "Traceback" in verbose.stderr  # logged at debug level only
+    rc, out, _ = run(capsys, "-v", "spaces")
+    assert rc == 0 and "nb201" in out
+
+
+def test_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "arch", "sample", "nb201", "-n", "3", "--seed", "1")
+    archs = out.split()
+    assert rc == 0 and archs == get_space("nb201").sample(3, seed=1)
+    assert all(a.startswith("|") for a in archs)
