@@ -54,7 +54,12 @@ def main() -> int:
     to_tflite(g0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(to_torch(g0), (torch.zeros(1, 3, 32, 32),), io.BytesIO(), dynamo=False)
+        torch.onnx.export(
+            to_torch(g0),
+            (torch.zeros(1, 3, 32, 32),),
+            io.BytesIO(),  # type: ignore[arg-type]
+            dynamo=False,
+        )
     for i, arch in enumerate(archs):
         graph = space.build(arch)
         module = to_torch(graph, seed=i)
@@ -68,7 +73,7 @@ def main() -> int:
             torch.onnx.export(
                 module,
                 (x,),
-                io.BytesIO(),
+                io.BytesIO(),  # type: ignore[arg-type]
                 dynamo=False,
                 opset_version=17,
                 input_names=["input"],

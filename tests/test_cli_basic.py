@@ -13,9 +13,9 @@ from onnx import TensorProto, helper
 
 from latbench import __version__
 from latbench.cli import main
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space, get_space
 
-NB = get_space("nb201").from_index(1)
+NB = NB201Space().from_index(1)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from emit_helpers import assert_close, run_onnx, run_tflite, run_torch
-from latbench.spaces import get_space, make_input
+from latbench.spaces import FBNetSpace, NB201Space, get_space, make_input
 
-NB201 = get_space("nb201")
-FBNET = get_space("fbnet")
+NB201 = NB201Space()
+FBNET = FBNetSpace()
 
 DISCONNECTED = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|"
 ALL_SKIP = NB201.from_ops([1] * 6)

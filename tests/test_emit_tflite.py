@@ -7,11 +7,11 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 from emit_helpers import assert_close, run_onnx, run_tflite, run_torch
-from latbench.spaces import Graph, GraphBuilder, get_space, make_input
+from latbench.spaces import FBNetSpace, Graph, GraphBuilder, NB201Space, make_input
 from latbench.spaces.emit_tflite import to_tflite
 
-NB201 = get_space("nb201")
-FBNET = get_space("fbnet")
+NB201 = NB201Space()
+FBNET = FBNetSpace()
 OPNAME = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 ALLOWED = {
     "CONV_2D",

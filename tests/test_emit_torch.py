@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from latbench.spaces import get_space, make_input
+from latbench.spaces import FBNetSpace, NB201Space, get_space, make_input
 from latbench.spaces.emit_torch import to_torch, torch_factory
 
-NB201 = get_space("nb201")
-FBNET = get_space("fbnet")
+NB201 = NB201Space()
+FBNET = FBNetSpace()
 
 
 def test_module_is_eval_float32_and_deterministic() -> None:

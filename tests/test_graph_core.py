@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from latbench.errors import ArchError
-from latbench.spaces import Graph, GraphBuilder, Node, get_space, init_params, make_input
+from latbench.spaces import (
+    Graph,
+    GraphBuilder,
+    NB201Space,
+    Node,
+    get_space,
+    init_params,
+    make_input,
+)
 
 
 def small_graph() -> Graph:
@@ -69,11 +77,11 @@ def test_json_round_trip_and_stable_id() -> None:
 
 def test_graph_id_is_pinned() -> None:
     """The id is a stable function of the computation: pinned so a change is noticed."""
-    g = get_space("nb201").build(get_space("nb201").from_index(0))
+    g = get_space("nb201").build(NB201Space().from_index(0))
     assert g.graph_id() == Graph.from_json(g.to_json()).graph_id()
     assert len(g.graph_id()) == 16
-    assert g.graph_id() == get_space("nb201").build(get_space("nb201").from_index(0)).graph_id()
-    assert g.graph_id() != get_space("nb201").build(get_space("nb201").from_index(1)).graph_id()
+    assert g.graph_id() == get_space("nb201").build(NB201Space().from_index(0)).graph_id()
+    assert g.graph_id() != get_space("nb201").build(NB201Space().from_index(1)).graph_id()
 
 
 def test_format_errors() -> None:

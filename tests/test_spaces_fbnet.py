@@ -7,10 +7,10 @@ import random
 import pytest
 
 from latbench.errors import ArchError
-from latbench.spaces import get_space
+from latbench.spaces import FBNetSpace, get_space
 from latbench.spaces.fbnet import FBNET_BLOCKS, block_params
 
-SPACE = get_space("fbnet")
+SPACE = FBNetSpace()
 ARCH = "8-1-3-6-5-2-2-1-3-5-0-5-3-7-0-2-7-5-2-6-8-4"
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from latbench.errors import ArchError
-from latbench.spaces import NB201Space, get_space
+from latbench.spaces import NB201Space
 
 DATA = Path(__file__).parent / "data" / "nb201_index_sample.csv"
-SPACE = get_space("nb201")
+SPACE = NB201Space()
 ARCH = SPACE.from_ops([3, 3, 4, 1, 3, 1])  # official index 1
 
 

@@ -23,8 +23,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of factories of one kind (spaces, runtimes, devices, predictors)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, label: str | None = None) -> None:
         self.kind = kind
+        self.label = label or (kind[:-1] if kind.endswith("s") else kind)
         self._items: dict[str, T] = {}
         self._entry_points_loaded = False
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from latbench.datasets.reference import REFERENCE_TABLES, batch_of, load_referen
 from latbench.datasets.store import SQLITE_MAGIC, Store
 from latbench.errors import ArchError, ConfigError, DatasetError, LatbenchError
 
-Source = str | os.PathLike[str] | Store | pd.DataFrame
+Source: TypeAlias = "str | os.PathLike[str] | Store | pd.DataFrame"
 
 FORMATS = ("parquet", "csv")
 _PARQUET_META_KEY = b"latbench.schema_version"
@@ -71,9 +71,7 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
         raise
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
-    raise DatasetError(
-        f"{path}: unknown dataset format; expected .db, .parquet, .csv or .csv.gz"
-    )
+    raise DatasetError(f"{path}: unknown dataset format; expected .db, .parquet, .csv or .csv.gz")
 
 
 def _locate(kind: str, pos: int) -> str:
@@ -198,55 +196,92 @@ class ImportReport:
 
 def _arch_resolver(
     space_name: str,
-) -> Callable[[str], tuple[str, str, int | None]]:
-    """A cached ``arch -> (canonical, arch_id, index)`` of a space; raises ArchError."""
+) -> Callable[[str, Any], tuple[str, str, int | None]]:
+    """A cached ``(arch, given index) -> (canonical, arch_id, index)`` of a space.
+
+    Raises ArchError for a bad string. When the row gives an index and the space has
+    ``from_index``, the string must be the canonical string of that index (one cheap check
+    instead of a parse); otherwise the string is parsed and canonicalised.
+    """
     from latbench.spaces import get_space
 
     space = get_space(space_name)
     index_fn = getattr(space, "index", None)
-    cache: dict[str, tuple[str, str, int | None]] = {}
+    from_index = getattr(space, "from_index", None)
+    cache: dict[tuple[str, Any], tuple[str, str, int | None]] = {}
 
-    def resolve(arch: str) -> tuple[str, str, int | None]:
-        hit = cache.get(arch)
-        if hit is None:
+    def resolve(arch: str, given: Any) -> tuple[str, str, int | None]:
+        key = (arch, given)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        idx: int | None = None
+        if given is not None and from_index is not None and arch == from_index(int(given)):
+            canon, idx = arch, int(given)
+        else:
             canon = space.canonical(arch)
-            idx = int(index_fn(canon)) if index_fn is not None else None
-            hit = (canon, space.arch_id(canon), idx)
-            cache[arch] = hit
+            if index_fn is not None:
+                idx = int(index_fn(canon))
+            elif given is not None:
+                idx = int(given)
+        hit = (canon, space.arch_id(canon), idx)
+        cache[key] = hit
         return hit
 
     return resolve
 
 
-def _col(df: pd.DataFrame, name: str) -> list[Any]:
-    """Column as a Python list with None for missing values (None everywhere if absent)."""
-    if name not in df.columns:
-        default = S.DEFAULTS.get(name)
-        return [default] * len(df)
-    values = df[name].tolist()
-    return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in values]
-
-
-def _to_int(v: Any, default: int | None) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return default
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int | np.integer):
-        return int(v)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return v  # validate_row names the bad value
-    return int(f) if f.is_integer() else v
+def _numeric(series: pd.Series, default: float) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce").fillna(default)
 
 
 def _json_text(v: Any) -> str | None:
-    if v is None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, str):
         return v or None
     return json.dumps(v, sort_keys=True, default=str)
+
+
+def _as_list(series: pd.Series) -> list[Any]:
+    """A column as a list sqlite3 can bind: NA -> None, numpy scalars -> Python scalars."""
+    mask = series.isna().to_numpy()
+    if mask.all():
+        return [None] * len(series)
+    if series.dtype.kind in "fiu":  # float NaN binds as NULL
+        return series.to_numpy().tolist()
+    arr = series.to_numpy(dtype=object)
+    if mask.any():
+        arr[mask] = None
+    return arr.tolist()
+
+
+def _validate(w: pd.DataFrame) -> pd.Series:
+    """Per row, why it cannot be stored (None when it can); vectorised."""
+    reason = pd.Series([None] * len(w), index=w.index, dtype=object)
+
+    def flag(mask: pd.Series, text: pd.Series | str) -> None:
+        mask = mask & reason.isna()
+        if mask.any():
+            reason[mask] = text[mask] if isinstance(text, pd.Series) else text
+
+    for name in ("space", "arch", "device"):
+        col = w[name]
+        flag(col.isna() | (col.astype(str).str.strip() == ""), f"{name} is empty")
+    status = w["status"].astype(str)
+    flag(~status.isin(S.STATUSES), "status " + status.map(repr) + f"; expected {list(S.STATUSES)}")
+    lat = pd.to_numeric(w["latency_ms"], errors="coerce")
+    ok = status == "ok"
+    bad_lat = ok & ~((lat > 0) & np.isfinite(lat))
+    flag(
+        bad_lat,
+        "latency_ms " + w["latency_ms"].map(repr) + "; expected a positive finite number",
+    )
+    for name, low in (("batch", 1), ("threads", 0)):
+        num = pd.to_numeric(w[name], errors="coerce")
+        bad = num.isna() | (num < low) | (num % 1 != 0)
+        flag(bad, f"{name} " + w[name].map(repr) + f"; expected an integer >= {low}")
+    return reason
 
 
 def import_table(
@@ -259,7 +294,9 @@ def import_table(
     """Validate and import a file (or DataFrame) into ``store``; bad rows are reported, not fatal.
 
     ``collection`` names the import (default: the file's ``collection`` column, else the file
-    name without suffixes). Returns an :class:`ImportReport` listing every rejected row.
+    name without suffixes). Returns an :class:`ImportReport` listing every rejected row, by
+    line number. Validation is vectorised and architectures are resolved once per distinct
+    string, so the 371,139-row NB201 reference table imports in seconds.
     """
     if isinstance(source, pd.DataFrame):
         raw, kind, label = source.reset_index(drop=True), "row", "DataFrame"
@@ -271,59 +308,91 @@ def import_table(
                 raw, kind = other.to_pandas(), "row"
         else:
             raw, kind = _read_file(path)
-    df = _columns_check(raw, label, space)
-    pos = df["_pos"].tolist() if "_pos" in df.columns else list(range(len(df)))
-    default_name = (
-        collection
-        or (Path(label).name.split(".")[0] if not isinstance(source, pd.DataFrame) else "imported")
+    df = _columns_check(raw, label, space).reset_index(drop=True)
+    pos = df["_pos"].to_numpy() if "_pos" in df.columns else np.arange(len(df))
+    default_name = collection or (
+        Path(label).name.split(".")[0] if not isinstance(source, pd.DataFrame) else "imported"
     )
-    report = ImportReport(source=label, collection=collection or default_name, read=len(df))
-    cols = {name: _col(df, name) for name in S.COLUMN_NAMES}
-    if collection is not None or "collection" not in df.columns:
-        cols["collection"] = [default_name] * len(df)
-    if "arch_index" not in df.columns:
-        cols["arch_index"] = [None] * len(df)
-    version = S.latbench_version()
-    resolvers: dict[str, Callable[[str], tuple[str, str, int | None]]] = {}
-    good: list[tuple[Any, ...]] = []
-    for i in range(len(df)):
-        row = {name: cols[name][i] for name in S.COLUMN_NAMES}
-        where = _locate(kind, pos[i])
-        row["collection"] = row["collection"] or default_name
-        row["status"] = row["status"] or "ok"
-        row["runtime"] = "" if row["runtime"] is None else str(row["runtime"])
-        row["batch"] = _to_int(row["batch"], 1)
-        row["threads"] = _to_int(row["threads"], 0)
-        reason = S.validate_row(row)
-        if reason is None:
-            sp = str(row["space"])
+    report = ImportReport(source=label, collection=default_name, read=len(df))
+    w = pd.DataFrame(index=df.index)
+    for name in S.COLUMN_NAMES:
+        w[name] = df[name] if name in df.columns else S.DEFAULTS.get(name)
+    if collection is not None:
+        w["collection"] = collection
+    w["collection"] = w["collection"].fillna(default_name)
+    w["status"] = w["status"].fillna("ok")
+    w["runtime"] = w["runtime"].fillna("").astype(str)
+    w["batch"] = w["batch"].fillna(1)
+    w["threads"] = w["threads"].fillna(0)
+    reason = _validate(w)
+
+    # Architectures: resolve each distinct (space, arch) once.
+    canon: dict[tuple[Any, Any, Any], tuple[str, str, int | None] | str] = {}
+    resolvers: dict[str, Callable[[str, Any], tuple[str, str, int | None]] | str] = {}
+    valid = reason.isna()
+    given_index = w["arch_index"].where(w["arch_index"].notna(), None)
+    pairs = (
+        pd.DataFrame({"space": w["space"], "arch": w["arch"], "idx": given_index})
+        .loc[valid]
+        .drop_duplicates()
+    )
+    for sp, arch, idx in pairs.itertuples(index=False, name=None):
+        if sp not in resolvers:
             try:
-                resolver = resolvers.get(sp)
-                if resolver is None:
-                    resolver = resolvers[sp] = _arch_resolver(sp)
-                canon, arch_id, index = resolver(str(row["arch"]))
-            except (ArchError, LatbenchError) as exc:
-                reason = f"arch {row['arch']!r}: {exc}"
-            else:
-                row["arch"] = canon
-                row["arch_id"] = row["arch_id"] or arch_id
-                if row["arch_index"] is None:
-                    row["arch_index"] = index
-        if reason is not None:
-            report.rejected.append((where, reason))
+                resolvers[sp] = _arch_resolver(sp)
+            except LatbenchError as exc:
+                resolvers[sp] = f"space {sp!r}: {exc}"
+        res = resolvers[sp]
+        if isinstance(res, str):
+            canon[(sp, arch, idx)] = res
             continue
-        row["arch_index"] = _to_int(row["arch_index"], None)
-        row["latency_ms"] = None if row["latency_ms"] is None else float(row["latency_ms"])
-        row["samples_ms"] = S.pack_samples(_samples_list(row["samples_ms"]) or [])
-        for c in S.JSON_COLUMNS:
-            row[c] = _json_text(row[c])
-        row["latbench_version"] = row["latbench_version"] or version
-        row["schema_version"] = S.SCHEMA_VERSION
-        good.append(tuple(row[c] for c in S.COLUMN_NAMES))
-    stored, dup = store.add_many(
-        [dict(zip(S.COLUMN_NAMES, t, strict=True)) for t in good]
-    ) if good else (0, 0)
-    report.imported, report.duplicates = stored, dup
+        try:
+            canon[(sp, arch, idx)] = res(str(arch), None if idx is None else int(idx))
+        except (ArchError, ValueError, TypeError) as exc:
+            canon[(sp, arch, idx)] = f"unknown arch {arch!r}: {exc}"
+    keys = list(zip(w["space"], w["arch"], given_index, strict=True))
+    resolved = [canon.get(k) if v else None for k, v in zip(keys, valid, strict=True)]
+    arch_reason = [r if isinstance(r, str) else None for r in resolved]
+    reason = reason.where(reason.notna(), pd.Series(arch_reason, index=w.index, dtype=object))
+    bad = reason.notna().to_numpy()
+    report.rejected = [
+        (_locate(kind, int(p)), str(r)) for p, r in zip(pos[bad], reason[bad], strict=True)
+    ]
+    good = ~bad
+    g = w[good]
+    info: list[tuple[str, str, int | None]] = [
+        r for r, ok in zip(resolved, good, strict=True) if ok and isinstance(r, tuple)
+    ]
+    if not len(g):
+        return report
+    g = g.assign(
+        arch=[t[0] for t in info],
+        arch_id=[t[1] for t in info],  # always recomputed: the key must match the space's ids
+        arch_index=[t[2] for t in info],
+        latency_ms=pd.to_numeric(g["latency_ms"], errors="coerce"),
+        batch=_numeric(g["batch"], 1).astype("int64"),
+        threads=_numeric(g["threads"], 0).astype("int64"),
+        latbench_version=g["latbench_version"].fillna(S.latbench_version()),
+        schema_version=S.SCHEMA_VERSION,
+    )
+    columns: list[list[Any]] = []
+    names: list[str] = []
+    for name in S.COLUMN_NAMES:
+        col = g[name]
+        if col.isna().all():
+            continue  # NULL in the store: not bound at all
+        if name == "samples_ms":
+            values: list[Any] = [S.pack_samples(_samples_list(v) or []) for v in col.tolist()]
+        elif name in S.JSON_COLUMNS:
+            values = [_json_text(v) for v in col.tolist()]
+        elif name == "arch_index":
+            values = [None if v is None or v != v else int(v) for v in col.tolist()]
+        else:
+            values = _as_list(col)
+        columns.append(values)
+        names.append(name)
+    rows = list(zip(*columns, strict=True))
+    report.imported, report.duplicates = store.add_tuples(rows, columns=names)
     return report
 
 

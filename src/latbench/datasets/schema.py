@@ -47,7 +47,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("collection", "TEXT NOT NULL", "collection (run) name, or the import source"),
     Column("space", "TEXT NOT NULL", "search space (nb201, fbnet, ...)"),
     Column("arch", "TEXT NOT NULL", "canonical architecture string of that space"),
-    Column("arch_id", "TEXT", "stable id: sha256(space:arch)[:16]"),
+    Column("arch_id", "TEXT NOT NULL", "stable id of the arch in its space (space.arch_id)"),
     Column("arch_index", "INTEGER", "index in the space's official order (NB201, FBNet table)"),
     Column("device", "TEXT NOT NULL", "device (configuration) name, e.g. local, help/pixel3"),
     Column("device_fingerprint", "TEXT", "hash of the device's hardware/software description"),
@@ -71,6 +71,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("samples_ms", "BLOB", "every timed sample (ms per inference)"),
     Column("counters", "TEXT", "JSON {name: {value, unit} or {value: null, unavailable}}"),
     Column("env", "TEXT", "JSON environment (CPU, governor, versions, ...)"),
+    Column("harness", "TEXT", "JSON of the timing loop: settings, stop_reason, elapsed_s"),
     Column("drift_ratio", "REAL", "latest reference-model latency / its first latency"),
     Column("wall_s", "REAL", "wall time of the whole measurement (s)"),
     Column("measured_at", "TEXT", "ISO 8601 UTC time of the measurement"),
@@ -81,7 +82,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-JSON_COLUMNS = ("input_shape", "counters", "env")
+JSON_COLUMNS = ("input_shape", "counters", "env", "harness")
 INT_COLUMNS = ("arch_index", "batch", "threads", "runs", "loops", "warmup_runs", "schema_version")
 FLOAT_COLUMNS = (
     "latency_ms",
@@ -98,7 +99,7 @@ FLOAT_COLUMNS = (
 )
 # What identifies one measurement: a collection measures an architecture once per device,
 # runtime, batch and thread count. A resumed collection skips the keys already stored.
-KEY_COLUMNS = ("collection", "space", "arch", "device", "runtime", "batch", "threads")
+KEY_COLUMNS = ("collection", "device", "space", "runtime", "batch", "threads", "arch_id")
 STATUSES = ("ok", "failed")
 
 
@@ -208,6 +209,7 @@ def row_from_measurement(
         "input_shape": _json(m.input_shapes),
         "counters": _json(m.counters),
         "env": _json(m.env),
+        "harness": _json(getattr(m, "harness", None)),
         "drift_ratio": drift_ratio,
         "wall_s": float(m.wall_s) if m.wall_s else None,
         "measured_at": measured_at or m.started_at or utc_now(),
@@ -241,34 +243,6 @@ def row_from_measurement(
             samples_ms=pack_samples(m.samples_ms),
         )
     return {name: row.get(name) for name in COLUMN_NAMES}
-
-
-def validate_row(row: Mapping[str, Any]) -> str | None:
-    """Why a row (after defaults) cannot be stored, or None when it can."""
-    for name in ("space", "arch", "device"):
-        v = row.get(name)
-        if not isinstance(v, str) or not v:
-            return f"{name} is empty; expected a non-empty string"
-    status = row.get("status")
-    if status not in STATUSES:
-        return f"status {status!r}; expected one of {list(STATUSES)}"
-    lat = row.get("latency_ms")
-    if status == "ok":
-        if lat is None:
-            return "latency_ms is empty for an ok row; expected a positive number"
-        try:
-            f = float(lat)
-        except (TypeError, ValueError):
-            return f"latency_ms {lat!r} is not a number; expected a positive number"
-        if not f > 0 or f == float("inf"):
-            return f"latency_ms {lat!r}; expected a positive finite number"
-    batch = row.get("batch")
-    if not isinstance(batch, int) or batch < 1:
-        return f"batch {batch!r}; expected an integer >= 1"
-    threads = row.get("threads")
-    if not isinstance(threads, int) or threads < 0:
-        return f"threads {threads!r}; expected an integer >= 0"
-    return None
 
 
 def ordered(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:

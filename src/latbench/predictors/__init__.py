@@ -11,15 +11,18 @@ Registered models (``PREDICTORS.names()``): ``flops``, ``ridge``, ``gbm``, ``rf`
 from __future__ import annotations
 
 from latbench.predictors import ensemble, gcn, kernel, tabular
+from latbench.predictors import adapt, fewshot_meta  # few-shot: registers meta, adapted
 from latbench.predictors.base import PREDICTORS, Predictor, clone, create, register
 from latbench.predictors.persist import load, save
 
 __all__ = [
     "PREDICTORS",
+    "adapt",
     "Predictor",
     "clone",
     "create",
     "ensemble",
+    "fewshot_meta",
     "gcn",
     "kernel",
     "load",

@@ -41,12 +41,17 @@ def pack(trees: Sequence[Any]) -> dict[str, np.ndarray]:
     }
 
 
-def leaf_values(forest: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+def leaf_values(forest: dict[str, np.ndarray], x: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """``(n_samples, n_trees)`` leaf values; ``x`` is compared in float32 as sklearn does."""
     xf = np.asarray(x, dtype=np.float32).astype(np.float64)
+    if xf.shape[0] > chunk:  # bounded memory: the node matrix is n_samples x n_trees
+        return np.concatenate(
+            [leaf_values(forest, xf[s : s + chunk], chunk) for s in range(0, xf.shape[0], chunk)]
+        )
     left, right = forest["left"], forest["right"]
     feature, threshold = forest["feature"], forest["threshold"]
     node = np.broadcast_to(forest["roots"][None, :], (xf.shape[0], forest["roots"].size)).copy()
+    node = node.astype(np.int32) if forest["left"].size < 2**31 else node
     rows = np.arange(xf.shape[0])[:, None]
     while True:
         lc = left[node]

@@ -104,7 +104,6 @@ class MetaPredictor(Predictor):
                 intercept[i] = tm[j] - zm @ w[:, j]
         self.coef_ = coef
         self.intercept_ = intercept
-        self._names = names
 
     def _device_index(self, device: str) -> int:
         return self.devices_.index(device) if device in self.devices_ else 0

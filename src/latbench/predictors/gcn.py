@@ -111,16 +111,16 @@ class GCNPredictor(Predictor):
 
     def __init__(
         self,
-        hidden: int = 96,
-        layers: int = 4,
-        epochs: int = 300,
+        hidden: int = 64,
+        layers: int = 3,
+        epochs: int = 100,
         batch_size: int = 64,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         rank_weight: float = 0.0,
         device_dim: int = 8,
         random_state: int = 0,
-        threads: int | None = 2,
+        threads: int | None = 1,
     ) -> None:
         self.hidden = hidden
         self.layers = layers

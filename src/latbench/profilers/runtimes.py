@@ -13,6 +13,7 @@ Each runtime imports its package lazily; a missing package raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -463,7 +464,8 @@ class TorchSession(Session):
         if threads:
             torch.set_num_threads(int(threads))
         if hasattr(module, "eval"):
-            module.eval()
+            with contextlib.suppress(NotImplementedError):  # exported programs refuse eval()
+                module.eval()
         self._module = module
         specs = {
             name: ([batch, *shape[1:]] if batch is not None and shape else shape, "float32")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def median(xs: Sequence[float]) -> float:
@@ -60,7 +61,7 @@ DRIFT_LIMIT = 0.05  # |median(second half) / median(first half) - 1|
 FREQ_CHANGE_LIMIT = 0.05
 
 
-def _freq_values(env: dict[str, object]) -> list[float]:
+def _freq_values(env: Mapping[str, Any]) -> list[float]:
     cur = env.get("cpu_cur_freq_khz")
     if isinstance(cur, dict):
         return [float(v) for v in cur.values() if isinstance(v, int | float)]
@@ -69,12 +70,12 @@ def _freq_values(env: dict[str, object]) -> list[float]:
 
 def stability(
     samples: Sequence[float],
-    env_before: dict[str, object] | None = None,
-    env_after: dict[str, object] | None = None,
+    env_before: Mapping[str, Any] | None = None,
+    env_after: Mapping[str, Any] | None = None,
     min_runs: int = MIN_RUNS_FOR_VERDICT,
     spread_limit: float = SPREAD_LIMIT,
     drift_limit: float = DRIFT_LIMIT,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Judge whether ``samples`` are a stable measurement; say why not and what to do.
 
     Checks: too few runs; spread (IQR/median) above ``spread_limit``; drift between the medians

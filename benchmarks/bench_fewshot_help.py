@@ -1,0 +1,184 @@
+"""Few-shot adaptation on unseen devices, HELP's protocol, on the bundled reference tables.
+
+Protocol (``datasets/reference/README``): K adaptation samples drawn from indices 0-899 of the
+target device; the query set is indices 900-1899 with the 10 % fastest and slowest removed; the
+score is the Spearman correlation between predicted and measured latency on the query set,
+averaged over draws. Devices measured on only part of the space use the rows they have in the
+same index ranges.
+
+Two base settings, the base never seeing the target:
+
+* ``help``: the ``meta`` base is fitted on HELP's nine meta-train devices and evaluated on the
+  validation devices (titanx_1, titanx_32, titanx_256 or titanx_64, gold_6240);
+* ``loo``: leave-one-device-out over every other device of the table: the base is fitted on all
+  the other devices, minus near-copies of the target (same ranking and same milliseconds,
+  e.g. oneproxy/eagle_gtx vs oneproxy/eagle_i7), which are reported.
+
+Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--draws 10]
+       [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,auto] [--setting help|loo|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from latbench.datasets import load_reference
+from latbench.predictors import create, fewshot
+from latbench.predictors.adapt import prepare_context
+from latbench.predictors.metrics import spearman
+
+META_TRAIN = [
+    "1080ti_1",
+    "1080ti_32",
+    "1080ti_256",
+    "silver_4114",
+    "silver_4210r",
+    "samsung_a50",
+    "pixel3",
+    "essential_ph_1",
+    "samsung_s7",
+]
+VALIDATION = ["titanx_1", "titanx_32", "titanx_256", "gold_6240"]
+
+
+def help_names(space: str, names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        if space == "fbnet":
+            n = n.replace("_256", "_64")
+        out.append(f"help/{n}")
+    return out
+
+
+def wide_table(space: str) -> pd.DataFrame:
+    df = load_reference(space)
+    key = f"{space}_index"
+    w = df.pivot_table(index=[key, "arch"], columns="device", values="latency_ms", aggfunc="first")
+    return w.reset_index().sort_values(key).reset_index(drop=True)
+
+
+def near_copies(w: pd.DataFrame, target: str, devices: list[str]) -> list[str]:
+    """Devices whose latencies equal the target's (same ranking and same ms, within 2 %)."""
+    out = []
+    y = w[target]
+    for d in devices:
+        m = y.notna() & w[d].notna()
+        if m.sum() < 50 or d == target:
+            continue
+        r = np.log(w.loc[m, d].to_numpy()) - np.log(y[m].to_numpy())
+        if abs(np.median(r)) < 0.02 and spearman(y[m], w.loc[m, d]) > 0.99:
+            out.append(d)
+    return out
+
+
+def split(w: pd.DataFrame, space: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+    key = w[f"{space}_index"].to_numpy()
+    have = w[target].notna().to_numpy()
+    pool = np.flatnonzero(have & (key < 900))
+    q = np.flatnonzero(have & (key >= 900) & (key < 1900))
+    yq = w[target].to_numpy()[q]
+    lo, hi = np.quantile(yq, [0.1, 0.9])
+    return pool, q[(yq >= lo) & (yq <= hi)]
+
+
+def fit_base(w: pd.DataFrame, space: str, devices: list[str]) -> object:
+    long = w.melt(id_vars=["arch"], value_vars=devices, var_name="device", value_name="ms")
+    long = long.dropna()
+    return create("meta").fit(
+        long["arch"].tolist(), long["ms"].to_numpy(), space=space, devices=long["device"].tolist()
+    )
+
+
+def evaluate(w, space, base, target, ks, draws, methods, rng):
+    pool, query = split(w, space, target)
+    archs = w["arch"].tolist()
+    ctx = prepare_context(base, list(base.devices_))
+    rows = np.concatenate([pool, query])
+    p_all = ctx.source_log([archs[i] for i in rows])
+    f_all = ctx.features([archs[i] for i in rows])
+    pos = {r: i for i, r in enumerate(rows)}
+    y = w[target].to_numpy()
+    qi = [pos[r] for r in query]
+    out: dict[tuple[int, str], list[float]] = {}
+    times: list[float] = []
+    for k in ks:
+        for _ in range(draws):
+            pick = rng.choice(pool, size=k, replace=False)
+            pi = [pos[r] for r in pick]
+            t = np.log(y[pick])
+            for m in methods:
+                t0 = time.perf_counter()
+                fit, _ = fewshot.fit_method(m, p_all[pi], t, ctx.pop_log, f_all[pi])
+                times.append(time.perf_counter() - t0)
+                pred = fit.predict_log(p_all[qi], f_all[qi])
+                out.setdefault((k, m), []).append(spearman(y[query], pred))
+    return out, len(query), times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--space", default="both")
+    ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--ks", default="3,5,10,20")
+    ap.add_argument("--methods", default="proxy,soft,combo,meta,auto")
+    ap.add_argument("--setting", default="both")
+    ap.add_argument("--targets", default="", help="comma list of devices (loo) to restrict to")
+    args = ap.parse_args()
+    ks = [int(k) for k in args.ks.split(",")]
+    methods = args.methods.split(",")
+    spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    print(f"# bench_fewshot_help: {' '.join(sys.argv)}")
+    print(f"# machine: 2-core shared x86_64 VM, python {platform.python_version()}")
+    all_times: list[float] = []
+    for space in spaces:
+        w = wide_table(space)
+        devices = [c for c in w.columns if "/" in str(c)]
+        jobs = []
+        if args.setting in ("help", "both"):
+            base = fit_base(w, space, help_names(space, META_TRAIN))
+            for t in help_names(space, VALIDATION):
+                jobs.append(("help", t, base, []))
+        if args.setting in ("loo", "both"):
+            skip = set(help_names(space, VALIDATION))
+            for t in devices:
+                if t in skip or (args.targets and t.split("/")[-1] not in args.targets.split(",")):
+                    continue
+                copies = near_copies(w, t, devices)
+                srcs = [d for d in devices if d != t and d not in copies]
+                jobs.append(("loo", t, fit_base(w, space, srcs), copies))
+        summary: dict[tuple[str, int, str], list[float]] = {}
+        header = " ".join(f"{m}@K{k}" for k in ks for m in methods)
+        print(f"\n## {space}\nsetting target n_query {header}")
+        for setting, target, base, copies in jobs:
+            rng = np.random.default_rng(0)
+            res, nq, times = evaluate(w, space, base, target, ks, args.draws, methods, rng)
+            all_times += times
+            cells = []
+            for k in ks:
+                for m in methods:
+                    v = res[(k, m)]
+                    summary.setdefault((setting, k, m), []).append(float(np.mean(v)))
+                    cells.append(f"{np.mean(v):.3f}")
+            note = f" (near-copies excluded: {', '.join(copies)})" if copies else ""
+            print(f"{setting} {target} {nq} {' '.join(cells)}{note}", flush=True)
+        for setting in ("help", "loo"):
+            if not any(s == setting for s, _, _ in summary):
+                continue
+            cells = [f"{np.mean(summary[(setting, k, m)]):.3f}" for k in ks for m in methods]
+            print(f"{setting} MEAN - {' '.join(cells)}")
+    a = np.array(all_times)
+    print(
+        f"\n# adaptation fit time: median {np.median(a) * 1e3:.1f} ms, p90 "
+        f"{np.quantile(a, 0.9) * 1e3:.1f} ms, max {a.max() * 1e3:.1f} ms over {a.size} fits"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""``latbench adapt BASE.lbp``: a predictor for a new device from a few measurements.
+
+Either from measurements you already have (``--samples FILE``, a CSV with columns
+``space,arch,latency_ms``), or live: ``--device DEV --budget 10`` chooses 10 informative
+architectures (spread over the base predictor's latency range), measures them on the device and
+adapts. The result is an ordinary predictor file for ``latbench predictor predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from latbench.config import load_config
+from latbench.errors import ConfigError, MeasurementError, PredictorError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "adapt",
+        help="adapt a multi-device predictor to a new device from a few measurements",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("base", help="multi-device base predictor (.lbp), e.g. from predictor fit")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--samples", help="CSV with columns space,arch,latency_ms")
+    src.add_argument("--device", help="measure live on this device (bench.toml name or local)")
+    p.add_argument("--budget", type=int, default=10, help="architectures to measure (--device)")
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "proxy", "soft", "combo", "meta"],
+        help="adaptation method (default auto: chosen by leave-one-out on the samples)",
+    )
+    p.add_argument("--name", default=None, help="device name stored in the predictor")
+    p.add_argument("--exclude", nargs="*", default=[], help="base devices not to use")
+    p.add_argument("--runtime", default="onnxruntime", help="runtime for --device")
+    p.add_argument("--threads", type=int, default=1, help="runtime threads for --device")
+    p.add_argument("--min-runs", type=int, default=None, help="harness minimum runs (--device)")
+    p.add_argument("--min-time", type=float, default=None, help="harness minimum seconds")
+    p.add_argument("--max-time", type=float, default=None, help="harness maximum seconds")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and weights")
+    p.add_argument(
+        "--save-samples", default=None, help="write the live measurements to this CSV (--device)"
+    )
+    p.add_argument("-o", "--output", required=True, help="adapted predictor file (.lbp)")
+    p.add_argument("--json", action="store_true", help="print the adaptation summary as JSON")
+    p.set_defaults(handler=run)
+
+
+def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
+    """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space``."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"samples file {path!r} does not exist")
+    archs: list[str] = []
+    lat: list[float] = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"space", "arch", "latency_ms"}
+        have = set(reader.fieldnames or [])
+        if not need <= have:
+            raise ConfigError(
+                f"{path}: columns {sorted(have)}; expected at least {sorted(need)}"
+            )
+        for i, row in enumerate(reader, start=2):
+            if row["space"] != space:
+                raise PredictorError(
+                    f"{path}:{i}: space {row['space']!r}; the base predictor is for {space!r}"
+                )
+            try:
+                v = float(row["latency_ms"])
+            except ValueError:
+                raise ConfigError(
+                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
+                ) from None
+            archs.append(row["arch"])
+            lat.append(v)
+    return archs, lat
+
+
+def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
+    from latbench.profilers.harness import HarnessSettings
+
+    values = dict(measure_cfg)
+    for key, val in (
+        ("min_runs", args.min_runs),
+        ("min_time_s", args.min_time),
+        ("max_time_s", args.max_time),
+    ):
+        if val is not None:
+            values[key] = val
+    if args.max_time is None and args.min_time is not None:
+        values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), args.min_time)
+    try:
+        return HarnessSettings.from_mapping(values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def measure_live(
+    args: argparse.Namespace, base: Any, archs: list[str]
+) -> tuple[list[str], list[float]]:
+    """Emit and measure ``archs`` on ``args.device``; failed measurements are skipped."""
+    from latbench.devices import get_device
+    from latbench.spaces import export, get_space
+
+    cfg = load_config(args.config)
+    settings = _settings(args, cfg.measure)
+    fmt = {"onnxruntime": "onnx", "litert": "tflite"}.get(args.runtime)
+    if fmt is None:
+        raise ConfigError(f"--runtime {args.runtime!r}; expected onnxruntime or litert")
+    sp = get_space(base.space_)
+    done: list[str] = []
+    lat: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp, get_device(
+        args.device, cfg
+    ) as dev:
+        for i, arch in enumerate(archs):
+            path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
+            m = dev.measure(
+                str(path), runtime=args.runtime, threads=args.threads, settings=settings
+            )
+            if not m.ok:
+                log.warning("measurement of %s failed: %s", arch, m.error)
+                continue
+            print(f"  [{i + 1}/{len(archs)}] {m.median_ms:9.3f} ms  {arch}")
+            done.append(arch)
+            lat.append(float(m.median_ms))
+    if not done:
+        raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
+    return done, lat
+
+
+def run(args: argparse.Namespace) -> int:
+    from latbench.predictors import load, save
+    from latbench.predictors.adapt import adapt, choose_samples
+
+    base = load(args.base)
+    if args.samples:
+        archs, lat = read_samples(args.samples, base.space_)
+        name = args.name or os.path.splitext(os.path.basename(args.samples))[0]
+    else:
+        if args.budget < 3:
+            raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
+        picks = choose_samples(base, args.budget, seed=args.seed)
+        print(f"measuring {len(picks)} architectures on {args.device}:")
+        archs, lat = measure_live(args, base, picks)
+        name = args.name or args.device
+        if args.save_samples:
+            with open(args.save_samples, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["space", "arch", "latency_ms"])
+                for a, v in zip(archs, lat, strict=True):
+                    w.writerow([base.space_, a, f"{v:.6g}"])
+    t0 = time.perf_counter()
+    adapted = adapt(base, archs, lat, method=args.method, device=name, exclude=args.exclude)
+    elapsed_s = time.perf_counter() - t0
+    save(adapted, args.output)
+    summary = adapted.summary()
+    summary["adapt_time_s"] = round(elapsed_s, 3)
+    summary["output"] = args.output
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print(
+            f"adapted {summary['base']} to {name!r} with {summary['method']} from "
+            f"{summary['samples']} samples in {elapsed_s:.2f} s -> {args.output}"
+        )
+        print(f"  main sources: {', '.join(summary['sources']) or '(none)'}")
+        if summary["cv_kendall"]:
+            cv = ", ".join(f"{k} {v:.3f}" for k, v in summary["cv_kendall"].items())
+            print(f"  leave-one-out Kendall: {cv}")
+        print(f"  fit on the samples: Spearman {summary['train_spearman']:.3f}")
+    return 0

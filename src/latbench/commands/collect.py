@@ -1,0 +1,172 @@
+"""``latbench collect``: measure many architectures of a space into the store, resumably.
+
+Examples::
+
+    latbench collect --space nb201 --device local --sample 200 --seed 0
+    latbench collect --space nb201 --device local --all --db nb201.db --name nb201-ort
+    latbench collect --space fbnet --device pi4,pixel7 --archs archs.txt
+
+Running the same command again continues where the last one stopped (no row twice, none lost).
+Ctrl-C (or SIGTERM) stops cleanly after the current architecture. A failed architecture is
+stored with its error and the run goes on (``--retry-failed`` measures those again). With
+several devices (``--device a,b``) each device measures one model at a time, devices in
+parallel. Drift control re-measures a reference model every ``--drift-every`` architectures and
+warns when the machine drifted by more than ``--drift-threshold``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from latbench.commands.measure import harness_settings
+from latbench.config import Config, load_config
+from latbench.errors import ArchError, ConfigError
+
+
+def add_db_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db", default=None, metavar="PATH", help="store file (default: bench.toml [store] path)"
+    )
+
+
+def db_path(args: argparse.Namespace, cfg: Config) -> Path:
+    return Path(args.db) if getattr(args, "db", None) else cfg.store_path
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "collect",
+        help="measure many architectures into the store (resumable, crash-safe)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--space", required=True, help="search space (nb201, fbnet, ...)")
+    p.add_argument(
+        "--device", default="local", help="device(s) from bench.toml, comma-separated (local)"
+    )
+    p.add_argument("--runtime", default=None, help="onnxruntime | litert | torch (default: toml)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
+    which.add_argument("--all", action="store_true", help="every architecture of the space")
+    which.add_argument("--archs", metavar="FILE", help="architectures, one per line")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument(
+        "--weights-seed", type=int, default=0, help="seed of the weights and inputs (default 0)"
+    )
+    add_db_argument(p)
+    p.add_argument("--name", default=None, help="collection name (default: SPACE-RUNTIME)")
+    p.add_argument("--threads", type=int, default=None, help="runtime threads (default 1)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
+    p.add_argument("--resolution", type=int, default=None, help="input resolution")
+    p.add_argument("--warmup", type=int, default=None, metavar="N", help="warm-up runs")
+    p.add_argument("--warmup-time", type=float, default=None, metavar="S", help="warm-up seconds")
+    p.add_argument("--min-runs", type=int, default=None, metavar="N", help="minimum timed runs")
+    p.add_argument("--min-time", type=float, default=None, metavar="S", help="minimum seconds")
+    p.add_argument("--max-time", type=float, default=None, metavar="S", help="maximum seconds")
+    p.add_argument("--spread", type=float, default=None, metavar="R", help="IQR/median stop rule")
+    p.add_argument("--loops", type=int, default=None, help="inferences per sample (default auto)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S", help="per-model timeout")
+    p.add_argument(
+        "--drift-every", type=int, default=None, metavar="N", help="reference model every N (50)"
+    )
+    p.add_argument(
+        "--drift-threshold", type=float, default=None, metavar="R", help="warn above R (0.10)"
+    )
+    p.add_argument("--drift-arch", default=None, help="reference architecture of drift control")
+    p.add_argument("--retry-failed", action="store_true", help="measure failed archs again")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def read_archs_file(path: str, space: Any) -> list[str]:
+    """Canonical architectures of a file: one per line, ``#`` comments and blanks ignored."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--archs {path!r} does not exist; expected a file of architectures")
+    out = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            out.append(space.canonical(text))
+        except ArchError as exc:
+            raise ArchError(f"{path} line {lineno}: {exc}") from None
+    if not out:
+        raise ConfigError(f"--archs {path!r} holds no architecture")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from latbench.datasets import open_store
+    from latbench.datasets.collect import CollectSettings, collect
+    from latbench.devices import get_device
+    from latbench.spaces import get_space
+
+    cfg = load_config(args.config)
+    coll = cfg.collect
+    space = get_space(args.space)
+    runtime = args.runtime or str(cfg.measure.get("runtime", "onnxruntime"))
+    if args.all:
+        archs = list(space.enumerate())
+    elif args.archs:
+        archs = read_archs_file(args.archs, space)
+    else:
+        if args.sample < 1:
+            raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")
+        archs = space.sample(args.sample, args.seed)
+    names = [n.strip() for n in str(args.device).split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--device {args.device!r}; expected device names such as local")
+    settings = CollectSettings(
+        collection=args.name or f"{space.name}-{runtime}",
+        runtime=runtime,
+        threads=args.threads if args.threads is not None else int(cfg.measure.get("threads", 1)),
+        batch=args.batch if args.batch is not None else int(cfg.measure.get("batch", 1)),
+        resolution=args.resolution,
+        seed=args.weights_seed,
+        harness=harness_settings(args, cfg.measure),
+        drift_every=int(
+            args.drift_every if args.drift_every is not None else coll.get("drift_every", 50)
+        ),
+        drift_threshold=float(
+            args.drift_threshold
+            if args.drift_threshold is not None
+            else coll.get("drift_threshold", 0.10)
+        ),
+        drift_arch=args.drift_arch or coll.get("drift_arch"),
+        retry_failed=args.retry_failed,
+    )
+    devices = [get_device(n, cfg) for n in names]
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        print("latbench: stopping after the current architecture", file=sys.stderr)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with open_store(db_path(args, cfg)) as store:
+            report = collect(
+                store,
+                space,
+                archs,
+                devices,
+                settings,
+                progress=not args.no_progress,
+                stop=stop,
+            )
+            print(report.summary())
+            print(f"store: {store.path}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for d in devices:
+            d.close()
+    return 130 if report.interrupted else 0

@@ -1,0 +1,81 @@
+"""``latbench devices describe DEV``: measure a device's descriptor and store it.
+
+The descriptor (``latbench.devices.descriptor``) holds MAPLE-style micro-kernel timings (and
+hardware counters where the device exposes them) and, with ``--space``, HELP-style latencies of
+fixed reference architectures. It is stored as ``<store dir>/descriptors/DEV.json`` (or ``-o``);
+``--samples-csv`` also writes the reference latencies as few-shot samples for ``latbench adapt``.
+
+This module adds its options to the ``devices`` command; ``latbench devices describe DEV``
+dispatches here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from latbench.config import load_config
+from latbench.errors import ConfigError
+
+
+def add_describe_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``devices describe`` (added to the ``devices`` parser)."""
+    g = p.add_argument_group("devices describe DEV")
+    g.add_argument("--space", default=None, help="describe: also time N reference archs of SPACE")
+    g.add_argument("--refs", type=int, default=10, help="describe: reference archs (default 10)")
+    g.add_argument("--no-kernels", action="store_true", help="describe: skip the micro-kernels")
+    g.add_argument("--min-runs", type=int, default=None, help="describe: harness minimum runs")
+    g.add_argument("--max-time", type=float, default=None, help="describe: harness max seconds")
+    g.add_argument("-o", "--output", default=None, help="describe: descriptor file (.json)")
+    g.add_argument("--samples-csv", default=None, help="describe: write reference samples CSV")
+
+
+def run_describe(args: argparse.Namespace, names: list[str]) -> int:
+    from latbench.devices import get_device
+    from latbench.devices.descriptor import MICRO_KERNELS, default_path, describe
+    from latbench.profilers.harness import HarnessSettings
+
+    if len(names) != 1:
+        raise ConfigError(f"devices describe takes one device name; got {names or 'none'}")
+    name = names[0]
+    cfg = load_config(args.config)
+    values = dict(cfg.measure)
+    if getattr(args, "min_runs", None) is not None:
+        values["min_runs"] = args.min_runs
+    if getattr(args, "max_time", None) is not None:
+        values["max_time_s"] = args.max_time
+        values["min_time_s"] = min(float(values.get("min_time_s", 1.0)), args.max_time)
+    try:
+        settings = HarnessSettings.from_mapping(values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.refs < 1:
+        raise ConfigError(f"--refs {args.refs}; expected >= 1")
+
+    def progress(item: str, ms: float) -> None:
+        if not args.json:
+            print(f"  {ms:10.4f} ms  {item}")
+
+    with get_device(name, cfg) as dev:
+        desc = describe(
+            dev,
+            space=args.space,
+            n_reference=args.refs,
+            kernels=() if args.no_kernels else MICRO_KERNELS,
+            settings=settings,
+            progress=progress,
+        )
+    path = desc.save(args.output or default_path(cfg.store_path, name))
+    if args.samples_csv:
+        desc.reference_samples_csv(args.samples_csv)
+    if args.json:
+        doc: dict[str, Any] = json.loads(desc.to_json())
+        doc["path"] = str(path)
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        print(
+            f"descriptor of {name}: {len(desc.kernels_ms)} micro-kernels, "
+            f"{len(desc.reference_ms)} reference archs, {len(desc.failed)} failed -> {path}"
+        )
+    return 1 if desc.failed and not (desc.kernels_ms or desc.reference_ms) else 0

@@ -1,0 +1,66 @@
+"""``latbench devices``: the devices of bench.toml plus ``local``, probed, with descriptors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from latbench.config import load_config
+from latbench.errors import LatbenchError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "devices",
+        help="list the configured devices (plus local) and probe them",
+        description=__doc__,
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("names", nargs="*", help="only these devices (default: all)")
+    from latbench.commands.describe import add_describe_options
+
+    add_describe_options(p)  # `latbench devices describe DEV`
+    p.set_defaults(handler=run)
+
+
+def probe(name: str, cfg: Any) -> dict[str, Any]:
+    """``{"name", "transport", "available", "descriptor" | "reason", "fingerprint"}``."""
+    from latbench.devices import get_device
+
+    table = cfg.device(name)
+    entry: dict[str, Any] = {"name": name, "transport": table.get("transport")}
+    try:
+        with get_device(name, cfg) as dev:
+            entry["descriptor"] = dev.describe()
+            entry["fingerprint"] = dev.fingerprint()
+            entry["available"] = True
+    except (LatbenchError, OSError) as exc:
+        entry["available"] = False
+        entry["reason"] = str(exc)
+    return entry
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.names[:1] == ["describe"]:
+        from latbench.commands.describe import run_describe
+
+        return run_describe(args, args.names[1:])
+    cfg = load_config(args.config)
+    names = args.names or ["local", *sorted(n for n in cfg.devices if n != "local")]
+    entries = [probe(n, cfg) for n in names]
+    if args.json:
+        print(json.dumps(entries, indent=2, sort_keys=True, default=str))
+        return 0
+    for e in entries:
+        status = "ok" if e["available"] else "UNAVAILABLE"
+        print(f"{e['name']}  [{e['transport']}]  {status}")
+        if not e["available"]:
+            print(f"    reason: {e['reason']}")
+            continue
+        print(f"    fingerprint: {e['fingerprint']}")
+        for key, value in e["descriptor"].items():
+            if key in ("name", "kind") or value in (None, {}, []):
+                continue
+            print(f"    {key}: {value}")
+    return 0

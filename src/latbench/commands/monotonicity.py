@@ -1,0 +1,141 @@
+"""``latbench monotonicity``: rank correlation of latency across devices; is one proxy enough?
+
+Prints the Spearman (and, with --kendall, Kendall) matrix across devices, writes a clustered
+heat-map with --plot, and for a target device with K samples lists the best proxies, says
+whether one proxy is enough, and adapts the proxy's predictor (before/after rank correlation).
+
+  latbench monotonicity --reference nb201 --devices 'help/*' --plot nb201.png
+  latbench monotonicity --reference nb201 --target help/gold_6240 --k 10
+  latbench monotonicity --reference fbnet --samples my_phone.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latbench.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "monotonicity",
+        help="latency rank correlation across devices and proxy-device analysis",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--reference", choices=["nb201", "fbnet"], help="bundled reference table")
+    src.add_argument("--data", help="latency table (any format latbench datasets reads)")
+    p.add_argument("--devices", nargs="*", default=None, help="devices (names or globs; all)")
+    p.add_argument("--kendall", action="store_true", help="also print the Kendall matrix")
+    p.add_argument("--plot", default=None, help="write the clustered heat-map (.png/.svg/.pdf)")
+    p.add_argument("--csv", default=None, help="write the Spearman matrix as CSV")
+    p.add_argument("--target", default=None, help="a device of the table to treat as new")
+    p.add_argument("--samples", default=None, help="CSV space,arch,latency_ms of a new device")
+    p.add_argument("--k", type=int, default=10, help="samples drawn from --target (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --target sample draw")
+    p.add_argument(
+        "--threshold", type=float, default=0.9, help="Spearman for 'one proxy is enough'"
+    )
+    p.add_argument("--top", type=int, default=5, help="proxies to list (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
+    from latbench.datasets import load_reference, read_table
+
+    long = load_reference(args.reference) if args.reference else read_table(args.data)
+    spaces = sorted(set(long["space"].astype(str))) if "space" in long.columns else []
+    if len(spaces) != 1:
+        raise ConfigError(f"the table holds spaces {spaces}; expected exactly one")
+    return long, spaces[0]
+
+
+def _fmt_matrix(m: pd.DataFrame) -> str:
+    short = [c.split("/")[-1][:10] for c in m.columns]
+    width = max(len(str(i)) for i in m.index)
+    lines = [" " * width + " " + " ".join(f"{s:>10}" for s in short)]
+    for name, row in m.iterrows():
+        cells = " ".join(f"{v:10.3f}" if np.isfinite(v) else f"{'-':>10}" for v in row)
+        lines.append(f"{name!s:<{width}} {cells}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latbench.predictors import monotonicity as mono
+
+    if args.k < 3:
+        raise ConfigError(f"--k {args.k}; expected at least 3 samples")
+    long, space = _load(args)
+    table = mono.wide_table(long, args.devices)
+    sp, kd = mono.rank_correlations(table)
+    order = mono.cluster_order(sp)
+    sp, kd = sp.loc[order, order], kd.loc[order, order]
+    out: dict[str, Any] = {"space": space, "devices": order, "spearman": sp.round(4).values.tolist()}
+    if args.kendall:
+        out["kendall"] = kd.round(4).values.tolist()
+    if args.plot:
+        mono.plot_heatmap(sp, args.plot)
+        out["plot"] = args.plot
+    if args.csv:
+        sp.to_csv(args.csv)
+    report = None
+    adapt_report = None
+    if args.target or args.samples:
+        if args.target:
+            dev = mono.select_devices(list(table.columns), [args.target])[0]
+            col = table[dev].dropna()
+            rng = np.random.default_rng(args.seed)
+            pick = rng.choice(len(col), size=min(args.k, len(col)), replace=False)
+            archs = [col.index[i] for i in pick]
+            lat = col.to_numpy()[pick]
+            target = dev
+        else:
+            from latbench.commands.adapt import read_samples
+
+            archs, lat_list = read_samples(args.samples, space)
+            lat = np.asarray(lat_list)
+            target = "target"
+        report = mono.best_proxies(
+            table, archs, lat, target=target, threshold=args.threshold
+        )
+        out["target"] = target
+        out["proxies"] = [
+            {"device": d, "spearman": s, "kendall": k} for d, s, k in report.ranking[: args.top]
+        ]
+        out["one_proxy_enough"] = report.one_proxy_enough
+        out["verdict"] = report.verdict()
+        if args.target:
+            adapt_report = mono.proxy_adaptation(
+                table, space, report.best, target, k=args.k, seed=args.seed
+            )
+            out["proxy_adaptation"] = vars(adapt_report)
+    if args.json:
+        print(json.dumps(out, indent=2, default=float))
+        return 0
+    print(f"{space}: Spearman rank correlation of latency across {len(order)} devices")
+    print(_fmt_matrix(sp))
+    if args.kendall:
+        print("\nKendall tau")
+        print(_fmt_matrix(kd))
+    if args.plot:
+        print(f"\nheat-map written to {args.plot}")
+    if report is not None:
+        print(f"\nbest proxies of {report.target} on {report.n_samples} samples:")
+        for d, s, k in report.ranking[: args.top]:
+            print(f"  {d:<40} Spearman {s:6.3f}  Kendall {k:6.3f}")
+        print(report.verdict())
+    if adapt_report is not None:
+        a = adapt_report
+        print(
+            f"proxy adaptation ({a.method}, K={a.k}, {a.n_eval} other target architectures): "
+            f"Spearman {a.spearman_before:.3f} -> {a.spearman_after:.3f}, "
+            f"Kendall {a.kendall_before:.3f} -> {a.kendall_after:.3f}"
+        )
+    return 0

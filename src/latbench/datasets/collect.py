@@ -1,0 +1,532 @@
+"""Collection: measure many architectures on one or more devices into a store, resumably.
+
+Algorithm (:func:`collect`)::
+
+    for each device (one thread each, devices in parallel; each measures one model at a time):
+        todo = [a for a in archs if (collection, device, space, runtime, batch, threads, a)
+                                    is not in the store]          # resume: skip what is stored
+        measure the drift reference model once (the first time of the collection = baseline)
+        for i, arch in enumerate(todo):
+            stop requested (Ctrl-C)?  -> leave after the current architecture
+            every drift_every archs: re-measure the reference; ratio = latency / baseline
+            emit arch for the runtime -> device.measure(model) -> send to the writer
+    writer (the calling thread): each result is one durable transaction (the store's add),
+        carrying the device's latest drift ratio; a progress bar shows rate and ETA
+
+Crash safety comes from the store: a row is committed before the next architecture starts, and
+a rerun skips every stored key, so a collection killed at any instant (SIGKILL included) and run
+again ends with exactly one row per (architecture, device), none lost and none twice.
+
+Failures: an architecture whose emission or measurement fails (the runtime crashed or hung the
+worker, an operator is unsupported) is stored with ``status = "failed"`` and its error, and the
+run goes on; a rerun does not retry it unless ``retry_failed`` is set (an ``ok`` result then
+replaces the failed row). Errors of the command itself (unknown runtime, missing runtime
+package, bad settings) stop the run at once. After a stop request, failed results are not
+stored: the interrupt may have killed the worker, and a rerun measures those architectures.
+
+The device is anything with ``name``, ``measure(model, **kwargs) -> Measurement`` and
+``fingerprint()`` (a :class:`latbench.devices.Device`), so tests inject their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from latbench.datasets import schema as S
+from latbench.datasets.store import Store
+from latbench.errors import (
+    ConfigError,
+    RuntimeNotInstalledError,
+    UnknownNameError,
+)
+from latbench.profilers.harness import HarnessSettings
+from latbench.profilers.record import Measurement
+from latbench.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite", "torch": "torch"}
+# Errors that would fail every architecture the same way: stop instead of recording them.
+FATAL_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    UnknownNameError,
+    RuntimeNotInstalledError,
+)
+
+
+class MeasureTarget(Protocol):
+    """What :func:`collect` needs of a device (``latbench.devices.Device`` fits)."""
+
+    name: str
+
+    def measure(self, model: Any, **kwargs: Any) -> Measurement: ...
+
+    def fingerprint(self) -> str: ...
+
+
+Emitter = Callable[[str, Path], Any]  # (arch, directory) -> model reference
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """What to measure and how; everything that identifies the rows is part of their key."""
+
+    collection: str = "default"
+    runtime: str = "onnxruntime"
+    threads: int = 1
+    batch: int = 1
+    resolution: int | None = None
+    seed: int = 0  # seed of the emitted weights and the inputs
+    harness: HarnessSettings = field(default_factory=HarnessSettings)
+    options: Mapping[str, Any] = field(default_factory=dict)  # runtime options
+    drift_every: int = 50  # re-measure the reference model every N archs; 0 disables
+    drift_threshold: float = 0.10  # warn when |ratio - 1| exceeds this
+    drift_arch: str | None = None  # default: :func:`default_drift_arch`
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.collection:
+            raise ConfigError("collection name is empty; expected a name such as 'nb201-local'")
+        if self.threads < 1:
+            raise ConfigError(f"threads = {self.threads}; expected an integer >= 1")
+        if self.batch < 1:
+            raise ConfigError(f"batch = {self.batch}; expected an integer >= 1")
+        if self.drift_every < 0:
+            raise ConfigError(f"drift_every = {self.drift_every}; expected >= 0 (0 disables)")
+        if self.drift_threshold <= 0:
+            raise ConfigError(f"drift_threshold = {self.drift_threshold}; expected > 0")
+
+    def params(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["harness"] = self.harness.to_dict()
+        d["options"] = dict(self.options)
+        return d
+
+
+@dataclass
+class DeviceProgress:
+    planned: int = 0
+    already: int = 0
+    ok: int = 0
+    failed: int = 0
+    drift_ratio: float | None = None
+
+
+@dataclass
+class CollectReport:
+    """What a collection did; ``inference_s`` is the time inside the timed loops."""
+
+    collection: str
+    devices: dict[str, DeviceProgress] = field(default_factory=dict)
+    interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    inference_s: float = 0.0  # sum over rows of (samples x loops): time inside timed loops
+    warmup_s: float = 0.0  # untimed warm-up inferences
+    drift_s: float = 0.0  # wall time of the drift reference measurements
+    dropped: int = 0  # failed results discarded after a stop request
+
+    @property
+    def ok(self) -> int:
+        return sum(d.ok for d in self.devices.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(d.failed for d in self.devices.values())
+
+    @property
+    def measured(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Share of wall time outside the timed loops, warm-up and drift excluded."""
+        if self.wall_s <= 0:
+            return float("nan")
+        return max(0.0, self.wall_s - self.inference_s - self.warmup_s - self.drift_s) / (
+            self.wall_s
+        )
+
+    def summary(self) -> str:
+        parts = [
+            f"collection {self.collection!r}: {self.ok} ok, {self.failed} failed "
+            f"in {self.wall_s:.1f} s"
+        ]
+        for name, d in self.devices.items():
+            drift = f", drift {d.drift_ratio:.3f}" if d.drift_ratio is not None else ""
+            parts.append(
+                f"  {name}: {d.already} already stored, {d.ok} ok, {d.failed} failed "
+                f"of {d.planned} to do{drift}"
+            )
+        if self.interrupted:
+            parts.append("  interrupted: run the same command again to continue")
+        return "\n".join(parts)
+
+
+def default_drift_arch(space: SearchSpace) -> str:
+    """The reference model of drift control: every position set to the middle choice.
+
+    Deterministic for a space, mid-sized (NB201: all ``nor_conv_1x1``; FBNet: all ``k5_e1``),
+    so it is cheap to re-measure yet long enough to time well.
+    """
+    mid = len(space.choices) // 2
+    return space.from_ops([mid] * space.num_positions)
+
+
+def make_emitter(
+    space: SearchSpace, runtime: str, *, batch: int, resolution: int | None, seed: int
+) -> Emitter:
+    """An emitter writing ``arch`` for ``runtime`` into a directory (torch: in-memory factory)."""
+    fmt = RUNTIME_FORMAT.get(runtime)
+    if fmt is None:
+        raise UnknownNameError(
+            f"runtime {runtime!r} cannot run emitted architectures; expected one of "
+            + ", ".join(sorted(RUNTIME_FORMAT))
+        )
+    from latbench.spaces import export
+
+    suffix = {"onnx": ".onnx", "tflite": ".tflite", "torch": ".pt2"}[fmt]
+
+    def emit(arch: str, directory: Path) -> Any:
+        graph = space.build(arch, batch=batch, resolution=resolution)
+        if fmt == "torch":
+            from latbench.spaces.emit_torch import torch_factory
+
+            return torch_factory(graph, seed)
+        path = directory / f"{space.arch_id(arch)}{suffix}"
+        return export(graph, fmt, path, seed)
+
+    return emit
+
+
+@dataclass
+class _Item:
+    kind: str  # "row", "drift", "done", "fatal"
+    device: str
+    arch: str = ""
+    measurement: Measurement | None = None
+    error: BaseException | None = None
+    drift_wall_s: float = 0.0
+
+
+class _Progress:
+    """tqdm bar on stderr (rate and ETA), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, desc: str) -> None:
+        self._bar: Any = None
+        if enabled and total > 0:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="arch", dynamic_ncols=True, leave=True)
+
+    def update(self, postfix: Mapping[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(1)
+
+    def write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _device_worker(
+    device: MeasureTarget,
+    todo: Sequence[str],
+    settings: CollectSettings,
+    emit: Emitter,
+    drift_arch: str | None,
+    stop: threading.Event,
+    out: queue.Queue[_Item],
+) -> None:
+    """Measure ``todo`` on one device, one model at a time; results go to ``out``."""
+    name = device.name
+    workdir = Path(tempfile.mkdtemp(prefix="latbench-collect-"))
+    kwargs: dict[str, Any] = {
+        "runtime": settings.runtime,
+        "threads": settings.threads,
+        "batch": settings.batch,
+        "settings": settings.harness,
+        "seed": settings.seed,
+    }
+    if settings.options:
+        kwargs["options"] = dict(settings.options)
+
+    def measure(arch: str) -> Measurement:
+        model = emit(arch, workdir)
+        try:
+            return device.measure(model, **kwargs)
+        finally:
+            if isinstance(model, Path):
+                model.unlink(missing_ok=True)
+
+    def measure_drift() -> None:
+        assert drift_arch is not None
+        t0 = time.perf_counter()
+        try:
+            m = measure(drift_arch)
+        except FATAL_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - drift is advisory; record and go on
+            m = Measurement.failed(f"{type(exc).__name__}: {exc}")
+        out.put(_Item("drift", name, drift_arch, m, drift_wall_s=time.perf_counter() - t0))
+
+    try:
+        for i, arch in enumerate(todo):
+            if stop.is_set():
+                break
+            if drift_arch is not None and i % settings.drift_every == 0:
+                measure_drift()
+                if stop.is_set():
+                    break
+            try:
+                m = measure(arch)
+            except FATAL_ERRORS:
+                raise
+            except Exception as exc:
+                log.debug("arch %s failed on %s", arch, name, exc_info=True)
+                m = Measurement.failed(
+                    f"{type(exc).__name__}: {exc}",
+                    runtime=settings.runtime,
+                    batch=settings.batch,
+                    threads=settings.threads,
+                    started_at=S.utc_now(),
+                )
+            out.put(_Item("row", name, arch, m))
+    except BaseException as exc:  # noqa: BLE001 - handed to the writer thread, which re-raises
+        out.put(_Item("fatal", name, error=exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        out.put(_Item("done", name))
+
+
+def _inference_s(m: Measurement) -> tuple[float, float]:
+    """(seconds inside the timed loops, seconds of warm-up) of a record."""
+    timed = sum(m.samples_ms) * max(1, int(m.loops)) / 1000.0
+    warm = sum(m.warmup_ms) / 1000.0
+    return timed, warm
+
+
+def plan_todo(
+    store: Store,
+    space: SearchSpace,
+    archs: Sequence[str],
+    device: str,
+    settings: CollectSettings,
+) -> tuple[list[str], int]:
+    """(architectures still to measure on ``device``, how many are already stored)."""
+    done = store.done(
+        collection=settings.collection,
+        space=space.name,
+        device=device,
+        runtime=settings.runtime,
+        batch=settings.batch,
+        threads=settings.threads,
+        include_failed=not settings.retry_failed,
+    )
+    todo = [a for a in archs if space.arch_id(a) not in done]
+    return todo, len(archs) - len(todo)
+
+
+def collect(
+    store: Store,
+    space: SearchSpace,
+    archs: Sequence[str],
+    devices: Sequence[MeasureTarget],
+    settings: CollectSettings | None = None,
+    *,
+    emit: Emitter | None = None,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> CollectReport:
+    """Measure ``archs`` on every device into ``store``; resumable, crash-safe (module doc).
+
+    ``archs`` must be canonical strings of ``space`` (``space.canonical``); duplicates are
+    measured once. ``stop`` lets a caller request a clean stop (the CLI sets it on Ctrl-C); a
+    ``KeyboardInterrupt`` in the calling thread does the same, and a second one aborts.
+    """
+    settings = settings or CollectSettings()
+    if not devices:
+        raise ConfigError("no device given; expected at least one (e.g. local)")
+    names = [d.name for d in devices]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"device list {names} names a device twice")
+    archs = list(dict.fromkeys(archs))
+    emit = emit or make_emitter(
+        space,
+        settings.runtime,
+        batch=settings.batch,
+        resolution=settings.resolution,
+        seed=settings.seed,
+    )
+    drift_arch = None
+    if settings.drift_every > 0:
+        drift_arch = space.canonical(settings.drift_arch or default_drift_arch(space))
+    stop = stop or threading.Event()
+    report = CollectReport(collection=settings.collection)
+    t_start = time.perf_counter()
+    store.upsert_collection(settings.collection, {"space": space.name, **settings.params()})
+
+    plans: dict[str, list[str]] = {}
+    ratio: dict[str, float | None] = {}
+    baseline: dict[str, float | None] = {}
+    for dev in devices:
+        todo, already = plan_todo(store, space, archs, dev.name, settings)
+        plans[dev.name] = todo
+        report.devices[dev.name] = DeviceProgress(planned=len(todo), already=already)
+        baseline[dev.name] = store.drift_baseline(settings.collection, dev.name)
+        ratio[dev.name] = store.last_drift_ratio(settings.collection, dev.name)
+    total = sum(len(t) for t in plans.values())
+    index_fn = getattr(space, "index", None)
+
+    out: queue.Queue[_Item] = queue.Queue()
+    threads = [
+        threading.Thread(
+            target=_device_worker,
+            args=(dev, plans[dev.name], settings, emit, drift_arch, stop, out),
+            name=f"latbench-collect-{dev.name}",
+            daemon=True,
+        )
+        for dev in devices
+        if plans[dev.name]
+    ]
+    bar = _Progress(progress, total, f"{space.name} {settings.collection}")
+    fatal: BaseException | None = None
+    running = len(threads)
+    for th in threads:
+        th.start()
+    interrupts = 0
+    try:
+        while running:
+            try:
+                item = out.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:
+                interrupts += 1
+                if interrupts > 1:
+                    raise
+                stop.set()
+                report.interrupted = True
+                bar.write("stopping after the current architecture (Ctrl-C again to abort)")
+                continue
+            if item.kind == "done":
+                running -= 1
+            elif item.kind == "fatal":
+                fatal = fatal or item.error
+                stop.set()
+            elif item.kind == "drift":
+                _write_drift(store, settings, item, baseline, ratio, report, bar)
+            else:
+                _write_row(store, space, settings, item, ratio, index_fn, report, stop.is_set())
+                bar.update({"ok": report.ok, "failed": report.failed})
+    finally:
+        stop.set()
+        bar.close()
+        report.wall_s = time.perf_counter() - t_start
+    for th in threads:
+        th.join(timeout=5.0)
+    report.interrupted = fatal is None and any(
+        d.ok + d.failed < d.planned for d in report.devices.values()
+    )
+    if fatal is not None:
+        raise fatal
+    for dev in devices:
+        report.devices[dev.name].drift_ratio = ratio[dev.name]
+    return report
+
+
+def _write_drift(
+    store: Store,
+    settings: CollectSettings,
+    item: _Item,
+    baseline: dict[str, float | None],
+    ratio: dict[str, float | None],
+    report: CollectReport,
+    bar: _Progress,
+) -> None:
+    m = item.measurement
+    assert m is not None
+    report.drift_s += item.drift_wall_s
+    latency = m.median_ms if m.ok else None
+    if latency is not None and baseline[item.device] is None:
+        baseline[item.device] = latency
+    d = report.devices[item.device]
+    r = store.add_drift(
+        collection=settings.collection,
+        device=item.device,
+        arch=item.arch,
+        latency_ms=latency,
+        baseline_ms=baseline[item.device],
+        after_rows=d.already + d.ok + d.failed,
+    )
+    if r is None:
+        if not m.ok:
+            log.warning("drift reference failed on %s: %s", item.device, m.error)
+        return
+    ratio[item.device] = r
+    if abs(r - 1.0) > settings.drift_threshold:
+        text = (
+            f"warning: {item.device} drifted: the reference model now takes {r:.3f}x its first "
+            f"latency ({latency:.3f} ms vs {baseline[item.device]:.3f} ms; threshold "
+            f"{settings.drift_threshold:.0%}); check load, thermals and frequency scaling"
+        )
+        report.warnings.append(text)
+        log.warning("%s", text)
+        bar.write(text)
+
+
+def _write_row(
+    store: Store,
+    space: SearchSpace,
+    settings: CollectSettings,
+    item: _Item,
+    ratio: dict[str, float | None],
+    index_fn: Callable[[str], int] | None,
+    report: CollectReport,
+    stopping: bool,
+) -> None:
+    m = item.measurement
+    assert m is not None
+    d = report.devices[item.device]
+    if not m.ok and stopping:
+        report.dropped += 1  # the interrupt may have killed the worker: measure again next run
+        return
+    if m.ok:
+        timed, warm = _inference_s(m)
+        report.inference_s += timed
+        report.warmup_s += warm
+    m = m.with_(
+        runtime=m.runtime or settings.runtime,
+        batch=m.batch or settings.batch,
+        threads=settings.threads,
+    )
+    row = S.row_from_measurement(
+        m,
+        collection=settings.collection,
+        space=space.name,
+        arch=item.arch,
+        arch_id=space.arch_id(item.arch),
+        arch_index=int(index_fn(item.arch)) if index_fn is not None else None,
+        device=item.device,
+        drift_ratio=ratio.get(item.device),
+    )
+    row["batch"] = settings.batch
+    store.add(row)
+    if m.ok:
+        d.ok += 1
+    else:
+        d.failed += 1
+        log.info("arch %s failed on %s: %s", item.arch, item.device, m.error)

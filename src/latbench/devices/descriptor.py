@@ -1,0 +1,266 @@
+"""Device descriptors: a device summarised by how fast it runs a fixed set of workloads.
+
+Two styles, both measured through the device's own :meth:`Device.measure`:
+
+* **MAPLE style** (Abbasi et al., 2022): a fixed set of micro-kernels -- standard and
+  depthwise convolutions, pooling and matrix multiplications at several sizes -- whose
+  latencies (and, where the device exposes a PMU, their hardware counters) describe the
+  hardware: compute-bound kernels measure throughput, small ones launch overhead, depthwise and
+  pooling ones memory bandwidth.
+* **HELP style** (Lee et al., 2021): the latencies of a fixed set of *reference architectures*
+  of a search space. They double as few-shot samples: ``latbench adapt --samples`` accepts the
+  CSV that :func:`Descriptor.reference_samples_csv` writes.
+
+Both lists are fixed (same shapes, same architectures, same seeds) so that descriptors of
+different devices are comparable entry by entry. A descriptor is a JSON document stored next to
+the measurement store (``<store dir>/descriptors/<device>.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latbench.errors import DatasetError, MeasurementError
+from latbench.profilers.harness import HarnessSettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MicroKernel:
+    """One micro-kernel: an operator at a fixed input shape (NCHW; matmul: M x K @ K x N)."""
+
+    name: str
+    op: str  # conv, dwconv, maxpool, avgpool, matmul
+    shape: tuple[int, ...]  # conv/pool: (C_in, H, W); matmul: (M, K, N)
+    out_channels: int = 0
+    kernel: int = 1
+    stride: int = 1
+
+
+#: the fixed micro-kernel set (small enough to run in seconds on a phone)
+MICRO_KERNELS: tuple[MicroKernel, ...] = (
+    MicroKernel("conv3x3_c16_32", "conv", (16, 32, 32), 16, 3),
+    MicroKernel("conv3x3_c64_16", "conv", (64, 16, 16), 64, 3),
+    MicroKernel("conv3x3_c128_8_s2", "conv", (128, 16, 16), 128, 3, 2),
+    MicroKernel("conv1x1_c64_32", "conv", (64, 32, 32), 64, 1),
+    MicroKernel("conv1x1_c256_8", "conv", (256, 8, 8), 256, 1),
+    MicroKernel("conv5x5_c32_16", "conv", (32, 16, 16), 32, 5),
+    MicroKernel("dwconv3x3_c64_32", "dwconv", (64, 32, 32), 64, 3),
+    MicroKernel("dwconv5x5_c128_16", "dwconv", (128, 16, 16), 128, 5),
+    MicroKernel("maxpool3x3_c64_32", "maxpool", (64, 32, 32), 64, 3),
+    MicroKernel("avgpool3x3_c64_32", "avgpool", (64, 32, 32), 64, 3),
+    MicroKernel("matmul_64", "matmul", (64, 64, 64)),
+    MicroKernel("matmul_256", "matmul", (256, 256, 256)),
+    MicroKernel("matmul_1x1024x1000", "matmul", (1, 1024, 1000)),
+)
+
+
+def kernel_onnx(k: MicroKernel, path: str | os.PathLike[str], seed: int = 0) -> str:
+    """Write micro-kernel ``k`` as a one-operator ONNX model with deterministic weights."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = []
+    if k.op == "matmul":
+        m, kk, n = k.shape
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, kk])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        w = rng.standard_normal((kk, n)).astype(np.float32) * 0.05
+        inits.append(numpy_helper.from_array(w, "w"))
+        node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    else:
+        c, h, wd = k.shape
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, wd])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        pad = [k.kernel // 2] * 4
+        if k.op in ("conv", "dwconv"):
+            group = c if k.op == "dwconv" else 1
+            w = rng.standard_normal((k.out_channels, c // group, k.kernel, k.kernel))
+            inits.append(numpy_helper.from_array((w * 0.05).astype(np.float32), "w"))
+            node = helper.make_node(
+                "Conv",
+                ["x", "w"],
+                ["y"],
+                kernel_shape=[k.kernel, k.kernel],
+                strides=[k.stride, k.stride],
+                pads=pad,
+                group=group,
+            )
+        else:
+            op = "MaxPool" if k.op == "maxpool" else "AveragePool"
+            node = helper.make_node(
+                op,
+                ["x"],
+                ["y"],
+                kernel_shape=[k.kernel, k.kernel],
+                strides=[k.stride, k.stride],
+                pads=pad,
+            )
+    graph = helper.make_graph([node], k.name, [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, os.fspath(path))
+    return os.fspath(path)
+
+
+def reference_archs(space: str, n: int = 10, seed: int = 2021) -> list[str]:
+    """``n`` fixed reference architectures of ``space``, spread over its MACs range.
+
+    200 architectures are drawn with a fixed ``seed`` and those at evenly spaced quantiles of
+    their MACs kept: the same list on every machine, covering small to large networks.
+    """
+    from latbench.spaces import get_space
+
+    if n < 1:
+        raise MeasurementError(f"reference architectures n = {n}; expected >= 1")
+    sp = get_space(space)
+    cand = sp.sample(min(200, sp.size()), seed=seed)
+    macs = [sp.build(a).macs() for a in cand]
+    order = sorted(range(len(cand)), key=lambda i: (macs[i], cand[i]))
+    if n >= len(order):
+        return [cand[i] for i in order]
+    step = (len(order) - 1) / max(n - 1, 1)
+    return [cand[order[round(j * step)]] for j in range(n)]
+
+
+@dataclass
+class Descriptor:
+    """A device's descriptor: micro-kernel timings/counters and reference-arch latencies."""
+
+    device: str
+    fingerprint: str = ""
+    version: int = DESCRIPTOR_VERSION
+    runtime: str = "onnxruntime"
+    kernels_ms: dict[str, float] = field(default_factory=dict)
+    kernel_counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    space: str | None = None
+    reference_ms: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    device_info: dict[str, Any] = field(default_factory=dict)
+
+    def vector(self) -> list[float]:
+        """The MAPLE vector: log-latency of each micro-kernel in :data:`MICRO_KERNELS` order."""
+        import math
+
+        return [
+            math.log(self.kernels_ms[k.name]) if k.name in self.kernels_ms else float("nan")
+            for k in MICRO_KERNELS
+        ]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Descriptor:
+        doc = json.loads(text)
+        v = doc.get("version")
+        if not isinstance(v, int) or v > DESCRIPTOR_VERSION:
+            raise DatasetError(
+                f"descriptor version {v!r}; this latbench reads versions 1..{DESCRIPTOR_VERSION}"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: val for k, val in doc.items() if k in known})
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.to_json())
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Descriptor:
+        p = Path(path)
+        if not p.is_file():
+            raise DatasetError(f"descriptor file {str(p)!r} does not exist")
+        return cls.from_json(p.read_text())
+
+    def reference_samples_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the reference latencies as a ``space,arch,latency_ms`` CSV (adapt input)."""
+        import csv
+
+        if not self.space or not self.reference_ms:
+            raise DatasetError(f"descriptor of {self.device} has no reference architectures")
+        p = Path(path)
+        with p.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["space", "arch", "latency_ms"])
+            for arch, ms in self.reference_ms.items():
+                w.writerow([self.space, arch, f"{ms:.6g}"])
+        return p
+
+
+def default_path(store_path: str | os.PathLike[str], device: str) -> Path:
+    """``<store dir>/descriptors/<device>.json``: where a device's descriptor is kept."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in device)
+    return Path(store_path).resolve().parent / "descriptors" / f"{safe}.json"
+
+
+def describe(
+    device: Any,
+    *,
+    space: str | None = None,
+    n_reference: int = 10,
+    kernels: Sequence[MicroKernel] = MICRO_KERNELS,
+    settings: HarnessSettings | None = None,
+    runtime: str = "onnxruntime",
+    counters: bool = True,
+    seed: int = 0,
+    progress: Callable[[str, float], None] | None = None,
+) -> Descriptor:
+    """Measure ``device`` on the micro-kernels and (with ``space``) the reference archs.
+
+    ``device`` is a :class:`latbench.devices.Device`. A kernel or architecture whose measurement
+    fails is recorded in ``failed`` with its error and the rest goes on. ``counters`` asks for
+    hardware counters, kept where the device reports them.
+    """
+    info: dict[str, Any] = {}
+    try:
+        info = dict(device.describe())
+    except (OSError, MeasurementError) as exc:  # a descriptor without device info is still useful
+        log.warning("describe() of %s failed: %s", getattr(device, "name", device), exc)
+    desc = Descriptor(
+        device=str(getattr(device, "name", "device")),
+        fingerprint=str(device.fingerprint()) if hasattr(device, "fingerprint") else "",
+        runtime=runtime,
+        space=space,
+        device_info=info,
+    )
+    with tempfile.TemporaryDirectory(prefix="latbench-describe-") as tmp:
+        for k in kernels:
+            path = kernel_onnx(k, os.path.join(tmp, f"{k.name}.onnx"), seed=seed)
+            m = device.measure(path, runtime=runtime, settings=settings, counters=counters)
+            if not m.ok:
+                desc.failed[k.name] = str(m.error)
+                continue
+            desc.kernels_ms[k.name] = float(m.median_ms)
+            got = {name: c for name, c in (m.counters or {}).items() if c.get("value") is not None}
+            if got:
+                desc.kernel_counters[k.name] = got
+            if progress:
+                progress(k.name, float(m.median_ms))
+        if space:
+            from latbench.spaces import export, get_space
+
+            sp = get_space(space)
+            for i, arch in enumerate(reference_archs(space, n_reference)):
+                path = export(sp.build(arch), "onnx", os.path.join(tmp, f"ref{i}.onnx"), seed=seed)
+                m = device.measure(str(path), runtime=runtime, settings=settings)
+                if not m.ok:
+                    desc.failed[arch] = str(m.error)
+                    continue
+                desc.reference_ms[arch] = float(m.median_ms)
+                if progress:
+                    progress(arch, float(m.median_ms))
+    return desc

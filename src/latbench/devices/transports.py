@@ -1,0 +1,646 @@
+"""Transports: how files and commands reach a remote device (SSH, adb).
+
+A transport moves files and runs commands; it knows nothing about models or numbers (that is the
+parser's job, :mod:`latbench.devices.parsers`). Every transport has the same small surface:
+
+* ``run(argv, timeout_s=...) -> CommandResult`` runs an argument list (never a shell string:
+  each argument is quoted for the remote shell) and returns its exit status and output;
+* ``push(local, remote)`` / ``pull(remote, local)`` copy files;
+* ``connect()`` / ``close()``, idempotent; ``connected`` says whether the link is up.
+
+Failures map onto a few exception classes so adapters can react (all are
+:class:`~latbench.errors.DeviceError`):
+
+* :class:`ConnectionLost` -- the link dropped or the device vanished; ``connect()`` again;
+* :class:`CommandTimeout` -- a command ran past its timeout; it was killed where possible;
+* :class:`RemoteDiskFull` -- a write failed because the remote file system is full.
+
+To add a transport (a new kind of board), subclass :class:`Transport`, implement the five
+methods, and build a device adapter on it (see ``docs/devices.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from latbench.errors import ConfigError, DeviceError
+
+__all__ = [
+    "AdbTransport",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectionLost",
+    "RemoteCommandError",
+    "RemoteDiskFull",
+    "SSHTransport",
+    "Transport",
+    "quote_argv",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionLost(DeviceError):
+    """The link to the device dropped (killed connection, unplugged phone, rebooted board)."""
+
+
+class CommandTimeout(DeviceError):
+    """A remote command ran longer than its timeout and was stopped."""
+
+
+class RemoteDiskFull(DeviceError):
+    """A file could not be written on the device because its file system is full."""
+
+
+class RemoteCommandError(DeviceError):
+    """A remote command exited with a non-zero status where success was required."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a remote command returned (text decoded as UTF-8 with replacement)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+
+    def check(self, what: str = "") -> CommandResult:
+        """Raise :class:`RemoteCommandError` (with the command's stderr) unless it succeeded."""
+        if self.returncode != 0:
+            label = what or shlex.join(self.argv)[:200]
+            tail = (self.stderr or self.stdout).strip()[-500:]
+            raise RemoteCommandError(
+                f"{label}: exited with status {self.returncode}; expected 0"
+                + (f": {tail}" if tail else "")
+            )
+        return self
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    """An argument list as one POSIX shell command line, every argument quoted."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def _is_enospc(text: str) -> bool:
+    low = text.lower()
+    return "no space left" in low or "enospc" in low or "disk full" in low
+
+
+class Transport(ABC):
+    """Moves files to and from a device and runs commands on it."""
+
+    #: a short name for messages, e.g. ``"pi4 (ssh pi@10.0.0.7:22)"``
+    label: str = "device"
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the link (no-op when it is up); raises :class:`ConnectionLost` on failure."""
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """Whether the link is believed to be up."""
+
+    @abstractmethod
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` on the device and wait for it (at most ``timeout_s`` seconds)."""
+
+    @abstractmethod
+    def push(self, local: str | os.PathLike[str], remote: str) -> None:
+        """Copy a local file to the device."""
+
+    @abstractmethod
+    def pull(self, remote: str, local: str | os.PathLike[str]) -> None:
+        """Copy a file from the device."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the link. Idempotent."""
+
+    def reconnect(self, timeout_s: float = 30.0, interval_s: float = 0.5) -> None:
+        """Close, then try to connect again until ``timeout_s`` passes (then ConnectionLost)."""
+        self.close()
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while True:
+            try:
+                self.connect()
+                return
+            except ConnectionLost as exc:
+                last = exc
+            if time.monotonic() >= deadline:
+                raise ConnectionLost(
+                    f"{self.label}: could not reconnect within {timeout_s:g} s: {last}"
+                ) from last
+            time.sleep(interval_s)
+
+    def free_kib(self, path: str) -> int | None:
+        """Free KiB of the file system holding ``path`` (``df -Pk``); None when unknown."""
+        try:
+            res = self.run(["df", "-Pk", path], timeout_s=10.0)
+        except DeviceError:
+            return None
+        lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+        if res.returncode != 0 or len(lines) < 2:
+            return None
+        parts = lines[-1].split()
+        try:
+            return int(parts[3])
+        except (IndexError, ValueError):
+            return None
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# ---- SSH ---------------------------------------------------------------------------------
+class SSHTransport(Transport):
+    """SSH through paramiko: one TCP connection, many commands and SFTP transfers over it.
+
+    Settings (the ``[devices.NAME]`` keys of bench.toml): ``host``, ``port`` (22), ``user``,
+    ``key`` (a private key file; else the SSH agent and ``~/.ssh`` keys), ``password``
+    (discouraged), ``host_key_check`` (``"accept-new"`` adds an unknown host key to the
+    in-memory list as OpenSSH's ``accept-new`` does; ``"yes"`` refuses hosts not in
+    ``~/.ssh/known_hosts`` or ``known_hosts``), ``connect_timeout_s`` (10).
+    """
+
+    def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
+        try:
+            import paramiko
+        except ImportError as exc:
+            raise DeviceError(
+                f"the ssh transport needs paramiko ({exc}); install it with: "
+                "pip install 'latbench[ssh]'"
+            ) from None
+        self._paramiko = paramiko
+        host = settings.get("host")
+        if not isinstance(host, str) or not host:
+            raise ConfigError(f"{label or 'ssh device'}: host = {host!r}; expected a host name")
+        self.host = host
+        self.port = int(settings.get("port", 22))
+        self.user = str(settings.get("user") or os.environ.get("USER") or "root")
+        key = settings.get("key")
+        self.key = str(Path(str(key)).expanduser()) if key else None
+        if self.key and not Path(self.key).is_file():
+            raise ConfigError(f"{label or host}: key = {key!r} does not exist; expected a file")
+        self.password = settings.get("password")
+        self.host_key_check = str(settings.get("host_key_check", "accept-new"))
+        if self.host_key_check not in ("accept-new", "yes"):
+            raise ConfigError(
+                f"{label or host}: host_key_check = {self.host_key_check!r}; "
+                "expected 'accept-new' or 'yes'"
+            )
+        self.known_hosts = settings.get("known_hosts")
+        self.connect_timeout_s = float(settings.get("connect_timeout_s", 10.0))
+        self.label = label or f"{self.user}@{self.host}:{self.port}"
+        self._client: Any = None
+        self._sftp: Any = None
+        self._lock = threading.RLock()
+
+    # ---- link ----------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        t = self._client.get_transport() if self._client is not None else None
+        return bool(t is not None and t.is_active())
+
+    def connect(self) -> None:
+        with self._lock:
+            if self.connected:
+                return
+            self.close()
+            pk = self._paramiko
+            client = pk.SSHClient()
+            with contextlib.suppress(OSError):
+                client.load_system_host_keys()
+            if self.known_hosts:
+                client.load_host_keys(str(Path(str(self.known_hosts)).expanduser()))
+            policy = (
+                pk.AutoAddPolicy() if self.host_key_check == "accept-new" else pk.RejectPolicy()
+            )
+            client.set_missing_host_key_policy(policy)
+            try:
+                client.connect(
+                    self.host,
+                    port=self.port,
+                    username=self.user,
+                    key_filename=self.key,
+                    password=self.password,
+                    timeout=self.connect_timeout_s,
+                    banner_timeout=self.connect_timeout_s,
+                    auth_timeout=self.connect_timeout_s,
+                    allow_agent=self.key is None,
+                    look_for_keys=self.key is None,
+                )
+            except pk.AuthenticationException as exc:
+                client.close()
+                raise DeviceError(
+                    f"{self.label}: SSH authentication failed ({exc}); expected a key that the "
+                    "board's authorized_keys accepts (set key = ... in bench.toml)"
+                ) from None
+            except (pk.SSHException, OSError, EOFError) as exc:
+                client.close()
+                raise ConnectionLost(f"{self.label}: cannot connect: {exc}") from None
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(15)
+            self._client = client
+            log.debug("connected to %s", self.label)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sftp is not None:
+                with contextlib.suppress(OSError, EOFError, self._paramiko.SSHException):
+                    self._sftp.close()
+                self._sftp = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _lost(self, exc: BaseException, what: str) -> ConnectionLost:
+        self.close()
+        return ConnectionLost(f"{self.label}: connection lost during {what}: {exc!r}")
+
+    def _transport(self) -> Any:
+        self.connect()
+        t = self._client.get_transport() if self._client is not None else None
+        if t is None or not t.is_active():
+            raise ConnectionLost(f"{self.label}: the SSH connection is not active")
+        return t
+
+    def open_channel(self, command: str) -> Any:
+        """A session channel running the shell command line ``command`` (for long-lived agents).
+
+        The caller owns the channel (reads its stdout, closes it).
+        """
+        pk = self._paramiko
+        try:
+            chan = self._transport().open_session(timeout=self.connect_timeout_s)
+            chan.exec_command(command)
+        except (pk.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc, "opening a channel") from None
+        return chan
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        cmd = quote_argv(argv)
+        if env:
+            cmd = quote_argv(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + cmd
+        return self.run_shell(cmd, timeout_s=timeout_s, argv=tuple(argv))
+
+    def run_shell(
+        self,
+        command: str,
+        *,
+        timeout_s: float = 60.0,
+        argv: tuple[str, ...] = (),
+        pidfile: str | None = None,
+    ) -> CommandResult:
+        """Run a shell command line (the caller quoted it); with ``pidfile`` a timeout kills it.
+
+        Closing an SSH channel does not stop the remote process, so a command that may hang
+        writes its process id to ``pidfile`` and a timeout sends it ``SIGKILL``.
+        """
+        pk = self._paramiko
+        t0 = time.perf_counter()
+        line = f"echo $$ > {shlex.quote(pidfile)}; exec {command}" if pidfile else command
+        try:
+            return self._run_channel(line, command, timeout_s, argv, t0)
+        except CommandTimeout:
+            if pidfile and self.connected:
+                q = shlex.quote(pidfile)
+                try:
+                    self._run_channel(
+                        f"kill -9 $(cat {q}) 2>/dev/null; rm -f {q}", "kill", 10.0, (), t0
+                    )
+                except (DeviceError, pk.SSHException):
+                    log.warning("%s: could not kill the timed-out command", self.label)
+            raise
+
+    def _run_channel(
+        self, line: str, command: str, timeout_s: float, argv: tuple[str, ...], t0: float
+    ) -> CommandResult:
+        pk = self._paramiko
+        chan = self.open_channel(line)
+        out = bytearray()
+        err = bytearray()
+        deadline = time.monotonic() + timeout_s
+        nap = 0.0005
+        try:
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    nap = 0.0005
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    nap = 0.0005
+                    continue
+                if chan.exit_status_ready():
+                    break  # OpenSSH sends the exit status after the last byte of output
+                if chan.closed or not self.connected:
+                    raise ConnectionLost(
+                        f"{self.label}: connection dropped while running {command[:100]!r}"
+                    )
+                if time.monotonic() > deadline:
+                    raise CommandTimeout(
+                        f"{self.label}: {command[:200]!r} ran longer than {timeout_s:g} s"
+                    )
+                time.sleep(nap)
+                nap = min(nap * 2, 0.02)
+            status = chan.recv_exit_status()
+        except (pk.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc, f"{command[:100]!r}") from None
+        except ConnectionLost:
+            self.close()
+            raise
+        finally:
+            chan.close()
+        return CommandResult(
+            argv=argv or (command,),
+            returncode=int(status),
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            wall_s=time.perf_counter() - t0,
+        )
+
+    def _sftp_client(self) -> Any:
+        pk = self._paramiko
+        with self._lock:
+            if self._sftp is None:
+                try:
+                    self._sftp = pk.SFTPClient.from_transport(self._transport())
+                except (pk.SSHException, OSError, EOFError) as exc:
+                    raise self._lost(exc, "opening SFTP") from None
+                if self._sftp is None:
+                    raise ConnectionLost(f"{self.label}: the server refused the SFTP subsystem")
+            return self._sftp
+
+    def push(self, local: str | os.PathLike[str], remote: str) -> None:
+        pk = self._paramiko
+        sftp = self._sftp_client()
+        try:
+            sftp.put(str(local), remote, confirm=False)  # a stat per file costs a round trip
+        except (pk.SSHException, EOFError) as exc:
+            raise self._lost(exc, f"push of {local}") from None
+        except OSError as exc:
+            if not self.connected:
+                raise self._lost(exc, f"push of {local}") from None
+            self._push_failed(exc, local, remote)
+
+    def _push_failed(self, exc: OSError, local: str | os.PathLike[str], remote: str) -> None:
+        """Turn an SFTP write failure into DiskFull when the remote file system is full."""
+        # OpenSSH's sftp-server maps ENOSPC to the generic SSH_FX_FAILURE ("Failure"), so ask
+        # the board how much room is left instead of trusting the message.
+        with contextlib.suppress(OSError, EOFError):
+            self._sftp_client().remove(remote)
+        size_kib = Path(local).stat().st_size // 1024
+        free = self.free_kib(str(Path(remote).parent))
+        if _is_enospc(str(exc)) or (free is not None and free <= size_kib + 4):
+            raise RemoteDiskFull(
+                f"{self.label}: cannot write {remote!r}: remote disk full "
+                f"({free if free is not None else '?'} KiB free, {size_kib} KiB needed)"
+            ) from None
+        raise DeviceError(f"{self.label}: cannot write {remote!r}: {exc}") from None
+
+    def push_bytes(self, data: bytes, remote: str) -> None:
+        """Write ``data`` to the remote file ``remote`` (same failures as :meth:`push`)."""
+        pk = self._paramiko
+        sftp = self._sftp_client()
+        try:
+            with sftp.open(remote, "wb") as f:
+                f.write(data)
+        except (pk.SSHException, EOFError) as exc:
+            raise self._lost(exc, f"write of {remote}") from None
+        except OSError as exc:
+            if not self.connected:
+                raise self._lost(exc, f"write of {remote}") from None
+            free = self.free_kib(str(Path(remote).parent))
+            if _is_enospc(str(exc)) or (free is not None and free <= len(data) // 1024 + 4):
+                raise RemoteDiskFull(
+                    f"{self.label}: cannot write {remote!r}: remote disk full ({free} KiB free)"
+                ) from None
+            raise DeviceError(f"{self.label}: cannot write {remote!r}: {exc}") from None
+
+    def mkdir(self, remote: str) -> None:
+        """Create a remote directory (its parent must exist)."""
+        pk = self._paramiko
+        try:
+            self._sftp_client().mkdir(remote)
+        except (pk.SSHException, EOFError) as exc:
+            raise self._lost(exc, f"mkdir {remote}") from None
+        except OSError as exc:
+            if not self.connected:
+                raise self._lost(exc, f"mkdir {remote}") from None
+            raise DeviceError(f"{self.label}: cannot create {remote!r}: {exc}") from None
+
+    def pull(self, remote: str, local: str | os.PathLike[str]) -> None:
+        pk = self._paramiko
+        sftp = self._sftp_client()
+        try:
+            sftp.get(remote, str(local))
+        except (pk.SSHException, EOFError) as exc:
+            raise self._lost(exc, f"pull of {remote}") from None
+        except OSError as exc:
+            if not self.connected:
+                raise self._lost(exc, f"pull of {remote}") from None
+            raise DeviceError(f"{self.label}: cannot read {remote!r}: {exc}") from None
+
+    def remove(self, remote: str) -> None:
+        """Delete a remote file (missing files are fine)."""
+        with contextlib.suppress(OSError, EOFError):
+            self._sftp_client().remove(remote)
+
+
+# ---- adb ---------------------------------------------------------------------------------
+_ADB_GONE = (
+    "not found",
+    "no devices/emulators",
+    "device offline",
+    "device unauthorized",
+    "closed",
+    "cannot connect to daemon",
+    "protocol fault",
+    "failed to get feature set",
+    "no devices",
+)
+
+
+class AdbTransport(Transport):
+    """Android through the real ``adb`` client (``subprocess.run`` with argument lists).
+
+    Settings: ``serial`` (required when several phones are attached), ``adb`` (the client binary,
+    default ``adb`` on PATH), ``server`` (the adb server socket, e.g. ``"tcp:127.0.0.1:5037"``;
+    passed as ``ADB_SERVER_SOCKET``), ``connect_timeout_s`` (10).
+
+    Shell commands go through ``adb shell`` (the shell v2 protocol carries the exit status);
+    every argument is quoted for the phone's shell. A command past its timeout is killed on the
+    phone through the process id it wrote to a pid file.
+    """
+
+    def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
+        adb = str(settings.get("adb") or "adb")
+        path = shutil.which(adb)
+        if path is None:
+            raise DeviceError(
+                f"{label or 'adb device'}: the adb client {adb!r} is not on PATH; install it "
+                "(Debian: apt-get install adb; or Android's platform-tools) or set adb = '/path'"
+            )
+        self.adb = path
+        self.serial = settings.get("serial")
+        self.server = settings.get("server")
+        self.connect_timeout_s = float(settings.get("connect_timeout_s", 10.0))
+        self.label = label or f"adb:{self.serial or 'any'}"
+        self._connected = False
+        self._env = dict(os.environ)
+        if self.server:
+            self._env["ADB_SERVER_SOCKET"] = str(self.server)
+
+    def _base(self) -> list[str]:
+        return [self.adb, *(["-s", str(self.serial)] if self.serial else [])]
+
+    def _adb(self, args: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(
+                [*self._base(), *args],
+                capture_output=True,
+                timeout=timeout_s,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimeout(
+                f"{self.label}: adb {' '.join(args)[:200]} ran longer than {timeout_s:g} s"
+            ) from exc
+
+    def _gone(self, text: str) -> bool:
+        low = text.lower()
+        return any(s in low for s in _ADB_GONE)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def connect(self) -> None:
+        if self._connected:
+            return
+        try:
+            res = self._adb(["get-state"], self.connect_timeout_s)
+        except CommandTimeout as exc:
+            raise ConnectionLost(f"{self.label}: adb get-state timed out: {exc}") from None
+        state = res.stdout.decode(errors="replace").strip()
+        if res.returncode != 0 or state != "device":
+            msg = (res.stderr or res.stdout).decode(errors="replace").strip()
+            raise ConnectionLost(
+                f"{self.label}: the phone is not available (state {state or '?'}): {msg}"
+            )
+        self._connected = True
+
+    def close(self) -> None:
+        self._connected = False
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        cmd = quote_argv(argv)
+        if env:
+            cmd = quote_argv(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + cmd
+        return self.run_shell(cmd, timeout_s=timeout_s, argv=tuple(argv))
+
+    def run_shell(
+        self,
+        command: str,
+        *,
+        timeout_s: float = 60.0,
+        argv: tuple[str, ...] = (),
+        pidfile: str | None = None,
+    ) -> CommandResult:
+        """Run a shell command line on the phone; with ``pidfile`` a timeout kills it there."""
+        self.connect()
+        line = command
+        if pidfile:
+            line = f"echo $$ > {shlex.quote(pidfile)}; exec {command}"
+        t0 = time.perf_counter()
+        try:
+            res = self._adb(["shell", line], timeout_s)
+        except CommandTimeout:
+            if pidfile:
+                self._kill_from_pidfile(pidfile)
+            raise
+        out = res.stdout.decode("utf-8", "replace")
+        err = res.stderr.decode("utf-8", "replace")
+        if res.returncode != 0 and self._gone(err) and not out:
+            self._connected = False
+            raise ConnectionLost(f"{self.label}: {err.strip() or 'adb shell failed'}")
+        return CommandResult(
+            argv=argv or (command,),
+            returncode=res.returncode,
+            stdout=out,
+            stderr=err,
+            wall_s=time.perf_counter() - t0,
+        )
+
+    def _kill_from_pidfile(self, pidfile: str) -> None:
+        q = shlex.quote(pidfile)
+        try:
+            self._adb(["shell", f"kill -9 $(cat {q}) 2>/dev/null; rm -f {q}"], 10.0)
+        except CommandTimeout:
+            log.warning("%s: could not kill the timed-out command", self.label)
+
+    def _transfer(self, args: list[str], what: str, timeout_s: float) -> None:
+        self.connect()
+        res = self._adb(args, timeout_s)
+        text = (res.stderr + res.stdout).decode("utf-8", "replace").strip()
+        if res.returncode == 0:
+            return
+        if _is_enospc(text):
+            raise RemoteDiskFull(f"{self.label}: {what}: remote disk full: {text[-300:]}")
+        if self._gone(text):
+            self._connected = False
+            raise ConnectionLost(f"{self.label}: {what}: {text[-300:]}")
+        raise DeviceError(f"{self.label}: {what} failed: {text[-300:]}")
+
+    def push(self, local: str | os.PathLike[str], remote: str, timeout_s: float = 300.0) -> None:
+        self._transfer(["push", str(local), remote], f"push {local} -> {remote}", timeout_s)
+
+    def pull(self, remote: str, local: str | os.PathLike[str], timeout_s: float = 300.0) -> None:
+        self._transfer(["pull", remote, str(local)], f"pull {remote}", timeout_s)

@@ -1,0 +1,403 @@
+"""Few-shot adaptation: a predictor for a new device from a handful of measurements.
+
+Nobody measures 15,625 architectures on every new phone. :func:`adapt` takes a *base* predictor
+fitted on many devices (``latbench predictor fit --devices all``, or the ``meta`` model) and K
+measurements (K = 3 to 20 is the intended range) of the new device, and returns a fitted
+:class:`AdaptedPredictor` for that device::
+
+    base = latbench.predictors.load("base.lbp")
+    adapted = base.adapt(archs, latency_ms)          # method="auto"
+    adapted.predict(other_archs)
+
+How: the base predicts the K architectures on each of its D source devices; the target's
+log-latency is then modelled as a combination of those predictions (plus, for ``meta``, a
+fine-tuned residual on architecture features). The methods (``proxy``, ``soft``, ``combo``,
+``meta``) and the ``auto`` choice by leave-one-out cross-validation are described in
+:mod:`latbench.predictors.fewshot`. Adaptation is closed-form: milliseconds for the fit, plus
+the base's predictions of the K samples and of a small random population of the space (which
+standardises the sources).
+
+Input checks and fallbacks
+--------------------------
+* fewer than 3 distinct architectures, non-finite or non-positive latencies, or all latencies
+  equal: :class:`~latbench.errors.PredictorError` naming the problem;
+* architectures of another space than the base's: :class:`~latbench.errors.ArchError`;
+* the same architecture measured twice: the measurements are merged (geometric mean) and a
+  warning is logged;
+* a base fitted on one device only: there is nothing to choose between, so ``proxy``, ``soft``
+  and ``combo`` all reduce to a monotone calibration of that device (the ranking does not
+  change) and ``auto`` picks between that and ``meta`` (calibration + a feature residual, the
+  only method that can re-rank); a warning says so.
+
+The adapted predictor embeds its base, so an ``.lbp`` file of an adapted predictor is
+self-contained.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import PredictorError
+from latbench.predictors import encodings as enc
+from latbench.predictors import fewshot
+from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register
+from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
+
+log = logging.getLogger(__name__)
+
+#: random architectures of the space whose base predictions standardise the sources
+DEFAULT_POPULATION = 512
+
+
+def source_log_predictions(base: Predictor, archs: Sequence[Any], devices: Sequence[str]) -> np.ndarray:
+    """``(N, D)`` log-latency the base predicts for ``archs`` on each of ``devices``."""
+    if isinstance(base, MetaPredictor):
+        all_log = base.predict_log_all(archs)
+        idx = [base.devices_.index(d) for d in devices]
+        return all_log[:, idx]
+    cols = [np.log(np.maximum(base.predict(archs, device=d), 1e-12)) for d in devices]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(archs), 0))
+
+
+@dataclass(frozen=True)
+class AdaptationContext:
+    """What adaptation needs of a base, computed once: population predictions, feature scaling."""
+
+    base: Predictor
+    sources: list[str]
+    pop_log: np.ndarray
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+
+    def source_log(self, archs: Sequence[Any]) -> np.ndarray:
+        """``(N, D)`` log-latency the base predicts for ``archs`` on the sources."""
+        return source_log_predictions(self.base, archs, self.sources)
+
+    def features(self, archs: Sequence[Any]) -> np.ndarray:
+        """Standardised architecture features (the fine-tuned residual reads them)."""
+        f: np.ndarray = (arch_features(self.base.space_, list(archs)) - self.feature_mean)
+        return f / self.feature_scale
+
+
+def prepare_context(
+    base: Predictor,
+    sources: Sequence[str],
+    *,
+    population: int = DEFAULT_POPULATION,
+    seed: int = 0,
+) -> AdaptationContext:
+    """Predict a random ``population`` of the base's space on ``sources`` (for standardising)."""
+    if population < 10:
+        raise PredictorError(f"population = {population}; expected at least 10 architectures")
+    space_obj = enc.space(base.space_)
+    pop_archs = space_obj.sample(min(population, space_obj.size()), seed=seed)
+    pop_log = source_log_predictions(base, pop_archs, list(sources))
+    pop_feat = arch_features(base.space_, pop_archs)
+    sd = pop_feat.std(axis=0)
+    return AdaptationContext(
+        base, list(sources), pop_log, pop_feat.mean(axis=0), np.where(sd > 0, sd, 1.0)
+    )
+
+
+def _unwrap(base: Predictor) -> Predictor:
+    while isinstance(base, AdaptedPredictor):
+        base = base.base_
+    return base
+
+
+def check_samples(
+    space: str, archs: Sequence[Any], latency_ms: Any, *, min_samples: int = fewshot.MIN_SAMPLES
+) -> tuple[list[str], np.ndarray]:
+    """Validate few-shot samples: canonical archs of ``space`` and positive latencies.
+
+    Duplicated architectures are merged (geometric mean of their latencies, with a warning).
+    Returns the distinct architectures and their latencies in ms.
+    """
+    if space == GRAPH_SPACE:
+        raise PredictorError(
+            "few-shot adaptation needs a base fitted on a search space (nb201, fbnet, ...), "
+            "not on imported graphs"
+        )
+    arch_list = enc.canonical_archs(space, list(archs))
+    y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    if y.shape[0] != len(arch_list):
+        raise PredictorError(
+            f"got {len(arch_list)} architectures but {y.shape[0]} latencies; expected one each"
+        )
+    bad = ~np.isfinite(y) | (y <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PredictorError(
+            f"latency_ms[{i}] = {y[i]!r} (architecture {arch_list[i]}); expected finite positive "
+            "milliseconds"
+        )
+    groups: dict[str, list[float]] = {}
+    for a, v in zip(arch_list, y, strict=True):
+        groups.setdefault(a, []).append(float(v))
+    dups = {a: v for a, v in groups.items() if len(v) > 1}
+    if dups:
+        log.warning(
+            "%d architecture(s) measured more than once (e.g. %s: %s ms); using the geometric "
+            "mean of each",
+            len(dups),
+            next(iter(dups)),
+            next(iter(dups.values())),
+        )
+    uniq = list(groups)
+    lat = np.array([float(np.exp(np.mean(np.log(groups[a])))) for a in uniq])
+    if len(uniq) < min_samples:
+        raise PredictorError(
+            f"got {len(uniq)} distinct architecture(s); few-shot adaptation needs at least "
+            f"{min_samples} (3 to 20 is the intended range)"
+        )
+    if np.all(lat == lat[0]):
+        raise PredictorError(
+            f"all {len(uniq)} latencies equal {lat[0]!r} ms; expected measurements that differ "
+            "(nothing to rank by)"
+        )
+    return uniq, lat
+
+
+def adapt(
+    base: Predictor,
+    archs: Sequence[Any],
+    latency_ms: Any,
+    *,
+    method: str = "auto",
+    device: str = "target",
+    sources: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    population: int = DEFAULT_POPULATION,
+    seed: int = 0,
+) -> AdaptedPredictor:
+    """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
+
+    ``method``: ``"auto"`` (default: chosen by leave-one-out on the samples), ``"proxy"``,
+    ``"soft"``, ``"combo"`` or ``"meta"`` (see :mod:`latbench.predictors.fewshot`).
+    ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
+    out (e.g. a near-copy of the target). ``population``: random architectures of the space used
+    to standardise the sources. The base is not modified.
+    """
+    base = _unwrap(base)
+    base._check_fitted()
+    if method != "auto" and method not in fewshot.METHODS:
+        raise PredictorError(
+            f"unknown adaptation method {method!r}; expected auto or one of "
+            f"{', '.join(fewshot.METHODS)}"
+        )
+    space = base.space_
+    uniq, lat = check_samples(space, archs, latency_ms)
+    srcs = list(base.devices_ if sources is None else sources)
+    unknown = [s for s in srcs if s not in base.devices_]
+    if unknown:
+        raise PredictorError(
+            f"source device(s) {unknown} are not in the base predictor; expected some of "
+            f"{', '.join(base.devices_)}"
+        )
+    srcs = [s for s in srcs if s not in set(exclude)]
+    if not srcs:
+        raise PredictorError(f"no source device left after excluding {list(exclude)}")
+    methods: tuple[str, ...] = fewshot.METHODS
+    if len(srcs) == 1:
+        log.warning(
+            "the base predictor knows one device (%s): adaptation is a monotone calibration of "
+            "it, plus a feature residual for method 'meta'; fit the base on several devices "
+            "(predictor fit --devices all) for a real few-shot model",
+            srcs[0],
+        )
+        methods = ("proxy", "meta")
+    ctx = prepare_context(base, srcs, population=population, seed=seed)
+    p_log = ctx.source_log(uniq)
+    feats = ctx.features(uniq)
+    t_log = np.log(lat)
+    fit, scores = fewshot.fit_method(method, p_log, t_log, ctx.pop_log, feats, methods=methods)
+
+    out = AdaptedPredictor(method=method)
+    out.base_ = base
+    out.space_ = space
+    out.devices_ = [device]
+    out.method_ = fit.method
+    out.sources_ = srcs
+    out.weights_ = np.asarray(fit.weights, dtype=np.float64)
+    out.intercept_ = float(fit.intercept)
+    out.residual_ = (
+        np.zeros(0) if fit.residual is None else np.asarray(fit.residual, dtype=np.float64)
+    )
+    out.feature_mean_ = ctx.feature_mean
+    out.feature_scale_ = ctx.feature_scale
+    out.cv_scores_ = dict(scores)
+    out.n_samples_ = len(uniq)
+    train_pred = fit.predict_log(p_log, feats)
+    from latbench.predictors.metrics import kendall, spearman
+
+    out.train_spearman_ = spearman(t_log, train_pred)
+    out.train_kendall_ = kendall(t_log, train_pred)
+    log.info(
+        "adapted %s to %s with %s from %d samples (sources: %s)",
+        base.name,
+        device,
+        fit.method,
+        len(uniq),
+        ", ".join(out.top_sources()),
+    )
+    return out
+
+
+def choose_samples(base: Predictor, budget: int, *, pool: int = 2000, seed: int = 0) -> list[str]:
+    """``budget`` informative architectures to measure on a new device.
+
+    Draws ``pool`` random architectures of the base's space and keeps those at evenly spaced
+    quantiles of the base's predicted latency (the mean over its devices of the standardised
+    log-latency), so that the measurements span the whole latency range: a few-shot fit learns
+    most from samples spread over the range, and nothing from near-ties.
+    """
+    base = _unwrap(base)
+    base._check_fitted()
+    if budget < fewshot.MIN_SAMPLES:
+        raise PredictorError(
+            f"budget = {budget}; expected at least {fewshot.MIN_SAMPLES} architectures"
+        )
+    sp = enc.space(base.space_)
+    cand = sp.sample(min(max(pool, budget), sp.size()), seed=seed)
+    logp = source_log_predictions(base, cand, base.devices_)
+    sd = logp.std(axis=0)
+    score = ((logp - logp.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).mean(axis=1)
+    order = np.argsort(score, kind="stable")
+    picks = np.unique(np.round(np.linspace(0, len(order) - 1, budget)).astype(int))
+    return [cand[i] for i in order[picks]]
+
+
+@register("adapted")
+class AdaptedPredictor(Predictor):
+    """A base predictor adapted to a new device; made by :func:`adapt`, not by ``fit``.
+
+    ``fit(archs, latency_ms, space=...)`` adapts the base predictor saved at ``base`` (a path
+    to an ``.lbp`` file); in Python, ``base.adapt(archs, latency_ms)`` is the usual route.
+    """
+
+    base_: Predictor
+    method_: str
+    sources_: list[str]
+    weights_: np.ndarray
+    intercept_: float
+    residual_: np.ndarray
+    feature_mean_: np.ndarray
+    feature_scale_: np.ndarray
+    cv_scores_: dict[str, float]
+    n_samples_: int
+    train_spearman_: float
+    train_kendall_: float
+
+    def __init__(self, method: str = "auto", base: str | None = None) -> None:
+        self.method = method
+        self.base = base
+
+    def _fit(
+        self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
+    ) -> None:
+        if self.base is None:
+            raise PredictorError(
+                "adapted: set base= to the path of a multi-device .lbp file, or call "
+                "base_predictor.adapt(archs, latency_ms)"
+            )
+        from latbench.predictors.persist import load
+
+        base = load(self.base)
+        if base.space_ != space:
+            raise PredictorError(
+                f"adapted: the base {self.base} is for space {base.space_!r}, not {space!r}"
+            )
+        name = devices[0] if devices is not None and len(devices) else "target"
+        fitted = adapt(base, archs, y_ms, method=self.method, device=str(name))
+        for k, v in vars(fitted).items():
+            if k.endswith("_") and k not in ("space_", "devices_"):
+                setattr(self, k, v)
+
+    def top_sources(self, n: int = 3) -> list[str]:
+        """The source devices with the largest weights, as ``name (weight)``."""
+        self._check_fitted()
+        order = np.argsort(-np.abs(self.weights_))[:n]
+        return [f"{self.sources_[i]} ({self.weights_[i]:.2f})" for i in order if self.weights_[i]]
+
+    def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:
+        active = np.flatnonzero(np.abs(self.weights_) > 1e-12)
+        z = np.full(len(archs), self.intercept_)
+        if active.size:
+            p = source_log_predictions(self.base_, archs, [self.sources_[i] for i in active])
+            z = z + p @ self.weights_[active]
+        if self.residual_.size:
+            f = (arch_features(self.space_, archs) - self.feature_mean_) / self.feature_scale_
+            z = z + f @ self.residual_
+        return np.exp(z), None
+
+    def summary(self) -> dict[str, Any]:
+        """What the adaptation did: method, samples, main sources, CV and training scores."""
+        self._check_fitted()
+        return {
+            "device": self.devices_[0],
+            "space": self.space_,
+            "base": self.base_.name,
+            "method": self.method_,
+            "samples": self.n_samples_,
+            "sources": self.top_sources(),
+            "cv_kendall": self.cv_scores_,
+            "train_spearman": self.train_spearman_,
+            "train_kendall": self.train_kendall_,
+            "residual": bool(self.residual_.size),
+        }
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        bmeta, barrays = self.base_._get_state()
+        meta = {
+            "method": self.method_,
+            "sources": list(self.sources_),
+            "intercept": self.intercept_,
+            "cv_scores": self.cv_scores_,
+            "n_samples": self.n_samples_,
+            "train_spearman": self.train_spearman_,
+            "train_kendall": self.train_kendall_,
+            "base": {
+                "predictor": self.base_.name,
+                "params": self.base_.get_params(),
+                "space": self.base_.space_,
+                "devices": list(self.base_.devices_),
+                "state": bmeta,
+                "arrays": sorted(barrays),
+            },
+        }
+        arrays = {
+            "weights": self.weights_,
+            "residual": self.residual_,
+            "feature_mean": self.feature_mean_,
+            "feature_scale": self.feature_scale_,
+        }
+        arrays.update({f"base.{k}": v for k, v in barrays.items()})
+        return meta, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        b = meta["base"]
+        name = str(b["predictor"])
+        if name == self.name:
+            raise PredictorError("adapted: a nested adapted base is not supported")
+        cls = PREDICTORS.get(name)
+        base = cls(**b.get("params", {}))
+        base.space_ = str(b["space"])
+        base.devices_ = [str(d) for d in b["devices"]]
+        base._set_state(dict(b.get("state", {})), {k: arrays[f"base.{k}"] for k in b["arrays"]})
+        self.base_ = base
+        self.method_ = str(meta["method"])
+        self.sources_ = [str(s) for s in meta["sources"]]
+        self.intercept_ = float(meta["intercept"])
+        self.cv_scores_ = {str(k): float(v) for k, v in dict(meta.get("cv_scores", {})).items()}
+        self.n_samples_ = int(meta["n_samples"])
+        self.train_spearman_ = float(meta["train_spearman"])
+        self.train_kendall_ = float(meta["train_kendall"])
+        self.weights_ = arrays["weights"]
+        self.residual_ = arrays["residual"]
+        self.feature_mean_ = arrays["feature_mean"]
+        self.feature_scale_ = arrays["feature_scale"]

@@ -1,0 +1,287 @@
+"""Few-shot adaptation algorithms on plain arrays (no predictor objects, no I/O).
+
+Every method models the target device's log-latency as a linear function of the *source*
+devices' predicted log-latencies, optionally plus a fine-tuned residual on architecture
+features::
+
+    log t(arch) = a + sum_j w_j * log p_j(arch) + beta . f(arch)
+
+``P`` (K x D) holds the base predictor's log-latency of the K measured architectures on the D
+source devices, ``t`` (K,) the measured log-latency on the target, ``F`` (K x F) standardised
+architecture features. ``pop`` (N x D) is the base's log-latency of a random population of the
+space: it gives each source's spread, so that weights are comparable across devices.
+
+Methods
+-------
+``proxy``
+    "One Proxy Device Is Enough" (Lu et al., 2022): the source whose latencies rank the K samples
+    best (Spearman, ties broken by Pearson of the logs), mapped onto the target by a monotone
+    (increasing, linear in log-log) fit. The ranking is the proxy's.
+``soft``
+    Bayesian model averaging over proxies: each source is calibrated to the target by least
+    squares in log-log, and the calibrated predictions are averaged with weights proportional to
+    each fit's likelihood on the K samples (``RSS_j ** (-K / 2)``). Where one proxy is clearly
+    best this is the proxy; where several fit equally well it hedges between them, which is what
+    makes it robust to the measurement drift of real tables.
+``combo``
+    A ridge combination of all sources, shrunk toward the ``soft`` solution; the shrinkage is
+    chosen by leave-one-out error on the K samples.
+``meta``
+    ``combo`` plus a fine-tuned residual: a ridge regression of what the combination misses on
+    the architecture features, again with its strength chosen by leave-one-out (infinite
+    strength, i.e. no residual, is one of the choices). This is the descriptor-conditioned
+    model: the device is described by its weights over the known devices and fine-tuned on the
+    K samples.
+``auto``
+    Picks one of the above by leave-one-out cross-validation on the K samples with a rank loss
+    (Kendall tau of the held-out predictions); ties (within :data:`CV_TIE`) go to
+    ``soft``, then ``combo``, ``meta``, and last ``proxy``. Below
+    :data:`MIN_CV_SAMPLES` samples cross-validation says nothing and ``soft`` is used.
+
+All of it is closed-form linear algebra on K x D matrices: a fit takes milliseconds (``auto``
+with K = 20, which cross-validates ``meta``, about a second).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from latbench.errors import PredictorError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("proxy", "soft", "combo", "meta")
+#: below this many samples, leave-one-out cannot tell the methods apart
+MIN_CV_SAMPLES = 5
+#: every method needs this many distinct samples (a slope and an intercept, plus one to rank)
+MIN_SAMPLES = 3
+#: relative ridge strengths tried by leave-one-out (multiplied by K)
+COMBO_LAMBDAS = (0.3, 3.0, 30.0, 300.0)
+RESIDUAL_LAMBDAS = (np.inf, 300.0, 30.0)
+#: preference order when cross-validation scores tie (within :data:`CV_TIE`): ``soft`` first,
+#: because it was the most reliable method on unseen devices of the reference tables, and the
+#: single proxy last, because its ranking is only as good as one device's
+PREFERENCE = {"soft": 0, "combo": 1, "meta": 2, "proxy": 3}
+CV_TIE = 0.02
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """``log t = intercept + P @ weights + F @ residual`` (residual None: no feature term)."""
+
+    method: str
+    weights: np.ndarray
+    intercept: float
+    residual: np.ndarray | None = None
+    info: dict[str, float | str] | None = None
+
+    def predict_log(self, p_log: np.ndarray, f: np.ndarray | None = None) -> np.ndarray:
+        out: np.ndarray = self.intercept + p_log @ self.weights
+        if self.residual is not None:
+            if f is None:
+                raise PredictorError(f"{self.method}: features are needed for the residual")
+            out = out + f @ self.residual
+        return out
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return -1.0
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return -1.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _calibrate(x: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
+    """Increasing least-squares line ``t ~ a + s x``: ``(s, a, rss)``; s > 0 always."""
+    xm, tm = float(x.mean()), float(t.mean())
+    xc = x - xm
+    sxx = float(xc @ xc)
+    s = float(xc @ (t - tm)) / sxx if sxx > 0 else 0.0
+    if not np.isfinite(s) or s <= 0:
+        # an anti-correlated or flat source cannot be a monotone proxy: match the spreads
+        s = float(np.std(t) / np.std(x)) if np.std(x) > 0 else 1.0
+        s = s if s > 0 else 1.0
+    a = tm - s * xm
+    rss = float(np.sum((t - a - s * x) ** 2))
+    return s, a, rss
+
+
+def proxy_scores(p_log: np.ndarray, t_log: np.ndarray) -> np.ndarray:
+    """Spearman of each source on the samples (Pearson of the logs as a 1e-3 tie-breaker)."""
+    return np.array(
+        [
+            _spearman(p_log[:, j], t_log) + 1e-3 * _pearson(p_log[:, j], t_log)
+            for j in range(p_log.shape[1])
+        ]
+    )
+
+
+def fit_proxy(p_log: np.ndarray, t_log: np.ndarray) -> LinearFit:
+    """Best single proxy + monotone calibration (see the module docstring)."""
+    scores = proxy_scores(p_log, t_log)
+    j = int(np.argmax(scores))
+    s, a, _ = _calibrate(p_log[:, j], t_log)
+    w = np.zeros(p_log.shape[1])
+    w[j] = s
+    return LinearFit("proxy", w, a, info={"proxy_index": float(j), "proxy_score": scores[j]})
+
+
+def soft_weights(p_log: np.ndarray, t_log: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """BMA over calibrated proxies: ``(weights on P, intercept, posterior over sources)``."""
+    k, d = p_log.shape
+    slopes = np.zeros(d)
+    inters = np.zeros(d)
+    loglik = np.zeros(d)
+    var_t = float(np.var(t_log)) + 1e-12
+    for j in range(d):
+        s, a, rss = _calibrate(p_log[:, j], t_log)
+        slopes[j], inters[j] = s, a
+        # residual variance floored at 0.1 % of the target variance: no source is "perfect"
+        loglik[j] = -0.5 * k * np.log(max(rss / k, 1e-3 * var_t))
+    post = np.exp(loglik - loglik.max())
+    post /= post.sum()
+    return post * slopes, float(post @ inters), post
+
+
+def fit_soft(p_log: np.ndarray, t_log: np.ndarray) -> LinearFit:
+    w, a, post = soft_weights(p_log, t_log)
+    return LinearFit("soft", w, a, info={"max_posterior": float(post.max())})
+
+
+def _ridge_toward(
+    x: np.ndarray, t: np.ndarray, prior: np.ndarray, lam: float
+) -> tuple[np.ndarray, float]:
+    """``argmin |t - a - x w|^2 + lam |w - prior|^2`` with a free intercept ``a``."""
+    xm = x.mean(axis=0)
+    tm = float(t.mean())
+    xc = x - xm
+    gram = xc.T @ xc + lam * np.eye(x.shape[1])
+    w = np.linalg.solve(gram, xc.T @ (t - tm) + lam * prior)
+    return w, tm - float(xm @ w)
+
+
+def _loo_ridge_error(x: np.ndarray, t: np.ndarray, prior: np.ndarray, lam: float) -> float:
+    err = 0.0
+    idx = np.arange(t.shape[0])
+    for i in idx:
+        m = idx != i
+        w, a = _ridge_toward(x[m], t[m], prior, lam)
+        err += float((a + x[i] @ w - t[i]) ** 2)
+    return err / t.shape[0]
+
+
+def fit_combo(p_log: np.ndarray, t_log: np.ndarray, pop_log: np.ndarray) -> LinearFit:
+    """Ridge combination of the standardised sources, shrunk toward the ``soft`` weights."""
+    k = t_log.shape[0]
+    sd = pop_log.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = p_log / sd  # standardised sources (the intercept absorbs the means)
+    w_soft, _, _ = soft_weights(p_log, t_log)
+    prior = w_soft * sd
+    lam = min(COMBO_LAMBDAS, key=lambda c: _loo_ridge_error(z, t_log, prior, c * k))
+    wz, a = _ridge_toward(z, t_log, prior, lam * k)
+    return LinearFit("combo", wz / sd, a, info={"lambda": lam})
+
+
+def fit_meta(
+    p_log: np.ndarray, t_log: np.ndarray, pop_log: np.ndarray, feats: np.ndarray
+) -> LinearFit:
+    """``combo`` plus a ridge residual on the architecture features (fine-tuning)."""
+    base = fit_combo(p_log, t_log, pop_log)
+    k = t_log.shape[0]
+    zero = np.zeros(feats.shape[1])
+
+    resid = t_log - base.predict_log(p_log)
+    # leave-one-out error of a ridge on the combination's residuals; infinite strength (an
+    # intercept only) is "no residual", scored the same way so the comparison is fair
+    errs = {
+        lam: _loo_ridge_error(feats, resid, zero, (lam if np.isfinite(lam) else 1e12) * k)
+        for lam in RESIDUAL_LAMBDAS
+    }
+    lam = min(errs, key=lambda c: errs[c])
+    if not np.isfinite(lam):
+        return LinearFit("meta", base.weights, base.intercept, None, info={"lambda_residual": 0.0})
+    beta, b0 = _ridge_toward(feats, resid, zero, lam * k)
+    return LinearFit(
+        "meta", base.weights, base.intercept + b0, beta, info={"lambda_residual": float(lam)}
+    )
+
+
+Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], LinearFit]
+
+
+def _fitter(method: str) -> Fitter:
+    if method == "proxy":
+        return lambda p, t, pop, f: fit_proxy(p, t)
+    if method == "soft":
+        return lambda p, t, pop, f: fit_soft(p, t)
+    if method == "combo":
+        return lambda p, t, pop, f: fit_combo(p, t, pop)
+    if method == "meta":
+        return fit_meta
+    raise PredictorError(f"unknown adaptation method {method!r}; expected auto or one of {METHODS}")
+
+
+def loo_predictions(
+    method: str, p_log: np.ndarray, t_log: np.ndarray, pop_log: np.ndarray, feats: np.ndarray
+) -> np.ndarray:
+    """Leave-one-out predictions of ``method`` on the K samples (log scale)."""
+    fit = _fitter(method)
+    k = t_log.shape[0]
+    out = np.empty(k)
+    idx = np.arange(k)
+    for i in idx:
+        m = idx != i
+        f = fit(p_log[m], t_log[m], pop_log, feats[m])
+        out[i] = f.predict_log(p_log[i : i + 1], feats[i : i + 1])[0]
+    return out
+
+
+def cv_scores(
+    p_log: np.ndarray,
+    t_log: np.ndarray,
+    pop_log: np.ndarray,
+    feats: np.ndarray,
+    methods: tuple[str, ...] = METHODS,
+) -> dict[str, float]:
+    """Kendall tau of each method's leave-one-out predictions on the samples."""
+    out = {}
+    for m in methods:
+        pred = loo_predictions(m, p_log, t_log, pop_log, feats)
+        tau = stats.kendalltau(pred, t_log).statistic if np.std(pred) > 0 else 0.0
+        out[m] = float(tau) if np.isfinite(tau) else 0.0
+    return out
+
+
+def fit_method(
+    method: str,
+    p_log: np.ndarray,
+    t_log: np.ndarray,
+    pop_log: np.ndarray,
+    feats: np.ndarray,
+    *,
+    methods: tuple[str, ...] = METHODS,
+) -> tuple[LinearFit, dict[str, float]]:
+    """Fit ``method`` (or choose one with ``"auto"``); returns the fit and the CV scores."""
+    if method != "auto":
+        return _fitter(method)(p_log, t_log, pop_log, feats), {}
+    if t_log.shape[0] < MIN_CV_SAMPLES:
+        chosen = "soft" if "soft" in methods else methods[0]
+        log.info("auto: %d samples, too few to cross-validate; using %s", t_log.shape[0], chosen)
+        return _fitter(chosen)(p_log, t_log, pop_log, feats), {}
+    scores = cv_scores(p_log, t_log, pop_log, feats, methods)
+    best = max(scores.values())
+    # within CV_TIE of the best counts as a tie: the preferred method wins
+    chosen = min((m for m in scores if scores[m] >= best - CV_TIE), key=lambda m: PREFERENCE[m])
+    log.info("auto: leave-one-out Kendall %s -> %s", scores, chosen)
+    return _fitter(chosen)(p_log, t_log, pop_log, feats), scores

@@ -1,0 +1,45 @@
+"""The HTML report: one self-contained page of plots and tables about a latency store.
+
+>>> from latbench.report import build_report
+>>> build_report("report.html", measurements=df, reference=ref)   # doctest: +SKIP
+
+Sections (each skipped with a visible note when its data is absent): latency distributions,
+predicted vs measured, the monotonicity heat map (this machine among the reference devices), the
+Pareto front of a search, and the measurement stability of each device. See ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+from latbench.report.build import (
+    build_report,
+    load_predictions,
+    load_search,
+    predictions_from_predictor,
+    render_report,
+    report_from_files,
+)
+from latbench.report.html import Section
+from latbench.report.sections import (
+    distributions_section,
+    monotonicity_section,
+    pareto_points,
+    pareto_section,
+    predictions_section,
+    stability_section,
+)
+
+__all__ = [
+    "Section",
+    "build_report",
+    "distributions_section",
+    "load_predictions",
+    "load_search",
+    "monotonicity_section",
+    "pareto_points",
+    "pareto_section",
+    "predictions_section",
+    "predictions_from_predictor",
+    "render_report",
+    "report_from_files",
+    "stability_section",
+]

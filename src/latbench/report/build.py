@@ -1,0 +1,291 @@
+"""Assemble the report: gather the inputs, build every section, write one HTML file.
+
+Two entry points:
+
+* :func:`build_report` takes the data itself (DataFrames and dicts) -- for a program that already
+  holds it, such as ``latbench demo``;
+* :func:`report_from_files` reads a store and optional files (a predictor, a prediction table, a
+  search result) -- what ``latbench report`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from latbench.errors import ConfigError, DatasetError, SearchError
+from latbench.report import sections as S
+from latbench.report.html import Section, render_page
+
+__all__ = [
+    "build_report",
+    "load_predictions",
+    "load_search",
+    "predictions_from_predictor",
+    "render_report",
+    "report_from_files",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _section(builder: Any, *args: Any) -> Section:
+    """Run one section builder; a section that fails is shown as skipped with the reason.
+
+    A report is often made at the end of a long run: one unreadable input must not cost the
+    other sections, so a library error becomes a visible note (and a logged warning).
+    """
+    from latbench.errors import LatbenchError
+
+    try:
+        section: Section = builder(*args)
+    except LatbenchError as exc:
+        name = builder.__name__.removesuffix("_section")
+        log.warning("report section %s skipped: %s", name, exc)
+        return Section.skip(name, name.replace("_", " ").capitalize(), f"error: {exc}")
+    return section
+
+
+def render_report(
+    *,
+    measurements: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    reference: pd.DataFrame | None = None,
+    search: Mapping[str, Any] | None = None,
+    local_devices: Sequence[str] | None = None,
+    title: str = "latbench report",
+    meta: Mapping[str, Any] | None = None,
+) -> tuple[str, list[Section]]:
+    """The report's HTML and its sections (see :func:`build_report` for the arguments)."""
+    sections = [
+        _section(S.distributions_section, measurements),
+        _section(S.predictions_section, predictions),
+        _section(S.monotonicity_section, measurements, reference, local_devices),
+        _section(S.pareto_section, search),
+        _section(S.stability_section, measurements),
+    ]
+    from latbench import __version__
+
+    info: list[tuple[str, str]] = [
+        ("generated", datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("latbench", __version__),
+        ("host", f"{platform.node()} ({platform.machine()}, {platform.system()})"),
+    ]
+    ms = S.normalize_measurements(measurements)
+    if ms is not None:
+        ok = int((ms["status"] == "ok").sum())
+        info.append(
+            (
+                "measurements",
+                f"{len(ms)} rows ({ok} ok), {ms['arch'].nunique()} architectures, "
+                f"{ms['device'].nunique()} device(s), spaces: "
+                + ", ".join(sorted(ms["space"].astype(str).unique())),
+            )
+        )
+    if reference is not None and len(reference):
+        info.append(
+            (
+                "reference",
+                f"{reference['device'].nunique()} devices, {reference['arch'].nunique()} "
+                "architectures",
+            )
+        )
+    info += [(str(k), str(v)) for k, v in (meta or {}).items()]
+    return render_page(title, sections, info), sections
+
+
+def build_report(
+    out_path: str | os.PathLike[str],
+    *,
+    measurements: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    reference: pd.DataFrame | None = None,
+    search: Mapping[str, Any] | None = None,
+    local_devices: Sequence[str] | None = None,
+    title: str = "latbench report",
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the self-contained HTML report to ``out_path`` and return the path.
+
+    Every input is optional; a section whose data is absent says so on the page.
+
+    * ``measurements``: store rows (``Store.to_pandas()``) or a long ``space, arch, device,
+      latency_ms`` table; raw ``samples_ms`` feed the stability section.
+    * ``predictions``: ``latency_ms`` (measured) and ``predicted_ms`` per architecture, with an
+      optional ``predictor`` (and ``device``) column to compare several predictors.
+    * ``reference``: a long reference table (``load_reference("nb201")``) for the heat map.
+    * ``search``: a search result (the JSON of ``latbench search -o``, loaded).
+    * ``local_devices``: the devices to mark as "this machine" in the heat map (default: the
+      measured devices that are not reference devices).
+    * ``meta``: extra (label, value) lines for the page header (e.g. the store path).
+    """
+    out = Path(out_path)
+    if not out.parent.is_dir():
+        raise ConfigError(f"directory {str(out.parent)!r} of the report does not exist")
+    page, sections = render_report(
+        measurements=measurements,
+        predictions=predictions,
+        reference=reference,
+        search=search,
+        local_devices=local_devices,
+        title=title,
+        meta=meta,
+    )
+    out.write_text(page, encoding="utf-8")
+    shown = [s.id for s in sections if s.skipped is None]
+    log.info("wrote %s (%d bytes; sections %s)", out, len(page), ", ".join(shown) or "none")
+    return out
+
+
+# ---- inputs from files ----------------------------------------------------------------------------
+def load_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A prediction table from CSV, parquet or JSON (a list of records, or under ``rows`` /
+    ``predictions``); columns as :func:`latbench.report.sections.normalize_predictions` reads."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"prediction file {str(p)!r} does not exist")
+    suffix = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
+    if suffix in (".csv", ".csv.gz"):
+        return pd.read_csv(p)
+    if suffix == ".parquet":
+        return pd.read_parquet(p)
+    if suffix == ".json":
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(data, Mapping):
+            data = next((data[k] for k in ("rows", "predictions", "records") if k in data), None)
+        if not isinstance(data, list):
+            raise DatasetError(
+                f"{p}: expected a JSON list of records, or an object with a 'rows' or "
+                "'predictions' list"
+            )
+        return pd.DataFrame.from_records(data)
+    raise DatasetError(
+        f"prediction file {str(p)!r}: unknown format; expected .csv, .parquet, .json"
+    )
+
+
+def load_search(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A search result written by ``latbench search -o`` (JSON object)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SearchError(f"search result {str(p)!r} does not exist")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SearchError(f"{p}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SearchError(
+            f"{p}: expected a JSON object (a search result), got {type(data).__name__}"
+        )
+    return data
+
+
+def predictions_from_predictor(
+    predictor_path: str | os.PathLike[str], measurements: pd.DataFrame | None
+) -> pd.DataFrame | None:
+    """Evaluate a saved predictor on the store's measurements of its space and devices.
+
+    For each measured device the predictor knows (or any device, for a single-device predictor
+    fitted without a device name), predict the measured architectures. Returns None when the
+    store holds none of the predictor's architectures.
+    """
+    from latbench import predictors
+
+    ms = S.normalize_measurements(measurements)
+    model = predictors.load(predictor_path)
+    if ms is None:
+        return None
+    ok = ms[(ms["status"] == "ok") & (ms["space"].astype(str) == model.space_)]
+    ok = ok[ok["latency_ms"] > 0]
+    if ok.empty:
+        log.warning("no measurement of space %s for predictor %s", model.space_, predictor_path)
+        return None
+    name = f"{model.name} ({Path(predictor_path).name})"
+    known = list(getattr(model, "devices_", []) or [])
+    frames = []
+    for device, sub in ok.groupby("device", sort=True):
+        dev = str(device)
+        if known and dev not in known and len(known) > 1:
+            continue
+        target = dev if dev in known else None
+        per_arch = sub.groupby("arch", sort=True)["latency_ms"].median()
+        pred = model.predict(list(per_arch.index), device=target)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "predictor": name,
+                    "device": dev,
+                    "arch": per_arch.index,
+                    "latency_ms": per_arch.to_numpy(),
+                    "predicted_ms": pred,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _load_store(db: str | os.PathLike[str]) -> pd.DataFrame:
+    from latbench.datasets.store import open_store
+
+    with open_store(db, readonly=True) as store:
+        return store.to_pandas()
+
+
+def report_from_files(
+    out_path: str | os.PathLike[str],
+    *,
+    db: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | None = None,
+    predictor: Sequence[str | os.PathLike[str]] = (),
+    search: str | os.PathLike[str] | None = None,
+    reference: str | None = "auto",
+    local_devices: Sequence[str] | None = None,
+    title: str = "latbench report",
+) -> Path:
+    """Read the store and optional files, then :func:`build_report`.
+
+    ``reference``: a bundled table name (``nb201``, ``fbnet``), ``"auto"`` (the table of the
+    space most measured in the store, if one is bundled) or None (no reference devices).
+    """
+    from latbench.datasets.reference import REFERENCE_TABLES, load_reference
+
+    measurements = _load_store(db) if db is not None else None
+    meta: dict[str, Any] = {}
+    if db is not None:
+        meta["store"] = str(db)
+    pred_frames = []
+    if predictions is not None:
+        pred_frames.append(load_predictions(predictions))
+    for path in predictor:
+        frame = predictions_from_predictor(path, measurements)
+        if frame is not None:
+            pred_frames.append(frame)
+    pred = pd.concat(pred_frames, ignore_index=True) if pred_frames else None
+    ref_name = reference
+    if reference == "auto":
+        ref_name = None
+        ms = S.normalize_measurements(measurements)
+        if ms is not None:
+            spaces = ms["space"].astype(str).value_counts()
+            ref_name = next((s for s in spaces.index if s in REFERENCE_TABLES), None)
+    ref = load_reference(ref_name) if ref_name else None
+    if ref_name:
+        meta["reference table"] = ref_name
+    return build_report(
+        out_path,
+        measurements=measurements,
+        predictions=pred,
+        reference=ref,
+        search=load_search(search) if search is not None else None,
+        local_devices=local_devices,
+        title=title,
+        meta=meta,
+    )

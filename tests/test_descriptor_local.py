@@ -1,0 +1,81 @@
+"""Device descriptors: real micro-kernels on onnxruntime, on this machine's local device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from latbench.cli import main
+from latbench.devices.descriptor import (
+    MICRO_KERNELS,
+    Descriptor,
+    default_path,
+    kernel_onnx,
+    reference_archs,
+)
+from latbench.errors import DatasetError
+
+
+@pytest.mark.parametrize("k", MICRO_KERNELS, ids=lambda k: k.name)
+def test_micro_kernel_runs_on_onnxruntime(tmp_path: Path, k) -> None:
+    path = kernel_onnx(k, tmp_path / f"{k.name}.onnx")
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.ones([int(d) for d in inp.shape], dtype=np.float32)
+    (y,) = sess.run(None, {inp.name: x})
+    assert np.isfinite(y).all() and y.size > 0
+
+
+def test_reference_archs_are_fixed_and_spread() -> None:
+    a = reference_archs("nb201", 5)
+    assert a == reference_archs("nb201", 5) and len(set(a)) == 5
+    assert len(reference_archs("fbnet", 3)) == 3
+
+
+def test_descriptor_round_trip_and_version(tmp_path: Path) -> None:
+    d = Descriptor(device="x", kernels_ms={"matmul_64": 0.5}, space="nb201", reference_ms={"a": 1})
+    p = d.save(tmp_path / "d.json")
+    assert Descriptor.load(p) == d
+    assert np.isnan(d.vector()[0]) and d.vector()[MICRO_KERNELS.index(
+        next(k for k in MICRO_KERNELS if k.name == "matmul_64"))] == pytest.approx(np.log(0.5))
+    doc = json.loads(p.read_text())
+    doc["version"] = 99
+    p.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="version 99"):
+        Descriptor.load(p)
+    assert default_path(tmp_path / "latbench.db", "my phone").name == "my_phone.json"
+
+
+def test_cli_devices_describe_local(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "local.json"
+    samples = tmp_path / "refs.csv"
+    rc = main(
+        [
+            "devices",
+            "describe",
+            "local",
+            "--space",
+            "nb201",
+            "--refs",
+            "2",
+            "--min-runs",
+            "3",
+            "--max-time",
+            "0.1",
+            "-o",
+            str(out),
+            "--samples-csv",
+            str(samples),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    d = Descriptor.load(out)
+    assert set(d.kernels_ms) == {k.name for k in MICRO_KERNELS}
+    assert all(v > 0 for v in d.kernels_ms.values()) and len(d.reference_ms) == 2
+    # a bigger matmul takes longer than a small one on any real CPU
+    assert d.kernels_ms["matmul_256"] > d.kernels_ms["matmul_64"]
+    assert samples.read_text().startswith("space,arch,latency_ms\nnb201,")

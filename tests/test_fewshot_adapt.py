@@ -1,0 +1,211 @@
+"""Few-shot adaptation on the real bundled reference latencies (small bases, few draws)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latbench.cli import main
+from latbench.datasets import load_reference
+from latbench.errors import ArchError, PredictorError
+from latbench.predictors import create, load, save
+from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples
+from latbench.predictors.fewshot import METHODS
+from latbench.predictors.metrics import spearman
+
+SOURCES = [
+    "help/1080ti_1",
+    "help/1080ti_32",
+    "help/silver_4114",
+    "help/silver_4210r",
+    "help/samsung_a50",
+    "help/pixel3",
+]
+TARGET = "help/titanx_1"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    df = load_reference("nb201")
+    df = df[df["nb201_index"] < 3000]
+    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
+    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def base(table: pd.DataFrame):
+    long = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device", value_name="ms")
+    return create("meta").fit(
+        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
+    )
+
+
+def _query(table: pd.DataFrame, device: str) -> tuple[list[str], np.ndarray]:
+    q = table.iloc[900:1900]
+    y = q[device].to_numpy()
+    lo, hi = np.quantile(y, [0.1, 0.9])
+    keep = (y >= lo) & (y <= hi)
+    return list(q["arch"][keep]), y[keep]
+
+
+def _samples(table: pd.DataFrame, device: str, k: int, seed: int) -> tuple[list[str], np.ndarray]:
+    pick = np.random.default_rng(seed).choice(900, size=k, replace=False)
+    return list(table["arch"].iloc[pick]), table[device].to_numpy()[pick]
+
+
+def test_meta_base_is_multi_device(base) -> None:
+    assert base.devices_ == sorted(SOURCES)
+    emb = base.device_embedding("help/pixel3")
+    archs = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"]
+    np.testing.assert_allclose(
+        base.predict_for_descriptor(archs, emb), base.predict(archs, device="help/pixel3")
+    )
+
+
+def test_adapt_ranks_an_unseen_device(table, base) -> None:
+    qa, qy = _query(table, TARGET)
+    scores = {m: [] for m in ("proxy", "auto")}
+    for seed in range(3):
+        archs, lat = _samples(table, TARGET, 10, seed)
+        for m in scores:
+            t0 = time.perf_counter()
+            p = base.adapt(archs, lat, method=m, device="titanx")
+            assert time.perf_counter() - t0 < 10.0
+            scores[m].append(spearman(qy, p.predict(qa)))
+    assert np.mean(scores["auto"]) > 0.9
+    assert np.mean(scores["auto"]) >= np.mean(scores["proxy"]) - 0.01
+
+
+@pytest.mark.parametrize("method", [*METHODS, "auto"])
+def test_every_method_gives_a_fitted_predictor(table, base, method: str) -> None:
+    archs, lat = _samples(table, TARGET, 8, 1)
+    p = adapt(base, archs, lat, method=method, device="new")
+    assert isinstance(p, AdaptedPredictor) and p.devices_ == ["new"]
+    assert method == "auto" or p.method_ == method
+    out = p.predict(archs)
+    assert out.shape == (8,) and np.all(out > 0)
+    assert p.summary()["samples"] == 8
+    assert not hasattr(base, "method_")  # the base is untouched
+
+
+def test_adapted_predictor_round_trips(tmp_path: Path, table, base) -> None:
+    archs, lat = _samples(table, TARGET, 10, 2)
+    p = base.adapt(archs, lat, method="meta")
+    save(p, tmp_path / "a.lbp")
+    q = load(tmp_path / "a.lbp")
+    qa, _ = _query(table, TARGET)
+    np.testing.assert_allclose(q.predict(qa[:50]), p.predict(qa[:50]), rtol=1e-10)
+    assert q.method_ == p.method_ and q.sources_ == p.sources_
+
+
+def test_bad_samples_are_refused(table, base) -> None:
+    archs, lat = _samples(table, TARGET, 5, 3)
+    with pytest.raises(PredictorError, match="at least 3"):
+        adapt(base, archs[:2], lat[:2])
+    bad = lat.copy()
+    bad[1] = 0.0
+    with pytest.raises(PredictorError, match=r"latency_ms\[1\]"):
+        adapt(base, archs, bad)
+    with pytest.raises(PredictorError, match="all 5 latencies equal"):
+        adapt(base, archs, np.full(5, 3.0))
+    with pytest.raises(ArchError):
+        adapt(base, ["0-1-2-3-4-5-6-7-8-0-1-2-3-4-5-6-7-8-0-1-2-3"] * 3, [1.0, 2.0, 3.0])
+    with pytest.raises(PredictorError, match="unknown adaptation method"):
+        adapt(base, archs, lat, method="magic")
+    with pytest.raises(PredictorError, match="not in the base"):
+        adapt(base, archs, lat, sources=["help/nope"])
+
+
+def test_duplicates_are_merged_with_a_warning(table, base, caplog) -> None:
+    archs, lat = _samples(table, TARGET, 5, 4)
+    with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
+        p = adapt(base, [*archs, archs[0]], [*lat, lat[0] * 1.1], method="soft")
+    assert p.n_samples_ == 5
+    assert "more than once" in caplog.text
+
+
+def test_single_device_base_falls_back_to_calibration(table, caplog) -> None:
+    one = create("meta").fit(
+        list(table["arch"]), table["help/1080ti_1"].to_numpy(), space="nb201"
+    )
+    archs, lat = _samples(table, TARGET, 10, 5)
+    with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
+        p = adapt(one, archs, lat, method="proxy")
+    assert "knows one device" in caplog.text
+    qa, _ = _query(table, TARGET)
+    # a monotone calibration keeps the single device's ranking
+    assert spearman(one.predict(qa), p.predict(qa)) == pytest.approx(1.0)
+
+
+def test_choose_samples_spans_the_latency_range(base) -> None:
+    picks = choose_samples(base, 10, pool=500)
+    assert len(picks) == len(set(picks)) == 10
+    pred = base.predict(picks, device="help/1080ti_1")
+    pool = base.predict(
+        __import__("latbench.spaces", fromlist=["get_space"]).get_space("nb201").sample(500),
+        device="help/1080ti_1",
+    )
+    assert pred.min() <= np.quantile(pool, 0.1) and pred.max() >= np.quantile(pool, 0.9)
+    with pytest.raises(PredictorError, match="budget"):
+        choose_samples(base, 2)
+
+
+def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
+    save(base, tmp_path / "base.lbp")
+    archs, lat = _samples(table, TARGET, 10, 6)
+    csv_path = tmp_path / "phone.csv"
+    with csv_path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["space", "arch", "latency_ms"])
+        w.writerows(["nb201", a, v] for a, v in zip(archs, lat, strict=True))
+    out = tmp_path / "adapted.lbp"
+    rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(csv_path), "-o", str(out)])
+    assert rc == 0
+    assert "adapted meta to 'phone'" in capsys.readouterr().out
+    qa, qy = _query(table, TARGET)
+    assert spearman(qy, load(out).predict(qa)) > 0.85
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("space,arch,latency_ms\nfbnet,0-0-0,1.0\n")
+    assert main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(wrong), "-o", str(out)]) == 1
+    assert "space 'fbnet'" in capsys.readouterr().err
+
+
+def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> None:
+    """End to end on this machine: choose, emit, measure with onnxruntime, adapt."""
+    save(base, tmp_path / "base.lbp")
+    out = tmp_path / "local.lbp"
+    samples = tmp_path / "local.csv"
+    rc = main(
+        [
+            "adapt",
+            str(tmp_path / "base.lbp"),
+            "--device",
+            "local",
+            "--budget",
+            "4",
+            "--min-runs",
+            "3",
+            "--min-time",
+            "0.05",
+            "--max-time",
+            "0.3",
+            "--save-samples",
+            str(samples),
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    p = load(out)
+    assert p.devices_ == ["local"] and p.n_samples_ >= 3
+    rows = samples.read_text().splitlines()
+    assert rows[0] == "space,arch,latency_ms" and len(rows) >= 4
+    lat = [float(r.rsplit(",", 1)[1]) for r in rows[1:]]
+    assert all(v > 0 for v in lat)

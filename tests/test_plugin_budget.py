@@ -1,0 +1,139 @@
+"""The latbench pytest plugin, run for real inside pytester on a tiny ONNX model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+pytest_plugins = ["pytester"]
+
+NB201_ARCH = "nb201:|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|"
+
+# Short measurements; the inner runs leave out plugins they do not need (hypothesis's alone
+# takes seconds to import on a loaded machine).
+FAST = [
+    "--latbench-min-runs=5",
+    "--latbench-min-time=0.05",
+    "--latbench-max-time=0.2",
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:benchmark",
+]
+
+
+def tiny_onnx(path: Path) -> Path:
+    """A 1x64 @ 64x64 MatMul + Relu: microseconds per inference on onnxruntime."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    tiny_onnx(pytester.path / "tiny.onnx")
+    pytester.makepyfile(
+        test_latency="""
+        def test_generous(latbench):
+            m = latbench.measure("tiny.onnx")
+            assert m.ok and m.runs >= 5
+            latbench.assert_budget(m, median_ms=1000.0, p90_ms=2000.0)
+
+        def test_tiny_budget(latbench):
+            latbench.check("tiny.onnx", median_ms=0.000001)
+        """
+    )
+    return pytester
+
+
+def test_pass_and_fail_with_summary_table(project: pytest.Pytester, tmp_path: Path) -> None:
+    out = tmp_path / "latbench.json"
+    result = project.runpytest_inprocess(*FAST, f"--latbench-json={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*latency budget exceeded for tiny.onnx on local/onnxruntime: median * ms > budget*",
+            "*latbench: 2 measurement(s) on local with onnxruntime*",
+            "Name (time in ms)*Min*Median*IQR*P90*Runs*Budget*Status",
+            "test_generous *median<=1000, p90<=2000*PASS",
+            "test_tiny_budget *median<=1e-06*OVER",
+        ]
+    )
+    payload = json.loads(out.read_text())
+    by_name = {r["name"]: r for r in payload["results"]}
+    assert by_name["test_generous"]["status"] == "pass"
+    assert by_name["test_tiny_budget"]["status"] == "over"
+    samples = by_name["test_generous"]["measurement"]["samples_ms"]
+    assert len(samples) >= 5 and all(s > 0 for s in samples)
+    assert by_name["test_generous"]["stats"]["median_ms"] == pytest.approx(
+        float(np.median(samples))
+    )
+
+
+def test_budget_scale_and_bad_budget_name(pytester: pytest.Pytester) -> None:
+    tiny_onnx(pytester.path / "tiny.onnx")
+    pytester.makepyfile(
+        test_scale="""
+        import pytest
+
+        def test_scaled(latbench):
+            m = latbench.measure("tiny.onnx", name="tiny")
+            latbench.assert_budget(m, median_ms=1e-6)
+
+        def test_unknown_stat(latbench):
+            m = latbench.measure("tiny.onnx")
+            with pytest.raises(TypeError, match="unknown budget.*median_ms"):
+                latbench.assert_budget(m, latency=1.0)
+
+        def test_architecture_string(latbench):
+            m = latbench.check(ARCH, p90_ms=1e-6)
+            assert m.ok and m.model_path.endswith(".onnx")
+        """.replace("ARCH", repr(NB201_ARCH))
+    )
+    # a huge scale turns the tiny budgets into generous ones
+    result = pytester.runpytest_inprocess(*FAST, "--latbench-budget-scale=1e12")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["tiny *median<=1e+06*PASS", "test_unknown_stat *-*-", "test_architecture_string *PASS"]
+    )
+
+
+def test_missing_model_is_an_error_naming_the_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_missing="""
+        def test_missing(latbench):
+            latbench.check("nowhere.onnx", median_ms=1.0)
+        """
+    )
+    result = pytester.runpytest_inprocess(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ModelError*nowhere.onnx*does not exist*"])
+
+
+def test_plugin_load_is_light() -> None:
+    """Loading the plugin (every pytest run) must not import numpy, pandas or a runtime."""
+    code = (
+        "import sys, latbench.pytest_plugin; "
+        "heavy = [m for m in ('numpy', 'pandas', 'onnxruntime', 'torch', 'matplotlib', "
+        "'latbench.devices', 'latbench.spaces') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
