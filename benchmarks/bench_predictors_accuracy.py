@@ -67,10 +67,10 @@ def main() -> int:
             summary[c].append((a[:, 0].mean(), a[:, 1].mean()))
             row.append(f"{a[:, 0].mean() * 100:.1f} | {a[:, 1].mean():.4f}")
         print(f"| {dev} | {len(archs)} | " + " | ".join(row) + " |", flush=True)
-    means = [
-        f"{np.mean([s[0] for s in summary[c]]) * 100:.1f} | {np.mean([s[1] for s in summary[c]]):.4f}"
-        for c in cols
-    ]
+    means = []
+    for c in cols:
+        acc, rho = np.mean([s[0] for s in summary[c]]), np.mean([s[1] for s in summary[c]])
+        means.append(f"{acc * 100:.1f} | {rho:.4f}")
     print("| **mean** | | " + " | ".join(means) + " |")
     best = {
         c: sum(
@@ -81,7 +81,9 @@ def main() -> int:
         )
         for c in models
     }
-    print(f"\ndevices where the model beats both baselines in both metrics: {best} of {len(devices)}")
+    print(
+        f"\ndevices where the model beats both baselines in both metrics: {best} of {len(devices)}"
+    )
     print(f"wall time: {time.perf_counter() - t0:.0f} s")
     return 0
 

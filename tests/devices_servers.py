@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -296,7 +297,7 @@ class AdbServer:
         finally:
             with self._lock:
                 self._conns.discard(conn)
-            conn.close()
+            _graceful_close(conn)
 
     def _device_ok(self, conn: socket.socket, serial: str | None) -> bool:
         if not self.plugged or (serial not in (None, "", self.serial)):
@@ -334,14 +335,14 @@ class AdbServer:
                 return
             if req.startswith("host:tport:"):
                 which = req[len("host:tport:") :]
-                serial = which[len("serial:") :] if which.startswith("serial:") else None
-                if not self._device_ok(conn, serial):
+                wanted = which[len("serial:") :] if which.startswith("serial:") else None
+                if not self._device_ok(conn, wanted):
                     return
                 conn.sendall(b"OKAY" + struct.pack("<Q", 1))
                 continue  # the service request follows on the same socket
             if req.startswith("host:transport"):
-                serial = req.split(":", 2)[2] if req.startswith("host:transport:") else None
-                if not self._device_ok(conn, serial):
+                target = req.split(":", 2)[2] if req.startswith("host:transport:") else None
+                if not self._device_ok(conn, target):
                     return
                 _send_okay(conn)
                 continue
@@ -395,18 +396,34 @@ class AdbServer:
         )
         with self._lock:
             self._procs.add(proc)
-        assert proc.stdout is not None
+        try:
+            self._stream(conn, proc, v2)
+        finally:
+            if proc.poll() is None:  # the client went away: stop the command
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            with self._lock:
+                self._procs.discard(proc)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+    def _stream(self, conn: socket.socket, proc: subprocess.Popen[bytes], v2: bool) -> None:
+        assert isinstance(proc.stdout, io.BufferedReader)
+        out = proc.stdout
         if v2:
             err_chunks: list[bytes] = []
 
             def pump_err() -> None:
-                assert proc.stderr is not None
-                for chunk in iter(lambda: proc.stderr.read1(65536), b""):  # type: ignore[union-attr]
+                assert isinstance(proc.stderr, io.BufferedReader)
+                err = proc.stderr
+                for chunk in iter(lambda: err.read1(65536), b""):
                     err_chunks.append(chunk)
 
             t = threading.Thread(target=pump_err, daemon=True)
             t.start()
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            for chunk in iter(lambda: out.read1(65536), b""):
                 conn.sendall(struct.pack("<BI", 1, len(chunk)) + chunk)
             t.join()
             for chunk in err_chunks:
@@ -414,14 +431,9 @@ class AdbServer:
             code = proc.wait()
             conn.sendall(struct.pack("<BI", 3, 1) + bytes([code & 0xFF]))
         else:
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            for chunk in iter(lambda: out.read1(65536), b""):
                 conn.sendall(chunk)
             proc.wait()
-        with self._lock:
-            self._procs.discard(proc)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
     # ---- sync --------------------------------------------------------------------------------
     def _sync(self, conn: socket.socket) -> None:
@@ -504,6 +516,23 @@ class AdbServer:
         conn.sendall(b"DONE" + b"\0" * 4)
 
 
+def _graceful_close(conn: socket.socket) -> None:
+    """Half-close, then drain what the client still sends (stdin packets) before closing.
+
+    Closing a socket with unread input makes the kernel send a reset, and the client would
+    lose the last packets (stderr, the exit status) still in flight.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(2.0)
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
 def _sync_fail(conn: socket.socket, reason: str) -> None:
     data = reason.encode()
     conn.sendall(b"FAIL" + struct.pack("<I", len(data)) + data)
@@ -515,7 +544,7 @@ def which_or_none(name: str) -> str | None:
 
 # ---- tiny models -------------------------------------------------------------------------
 def tiny_onnx(path: Path, seed: int = 0, size: int = 32) -> Path:
-    """A small real ONNX model (MatMul + Relu) with seeded weights: distinct seeds, distinct files."""
+    """A small real ONNX model (MatMul + Relu); distinct seeds give distinct files."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper

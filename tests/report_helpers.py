@@ -45,10 +45,11 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from latbench.devices import get_device
     from latbench.profilers.harness import HarnessSettings
     from latbench.profilers.record import Measurement
-    from latbench.spaces import export, get_space
+    from latbench.spaces import NB201Space, export, get_space
 
     base = tmp_path_factory.mktemp("report-store")
     space = get_space("nb201")
+    assert isinstance(space, NB201Space)
     settings = HarnessSettings(
         warmup_runs=2, warmup_time_s=0.01, min_runs=10, min_time_s=0.03, max_time_s=0.2
     )
@@ -123,3 +124,30 @@ SEARCH_RESULT: dict[str, Any] = {
         {"arch": "f", "latency_ms": 0.5, "accuracy": 0.60},
     ],
 }
+
+
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
+    """The report of :func:`real_store` with a real predictor and a search result, built once."""
+    if "report" in _CACHE:
+        cached: tuple[Path, list[Any]] = _CACHE["report"]
+        return cached
+    import json
+
+    from latbench.report import predictions_from_predictor, render_report
+
+    db = real_store(tmp_path_factory)
+    base = db.parent
+    measurements = store_frame(db)
+    predictor = fitted_predictor(base / "ridge.lbp", measurements)
+    (base / "search.json").write_text(json.dumps(SEARCH_RESULT))
+    page, sections = render_report(
+        measurements=measurements,
+        predictions=predictions_from_predictor(predictor, measurements),
+        reference=reference(),
+        search=SEARCH_RESULT,
+        meta={"store": str(db)},
+    )
+    out = base / "report.html"
+    out.write_text(page, encoding="utf-8")
+    _CACHE["report"] = (out, sections)
+    return out, sections

@@ -40,8 +40,9 @@ def test_descriptor_round_trip_and_version(tmp_path: Path) -> None:
     d = Descriptor(device="x", kernels_ms={"matmul_64": 0.5}, space="nb201", reference_ms={"a": 1})
     p = d.save(tmp_path / "d.json")
     assert Descriptor.load(p) == d
-    assert np.isnan(d.vector()[0]) and d.vector()[MICRO_KERNELS.index(
-        next(k for k in MICRO_KERNELS if k.name == "matmul_64"))] == pytest.approx(np.log(0.5))
+    assert np.isnan(d.vector()[0]) and d.vector()[
+        MICRO_KERNELS.index(next(k for k in MICRO_KERNELS if k.name == "matmul_64"))
+    ] == pytest.approx(np.log(0.5))
     doc = json.loads(p.read_text())
     doc["version"] = 99
     p.write_text(json.dumps(doc))

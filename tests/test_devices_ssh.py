@@ -81,9 +81,7 @@ def test_describe_comes_from_the_board(sshd: Sshd) -> None:
         assert dev2.fingerprint() == fp  # same board, same identity
 
 
-def test_dropped_connection_fails_one_item_then_reconnects(
-    sshd: Sshd, models: list[Path]
-) -> None:
+def test_dropped_connection_fails_one_item_then_reconnects(sshd: Sshd, models: list[Path]) -> None:
     slow = HarnessSettings(warmup_runs=2, min_runs=5, min_time_s=2.0, max_time_s=2.0)
     with SSHDevice("pi4", sshd.device_config()) as dev:
         first = dev.measure(models[0], settings=FAST)
@@ -169,11 +167,13 @@ def test_transport_runs_argv_and_kills_a_hung_command(sshd: Sshd, tmp_path: Path
         assert (res.returncode, res.stdout, res.stderr) == (3, "out\n", "err\n")
         assert t.run(["echo", "a b; rm -rf /nope"]).stdout == "a b; rm -rf /nope\n"  # quoted
         marker = tmp_path / "hung.pid"
-        with pytest.raises(CommandTimeout, match="ran longer than 0.5 s"):
+        with pytest.raises(CommandTimeout, match=r"ran longer than 0\.5 s"):
             t.run_shell("sleep 30", timeout_s=0.5, pidfile=str(marker))
         time.sleep(0.2)
-        assert not any(p.info["name"] == "sleep" and p.info["cmdline"] == ["sleep", "30"]
-                       for p in psutil.process_iter(["name", "cmdline"]))
+        assert not any(
+            p.info["name"] == "sleep" and p.info["cmdline"] == ["sleep", "30"]
+            for p in psutil.process_iter(["name", "cmdline"])
+        )
         local = tmp_path / "x.bin"
         local.write_bytes(os.urandom(3000))
         t.push(local, str(tmp_path / "remote.bin"))

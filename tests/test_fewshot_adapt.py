@@ -131,9 +131,7 @@ def test_duplicates_are_merged_with_a_warning(table, base, caplog) -> None:
 
 
 def test_single_device_base_falls_back_to_calibration(table, caplog) -> None:
-    one = create("meta").fit(
-        list(table["arch"]), table["help/1080ti_1"].to_numpy(), space="nb201"
-    )
+    one = create("meta").fit(list(table["arch"]), table["help/1080ti_1"].to_numpy(), space="nb201")
     archs, lat = _samples(table, TARGET, 10, 5)
     with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
         p = adapt(one, archs, lat, method="proxy")

@@ -68,9 +68,7 @@ def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
         need = {"space", "arch", "latency_ms"}
         have = set(reader.fieldnames or [])
         if not need <= have:
-            raise ConfigError(
-                f"{path}: columns {sorted(have)}; expected at least {sorted(need)}"
-            )
+            raise ConfigError(f"{path}: columns {sorted(have)}; expected at least {sorted(need)}")
         for i, row in enumerate(reader, start=2):
             if row["space"] != space:
                 raise PredictorError(
@@ -121,9 +119,10 @@ def measure_live(
     sp = get_space(base.space_)
     done: list[str] = []
     lat: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp, get_device(
-        args.device, cfg
-    ) as dev:
+    with (
+        tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp,
+        get_device(args.device, cfg) as dev,
+    ):
         for i, arch in enumerate(archs):
             path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
             m = dev.measure(

@@ -77,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
     sp, kd = mono.rank_correlations(table)
     order = mono.cluster_order(sp)
     sp, kd = sp.loc[order, order], kd.loc[order, order]
-    out: dict[str, Any] = {"space": space, "devices": order, "spearman": sp.round(4).values.tolist()}
+    out: dict[str, Any] = {
+        "space": space,
+        "devices": order,
+        "spearman": sp.round(4).values.tolist(),
+    }
     if args.kendall:
         out["kendall"] = kd.round(4).values.tolist()
     if args.plot:
@@ -102,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
             archs, lat_list = read_samples(args.samples, space)
             lat = np.asarray(lat_list)
             target = "target"
-        report = mono.best_proxies(
-            table, archs, lat, target=target, threshold=args.threshold
-        )
+        report = mono.best_proxies(table, archs, lat, target=target, threshold=args.threshold)
         out["target"] = target
         out["proxies"] = [
             {"device": d, "spearman": s, "kendall": k} for d, s, k in report.ranking[: args.top]

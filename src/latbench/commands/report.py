@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument(
-        "--db", default=None, help="store to read (default: [store] path of bench.toml, latbench.db)"
+        "--db",
+        default=None,
+        help="store to read (default: [store] path of bench.toml, latbench.db)",
     )
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument(

@@ -68,7 +68,9 @@ class MeasureTarget(Protocol):
 
     name: str
 
-    def measure(self, model: Any, **kwargs: Any) -> Measurement: ...
+    @property
+    def measure(self) -> Callable[..., Measurement]:
+        """``measure(model, runtime=..., threads=..., batch=..., settings=..., seed=...)``."""
 
     def fingerprint(self) -> str: ...
 

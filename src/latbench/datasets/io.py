@@ -317,8 +317,8 @@ def import_table(
     w = pd.DataFrame(index=df.index)
     for name in S.COLUMN_NAMES:
         w[name] = df[name] if name in df.columns else S.DEFAULTS.get(name)
-    if collection is not None:
-        w["collection"] = collection
+    if collection is not None or "collection" not in df.columns:
+        w["collection"] = default_name
     w["collection"] = w["collection"].fillna(default_name)
     w["status"] = w["status"].fillna("ok")
     w["runtime"] = w["runtime"].fillna("").astype(str)

@@ -363,9 +363,9 @@ class Store:
         threads: int,
         include_failed: bool = True,
     ) -> set[str]:
-        """Architectures already stored for this key (what a resumed collection skips)."""
+        """``arch_id`` of the architectures stored for this key (what a resume skips)."""
         sql = (
-            "SELECT arch FROM measurements WHERE collection = ? AND space = ? AND device = ? "
+            "SELECT arch_id FROM measurements WHERE collection = ? AND space = ? AND device = ? "
             "AND runtime = ? AND batch = ? AND threads = ?"
         )
         if not include_failed:

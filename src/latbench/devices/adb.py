@@ -31,7 +31,6 @@ model waits up to ``reconnect_timeout_s`` for the phone to come back.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import threading
 import time
@@ -291,7 +290,6 @@ class AdbDevice(Device):
                     time.sleep(self.cooldown_s)
                 env = self._snapshot()
                 started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-                t_runs = time.perf_counter()
                 for r in range(self.rounds):
                     argv = self._command(remote_model, threads, s, per_op and r == self.rounds - 1)
                     res = self.transport.run_shell(
@@ -303,7 +301,6 @@ class AdbDevice(Device):
                     if res.returncode != 0:
                         self._probe()  # a vanished phone raises ConnectionLost here
                     outputs.append(res.stdout + res.stderr)
-                elapsed = time.perf_counter() - t_runs
                 env_after = self._snapshot()
             except RemoteDiskFull as exc:
                 return fail(str(exc), "disk_full")
@@ -435,7 +432,3 @@ def _version() -> str:
     import latbench
 
     return str(latbench.__version__)
-
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps os imported for type checkers
-    os.getpid()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import importlib
 import json
 import os
@@ -191,10 +192,8 @@ def handle(req: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": True, "measurement": measure(req)}
             finally:
                 if req.get("remove_model"):  # saves the host a round trip per model
-                    try:
+                    with contextlib.suppress(OSError):
                         os.remove(str(req["model"]))
-                    except OSError:
-                        pass
         if op == "describe":
             return {"ok": True, "describe": describe()}
         if op == "ping":

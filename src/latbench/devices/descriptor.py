@@ -255,8 +255,8 @@ def describe(
 
             sp = get_space(space)
             for i, arch in enumerate(reference_archs(space, n_reference)):
-                path = export(sp.build(arch), "onnx", os.path.join(tmp, f"ref{i}.onnx"), seed=seed)
-                m = device.measure(str(path), runtime=runtime, settings=settings)
+                ref = export(sp.build(arch), "onnx", os.path.join(tmp, f"ref{i}.onnx"), seed=seed)
+                m = device.measure(str(ref), runtime=runtime, settings=settings)
                 if not m.ok:
                     desc.failed[arch] = str(m.error)
                     continue

@@ -7,14 +7,17 @@ comes back as a failed record and the next model gets a fresh worker.
 
 bench.toml keys (``[devices.NAME]`` with ``transport = "local"``, all optional): ``cpus``
 (``"1"``, ``"0-3"``, ``"0,2"`` or a list; default: the last ``threads`` CPUs this process may
-use), ``timeout_s``, ``memory_limit_mb``.
+use), ``timeout_s``, ``memory_limit_mb``, ``reference_cache`` (the JSON file of reference
+calibrations; default ``$LATBENCH_CACHE_DIR`` or ``~/.cache/latbench``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +26,13 @@ from latbench.errors import ConfigError, MeasurementError, ModelError
 from latbench.profilers.env import collect_env, hardware_identity
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
+from latbench.profilers.reference import (
+    REFERENCE_NAME,
+    calibration_path,
+    load_calibration,
+    reference_model,
+    store_calibration,
+)
 from latbench.profilers.runtimes import RUNTIMES, get_runtime
 from latbench.profilers.task import (
     MeasureSpec,
@@ -33,6 +43,8 @@ from latbench.profilers.task import (
 from latbench.profilers.worker import Worker, WorkerCrashed, WorkerTimeout, default_cpus
 
 __all__ = ["LocalDevice", "parse_cpus"]
+
+log = logging.getLogger(__name__)
 
 
 def parse_cpus(value: Any) -> list[int] | None:
@@ -80,6 +92,7 @@ class LocalDevice(Device):
         self._workers: dict[tuple[int, ...], Worker] = {}
         self._describe: dict[str, Any] | None = None
         self._fingerprint: str | None = None
+        self._ref_dir: tempfile.TemporaryDirectory[str] | None = None
 
     # ---- transport -----------------------------------------------------------------------
     def _worker(self, threads: int | None) -> Worker:
@@ -163,20 +176,102 @@ class LocalDevice(Device):
     def measure_many(self, models: Sequence[ModelRef], **kwargs: Any) -> list[Measurement]:
         """Measure ``models``; with ``interleave=N`` (rounds) they share one interleaved window.
 
+        Keyword arguments besides those of :meth:`measure`:
+
+        * ``interleave`` (int, default 0): rounds ``A B C ... A B C``; 0 measures one by one.
+        * ``reference`` (bool, default True when interleaving): time latbench's reference model
+          before every ``reference_every`` (default 4) targets and at the end, and record each
+          target's target/reference ratio and ``normalized_ms`` (ratio x the reference's
+          calibrated latency on this machine, from the calibration cache; the first run on a
+          machine calibrates it). About 1/``reference_every`` more time.
+        * ``recalibrate`` (bool): replace the cached calibration by this run's estimate.
+
         Interleaving needs every model loaded at once in one worker; when the worker crashes or
         times out the whole batch is retried one model at a time, so a bad model fails alone.
         """
         rounds = int(kwargs.pop("interleave", 0) or 0)
+        use_reference = bool(kwargs.pop("reference", True))
+        every = int(kwargs.pop("reference_every", 4))
+        recalibrate = bool(kwargs.pop("recalibrate", False))
         if rounds <= 0 or len(models) < 2:
             return [self.measure(m, **kwargs) for m in models]
         specs = [self._spec(m, **kwargs) for m in models]
+        ref_spec = self._reference_spec(specs[0]) if use_reference else None
         worker = self._worker(kwargs.get("threads", 1))
-        timeout = self._timeout(specs[0].settings) * len(specs)
+        n = len(specs) + (len(specs) // max(1, every) + 2 if ref_spec is not None else 0)
+        timeout = self._timeout(specs[0].settings) * n
         try:
-            out: list[Measurement] = worker.call(run_interleaved, specs, rounds, timeout_s=timeout)
-            return out
+            out: list[Measurement] = worker.call(
+                run_interleaved, specs, rounds, ref_spec, every, timeout_s=timeout
+            )
         except (WorkerCrashed, WorkerTimeout, MeasurementError):
             return [self.measure(m, **kwargs) for m in models]
+        if ref_spec is not None:
+            out = self._calibrate(out, specs[0], recalibrate)
+        return out
+
+    # ---- reference re-measurement -----------------------------------------------------------
+    def _reference_spec(self, like: MeasureSpec) -> MeasureSpec:
+        """The reference model on onnxruntime, with the targets' threads and harness budget."""
+        if self._ref_dir is None:
+            self._ref_dir = tempfile.TemporaryDirectory(prefix="latbench-ref-")
+        path = os.path.join(self._ref_dir.name, f"{REFERENCE_NAME}.onnx")
+        if not os.path.isfile(path):
+            reference_model(path)
+        return MeasureSpec(
+            model=path,
+            runtime="onnxruntime",
+            threads=like.threads,
+            settings=like.settings,
+            seed=0,
+            device=self.name,
+            device_fingerprint=like.device_fingerprint,
+        )
+
+    def calibration_key(self, spec: MeasureSpec, reference_sha256: str) -> str:
+        """What a calibrated reference latency is valid for: hardware, runtime, threads, CPUs."""
+        cpus = ",".join(str(c) for c in (self.cpus or default_cpus(spec.threads)))
+        version = get_runtime("onnxruntime").package_version()
+        return (
+            f"{self.fingerprint()}|onnxruntime {version}|threads={spec.threads}|cpus={cpus}|"
+            f"{reference_sha256[:16]}"
+        )
+
+    def _calibrate(
+        self, out: list[Measurement], like: MeasureSpec, recalibrate: bool
+    ) -> list[Measurement]:
+        """Put the cached calibrated reference latency into every record (calibrating once)."""
+        first = next((m for m in out if m.reference), None)
+        if first is None:
+            return out
+        path = calibration_path(self.config.get("reference_cache"))
+        key = self.calibration_key(like, str(first.reference.get("sha256", "")))
+        entry = None if recalibrate else load_calibration(path, key)
+        if entry is None:
+            entry = store_calibration(
+                path,
+                key,
+                float(first.reference["calibrated_ms"]),
+                loadavg=first.env.get("loadavg"),
+                source="median over the reference windows of their p10",
+            )
+            how = f"calibrated by this run at {entry['at']}, stored in {path}"
+        else:
+            how = f"cached calibration of {entry.get('at', '?')} from {path}"
+        return [
+            m.with_(
+                reference={
+                    **m.reference,
+                    "run_ms": m.reference.get("calibrated_ms"),
+                    "calibrated_ms": float(entry["calibrated_ms"]),
+                    "calibration": how,
+                    "calibration_key": key,
+                }
+            )
+            if m.reference
+            else m
+            for m in out
+        ]
 
     def _timeout(self, settings: HarnessSettings) -> float:
         configured = self.config.get("timeout_s")
@@ -209,3 +304,6 @@ class LocalDevice(Device):
         for w in self._workers.values():
             w.close()
         self._workers.clear()
+        if self._ref_dir is not None:
+            self._ref_dir.cleanup()
+            self._ref_dir = None

@@ -136,8 +136,8 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
             out.setdefault("memory_mb", {})["overall_peak"] = float(m.group(1))
             continue
         m = _CREATED.search(line)
-        if m:
-            out["delegates"].append(f"{m.group(1) or m.group(2)}")
+        if m and (m.group(1) or m.group(2)) not in out["delegates"]:
+            out["delegates"].append(m.group(1) or m.group(2))
         m = _REPLACING.search(line)
         if m:
             out["delegated_nodes"] = out.get("delegated_nodes", 0) + int(m.group(1))

@@ -29,6 +29,7 @@ Faults: a dropped connection, a hung run (killed through the agent's process id 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import select
@@ -164,10 +165,8 @@ class _AgentChannel:
         return self.readline(timeout_s)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.send({"op": "quit"})
-        except OSError:
-            pass
         self.chan.close()
 
 

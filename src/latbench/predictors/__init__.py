@@ -10,15 +10,21 @@ Registered models (``PREDICTORS.names()``): ``flops``, ``ridge``, ``gbm``, ``rf`
 
 from __future__ import annotations
 
-from latbench.predictors import ensemble, gcn, kernel, tabular
-from latbench.predictors import adapt, fewshot_meta  # few-shot: registers meta, adapted
+from latbench.predictors import (  # few-shot: registers meta, adapted
+    adapt,
+    ensemble,
+    fewshot_meta,
+    gcn,
+    kernel,
+    tabular,
+)
 from latbench.predictors.base import PREDICTORS, Predictor, clone, create, register
 from latbench.predictors.persist import load, save
 
 __all__ = [
     "PREDICTORS",
-    "adapt",
     "Predictor",
+    "adapt",
     "clone",
     "create",
     "ensemble",

@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 DEFAULT_POPULATION = 512
 
 
-def source_log_predictions(base: Predictor, archs: Sequence[Any], devices: Sequence[str]) -> np.ndarray:
+def source_log_predictions(
+    base: Predictor, archs: Sequence[Any], devices: Sequence[str]
+) -> np.ndarray:
     """``(N, D)`` log-latency the base predicts for ``archs`` on each of ``devices``."""
     if isinstance(base, MetaPredictor):
         all_log = base.predict_log_all(archs)
@@ -80,7 +82,7 @@ class AdaptationContext:
 
     def features(self, archs: Sequence[Any]) -> np.ndarray:
         """Standardised architecture features (the fine-tuned residual reads them)."""
-        f: np.ndarray = (arch_features(self.base.space_, list(archs)) - self.feature_mean)
+        f: np.ndarray = arch_features(self.base.space_, list(archs)) - self.feature_mean
         return f / self.feature_scale
 
 

@@ -84,6 +84,7 @@ class Predictor:
     # learned state (set by fit)
     space_: str
     devices_: list[str]
+    floor_ms_: float  # predictions are clamped to >= this (half the fastest training latency)
 
     # ---- scikit-learn parameter protocol ------------------------------------------------
     @classmethod
@@ -151,7 +152,7 @@ class Predictor:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise PredictorError(
-                f"latency_ms[{i}] = {y[i]!r}; expected finite positive milliseconds "
+                f"latency_ms[{i}] = {float(y[i])!r}; expected finite positive milliseconds "
                 f"({int(bad.sum())} bad value(s); drop unmeasured rows before fitting)"
             )
         return y
@@ -212,6 +213,7 @@ class Predictor:
             delattr(self, attr)  # refitting starts from scratch
         self._fit(arch_list, y, dev, space)
         self.space_ = space
+        self.floor_ms_ = float(0.5 * y.min())
         if dev is None:
             self.devices_ = [DEFAULT_DEVICE]
         else:
@@ -235,9 +237,11 @@ class Predictor:
         if not arch_list:
             return np.zeros(0), None
         mean, std = self._predict(arch_list, dev)
-        return np.asarray(mean, dtype=np.float64), (
-            None if std is None else np.asarray(std, dtype=np.float64)
-        )
+        # latency is positive: linear models can extrapolate below 0, so clamp at half the
+        # fastest training latency
+        floor = float(getattr(self, "floor_ms_", 0.0))
+        mean = np.maximum(np.asarray(mean, dtype=np.float64), floor)
+        return mean, (None if std is None else np.asarray(std, dtype=np.float64))
 
     def score(self, archs: Archs, latency_ms: Any, *, device: str | None = None) -> float:
         """Spearman rank correlation of predicted vs measured latency (ranking is the use)."""

@@ -153,6 +153,7 @@ class EnsemblePredictor(Predictor):
             m = PREDICTORS.get(str(mm["name"]))(**mm["params"])
             m.space_ = self.space_
             m.devices_ = [str(d) for d in mm["devices"]]
+            m.floor_ms_ = float(getattr(self, "floor_ms_", 0.0))
             prefix = f"m{i}."
             m._set_state(
                 mm["state"],

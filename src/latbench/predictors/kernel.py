@@ -65,13 +65,13 @@ def kernels_from_profile(
     seen = np.zeros(len(kernels), dtype=bool)
     for row in per_op:
         name = str(row.get("name", ""))
-        i = owner.get(name)
-        if i is None:
-            i = next((owner[n] for n in names if name.startswith(n)), None)
-        if i is None:
+        hit = owner.get(name)
+        if hit is None:
+            hit = next((owner[n] for n in names if name.startswith(n)), None)
+        if hit is None:
             continue
-        times[i] += float(row["time_ms"])
-        seen[i] = True
+        times[hit] += float(row["time_ms"])
+        seen[hit] = True
     return [(kernels[i], float(times[i])) for i in range(len(kernels)) if seen[i] and times[i] > 0]
 
 
@@ -164,6 +164,7 @@ class KernelPredictor(Predictor):
         self.mode_ = "kernels"
         self.space_ = space
         self.devices_ = [device or DEFAULT_DEVICE]
+        self.floor_ms_ = 0.0
         return self
 
     def _kernel_x(self, kernels: Sequence[dict[str, Any]], types: list[str]) -> np.ndarray:

@@ -68,9 +68,10 @@ def select_devices(known: Sequence[str], patterns: Sequence[str]) -> list[str]:
         hit = [
             d
             for d in known
-            if fnmatch.fnmatch(d, p) or d == p or d.split("/")[-1] == p or fnmatch.fnmatch(
-                d.split("/")[-1], p
-            )
+            if fnmatch.fnmatch(d, p)
+            or d == p
+            or d.split("/")[-1] == p
+            or fnmatch.fnmatch(d.split("/")[-1], p)
         ]
         if not hit:
             raise PredictorError(f"device {p!r} matches nothing; expected one of {list(known)}")
@@ -133,8 +134,15 @@ def plot_heatmap(
         for i in range(len(order)):
             for j in range(len(order)):
                 if np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if m[i, j] < 0.8 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if m[i, j] < 0.8 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=title)
     ax.set_title(f"{title} rank correlation of latency (clustered)")
     fig.tight_layout()
@@ -204,7 +212,9 @@ def best_proxies(
         yt = y[shared].to_numpy()[m]
         ranking.append((dev, spearman(yt, col[m]), kendall(yt, col[m])))
     if not ranking:
-        raise PredictorError("no device of the table shares 3 or more architectures with the target")
+        raise PredictorError(
+            "no device of the table shares 3 or more architectures with the target"
+        )
     ranking.sort(key=lambda r: (-r[1], -r[2]))
     return ProxyReport(target, len(shared), threshold, ranking)
 
@@ -246,14 +256,18 @@ def proxy_adaptation(
 
     for d in (proxy, target):
         if d not in table.columns:
-            raise PredictorError(f"device {d!r} is not in the table; expected one of {list(table.columns)}")
+            raise PredictorError(
+                f"device {d!r} is not in the table; expected one of {list(table.columns)}"
+            )
     src = table[proxy].dropna()
     tgt = table[target].dropna()
     if len(tgt) < k + 10:
         raise PredictorError(
             f"target {target!r} has {len(tgt)} measured architectures; expected at least {k + 10}"
         )
-    base = create("meta").fit(list(src.index), src.to_numpy(), space=space, devices=[proxy] * len(src))
+    base = create("meta").fit(
+        list(src.index), src.to_numpy(), space=space, devices=[proxy] * len(src)
+    )
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(tgt), size=k, replace=False)
     rest = np.setdiff1d(np.arange(len(tgt)), pick)

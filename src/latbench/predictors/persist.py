@@ -66,6 +66,7 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
         "params": predictor.get_params(),
         "space": predictor.space_,
         "devices": list(predictor.devices_),
+        "floor_ms": float(getattr(predictor, "floor_ms_", 0.0)),
         "state": meta,
         "arrays": sorted(arrays),
         "libraries": library_versions(),
@@ -158,5 +159,6 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         raise PredictorError(f"{p}: parameters {sorted(params)} do not fit {name}: {exc}") from None
     pred.space_ = str(manifest["space"])
     pred.devices_ = [str(d) for d in manifest["devices"]]
+    pred.floor_ms_ = float(manifest.get("floor_ms", 0.0))
     pred._set_state(dict(manifest.get("state", {})), arrays)
     return pred

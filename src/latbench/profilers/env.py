@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_env", "cpu_model", "hardware_identity", "latbench_version"]
+__all__ = ["collect_env", "cpu_model", "cpu_ticks", "hardware_identity", "latbench_version"]
 
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -132,6 +132,44 @@ def _meminfo() -> dict[str, int]:
     return out
 
 
+_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_ticks(cpus: list[int] | None = None, text: str | None = None) -> dict[str, Any]:
+    """Cumulative CPU time of ``cpus`` from /proc/stat, in clock ticks, with steal time.
+
+    ``{"cpu1": {"user": ..., "system": ..., "idle": ..., "steal": ..., "total": ...}, ...}``
+    (all CPUs when ``cpus`` is None). On a shared VM steal time (the hypervisor running another
+    guest on our virtual CPU) is a main source of noise: the difference of two snapshots gives
+    the share of a measurement window that was stolen (``stats.steal_fraction``). ``text`` is
+    the file's content (tests pass a saved one).
+    """
+    if text is None:
+        text = _read("/proc/stat") or ""
+    want = None if cpus is None else {f"cpu{c}" for c in cpus}
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or not parts[0].startswith("cpu") or parts[0] == "cpu":
+            continue
+        if want is not None and parts[0] not in want:
+            continue
+        try:
+            values = [int(x) for x in parts[1 : 1 + len(_STAT_FIELDS)]]
+        except ValueError:
+            continue
+        row = dict(zip(_STAT_FIELDS, values, strict=False))
+        row["total"] = sum(values)
+        out[parts[0]] = row
+    return out
+
+
+def procs_running() -> int | None:
+    """Runnable tasks right now (``procs_running`` of /proc/stat): the instantaneous load."""
+    m = re.search(r"^procs_running\s+(\d+)$", _read("/proc/stat") or "", re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
 def hardware_identity() -> dict[str, Any]:
     """The stable part of the environment (what identifies this machine's hardware)."""
     ident: dict[str, Any] = {
@@ -174,6 +212,10 @@ def collect_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         env["loadavg"] = list(os.getloadavg())
     except OSError:
         env["loadavg"] = None
+    env["procs_running"] = procs_running()
+    env["cpu_ticks"] = cpu_ticks(affinity)
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        env["clock_ticks_per_s"] = os.sysconf("SC_CLK_TCK")
     env.update(_meminfo())
     env["temperatures_c"] = _temperatures_c()
     env["throttle_counts"] = _throttle_counts()

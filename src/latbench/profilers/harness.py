@@ -11,7 +11,8 @@ Algorithm (``run_harness(fn, settings, clock)``)::
     loops  = 1 if settings.loops is None and the median warm-up call is long enough,
              else ceil(target_sample_s / median warm-up call)     # pytest-benchmark style
              with target_sample_s = max(min_sample_time_s, 1000 * resolution)
-    timed:     repeat { t0 = clock(); fn() x loops; t1 = clock(); keep (t1 - t0) / loops }
+    timed:     repeat { c0 = cpu_clock(); t0 = clock(); fn() x loops; t1 = clock();
+                        c1 = cpu_clock(); keep (t1 - t0) / loops and (c1 - c0) / loops }
                stop when  runs >= min_runs AND elapsed >= min_time_s
                           AND (spread_threshold == 0 OR IQR/median <= spread_threshold)
                or when    elapsed >= max_time_s (or runs >= max_runs)
@@ -22,6 +23,12 @@ percentiles then describe those means; ``loops`` is kept in the record). The spr
 evaluated on a geometric schedule (every ~10 % more samples) so that checking it costs
 O(n log n) in total, not per sample. Garbage collection is disabled while timing (as ``timeit``
 does) so a collection does not land inside one sample.
+
+Next to each wall-clock sample the harness keeps the CPU time the calling thread spent in it
+(``cpu_clock``, ``time.thread_time`` by default: ``CLOCK_THREAD_CPUTIME_ID``). With one
+intra-op thread the runtime computes in the calling thread, so the difference between the two is
+the time other processes took the CPU away mid-inference; the CPU clock is read outside the
+wall-clock window, so it adds nothing to the wall samples.
 """
 
 from __future__ import annotations
@@ -53,11 +60,19 @@ class HarnessSettings:
     loops: int | None = None  # inferences per timed sample; None = calibrate
     min_sample_time_s: float = 1e-4  # calibration target for one timed sample
     timeout_s: float = 120.0  # used by the worker: a task that runs longer is killed
+    # which statistic a record's ``latency_ms`` is (``stats.STATISTICS``); median_ms stays the
+    # median whatever this says
+    statistic: str = "median"
 
     def __post_init__(self) -> None:
+        if self.statistic not in _stats.STATISTICS:
+            raise ValueError(
+                f"harness setting statistic = {self.statistic!r}; expected one of "
+                f"{', '.join(_stats.STATISTICS)}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and value < 0:
+            if isinstance(value, int | float) and value < 0:
                 raise ValueError(f"harness setting {f.name} = {value!r}; expected a value >= 0")
         if self.loops is not None and self.loops < 1:
             raise ValueError(f"harness setting loops = {self.loops!r}; expected >= 1 or None")
@@ -91,6 +106,12 @@ class HarnessResult:
     stop_reason: str  # "converged", "max_time" or "max_runs"
     timer_resolution_s: float
     elapsed_s: float
+    # CPU time of the calling thread per inference, one per sample (empty without a CPU clock)
+    cpu_samples_ms: tuple[float, ...] = ()
+
+
+def _zero() -> float:
+    return 0.0
 
 
 def timer_resolution(clock: Clock = time.perf_counter, tries: int = 200) -> float:
@@ -120,11 +141,13 @@ def run_harness(
     settings: HarnessSettings | None = None,
     clock: Clock = time.perf_counter,
     resolution_s: float | None = None,
+    cpu_clock: Clock | None = time.thread_time,
 ) -> HarnessResult:
     """Time the zero-argument callable ``fn`` (one inference per call); see the module docstring.
 
     ``clock`` returns seconds; tests inject a fake clock to check the stopping logic (and may
-    pass ``resolution_s`` to skip measuring the fake clock's resolution).
+    pass ``resolution_s`` to skip measuring the fake clock's resolution). ``cpu_clock`` (seconds
+    of CPU time; None to skip) gives ``cpu_samples_ms``.
     """
     s = settings or HarnessSettings()
     resolution = timer_resolution(clock) if resolution_s is None else resolution_s
@@ -142,6 +165,8 @@ def run_harness(
     loops = _calibrate_loops(warm, s, resolution)
     # ---- timed runs ---------------------------------------------------------------------
     samples: list[float] = []
+    cpu_samples: list[float] = []
+    cpu = cpu_clock if cpu_clock is not None else _zero
     next_check = max(1, s.min_runs)
     reason = "max_time"
     gc_was_enabled = gc.isenabled()
@@ -150,11 +175,14 @@ def run_harness(
         t_start = clock()
         rng = range(loops)
         while True:
+            c0 = cpu()
             t0 = clock()
             for _ in rng:
                 fn()
             t1 = clock()
+            c1 = cpu()
             samples.append((t1 - t0) / loops)
+            cpu_samples.append((c1 - c0) / loops)
             n = len(samples)
             elapsed = t1 - t_start
             if s.max_runs is not None and n >= s.max_runs:
@@ -184,4 +212,5 @@ def run_harness(
         stop_reason=reason,
         timer_resolution_s=resolution,
         elapsed_s=end - start,
+        cpu_samples_ms=tuple(x * 1e3 for x in cpu_samples) if cpu_clock is not None else (),
     )

@@ -5,6 +5,15 @@ settings and the environment; statistics are computed from the raw samples on de
 ``torch.utils.benchmark.Measurement`` and pyperf's ``Run`` do), so a record can be re-analysed
 later and shared safely. Units live in field names: every time is in milliseconds (``*_ms``).
 
+``median_ms`` is always the median of the raw samples. ``latency_ms`` is the statistic named by
+``statistic`` (``stats.STATISTICS``; ``"median"`` unless the caller chose another), so a reader
+of a stored ``latency_ms`` can always tell what it is. A record measured with a reference model
+(``reference``, filled by interleaved runs) also gives ``normalized_ms``: the target/reference
+ratio of the same rounds times the reference's calibrated latency.
+
+Version 1 records without ``cpu_samples_ms``, ``statistic`` or ``reference`` load with the
+defaults; a version 1 reader ignores these fields, so the version stays 1.
+
 This module uses the standard library only: the on-device agent that latbench pushes to a
 Raspberry Pi ships it together with :mod:`latbench.profilers.stats` and
 :mod:`latbench.profilers.harness`.
@@ -56,8 +65,17 @@ class Measurement:
     wall_s: float = 0.0
     latbench_version: str = ""
     record_version: int = RECORD_VERSION
-    # how the timing loop ran: settings, stop_reason, timer_resolution_s, elapsed_s
+    # how the timing loop ran: settings, stop_reason, timer_resolution_s, elapsed_s, and for
+    # interleaved runs round_sizes (samples per round) and rounds (per-round load and steal)
     harness: dict[str, Any] = field(default_factory=dict)
+    # CPU time of the worker thread per inference, one per sample (empty in older records)
+    cpu_samples_ms: tuple[float, ...] = ()
+    # which statistic ``latency_ms`` is (one of ``stats.STATISTICS``)
+    statistic: str = "median"
+    # reference re-measurement (interleaved runs): model, sha256, raw samples_ms, round_sizes,
+    # per-round target_low_ms / reference_low_ms / ratios / discarded, ratio, calibrated_ms,
+    # calibration (where calibrated_ms came from)
+    reference: dict[str, Any] = field(default_factory=dict)
 
     # ---- statistics, computed from the raw samples -------------------------------------
     @property
@@ -97,6 +115,63 @@ class Measurement:
         return _stats.percentile(self.samples_ms, 99)
 
     @property
+    def round_sizes(self) -> tuple[int, ...]:
+        """Samples per interleaved round (empty for a single window)."""
+        sizes = self.harness.get("round_sizes") if isinstance(self.harness, dict) else None
+        return tuple(int(x) for x in sizes) if isinstance(sizes, list | tuple) else ()
+
+    @property
+    def round_min_ms(self) -> float:
+        """Median over rounds of each round's minimum (5 blocks for a single window)."""
+        return _stats.round_min(self.samples_ms, self.round_sizes)
+
+    @property
+    def cpu_median_ms(self) -> float | None:
+        """Median CPU time of the worker thread per inference (None in older records)."""
+        return _stats.median(self.cpu_samples_ms) if self.cpu_samples_ms else None
+
+    @property
+    def normalized_ms(self) -> float | None:
+        """Reference ratio x the reference's calibrated latency (None without a reference)."""
+        ratio = self.reference.get("ratio") if self.reference else None
+        cal = self.reference.get("calibrated_ms") if self.reference else None
+        if not isinstance(ratio, int | float) or not isinstance(cal, int | float):
+            return None
+        return float(ratio) * float(cal)
+
+    def estimate(self, statistic: str) -> float:
+        """The value of ``statistic`` (one of ``stats.STATISTICS``) for this record.
+
+        Raises ValueError for an unknown name, or when the record lacks what the statistic
+        needs (``normalized`` without a reference, ``cpu_median`` without CPU samples).
+        """
+        simple = {
+            "median": lambda: self.median_ms,
+            "min": lambda: self.min_ms,
+            "p10": lambda: _stats.percentile(self.samples_ms, 10),
+            "p25": lambda: _stats.percentile(self.samples_ms, 25),
+            "round_min": lambda: self.round_min_ms,
+        }
+        if statistic in simple:
+            return float(simple[statistic]())
+        if statistic == "cpu_median":
+            value = self.cpu_median_ms
+        elif statistic == "normalized":
+            value = self.normalized_ms
+        else:
+            raise ValueError(
+                f"statistic {statistic!r}; expected one of {', '.join(_stats.STATISTICS)}"
+            )
+        if value is None:
+            raise ValueError(f"statistic {statistic!r} is not available in this record")
+        return value
+
+    @property
+    def latency_ms(self) -> float:
+        """The headline latency: the statistic named by ``statistic`` (median by default)."""
+        return self.estimate(self.statistic)
+
+    @property
     def ci_median_ms(self) -> tuple[float, float]:
         """95 % distribution-free confidence interval of the median."""
         return _stats.median_ci(self.samples_ms, 0.95)
@@ -121,13 +196,19 @@ class Measurement:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The statistics as a flat dict of ``*_ms`` fields (empty values for a failed record)."""
+        """The statistics as a flat dict of ``*_ms`` fields (empty values for a failed record).
+
+        ``latency_ms`` is the record's ``statistic`` (named under ``statistic``); ``median_ms``
+        is always the median; ``normalized_ms`` and ``reference_ratio`` appear when a reference
+        was measured alongside.
+        """
         if not self.ok:
             return {"status": self.status, "error": self.error, "runs": 0}
         lo, hi = self.ci_median_ms
-        return {
+        out: dict[str, Any] = {
             "status": self.status,
-            "latency_ms": self.median_ms,
+            "latency_ms": self.latency_ms,
+            "statistic": self.statistic,
             "median_ms": self.median_ms,
             "mean_ms": self.mean_ms,
             "std_ms": self.std_ms,
@@ -138,7 +219,14 @@ class Measurement:
             "ci_low_ms": lo,
             "ci_high_ms": hi,
             "runs": self.runs,
+            "round_min_ms": self.round_min_ms,
         }
+        if self.cpu_samples_ms:
+            out["cpu_median_ms"] = self.cpu_median_ms
+        if self.normalized_ms is not None:
+            out["normalized_ms"] = self.normalized_ms
+            out["reference_ratio"] = float(self.reference["ratio"])
+        return out
 
     # ---- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +234,7 @@ class Measurement:
         d["samples_ms"] = list(self.samples_ms)
         d["warmup_ms"] = list(self.warmup_ms)
         d["per_op"] = list(self.per_op)
+        d["cpu_samples_ms"] = list(self.cpu_samples_ms)
         return d
 
     def to_json(self) -> str:
@@ -161,7 +250,7 @@ class Measurement:
             )
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        for key in ("samples_ms", "warmup_ms"):
+        for key in ("samples_ms", "warmup_ms", "cpu_samples_ms"):
             if key in kw:
                 kw[key] = tuple(float(x) for x in kw[key])
         if "per_op" in kw:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -54,11 +55,81 @@ def median_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     return float(s[lo]), float(s[hi])
 
 
+# ---- robust estimators for a shared machine -------------------------------------------------
+#: The statistics a record's ``latency_ms`` can be (``Measurement.statistic``):
+#: ``median`` (of all samples), ``min``, ``p10`` / ``p25`` (low percentiles), ``round_min``
+#: (median over rounds of each round's minimum), ``cpu_median`` (median of the worker thread's
+#: CPU time per inference), ``normalized`` (target/reference ratio x the reference's calibrated
+#: latency; needs a reference measured in the same rounds).
+STATISTICS = ("median", "min", "p10", "p25", "round_min", "cpu_median", "normalized")
+
+#: Rounds a single window is cut into for ``round_min`` when the record has no round sizes.
+DEFAULT_BLOCKS = 5
+
+
+def split_rounds(xs: Sequence[float], sizes: Sequence[int] = ()) -> list[list[float]]:
+    """Cut ``xs`` into consecutive rounds of ``sizes`` samples (``DEFAULT_BLOCKS`` equal blocks
+    when ``sizes`` is empty or does not add up to ``len(xs)``); empty rounds are dropped."""
+    n = len(xs)
+    if not sizes or sum(sizes) != n:
+        k = max(1, min(DEFAULT_BLOCKS, n))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    out: list[list[float]] = []
+    start = 0
+    for size in sizes:
+        if size > 0:
+            out.append(list(xs[start : start + size]))
+        start += size
+    return out
+
+
+def round_min(xs: Sequence[float], sizes: Sequence[int] = ()) -> float:
+    """Median over rounds of each round's minimum.
+
+    The minimum of one short window is the time of an inference that no other process
+    interrupted; taking the median over rounds discards a round whose every sample was slowed
+    (a load spike covering the whole window), which the plain minimum cannot do.
+    """
+    rounds = split_rounds(xs, sizes)
+    if not rounds:
+        raise ValueError("round_min of no samples")
+    return median([min(r) for r in rounds])
+
+
+def window_low(xs: Sequence[float]) -> float:
+    """The per-window estimate used for reference ratios: the 10th percentile of the window.
+
+    Lower than the median (interrupted inferences sit in the upper tail under load), less
+    dependent on a single lucky sample than the minimum.
+    """
+    return percentile(xs, 10)
+
+
+def steal_fraction(before: Mapping[str, Any], after: Mapping[str, Any]) -> float | None:
+    """Share of CPU time the hypervisor stole between two ``env`` snapshots (``cpu_ticks``).
+
+    ``cpu_ticks`` is ``{"cpuN": {"steal": int, "total": int, ...}}`` of the pinned CPUs (see
+    :func:`latbench.profilers.env.cpu_ticks`). ``None`` when either snapshot lacks it.
+    """
+    a, b = before.get("cpu_ticks"), after.get("cpu_ticks")
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    steal = total = 0
+    for cpu, t1 in b.items():
+        t0 = a.get(cpu)
+        if isinstance(t0, dict) and isinstance(t1, dict):
+            steal += int(t1.get("steal", 0)) - int(t0.get("steal", 0))
+            total += int(t1.get("total", 0)) - int(t0.get("total", 0))
+    return steal / total if total > 0 else None
+
+
 # ---- stability verdict (pyperf ``format_checks`` in spirit) ---------------------------------
 MIN_RUNS_FOR_VERDICT = 10
 SPREAD_LIMIT = 0.10  # IQR / median
 DRIFT_LIMIT = 0.05  # |median(second half) / median(first half) - 1|
 FREQ_CHANGE_LIMIT = 0.05
+STEAL_LIMIT = 0.05  # share of the pinned CPUs' time stolen by the hypervisor
 
 
 def _freq_values(env: Mapping[str, Any]) -> list[float]:
@@ -80,8 +151,9 @@ def stability(
 
     Checks: too few runs; spread (IQR/median) above ``spread_limit``; drift between the medians
     of the first and second half; a CPU frequency change between ``env_before`` and
-    ``env_after``; thermal throttle counters that grew. Returns ``{"stable": bool, "reasons":
-    [...], "advice": [...], "spread": float, "drift": float}``.
+    ``env_after``; steal time above ``STEAL_LIMIT``; thermal throttle counters that grew.
+    Returns ``{"stable": bool, "reasons": [...], "advice": [...], "spread": float, "drift":
+    float}``.
     """
     reasons: list[str] = []
     advice: list[str] = []
@@ -113,6 +185,13 @@ def stability(
             if a > 0 and abs(b / a - 1) > FREQ_CHANGE_LIMIT:
                 reasons.append(f"CPU frequency changed: {a / 1e3:.0f} -> {b / 1e3:.0f} MHz")
                 advice.append("set the governor to performance (cpupower frequency-set -g ...)")
+        stolen = steal_fraction(env_before, env_after)
+        if stolen is not None and stolen > STEAL_LIMIT:
+            reasons.append(f"the hypervisor stole {stolen:.1%} of the pinned CPUs' time")
+            advice.append(
+                "the VM shares its host: compare models measured in the same interleaved run "
+                "(measure_many with a reference), or use a dedicated machine"
+            )
         t0, t1 = env_before.get("throttle_counts"), env_after.get("throttle_counts")
         if isinstance(t0, dict) and isinstance(t1, dict):
             grown = [k for k, v in t1.items() if isinstance(v, int) and v > int(t0.get(k, 0))]

@@ -24,12 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from latbench.profilers import counters as _counters
-from latbench.profilers.env import collect_env, latbench_version
+from latbench.profilers import stats as _stats
+from latbench.profilers.env import collect_env, cpu_ticks, latbench_version, procs_running
 from latbench.profilers.harness import HarnessResult, HarnessSettings, run_harness
 from latbench.profilers.record import Measurement
 from latbench.profilers.runtimes import Session, get_runtime
 
-__all__ = ["MeasureSpec", "model_label", "model_sha256", "run_interleaved", "run_measurement"]
+__all__ = [
+    "MeasureSpec",
+    "model_label",
+    "model_sha256",
+    "reference_ratio",
+    "run_interleaved",
+    "run_measurement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,8 @@ def _record(
     return Measurement(
         status="ok",
         samples_ms=result.samples_ms,
+        cpu_samples_ms=result.cpu_samples_ms,
+        statistic=_statistic(spec, {}),
         loops=result.loops,
         warmup_runs=len(result.warmup_ms),
         warmup_ms=result.warmup_ms,
@@ -175,45 +185,204 @@ def _merge(results: list[HarnessResult]) -> HarnessResult:
         stop_reason="interleaved:" + ",".join(sorted(reasons)),
         timer_resolution_s=results[0].timer_resolution_s,
         elapsed_s=sum(r.elapsed_s for r in results),
+        cpu_samples_ms=tuple(x for r in results for x in r.cpu_samples_ms),
     )
 
 
-def run_interleaved(specs: Sequence[MeasureSpec], rounds: int = 5) -> list[Measurement]:
+def _round_settings(s: HarnessSettings, r: int, rounds: int, loops: int | None) -> HarnessSettings:
+    """One round's window: ``1/rounds`` of the budget, warm-up only in the first round."""
+    return replace(
+        s,
+        warmup_runs=s.warmup_runs if r == 0 else 1,
+        warmup_time_s=s.warmup_time_s if r == 0 else 0.0,
+        min_runs=max(1, -(-s.min_runs // rounds)),
+        min_time_s=s.min_time_s / rounds,
+        max_time_s=s.max_time_s / rounds,
+        spread_threshold=0.0,
+        loops=loops,
+    )
+
+
+#: A round of one target is discarded from the reference ratio when the reference windows
+#: before and after it differ by more than this (a load change inside the window) or when the
+#: hypervisor stole more than ``STEAL_DISCARD`` of the window.
+SPIKE_TOLERANCE = 0.15
+STEAL_DISCARD = 0.10
+
+
+def reference_ratio(
+    target_rounds: Sequence[Sequence[float]],
+    ref_before: Sequence[Sequence[float]],
+    ref_after: Sequence[Sequence[float]],
+    steal: Sequence[float | None] = (),
+    spike_tolerance: float = SPIKE_TOLERANCE,
+    steal_discard: float = STEAL_DISCARD,
+) -> dict[str, Any]:
+    """The target/reference ratio of one target over interleaved rounds.
+
+    Per round ``r``: ``t = p10(target window)``, ``f = mean(p10(reference window before),
+    p10(reference window after))``, ``ratio_r = t / f``. A round is discarded when the two
+    reference windows disagree by more than ``spike_tolerance`` (the load changed while the
+    target ran, so the reference does not describe its window) or when the steal fraction of
+    the window exceeds ``steal_discard``. The ratio is the median of the kept rounds' ratios
+    (of all rounds when none is kept). Pure function: tests feed it numbers.
+    """
+    n = len(target_rounds)
+    if not (len(ref_before) == len(ref_after) == n) or n == 0:
+        raise ValueError(
+            f"reference_ratio needs one reference window before and after each of the {n} "
+            f"target rounds; got {len(ref_before)} and {len(ref_after)}"
+        )
+    t_low = [_stats.window_low(w) for w in target_rounds]
+    f_low: list[float] = []
+    ratios: list[float] = []
+    discarded: list[int] = []
+    for r in range(n):
+        b, a = _stats.window_low(ref_before[r]), _stats.window_low(ref_after[r])
+        f = (a + b) / 2
+        f_low.append(f)
+        ratios.append(t_low[r] / f if f > 0 else float("inf"))
+        stolen = steal[r] if r < len(steal) else None
+        if max(a, b) > (1 + spike_tolerance) * min(a, b) or (
+            stolen is not None and stolen > steal_discard
+        ):
+            discarded.append(r)
+    kept = [x for r, x in enumerate(ratios) if r not in discarded] or ratios
+    return {
+        "target_low_ms": t_low,
+        "reference_low_ms": f_low,
+        "ratios": ratios,
+        "discarded": discarded,
+        "ratio": _stats.median(kept),
+    }
+
+
+def _steal(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    return _stats.steal_fraction({"cpu_ticks": before}, {"cpu_ticks": after})
+
+
+def run_interleaved(
+    specs: Sequence[MeasureSpec],
+    rounds: int = 5,
+    reference: MeasureSpec | None = None,
+    reference_every: int = 4,
+) -> list[Measurement]:
     """Measure ``specs`` in ``rounds`` interleaved rounds (A B C A B C ...).
 
     Each model is loaded and warmed up once; each round runs the harness for every model with
     ``1/rounds`` of its time budget (``min_runs``, ``min_time_s`` and ``max_time_s`` divided,
     no warm-up after the first round, loop count fixed after the first round); the samples of
-    all rounds are concatenated. A model that fails to load raises (the caller decides).
+    all rounds are concatenated and ``harness["round_sizes"]`` says where rounds start.
+    ``harness["rounds"]`` keeps each round's load average, runnable tasks and steal fraction.
+
+    With a ``reference`` spec, a reference window (same budget as a target's) runs before every
+    group of ``reference_every`` targets and once at the end, so every target window is
+    bracketed by two reference windows: ``R A B C D R E F G H R ... R``. Each target's record
+    gets ``reference`` (see :func:`reference_ratio`) with the raw samples of its bracketing
+    windows and ``calibrated_ms`` = the reference's estimate in this run (the device may
+    replace it by a cached calibration). A model that fails to load raises (the caller decides).
     """
     rounds = max(1, int(rounds))
+    every = max(1, int(reference_every))
     started = _now()
     t0 = time.perf_counter()
     _counters.reset_peak_rss()
     sessions = [_load(s) for s in specs]
     shas = [model_sha256(s.model) for s in specs]
-    env = collect_env({"pinned_cpus": sorted(os.sched_getaffinity(0)), "interleaved": rounds})
+    ref_sess = _load(reference) if reference is not None else None
+    pinned = sorted(os.sched_getaffinity(0))
+    env = collect_env({"pinned_cpus": pinned, "interleaved": rounds})
     parts: list[list[HarnessResult]] = [[] for _ in specs]
+    ref_windows: list[HarnessResult] = []
+    window_steal: list[float | None] = []  # steal of each group of targets, in run order
+    round_info: list[dict[str, Any]] = []
+    groups = [range(i, min(i + every, len(specs))) for i in range(0, len(specs), every)]
+
+    def ref_window() -> None:
+        assert ref_sess is not None and reference is not None
+        loops = ref_windows[0].loops if ref_windows else reference.settings.loops
+        first = len(ref_windows) == 0
+        settings = _round_settings(reference.settings, 0 if first else 1, rounds, loops)
+        ref_windows.append(run_harness(ref_sess.run, settings))
+
     try:
         for r in range(rounds):
-            for i, (spec, sess) in enumerate(zip(specs, sessions, strict=True)):
-                s = spec.settings
-                loops = parts[i][0].loops if parts[i] else s.loops
-                round_settings = replace(
-                    s,
-                    warmup_runs=s.warmup_runs if r == 0 else 1,
-                    warmup_time_s=s.warmup_time_s if r == 0 else 0.0,
-                    min_runs=max(1, -(-s.min_runs // rounds)),
-                    min_time_s=s.min_time_s / rounds,
-                    max_time_s=s.max_time_s / rounds,
-                    spread_threshold=0.0,
-                    loops=loops,
+            ticks0 = cpu_ticks(pinned)
+            for idx in groups:
+                if ref_sess is not None:
+                    ref_window()
+                g0 = cpu_ticks(pinned)
+                for i in idx:
+                    spec, sess = specs[i], sessions[i]
+                    loops = parts[i][0].loops if parts[i] else spec.settings.loops
+                    parts[i].append(
+                        run_harness(sess.run, _round_settings(spec.settings, r, rounds, loops))
+                    )
+                window_steal.append(_steal(g0, cpu_ticks(pinned)))
+            if ref_sess is not None and r == rounds - 1:
+                ref_window()
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            round_info.append(
+                {
+                    "loadavg_1m": load,
+                    "procs_running": procs_running(),
+                    "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
+                }
+            )
+        out = []
+        for i, (spec, sess, p, sha) in enumerate(zip(specs, sessions, parts, shas, strict=True)):
+            m = _record(spec, sess, _merge(p), env, started, t0, sha)
+            harness = {**m.harness, "round_sizes": [len(x.samples_ms) for x in p]}
+            harness["rounds"] = round_info
+            ref: dict[str, Any] = {}
+            if reference is not None and ref_windows:
+                ref = _reference_part(
+                    reference, i, every, len(groups), p, ref_windows, window_steal
                 )
-                parts[i].append(run_harness(sess.run, round_settings))
-        return [
-            _record(spec, sess, _merge(p), env, started, t0, sha)
-            for spec, sess, p, sha in zip(specs, sessions, parts, shas, strict=True)
-        ]
+            out.append(m.with_(harness=harness, reference=ref, statistic=_statistic(spec, ref)))
+        return out
     finally:
         for sess in sessions:
             sess.close()
+        if ref_sess is not None:
+            ref_sess.close()
+
+
+def _reference_part(
+    reference: MeasureSpec,
+    i: int,
+    every: int,
+    n_groups: int,
+    target: list[HarnessResult],
+    windows: list[HarnessResult],
+    window_steal: list[float | None],
+) -> dict[str, Any]:
+    """The ``reference`` dict of target ``i``: its bracketing windows and the ratio."""
+    g = i // every
+    before_idx = [r * n_groups + g for r in range(len(target))]
+    before = [windows[k].samples_ms for k in before_idx]
+    after = [windows[k + 1].samples_ms for k in before_idx]
+    steal = [window_steal[k] for k in before_idx]
+    res = reference_ratio([t.samples_ms for t in target], before, after, steal)
+    own = sorted({k for k in before_idx} | {k + 1 for k in before_idx})
+    all_low = [_stats.window_low(w.samples_ms) for w in windows]
+    return {
+        "model": model_label(reference.model),
+        "sha256": model_sha256(reference.model),
+        "samples_ms": [x for k in own for x in windows[k].samples_ms],
+        "round_sizes": [len(windows[k].samples_ms) for k in own],
+        "windows": own,
+        "loops": windows[0].loops,
+        **res,
+        "calibrated_ms": _stats.median(all_low),
+        "calibration": "this run (median over all reference windows of their p10)",
+    }
+
+
+def _statistic(spec: MeasureSpec, ref: dict[str, Any]) -> str:
+    """The record's statistic: the settings' choice, median when the record cannot give it."""
+    chosen = spec.settings.statistic
+    if chosen == "normalized" and not ref:
+        log.warning("statistic 'normalized' needs a reference model; using the median")
+        return "median"
+    return chosen

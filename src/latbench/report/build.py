@@ -145,7 +145,7 @@ def build_report(
     return out
 
 
-# ---- inputs from files ----------------------------------------------------------------------------
+# ---- inputs from files -------------------------------------------------------------------
 def load_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A prediction table from CSV, parquet or JSON (a list of records, or under ``rows`` /
     ``predictions``); columns as :func:`latbench.report.sections.normalize_predictions` reads."""

@@ -67,7 +67,7 @@ def figure_img(fig: Figure, alt: str) -> str:
     """``fig`` as an ``<img>`` with the PNG inline (base64), sized to its pixels."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=PLOT_DPI)
-    width, height = (int(round(v)) for v in fig.get_size_inches() * PLOT_DPI)
+    width, height = (round(float(v)) for v in fig.get_size_inches() * PLOT_DPI)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return (
         f'<figure><img class="plot" alt="{esc(alt)}" width="{width}" height="{height}" '

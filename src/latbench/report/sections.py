@@ -321,6 +321,16 @@ def monotonicity_section(
     if long["device"].nunique() < 2:
         return Section.skip(sid, title, "fewer than two devices; a correlation needs two")
     wide = mono.wide_table(long)
+    sparse = [d for d in wide.columns if d not in local and wide[d].notna().sum() < mono.MIN_SHARED]
+    if sparse:
+        wide = wide.drop(columns=sparse)
+        notes.append(
+            f"Left out {len(sparse)} reference device(s) that measured fewer than "
+            f"{mono.MIN_SHARED} of these architectures ({', '.join(sparse[:6])}"
+            f"{', ...' if len(sparse) > 6 else ''})."
+        )
+    if wide.shape[1] < 2:
+        return Section.skip(sid, title, "fewer than two devices share enough architectures")
     present = [d for d in local if d in wide.columns]
     if present:
         n_mine = int(wide[present].notna().any(axis=1).sum())

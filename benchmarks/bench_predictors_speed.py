@@ -1,0 +1,62 @@
+"""Speed of latency predictors: whole-space prediction and GCN training, in-process.
+
+* ``default`` and ``gbm`` fitted on 900 NAS-Bench-201 architectures, then all 15,625 predicted,
+  encoding included (fresh process: the first call parses every string).
+* ``gcn`` (default settings) trained on 900 architectures.
+
+    python benchmarks/bench_predictors_speed.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from latbench import predictors
+from latbench.predictors._reference import load_reference
+from latbench.predictors.encodings import space
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="help/pixel3")
+    args = ap.parse_args()
+    df = load_reference("nb201")
+    sub = df[df.device == args.device]
+    perm = np.random.default_rng(0).permutation(len(sub))[:900]
+    archs = sub.arch.to_numpy()[perm].tolist()
+    y = sub.latency_ms.to_numpy()[perm]
+    every = list(space("nb201").enumerate())
+    print(f"machine: 2-core shared {platform.machine()} VM; command: {' '.join(sys.argv)}")
+    for name in ("default", "gbm", "ridge"):
+        p = predictors.create(name).fit(archs, y, space="nb201")
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = p.predict(every)
+            times.append(time.perf_counter() - t0)
+        assert out.shape == (15625,)
+        print(
+            f"predict 15,625 archs with {name}: median {statistics.median(times):.3f} s "
+            f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
+        )
+    times = []
+    for seed in range(args.repeats):
+        t0 = time.perf_counter()
+        predictors.create("gcn", random_state=seed).fit(archs, y, space="nb201")
+        times.append(time.perf_counter() - t0)
+    print(
+        f"gcn fit on 900 archs: median {statistics.median(times):.1f} s "
+        f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""``latbench dataset``: list, show, stats, import, export, and the bundled reference data.
+
+Examples::
+
+    latbench dataset list                                  # collections in ./latbench.db
+    latbench dataset show nb201-onnxruntime                # one collection: devices, drift, errors
+    latbench dataset stats --space nb201                   # per device: rows, latency range
+    latbench dataset export --format parquet -o nb201.parquet --space nb201 --device 'help/*'
+    latbench dataset import measurements.csv --name lab    # space,arch,device,latency_ms
+    latbench dataset import --reference nb201              # the bundled NAS-Bench-201 table
+    latbench dataset reference                             # what is bundled, with licences
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+
+from latbench.commands.collect import add_db_argument, db_path
+from latbench.config import load_config
+from latbench.errors import ConfigError
+
+MAX_REJECTED_SHOWN = 20
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default=None, help="only this space")
+    p.add_argument("--device", default=None, help="only this device (glob: 'help/*')")
+    p.add_argument("--collection", default=None, help="only this collection (glob)")
+    p.add_argument("--runtime", default=None, help="only this runtime")
+    p.add_argument(
+        "--status", default="all", choices=["ok", "failed", "all"], help="rows by status (all)"
+    )
+
+
+def _filter_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "space": args.space,
+        "device": args.device,
+        "collection": args.collection,
+        "runtime": args.runtime,
+        "status": None if args.status == "all" else args.status,
+    }
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "dataset",
+        help="list, show, import and export datasets; bundled reference data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("list", help="collections and imports in the store")
+    add_db_argument(ls)
+    ls.set_defaults(handler=run_list)
+
+    show = sub.add_parser("show", help="one collection: settings, devices, drift, failures")
+    show.add_argument("name", help="collection name (see `latbench dataset list`)")
+    add_db_argument(show)
+    show.set_defaults(handler=run_show)
+
+    stats = sub.add_parser("stats", help="rows and latency range per device")
+    add_db_argument(stats)
+    _filters(stats)
+    stats.set_defaults(handler=run_stats)
+
+    exp = sub.add_parser("export", help="write rows to parquet or CSV")
+    exp.add_argument("-o", "--output", required=True, metavar="FILE", help="output file")
+    exp.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: suffix")
+    add_db_argument(exp)
+    _filters(exp)
+    exp.set_defaults(handler=run_export)
+
+    imp = sub.add_parser("import", help="import a file, another store, or reference data")
+    imp.add_argument("file", nargs="?", help=".db, .parquet, .csv or .csv.gz")
+    imp.add_argument("--reference", metavar="NAME", help="a bundled table (nb201, fbnet)")
+    imp.add_argument("--name", default=None, help="collection name of the imported rows")
+    imp.add_argument("--space", default=None, help="space of a file without a space column")
+    imp.add_argument("--strict", action="store_true", help="exit 1 when any row is rejected")
+    add_db_argument(imp)
+    imp.set_defaults(handler=run_import)
+
+    ref = sub.add_parser("reference", help="the bundled reference tables (and their licences)")
+    ref.add_argument("name", nargs="?", help="show one table's devices")
+    ref.set_defaults(handler=run_reference)
+
+
+def _open(args: argparse.Namespace, *, readonly: bool = True) -> Any:
+    from latbench.datasets import open_store
+
+    cfg = load_config(args.config)
+    return open_store(db_path(args, cfg), readonly=readonly, create=not readonly)
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    if df.empty:
+        print("(no rows)")
+        return
+    with pd.option_context("display.max_rows", 500, "display.width", 160):
+        print(df.to_string(index=False))
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        df = store.collections().drop(columns=["params"])
+        _print_table(df)
+        print(f"\n{store.count()} row(s) in {store.path}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        stats = store.stats(collection=args.name)
+        if stats.empty:
+            names = ", ".join(store.collections()["name"]) or "(none)"
+            raise ConfigError(
+                f"no collection {args.name!r} in {store.path}; expected one of: {names}"
+            )
+        params = store.collection_params(args.name)
+        print(f"collection {args.name!r} in {store.path}")
+        if params:
+            print("settings: " + json.dumps(params, sort_keys=True))
+        _print_table(stats.drop(columns=["collection"]))
+        drift = store.drift(args.name)
+        if not drift.empty:
+            print("\ndrift (reference model re-measurements):")
+            _print_table(
+                drift.groupby("device")
+                .agg(
+                    checks=("id", "count"),
+                    baseline_ms=("baseline_ms", "last"),
+                    last_ratio=("ratio", "last"),
+                    max_ratio=("ratio", "max"),
+                    min_ratio=("ratio", "min"),
+                )
+                .reset_index()
+            )
+        failed = store.to_pandas(
+            columns=["device", "arch", "error"], collection=args.name, status="failed"
+        )
+        if not failed.empty:
+            print(f"\nfailed architectures ({len(failed)}):")
+            _print_table(failed.head(MAX_REJECTED_SHOWN))
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        _print_table(store.stats(**_filter_values(args)))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from latbench.datasets import export_store
+
+    with _open(args) as store:
+        n = export_store(store, args.output, fmt=args.format, **_filter_values(args))
+    print(f"wrote {n} row(s) to {args.output}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from latbench.datasets import import_reference, import_table
+
+    if bool(args.file) == bool(args.reference):
+        raise ConfigError("give either FILE or --reference NAME")
+    with _open(args, readonly=False) as store:
+        if args.reference:
+            report = import_reference(store, args.reference, collection=args.name)
+        else:
+            report = import_table(store, args.file, collection=args.name, space=args.space)
+        for where, reason in report.rejected[:MAX_REJECTED_SHOWN]:
+            print(f"{report.source} {where}: rejected: {reason}", file=sys.stderr)
+        extra = len(report.rejected) - MAX_REJECTED_SHOWN
+        if extra > 0:
+            print(f"... and {extra} more rejected row(s)", file=sys.stderr)
+        print(report.summary())
+        print(f"store: {store.path}")
+    return 1 if args.strict and report.rejected else 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    from latbench.datasets import list_reference, reference_devices, reference_dir
+    from latbench.datasets.reference import REFERENCE_TABLES, batch_of
+
+    if args.name:
+        if args.name not in REFERENCE_TABLES:
+            raise ConfigError(
+                f"unknown reference dataset {args.name!r}; expected one of "
+                + ", ".join(sorted(REFERENCE_TABLES))
+            )
+        t = REFERENCE_TABLES[args.name]
+        print(f"{t.name}: {t.description}")
+        print(f"sources: {', '.join(t.sources)}")
+        devices = reference_devices(t.name)
+        _print_table(pd.DataFrame({"device": devices, "batch": [batch_of(d) for d in devices]}))
+    else:
+        _print_table(list_reference())
+    ref = reference_dir()
+    print(f"\nlicences: {ref / 'licenses'}\nattribution: {ref / 'ATTRIBUTION.md'}")
+    return 0

@@ -1,0 +1,248 @@
+"""``latbench predictor``: fit, predict with, evaluate and compare latency predictors.
+
+latbench predictor fit (--data FILE | --reference nb201) --device DEV --model NAME -o P.lbp
+latbench predictor predict P.lbp (--archs FILE | --space nb201 --all) -o out.csv
+latbench predictor evaluate P.lbp --data FILE [--device DEV]
+latbench predictor compare --reference nb201 --device DEV --models flops,ridge,gbm,gcn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latbench.errors import ConfigError, DatasetError
+from latbench.predictors import PREDICTORS, create, load, save
+from latbench.predictors._reference import load_reference, wide_to_long
+from latbench.predictors.encodings import space as get_space
+from latbench.predictors.metrics import evaluate
+
+
+def _read_table(path: str) -> pd.DataFrame:
+    """A long table (space, arch, device, latency_ms) from CSV/Parquet; wide tables convert."""
+    try:
+        from latbench import datasets
+
+        reader: Any = getattr(datasets, "read_table", None)
+    except ImportError:  # pragma: no cover
+        reader = None
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"data file {path!r} does not exist")
+    if reader is not None:
+        df: pd.DataFrame = reader(path)
+    elif p.suffix == ".parquet":
+        df = pd.read_parquet(p)
+    else:
+        df = pd.read_csv(p)
+    if "arch" not in df.columns:
+        raise DatasetError(
+            f"{path}: no 'arch' column; expected columns space, arch, device, latency_ms"
+        )
+    if "latency_ms" not in df.columns:  # wide table: one column per device
+        space = next((s for s in ("nb201", "fbnet") if f"{s}_index" in df.columns), None)
+        if space is None:
+            raise DatasetError(f"{path}: expected a 'latency_ms' column or a wide reference table")
+        df = wide_to_long(df, space)
+    if "space" not in df.columns:
+        raise DatasetError(f"{path}: no 'space' column; expected space, arch, device, latency_ms")
+    if "device" not in df.columns:
+        df = df.assign(device="default")
+    return df
+
+
+def _data(args: argparse.Namespace) -> pd.DataFrame:
+    if getattr(args, "data", None):
+        return _read_table(args.data)
+    if getattr(args, "reference", None):
+        return load_reference(args.reference)
+    raise ConfigError("give --data FILE or --reference nb201|fbnet")
+
+
+def _select(df: pd.DataFrame, device: str | None) -> pd.DataFrame:
+    devices = sorted(df.device.unique())
+    if device is None:
+        if len(devices) != 1:
+            raise ConfigError(
+                f"the data holds {len(devices)} devices; pass --device one of: {', '.join(devices)}"
+            )
+        return df
+    sel = [d.strip() for d in device.split(",")]
+    missing = [d for d in sel if d not in devices]
+    if missing:
+        raise ConfigError(
+            f"device(s) {missing} not in the data; expected some of: {', '.join(devices)}"
+        )
+    return df[df.device.isin(sel)]
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params {text!r} is not JSON: {exc}") from None
+    if not isinstance(out, dict):
+        raise ConfigError(f"--params {text!r}; expected a JSON object")
+    return out
+
+
+def _fit_cmd(args: argparse.Namespace) -> int:
+    df = _select(_data(args), args.device)
+    spaces = df.space.unique()
+    if len(spaces) != 1:
+        raise ConfigError(f"the data mixes spaces {sorted(spaces)}; expected one")
+    if args.train_size and args.train_size < len(df):
+        df = df.sample(n=args.train_size, random_state=args.seed)
+    p = create(args.model, **_params(args.params))
+    multi = df.device.nunique() > 1
+    t0 = time.perf_counter()
+    p.fit(
+        df.arch.tolist(),
+        df.latency_ms.to_numpy(),
+        space=str(spaces[0]),
+        devices=df.device.tolist() if multi or args.device else None,
+    )
+    save(p, args.output)
+    print(
+        f"fitted {args.model} on {len(df)} rows ({', '.join(p.devices_)}) in "
+        f"{time.perf_counter() - t0:.1f} s -> {args.output}"
+    )
+    return 0
+
+
+def _predict_cmd(args: argparse.Namespace) -> int:
+    p = load(args.predictor)
+    if args.all:
+        space = args.space or p.space_
+        archs = list(get_space(space).enumerate())
+    elif args.archs:
+        path = Path(args.archs)
+        if not path.is_file():
+            raise DatasetError(f"archs file {args.archs!r} does not exist")
+        if path.suffix == ".csv":
+            archs = pd.read_csv(path)["arch"].astype(str).tolist()
+        else:
+            archs = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        space = args.space or p.space_
+    else:
+        raise ConfigError("give --archs FILE or --space SPACE --all")
+    mean, std = p.predict_with_uncertainty(archs, device=args.device)
+    out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
+    if std is not None:
+        out["uncertainty_ms"] = std
+    out.to_csv(args.output, index=False)
+    print(f"predicted {len(archs)} architectures -> {args.output}")
+    return 0
+
+
+def _evaluate_cmd(args: argparse.Namespace) -> int:
+    p = load(args.predictor)
+    df = _data(args)
+    device = args.device
+    if device is None and len(p.devices_) == 1 and p.devices_[0] in set(df.device):
+        device = p.devices_[0]
+    df = _select(df, device)
+    pred = p.predict(df.arch.tolist(), device=device if device in p.devices_ else None)
+    m = evaluate(df.latency_ms.to_numpy(), pred, k=min(50, len(df)))
+    for k, v in m.items():
+        print(f"{k:10s} {v:.4f}")
+    return 0
+
+
+def _compare_cmd(args: argparse.Namespace) -> int:
+    df = _select(_data(args), args.device)
+    space = str(df.space.iloc[0])
+    archs = df.arch.tolist()
+    y = df.latency_ms.to_numpy()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for m in models:
+        PREDICTORS.get(m)
+    rows = []
+    scatter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for seed in range(args.seeds):
+        perm = np.random.default_rng(seed).permutation(len(archs))
+        tr, te = perm[: args.train_size], perm[args.train_size :]
+        for m in models:
+            t0 = time.perf_counter()
+            p = create(m).fit([archs[i] for i in tr], y[tr], space=space)
+            fit_s = time.perf_counter() - t0
+            pred = p.predict([archs[i] for i in te])
+            rows.append({"model": m, "seed": seed, "fit_s": fit_s, **evaluate(y[te], pred)})
+            if seed == 0:
+                scatter[m] = (y[te], pred)
+    res = pd.DataFrame(rows)
+    table = res.drop(columns="seed").groupby("model", sort=False).mean()
+    print(
+        f"{args.device}: {args.train_size} training architectures, {len(archs) - args.train_size} "
+        f"test, {args.seeds} seed(s); means over seeds"
+    )
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
+        for ax, m in zip(axes[0], models, strict=True):
+            t, pr = scatter[m]
+            ax.scatter(t, pr, s=2, alpha=0.4)
+            lo, hi = float(min(t.min(), pr.min())), float(max(t.max(), pr.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set_title(f"{m} (rho={table.loc[m, 'spearman']:.3f})", fontsize=9)
+            ax.set_xlabel("measured (ms)")
+            ax.set_ylabel("predicted (ms)")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+        print(f"scatter plot -> {args.plot}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("predictor", help="fit, apply, evaluate and compare latency predictors")
+    ps = p.add_subparsers(dest="predictor_command", metavar="ACTION")
+
+    f = ps.add_parser("fit", help="fit a predictor and save it (.lbp)")
+    f.add_argument("--data", help="long table (space, arch, device, latency_ms), CSV or Parquet")
+    f.add_argument("--reference", choices=["nb201", "fbnet"], help="a bundled reference table")
+    f.add_argument("--device", help="device(s) to fit on (comma-separated for gcn/ensemble)")
+    f.add_argument("--model", default="default", help=f"one of {', '.join(PREDICTORS.names())}")
+    f.add_argument("--params", help="JSON object of model settings, e.g. '{\"epochs\": 50}'")
+    f.add_argument("--train-size", type=int, default=0, help="fit on N random rows (0: all)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("-o", "--output", required=True)
+    f.set_defaults(handler=_fit_cmd)
+
+    pr = ps.add_parser("predict", help="predict latencies with a saved predictor")
+    pr.add_argument("predictor")
+    pr.add_argument("--archs", help="architectures: a text file (one a line) or CSV with 'arch'")
+    pr.add_argument("--space", help="space of the architectures (default: the predictor's)")
+    pr.add_argument("--all", action="store_true", help="every architecture of --space")
+    pr.add_argument("--device", help="device (multi-device predictors)")
+    pr.add_argument("-o", "--output", required=True)
+    pr.set_defaults(handler=_predict_cmd)
+
+    e = ps.add_parser("evaluate", help="metrics of a saved predictor on measured data")
+    e.add_argument("predictor")
+    e.add_argument("--data", required=True)
+    e.add_argument("--device")
+    e.set_defaults(handler=_evaluate_cmd)
+
+    c = ps.add_parser("compare", help="BRP-NAS protocol: N train, rest test, several seeds")
+    c.add_argument("--data")
+    c.add_argument("--reference", choices=["nb201", "fbnet"])
+    c.add_argument("--device", required=True)
+    c.add_argument("--models", default="flops,ridge,gbm,gcn")
+    c.add_argument("--train-size", type=int, default=900)
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--plot", help="write a predicted-vs-measured scatter plot (PNG)")
+    c.set_defaults(handler=_compare_cmd)

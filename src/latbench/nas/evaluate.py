@@ -1,0 +1,159 @@
+"""Batched, cached evaluation of candidate architectures against an objective and constraints.
+
+The :class:`Evaluator` is what every strategy calls. It
+
+* evaluates a *batch* of architectures at a time, so a predictor makes one vectorised
+  ``predict`` call per population instead of one per candidate (that is where the thousands of
+  candidates per second come from);
+* caches every result per architecture, so a strategy that proposes an architecture twice gets
+  the first result back for free, and only *new* architectures count against the budget;
+* checks the constraints first and computes an ``expensive`` objective (a zero-cost proxy) only
+  for candidates that meet them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from latbench.nas.objectives import Constraint, Objective
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Candidate", "Evaluator"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One evaluated architecture.
+
+    ``objective`` is NaN when it was not computed (an expensive objective of a candidate that
+    breaks a constraint). ``values`` maps each constraint name to its value, ``std`` the latency
+    constraints to the predictor's uncertainty (ms) where it has one. ``violation`` is the sum of
+    the relative excesses ``max(0, value / limit - 1)``; ``order`` is the evaluation index.
+    """
+
+    arch: str
+    objective: float
+    values: dict[str, float]
+    feasible: bool
+    violation: float
+    order: int
+    std: dict[str, float] = field(default_factory=dict)
+
+    def key(self) -> tuple[int, float]:
+        """Sort key, larger is better: feasible before infeasible; then objective or violation."""
+        if self.feasible:
+            return (1, self.objective if not math.isnan(self.objective) else -math.inf)
+        return (0, -self.violation)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "arch": self.arch,
+            "objective": None if math.isnan(self.objective) else self.objective,
+            "feasible": self.feasible,
+            "violation": self.violation,
+            "order": self.order,
+            **self.values,
+        }
+        for k, v in self.std.items():
+            d[f"{k}_std"] = None if math.isnan(v) else v
+        return d
+
+
+class Evaluator:
+    """Evaluates architectures of one space, caching per architecture; see the module docstring.
+
+    ``on_new(n)`` is called with the number of new architectures after each batch (progress).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        constraints: Sequence[Constraint] = (),
+        on_new: Callable[[int], None] | None = None,
+    ) -> None:
+        self.objective = objective
+        self.constraints = list(constraints)
+        self.on_new = on_new
+        self._cache: dict[str, Candidate] = {}
+        self.history: list[Candidate] = []
+        self.proposals = 0
+        self.constraint_s = 0.0
+        self.objective_s = 0.0
+
+    @property
+    def n_evaluated(self) -> int:
+        """Distinct architectures evaluated so far (what the budget counts)."""
+        return len(self.history)
+
+    def known(self, arch: str) -> bool:
+        return arch in self._cache
+
+    def evaluate(self, archs: Sequence[str]) -> list[Candidate]:
+        """Candidates of ``archs`` (same order), evaluating only those not seen before."""
+        self.proposals += len(archs)
+        cache = self._cache
+        new = list(dict.fromkeys(a for a in archs if a not in cache))
+        if new:
+            self._evaluate_new(new)
+            if self.on_new is not None:
+                self.on_new(len(new))
+        return [cache[a] for a in archs]
+
+    def _evaluate_new(self, new: list[str]) -> None:
+        n = len(new)
+        t0 = time.perf_counter()
+        feasible = np.ones(n, dtype=bool)
+        violation = np.zeros(n)
+        cols: list[tuple[str, np.ndarray]] = []
+        stds: list[tuple[str, np.ndarray]] = []
+        for c in self.constraints:
+            v = c.values(new)
+            if v.shape[0] != n:
+                raise ValueError(f"constraint {c.name} returned {v.shape[0]} values for {n}")
+            cols.append((c.name, v))
+            ok = v <= c.limit
+            feasible &= ok
+            violation += np.where(ok, 0.0, v / c.limit - 1.0)
+            if c.std_fn is not None:
+                s = c.std_fn(new)
+                if s is not None:
+                    stds.append((c.name, s))
+        t1 = time.perf_counter()
+        obj = np.full(n, np.nan)
+        if self.objective.expensive:
+            idx = np.flatnonzero(feasible)
+            if idx.size:
+                obj[idx] = self.objective([new[i] for i in idx])
+        else:
+            obj = self.objective(new)
+        t2 = time.perf_counter()
+        self.constraint_s += t1 - t0
+        self.objective_s += t2 - t1
+        base = len(self.history)
+        names = [name for name, _ in cols]
+        vals = [v.tolist() for _, v in cols]
+        std_names = [name for name, _ in stds]
+        std_vals = [s.tolist() for _, s in stds]
+        objl = obj.tolist()
+        featl = feasible.tolist()
+        viol = violation.tolist()
+        for i, a in enumerate(new):
+            cand = Candidate(
+                arch=a,
+                objective=float(objl[i]),
+                values={nm: col[i] for nm, col in zip(names, vals, strict=True)},
+                feasible=bool(featl[i]),
+                violation=float(viol[i]),
+                order=base + i,
+                std={nm: col[i] for nm, col in zip(std_names, std_vals, strict=True)},
+            )
+            self._cache[a] = cand
+            self.history.append(cand)

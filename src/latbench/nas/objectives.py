@@ -1,0 +1,393 @@
+"""What a search maximises (objectives) and what it must respect (constraints).
+
+An :class:`Objective` maps a batch of architectures to one quality score each, *higher is
+better*: a user table (CSV ``arch -> accuracy``), a structural proxy (``params``, ``flops``), or
+a zero-cost proxy computed on the CPU (``synflow``, ``naswot``, ``zico``, see
+:mod:`latbench.nas.proxies`). Objectives marked ``expensive`` are computed only for candidates
+that already meet every constraint, which is what makes proxy-driven searches affordable.
+
+A :class:`Constraint` is an upper bound on a per-architecture quantity: predicted latency on a
+device (one constraint per predictor, each with its own budget in ms), parameters, FLOPs
+(multiply-accumulates) or peak activation memory. Every evaluation is batched: one call scores a
+whole population, so a predictor runs one vectorised ``predict`` per batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import ConfigError, PredictorError, SearchError, UnknownNameError
+from latbench.nas.proxies import PROXIES, InputSpec, ProxyCache, ProxyEvaluator
+from latbench.predictors.base import Predictor
+from latbench.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "STRUCTURAL",
+    "all_archs",
+    "Constraint",
+    "GraphStats",
+    "Objective",
+    "TableObjective",
+    "latency_constraint",
+    "load_table",
+    "make_objective",
+    "metric_constraint",
+]
+
+BatchFn = Callable[[Sequence[str]], np.ndarray]
+
+
+# ---- structural statistics -------------------------------------------------------------------
+_ALL: dict[str, list[str]] = {}
+
+
+def all_archs(space: SearchSpace) -> list[str]:
+    """Every architecture of a (small) space, enumerated once per process and configuration."""
+    key = f"{space.name}:{sorted(getattr(space, '__dict__', {}).items())}"
+    got = _ALL.get(key)
+    if got is None:
+        got = _ALL[key] = list(space.enumerate())
+    return got
+
+
+class GraphStats:
+    """Parameters, MACs and peak activation bytes per architecture, cached.
+
+    MACs and parameters come from the closed-form tables of
+    :func:`latbench.predictors.encodings.graph_stats` when the space has its default options
+    (NB201, FBNet: vectorised, no graph build); otherwise, and always for the peak activation
+    memory, the graph is built once per architecture.
+    """
+
+    def __init__(self, space: SearchSpace, resolution: int | None = None) -> None:
+        self.space = space
+        self.resolution = resolution
+        self._cache: dict[tuple[str, str], float] = {}
+        self._whole = False
+        default = type(space)()
+        self._fast = (
+            resolution is None
+            and getattr(default, "__dict__", {}) == getattr(space, "__dict__", {})
+            and space.name in ("nb201", "fbnet")
+        )
+
+    def _build(self, arch: str) -> tuple[float, float, float]:
+        g = self.space.build(arch, batch=1, resolution=self.resolution)
+        return float(g.params()), float(g.macs()), float(g.peak_activation_bytes())
+
+    def __call__(self, metric: str, archs: Sequence[str]) -> np.ndarray:
+        if metric not in ("params", "flops", "memory"):
+            raise UnknownNameError(
+                f"unknown structural metric {metric!r}; expected params, flops or memory"
+            )
+        out = np.empty(len(archs), dtype=np.float64)
+        todo: list[int] = []
+        for i, a in enumerate(archs):
+            v = self._cache.get((metric, a))
+            if v is None:
+                todo.append(i)
+            else:
+                out[i] = v
+        if not todo:
+            return out
+        miss = list(dict.fromkeys(archs[i] for i in todo))
+        if metric != "memory" and self._fast and not self._whole and self.space.size() <= 100_000:
+            # small space: one vectorised call for every architecture beats many small ones
+            self._whole = True
+            miss = list(dict.fromkeys([*all_archs(self.space), *miss]))
+        if metric != "memory" and self._fast:
+            from latbench.predictors.encodings import graph_stats
+
+            st = graph_stats(self.space.name, miss)  # macs, params, activation bytes
+            for a, row in zip(miss, st, strict=True):
+                self._cache[("flops", a)] = float(row[0])
+                self._cache[("params", a)] = float(row[1])
+        else:
+            for a in miss:
+                p, m, mem = self._build(a)
+                self._cache[("params", a)] = p
+                self._cache[("flops", a)] = m
+                self._cache[("memory", a)] = mem
+        for i in todo:
+            out[i] = self._cache[(metric, archs[i])]
+        return out
+
+
+# ---- objectives ------------------------------------------------------------------------------
+@dataclass
+class Objective:
+    """A quality score per architecture, higher is better.
+
+    ``fn`` takes a batch of canonical architecture strings; ``expensive`` objectives are
+    evaluated only for candidates that meet the constraints.
+    """
+
+    name: str
+    fn: BatchFn
+    expensive: bool = False
+    description: str = ""
+
+    def __call__(self, archs: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.fn(archs), dtype=np.float64).reshape(-1)
+
+
+class TableObjective(Objective):
+    """Quality read from a user table; an architecture missing from it is a SearchError."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        values: Mapping[str, float],
+        name: str = "table",
+        higher_is_better: bool = True,
+        source: str = "",
+    ) -> None:
+        table: dict[str, float] = {}
+        for a, v in values.items():
+            table[space.canonical(a)] = float(v) if higher_is_better else -float(v)
+        if not table:
+            raise SearchError(f"objective table {source or name!r} is empty")
+        self.table = table
+        self.space = space
+        self.source = source
+        self.higher_is_better = higher_is_better
+        super().__init__(name=name, fn=self._lookup, expensive=False, description=source)
+
+    def _lookup(self, archs: Sequence[str]) -> np.ndarray:
+        try:
+            return np.array([self.table[a] for a in archs], dtype=np.float64)
+        except KeyError:
+            missing = [a for a in archs if a not in self.table]
+            raise SearchError(
+                f"objective table {self.source or self.name!r} has no value for "
+                f"{len(missing)} of {len(archs)} candidate(s), e.g. {missing[0]!r}; the table "
+                f"covers {len(self.table)} {self.space.name} architectures: add the missing rows, "
+                "or search with --strategy table (only the architectures of the table)"
+            ) from None
+
+    def check_covers(self, archs: Sequence[str]) -> None:
+        """Raise SearchError naming how many of ``archs`` the table misses (e.g. exhaustive)."""
+        missing = [a for a in archs if a not in self.table]
+        if missing:
+            raise SearchError(
+                f"objective table {self.source or self.name!r} misses {len(missing)} of "
+                f"{len(archs)} {self.space.name} architectures, e.g. {missing[0]!r}; expected a "
+                "value for every architecture the search may visit"
+            )
+
+
+def load_table(
+    path: str | os.PathLike[str],
+    space: SearchSpace,
+    arch_column: str = "arch",
+    value_column: str | None = None,
+    higher_is_better: bool = True,
+) -> TableObjective:
+    """A :class:`TableObjective` from a CSV file with an ``arch`` column and a value column.
+
+    ``value_column`` defaults to ``accuracy`` if present, else the single other column.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"objective table {str(p)!r} does not exist; expected a CSV file")
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = list(reader.fieldnames or [])
+        if arch_column not in cols:
+            raise ConfigError(f"{p}: no {arch_column!r} column; found {cols}")
+        others = [c for c in cols if c != arch_column]
+        if value_column is None:
+            if "accuracy" in others:
+                value_column = "accuracy"
+            elif len(others) == 1:
+                value_column = others[0]
+            else:
+                raise ConfigError(
+                    f"{p}: cannot tell the value column among {others}; pass value_column "
+                    "(--objective-column)"
+                )
+        if value_column not in cols:
+            raise ConfigError(f"{p}: no {value_column!r} column; found {cols}")
+        values: dict[str, float] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                v = float(row[value_column])
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{p}:{line}: {value_column} = {row[value_column]!r}; expected a number"
+                ) from None
+            values[row[arch_column]] = v
+    return TableObjective(
+        space, values, name=value_column, higher_is_better=higher_is_better, source=str(p)
+    )
+
+
+#: objectives computed from the graph alone (bigger networks as the quality proxy)
+STRUCTURAL = ("params", "flops")
+
+
+def make_objective(
+    name: str,
+    space: SearchSpace,
+    *,
+    stats: GraphStats | None = None,
+    proxy_spec: InputSpec | None = None,
+    cache: ProxyCache | None = None,
+) -> Objective:
+    """The objective ``name``: ``params``, ``flops``, or a zero-cost proxy of :data:`PROXIES`.
+
+    A CSV table is loaded with :func:`load_table` instead.
+    """
+    if name in STRUCTURAL:
+        st = stats or GraphStats(space)
+        return Objective(
+            name=name,
+            fn=lambda archs: st(name, archs),
+            description=f"{name} of the network (larger is taken as better)",
+        )
+    if name in PROXIES:
+        spec = proxy_spec or InputSpec()
+        ev = ProxyEvaluator(space, name, spec, cache)
+        return Objective(
+            name=name,
+            fn=ev,
+            expensive=True,
+            description=(
+                f"zero-cost proxy {name} on {spec.batch} {spec.data} images at "
+                f"{spec.resolution}x{spec.resolution}, seed {spec.seed}"
+            ),
+        )
+    known = [*STRUCTURAL, *sorted(PROXIES)]
+    raise UnknownNameError(
+        f"unknown objective {name!r}; expected one of: {', '.join(known)}, or a CSV table"
+    )
+
+
+# ---- constraints -----------------------------------------------------------------------------
+@dataclass
+class Constraint:
+    """``value(arch) <= limit``; ``kind`` is latency, params, flops or memory.
+
+    ``extra`` holds per-architecture side values kept with the result (the predictor's
+    uncertainty in ms for latency constraints).
+    """
+
+    name: str
+    kind: str
+    limit: float
+    unit: str
+    fn: BatchFn
+    info: dict[str, Any] = field(default_factory=dict)
+    std_fn: Callable[[Sequence[str]], np.ndarray | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.limit) and self.limit > 0):
+            raise ConfigError(f"{self.name}: limit {self.limit!r}; expected a positive number")
+
+    def values(self, archs: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.fn(archs), dtype=np.float64).reshape(-1)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "limit": self.limit,
+            "unit": self.unit,
+            **self.info,
+        }
+
+
+def check_predictor_space(predictor: Predictor, space: SearchSpace, label: str = "") -> None:
+    """A predictor fitted on another space cannot constrain this search: SearchError."""
+    predictor._check_fitted()
+    fitted = getattr(predictor, "space_", None)
+    if fitted != space.name:
+        raise SearchError(
+            f"predictor {label or predictor.name!r} was fitted on space {fitted!r}; this search "
+            f"is over {space.name!r}: fit or load a predictor of {space.name!r}"
+        )
+
+
+def latency_constraint(
+    predictor: Predictor,
+    budget_ms: float,
+    space: SearchSpace,
+    *,
+    device: str | None = None,
+    label: str = "",
+    sigmas: float = 0.0,
+) -> Constraint:
+    """Predicted latency on one device ``<= budget_ms``.
+
+    With ``sigmas > 0`` and a predictor that gives an uncertainty (the ensemble), the value
+    checked is ``mean + sigmas * std``: a safety margin for budgets that must hold when measured.
+    Predictions are made in one vectorised call per batch; the search caches them per arch.
+    """
+    check_predictor_space(predictor, space, label)
+    dev = device
+    if dev is None:
+        devs = list(getattr(predictor, "devices_", []))
+        if len(devs) > 1:
+            raise PredictorError(
+                f"predictor {label or predictor.name!r} knows {len(devs)} devices "
+                f"({', '.join(devs)}); name one with device="
+            )
+    name_dev = dev or label or (predictor.devices_[0] if predictor.devices_ else "default")
+    k = float(sigmas)
+    last_std: dict[str, float] = {}
+
+    def fn(archs: Sequence[str]) -> np.ndarray:
+        mean, std = predictor.predict_with_uncertainty(list(archs), device=dev)
+        if std is not None:
+            last_std.update(zip(archs, std.tolist(), strict=True))
+            if k > 0:
+                return mean + k * std
+        return mean
+
+    def std_fn(archs: Sequence[str]) -> np.ndarray | None:
+        if not last_std:
+            return None
+        return np.array([last_std.get(a, float("nan")) for a in archs])
+
+    return Constraint(
+        name=f"latency_ms[{name_dev}]",
+        kind="latency",
+        limit=float(budget_ms),
+        unit="ms",
+        fn=fn,
+        std_fn=std_fn,
+        info={
+            "device": name_dev,
+            "predictor": label or predictor.name,
+            "sigmas": k,
+        },
+    )
+
+
+_METRIC_UNITS = {"params": "parameters", "flops": "MACs", "memory": "bytes"}
+
+
+def metric_constraint(metric: str, limit: float, stats: GraphStats) -> Constraint:
+    """``params``, ``flops`` (MACs) or ``memory`` (peak activation bytes) ``<= limit``."""
+    if metric not in _METRIC_UNITS:
+        raise UnknownNameError(
+            f"unknown constraint {metric!r}; expected one of {', '.join(_METRIC_UNITS)}"
+        )
+    return Constraint(
+        name=f"max_{metric}",
+        kind=metric,
+        limit=float(limit),
+        unit=_METRIC_UNITS[metric],
+        fn=lambda archs: stats(metric, archs),
+    )

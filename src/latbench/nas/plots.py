@@ -1,0 +1,67 @@
+"""The Pareto plot of a search: every evaluated candidate, the front, budgets and the picks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from latbench.nas.search import SearchResult
+
+__all__ = ["plot_pareto"]
+
+
+def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
+    """Write a PNG of latency (x, first latency constraint) against the objective (y).
+
+    Grey: evaluated candidates that break a constraint; blue: feasible ones; the orange step line
+    is the Pareto front, the dashed line the latency budget, stars the returned architectures.
+    Uses the Agg backend, so it works without a display.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_name = result.x_name
+    rows = result.evaluated
+    x = np.array([r.values.get(x_name, np.nan) for r in rows], dtype=np.float64)
+    y = np.array([r.objective for r in rows], dtype=np.float64)
+    feas = np.array([r.feasible for r in rows], dtype=bool)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    ax.scatter(x[~feas], y[~feas], s=6, c="0.75", label="breaks a constraint", lw=0)
+    ax.scatter(x[feas], y[feas], s=8, c="tab:blue", label="feasible", lw=0)
+    front = result.pareto
+    if front:
+        fx = [r.values[x_name] for r in front]
+        fy = [r.objective for r in front]
+        ax.step(fx, fy, where="post", c="tab:orange", lw=1.5, label="Pareto front")
+        ax.scatter(fx, fy, s=14, c="tab:orange", zorder=3)
+    limit = result.x_limit
+    if limit is not None:
+        ax.axvline(limit, ls="--", c="tab:red", lw=1, label=f"budget {limit:g}")
+    if result.best:
+        ax.scatter(
+            [r.values[x_name] for r in result.best],
+            [r.objective for r in result.best],
+            marker="*",
+            s=90,
+            c="tab:green",
+            zorder=4,
+            label="returned",
+        )
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(result.objective_name)
+    ax.set_title(
+        f"{result.space} · {result.strategy} · {result.evaluations} evaluations · seed {result.seed}"
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,230 @@
+"""The search driver: run a strategy under constraints and collect the Pareto front.
+
+>>> from latbench import predictors
+>>> from latbench.nas import search, objectives
+>>> from latbench.spaces import get_space
+>>> space = get_space("nb201")
+>>> lat = objectives.latency_constraint(predictors.load("pixel3.lbp"), 15.0, space)  # doctest: +SKIP
+>>> obj = objectives.make_objective("params", space)
+>>> res = search.run_search(space, obj, [lat], "evolution", evaluations=1000, seed=0)  # doctest: +SKIP
+>>> res.best[0].arch, res.pareto                                                   # doctest: +SKIP
+
+:func:`run_search` returns a :class:`SearchResult`: every evaluated candidate, the Pareto front
+of the first latency constraint against the objective, and the ``top`` feasible architectures.
+If no evaluated architecture meets the constraints it raises :class:`~latbench.errors.SearchError`
+saying which constraint fails and by how much (for spaces small enough to enumerate, whether any
+architecture of the space could meet it at all). Measuring the returned architectures on a real
+device is the job of the CLI (``latbench search --verify N``), which composes devices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import ConfigError, SearchError
+from latbench.nas.evaluate import Candidate, Evaluator
+from latbench.nas.objectives import Constraint, Objective, all_archs
+from latbench.nas.pareto import pareto_front
+from latbench.nas.strategies import Strategy, create_strategy
+from latbench.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RESULT_VERSION", "SearchResult", "run_search"]
+
+RESULT_VERSION = 1
+#: spaces up to this size are enumerated to explain an infeasible budget
+EXPLAIN_MAX_SIZE = 100_000
+
+
+@dataclass
+class SearchResult:
+    """Everything a search produced; :meth:`to_dict` is the ``result.json`` document."""
+
+    space: str
+    strategy: str
+    strategy_params: dict[str, Any]
+    seed: int
+    evaluations: int
+    evaluations_requested: int
+    proposals: int
+    wall_s: float
+    constraint_s: float
+    objective_s: float
+    objective_name: str
+    objective_description: str
+    constraints: list[dict[str, Any]]
+    evaluated: list[Candidate]
+    pareto: list[Candidate]
+    best: list[Candidate]
+    x_name: str | None
+    x_limit: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def evaluations_per_s(self) -> float:
+        return self.evaluations / self.wall_s if self.wall_s > 0 else math.inf
+
+    def to_dict(self, history: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format_version": RESULT_VERSION,
+            "space": self.space,
+            "strategy": {"name": self.strategy, "params": self.strategy_params},
+            "seed": self.seed,
+            "objective": {"name": self.objective_name, "description": self.objective_description},
+            "constraints": self.constraints,
+            "evaluations": self.evaluations,
+            "evaluations_requested": self.evaluations_requested,
+            "proposals": self.proposals,
+            "wall_s": self.wall_s,
+            "constraint_s": self.constraint_s,
+            "objective_s": self.objective_s,
+            "evaluations_per_s": self.evaluations_per_s,
+            "pareto_x": self.x_name,
+            "pareto": [c.to_dict() for c in self.pareto],
+            "best": [c.to_dict() for c in self.best],
+            **self.extra,
+        }
+        if history:
+            doc["history"] = [c.to_dict() for c in self.evaluated]
+        return doc
+
+
+def _explain_infeasible(
+    space: SearchSpace,
+    constraints: Sequence[Constraint],
+    evaluated: Sequence[Candidate],
+    exhaustive: bool,
+) -> str:
+    """A message saying which constraint no candidate met, and the best value seen."""
+    parts = []
+    for c in constraints:
+        best = min((cand.values[c.name] for cand in evaluated), default=math.nan)
+        if best > c.limit:
+            parts.append(f"{c.name} <= {c.limit:g} {c.unit} (lowest seen {best:.4g})")
+    where = f"none of the {len(evaluated)} evaluated {space.name} architectures"
+    if exhaustive:
+        where = f"no architecture of {space.name} ({len(evaluated)} evaluated, all of them)"
+    if not parts:
+        parts = ["the constraints together (each alone is met by some architecture)"]
+    msg = f"{where} meets " + "; ".join(parts)
+    if not exhaustive and space.size() <= EXPLAIN_MAX_SIZE:
+        every = all_archs(space)
+        ok = np.ones(len(every), dtype=bool)
+        for c in constraints:
+            ok &= c.values(every) <= c.limit
+        n = int(ok.sum())
+        msg += (
+            f"; {n} of the {len(every)} architectures of the space would: evaluate more"
+            if n
+            else f"; no architecture of the whole space does: raise the budget"
+        )
+    return msg + "; expected a budget some architecture can meet"
+
+
+def run_search(
+    space: SearchSpace,
+    objective: Objective,
+    constraints: Sequence[Constraint],
+    strategy: str | Strategy = "evolution",
+    *,
+    evaluations: int = 1000,
+    seed: int = 0,
+    top: int = 10,
+    progress: bool = False,
+    strategy_params: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Search ``space`` for the best ``objective`` under ``constraints``; see the module doc.
+
+    ``evaluations`` is the budget of distinct architectures (``exhaustive`` ignores it);
+    ``progress`` shows a tqdm bar on stderr when stderr is a terminal.
+    """
+    if evaluations < 1:
+        raise ConfigError(f"evaluations = {evaluations}; expected >= 1")
+    if top < 1:
+        raise ConfigError(f"top = {top}; expected >= 1")
+    strat = (
+        strategy
+        if isinstance(strategy, Strategy)
+        else create_strategy(strategy, **(strategy_params or {}))
+    )
+    exhaustive = strat.name == "exhaustive"
+    total = space.size() if exhaustive and space.size() <= 10**7 else evaluations
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        desc=f"{strat.name} {space.name}",
+        unit="arch",
+        file=sys.stderr,
+        disable=not progress or not sys.stderr.isatty(),
+        leave=False,
+    )
+    evaluator = Evaluator(objective, constraints, on_new=bar.update)
+    t0 = time.perf_counter()
+    try:
+        strat.run(space, evaluator, evaluations, seed)
+    finally:
+        bar.close()
+    wall_s = time.perf_counter() - t0
+    evaluated = evaluator.history
+    log.info(
+        "%s: %d evaluations in %.2f s (%d proposals)",
+        strat.name,
+        len(evaluated),
+        wall_s,
+        evaluator.proposals,
+    )
+    feasible = [c for c in evaluated if c.feasible and not math.isnan(c.objective)]
+    if not feasible:
+        raise SearchError(_explain_infeasible(space, constraints, evaluated, exhaustive))
+    best = sorted(feasible, key=lambda c: (-c.objective, c.order))[:top]
+
+    # Pareto front: first latency constraint (else the first constraint) vs objective, among
+    # candidates that meet every *other* constraint.
+    x_con = next((c for c in constraints if c.kind == "latency"), None) or (
+        constraints[0] if constraints else None
+    )
+    pareto: list[Candidate] = []
+    if x_con is not None:
+        others = [c for c in constraints if c is not x_con]
+        pool = [
+            c
+            for c in evaluated
+            if not math.isnan(c.objective) and all(c.values[o.name] <= o.limit for o in others)
+        ]
+        idx = pareto_front([c.values[x_con.name] for c in pool], [c.objective for c in pool])
+        pareto = [pool[i] for i in idx]
+    params = strat.params()
+    extra: dict[str, Any] = {}
+    if hasattr(strat, "final_probs"):
+        extra["policy_probs"] = strat.final_probs
+    return SearchResult(
+        space=space.name,
+        strategy=strat.name,
+        strategy_params=params,
+        seed=seed,
+        evaluations=len(evaluated),
+        evaluations_requested=evaluations,
+        proposals=evaluator.proposals,
+        wall_s=wall_s,
+        constraint_s=evaluator.constraint_s,
+        objective_s=evaluator.objective_s,
+        objective_name=objective.name,
+        objective_description=objective.description,
+        constraints=[c.describe() for c in constraints],
+        evaluated=evaluated,
+        pareto=pareto,
+        best=best,
+        x_name=None if x_con is None else x_con.name,
+        x_limit=None if x_con is None else x_con.limit,
+        extra=extra,
+    )

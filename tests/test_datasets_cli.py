@@ -1,0 +1,88 @@
+"""``latbench dataset ...`` and ``latbench collect`` argument handling, in process."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from latbench.cli import main
+from latbench.spaces import get_space
+
+NB = get_space("nb201")
+
+
+def _csv(tmp_path: Path) -> Path:
+    p = tmp_path / "lab.csv"
+    p.write_text(
+        "space,arch,device,latency_ms\n"
+        f"nb201,{NB.from_index(0)},pi4,3.5\n"
+        "nb201,|bogus~0|,pi4,2.0\n"
+        f"nb201,{NB.from_index(1)},pi4,-1\n"
+        f"nb201,{NB.from_index(2)},pi4,4.0\n"
+    )
+    return p
+
+
+def test_import_prints_rejected_lines_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.db"
+    assert main(["dataset", "import", str(_csv(tmp_path)), "--db", str(db)]) == 0
+    out, err = capsys.readouterr()
+    assert "line 3: rejected: unknown arch '|bogus~0|'" in err
+    assert "line 4: rejected: latency_ms -1.0" in err
+    assert "4 row(s) read, 2 imported into 'lab', 0 already present, 2 rejected" in out
+    assert main(["dataset", "import", str(_csv(tmp_path)), "--db", str(db), "--strict"]) == 1
+
+
+def test_list_show_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.db")
+    main(["dataset", "import", str(_csv(tmp_path)), "--db", db])
+    capsys.readouterr()
+    assert main(["dataset", "list", "--db", db]) == 0
+    assert "lab" in capsys.readouterr().out
+    assert main(["dataset", "show", "lab", "--db", db]) == 0
+    assert "pi4" in capsys.readouterr().out
+    assert main(["dataset", "stats", "--db", db, "--device", "pi*"]) == 0
+    assert "pi4" in capsys.readouterr().out
+    out_file = tmp_path / "o.parquet"
+    assert main(["dataset", "export", "--format", "parquet", "-o", str(out_file), "--db", db]) == 0
+    assert "wrote 2 row(s)" in capsys.readouterr().out
+    assert main(["dataset", "show", "nope", "--db", db]) == 2
+    assert "no collection 'nope'" in capsys.readouterr().err
+
+
+def test_reference_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dataset", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "nb201" in out and "fbnet" in out and "ATTRIBUTION.md" in out
+    assert main(["dataset", "reference", "nb201"]) == 0
+    assert re.search(r"help/1080ti_256\s+256", capsys.readouterr().out)
+
+
+def test_foreign_database_is_a_clear_error_and_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_bytes(b"just some notes, not a database\n" * 4)
+    before = hashlib.sha256(bad.read_bytes()).hexdigest()
+    assert main(["dataset", "import", str(_csv(tmp_path)), "--db", str(bad)]) == 1
+    assert "is not a latbench store" in capsys.readouterr().err
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() == before
+    assert main(["dataset", "list", "--db", str(tmp_path / "missing.db")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_collect_rejects_a_bad_archs_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"# two archs\n{NB.from_index(5)}\n\n|nope|\n")
+    db = tmp_path / "s.db"
+    rc = main(["collect", "--space", "nb201", "--archs", str(archs), "--db", str(db)])
+    assert rc == 2
+    assert "line 4" in capsys.readouterr().err
+    assert not db.exists()

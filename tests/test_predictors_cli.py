@@ -1,0 +1,167 @@
+"""The ``latbench predictor`` commands, end to end on real reference rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from latbench.cli import main
+from latbench.datasets import load_reference
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    df = load_reference("nb201")
+    sub = df[df.device.isin(["help/pixel3", "help/1080ti_1"]) & (df.nb201_index % 40 == 0)]
+    path = tmp_path_factory.mktemp("data") / "lat.csv"
+    sub[["space", "arch", "device", "latency_ms"]].to_csv(path, index=False)
+    return path
+
+
+def test_fit_predict_evaluate(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "p.lbp"
+    assert (
+        main(
+            [
+                "predictor",
+                "fit",
+                "--data",
+                str(table),
+                "--device",
+                "help/pixel3",
+                "--model",
+                "ensemble",
+                "--params",
+                '{"members": [["ridge", {}], ["gbm", {"n_estimators": 20}]]}',
+                "--train-size",
+                "300",
+                "-o",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(pd.read_csv(table).arch.unique()[:10]))
+    out = tmp_path / "out.csv"
+    assert main(["predictor", "predict", str(model), "--archs", str(archs), "-o", str(out)]) == 0
+    res = pd.read_csv(out)
+    assert list(res.columns) == ["space", "arch", "predicted_latency_ms", "uncertainty_ms"]
+    assert len(res) == 10 and (res.predicted_latency_ms > 0).all()
+    capsys.readouterr()
+    assert (
+        main(["predictor", "evaluate", str(model), "--data", str(table), "--device", "help/pixel3"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "spearman" in text and "acc10" in text
+
+
+def test_predict_all_and_compare(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "r.lbp"
+    assert (
+        main(
+            [
+                "predictor",
+                "fit",
+                "--data",
+                str(table),
+                "--device",
+                "help/1080ti_1",
+                "--model",
+                "ridge",
+                "-o",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "all.csv"
+    assert (
+        main(["predictor", "predict", str(model), "--space", "nb201", "--all", "-o", str(out)]) == 0
+    )
+    res = pd.read_csv(out)
+    assert len(res) == 15625 and list(res.columns) == ["space", "arch", "predicted_latency_ms"]
+    plot = tmp_path / "scatter.png"
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "predictor",
+                "compare",
+                "--data",
+                str(table),
+                "--device",
+                "help/1080ti_1",
+                "--models",
+                "flops,ridge",
+                "--train-size",
+                "250",
+                "--seeds",
+                "2",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "flops" in text and "ridge" in text and "spearman" in text
+    assert plot.stat().st_size > 1000
+
+
+def test_cli_errors(table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "predictor",
+                "fit",
+                "--data",
+                str(table),
+                "--model",
+                "ridge",
+                "-o",
+                str(tmp_path / "x.lbp"),
+            ]
+        )
+        == 2
+    )
+    assert "pass --device" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "predictor",
+                "fit",
+                "--data",
+                str(table),
+                "--device",
+                "nope",
+                "-o",
+                str(tmp_path / "x.lbp"),
+            ]
+        )
+        == 2
+    )
+    assert "'nope'" in capsys.readouterr().err or "nope" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "predictor",
+                "predict",
+                str(tmp_path / "missing.lbp"),
+                "--space",
+                "nb201",
+                "--all",
+                "-o",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 1
+    )
+    assert "does not exist" in capsys.readouterr().err
