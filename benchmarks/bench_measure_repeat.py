@@ -44,13 +44,18 @@ from latbench.profilers import stats
 def main():
     paths, mode, rounds = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     stat_names = json.loads(sys.argv[4])
-    settings = HarnessSettings.from_mapping(MEASURE_DEFAULTS)
+    records = sys.argv[5] if len(sys.argv) > 5 else ""
+    overrides = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
+    settings = HarnessSettings.from_mapping({**MEASURE_DEFAULTS, **overrides})
     load0 = os.getloadavg()
     with get_device("local", Config()) as dev:
         if mode == "interleaved":
             ms = dev.measure_many(paths, settings=settings, interleave=rounds)
         else:
             ms = [dev.measure(p, settings=settings) for p in paths]
+    if records:
+        with open(records, "w") as f:
+            json.dump([m.to_dict() for m in ms], f)
     rows = []
     for m in ms:
         row = {}
@@ -98,16 +103,26 @@ def main() -> None:
     ap.add_argument("--mode", choices=["interleaved", "sequential"], default="interleaved")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None, help="also write every invocation's values here")
+    ap.add_argument("--records", default=None, help="directory for the full records (JSON)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a harness setting (not default settings any more), e.g. min_time_s=3",
+    )
     args = ap.parse_args()
 
     from latbench.spaces import export, get_space
 
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     nb = get_space("nb201")
     archs = nb.sample(args.n, seed=0)
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
         f"; {args.n} NB201 archs (sample seed 0), mode {args.mode}, {args.rounds} rounds"
+        + (f"; settings changed: {overrides}" if overrides else "; default harness settings")
     )
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +140,8 @@ def main() -> None:
                     args.mode,
                     str(args.rounds),
                     json.dumps(STATISTICS),
+                    str(Path(args.records) / f"invocation{k + 1}.json") if args.records else "",
+                    json.dumps(overrides),
                 ],
                 capture_output=True,
                 text=True,

@@ -60,6 +60,7 @@ def bench_plugin_load(rounds: int = 6) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_empty.py").write_text("def test_nothing():\n    pass\n")
         base = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"]
+        base += ["-p", "no:hypothesispytest", "-p", "no:benchmark"]  # less noise
         variants = {"with latbench": base, "without (-p no:latbench)": [*base, "-p", "no:latbench"]}
         times: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(rounds):
@@ -71,10 +72,24 @@ def bench_plugin_load(rounds: int = 6) -> None:
         print(f"pytest --co start, {name}: {_spread(xs)}")
     a, b = (statistics.median(v) for v in times.values())
     print(f"ratio with/without the plugin: {a / b:.3f}")
+    code = (
+        "import time, pytest; t = time.perf_counter(); import latbench.pytest_plugin; "
+        "print(time.perf_counter() - t)"
+    )
+    direct = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(rounds)
+    ]
+    print(f"import latbench.pytest_plugin after pytest: {_spread(direct)}")
 
 
 def main() -> None:
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}")
+    py = platform.python_version()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {py}")
     bench_report()
     bench_plugin_load()
 

@@ -217,3 +217,13 @@ def test_unknown_model_name() -> None:
         create("xgboost")
     with pytest.raises(PredictorError, match="bad parameter"):
         create("ridge", depth=3)
+
+
+def test_numpy_tree_walk_matches_sklearn_trees(data: dict[str, Any]) -> None:
+    from latbench.predictors.encodings import rich_features
+
+    p = create("gbm", n_estimators=25).fit(*data["train"], space="nb201")
+    x = rich_features("nb201", data["test"][0])
+    fast = _trees.leaf_values(p.forest_, x)  # type: ignore[attr-defined]
+    slow = _trees._leaf_values_numpy(p.forest_, x, chunk=64)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(fast, slow)

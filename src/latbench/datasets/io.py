@@ -429,6 +429,22 @@ def _arrow_schema() -> Any:
     )
 
 
+def _arrow_tables(
+    store: Store, schema: Any, chunk_rows: int, filters: dict[str, Any]
+) -> Iterator[Any]:
+    """Arrow tables straight from the cursor: no DataFrame in between (the fast path)."""
+    import pyarrow as pa
+
+    for rows in store.iter_rows(chunk_rows=chunk_rows, **filters):
+        columns = list(zip(*rows, strict=True))
+        arrays = []
+        for name, values, fld in zip(S.COLUMN_NAMES, columns, schema, strict=True):
+            if name == "samples_ms":
+                values = tuple(None if b is None else S.unpack_samples(b) for b in values)
+            arrays.append(pa.array(values, type=fld.type))
+        yield pa.Table.from_arrays(arrays, schema=schema)
+
+
 def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
         return gzip.open(path, "wt", encoding="utf-8", newline="")
@@ -459,18 +475,18 @@ def export_store(
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
-    frames: Iterator[pd.DataFrame] = store.iter_frames(chunk_rows=chunk_rows, **filters)
-    n = 0
     if fmt == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = _arrow_schema()
+        n = 0
         with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for chunk in frames:
-                writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
-                n += len(chunk)
+            for table in _arrow_tables(store, schema, chunk_rows, filters):
+                writer.write_table(table)
+                n += table.num_rows
         return n
+    frames: Iterator[pd.DataFrame] = store.iter_frames(chunk_rows=chunk_rows, **filters)
+    n = 0
     with _open_text(out) as fh:
         header = True
         for chunk in frames:

@@ -405,6 +405,20 @@ class Store:
                 break
             yield _frame(chunk, cols)
 
+    def iter_rows(
+        self, *, chunk_rows: int = 250_000, **filters: Any
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Raw rows (tuples in ``COLUMN_NAMES`` order, samples as blobs), in chunks."""
+        where, params = _where(filters)
+        cur = self._execute(
+            f"SELECT {', '.join(S.COLUMN_NAMES)} FROM measurements{where} ORDER BY id", params
+        )
+        while True:
+            chunk = cur.fetchmany(chunk_rows)
+            if not chunk:
+                break
+            yield chunk
+
     def to_pandas(
         self, *, columns: Sequence[str] | None = None, samples: bool = True, **filters: Any
     ) -> pd.DataFrame:

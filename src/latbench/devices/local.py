@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from latbench.devices.base import DEVICES, Device, ModelRef
@@ -185,6 +186,8 @@ class LocalDevice(Device):
           calibrated latency on this machine, from the calibration cache; the first run on a
           machine calibrates it). About 1/``reference_every`` more time.
         * ``recalibrate`` (bool): replace the cached calibration by this run's estimate.
+        * ``statistic``: what the records' ``latency_ms`` is; default ``"normalized"`` with a
+          reference, else the settings' statistic. ``median_ms`` is the median regardless.
 
         Interleaving needs every model loaded at once in one worker; when the worker crashes or
         times out the whole batch is retried one model at a time, so a bad model fails alone.
@@ -193,6 +196,15 @@ class LocalDevice(Device):
         use_reference = bool(kwargs.pop("reference", True))
         every = int(kwargs.pop("reference_every", 4))
         recalibrate = bool(kwargs.pop("recalibrate", False))
+        statistic = kwargs.pop("statistic", None)
+        if statistic is None and rounds > 0 and len(models) >= 2 and use_reference:
+            statistic = "normalized"
+        if statistic is not None:
+            base = kwargs.get("settings") or HarnessSettings()
+            try:
+                kwargs["settings"] = replace(base, statistic=str(statistic))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if rounds <= 0 or len(models) < 2:
             return [self.measure(m, **kwargs) for m in models]
         specs = [self._spec(m, **kwargs) for m in models]
@@ -253,7 +265,7 @@ class LocalDevice(Device):
                 key,
                 float(first.reference["calibrated_ms"]),
                 loadavg=first.env.get("loadavg"),
-                source="median over the reference windows of their p10",
+                source="median over the reference windows of their minimum",
             )
             how = f"calibrated by this run at {entry['at']}, stored in {path}"
         else:

@@ -34,11 +34,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "STRUCTURAL",
-    "all_archs",
     "Constraint",
     "GraphStats",
     "Objective",
     "TableObjective",
+    "all_archs",
     "latency_constraint",
     "load_table",
     "make_objective",
@@ -173,7 +173,7 @@ class TableObjective(Objective):
                 f"objective table {self.source or self.name!r} has no value for "
                 f"{len(missing)} of {len(archs)} candidate(s), e.g. {missing[0]!r}; the table "
                 f"covers {len(self.table)} {self.space.name} architectures: add the missing rows, "
-                "or search with --strategy table (only the architectures of the table)"
+                "or search only the table's architectures (--table-only)"
             ) from None
 
     def check_covers(self, archs: Sequence[str]) -> None:

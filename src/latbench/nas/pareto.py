@@ -9,7 +9,9 @@ import numpy as np
 __all__ = ["dominates", "pareto_front"]
 
 
-def pareto_front(latency_ms: Sequence[float] | np.ndarray, quality: Sequence[float] | np.ndarray) -> np.ndarray:
+def pareto_front(
+    latency_ms: Sequence[float] | np.ndarray, quality: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """Indices of the non-dominated points, ordered by increasing latency.
 
     A point is dominated when another one is at least as fast *and* at least as good, and strictly

@@ -26,9 +26,12 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x_name = result.x_name
     rows = result.evaluated
-    x = np.array([r.values.get(x_name, np.nan) for r in rows], dtype=np.float64)
+    x_name = result.x_name or "evaluation"
+    x = np.array(
+        [r.values.get(x_name, float(r.order)) for r in rows],
+        dtype=np.float64,
+    )
     y = np.array([r.objective for r in rows], dtype=np.float64)
     feas = np.array([r.feasible for r in rows], dtype=bool)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -56,7 +59,8 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
     ax.set_xlabel(x_name)
     ax.set_ylabel(result.objective_name)
     ax.set_title(
-        f"{result.space} · {result.strategy} · {result.evaluations} evaluations · seed {result.seed}"
+        f"{result.space} · {result.strategy} · {result.evaluations} evaluations · "
+        f"seed {result.seed}"
     )
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)

@@ -308,10 +308,7 @@ class ProxyCache:
         with self._lock:
             self._db.executemany(
                 "INSERT OR REPLACE INTO proxy VALUES (?, ?, ?, ?, ?)",
-                [
-                    (space, a, proxy, s, None if math.isnan(v) else v)
-                    for a, v in values.items()
-                ],
+                [(space, a, proxy, s, None if math.isnan(v) else v) for a, v in values.items()],
             )
             self._db.commit()
 

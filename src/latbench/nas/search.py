@@ -4,10 +4,11 @@
 >>> from latbench.nas import search, objectives
 >>> from latbench.spaces import get_space
 >>> space = get_space("nb201")
->>> lat = objectives.latency_constraint(predictors.load("pixel3.lbp"), 15.0, space)  # doctest: +SKIP
+>>> p = predictors.load("pixel3.lbp")                                # doctest: +SKIP
+>>> lat = objectives.latency_constraint(p, 15.0, space)              # doctest: +SKIP
 >>> obj = objectives.make_objective("params", space)
->>> res = search.run_search(space, obj, [lat], "evolution", evaluations=1000, seed=0)  # doctest: +SKIP
->>> res.best[0].arch, res.pareto                                                   # doctest: +SKIP
+>>> res = search.run_search(space, obj, [lat], "evolution", evaluations=1000)  # doctest: +SKIP
+>>> res.best[0].arch, res.pareto                                      # doctest: +SKIP
 
 :func:`run_search` returns a :class:`SearchResult`: every evaluated candidate, the Pareto front
 of the first latency constraint against the objective, and the ``top`` feasible architectures.
@@ -125,7 +126,7 @@ def _explain_infeasible(
         msg += (
             f"; {n} of the {len(every)} architectures of the space would: evaluate more"
             if n
-            else f"; no architecture of the whole space does: raise the budget"
+            else "; no architecture of the whole space does: raise the budget"
         )
     return msg + "; expected a budget some architecture can meet"
 
@@ -168,7 +169,11 @@ def run_search(
         disable=not progress or not sys.stderr.isatty(),
         leave=False,
     )
-    evaluator = Evaluator(objective, constraints, on_new=bar.update)
+
+    def tick(n: int) -> None:
+        bar.update(n)
+
+    evaluator = Evaluator(objective, constraints, on_new=tick)
     t0 = time.perf_counter()
     try:
         strat.run(space, evaluator, evaluations, seed)

@@ -165,8 +165,15 @@ def _ridge_toward(
     xm = x.mean(axis=0)
     tm = float(t.mean())
     xc = x - xm
-    gram = xc.T @ xc + lam * np.eye(x.shape[1])
-    w = np.linalg.solve(gram, xc.T @ (t - tm) + lam * prior)
+    if x.shape[1] > x.shape[0]:
+        # dual form, K x K instead of F x F (features outnumber samples):
+        # w = prior + xc' (xc xc' + lam I)^-1 (t - tm - xc prior)
+        r = t - tm - xc @ prior
+        alpha = np.linalg.solve(xc @ xc.T + lam * np.eye(x.shape[0]), r)
+        w = prior + xc.T @ alpha
+    else:
+        gram = xc.T @ xc + lam * np.eye(x.shape[1])
+        w = np.linalg.solve(gram, xc.T @ (t - tm) + lam * prior)
     return w, tm - float(xm @ w)
 
 

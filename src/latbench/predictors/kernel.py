@@ -202,7 +202,8 @@ class KernelPredictor(Predictor):
                     "kernel types %s unseen in training; using the all-kernel forest",
                     sorted({k["type"] for k in sub}),
                 )
-            out[rows] = np.exp(_trees.leaf_values(self.forests_[t], np.log1p(x)).mean(axis=1))
+            forest = self.forests_[t]
+            out[rows] = np.exp(_trees.tree_sum(forest, np.log1p(x)) / forest["roots"].size)
         return out
 
     def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:

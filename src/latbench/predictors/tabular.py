@@ -148,13 +148,14 @@ class _Forest(_Tabular):
     base_coef_: np.ndarray | None
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
-        leaves = _trees.leaf_values(self.forest_, x)
-        out: np.ndarray = self.init_ + self.scale_out_ * self._combine(leaves)
+        total = _trees.tree_sum(self.forest_, x)
+        out: np.ndarray = self.init_ + self.scale_out_ * self._combine(total)
         if self.base_coef_ is not None:
             out = out + np.hstack([x, np.ones((x.shape[0], 1))]) @ self.base_coef_
         return out
 
-    def _combine(self, leaves: np.ndarray) -> np.ndarray:
+    def _combine(self, total: np.ndarray) -> np.ndarray:
+        """Combine the per-sample sum of the trees' leaf values."""
         raise NotImplementedError
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -237,9 +238,8 @@ class GBMPredictor(_Forest):
         self.init_ = float(np.asarray(model.init_.constant_).reshape(-1)[0])
         self.scale_out_ = float(self.learning_rate)
 
-    def _combine(self, leaves: np.ndarray) -> np.ndarray:
-        out: np.ndarray = leaves.sum(axis=1)
-        return out
+    def _combine(self, total: np.ndarray) -> np.ndarray:
+        return total
 
 
 @register("rf")
@@ -284,6 +284,6 @@ class RFPredictor(_Forest):
         self.init_ = 0.0
         self.scale_out_ = 1.0
 
-    def _combine(self, leaves: np.ndarray) -> np.ndarray:
-        out: np.ndarray = leaves.mean(axis=1)
+    def _combine(self, total: np.ndarray) -> np.ndarray:
+        out: np.ndarray = total / self.forest_["roots"].size
         return out

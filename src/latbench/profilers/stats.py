@@ -97,15 +97,6 @@ def round_min(xs: Sequence[float], sizes: Sequence[int] = ()) -> float:
     return median([min(r) for r in rounds])
 
 
-def window_low(xs: Sequence[float]) -> float:
-    """The per-window estimate used for reference ratios: the 10th percentile of the window.
-
-    Lower than the median (interrupted inferences sit in the upper tail under load), less
-    dependent on a single lucky sample than the minimum.
-    """
-    return percentile(xs, 10)
-
-
 def steal_fraction(before: Mapping[str, Any], after: Mapping[str, Any]) -> float | None:
     """Share of CPU time the hypervisor stole between two ``env`` snapshots (``cpu_ticks``).
 

@@ -220,12 +220,14 @@ def reference_ratio(
 ) -> dict[str, Any]:
     """The target/reference ratio of one target over interleaved rounds.
 
-    Per round ``r``: ``t = p10(target window)``, ``f = mean(p10(reference window before),
-    p10(reference window after))``, ``ratio_r = t / f``. A round is discarded when the two
-    reference windows disagree by more than ``spike_tolerance`` (the load changed while the
-    target ran, so the reference does not describe its window) or when the steal fraction of
-    the window exceeds ``steal_discard``. The ratio is the median of the kept rounds' ratios
-    (of all rounds when none is kept). Pure function: tests feed it numbers.
+    Per round ``r``: ``t_r = min(target window)``, ``f_r = min(reference window before,
+    reference window after)``, ``ratios[r] = t_r / f_r``. A round is discarded when the two
+    reference windows' minima disagree by more than ``spike_tolerance`` (the machine's speed
+    changed while the target ran, so the reference does not describe its window) or when the
+    steal fraction of the window exceeds ``steal_discard``. The ratio is ``min(t_r) / min(f_r)``
+    over the kept rounds (all rounds when none is kept): pooled minima, because on a shared
+    machine the noise inside one short window is larger than the drift between windows (the
+    per-round ratios are kept for inspection). Pure function: tests feed it numbers.
     """
     n = len(target_rounds)
     if not (len(ref_before) == len(ref_after) == n) or n == 0:
@@ -233,27 +235,26 @@ def reference_ratio(
             f"reference_ratio needs one reference window before and after each of the {n} "
             f"target rounds; got {len(ref_before)} and {len(ref_after)}"
         )
-    t_low = [_stats.window_low(w) for w in target_rounds]
+    t_low = [min(w) for w in target_rounds]
     f_low: list[float] = []
     ratios: list[float] = []
     discarded: list[int] = []
     for r in range(n):
-        b, a = _stats.window_low(ref_before[r]), _stats.window_low(ref_after[r])
-        f = (a + b) / 2
+        b, a = min(ref_before[r]), min(ref_after[r])
+        f = min(a, b)
         f_low.append(f)
         ratios.append(t_low[r] / f if f > 0 else float("inf"))
         stolen = steal[r] if r < len(steal) else None
-        if max(a, b) > (1 + spike_tolerance) * min(a, b) or (
-            stolen is not None and stolen > steal_discard
-        ):
+        if max(a, b) > (1 + spike_tolerance) * f or (stolen is not None and stolen > steal_discard):
             discarded.append(r)
-    kept = [x for r, x in enumerate(ratios) if r not in discarded] or ratios
+    kept = [r for r in range(n) if r not in discarded] or list(range(n))
+    ref_min = min(f_low[r] for r in kept)
     return {
         "target_low_ms": t_low,
         "reference_low_ms": f_low,
         "ratios": ratios,
         "discarded": discarded,
-        "ratio": _stats.median(kept),
+        "ratio": min(t_low[r] for r in kept) / ref_min if ref_min > 0 else float("inf"),
     }
 
 
@@ -365,7 +366,7 @@ def _reference_part(
     steal = [window_steal[k] for k in before_idx]
     res = reference_ratio([t.samples_ms for t in target], before, after, steal)
     own = sorted({k for k in before_idx} | {k + 1 for k in before_idx})
-    all_low = [_stats.window_low(w.samples_ms) for w in windows]
+    all_low = [min(w.samples_ms) for w in windows]
     return {
         "model": model_label(reference.model),
         "sha256": model_sha256(reference.model),
@@ -375,7 +376,7 @@ def _reference_part(
         "loops": windows[0].loops,
         **res,
         "calibrated_ms": _stats.median(all_low),
-        "calibration": "this run (median over all reference windows of their p10)",
+        "calibration": "this run (median over all reference windows of their minimum)",
     }
 
 

@@ -1,0 +1,130 @@
+"""``latbench rank``: order architectures by predicted latency, several devices side by side.
+
+    latbench rank --predictor pixel3.lbp --space nb201 --all --top 20
+    latbench rank --predictor pixel3.lbp --predictor pi4.lbp --archs archs.txt --csv -o rank.csv
+
+The first predictor orders the rows (fastest first); each predictor adds a ``latency_ms[NAME]``
+column (NAME: the file name without ``.lbp``), plus ``..._std`` when it has an uncertainty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from latbench.errors import ConfigError, SearchError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rank",
+        help="rank architectures by predicted latency",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--predictor",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a saved predictor (.lbp); repeat for several devices",
+    )
+    p.add_argument("--space", help="search space (default: the first predictor's)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--all", action="store_true", help="every architecture of the space")
+    src.add_argument("--archs", metavar="FILE", help="text file (one a line) or CSV with 'arch'")
+    src.add_argument("--sample", type=int, metavar="N", help="N random architectures (--seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--top", type=int, default=None, help="keep the N fastest (default: all)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON rows")
+    fmt.add_argument("--csv", action="store_true", help="CSV rows")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=run)
+
+
+def read_archs(path: str) -> list[str]:
+    """Architectures from a text file (one a line, ``#`` comments) or a CSV with ``arch``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"architecture file {path!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    first = text.splitlines()[0] if text.strip() else ""
+    if p.suffix.lower() == ".csv" or first.split(",")[0].strip() == "arch":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if rows and "arch" not in rows[0]:
+            raise ConfigError(f"{path}: no 'arch' column; found {list(rows[0])}")
+        return [r["arch"] for r in rows]
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def load_predictors(paths: list[str]) -> dict[str, Any]:
+    """``{label: predictor}``; label = file stem (made unique)."""
+    from latbench import predictors
+
+    out: dict[str, Any] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"predictor file {path!r} does not exist; expected a .lbp file")
+        label = Path(path).stem
+        n = 2
+        while label in out:
+            label = f"{Path(path).stem}_{n}"
+            n += 1
+        out[label] = predictors.load(path)
+    return out
+
+
+def _format_table(rows: list[dict[str, Any]]) -> str:
+    cols = [c for c in rows[0] if c not in ("rank", "arch")]
+    width = max(len(r["arch"]) for r in rows)
+    head = f"{'rank':>5}  {'arch':<{width}}  " + "  ".join(f"{c:>22}" for c in cols)
+    lines = [head]
+    for r in rows:
+        vals = "  ".join(f"{r[c]:>22.4f}" for c in cols)
+        lines.append(f"{r['rank']:>5}  {r['arch']:<{width}}  {vals}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latbench.nas.rank import rank_archs
+    from latbench.spaces import get_space
+
+    preds = load_predictors(args.predictor)
+    space_name = args.space or next(iter(preds.values())).space_
+    space = get_space(space_name)
+    if args.all:
+        if space.size() > 1_000_000:
+            raise SearchError(
+                f"--all: {space.name} has {space.size():.3g} architectures; expected a space of "
+                "at most 1,000,000 (use --sample N or --archs FILE)"
+            )
+        archs = list(space.enumerate())
+    elif args.sample is not None:
+        if args.sample < 1:
+            raise ConfigError(f"--sample {args.sample}; expected >= 1")
+        archs = space.sample(args.sample, seed=args.seed)
+    else:
+        archs = read_archs(args.archs)
+    rows = rank_archs(archs, preds, space, top=args.top)
+    if args.json:
+        text = json.dumps(rows, indent=1)
+    elif args.csv:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue().rstrip("\n")
+    else:
+        text = _format_table(rows)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0

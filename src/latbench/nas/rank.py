@@ -1,0 +1,85 @@
+"""Rank architectures by predicted latency, one column per (predictor, device).
+
+>>> table = rank_archs(archs, {"pixel3": p3, "pi4": pi})         # doctest: +SKIP
+>>> table[0]["arch"], table[0]["latency_ms[pixel3]"]              # doctest: +SKIP
+
+The first column orders the rows (fastest first); a predictor with an uncertainty (the
+ensemble) adds a ``..._std`` column; a multi-device predictor contributes one column per device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import ConfigError, SearchError
+from latbench.nas.objectives import check_predictor_space
+from latbench.predictors.base import Predictor
+from latbench.spaces import SearchSpace
+
+__all__ = ["rank_archs", "rank_columns"]
+
+
+def rank_columns(predictors: Mapping[str, Predictor]) -> list[tuple[str, str, str | None]]:
+    """``(column, label, device)`` for every predictor and each device it knows."""
+    cols: list[tuple[str, str, str | None]] = []
+    for label, p in predictors.items():
+        devices = list(getattr(p, "devices_", []) or ["default"])
+        if len(devices) == 1:
+            cols.append((f"latency_ms[{label}]", label, None))
+        else:
+            cols.extend((f"latency_ms[{label}:{d}]", label, d) for d in devices)
+    return cols
+
+
+def rank_archs(
+    archs: Sequence[str],
+    predictors: Mapping[str, Predictor],
+    space: SearchSpace,
+    *,
+    top: int | None = None,
+    batch: int = 8192,
+) -> list[dict[str, Any]]:
+    """Rows ``{"rank", "arch", "latency_ms[label]", "latency_ms[label]_std"?, ...}``.
+
+    Sorted by the first column, fastest first (ties: input order); ``top`` keeps the first rows.
+    Every predictor must be fitted on ``space`` (SearchError otherwise).
+    """
+    if not predictors:
+        raise ConfigError("no predictor given; expected at least one --predictor FILE")
+    if top is not None and top < 1:
+        raise ConfigError(f"--top {top}; expected >= 1")
+    for label, p in predictors.items():
+        check_predictor_space(p, space, label)
+    canon = [space.canonical(a) for a in archs]
+    if not canon:
+        raise SearchError("no architectures to rank; expected --all or a non-empty --archs file")
+    cols = rank_columns(predictors)
+    means: dict[str, np.ndarray] = {}
+    stds: dict[str, np.ndarray] = {}
+    for col, label, dev in cols:
+        p = predictors[label]
+        m_parts, s_parts = [], []
+        for i in range(0, len(canon), batch):
+            m, s = p.predict_with_uncertainty(canon[i : i + batch], device=dev)
+            m_parts.append(m)
+            if s is not None:
+                s_parts.append(s)
+        means[col] = np.concatenate(m_parts)
+        if s_parts:
+            stds[col] = np.concatenate(s_parts)
+    first = cols[0][0]
+    order = np.argsort(means[first], kind="stable")
+    if top is not None:
+        order = order[:top]
+    rows = []
+    for r, i in enumerate(order.tolist(), start=1):
+        row: dict[str, Any] = {"rank": r, "arch": canon[i]}
+        for col, _, _ in cols:
+            row[col] = float(means[col][i])
+            if col in stds:
+                row[f"{col}_std"] = float(stds[col][i])
+        rows.append(row)
+    return rows

@@ -1,0 +1,148 @@
+"""``latbench rank`` and ``latbench search`` end to end, with real predictors and a real device."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from latbench import predictors
+from latbench.cli import main
+from latbench.datasets.reference import load_reference
+from latbench.spaces import get_space
+
+SPACE = get_space("nb201")
+
+
+def _fit(space: str, device: str, path: Path, n: int = 300) -> Path:
+    df = load_reference(space)
+    d = df[df.device == device].iloc[:n]
+    p = predictors.create("ridge").fit(d.arch.tolist(), d.latency_ms.to_numpy(), space=space)
+    predictors.save(p, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lbp(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("lbp")
+    return {
+        "pixel3": _fit("nb201", "help/pixel3", d / "pixel3.lbp"),
+        "titanx": _fit("nb201", "help/titanx_1", d / "titanx.lbp"),
+        "fbnet": _fit("fbnet", load_reference("fbnet").device.iloc[0], d / "fb.lbp", 50),
+    }
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_rank_two_devices_side_by_side(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(SPACE.sample(30, seed=2)) + "\n")
+    rc, out, _ = run(
+        capsys,
+        "rank",
+        "--predictor",
+        str(lbp["pixel3"]),
+        "--predictor",
+        str(lbp["titanx"]),
+        "--archs",
+        str(archs),
+        "--top",
+        "5",
+    )
+    assert rc == 0
+    lines = out.strip().splitlines()
+    assert "latency_ms[pixel3]" in lines[0] and "latency_ms[titanx]" in lines[0]
+    assert len(lines) == 6
+    dest = tmp_path / "rank.csv"
+    rc, _, _ = run(
+        capsys,
+        "rank",
+        "--predictor",
+        str(lbp["pixel3"]),
+        "--space",
+        "nb201",
+        "--all",
+        "--top",
+        "100",
+        "--csv",
+        "-o",
+        str(dest),
+    )
+    rows = list(csv.DictReader(dest.open()))
+    lat = [float(r["latency_ms[pixel3]"]) for r in rows]
+    assert rc == 0 and len(rows) == 100 and lat == sorted(lat)
+
+
+def test_search_writes_result_plot_and_verifies(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "res" / "result.json"
+    rc, text, _ = run(
+        capsys, "search", "--space", "nb201",
+        "--predictor", str(lbp["pixel3"]), "--budget-ms", "8",
+        "--predictor", str(lbp["titanx"]), "--budget-ms", "9",
+        "--max-params", "5e5", "--objective", "params", "--strategy", "evolution",
+        "--evaluations", "300", "--seed", "3", "--top", "3", "--verify", "1",
+        "--verify-min-time", "0.1", "-q", "-o", str(out),
+    )  # fmt: skip
+    assert rc == 0, text
+    doc: dict[str, Any] = json.loads(out.read_text())
+    assert doc["seed"] == 3 and doc["evaluations"] == 300 and len(doc["history"]) == 300
+    assert doc["strategy"]["name"] == "evolution" and doc["objective"]["name"] == "params"
+    assert [c["name"] for c in doc["constraints"]] == [
+        "latency_ms[pixel3]", "latency_ms[titanx]", "max_params",
+    ]  # fmt: skip
+    best = doc["best"][0]
+    assert best["latency_ms[pixel3]"] <= 8 and best["latency_ms[titanx]"] <= 9
+    assert best["max_params"] <= 5e5 and doc["pareto"]
+    # the verification really measured the best architecture on this machine (the pixel3
+    # predictor's budget is what the report compares against: the plumbing is under test)
+    v = doc["verification"][0]
+    assert v["arch"] == best["arch"] and v["status"] == "ok" and v["measured_ms"] > 0
+    assert v["predicted_ms"] == pytest.approx(best["latency_ms[pixel3]"])
+    assert isinstance(v["met_budget"], bool) and "verification on local" in text
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_search_bad_inputs(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    base = [
+        "search",
+        "--space",
+        "nb201",
+        "--evaluations",
+        "50",
+        "-q",
+        "-o",
+        str(tmp_path / "r.json"),
+    ]
+    rc, _, err = run(capsys, *base, "--predictor", str(lbp["pixel3"]), "--budget-ms", "0.0001")
+    assert rc == 1 and "no architecture of the whole space does: raise the budget" in err
+    rc, _, err = run(capsys, *base, "--predictor", str(lbp["fbnet"]), "--budget-ms", "10")
+    assert rc == 1 and "fitted on space 'fbnet'" in err and "over 'nb201'" in err
+    table = tmp_path / "acc.csv"
+    table.write_text(
+        "arch,accuracy\n" + "".join(f"{a},{i}\n" for i, a in enumerate(SPACE.sample(5)))
+    )
+    rc, _, err = run(
+        capsys, *base, "--predictor", str(lbp["pixel3"]), "--budget-ms", "30",
+        "--objective", str(table),
+    )  # fmt: skip
+    assert rc == 1 and "has no value for" in err and "--table-only" in err
+    rc, text, _ = run(
+        capsys, *base, "--predictor", str(lbp["pixel3"]), "--budget-ms", "30",
+        "--objective", str(table), "--table-only", "--strategy", "exhaustive", "--no-plot",
+    )  # fmt: skip
+    assert rc == 0 and "5 evaluations" in text
+    rc, _, err = run(capsys, *base, "--predictor", str(lbp["pixel3"]))
+    assert rc == 2 and "one budget per predictor" in err
