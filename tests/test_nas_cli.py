@@ -77,7 +77,7 @@ def test_rank_two_devices_side_by_side(
         "-o",
         str(dest),
     )
-    rows = list(csv.DictReader(dest.open()))
+    rows = list(csv.DictReader(dest.read_text().splitlines()))
     lat = [float(r["latency_ms[pixel3]"]) for r in rows]
     assert rc == 0 and len(rows) == 100 and lat == sorted(lat)
 
