@@ -18,9 +18,9 @@ import latbench.datasets as lds
 from latbench.datasets.collect import CollectSettings, collect, default_drift_arch
 from latbench.errors import ConfigError, UnknownNameError
 from latbench.profilers.record import Measurement
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space
 
-NB = get_space("nb201")
+NB = NB201Space()
 
 
 class ScriptedDevice:

@@ -26,9 +26,9 @@ from latbench.datasets.collect import CollectSettings, collect
 from latbench.devices import get_device
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space
 
-NB = get_space("nb201")
+NB = NB201Space()
 FAST = [
     "--min-runs", "3", "--min-time", "0", "--max-time", "0.05", "--spread", "0",
     "--warmup", "1", "--warmup-time", "0", "--no-progress",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from latbench.cli import main
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space
 
-NB = get_space("nb201")
+NB = NB201Space()
 
 
 def _csv(tmp_path: Path) -> Path:

@@ -13,9 +13,9 @@ import pytest
 import latbench.datasets as lds
 from latbench.datasets import schema as S
 from latbench.errors import DatasetError, SchemaVersionError
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space
 
-NB = get_space("nb201")
+NB = NB201Space()
 A0, A1, A2 = NB.from_index(0), NB.from_index(1), NB.from_index(2)
 
 

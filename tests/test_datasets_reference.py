@@ -8,7 +8,7 @@ import pytest
 import latbench.datasets as lds
 from latbench.datasets.reference import batch_of
 from latbench.errors import UnknownNameError
-from latbench.spaces import get_space
+from latbench.spaces import NB201Space, get_space
 
 
 def test_reference_tables_are_listed_with_their_sizes() -> None:
@@ -50,9 +50,10 @@ def test_reference_devices_and_batch_suffixes() -> None:
 
 
 def test_nb201_reference_archs_are_canonical_and_match_their_index() -> None:
-    space = get_space("nb201")
+    space = NB201Space()
     wide = lds.load_wide("nb201")
-    assert all(space.from_index(int(i)) == a for i, a in zip(wide["nb201_index"], wide["arch"]))
+    pairs = zip(wide["nb201_index"], wide["arch"], strict=True)
+    assert all(space.from_index(int(i)) == a for i, a in pairs)
 
 
 def test_fbnet_reference_archs_are_canonical() -> None:
@@ -74,9 +75,16 @@ def test_quirk_sub_01_ms_cells_on_phone_columns() -> None:
     df = lds.load_reference("nb201")
     tiny = df[df["latency_ms"] < 0.1]
     assert len(tiny) > 0
-    assert set(tiny["device"]) <= {d for d in df["device"].unique() if "pixel" in d or "855" in d
-                                   or "samsung" in d or "essential" in d or "cortex" in d
-                                   or "adreno" in d}
+    assert set(tiny["device"]) <= {
+        d
+        for d in df["device"].unique()
+        if "pixel" in d
+        or "855" in d
+        or "samsung" in d
+        or "essential" in d
+        or "cortex" in d
+        or "adreno" in d
+    }
 
 
 def test_quirk_whole_ms_columns_have_ties() -> None:

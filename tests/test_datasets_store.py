@@ -91,7 +91,7 @@ def test_samples_blob_is_compact_float64() -> None:
 def test_corrupt_file_is_refused_and_untouched(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.db"
     path.write_bytes(content)
-    with pytest.raises(DatasetError, match="not a latbench store|not a SQLite"):
+    with pytest.raises(DatasetError, match=r"not a latbench store|not a SQLite"):
         lds.open(path)
     assert path.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
@@ -120,7 +120,7 @@ def test_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     con.execute("PRAGMA journal_mode = DELETE")  # header in the main file
     con.close()
     before = _sha(path)
-    with pytest.raises(SchemaVersionError, match="schema version 2.*upgrade latbench"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 2.*upgrade latbench"):
         lds.open(path)
     assert _sha(path) == before
 

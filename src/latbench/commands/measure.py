@@ -22,6 +22,7 @@ from latbench.config import load_config
 from latbench.errors import ConfigError, ModelError
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
+from latbench.profilers.stats import STATISTICS
 
 SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".tflite": "litert", ".pt": "torch", ".pt2": "torch"}
 RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite"}
@@ -50,6 +51,12 @@ def register(subparsers: Any) -> None:
         "--spread", type=float, default=None, metavar="R", help="stop when IQR/median <= R (0 off)"
     )
     p.add_argument("--loops", type=int, default=None, help="inferences per sample (default: auto)")
+    p.add_argument(
+        "--statistic",
+        default=None,
+        choices=[x for x in STATISTICS if x != "normalized"],
+        help="what latency_ms is (default median; cpu_median and min resist load best)",
+    )
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="worker timeout")
     p.add_argument("--cpus", default=None, help="pin the worker to these CPUs ('1', '0-3')")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and emitted weights")
@@ -79,6 +86,8 @@ def harness_settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> H
         "loops": args.loops,
         "timeout_s": args.timeout,
     }
+    if getattr(args, "statistic", None):
+        values["statistic"] = args.statistic
     for key, value in overrides.items():
         if value is not None:
             if value < 0:
@@ -224,6 +233,13 @@ def format_measurement(m: Measurement, target: str = "") -> str:
         f"p90 {_ms(s['p90_ms'])}  p99 {_ms(s['p99_ms'])}  min {_ms(s['min_ms'])}"
     )
     lines.append(f"          95% CI of the median [{_ms(s['ci_low_ms'])}, {_ms(s['ci_high_ms'])}]")
+    if m.statistic != "median":
+        lines.append(f"          latency_ms = {m.statistic}: {_ms(m.latency_ms)}")
+    if m.normalized_ms is not None:
+        lines.append(
+            f"          normalized {_ms(m.normalized_ms)} (x{m.reference['ratio']:.3f} the "
+            f"reference, calibrated {_ms(float(m.reference['calibrated_ms']))})"
+        )
     stop = m.harness.get("stop_reason", "?")
     lines.append(
         f"runs      {m.runs} samples x {m.loops} loop(s), {m.warmup_runs} warm-up, "

@@ -435,11 +435,16 @@ def _arrow_tables(
     """Arrow tables straight from the cursor: no DataFrame in between (the fast path)."""
     import pyarrow as pa
 
-    for rows in store.iter_rows(chunk_rows=chunk_rows, **filters):
-        columns = list(zip(*rows, strict=True))
+    present = store.present_columns(**filters)
+    for rows in store.iter_rows(columns=present, chunk_rows=chunk_rows, **filters):
+        fetched = dict(zip(present, zip(*rows, strict=True), strict=True))
         arrays = []
-        for name, values, fld in zip(S.COLUMN_NAMES, columns, schema, strict=True):
-            if name == "samples_ms":
+        for fld in schema:
+            values = fetched.get(fld.name)
+            if values is None:
+                arrays.append(pa.nulls(len(rows), type=fld.type))
+                continue
+            if fld.name == "samples_ms":
                 values = tuple(None if b is None else S.unpack_samples(b) for b in values)
             arrays.append(pa.array(values, type=fld.type))
         yield pa.Table.from_arrays(arrays, schema=schema)

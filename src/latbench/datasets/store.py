@@ -405,13 +405,33 @@ class Store:
                 break
             yield _frame(chunk, cols)
 
+    def present_columns(self, **filters: Any) -> list[str]:
+        """The columns holding at least one value among the rows matching ``filters``.
+
+        One scan in SQLite's C code; exports then fetch only these columns, which halves the
+        Python-side cost on imported tables (most statistics columns are NULL there).
+        """
+        where, params = _where(filters)
+        counts = self._execute(
+            f"SELECT {', '.join(f'COUNT({c})' for c in S.COLUMN_NAMES)} FROM measurements{where}",
+            params,
+        ).fetchone()
+        return [c for c, n in zip(S.COLUMN_NAMES, counts, strict=True) if n]
+
     def iter_rows(
-        self, *, chunk_rows: int = 250_000, **filters: Any
+        self,
+        *,
+        columns: Sequence[str] = S.COLUMN_NAMES,
+        chunk_rows: int = 250_000,
+        **filters: Any,
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """Raw rows (tuples in ``COLUMN_NAMES`` order, samples as blobs), in chunks."""
+        """Raw rows (tuples of ``columns``, samples as blobs), in chunks of ``chunk_rows``."""
+        unknown = [c for c in columns if c not in S.COLUMN_NAMES]
+        if unknown:
+            raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
         where, params = _where(filters)
         cur = self._execute(
-            f"SELECT {', '.join(S.COLUMN_NAMES)} FROM measurements{where} ORDER BY id", params
+            f"SELECT {', '.join(columns)} FROM measurements{where} ORDER BY id", params
         )
         while True:
             chunk = cur.fetchmany(chunk_rows)

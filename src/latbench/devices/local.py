@@ -186,8 +186,11 @@ class LocalDevice(Device):
           calibrated latency on this machine, from the calibration cache; the first run on a
           machine calibrates it). About 1/``reference_every`` more time.
         * ``recalibrate`` (bool): replace the cached calibration by this run's estimate.
-        * ``statistic``: what the records' ``latency_ms`` is; default ``"normalized"`` with a
-          reference, else the settings' statistic. ``median_ms`` is the median regardless.
+        * ``statistic``: what the records' ``latency_ms`` is. Default for interleaved runs:
+          ``"cpu_median"`` with one thread (the most repeatable statistic on a loaded machine,
+          see docs/measurement.md), ``"min"`` with more threads (the timing thread's CPU time
+          then misses the other threads' work); otherwise the settings' statistic.
+          ``median_ms`` is the median and ``normalized_ms`` the reference-scaled value regardless.
 
         Interleaving needs every model loaded at once in one worker; when the worker crashes or
         times out the whole batch is retried one model at a time, so a bad model fails alone.
@@ -197,8 +200,8 @@ class LocalDevice(Device):
         every = int(kwargs.pop("reference_every", 4))
         recalibrate = bool(kwargs.pop("recalibrate", False))
         statistic = kwargs.pop("statistic", None)
-        if statistic is None and rounds > 0 and len(models) >= 2 and use_reference:
-            statistic = "normalized"
+        if statistic is None and rounds > 0 and len(models) >= 2:
+            statistic = "cpu_median" if kwargs.get("threads", 1) == 1 else "min"
         if statistic is not None:
             base = kwargs.get("settings") or HarnessSettings()
             try:

@@ -72,7 +72,14 @@ class SearchResult:
 
     @property
     def evaluations_per_s(self) -> float:
+        """Distinct candidates per second, end to end (proposals included)."""
         return self.evaluations / self.wall_s if self.wall_s > 0 else math.inf
+
+    @property
+    def evaluator_per_s(self) -> float:
+        """Distinct candidates per second of evaluation time (constraints + objective) alone."""
+        busy = self.constraint_s + self.objective_s
+        return self.evaluations / busy if busy > 0 else math.inf
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -89,6 +96,7 @@ class SearchResult:
             "constraint_s": self.constraint_s,
             "objective_s": self.objective_s,
             "evaluations_per_s": self.evaluations_per_s,
+            "evaluator_per_s": self.evaluator_per_s,
             "pareto_x": self.x_name,
             "pareto": [c.to_dict() for c in self.pareto],
             "best": [c.to_dict() for c in self.best],

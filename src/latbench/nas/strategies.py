@@ -124,9 +124,12 @@ class RandomSearch(Strategy):
             for i in range(0, min(evaluations, len(order)), self.batch):
                 evaluator.evaluate(order[i : min(i + self.batch, evaluations)])
             return
+        nrng = np.random.default_rng(seed)
+        nc, npos = len(space.choices), space.num_positions
         while evaluator.n_evaluated < evaluations and not self._stalled(evaluator, evaluations):
             k = min(self.batch, evaluations - evaluator.n_evaluated)
-            evaluator.evaluate([space.random_arch(rng) for _ in range(k)])
+            ops = nrng.integers(0, nc, size=(k, npos)).tolist()  # one draw for the whole batch
+            evaluator.evaluate([space.from_ops(o) for o in ops])
 
 
 @STRATEGIES.register("evolution")
@@ -143,7 +146,7 @@ class RegularizedEvolution(Strategy):
 
     name = "evolution"
 
-    def __init__(self, population: int = 64, sample: int = 16, children: int = 8) -> None:
+    def __init__(self, population: int = 32, sample: int = 4, children: int = 4) -> None:
         self.population = population
         self.sample = sample
         self.children = children
@@ -187,7 +190,10 @@ class RegularizedEvolution(Strategy):
             k = max(1, min(self.children, evaluations - evaluator.n_evaluated))
             size = len(pop)
             s = min(self.sample, size)
-            keys = [c.key() for c in pop]
+            # rank the population, ties broken at random: objectives such as params have large
+            # plateaus, and a fixed tie order would stop the population drifting across them
+            tie = nrng.random(size).tolist()
+            keys = [(*c.key(), t) for c, t in zip(pop, tie, strict=True)]
             rank = np.empty(size)
             rank[sorted(range(size), key=keys.__getitem__)] = np.arange(size)
             # k tournaments of s distinct members each: the s smallest of random keys per row

@@ -14,8 +14,9 @@ all trees at once (one step per tree level) gives the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -62,9 +63,9 @@ def _sklearn_trees(forest: dict[str, np.ndarray], n_features: int) -> list[Any] 
     try:
         from sklearn.tree._tree import NODE_DTYPE, Tree
 
-        roots = forest["roots"].tolist() + [forest["left"].size]
+        roots = [*forest["roots"].tolist(), forest["left"].size]
         trees = []
-        for a, b in zip(roots[:-1], roots[1:], strict=True):
+        for a, b in itertools.pairwise(roots):
             n = b - a
             nodes = np.zeros(n, dtype=NODE_DTYPE)
             left, right = forest["left"][a:b], forest["right"][a:b]

@@ -1,0 +1,54 @@
+"""Collection overhead at default settings: the share of wall time outside the timed loops.
+
+Runs ``collect`` on NB201 with the real local device and onnxruntime at the default harness
+settings (bench.toml defaults), then splits the wall time into: timed inference loops
+(samples x loops), warm-up, drift reference measurements, and the rest (emission, session
+creation, worker start, store writes, bookkeeping). Target (issue 4): overhead <= 15 %.
+
+    .venv/bin/python benchmarks/bench_datasets_collect.py [--archs 6] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import latbench.datasets as lds
+from latbench.config import MEASURE_DEFAULTS
+from latbench.datasets.collect import CollectSettings, collect
+from latbench.devices import get_device
+from latbench.profilers.harness import HarnessSettings
+from latbench.spaces import get_space
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--archs", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    space = get_space("nb201")
+    archs = space.sample(args.archs, args.seed)
+    settings = CollectSettings(
+        collection="bench", harness=HarnessSettings.from_mapping(MEASURE_DEFAULTS)
+    )
+    device = get_device("local")
+    try:
+        with tempfile.TemporaryDirectory() as tmp, lds.open(Path(tmp) / "b.db") as store:
+            r = collect(store, space, archs, [device], settings)
+    finally:
+        device.close()
+    rest = r.wall_s - r.inference_s - r.warmup_s - r.drift_s
+    print(f"command: collect nb201, {args.archs} archs, default harness, local onnxruntime")
+    print(f"wall {r.wall_s:.1f} s = timed loops {r.inference_s:.1f} s + warm-up {r.warmup_s:.1f} s"
+          f" + drift reference {r.drift_s:.1f} s + other {rest:.1f} s")  # fmt: skip
+    print(f"overhead (emission, sessions, worker, store, bookkeeping): {rest / r.wall_s:.1%}")
+    print(f"overhead counting warm-up too: {(rest + r.warmup_s) / r.wall_s:.1%}")
+    print(f"per arch: {r.wall_s / max(1, r.measured):.2f} s; ok {r.ok}, failed {r.failed}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Latency-aware search on NB201 / FBNet with predictors: quality vs exhaustive, throughput.
+
+1. NB201, ridge predictor fit on 1,000 reference rows of ``help/pixel3``, objective ``params``,
+   budgets = the 25th, 50th, 75th percentiles of predicted latency: search with 1,000
+   evaluations vs the exhaustive optimum under the same budget, 10 seeds (goal: within 1 % in
+   >= 9 of 10).
+2. Throughput: distinct candidates evaluated per second (predicted latency + params) for random
+   search on FBNet (no duplicates: every candidate is a fresh predictor call, batch 256) and
+   exhaustive NB201, per predictor model (ridge, gbm), 5 repeats, interleaved.
+
+    .venv/bin/python benchmarks/bench_nas_search.py [--seeds 10] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from latbench import predictors
+from latbench.datasets.reference import load_reference
+from latbench.nas import latency_constraint, make_objective, run_search
+from latbench.nas.objectives import all_archs
+from latbench.spaces import get_space
+
+
+def fit(space: str, device: str, model: str, n: int) -> predictors.Predictor:
+    df = load_reference(space)
+    d = df[df.device == device].iloc[:n]
+    return predictors.create(model).fit(d.arch.tolist(), d.latency_ms.to_numpy(), space=space)
+
+
+def quality(seeds: int) -> None:
+    space = get_space("nb201")
+    p = fit("nb201", "help/pixel3", "ridge", 1000)
+    lat = p.predict(all_archs(space))
+    for pct in (25, 50, 75):
+        budget = float(np.percentile(lat, pct))
+        ex = run_search(
+            space, make_objective("params", space), [latency_constraint(p, budget, space)],
+            "exhaustive",
+        )  # fmt: skip
+        opt = ex.best[0].objective
+        n_opt = sum(1 for c in ex.evaluated if c.feasible and c.objective >= 0.99 * opt)
+        print(
+            f"NB201 budget {budget:.3f} ms ({pct}th percentile of predicted latency): exhaustive "
+            f"optimum params={opt:.0f}, {n_opt} architecture(s) within 1 % of it"
+        )
+        for strategy in ("evolution", "reinforce", "random"):
+            ratios, walls = [], []
+            for seed in range(seeds):
+                r = run_search(
+                    space, make_objective("params", space),
+                    [latency_constraint(p, budget, space)], strategy, evaluations=1000, seed=seed,
+                )  # fmt: skip
+                ratios.append(r.best[0].objective / opt)
+                walls.append(r.wall_s)
+            hits = sum(x >= 0.99 for x in ratios)
+            print(
+                f"  {strategy:<10} 1000 evals: within 1% in {hits}/{seeds} seeds; "
+                f"best/opt median {statistics.median(ratios):.4f} min {min(ratios):.4f}; "
+                f"wall median {statistics.median(walls):.2f} s"
+            )
+
+
+def throughput(repeats: int) -> None:
+    preds = {
+        (sp, m): fit(sp, dev, m, 1000)
+        for sp, dev in (("nb201", "help/pixel3"), ("fbnet", "help/pixel3"))
+        for m in ("ridge", "gbm")
+    }
+    rates: dict[str, list[float]] = {}
+    for _ in range(repeats):  # interleaved: A B C D A B C D ...
+        for (sp_name, model), p in preds.items():
+            space = get_space(sp_name)
+            strategy, n = ("exhaustive", 15_625) if sp_name == "nb201" else ("random", 5000)
+            med = float(np.median(p.predict(space.sample(500, seed=9))))
+            r = run_search(
+                space, make_objective("params", space), [latency_constraint(p, med, space)],
+                strategy, evaluations=n, seed=len(rates.get(f"{sp_name}/{model}/{strategy}", [])),
+            )  # fmt: skip
+            rates.setdefault(f"{sp_name}/{model}/{strategy}", []).append(r.evaluations_per_s)
+            rates.setdefault(f"{sp_name}/{model}/evaluator-only", []).append(r.evaluator_per_s)
+    for key, xs in rates.items():
+        q1, q3 = np.percentile(xs, [25, 75])
+        print(
+            f"  {key:<30} {statistics.median(xs):>9,.0f} evaluations/s "
+            f"(IQR {q1:,.0f}-{q3:,.0f}, n={len(xs)})"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}; "
+        f"python {platform.python_version()}"
+    )
+    print("command: .venv/bin/python benchmarks/bench_nas_search.py", vars(args))
+    t = time.perf_counter()
+    quality(args.seeds)
+    throughput(args.repeats)
+    print(f"total {time.perf_counter() - t:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
