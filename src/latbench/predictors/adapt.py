@@ -204,7 +204,7 @@ def adapt(
     srcs = [s for s in srcs if s not in set(exclude)]
     if not srcs:
         raise PredictorError(f"no source device left after excluding {list(exclude)}")
-    methods: tuple[str, ...] = fewshot.METHODS
+    methods: tuple[str, ...] = fewshot.AUTO_METHODS
     if len(srcs) == 1:
         log.warning(
             "the base predictor knows one device (%s): adaptation is a monotone calibration of "

@@ -34,8 +34,9 @@ Methods
     K samples.
 ``auto``
     Picks one of the above by leave-one-out cross-validation on the K samples with a rank loss
-    (Kendall tau of the held-out predictions); ties (within :data:`CV_TIE`) go to
-    ``soft``, then ``combo``, ``meta``, and last ``proxy``. Below
+    (Kendall tau of the held-out predictions) among ``soft``, ``combo`` and ``meta``
+    (:data:`AUTO_METHODS`); ties (within :data:`CV_TIE`) go to ``soft``, then ``combo``, then
+    ``meta``. Below
     :data:`MIN_CV_SAMPLES` samples cross-validation says nothing and ``soft`` is used.
 
 All of it is closed-form linear algebra on K x D matrices: a fit takes milliseconds (``auto``
@@ -56,6 +57,10 @@ from latbench.errors import PredictorError
 log = logging.getLogger(__name__)
 
 METHODS = ("proxy", "soft", "combo", "meta")
+#: what ``auto`` chooses between: the single proxy is left out because on every reference
+#: device it ranked no better than ``soft`` (which contains it as the one-source case), and
+#: its leave-one-out score on K samples is too noisy to catch the rare exception
+AUTO_METHODS = ("soft", "combo", "meta")
 #: below this many samples, leave-one-out cannot tell the methods apart
 MIN_CV_SAMPLES = 5
 #: every method needs this many distinct samples (a slope and an intercept, plus one to rank)
@@ -280,7 +285,7 @@ def fit_method(
     pop_log: np.ndarray,
     feats: np.ndarray,
     *,
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] = AUTO_METHODS,
 ) -> tuple[LinearFit, dict[str, float]]:
     """Fit ``method`` (or choose one with ``"auto"``); returns the fit and the CV scores."""
     if method != "auto":

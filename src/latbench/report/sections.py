@@ -469,7 +469,14 @@ def pareto_points(search: Mapping[str, Any]) -> tuple[pd.DataFrame, str, str, bo
     front = next((_records(search[k]) for k in _FRONT_KEYS if k in search), [])
     cands = next((_records(search[k]) for k in _CANDIDATE_KEYS if k in search), [])
     records = cands + [r for r in front if r not in cands]
-    lat_key = _first_key(records, _LATENCY_KEYS)
+    # ``latbench search -o`` names the latency column of its front in ``pareto_x`` (the first
+    # latency constraint, e.g. ``latency_ms@local``)
+    x_name = search.get("pareto_x")
+    lat_key = (
+        str(x_name)
+        if x_name and any(str(x_name) in r for r in records)
+        else _first_key(records, _LATENCY_KEYS)
+    )
     obj_key = _first_key(records, _OBJECTIVE_KEYS)
     if lat_key is None or obj_key is None:
         raise SearchError(
