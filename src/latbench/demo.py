@@ -130,7 +130,12 @@ def run_demo(
     summary = DemoSummary(out_dir=out, report=out / "report.html")
     space = get_space("nb201")
     archs = space.sample(o.sample, seed=o.seed)
-    train_archs, test_archs = archs[: o.train], archs[o.train :]
+    # train and test archs interleave in measurement order, so that a slow drift of the machine
+    # during the collection affects both alike
+    test_every = max(2, round(o.sample / max(1, o.sample - o.train)))
+    test_archs = [a for i, a in enumerate(archs) if i % test_every == test_every - 1]
+    test_archs = test_archs[: o.sample - o.train]
+    train_archs = [a for a in archs if a not in set(test_archs)]
     settings = CollectSettings(
         collection="demo-nb201-local",
         runtime="onnxruntime",
