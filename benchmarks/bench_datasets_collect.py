@@ -45,9 +45,24 @@ def main() -> None:
     print(f"command: collect nb201, {args.archs} archs, default harness, local onnxruntime")
     print(f"wall {r.wall_s:.1f} s = timed loops {r.inference_s:.1f} s + warm-up {r.warmup_s:.1f} s"
           f" + drift reference {r.drift_s:.1f} s + other {rest:.1f} s")  # fmt: skip
+    in_measure = r.measure_s - r.inference_s - r.warmup_s  # drift's measure calls included
+    drift_parts = r.drift_s  # drift emission + measurement
+    print(
+        "breakdown of the fixed cost (all archs, drift reference included): "
+        f"emission {r.emit_s:.2f} s, inside measure() but outside timed/warm-up loops "
+        f"(worker IPC, session creation, input generation, statistics) "
+        f"{in_measure:.2f} s, store writes {r.store_s:.2f} s "
+        f"(drift reference wall {drift_parts:.2f} s)"
+    )
+    n = max(1, r.measured)
+    print(
+        f"fixed cost per arch: emission {r.emit_s / n:.3f} s, measure() overhead "
+        f"{in_measure / n:.3f} s, store {r.store_s / n:.4f} s"
+    )
     print(f"overhead (emission, sessions, worker, store, bookkeeping): {rest / r.wall_s:.1%}")
     print(f"overhead counting warm-up too: {(rest + r.warmup_s) / r.wall_s:.1%}")
     print(f"per arch: {r.wall_s / max(1, r.measured):.2f} s; ok {r.ok}, failed {r.failed}")
+    print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

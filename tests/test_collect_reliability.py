@@ -171,3 +171,26 @@ def test_model_crashing_the_runtime_is_recorded_and_the_run_goes_on(tmp_path: Pa
     assert failed["arch"].tolist() == [archs[1]]
     assert "SIGSEGV" in failed["error"].item()
     assert df[df["status"] == "ok"]["arch"].tolist() == [archs[0], archs[2], archs[3]]
+
+
+def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Path) -> None:
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does) reaches the worker
+    too; the worker ignores it, the collector stops after the current architecture."""
+    db = tmp_path / "c.db"
+    cmd = _collect_cmd(db, 40, 5, "--drift-every", "0")
+    with subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        try:
+            before = _wait_for_rows(db, proc, 2, timeout_s=120)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    with lds.open(db, readonly=True) as store:
+        df = store.to_pandas()
+    assert before < len(df) < 40  # the architecture in flight was finished and stored
+    assert set(df["status"]) == {"ok"}  # nothing recorded as failed because of the interrupt
+    assert f"{len(df)} ok" in out.decode()  # every measured result was stored

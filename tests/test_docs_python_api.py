@@ -25,7 +25,7 @@ def test_python_api_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         for block in blocks:
-            exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own docs
+            exec(compile(block, str(DOC), "exec"), namespace)  # our own docs
     assert (tmp_path / "cell.onnx").stat().st_size > 1000
     assert (tmp_path / "pixel3.lbp").is_file()
     m = namespace["m"]

@@ -39,10 +39,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from latbench.datasets import schema as S
 from latbench.datasets.store import Store
+from latbench.devices.base import Device
 from latbench.errors import (
     ConfigError,
     RuntimeNotInstalledError,
@@ -136,6 +137,9 @@ class CollectReport:
     warmup_s: float = 0.0  # untimed warm-up inferences
     drift_s: float = 0.0  # wall time of the drift reference measurements
     dropped: int = 0  # failed results discarded after a stop request
+    emit_s: float = 0.0  # emitting models (summed over devices)
+    measure_s: float = 0.0  # wall time of the device.measure calls, drift included
+    store_s: float = 0.0  # writing rows and drift records (durable transactions)
 
     @property
     def ok(self) -> int:
@@ -218,6 +222,24 @@ class _Item:
     measurement: Measurement | None = None
     error: BaseException | None = None
     drift_wall_s: float = 0.0
+    progress: str = ""  # the fleet's one-line progress of every device
+    emit_s: float = 0.0
+    measure_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One item of a device's fleet queue: an architecture, or the drift reference model."""
+
+    kind: str  # "row" or "drift"
+    arch: str
+
+
+@dataclass(frozen=True)
+class _EmitFailed:
+    """What ``prepare`` hands the device when emission failed: measured as a failed record."""
+
+    error: str
 
 
 class _Progress:
@@ -244,18 +266,78 @@ class _Progress:
             self._bar.close()
 
 
-def _device_worker(
-    device: MeasureTarget,
-    todo: Sequence[str],
+class _Lent:
+    """A caller's device lent to the fleet: keeps the collector's failure rules, not closed.
+
+    * an emission failure (:class:`_EmitFailed`) becomes a failed record with its error;
+    * a fatal error (bad runtime, missing package: every architecture would fail the same way)
+      is kept in ``fatal`` and stops the fleet;
+    * any other exception of the device becomes a failed record, and the run goes on.
+
+    The caller opened the device and closes it; the fleet's ``close`` is a no-op here.
+    """
+
+    def __init__(self, device: MeasureTarget, settings: CollectSettings, fatal: list[BaseException],
+                 stop: Callable[[], None]) -> None:  # fmt: skip
+        self.name = device.name
+        self._device = device
+        self._settings = settings
+        self._fatal = fatal
+        self._stop = stop
+
+    def _failed(self, error: str) -> Measurement:
+        s = self._settings
+        return Measurement.failed(
+            error, runtime=s.runtime, batch=s.batch, threads=s.threads, started_at=S.utc_now()
+        )
+
+    def measure(self, model: Any, **kwargs: Any) -> Measurement:
+        if isinstance(model, _EmitFailed):
+            return self._failed(model.error)
+        try:
+            return self._device.measure(model, **kwargs)
+        except FATAL_ERRORS as exc:
+            self._fatal.append(exc)
+            self._stop()
+            m = self._failed(f"{type(exc).__name__}: {exc}")
+            return m.with_(harness={**m.harness, "failure": "fatal"})
+        except Exception as exc:
+            log.debug("measuring on %s failed", self.name, exc_info=True)
+            return self._failed(f"{type(exc).__name__}: {exc}")
+
+    def fingerprint(self) -> str:
+        return self._device.fingerprint()
+
+    def close(self) -> None:
+        """The caller owns the device."""
+
+
+def _queue_of(todo: Sequence[str], drift_arch: str | None, drift_every: int) -> list[_Work]:
+    """A device's work: its architectures, the drift reference before every ``drift_every``."""
+    work: list[_Work] = []
+    for i, arch in enumerate(todo):
+        if drift_arch is not None and i % drift_every == 0:
+            work.append(_Work("drift", drift_arch))
+        work.append(_Work("row", arch))
+    return work
+
+
+def _run_fleet(
+    devices: Sequence[MeasureTarget],
+    plans: Mapping[str, list[str]],
     settings: CollectSettings,
     emit: Emitter,
     drift_arch: str | None,
     stop: threading.Event,
     out: queue.Queue[_Item],
-) -> None:
-    """Measure ``todo`` on one device, one model at a time; results go to ``out``."""
-    name = device.name
-    workdir = Path(tempfile.mkdtemp(prefix="latbench-collect-"))
+) -> Any:
+    """Measure every device's plan through :class:`latbench.devices.fleet.Fleet`.
+
+    Called in a background thread; results go to ``out`` (the store is written by the thread
+    that opened it). Returns the fleet, so the caller can stop it.
+    """
+    from latbench.devices.fleet import Fleet
+
     kwargs: dict[str, Any] = {
         "runtime": settings.runtime,
         "threads": settings.threads,
@@ -265,53 +347,75 @@ def _device_worker(
     }
     if settings.options:
         kwargs["options"] = dict(settings.options)
+    fatal: list[BaseException] = []
+    by_name = {d.name: d for d in devices if plans[d.name]}
+    workdir = Path(tempfile.mkdtemp(prefix="latbench-collect-"))
+    fleet = Fleet(
+        {name: {} for name in by_name},
+        measure_kwargs=kwargs,
+        retries=1,
+        factory=lambda name, table: cast(
+            Device, _Lent(by_name[name], settings, fatal, lambda: fleet.stop())
+        ),
+    )
+    models: dict[str, Path] = {}  # device -> its model file being measured (one at a time)
+    started: dict[str, float] = {}
 
-    def measure(arch: str) -> Measurement:
-        model = emit(arch, workdir)
-        try:
-            return device.measure(model, **kwargs)
-        finally:
-            if isinstance(model, Path):
-                model.unlink(missing_ok=True)
+    emitted: dict[str, float] = {}
 
-    def measure_drift() -> None:
-        assert drift_arch is not None
-        t0 = time.perf_counter()
+    def prepare(device: str, work: _Work) -> Any:
+        started[device] = time.perf_counter()
+        if stop.is_set():
+            fleet.stop()
         try:
-            m = measure(drift_arch)
+            model = emit(work.arch, workdir / device)
         except FATAL_ERRORS:
             raise
-        except Exception as exc:  # noqa: BLE001 - drift is advisory; record and go on
-            m = Measurement.failed(f"{type(exc).__name__}: {exc}")
-        out.put(_Item("drift", name, drift_arch, m, drift_wall_s=time.perf_counter() - t0))
+        except Exception as exc:
+            log.debug("emitting %s failed", work.arch, exc_info=True)
+            return _EmitFailed(f"{type(exc).__name__}: {exc}")
+        finally:
+            emitted[device] = time.perf_counter()
+        if isinstance(model, Path):
+            models[device] = model
+        return model
 
+    def on_result(device: str, work: _Work, m: Measurement) -> None:
+        model = models.pop(device, None)
+        if model is not None:
+            model.unlink(missing_ok=True)
+        if m.harness.get("failure") == "fatal":
+            return  # not an architecture's result: the run stops with the error
+        now = time.perf_counter()
+        t0, t1 = started.get(device, now), emitted.get(device, now)
+        spans = {"emit_s": t1 - t0, "measure_s": now - t1}
+        if work.kind == "drift":
+            out.put(_Item("drift", device, work.arch, m, drift_wall_s=now - t0, **spans))
+        else:
+            out.put(_Item("row", device, work.arch, m, **spans))
+        if stop.is_set():
+            fleet.stop()
+
+    def on_progress(p: Any) -> None:
+        out.put(_Item("progress", "", progress=p.line()))
+
+    for name in by_name:
+        (workdir / name).mkdir()
     try:
-        for i, arch in enumerate(todo):
-            if stop.is_set():
-                break
-            if drift_arch is not None and i % settings.drift_every == 0:
-                measure_drift()
-                if stop.is_set():
-                    break
-            try:
-                m = measure(arch)
-            except FATAL_ERRORS:
-                raise
-            except Exception as exc:
-                log.debug("arch %s failed on %s", arch, name, exc_info=True)
-                m = Measurement.failed(
-                    f"{type(exc).__name__}: {exc}",
-                    runtime=settings.runtime,
-                    batch=settings.batch,
-                    threads=settings.threads,
-                    started_at=S.utc_now(),
-                )
-            out.put(_Item("row", name, arch, m))
+        fleet.run(
+            {n: _queue_of(plans[n], drift_arch, settings.drift_every) for n in by_name},
+            prepare=prepare,
+            on_result=on_result,
+            on_progress=on_progress,
+        )
+        if fatal:
+            out.put(_Item("fatal", "", error=fatal[0]))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer thread, which re-raises
-        out.put(_Item("fatal", name, error=exc))
+        out.put(_Item("fatal", "", error=exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        out.put(_Item("done", name))
+        out.put(_Item("done", ""))
+    return fleet
 
 
 def _inference_s(m: Measurement) -> tuple[float, float]:
@@ -394,21 +498,18 @@ def collect(
     index_fn = getattr(space, "index", None)
 
     out: queue.Queue[_Item] = queue.Queue()
-    threads = [
-        threading.Thread(
-            target=_device_worker,
-            args=(dev, plans[dev.name], settings, emit, drift_arch, stop, out),
-            name=f"latbench-collect-{dev.name}",
-            daemon=True,
-        )
-        for dev in devices
-        if plans[dev.name]
-    ]
+    runner = threading.Thread(
+        target=_run_fleet,
+        args=(devices, plans, settings, emit, drift_arch, stop, out),
+        name="latbench-collect-fleet",
+        daemon=True,
+    )
     bar = _Progress(progress, total, f"{space.name} {settings.collection}")
     fatal: BaseException | None = None
-    running = len(threads)
-    for th in threads:
-        th.start()
+    line = ""
+    running = total > 0
+    if running:
+        runner.start()
     interrupts = 0
     try:
         while running:
@@ -425,21 +526,33 @@ def collect(
                 bar.write("stopping after the current architecture (Ctrl-C again to abort)")
                 continue
             if item.kind == "done":
-                running -= 1
+                running = False
+            elif item.kind == "progress":
+                line = item.progress
             elif item.kind == "fatal":
                 fatal = fatal or item.error
                 stop.set()
-            elif item.kind == "drift":
-                _write_drift(store, settings, item, baseline, ratio, report, bar)
-            else:
-                _write_row(store, space, settings, item, ratio, index_fn, report, stop.is_set())
-                bar.update({"ok": report.ok, "failed": report.failed})
+            elif item.kind in ("drift", "row"):
+                t0 = time.perf_counter()
+                if item.kind == "drift":
+                    _write_drift(store, settings, item, baseline, ratio, report, bar)
+                else:
+                    _write_row(store, space, settings, item, ratio, index_fn, report, stop.is_set())
+                report.store_s += time.perf_counter() - t0
+                report.emit_s += item.emit_s
+                report.measure_s += item.measure_s
+                if item.kind == "drift":
+                    continue
+                postfix: dict[str, Any] = {"failed": report.failed}
+                if len(devices) > 1 and line:
+                    postfix["devices"] = line
+                bar.update(postfix)
     finally:
         stop.set()
         bar.close()
         report.wall_s = time.perf_counter() - t_start
-    for th in threads:
-        th.join(timeout=5.0)
+    if runner.is_alive():
+        runner.join(timeout=5.0)
     report.interrupted = fatal is None and any(
         d.ok + d.failed < d.planned for d in report.devices.values()
     )

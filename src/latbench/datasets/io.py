@@ -203,9 +203,21 @@ def _arch_resolver(
     ``from_index``, the string must be the canonical string of that index (one cheap check
     instead of a parse); otherwise the string is parsed and canonicalised.
     """
+    import hashlib
+
     from latbench.spaces import get_space
+    from latbench.spaces.base import SearchSpace
 
     space = get_space(space_name)
+    # The base class's arch_id re-parses its argument; for a string already known canonical
+    # the same hash is computed directly (a space overriding arch_id keeps its own).
+    plain_id = type(space).arch_id is SearchSpace.arch_id
+
+    def arch_id(canon: str) -> str:
+        if plain_id:
+            return hashlib.sha256(f"{space.name}:{canon}".encode()).hexdigest()[:16]
+        return space.arch_id(canon)
+
     index_fn = getattr(space, "index", None)
     from_index = getattr(space, "from_index", None)
     cache: dict[tuple[str, Any], tuple[str, str, int | None]] = {}
@@ -224,7 +236,7 @@ def _arch_resolver(
                 idx = int(index_fn(canon))
             elif given is not None:
                 idx = int(given)
-        hit = (canon, space.arch_id(canon), idx)
+        hit = (canon, arch_id(canon), idx)
         cache[key] = hit
         return hit
 
@@ -256,32 +268,88 @@ def _as_list(series: pd.Series) -> list[Any]:
     return arr.tolist()
 
 
-def _validate(w: pd.DataFrame) -> pd.Series:
-    """Per row, why it cannot be stored (None when it can); vectorised."""
-    reason = pd.Series([None] * len(w), index=w.index, dtype=object)
+def _validate(w: pd.DataFrame) -> np.ndarray:
+    """Per row, why it cannot be stored (None when it can); vectorised.
 
-    def flag(mask: pd.Series, text: pd.Series | str) -> None:
-        mask = mask & reason.isna()
-        if mask.any():
-            reason[mask] = text[mask] if isinstance(text, pd.Series) else text
+    The reason texts are built for the bad rows only: formatting 371k ``repr`` strings to
+    throw them away was a third of an import.
+    """
+    reason = np.full(len(w), None, dtype=object)
+
+    def flag(mask: Any, text: Callable[[np.ndarray], list[str]] | str) -> None:
+        m = np.asarray(mask, dtype=bool) & np.equal(reason, None)
+        if m.any():
+            reason[m] = text if isinstance(text, str) else text(m)
+
+    def described(name: str, suffix: str) -> Callable[[np.ndarray], list[str]]:
+        values = w[name].to_numpy(dtype=object)
+        return lambda m: [f"{name} {v!r}{suffix}" for v in values[m]]
 
     for name in ("space", "arch", "device"):
         col = w[name]
         flag(col.isna() | (col.astype(str).str.strip() == ""), f"{name} is empty")
     status = w["status"].astype(str)
-    flag(~status.isin(S.STATUSES), "status " + status.map(repr) + f"; expected {list(S.STATUSES)}")
-    lat = pd.to_numeric(w["latency_ms"], errors="coerce")
-    ok = status == "ok"
-    bad_lat = ok & ~((lat > 0) & np.isfinite(lat))
+    statuses = status.to_numpy(dtype=object)
     flag(
-        bad_lat,
-        "latency_ms " + w["latency_ms"].map(repr) + "; expected a positive finite number",
+        ~status.isin(S.STATUSES),
+        lambda m: [f"status {v!r}; expected {list(S.STATUSES)}" for v in statuses[m]],
     )
+    lat = pd.to_numeric(w["latency_ms"], errors="coerce").to_numpy(dtype="float64")
+    ok = (status == "ok").to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad_lat = ok & ~((lat > 0) & np.isfinite(lat))
+    flag(bad_lat, described("latency_ms", "; expected a positive finite number"))
     for name, low in (("batch", 1), ("threads", 0)):
         num = pd.to_numeric(w[name], errors="coerce")
         bad = num.isna() | (num < low) | (num % 1 != 0)
-        flag(bad, f"{name} " + w[name].map(repr) + f"; expected an integer >= {low}")
+        flag(bad, described(name, f"; expected an integer >= {low}"))
     return reason
+
+
+def _resolve_archs(
+    w: pd.DataFrame, reason: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(canonical arch, arch_id, arch_index, reason) per row; each distinct arch resolved once.
+
+    Rows are grouped by ``(space, arch, given index)`` with ``pd.factorize`` (C speed); the
+    space's parser runs once per group and the results are spread back with a ``take``.
+    """
+    n = len(w)
+    given = w["arch_index"]
+    idx_key = given.astype("float64") if given.notna().any() else pd.Series(np.nan, index=w.index)
+    codes, uniques = pd.MultiIndex.from_arrays(
+        [w["space"].astype(str), w["arch"].astype(str), idx_key.fillna(-1.0)]
+    ).factorize()
+    k = len(uniques)
+    u_canon = np.full(k, None, dtype=object)
+    u_id = np.full(k, None, dtype=object)
+    u_index = np.full(k, None, dtype=object)
+    u_reason = np.full(k, None, dtype=object)
+    wanted = np.zeros(k, dtype=bool)
+    wanted[codes[np.equal(reason, None)]] = True
+    resolvers: dict[str, Callable[[str, Any], tuple[str, str, int | None]] | str] = {}
+    u_space = uniques.get_level_values(0).to_numpy(dtype=object)
+    u_arch = uniques.get_level_values(1).to_numpy(dtype=object)
+    u_given = uniques.get_level_values(2).to_numpy(dtype="float64")
+    for u in np.flatnonzero(wanted):
+        sp, arch, idx = u_space[u], u_arch[u], u_given[u]
+        if sp not in resolvers:
+            try:
+                resolvers[sp] = _arch_resolver(sp)
+            except LatbenchError as exc:
+                resolvers[sp] = f"space {sp!r}: {exc}"
+        res = resolvers[sp]
+        if isinstance(res, str):
+            u_reason[u] = res
+            continue
+        try:
+            u_canon[u], u_id[u], u_index[u] = res(arch, None if idx < 0 else int(idx))
+        except (ArchError, ValueError, TypeError) as exc:
+            u_reason[u] = f"unknown arch {arch!r}: {exc}"
+    out_reason = reason.copy() if n else reason
+    free = np.equal(out_reason, None)
+    out_reason[free] = u_reason[codes[free]]
+    return u_canon[codes], u_id[codes], u_index[codes], out_reason
 
 
 def import_table(
@@ -295,8 +363,10 @@ def import_table(
 
     ``collection`` names the import (default: the file's ``collection`` column, else the file
     name without suffixes). Returns an :class:`ImportReport` listing every rejected row, by
-    line number. Validation is vectorised and architectures are resolved once per distinct
-    string, so the 371,139-row NB201 reference table imports in seconds.
+    line number. Validation is vectorised, architectures are resolved once per distinct
+    string, columns holding one value are written as SQL constants, and the store writes the
+    rows in bulk mode (:meth:`Store.add_tuples`), so the 371,139-row NB201 reference table
+    imports in about a second on an idle machine.
     """
     if isinstance(source, pd.DataFrame):
         raw, kind, label = source.reset_index(drop=True), "row", "DataFrame"
@@ -324,51 +394,21 @@ def import_table(
     w["runtime"] = w["runtime"].fillna("").astype(str)
     w["batch"] = w["batch"].fillna(1)
     w["threads"] = w["threads"].fillna(0)
-    reason = _validate(w)
-
-    # Architectures: resolve each distinct (space, arch) once.
-    canon: dict[tuple[Any, Any, Any], tuple[str, str, int | None] | str] = {}
-    resolvers: dict[str, Callable[[str, Any], tuple[str, str, int | None]] | str] = {}
-    valid = reason.isna()
-    given_index = w["arch_index"].where(w["arch_index"].notna(), None)
-    pairs = (
-        pd.DataFrame({"space": w["space"], "arch": w["arch"], "idx": given_index})
-        .loc[valid]
-        .drop_duplicates()
-    )
-    for sp, arch, idx in pairs.itertuples(index=False, name=None):
-        if sp not in resolvers:
-            try:
-                resolvers[sp] = _arch_resolver(sp)
-            except LatbenchError as exc:
-                resolvers[sp] = f"space {sp!r}: {exc}"
-        res = resolvers[sp]
-        if isinstance(res, str):
-            canon[(sp, arch, idx)] = res
-            continue
-        try:
-            canon[(sp, arch, idx)] = res(str(arch), None if idx is None else int(idx))
-        except (ArchError, ValueError, TypeError) as exc:
-            canon[(sp, arch, idx)] = f"unknown arch {arch!r}: {exc}"
-    keys = list(zip(w["space"], w["arch"], given_index, strict=True))
-    resolved = [canon.get(k) if v else None for k, v in zip(keys, valid, strict=True)]
-    arch_reason = [r if isinstance(r, str) else None for r in resolved]
-    reason = reason.where(reason.notna(), pd.Series(arch_reason, index=w.index, dtype=object))
-    bad = reason.notna().to_numpy()
+    if not len(w):
+        return report
+    canon, ids, indexes, reason = _resolve_archs(w, _validate(w))
+    bad = ~np.equal(reason, None)
     report.rejected = [
         (_locate(kind, int(p)), str(r)) for p, r in zip(pos[bad], reason[bad], strict=True)
     ]
     good = ~bad
-    g = w[good]
-    info: list[tuple[str, str, int | None]] = [
-        r for r, ok in zip(resolved, good, strict=True) if ok and isinstance(r, tuple)
-    ]
-    if not len(g):
+    if not good.any():
         return report
+    g = w if good.all() else w[good]
     g = g.assign(
-        arch=[t[0] for t in info],
-        arch_id=[t[1] for t in info],  # always recomputed: the key must match the space's ids
-        arch_index=[t[2] for t in info],
+        arch=canon[good],
+        arch_id=ids[good],  # always recomputed: the key must match the space's ids
+        arch_index=pd.array(indexes[good], dtype="Int64"),
         latency_ms=pd.to_numeric(g["latency_ms"], errors="coerce"),
         batch=_numeric(g["batch"], 1).astype("int64"),
         threads=_numeric(g["threads"], 0).astype("int64"),
@@ -377,6 +417,7 @@ def import_table(
     )
     columns: list[list[Any]] = []
     names: list[str] = []
+    constants: dict[str, Any] = {}
     for name in S.COLUMN_NAMES:
         col = g[name]
         if col.isna().all():
@@ -386,13 +427,19 @@ def import_table(
         elif name in S.JSON_COLUMNS:
             values = [_json_text(v) for v in col.tolist()]
         elif name == "arch_index":
-            values = [None if v is None or v != v else int(v) for v in col.tolist()]
+            values = [None if v is pd.NA else int(v) for v in col.tolist()]
+        elif name not in S.FLOAT_COLUMNS and col.notna().all() and col.nunique() == 1:
+            first = col.iloc[0]  # one value: an SQL literal, not bound per row
+            constants[name] = int(first) if isinstance(first, np.integer | int) else str(first)
+            continue
         else:
             values = _as_list(col)
         columns.append(values)
         names.append(name)
     rows = list(zip(*columns, strict=True))
-    report.imported, report.duplicates = store.add_tuples(rows, columns=names)
+    report.imported, report.duplicates = store.add_tuples(
+        rows, columns=names, constants=constants, bulk=True
+    )
     return report
 
 
@@ -432,17 +479,41 @@ def _arrow_schema() -> Any:
 def _arrow_tables(
     store: Store, schema: Any, chunk_rows: int, filters: dict[str, Any]
 ) -> Iterator[Any]:
-    """Arrow tables straight from the cursor: no DataFrame in between (the fast path)."""
+    """Arrow tables straight from the cursor: no DataFrame in between (the fast path).
+
+    Only the columns whose values vary are fetched; all-NULL and one-valued columns become
+    Arrow arrays built in C (``pa.nulls`` / ``pa.repeat``), so the per-cell Python cost is paid
+    for the informative columns alone.
+    """
     import pyarrow as pa
 
-    present = store.present_columns(**filters)
-    for rows in store.iter_rows(columns=present, chunk_rows=chunk_rows, **filters):
-        fetched = dict(zip(present, zip(*rows, strict=True), strict=True))
+    from latbench.datasets.store import VARIES
+
+    profile = store.column_profile(**filters)
+    fetch = [c for c, (n, value) in profile.items() if n and value is VARIES]
+    types = {fld.name: fld.type for fld in schema}
+
+    def const(name: str, n: int) -> Any:
+        count, value = profile[name]
+        if not count:
+            return pa.nulls(n, type=types[name])
+        return pa.repeat(pa.scalar(value, type=types[name]), n)
+
+    def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        if fetch:
+            yield from store.iter_rows(columns=fetch, chunk_rows=chunk_rows, **filters)
+            return
+        total = store.count(**filters)  # every column constant: no fetch at all
+        for start in range(0, total, chunk_rows):
+            yield [()] * min(chunk_rows, total - start)
+
+    for rows in chunks():
+        fetched = dict(zip(fetch, zip(*rows, strict=True), strict=True)) if fetch else {}
         arrays = []
         for fld in schema:
             values = fetched.get(fld.name)
             if values is None:
-                arrays.append(pa.nulls(len(rows), type=fld.type))
+                arrays.append(const(fld.name, len(rows)))
                 continue
             if fld.name == "samples_ms":
                 values = tuple(None if b is None else S.unpack_samples(b) for b in values)

@@ -51,6 +51,27 @@ _DDL = [
     "ratio REAL, after_rows INTEGER NOT NULL, measured_at TEXT NOT NULL)",
 ]
 _TABLES = {"meta", "measurements", "collections", "drift"}
+#: Marks a column whose values differ between rows (:meth:`Store.column_profile`).
+VARIES: Any = object()
+# A bulk write of at least this many rows into an empty store rebuilds the key index after.
+_DEFER_INDEX_ROWS = 10_000
+
+
+def _sql_literal(value: Any) -> str:
+    """``value`` as an SQL literal: NULL, an integer or a quoted string.
+
+    Floats are refused: SQLite's text-to-double conversion is not guaranteed to round-trip, so
+    float values are always bound as parameters.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise DatasetError(f"constant {value!r} of type {type(value).__name__}; expected str or int")
 
 
 def _read_header(path: Path) -> tuple[int, int] | None:
@@ -242,23 +263,48 @@ class Store:
         *,
         replace_failed: bool = False,
         columns: Sequence[str] = S.COLUMN_NAMES,
+        constants: Mapping[str, Any] | None = None,
+        bulk: bool = False,
     ) -> tuple[int, int]:
         """Write rows given as tuples of ``columns`` (default: every column) in one transaction.
 
-        Bulk imports pass only the columns that hold values: binding fewer parameters is most
-        of what makes a 371k-row import fast.
+        Bulk imports pass only the columns that hold values, and give the columns that hold
+        the same value on every row as ``constants`` (inlined as SQL literals, so they are not
+        bound once per row). ``bulk=True`` (imports) trades durability for speed inside this one
+        call: ``synchronous=OFF`` for the transaction (WAL stays consistent; a power cut may
+        lose the import, never corrupt the store), restored to ``FULL`` afterwards; and when the
+        store holds no measurement yet, the unique key index is dropped and rebuilt after the
+        insert (one sort instead of 371k random index insertions), duplicates of the batch
+        being removed in SQL first. A collection's per-measurement writes never use it.
         """
         if not tuples:
             return 0, 0
         if self.readonly:
             raise DatasetError(f"{self.path} is open read-only")
-        sql = self._insert_sql(tuple(columns), replace_failed)
+        consts = dict(constants or {})
         c = self._conn
         try:
+            if bulk:
+                c.execute("PRAGMA synchronous = OFF")
             c.execute("BEGIN IMMEDIATE")
+            deferred = bulk and len(tuples) >= _DEFER_INDEX_ROWS and self._empty()
+            sql = self._insert_sql(tuple(columns), replace_failed, consts, plain=deferred)
+            if deferred:
+                c.execute("DROP INDEX measurements_key")
             before = c.total_changes
             c.executemany(sql, tuples)
             stored = c.total_changes - before
+            if deferred:
+                keys = ", ".join(S.KEY_COLUMNS)
+                try:
+                    c.execute(_DDL[2])
+                except sqlite3.IntegrityError:  # the batch repeats a key: keep the first row
+                    c.execute(
+                        "DELETE FROM measurements WHERE id NOT IN "
+                        f"(SELECT MIN(id) FROM measurements GROUP BY {keys})"
+                    )
+                    stored -= c.execute("SELECT changes()").fetchone()[0]
+                    c.execute(_DDL[2])
             c.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (S.utc_now(),)
             )
@@ -269,23 +315,40 @@ class Store:
             raise DatasetError(
                 f"{self.path}: could not write {len(tuples)} row(s): {exc}"
             ) from None
+        finally:
+            if bulk:
+                c.execute("PRAGMA synchronous = FULL")
         return stored, len(tuples) - stored
 
+    def _empty(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM measurements LIMIT 1").fetchone() is None
+
     @staticmethod
-    def _insert_sql(columns: tuple[str, ...], replace_failed: bool) -> str:
-        unknown = [c for c in columns if c not in S.COLUMN_NAMES]
+    def _insert_sql(
+        columns: tuple[str, ...],
+        replace_failed: bool,
+        constants: Mapping[str, Any] | None = None,
+        *,
+        plain: bool = False,
+    ) -> str:
+        consts = dict(constants or {})
+        unknown = [c for c in (*columns, *consts) if c not in S.COLUMN_NAMES]
         if unknown:
             raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
-        sql = (
-            f"INSERT INTO measurements({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) "
-        )
+        both = set(columns) & set(consts)
+        if both:
+            raise DatasetError(f"column(s) {sorted(both)} given both per row and as constants")
+        names = (*columns, *consts)
+        values = ["?"] * len(columns) + [_sql_literal(v) for v in consts.values()]
+        sql = f"INSERT INTO measurements({', '.join(names)}) VALUES ({', '.join(values)}) "
+        if plain:
+            return sql
         if not replace_failed:
             return sql + "ON CONFLICT DO NOTHING"
         return (
             sql
             + f"ON CONFLICT({', '.join(S.KEY_COLUMNS)}) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in columns)
+            + ", ".join(f"{c} = excluded.{c}" for c in names)
             + " WHERE measurements.status = 'failed' AND excluded.status = 'ok'"
         )
 
@@ -417,6 +480,46 @@ class Store:
             params,
         ).fetchone()
         return [c for c, n in zip(S.COLUMN_NAMES, counts, strict=True) if n]
+
+    def column_profile(self, **filters: Any) -> dict[str, tuple[int, Any]]:
+        """Per column among the rows matching ``filters``: (non-NULL count, the value when
+        every row holds the same one, else :data:`VARIES`).
+
+        One scan in SQLite's C code. Exports fetch only the columns that vary and write the
+        others as constant Arrow arrays: every cell fetched through ``sqlite3`` costs a Python
+        object, and on typical stores about half the columns hold one value (space, runtime,
+        status, versions, settings).
+        """
+        where, params = _where(filters)
+        first = self._execute(
+            f"SELECT {', '.join(S.COLUMN_NAMES)} FROM measurements{where} ORDER BY id LIMIT 1",
+            params,
+        ).fetchone()
+        if first is None:
+            return {c: (0, VARIES) for c in S.COLUMN_NAMES}
+        # One scan: a column is constant when no row differs from the first row's value
+        # (``IS NOT`` also compares NULLs), all-NULL when the first value is NULL and none isn't.
+        parts: list[str] = ["COUNT(*)"]
+        bind: list[Any] = []
+        for c, v in zip(S.COLUMN_NAMES, first, strict=True):
+            if v is None or c == "samples_ms":
+                parts.append(f"COUNT({c})")
+            else:
+                parts.append(f"TOTAL({c} IS NOT ?)")
+                bind.append(v)
+        row = self._execute(
+            f"SELECT {', '.join(parts)} FROM measurements{where}", [*bind, *params]
+        ).fetchone()
+        total = int(row[0])
+        out: dict[str, tuple[int, Any]] = {}
+        for c, v, agg in zip(S.COLUMN_NAMES, first, row[1:], strict=True):
+            if v is None or c == "samples_ms":
+                out[c] = (int(agg), VARIES)  # counted: constant only when all NULL (count 0)
+            elif agg == 0:
+                out[c] = (total, v)
+            else:
+                out[c] = (total, VARIES)  # non-NULL count unknown but > 0: fetched
+        return out
 
     def iter_rows(
         self,

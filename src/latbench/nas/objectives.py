@@ -39,6 +39,7 @@ __all__ = [
     "Objective",
     "TableObjective",
     "all_archs",
+    "error_margin",
     "latency_constraint",
     "load_table",
     "make_objective",
@@ -373,6 +374,50 @@ def latency_constraint(
             "sigmas": k,
         },
     )
+
+
+def error_margin(
+    predictor: Predictor,
+    archs: Sequence[str],
+    latency_ms: Sequence[float] | np.ndarray,
+    *,
+    quantile: float = 0.9,
+    folds: int = 5,
+    seed: int = 0,
+    space: str | None = None,
+) -> float:
+    """A budget margin (fraction) from the predictor's cross-validated under-prediction.
+
+    Fits unfitted copies of ``predictor`` (same settings) on ``folds - 1`` folds of the measured
+    ``archs`` / ``latency_ms`` and predicts the held-out fold; returns the ``quantile`` of the
+    one-sided relative error ``max(0, measured / predicted - 1)``. Searching under
+    ``budget * (1 - margin)`` then keeps about ``quantile`` of the returned architectures within
+    the budget when measured, if they resemble the training architectures (restrict the search
+    to the training region as well: a margin says nothing about extrapolation). ``space``
+    defaults to the space ``predictor`` was fitted on.
+    """
+    from latbench.predictors.base import clone
+
+    y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    arch_list = list(archs)
+    if len(arch_list) != y.shape[0]:
+        raise ConfigError(f"{len(arch_list)} archs but {y.shape[0]} latencies; expected equal")
+    if not 2 <= folds <= len(arch_list):
+        raise ConfigError(f"folds = {folds}; expected 2 <= folds <= {len(arch_list)} (archs)")
+    if not 0.0 < quantile <= 1.0:
+        raise ConfigError(f"quantile = {quantile}; expected a fraction in (0, 1]")
+    space = space or getattr(predictor, "space_", None)
+    if space is None:
+        raise ConfigError("error_margin: the predictor is not fitted; expected space='<name>'")
+    fold = np.random.default_rng(seed).permutation(len(arch_list)) % folds
+    err = np.empty(len(arch_list))
+    for k in range(folds):
+        test = np.flatnonzero(fold == k)
+        train = np.flatnonzero(fold != k)
+        p = clone(predictor).fit([arch_list[i] for i in train], y[train], space=space)
+        pred = p.predict([arch_list[i] for i in test])
+        err[test] = np.maximum(0.0, y[test] / pred - 1.0)
+    return float(np.quantile(err, quantile))
 
 
 _METRIC_UNITS = {"params": "parameters", "flops": "MACs", "memory": "bytes"}

@@ -14,6 +14,7 @@ third parties register more through the ``latbench.strategies`` entry-point grou
 from __future__ import annotations
 
 import logging
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import numpy as np
 from latbench._registry import Registry
 from latbench.errors import ConfigError, SearchError
 from latbench.nas.evaluate import Candidate, Evaluator
+from latbench.nas.pareto import pareto_front
 from latbench.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -134,22 +136,46 @@ class RandomSearch(Strategy):
 
 @STRATEGIES.register("evolution")
 class RegularizedEvolution(Strategy):
-    """Regularized (aging) evolution, Real et al. (AAAI 2019), batched.
+    """Constraint-aware regularized (aging) evolution, Real et al. (AAAI 2019), with a local phase.
 
-    Start from ``population`` random architectures. Each step makes ``children`` offspring: for
-    each, draw ``sample`` members of the population at random, mutate the best of them (one
-    position changed, :meth:`SearchSpace.mutate`), evaluate all offspring in one batch, append
-    them and remove as many of the *oldest* members. Ageing instead of killing the worst keeps the
-    population diverse and is what makes the method robust to noisy objectives. ``children`` > 1
-    is the asynchronous-workers variant; it lets the predictor score a batch per call.
+    *Explore* (the first ``1 - exploit`` of the budget): start from ``population`` random
+    architectures. Each step makes ``children`` offspring: for each, draw ``sample`` members of
+    the population at random and mutate the best of them (one position changed). Tournaments use
+    :meth:`Candidate.key`: feasible members by objective, infeasible ones by their violation, so
+    the population is pulled onto the budget boundary and rides it. A child that was evaluated
+    before (or is already in the batch) is re-drawn up to ``retries`` times, so the budget is
+    spent on new architectures. Offspring are scored in one batch, appended, and the *oldest*
+    members leave (ageing keeps the population diverse; ``children`` > 1 is the asynchronous
+    variant that lets a predictor score a batch per call).
+
+    *Exploit* (the last ``exploit`` of the budget): a best-first local search over
+    :meth:`SearchSpace.neighbours`. Seeds are the best feasible candidates seen so far and the
+    infeasible ones whose objective beats the best feasible one (closest to the boundary first:
+    one cheaper op often repairs them). The unseen neighbours of the best seed that still has any
+    are evaluated in one batch; a better candidate becomes the next seed at once. Under a
+    latency budget the optimum usually sits on the boundary, next to architectures that are just
+    over it: the exploit phase finds such needles that ageing evolution alone steps over.
     """
 
     name = "evolution"
 
-    def __init__(self, population: int = 32, sample: int = 4, children: int = 4) -> None:
+    def __init__(
+        self,
+        population: int = 32,
+        sample: int = 4,
+        children: int = 4,
+        exploit: float = 0.3,
+        retries: int = 8,
+        boundary: float = 0.3,
+        tolerance: float = 0.05,
+    ) -> None:
         self.population = population
         self.sample = sample
         self.children = children
+        self.exploit = exploit
+        self.retries = retries
+        self.boundary = boundary
+        self.tolerance = tolerance
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
         if not 1 <= self.sample <= self.population:
@@ -157,6 +183,8 @@ class RegularizedEvolution(Strategy):
                 f"evolution: sample={self.sample}; expected 1 <= sample <= population="
                 f"{self.population}"
             )
+        if not 0.0 <= self.exploit <= 1.0:
+            raise ConfigError(f"evolution: exploit={self.exploit}; expected a fraction in [0, 1]")
         rng = random.Random(seed)
         nrng = np.random.default_rng(seed)
         nc = len(space.choices)
@@ -170,42 +198,136 @@ class RegularizedEvolution(Strategy):
                 o = ops_of[arch] = space.ops(arch)
             return o
 
-        def mutate(arch: str) -> str:
-            # one position to a different choice, as SearchSpace.mutate, on cached op tuples
-            o = list(ops(arch))
-            pos = rng.randrange(npos)
-            c = rng.randrange(nc - 1)
-            o[pos] = c + 1 if c >= o[pos] else c
-            t = tuple(o)
+        def arch(t: tuple[int, ...]) -> str:
             a = arch_of.get(t)
             if a is None:
                 a = arch_of[t] = space.from_ops(t)
                 ops_of[a] = t
             return a
 
+        def mutate(parent: str, taken: set[str]) -> str:
+            # one position to a different choice, as SearchSpace.mutate, on cached op tuples;
+            # re-drawn while the child is known (free, but it would waste a proposal)
+            base = ops(parent)
+            child = parent
+            for _ in range(max(1, self.retries)):
+                o = list(base)
+                pos = rng.randrange(npos)
+                c = rng.randrange(nc - 1)
+                o[pos] = c + 1 if c >= o[pos] else c
+                child = arch(tuple(o))
+                if child not in taken and not evaluator.known(child):
+                    break
+            return child
+
+        limits = [(c.name, c.limit) for c in evaluator.constraints if c.limit > 0]
+
+        def room(c: Candidate) -> float:
+            # the tightest constraint's use of its limit (1 = on the budget); infeasible
+            # members are already ordered by violation, so only feasible ones need it
+            if not c.feasible:
+                return 0.0
+            return max((c.values[n] / lim for n, lim in limits), default=0.0)
+
+        explore_n = evaluations - round(self.exploit * evaluations)
         init = [space.random_arch(rng) for _ in range(min(self.population, evaluations))]
         pop: list[Candidate] = list(evaluator.evaluate(init))
         head = 0  # index of the oldest member once the ring buffer ``pop`` is full
-        while evaluator.n_evaluated < evaluations and not self._stalled(evaluator, evaluations):
-            k = max(1, min(self.children, evaluations - evaluator.n_evaluated))
+        while evaluator.n_evaluated < explore_n and not self._stalled(evaluator, evaluations):
+            k = max(1, min(self.children, explore_n - evaluator.n_evaluated))
             size = len(pop)
             s = min(self.sample, size)
-            # rank the population, ties broken at random: objectives such as params have large
-            # plateaus, and a fixed tie order would stop the population drifting across them
+            # rank the population; equal objectives (params has large plateaus) go to the member
+            # with the most room under the budget, then at random
             tie = nrng.random(size).tolist()
-            keys = [(*c.key(), t) for c, t in zip(pop, tie, strict=True)]
+            keys = [(*c.key(), -room(c), t) for c, t in zip(pop, tie, strict=True)]
             rank = np.empty(size)
             rank[sorted(range(size), key=keys.__getitem__)] = np.arange(size)
+            # stochastic ranking (Runarsson & Yao 2000): a share ``boundary`` of the tournaments
+            # compare by objective alone among members at most ``tolerance`` over the budget, so
+            # good architectures just over it breed too and their children cross the boundary
+            okeys = [
+                (c.violation <= self.tolerance, _obj(c), t) for c, t in zip(pop, tie, strict=True)
+            ]
+            orank = np.empty(size)
+            orank[sorted(range(size), key=okeys.__getitem__)] = np.arange(size)
             # k tournaments of s distinct members each: the s smallest of random keys per row
             draw = nrng.random((k, size)).argpartition(s - 1, axis=1)[:, :s]
-            winners = draw[np.arange(k), rank[draw].argmax(axis=1)].tolist()
-            kids = [mutate(pop[w].arch) for w in winners]
+            by_obj = nrng.random(k) < self.boundary
+            r = np.where(by_obj[:, None], orank[draw], rank[draw])
+            winners = draw[np.arange(k), r.argmax(axis=1)].tolist()
+            taken: set[str] = set()
+            kids = []
+            for w in winners:
+                kid = mutate(pop[w].arch, taken)
+                taken.add(kid)
+                kids.append(kid)
             for cand in evaluator.evaluate(kids):
                 if len(pop) < self.population:
                     pop.append(cand)
                 else:
                     pop[head] = cand
                     head = (head + 1) % len(pop)
+        self._local_search(space, evaluator, evaluations, rng)
+
+    @staticmethod
+    def _local_search(
+        space: SearchSpace, evaluator: Evaluator, evaluations: int, rng: random.Random
+    ) -> None:
+        """Pareto local search along the budget boundary until the budget is spent.
+
+        ``load`` is the tightest constraint's use of its limit (1 = on the budget). Each round
+        takes the non-dominated (low load, high objective) candidates not yet expanded, feasible
+        and infeasible alike, and expands the one nearest the boundary: its unseen neighbours are
+        evaluated in one batch. A budget-bound optimum is a neighbour of such a candidate: either
+        a cheaper one with room for a bigger op, or a better one just over the budget that one
+        cheaper op repairs. When the front is spent, the next layer takes its place.
+        """
+        done: set[str] = set()
+        limits = [(c.name, c.limit) for c in evaluator.constraints if c.limit > 0]
+
+        def load(c: Candidate) -> float:
+            return max((c.values[n] / lim for n, lim in limits), default=0.0)
+
+        loads: dict[str, float] = {}
+
+        def x(c: Candidate) -> float:
+            v = loads.get(c.arch)
+            if v is None:
+                v = loads[c.arch] = load(c)
+            return v
+
+        turn = 0
+        while evaluator.n_evaluated < evaluations:
+            pool = [
+                c for c in evaluator.history if c.arch not in done and not math.isnan(c.objective)
+            ]
+            if not pool:  # every neighbourhood searched: nothing left to exploit
+                return
+            feas = [c for c in pool if c.feasible]
+            best_obj = max(
+                (c.objective for c in evaluator.history if c.feasible), default=-math.inf
+            )
+            repair = [c for c in pool if not c.feasible and c.objective > best_obj]
+            turn += 1
+            if turn % 3 == 1 and feas:  # the best feasible, the one with most room first
+                seed = min(feas, key=lambda c: (-c.objective, x(c), c.order))
+            elif turn % 3 == 2 and repair:  # better but over the budget, nearest first
+                seed = min(repair, key=lambda c: (c.violation, -c.objective, c.order))
+            else:  # the non-dominated (load, objective) candidate nearest the boundary
+                xs = [x(c) for c in pool]
+                front = pareto_front(xs, [c.objective for c in pool]).tolist()
+                seed = pool[min(front, key=lambda j: (abs(xs[j] - 1.0), pool[j].order))]
+            done.add(seed.arch)
+            fresh = [a for a in space.neighbours(seed.arch) if not evaluator.known(a)]
+            room = evaluations - evaluator.n_evaluated
+            if fresh and room > 0:
+                rng.shuffle(fresh)  # a truncated last batch favours no position
+                evaluator.evaluate(fresh[:room])
+
+
+def _obj(c: Candidate) -> float:
+    return -math.inf if math.isnan(c.objective) else c.objective
 
 
 @STRATEGIES.register("reinforce")

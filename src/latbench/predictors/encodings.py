@@ -160,6 +160,17 @@ def _nb201_live(ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edge, node
 
 
+def _nb201_reach(ops: np.ndarray) -> np.ndarray:
+    """``(N, 4)``: which cell nodes a path from the cell input reaches (node 0 is the input)."""
+    nz = ops != 0
+    reach = np.zeros((len(ops), 4), dtype=bool)
+    reach[:, 0] = True
+    reach[:, 1] = nz[:, 0]
+    reach[:, 2] = nz[:, 1] | (nz[:, 2] & reach[:, 1])
+    reach[:, 3] = nz[:, 3] | (nz[:, 4] & reach[:, 1]) | (nz[:, 5] & reach[:, 2])
+    return reach
+
+
 @lru_cache(maxsize=1)
 def _nb201_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-stage (c, hw) and the fixed (non-cell) part of the stats, from one real build."""
@@ -257,6 +268,55 @@ def rich_features(space_name: str, archs: Sequence[str]) -> np.ndarray:
         parts.append(node[:, 1:3].astype(np.float64))
     parts.append(np.log(graph_stats(space_name, archs) + 1.0))
     return np.concatenate(parts, axis=1)
+
+
+def pair_features(
+    space_name: str, archs: Sequence[str], rich: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`rich_features` + pairwise interactions of positions + cell-topology flags.
+
+    Latency is close to a sum of operator costs, but not quite: two convolutions on edges that
+    feed the same node are summed in one ``add``, a pooling edge next to a convolution changes
+    what the runtime fuses, and pruning depends on which *combination* of edges carries data.
+    A linear model on the indicator of every pair of (position, choice) captures these
+    second-order effects exactly; with ridge regularisation chosen by cross-validation it stays
+    at the one-hot model where the data do not support more. NAS-Bench-201 also gets the live
+    one-hot (an edge's op, or ``none`` when pruning removes it) and ``is_disconnected`` (no path
+    from input to output: the cell outputs zeros). Spaces with many positions (FBNet: 22 x 9
+    choices) keep only adjacent-position pairs, so the width stays in the thousands.
+    ``rich`` is :func:`rich_features` of the same ``archs`` when already computed.
+    """
+    sp = space(space_name)
+    ops = op_matrix(space_name, archs)
+    nc, npos = len(sp.choices), sp.num_positions
+    n = len(ops)
+    base = rich_features(space_name, archs) if rich is None else rich
+    if space_name == "nb201":
+        pairs = [(a, b) for a in range(npos) for b in range(a + 1, npos)]
+        extra = npos * nc + 1
+    else:
+        pairs = [(a, a + 1) for a in range(npos - 1)]
+        extra = 0
+    out = np.zeros((n, base.shape[1] + extra + len(pairs) * nc * nc))
+    out[:, : base.shape[1]] = base
+    rows = np.arange(n)
+    col = base.shape[1]
+    if space_name == "nb201":
+        edge, _ = _nb201_live(ops)
+        reach = _nb201_reach(ops)
+        src = np.array([0, 0, 1, 0, 1, 2])
+        # an edge carries data when it reaches the output and its source is fed by the input
+        live_ops = np.where(edge & reach[:, src], ops, 0)
+        out[rows[:, None], col + np.arange(npos)[None, :] * nc + live_ops] = 1.0
+        col += npos * nc
+        out[:, col] = ~reach[:, 3]  # no path input -> output: the cell outputs zeros
+        col += 1
+    a_idx = np.array([a for a, _ in pairs], dtype=np.int64)
+    b_idx = np.array([b for _, b in pairs], dtype=np.int64)
+    # one indicator per (choice at a, choice at b) combination, for every pair (a, b)
+    codes = ops[:, a_idx] * nc + ops[:, b_idx] + (np.arange(len(pairs)) * nc * nc)[None, :]
+    out[rows[:, None], col + codes] = 1.0
+    return out
 
 
 # ---- graph encodings --------------------------------------------------------------------------

@@ -11,8 +11,14 @@ the ensemble leans on whichever model suits the device: linear models where late
 operator costs (GPUs), boosted trees where it is not (CPUs, accelerators).
 
 ``default`` is the recommended predictor for search-space architectures: a CV-weighted
-ensemble of ridge on rich features, gradient boosting on log-latency, gradient boosting on the
-residuals of a linear model, and the GCN.
+ensemble of (1) a hierarchical ridge on pairwise features, raw ms (one-hot main effects, then
+pairwise interactions and cell topology on the residuals, both penalties by leave-one-out: it
+reduces to the one-hot ridge where the column is mostly measurement noise), (2) the same on
+log-latency, (3) 200 boosted depth-4 trees on rich features, log-latency (non-additive
+devices: CPUs, accelerators) and (4) 200 boosted depth-3 trees on the residuals of a linear
+model, raw ms (phones). Fitting takes a few seconds on 900 architectures; predicting all
+15,625 NAS-Bench-201 cells well under a second. The GCN is not a member: on NAS-Bench-201 cells
+it is no more accurate than these and takes a minute to train.
 """
 
 from __future__ import annotations
@@ -123,13 +129,17 @@ class EnsemblePredictor(Predictor):
         return np.asarray(w / w.sum())
 
     def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray]:
-        preds = np.stack(
-            [
-                m.predict(archs, device=None if device == "default" else device)
-                for m in self.members_
-            ],
-            axis=1,
-        )
+        from latbench.predictors.tabular import shared_features
+
+        # archs are already canonical and the device resolved: call the members' _predict
+        # directly, with features shared among them (each encoding is built once)
+        cols = []
+        with shared_features():
+            for m in self.members_:
+                mean, _ = m._predict(archs, device)
+                floor = float(getattr(m, "floor_ms_", 0.0))
+                cols.append(np.maximum(np.asarray(mean, dtype=np.float64), floor))
+        preds = np.stack(cols, axis=1)
         w = self.weights_
         mean = np.exp(np.log(np.maximum(preds, 1e-9)) @ w)
         std = np.sqrt(((preds - (preds @ w)[:, None]) ** 2) @ w)
@@ -163,10 +173,19 @@ class EnsemblePredictor(Predictor):
 
 
 DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("ridge", {"features": "rich", "alpha": 0.01}),
-    ("gbm", {}),
-    ("gbm", {"log_target": False, "linear_base": True, "n_estimators": 300, "max_depth": 3}),
-    ("gcn", {}),
+    ("ridge", {"features": "pairs", "hierarchical": True}),
+    ("ridge", {"features": "pairs", "hierarchical": True, "log_target": True}),
+    ("gbm", {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 4}),
+    (
+        "gbm",
+        {
+            "log_target": False,
+            "linear_base": True,
+            "n_estimators": 200,
+            "learning_rate": 0.1,
+            "max_depth": 3,
+        },
+    ),
 )
 
 

@@ -4,6 +4,8 @@ They read a fixed-width feature matrix (:mod:`latbench.predictors.encodings`):
 
 * ``"onehot"`` -- one indicator per (position, choice);
 * ``"rich"`` -- one-hot + op counts + live-op counts + log MACs / params / memory;
+* ``"pairs"`` -- rich + pairwise (position, choice) interactions + NAS-Bench-201 cell topology
+  (:func:`latbench.predictors.encodings.pair_features`);
 * ``"stats"`` -- MACs, parameters and activation memory only (also for Graph inputs).
 
 scikit-learn fits them; what is kept is plain arrays (coefficients, tree node arrays), so saved
@@ -12,6 +14,8 @@ files do not depend on the scikit-learn version (see :mod:`latbench.predictors.p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,11 +25,43 @@ from latbench.predictors import _trees
 from latbench.predictors import encodings as enc
 from latbench.predictors.base import GRAPH_SPACE, Predictor, register
 
-FEATURE_KINDS = ("onehot", "rich", "stats")
+FEATURE_KINDS = ("onehot", "rich", "pairs", "stats")
+#: ridge penalties tried by ``alpha="cv"`` (on standardised features)
+CV_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+
+
+_SHARED: list[dict[tuple[str, str, int], tuple[list[Any], np.ndarray]]] = []
+
+
+@contextmanager
+def shared_features() -> Iterator[None]:
+    """Within this block, :func:`features` of one ``archs`` list are computed once.
+
+    An ensemble's members read the same architectures, often with the same encoding; the cache
+    is keyed by the list's identity (it holds a reference, so the id cannot be reused) and is
+    dropped when the block ends, so a list changed afterwards is never served stale features.
+    """
+    _SHARED.append({})
+    try:
+        yield
+    finally:
+        _SHARED.pop()
 
 
 def features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
     """The feature matrix ``kind`` of ``archs`` (see the module docstring)."""
+    if _SHARED:
+        key = (kind, space, id(archs))
+        hit = _SHARED[-1].get(key)
+        if hit is not None and hit[0] is archs:
+            return hit[1]
+        x = _features(kind, space, archs)
+        _SHARED[-1][key] = (archs, x)
+        return x
+    return _features(kind, space, archs)
+
+
+def _features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
     if kind not in FEATURE_KINDS:
         raise PredictorError(f"features={kind!r}; expected one of {', '.join(FEATURE_KINDS)}")
     if kind == "stats":
@@ -34,6 +70,8 @@ def features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
         raise PredictorError(f"features={kind!r} needs search-space architectures, not graphs")
     if kind == "onehot":
         return enc.onehot(space, archs)
+    if kind == "pairs":
+        return enc.pair_features(space, archs, rich=features("rich", space, archs))
     return enc.rich_features(space, archs)
 
 
@@ -77,7 +115,8 @@ class _Tabular(Predictor):
 
 
 class _Linear(_Tabular):
-    alpha: float
+    alpha: float | str
+    alpha_: float
     coef_: np.ndarray
     intercept_: float
     mean_: np.ndarray
@@ -86,16 +125,57 @@ class _Linear(_Tabular):
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
     ) -> None:
-        from sklearn.linear_model import Ridge
+        from sklearn.linear_model import Ridge, RidgeCV
 
         x = self._x(archs, space)
         self.n_features_in_ = x.shape[1]
         self.mean_ = x.mean(axis=0)
         sd = x.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
-        model = Ridge(alpha=float(self.alpha)).fit((x - self.mean_) / self.scale_, self._y(y_ms))
+        y = self._y(y_ms)
+        if getattr(self, "hierarchical", False):
+            self._fit_hierarchical(x, y, space)
+            return
+        xs = (x - self.mean_) / self.scale_
+        if self.alpha == "cv":
+            # efficient leave-one-out over CV_ALPHAS: the penalty that generalises best
+            cv = RidgeCV(alphas=CV_ALPHAS).fit(xs, y)
+            self.alpha_ = float(cv.alpha_)
+        elif isinstance(self.alpha, int | float) and not isinstance(self.alpha, bool):
+            self.alpha_ = float(self.alpha)
+        else:
+            raise PredictorError(f"{self.name}: alpha={self.alpha!r}; expected a number or 'cv'")
+        model = Ridge(alpha=self.alpha_).fit(xs, y)
         self.coef_ = np.asarray(model.coef_, dtype=np.float64)
         self.intercept_ = float(model.intercept_)
+
+    def _fit_hierarchical(self, x: np.ndarray, y: np.ndarray, space: str) -> None:
+        """One-hot main effects first, then every other feature on their residuals.
+
+        Both stages are ridge regressions on the raw (unstandardised) indicators with the
+        penalty chosen by leave-one-out (:data:`CV_ALPHAS`). Where the measurements are mostly
+        noise (whole-ms phone columns, batch-32 GPU columns) the second stage is shrunk to
+        nothing and the model *is* the one-hot ridge; where interactions are real (CPUs, DSPs)
+        the second stage captures them. The result is a single linear model on ``x``.
+        """
+        from sklearn.linear_model import RidgeCV
+
+        k = enc.onehot(space, []).shape[1] if space != GRAPH_SPACE else 0
+        if self.features not in ("rich", "pairs") or k == 0:
+            raise PredictorError(
+                f"{self.name}: hierarchical=True needs features 'rich' or 'pairs' (one-hot "
+                f"first), got features={self.features!r} on space {space!r}"
+            )
+        first = RidgeCV(alphas=CV_ALPHAS).fit(x[:, :k], y)
+        resid = y - first.predict(x[:, :k])
+        second = RidgeCV(alphas=CV_ALPHAS).fit(x, resid)
+        self.mean_ = np.zeros(x.shape[1])
+        self.scale_ = np.ones(x.shape[1])
+        coef = np.asarray(second.coef_, dtype=np.float64).copy()
+        coef[:k] += np.asarray(first.coef_, dtype=np.float64)
+        self.coef_ = coef
+        self.intercept_ = float(first.intercept_) + float(second.intercept_)
+        self.alpha_ = float(second.alpha_)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         out: np.ndarray = ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
@@ -103,13 +183,18 @@ class _Linear(_Tabular):
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return (
-            {"intercept": self.intercept_, "n_features_in": self.n_features_in_},
+            {
+                "intercept": self.intercept_,
+                "n_features_in": self.n_features_in_,
+                "alpha": self.alpha_,
+            },
             {"coef": self.coef_, "mean": self.mean_, "scale": self.scale_},
         )
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.intercept_ = float(meta["intercept"])
         self.n_features_in_ = int(meta["n_features_in"])
+        self.alpha_ = float(meta.get("alpha", np.nan))
         self.coef_, self.mean_, self.scale_ = arrays["coef"], arrays["mean"], arrays["scale"]
 
 
@@ -131,14 +216,26 @@ class FlopsPredictor(_Linear):
 
 @register("ridge")
 class RidgePredictor(_Linear):
-    """Ridge regression, by default on the one-hot encoding (the ten-line baseline)."""
+    """Ridge regression, by default on the one-hot encoding (the ten-line baseline).
+
+    ``alpha="cv"`` picks the penalty from :data:`CV_ALPHAS` by leave-one-out error (closed form
+    in scikit-learn's ``RidgeCV``, as cheap as one fit): needed for the wide ``"pairs"``
+    features, where too little penalty overfits measurement noise. ``hierarchical=True`` fits
+    the one-hot main effects first and the other features on the residuals (both penalties by
+    leave-one-out; see :meth:`_fit_hierarchical`); it ignores ``alpha``.
+    """
 
     def __init__(
-        self, alpha: float = 1.0, features: str = "onehot", log_target: bool = False
+        self,
+        alpha: float | str = 1.0,
+        features: str = "onehot",
+        log_target: bool = False,
+        hierarchical: bool = False,
     ) -> None:
         self.alpha = alpha
         self.features = features
         self.log_target = log_target
+        self.hierarchical = hierarchical
 
 
 class _Forest(_Tabular):

@@ -66,6 +66,9 @@ def _signal_name(code: int) -> str:
 
 
 def _worker_main(conn: Connection, cpus: list[int] | None, memory_limit_bytes: int | None) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when to stop
+    # (e.g. a collection finishes the current model), so the worker must not die mid-call.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cpus:
         os.sched_setaffinity(0, cpus)
     if memory_limit_bytes:

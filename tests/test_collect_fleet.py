@@ -1,0 +1,65 @@
+"""``latbench collect --device local,board``: several devices through the fleet, one store.
+
+The board is this machine behind a real OpenSSH server on loopback (tests/devices_servers.py):
+the collector drives the local worker and the board's agent over SSH at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import latbench.datasets as lds
+from devices_servers import SSHD, Sshd
+from latbench.cli import main
+from latbench.spaces import NB201Space
+
+FAST = [
+    "--min-runs", "3", "--min-time", "0", "--max-time", "0.05", "--spread", "0",
+    "--warmup", "1", "--warmup-time", "0", "--no-progress", "--drift-every", "2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not os.access(SSHD, os.X_OK):
+        pytest.fail(f"{SSHD} is missing: run `make sysdeps` (installs openssh-server)")
+    server = Sshd(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()
+
+
+def _toml(table: dict[str, object]) -> str:
+    def value(v: object) -> str:
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    return "[devices.board]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items())
+
+
+@pytest.mark.ssh
+def test_collect_on_local_and_an_ssh_board_at_once(
+    sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(_toml(sshd.device_config()), encoding="utf-8")
+    db = tmp_path / "c.db"
+    argv = ["--config", str(cfg), "collect", "--space", "nb201", "--device", "local,board",
+            "--sample", "3", "--seed", "1", "--db", str(db), "--name", "fl", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "local: 0 already stored, 3 ok" in out and "board: 0 already stored, 3 ok" in out
+    with lds.open(db, readonly=True) as store:
+        df = store.to_pandas()
+        drift = store.drift("fl")
+    assert df.groupby("device").size().to_dict() == {"board": 3, "local": 3}
+    assert set(df["status"]) == {"ok"}
+    assert sorted(df[df["device"] == "board"]["arch"]) == sorted(NB201Space().sample(3, 1))
+    assert set(drift["device"]) == {"board", "local"} and drift["latency_ms"].notna().all()
+    # a rerun finds everything stored on both devices
+    assert main(argv) == 0
+    assert "board: 3 already stored, 0 ok" in capsys.readouterr().out

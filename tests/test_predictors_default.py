@@ -1,0 +1,112 @@
+"""The recommended `default` predictor: pairwise features, hierarchical ridge, speed, save."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from latbench.datasets import load_reference
+from latbench.errors import PredictorError
+from latbench.predictors import create, encodings, load, save
+from latbench.predictors.tabular import features, shared_features
+from latbench.spaces import get_space
+
+NB201 = get_space("nb201")
+DISCONNECTED = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"
+CONNECTED = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|"
+
+
+@pytest.fixture(scope="module")
+def column() -> tuple[list[str], np.ndarray]:
+    df = load_reference("nb201")
+    sub = df[df.device == "nnmeter/cortexA76cpu_tflite21"].sort_values("nb201_index")
+    return sub.arch.tolist()[:400], sub.latency_ms.to_numpy()[:400]
+
+
+def test_pair_features_layout() -> None:
+    archs = [DISCONNECTED, CONNECTED, *NB201.sample(30, seed=3)]
+    x = encodings.pair_features("nb201", archs)
+    rich = encodings.rich_features("nb201", archs)
+    ops = encodings.op_matrix("nb201", archs)
+    k = rich.shape[1]
+    assert x.shape == (32, k + 30 + 1 + 15 * 25)
+    np.testing.assert_array_equal(x[:, :k], rich)
+    live = x[:, k : k + 30].reshape(32, 6, 5)
+    assert (live.sum(axis=2) == 1).all()
+    # the disconnected cell: every edge is pruned (live op 'none'), and the flag is set
+    assert (live[0].argmax(axis=1) == 0).all() and x[0, k + 30] == 1.0
+    assert x[1, k + 30] == 0.0 and live[1, 0].argmax() == 3 and live[1, 4].argmax() == 3
+    pairs = x[:, k + 31 :].reshape(32, 15, 25)
+    assert (pairs.sum(axis=2) == 1).all()
+    # pair (edge 0, edge 1) codes ops[0] * 5 + ops[1]
+    assert (pairs[:, 0].argmax(axis=1) == ops[:, 0] * 5 + ops[:, 1]).all()
+    fb = get_space("fbnet").sample(3, seed=0)
+    assert encodings.pair_features("fbnet", fb).shape[1] == (
+        encodings.rich_features("fbnet", fb).shape[1] + 21 * 81
+    )
+
+
+def test_hierarchical_ridge_learns_interactions() -> None:
+    # a latency with a real pairwise effect: conv3x3 on edges 3 and 5 together costs extra
+    archs = NB201.sample(600, seed=5)
+    ops = encodings.op_matrix("nb201", archs)
+    y = 2.0 + (ops == 3).sum(1) * 1.5 + (ops == 2).sum(1) * 0.5
+    y = y + 3.0 * ((ops[:, 3] == 3) & (ops[:, 5] == 3))
+    tr, te = slice(0, 400), slice(400, None)
+    plain = create("ridge").fit(archs[tr], y[tr], space="nb201")
+    hier = create("ridge", features="pairs", hierarchical=True)
+    hier.fit(archs[tr], y[tr], space="nb201")
+    err_plain = np.abs(plain.predict(archs[te]) - y[te]).max()
+    err_hier = np.abs(hier.predict(archs[te]) - y[te]).max()
+    assert err_hier < 0.1 < err_plain
+    with pytest.raises(PredictorError, match="hierarchical=True needs features"):
+        create("ridge", hierarchical=True).fit(archs[:50], y[:50], space="nb201")
+    with pytest.raises(PredictorError, match="alpha='bogus'"):
+        create("ridge", alpha="bogus").fit(archs[:50], y[:50], space="nb201")
+
+
+def test_hierarchical_ridge_falls_back_to_onehot_on_noise() -> None:
+    # additive costs + pure noise: the second stage must shrink to (almost) nothing
+    archs = NB201.sample(600, seed=6)
+    ops = encodings.op_matrix("nb201", archs)
+    y = 5.0 + (ops == 3).sum(1) * 2.0 + np.random.default_rng(0).normal(0, 1.0, 600)
+    hier = create("ridge", features="pairs", hierarchical=True).fit(archs, y, space="nb201")
+    assert hier.alpha_ >= 100.0  # type: ignore[attr-defined]
+    coef = hier.coef_  # type: ignore[attr-defined]
+    assert np.abs(coef[30:]).max() < 0.2 * np.abs(coef[:30]).max()
+
+
+def test_shared_features_are_computed_once() -> None:
+    archs = NB201.sample(20, seed=7)
+    with shared_features():
+        a = features("pairs", "nb201", archs)
+        b = features("pairs", "nb201", archs)
+        c = features("pairs", "nb201", list(archs))  # another list: computed again
+    assert a is b and c is not a
+    np.testing.assert_array_equal(a, c)
+    assert features("pairs", "nb201", archs) is not a  # outside the block: no cache
+
+
+def test_default_fits_predicts_fast_and_round_trips(
+    column: tuple[list[str], np.ndarray], tmp_path: Path
+) -> None:
+    archs, y = column
+    p = create("default").fit(archs[:300], y[:300], space="nb201")
+    w: Any = p.weights_  # type: ignore[attr-defined]
+    assert w.shape == (4,) and abs(w.sum() - 1) < 1e-9 and (w >= 0).all()
+    assert p.score(archs[300:], y[300:]) > 0.95
+    every = list(NB201.enumerate())
+    t0 = time.perf_counter()
+    pred = p.predict(every)
+    elapsed = time.perf_counter() - t0
+    assert pred.shape == (15625,) and np.isfinite(pred).all() and (pred > 0).all()
+    assert elapsed < 5.0  # ~0.3 s on an idle 2-core machine; generous for a loaded one
+    # the ensemble equals the weighted geometric mean of its members
+    members = np.stack([m.predict(every[:500]) for m in p.members_], axis=1)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(np.exp(np.log(members) @ w), pred[:500], rtol=1e-10)
+    save(p, tmp_path / "d.lbp")
+    np.testing.assert_array_equal(load(tmp_path / "d.lbp").predict(every[:500]), pred[:500])
