@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
+from scipy.stats import rankdata
 
 from latbench.datasets import load_reference
 from latbench.predictors import create, fewshot
@@ -95,6 +97,51 @@ def fit_base(w: pd.DataFrame, space: str, devices: list[str]) -> object:
     )
 
 
+def resolution_ceiling(y: np.ndarray, reps: int = 20) -> float:
+    """Spearman a perfect continuous predictor can reach against ``y``'s tied values.
+
+    Phone tables are in whole milliseconds: ties in ``y`` cap the Spearman of any predictor
+    without ties. Estimated as the mean Spearman of ``y`` with random tie-breaks of itself.
+    """
+    if np.unique(y).size == y.size:
+        return 1.0
+    rng = np.random.default_rng(0)
+    return float(np.mean([spearman(y, rankdata(y) + rng.random(y.size)) for _ in range(reps)]))
+
+
+def oracle_combination(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman of the best non-negative combination of columns ``x`` fitted on ``y`` itself."""
+    xc = x - x.mean(axis=0)
+    sd = xc.std(axis=0)
+    xc = xc / np.where(sd > 0, sd, 1.0)
+    coef, _ = nnls(xc, y - y.mean())
+    return spearman(y, xc @ coef)
+
+
+def ceilings(w, base, target, p_q, query) -> dict[str, float]:
+    """How far each device is from what the data allows (fitted on the query set itself).
+
+    ``res``: resolution ceiling of the target's own values (ties); ``src1``/``srcN``: best
+    single measured source device / best non-negative combination of measured sources (the
+    sources of the base having every query architecture); ``base1``/``baseN``: the same over the
+    base's *predictions* of the sources, i.e. what proxy selection / a linear combination of the
+    base could reach with a perfect choice.
+    """
+    y = w[target].to_numpy()[query]
+    ly = np.log(y)
+    srcs = [d for d in base.devices_ if w[d].iloc[query].notna().all()]
+    meas = np.log(w[srcs].to_numpy()[query].astype(float)) if srcs else np.zeros((len(y), 0))
+    out = {"res": resolution_ceiling(y)}
+    out["src1"] = max((spearman(y, meas[:, j]) for j in range(meas.shape[1])), default=np.nan)
+    out["srcN"] = oracle_combination(meas, ly) if srcs else np.nan
+    out["base1"] = max(spearman(y, p_q[:, j]) for j in range(p_q.shape[1]))
+    out["baseN"] = oracle_combination(p_q, ly)
+    return out
+
+
+CEILINGS = ("res", "src1", "srcN", "base1", "baseN")
+
+
 def evaluate(w, space, base, target, ks, draws, methods, rng):
     pool, query = split(w, space, target)
     archs = w["arch"].tolist()
@@ -106,6 +153,8 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
     y = w[target].to_numpy()
     qi = [pos[r] for r in query]
     out: dict[tuple[int, str], list[float]] = {}
+    for name, v in ceilings(w, base, target, p_all[qi], query).items():
+        out[(0, name)] = [v]
     times: list[float] = []
     for k in ks:
         for _ in range(draws):
@@ -153,7 +202,7 @@ def main() -> int:
                 srcs = [d for d in devices if d != t and d not in copies]
                 jobs.append(("loo", t, fit_base(w, space, srcs), copies))
         summary: dict[tuple[str, int, str], list[float]] = {}
-        header = " ".join(f"{m}@K{k}" for k in ks for m in methods)
+        header = " ".join(f"{m}@K{k}" for k in ks for m in methods) + " " + " ".join(CEILINGS)
         print(f"\n## {space}\nsetting target n_query {header}")
         for setting, target, base, copies in jobs:
             rng = np.random.default_rng(0)
@@ -165,12 +214,16 @@ def main() -> int:
                     v = res[(k, m)]
                     summary.setdefault((setting, k, m), []).append(float(np.mean(v)))
                     cells.append(f"{np.mean(v):.3f}")
+            for c in CEILINGS:
+                summary.setdefault((setting, 0, c), []).append(res[(0, c)][0])
+                cells.append(f"{res[(0, c)][0]:.3f}")
             note = f" (near-copies excluded: {', '.join(copies)})" if copies else ""
             print(f"{setting} {target} {nq} {' '.join(cells)}{note}", flush=True)
         for setting in ("help", "loo"):
             if not any(s == setting for s, _, _ in summary):
                 continue
             cells = [f"{np.mean(summary[(setting, k, m)]):.3f}" for k in ks for m in methods]
+            cells += [f"{np.nanmean(summary[(setting, 0, c)]):.3f}" for c in CEILINGS]
             print(f"{setting} MEAN - {' '.join(cells)}")
     a = np.array(all_times)
     print(

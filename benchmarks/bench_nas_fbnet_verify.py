@@ -59,6 +59,11 @@ def main() -> None:
     ap.add_argument("--model", default="flops")
     ap.add_argument("--quantile", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gbm-features", default="", help="gbm features (e.g. 'onehot+stats')")
+    ap.add_argument(
+        "--measurements", help="CSV of training measurements: read if it exists, else written"
+    )
+    ap.add_argument("--fit-only", action="store_true", help="stop after the predictor's errors")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}; python {platform.python_version()}")
     print("command: .venv/bin/python benchmarks/bench_nas_fbnet_verify.py", vars(args))
@@ -66,10 +71,19 @@ def main() -> None:
     t0 = time.perf_counter()
     archs = space.sample(args.train, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp, get_device("local") as dev:
-        print(f"load average before training measurements: {load()}")
-        y = np.array(measure(dev, space, archs, tmp))
-        print(f"load average after training measurements: {load()}")
-        p = predictors.create(args.model).fit(archs, y, space="fbnet")
+        if args.measurements and os.path.exists(args.measurements):
+            y = np.loadtxt(args.measurements, delimiter=",", usecols=1, dtype=np.float64)
+            archs = np.loadtxt(args.measurements, delimiter=",", usecols=0, dtype=str).tolist()
+            print(f"training measurements read from {args.measurements}")
+        else:
+            print(f"load average before training measurements: {load()}")
+            y = np.array(measure(dev, space, archs, tmp))
+            print(f"load average after training measurements: {load()}")
+            if args.measurements:
+                with open(args.measurements, "w") as f:
+                    f.writelines(f"{a},{v!r}\n" for a, v in zip(archs, y, strict=True))
+        kw = {"features": args.gbm_features} if args.gbm_features else {}
+        p = predictors.create(args.model, **kw).fit(archs, y, space="fbnet")
         margin = error_margin(p, archs, y, quantile=args.quantile, seed=args.seed)
         rel = np.abs(p.predict(archs) / y - 1)
         budget = float(np.percentile(y, 40))
@@ -79,6 +93,8 @@ def main() -> None:
             f"{100 * rel.mean():.1f} %; CV p{100 * args.quantile:.0f} under-prediction margin "
             f"{100 * margin:.1f} %"
         )
+        if args.fit_only:
+            return
         stats = GraphStats(space)
         trust = [
             metric_constraint(m, float(stats(m, archs).max()), stats) for m in ("params", "flops")

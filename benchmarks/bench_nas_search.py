@@ -1,7 +1,7 @@
 """Latency-aware search on NB201 / FBNet with predictors: quality vs exhaustive, throughput.
 
 1. NB201, ridge predictor fit on 1,000 reference rows of ``help/pixel3``, objective ``params``,
-   budgets = the 25th, 50th, 75th percentiles of predicted latency: search with 1,000
+   budgets = the 10th, 25th, 50th, 75th, 90th percentiles of predicted latency: search with 1,000
    evaluations vs the exhaustive optimum under the same budget, 10 seeds (goal: within 1 % in
    >= 9 of 10).
 2. Throughput: distinct candidates evaluated per second (predicted latency + params) for random
@@ -37,7 +37,7 @@ def quality(seeds: int) -> None:
     space = get_space("nb201")
     p = fit("nb201", "help/pixel3", "ridge", 1000)
     lat = p.predict(all_archs(space))
-    for pct in (25, 50, 75):
+    for pct in (10, 25, 50, 75, 90):
         budget = float(np.percentile(lat, pct))
         ex = run_search(
             space, make_objective("params", space), [latency_constraint(p, budget, space)],
@@ -49,18 +49,25 @@ def quality(seeds: int) -> None:
             f"NB201 budget {budget:.3f} ms ({pct}th percentile of predicted latency): exhaustive "
             f"optimum params={opt:.0f}, {n_opt} architecture(s) within 1 % of it"
         )
-        for strategy in ("evolution", "reinforce", "random"):
+        runs: list[tuple[str, str, dict[str, float]]] = [
+            ("evolution", "evolution", {}),
+            ("ageing-only", "evolution", {"exploit": 0.0, "boundary": 0.0}),
+            ("reinforce", "reinforce", {}),
+            ("random", "random", {}),
+        ]
+        for label, strategy, params in runs:
             ratios, walls = [], []
             for seed in range(seeds):
                 r = run_search(
                     space, make_objective("params", space),
                     [latency_constraint(p, budget, space)], strategy, evaluations=1000, seed=seed,
+                    strategy_params=params,
                 )  # fmt: skip
                 ratios.append(r.best[0].objective / opt)
                 walls.append(r.wall_s)
             hits = sum(x >= 0.99 for x in ratios)
             print(
-                f"  {strategy:<10} 1000 evals: within 1% in {hits}/{seeds} seeds; "
+                f"  {label:<12} 1000 evals: within 1% in {hits}/{seeds} seeds; "
                 f"best/opt median {statistics.median(ratios):.4f} min {min(ratios):.4f}; "
                 f"wall median {statistics.median(walls):.2f} s"
             )
@@ -95,7 +102,7 @@ def throughput(repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="throughput repeats (0: skip)")
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}; "
@@ -104,7 +111,8 @@ def main() -> None:
     print("command: .venv/bin/python benchmarks/bench_nas_search.py", vars(args))
     t = time.perf_counter()
     quality(args.seeds)
-    throughput(args.repeats)
+    if args.repeats:
+        throughput(args.repeats)
     print(f"total {time.perf_counter() - t:.1f} s")
 
 

@@ -146,3 +146,35 @@ def test_search_bad_inputs(
     assert rc == 0 and "5 evaluations" in text
     rc, _, err = run(capsys, *base, "--predictor", str(lbp["pixel3"]))
     assert rc == 2 and "one budget per predictor" in err
+
+
+def test_search_margin_from_measured_archs(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    # held-out reference rows of the predictor's device stand in for "measured" architectures
+    df = load_reference("nb201")
+    d = df[df.device == "help/pixel3"].iloc[300:400]
+    measured = tmp_path / "measured.csv"
+    measured.write_text(
+        "arch,latency_ms\n"
+        + "".join(f"{a},{v}\n" for a, v in zip(d.arch, d.latency_ms, strict=True))
+    )
+    out = tmp_path / "r.json"
+    rc, text, err = run(
+        capsys, "search", "--space", "nb201", "--predictor", str(lbp["pixel3"]),
+        "--budget-ms", "8", "--margin-from", str(measured), "--evaluations", "200",
+        "--no-plot", "-q", "-o", str(out),
+    )  # fmt: skip
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    names = [c["name"] for c in doc["constraints"]]
+    assert names == ["latency_ms[pixel3]", "trust_params", "trust_flops"]
+    limit = doc["constraints"][0]["limit"]
+    assert 0 < limit < 8 and "budget margin" in text
+    assert doc["best"][0]["latency_ms[pixel3]"] <= limit
+    rc, _, err = run(
+        capsys, "search", "--space", "nb201", "--predictor", str(lbp["pixel3"]),
+        "--budget-ms", "8", "--margin-from", str(tmp_path / "nope.csv"), "-q",
+        "-o", str(out),
+    )  # fmt: skip
+    assert rc == 1 and "nope.csv" in err

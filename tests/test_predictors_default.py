@@ -71,9 +71,9 @@ def test_hierarchical_ridge_learns_interactions() -> None:
 
 def test_hierarchical_ridge_falls_back_to_onehot_on_noise() -> None:
     # additive costs + pure noise: the second stage must shrink to (almost) nothing
-    archs = NB201.sample(600, seed=6)
+    archs = NB201.sample(400, seed=6)
     ops = encodings.op_matrix("nb201", archs)
-    y = 5.0 + (ops == 3).sum(1) * 2.0 + np.random.default_rng(0).normal(0, 1.0, 600)
+    y = 5.0 + (ops == 3).sum(1) * 2.0 + np.random.default_rng(0).normal(0, 1.0, 400)
     hier = create("ridge", features="pairs", hierarchical=True).fit(archs, y, space="nb201")
     assert hier.alpha_ >= 100.0  # type: ignore[attr-defined]
     coef = hier.coef_  # type: ignore[attr-defined]
@@ -95,16 +95,16 @@ def test_default_fits_predicts_fast_and_round_trips(
     column: tuple[list[str], np.ndarray], tmp_path: Path
 ) -> None:
     archs, y = column
-    p = create("default").fit(archs[:300], y[:300], space="nb201")
+    p = create("default").fit(archs[:200], y[:200], space="nb201")
     w: Any = p.weights_  # type: ignore[attr-defined]
     assert w.shape == (4,) and abs(w.sum() - 1) < 1e-9 and (w >= 0).all()
-    assert p.score(archs[300:], y[300:]) > 0.95
+    assert p.score(archs[200:], y[200:]) > 0.95
     every = list(NB201.enumerate())
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: wall time on a shared machine measures the neighbours
     pred = p.predict(every)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert pred.shape == (15625,) and np.isfinite(pred).all() and (pred > 0).all()
-    assert elapsed < 5.0  # ~0.3 s on an idle 2-core machine; generous for a loaded one
+    assert elapsed < 5.0  # ~0.3-0.5 s; the benchmark measures it properly
     # the ensemble equals the weighted geometric mean of its members
     members = np.stack([m.predict(every[:500]) for m in p.members_], axis=1)  # type: ignore[attr-defined]
     np.testing.assert_allclose(np.exp(np.log(members) @ w), pred[:500], rtol=1e-10)

@@ -4,6 +4,12 @@ Either from measurements you already have (``--samples FILE``, a CSV with column
 ``space,arch,latency_ms``), or live: ``--device DEV --budget 10`` chooses 10 informative
 architectures (spread over the base predictor's latency range), measures them on the device and
 adapts. The result is an ordinary predictor file for ``latbench predictor predict``.
+
+The device's HELP-style descriptor (reference-architecture latencies, ``latbench devices
+describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` the stored
+``<store dir>/descriptors/DEV.json`` is used when it exists and is of the base's space;
+``--descriptor FILE`` names one explicitly (also with ``--samples``); ``--no-descriptor``
+ignores it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ def register(subparsers: Any) -> None:
         choices=["auto", "proxy", "soft", "combo", "meta"],
         help="adaptation method (default auto: chosen by leave-one-out on the samples)",
     )
+    p.add_argument(
+        "--descriptor",
+        default=None,
+        help="descriptor .json (devices describe --space) to condition on; default with "
+        "--device: the stored descriptor of that device, if any",
+    )
+    p.add_argument("--no-descriptor", action="store_true", help="do not use a stored descriptor")
     p.add_argument("--name", default=None, help="device name stored in the predictor")
     p.add_argument("--exclude", nargs="*", default=[], help="base devices not to use")
     p.add_argument("--runtime", default="onnxruntime", help="runtime for --device")
@@ -139,6 +152,39 @@ def measure_live(
     return done, lat
 
 
+def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, float] | None:
+    """The reference latencies of the descriptor to condition on, or None.
+
+    An explicit ``--descriptor`` must exist and be of ``space``; the stored descriptor of
+    ``--device`` is used only when it exists, is of ``space`` and has reference latencies.
+    """
+    from latbench.devices.descriptor import Descriptor, default_path
+
+    if args.no_descriptor:
+        return None
+    if args.descriptor:
+        if not os.path.isfile(args.descriptor):
+            raise ConfigError(f"--descriptor {args.descriptor!r} does not exist")
+        desc = Descriptor.load(args.descriptor)
+        if desc.space != space or not desc.reference_ms:
+            raise ConfigError(
+                f"--descriptor {args.descriptor}: space {desc.space!r} with "
+                f"{len(desc.reference_ms)} reference archs; expected reference archs of {space!r}"
+                f" (devices describe DEV --space {space})"
+            )
+        return dict(desc.reference_ms)
+    if not args.device:
+        return None
+    path = default_path(load_config(args.config).store_path, args.device)
+    if not path.is_file():
+        return None
+    desc = Descriptor.load(path)
+    if desc.space != space or not desc.reference_ms:
+        log.info("stored descriptor %s is not of space %s; not used", path, space)
+        return None
+    return dict(desc.reference_ms)
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.predictors import load, save
     from latbench.predictors.adapt import adapt, choose_samples
@@ -160,8 +206,13 @@ def run(args: argparse.Namespace) -> int:
                 w.writerow(["space", "arch", "latency_ms"])
                 for a, v in zip(archs, lat, strict=True):
                     w.writerow([base.space_, a, f"{v:.6g}"])
+    ref = descriptor_reference(args, base.space_)
+    if ref:
+        print(f"conditioning on the descriptor of {name}: {len(ref)} reference architectures")
     t0 = time.perf_counter()
-    adapted = adapt(base, archs, lat, method=args.method, device=name, exclude=args.exclude)
+    adapted = adapt(
+        base, archs, lat, method=args.method, device=name, exclude=args.exclude, descriptor=ref
+    )
     elapsed_s = time.perf_counter() - t0
     save(adapted, args.output)
     summary = adapted.summary()

@@ -72,6 +72,14 @@ def register(subparsers: Any) -> None:
         metavar="PCT",
         help="search under budget*(1-PCT/100) to absorb prediction error (default 0)",
     )
+    p.add_argument(
+        "--margin-from",
+        metavar="CSV",
+        help="measured archs (columns arch, latency_ms) of the first predictor's device: the "
+        "margin becomes the cross-validated p90 under-prediction of the predictor's settings on "
+        "them (if larger than --budget-margin) and the search stays in their region (params and "
+        "MACs at most their maximum)",
+    )
     p.add_argument("--max-params", type=float, help="at most this many parameters")
     p.add_argument("--max-flops", type=float, help="at most this many MACs")
     p.add_argument("--max-memory-mb", type=float, help="at most this peak activation memory")
@@ -152,6 +160,19 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     if not 0 <= args.budget_margin < 100:
         raise ConfigError(f"--budget-margin {args.budget_margin}; expected 0 <= PCT < 100")
     preds = load_predictors(args.predictor)
+    margins = [args.budget_margin / 100] * len(preds)
+    trust: list[Any] = []
+    if args.margin_from:
+        archs, lat = _read_measured(args.margin_from)
+        first = next(iter(preds.values()))
+        margins[0] = max(margins[0], objectives.error_margin(first, archs, lat))
+        if margins[0] >= 1:
+            raise ConfigError(
+                f"--margin-from {args.margin_from}: the predictor under-predicts by "
+                f"{100 * margins[0]:.0f} % (p90); expected less than 100 %: refit it"
+            )
+        trust = objectives.trust_region(archs, stats)
+        print(f"budget margin {100 * margins[0]:.1f} % (cross-validated p90 on {len(archs)} archs)")
     out = []
     for i, ((label, p), budget) in enumerate(zip(preds.items(), args.budget_ms, strict=True)):
         if not (math.isfinite(budget) and budget > 0):
@@ -159,7 +180,7 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
         dev = args.predictor_device[i] if args.predictor_device else None
         c = objectives.latency_constraint(
             p,
-            budget * (1 - args.budget_margin / 100),
+            budget * (1 - margins[i]),
             space,
             device=dev,
             label=label if dev is None else f"{label}:{dev}",
@@ -174,7 +195,27 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     ):
         if value is not None:
             out.append(objectives.metric_constraint(metric, value * scale, stats))
-    return out
+    return out + trust
+
+
+def _read_measured(path: str) -> tuple[list[str], list[float]]:
+    """``arch`` and ``latency_ms`` columns of a CSV of measured architectures."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"--margin-from {path!r}: {exc}; expected a CSV file") from None
+    if not rows or not {"arch", "latency_ms"} <= set(rows[0]):
+        raise ConfigError(
+            f"--margin-from {path!r}: expected columns arch and latency_ms and at least 5 rows"
+        )
+    try:
+        lat = [float(r["latency_ms"]) for r in rows]
+    except ValueError as exc:
+        raise ConfigError(f"--margin-from {path!r}: {exc}; expected numbers in ms") from None
+    return [r["arch"] for r in rows], lat
 
 
 def _verify(

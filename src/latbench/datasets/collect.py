@@ -136,6 +136,7 @@ class CollectReport:
     inference_s: float = 0.0  # sum over rows of (samples x loops): time inside timed loops
     warmup_s: float = 0.0  # untimed warm-up inferences
     drift_s: float = 0.0  # wall time of the drift reference measurements
+    drift_inference_s: float = 0.0  # timed loops and warm-up of the drift reference
     dropped: int = 0  # failed results discarded after a stop request
     emit_s: float = 0.0  # emitting models (summed over devices)
     measure_s: float = 0.0  # wall time of the device.measure calls, drift included
@@ -388,11 +389,10 @@ def _run_fleet(
             return  # not an architecture's result: the run stops with the error
         now = time.perf_counter()
         t0, t1 = started.get(device, now), emitted.get(device, now)
-        spans = {"emit_s": t1 - t0, "measure_s": now - t1}
+        item = _Item(work.kind, device, work.arch, m, emit_s=t1 - t0, measure_s=now - t1)
         if work.kind == "drift":
-            out.put(_Item("drift", device, work.arch, m, drift_wall_s=now - t0, **spans))
-        else:
-            out.put(_Item("row", device, work.arch, m, **spans))
+            item.drift_wall_s = now - t0
+        out.put(item)
         if stop.is_set():
             fleet.stop()
 
@@ -575,6 +575,7 @@ def _write_drift(
     m = item.measurement
     assert m is not None
     report.drift_s += item.drift_wall_s
+    report.drift_inference_s += sum(_inference_s(m)) if m.ok else 0.0
     latency = m.median_ms if m.ok else None
     if latency is not None and baseline[item.device] is None:
         baseline[item.device] = latency

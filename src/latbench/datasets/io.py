@@ -268,6 +268,11 @@ def _as_list(series: pd.Series) -> list[Any]:
     return arr.tolist()
 
 
+def _unset(reason: np.ndarray) -> np.ndarray:
+    """Mask of the rows without a rejection reason (an object array of None or text)."""
+    return np.asarray(pd.isna(reason), dtype=bool)
+
+
 def _validate(w: pd.DataFrame) -> np.ndarray:
     """Per row, why it cannot be stored (None when it can); vectorised.
 
@@ -277,7 +282,7 @@ def _validate(w: pd.DataFrame) -> np.ndarray:
     reason = np.full(len(w), None, dtype=object)
 
     def flag(mask: Any, text: Callable[[np.ndarray], list[str]] | str) -> None:
-        m = np.asarray(mask, dtype=bool) & np.equal(reason, None)
+        m = np.asarray(mask, dtype=bool) & _unset(reason)
         if m.any():
             reason[m] = text if isinstance(text, str) else text(m)
 
@@ -326,7 +331,7 @@ def _resolve_archs(
     u_index = np.full(k, None, dtype=object)
     u_reason = np.full(k, None, dtype=object)
     wanted = np.zeros(k, dtype=bool)
-    wanted[codes[np.equal(reason, None)]] = True
+    wanted[codes[_unset(reason)]] = True
     resolvers: dict[str, Callable[[str, Any], tuple[str, str, int | None]] | str] = {}
     u_space = uniques.get_level_values(0).to_numpy(dtype=object)
     u_arch = uniques.get_level_values(1).to_numpy(dtype=object)
@@ -347,7 +352,7 @@ def _resolve_archs(
         except (ArchError, ValueError, TypeError) as exc:
             u_reason[u] = f"unknown arch {arch!r}: {exc}"
     out_reason = reason.copy() if n else reason
-    free = np.equal(out_reason, None)
+    free = _unset(out_reason)
     out_reason[free] = u_reason[codes[free]]
     return u_canon[codes], u_id[codes], u_index[codes], out_reason
 
@@ -397,7 +402,7 @@ def import_table(
     if not len(w):
         return report
     canon, ids, indexes, reason = _resolve_archs(w, _validate(w))
-    bad = ~np.equal(reason, None)
+    bad = ~_unset(reason)
     report.rejected = [
         (_locate(kind, int(p)), str(r)) for p, r in zip(pos[bad], reason[bad], strict=True)
     ]

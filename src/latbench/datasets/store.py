@@ -282,6 +282,7 @@ class Store:
         if self.readonly:
             raise DatasetError(f"{self.path} is open read-only")
         consts = dict(constants or {})
+        self._insert_sql(tuple(columns), replace_failed, consts)  # validates before BEGIN
         c = self._conn
         try:
             if bulk:

@@ -19,10 +19,12 @@ from latbench.nas.objectives import (
     GraphStats,
     Objective,
     TableObjective,
+    error_margin,
     latency_constraint,
     load_table,
     make_objective,
     metric_constraint,
+    trust_region,
 )
 from latbench.nas.pareto import pareto_front
 from latbench.nas.rank import rank_archs
@@ -40,6 +42,7 @@ __all__ = [
     "Strategy",
     "TableObjective",
     "create_strategy",
+    "error_margin",
     "latency_constraint",
     "load_table",
     "make_objective",
@@ -47,4 +50,5 @@ __all__ = [
     "pareto_front",
     "rank_archs",
     "run_search",
+    "trust_region",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "load_table",
     "make_objective",
     "metric_constraint",
+    "trust_region",
 ]
 
 BatchFn = Callable[[Sequence[str]], np.ndarray]
@@ -418,6 +419,27 @@ def error_margin(
         pred = p.predict([arch_list[i] for i in test])
         err[test] = np.maximum(0.0, y[test] / pred - 1.0)
     return float(np.quantile(err, quantile))
+
+
+def trust_region(
+    archs: Sequence[str], stats: GraphStats, metrics: Sequence[str] = ("params", "flops")
+) -> list[Constraint]:
+    """Constraints that keep a search where a predictor was trained.
+
+    A predictor fitted on ``archs`` is only trusted on architectures that resemble them; a
+    search that maximises quality drifts to the largest networks it may, where every learned
+    model extrapolates. Each ``metric`` of a candidate must stay at most its maximum over
+    ``archs`` (a box on the structural statistics; named ``trust_<metric>``).
+    """
+    arch_list = list(archs)
+    if not arch_list:
+        raise ConfigError("trust_region: no training architectures; expected at least one")
+    out = []
+    for m in metrics:
+        c = metric_constraint(m, float(np.max(stats(m, arch_list))), stats)
+        c.name = f"trust_{m}"
+        out.append(c)
+    return out
 
 
 _METRIC_UNITS = {"params": "parameters", "flops": "MACs", "memory": "bytes"}

@@ -136,25 +136,30 @@ class RandomSearch(Strategy):
 
 @STRATEGIES.register("evolution")
 class RegularizedEvolution(Strategy):
-    """Constraint-aware regularized (aging) evolution, Real et al. (AAAI 2019), with a local phase.
+    """Constraint-aware regularized (aging) evolution, Real et al. (AAAI 2019), then local search.
 
     *Explore* (the first ``1 - exploit`` of the budget): start from ``population`` random
     architectures. Each step makes ``children`` offspring: for each, draw ``sample`` members of
-    the population at random and mutate the best of them (one position changed). Tournaments use
-    :meth:`Candidate.key`: feasible members by objective, infeasible ones by their violation, so
-    the population is pulled onto the budget boundary and rides it. A child that was evaluated
-    before (or is already in the batch) is re-drawn up to ``retries`` times, so the budget is
-    spent on new architectures. Offspring are scored in one batch, appended, and the *oldest*
-    members leave (ageing keeps the population diverse; ``children`` > 1 is the asynchronous
-    variant that lets a predictor score a batch per call).
+    the population at random and mutate the best of them (one position changed). Most
+    tournaments use :meth:`Candidate.key` (feasible members by objective, equal objectives to the
+    one with the most room under the budget; infeasible ones by violation), so the population is
+    pulled onto the budget boundary. A share ``boundary`` of the tournaments ranks by objective
+    alone among members at most ``tolerance`` (relative) over the budget (stochastic ranking,
+    Runarsson & Yao 2000): good architectures just over the budget breed too, and the
+    population rides the boundary from both sides. A child evaluated before (or already in the
+    batch) is re-drawn up to ``retries`` times, so the budget buys new architectures. Offspring
+    are scored in one batch, appended, and the *oldest* members leave (ageing keeps the
+    population diverse; ``children`` > 1 lets a predictor score a batch per call).
 
-    *Exploit* (the last ``exploit`` of the budget): a best-first local search over
-    :meth:`SearchSpace.neighbours`. Seeds are the best feasible candidates seen so far and the
-    infeasible ones whose objective beats the best feasible one (closest to the boundary first:
-    one cheaper op often repairs them). The unseen neighbours of the best seed that still has any
-    are evaluated in one batch; a better candidate becomes the next seed at once. Under a
-    latency budget the optimum usually sits on the boundary, next to architectures that are just
-    over it: the exploit phase finds such needles that ageing evolution alone steps over.
+    *Exploit* (the last ``exploit`` of the budget): local search. Each round expands one seed,
+    evaluating in one batch its unseen neighbours (:meth:`SearchSpace.neighbours`) and the
+    architectures with two of its positions swapped. Seeds cycle through: the best feasible
+    candidate (most room first), the over-budget candidate nearest the budget among those whose
+    objective beats the best feasible one (a swap or a cheaper op often repairs it without
+    losing quality), and the non-dominated (load, objective) candidate nearest the budget.
+    Under a latency budget the optimum sits on the boundary, often as a needle among
+    architectures just over it, which ageing evolution alone steps over (see
+    ``benchmarks/results/search.md``).
     """
 
     name = "evolution"
@@ -164,10 +169,10 @@ class RegularizedEvolution(Strategy):
         population: int = 32,
         sample: int = 4,
         children: int = 4,
-        exploit: float = 0.3,
+        exploit: float = 0.4,
         retries: int = 8,
-        boundary: float = 0.3,
-        tolerance: float = 0.05,
+        boundary: float = 0.5,
+        tolerance: float = 0.1,
     ) -> None:
         self.population = population
         self.sample = sample
@@ -310,20 +315,39 @@ class RegularizedEvolution(Strategy):
             )
             repair = [c for c in pool if not c.feasible and c.objective > best_obj]
             turn += 1
-            if turn % 3 == 1 and feas:  # the best feasible, the one with most room first
+            if turn % 4 == 1 and feas:  # the best feasible, the one with most room first
                 seed = min(feas, key=lambda c: (-c.objective, x(c), c.order))
-            elif turn % 3 == 2 and repair:  # better but over the budget, nearest first
+            elif turn % 2 == 0 and repair:  # better but over the budget, nearest first
                 seed = min(repair, key=lambda c: (c.violation, -c.objective, c.order))
             else:  # the non-dominated (load, objective) candidate nearest the boundary
                 xs = [x(c) for c in pool]
                 front = pareto_front(xs, [c.objective for c in pool]).tolist()
                 seed = pool[min(front, key=lambda j: (abs(xs[j] - 1.0), pool[j].order))]
             done.add(seed.arch)
-            fresh = [a for a in space.neighbours(seed.arch) if not evaluator.known(a)]
+            near = space.neighbours(seed.arch) + _swaps(space, seed.arch)
+            fresh = [a for a in dict.fromkeys(near) if not evaluator.known(a)]
             room = evaluations - evaluator.n_evaluated
             if fresh and room > 0:
                 rng.shuffle(fresh)  # a truncated last batch favours no position
                 evaluator.evaluate(fresh[:room])
+
+
+def _swaps(space: SearchSpace, arch: str) -> list[str]:
+    """Architectures with the choices of two positions exchanged.
+
+    A swap keeps the multiset of ops, so the objective of structural proxies (params, MACs of
+    cells with equal shapes) stays put while the latency changes with the positions: the move
+    that slides an over-budget candidate under the budget without giving up quality.
+    """
+    o = space.ops(arch)
+    out = []
+    for i in range(len(o)):
+        for j in range(i + 1, len(o)):
+            if o[i] != o[j]:
+                t = list(o)
+                t[i], t[j] = t[j], t[i]
+                out.append(space.from_ops(t))
+    return out
 
 
 def _obj(c: Candidate) -> float:

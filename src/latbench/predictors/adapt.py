@@ -36,7 +36,7 @@ self-contained.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +176,7 @@ def adapt(
     exclude: Sequence[str] = (),
     population: int = DEFAULT_POPULATION,
     seed: int = 0,
+    descriptor: Mapping[str, float] | None = None,
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
@@ -184,9 +185,27 @@ def adapt(
     ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
     out (e.g. a near-copy of the target). ``population``: random architectures of the space used
     to standardise the sources. The base is not modified.
+
+    ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
+    reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
+    devices describe --space``). The adapted model is conditioned on it: the weights over the
+    base's devices (and the residual) are fitted on the descriptor's latencies together with
+    the K samples, so a descriptor measured once per device makes every later adaptation of
+    that device start from ~10 more measurements. An architecture in both is merged (geometric
+    mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
     """
     base = _unwrap(base)
     base._check_fitted()
+    n_desc = 0
+    if descriptor:
+        n_desc = len(descriptor)
+        archs = list(archs) + list(descriptor)
+        latency_ms = np.concatenate(
+            [
+                np.asarray(latency_ms, dtype=np.float64).reshape(-1),
+                np.asarray(list(descriptor.values()), dtype=np.float64),
+            ]
+        )
     if method != "auto" and method not in fewshot.METHODS:
         raise PredictorError(
             f"unknown adaptation method {method!r}; expected auto or one of "
@@ -234,6 +253,7 @@ def adapt(
     out.feature_scale_ = ctx.feature_scale
     out.cv_scores_ = dict(scores)
     out.n_samples_ = len(uniq)
+    out.n_descriptor_ = n_desc
     train_pred = fit.predict_log(p_log, feats)
     from latbench.predictors.metrics import kendall, spearman
 
@@ -292,6 +312,7 @@ class AdaptedPredictor(Predictor):
     feature_scale_: np.ndarray
     cv_scores_: dict[str, float]
     n_samples_: int
+    n_descriptor_: int = 0
     train_spearman_: float
     train_kendall_: float
 
@@ -346,6 +367,7 @@ class AdaptedPredictor(Predictor):
             "base": self.base_.name,
             "method": self.method_,
             "samples": self.n_samples_,
+            "descriptor_archs": self.n_descriptor_,
             "sources": self.top_sources(),
             "cv_kendall": self.cv_scores_,
             "train_spearman": self.train_spearman_,
@@ -361,6 +383,7 @@ class AdaptedPredictor(Predictor):
             "intercept": self.intercept_,
             "cv_scores": self.cv_scores_,
             "n_samples": self.n_samples_,
+            "n_descriptor": self.n_descriptor_,
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
             "base": {
@@ -397,6 +420,7 @@ class AdaptedPredictor(Predictor):
         self.intercept_ = float(meta["intercept"])
         self.cv_scores_ = {str(k): float(v) for k, v in dict(meta.get("cv_scores", {})).items()}
         self.n_samples_ = int(meta["n_samples"])
+        self.n_descriptor_ = int(meta.get("n_descriptor", 0))
         self.train_spearman_ = float(meta["train_spearman"])
         self.train_kendall_ = float(meta["train_kendall"])
         self.weights_ = arrays["weights"]

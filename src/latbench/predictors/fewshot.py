@@ -57,10 +57,11 @@ from latbench.errors import PredictorError
 log = logging.getLogger(__name__)
 
 METHODS = ("proxy", "soft", "combo", "meta")
-#: what ``auto`` chooses between: the single proxy is left out because on every reference
-#: device it ranked no better than ``soft`` (which contains it as the one-source case), and
-#: its leave-one-out score on K samples is too noisy to catch the rare exception
-AUTO_METHODS = ("soft", "combo", "meta")
+#: what ``auto`` chooses between. The single proxy is a candidate so that ``auto`` is never
+#: worse than the "one proxy" baseline in expectation, but it is last in :data:`PREFERENCE`
+#: and has to beat the others by more than :data:`CV_TIE`: its leave-one-out score on K
+#: samples is noisy, and ``soft`` contains it as the one-source case
+AUTO_METHODS = ("soft", "combo", "meta", "proxy")
 #: below this many samples, leave-one-out cannot tell the methods apart
 MIN_CV_SAMPLES = 5
 #: every method needs this many distinct samples (a slope and an intercept, plus one to rank)
