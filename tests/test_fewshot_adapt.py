@@ -70,7 +70,7 @@ def test_meta_base_is_multi_device(base) -> None:
 
 def test_adapt_ranks_an_unseen_device(table, base) -> None:
     qa, qy = _query(table, TARGET)
-    scores = {m: [] for m in ("proxy", "auto")}
+    scores: dict[str, list[float]] = {m: [] for m in ("proxy", "auto")}
     for seed in range(3):
         archs, lat = _samples(table, TARGET, 10, seed)
         for m in scores:
@@ -99,6 +99,7 @@ def test_adapted_predictor_round_trips(tmp_path: Path, table, base) -> None:
     p = base.adapt(archs, lat, method="meta")
     save(p, tmp_path / "a.lbp")
     q = load(tmp_path / "a.lbp")
+    assert isinstance(q, AdaptedPredictor)
     qa, _ = _query(table, TARGET)
     np.testing.assert_allclose(q.predict(qa[:50]), p.predict(qa[:50]), rtol=1e-10)
     assert q.method_ == p.method_ and q.sources_ == p.sources_
@@ -202,6 +203,7 @@ def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> Non
     )
     assert rc == 0, capsys.readouterr().err
     p = load(out)
+    assert isinstance(p, AdaptedPredictor)
     assert p.devices_ == ["local"] and p.n_samples_ >= 3
     rows = samples.read_text().splitlines()
     assert rows[0] == "space,arch,latency_ms" and len(rows) >= 4

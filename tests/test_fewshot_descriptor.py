@@ -7,6 +7,7 @@ from the table; the live test measures a real descriptor of this machine with on
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ import pandas as pd
 import pytest
 
 from latbench.cli import main
+from latbench.commands.adapt import descriptor_reference
 from latbench.datasets import load_reference
 from latbench.devices.descriptor import Descriptor, default_path, reference_archs
-from latbench.errors import ArchError
+from latbench.errors import ArchError, ConfigError
 from latbench.predictors import create, load, save
 from latbench.predictors.adapt import AdaptedPredictor, adapt
 from latbench.predictors.fewshot import AUTO_METHODS, fit_method
@@ -72,18 +74,16 @@ def test_descriptor_of_another_space_is_refused(lat: pd.DataFrame, base) -> None
         adapt(base, pick, lat.loc[pick, TARGET].to_numpy(), descriptor={"0-0-0-0": 1.0})
 
 
-def test_auto_considers_the_proxy() -> None:
-    """``proxy`` is an auto candidate; on a target equal to one source, auto ranks perfectly."""
+def test_auto_ranks_a_copy_of_one_source_perfectly() -> None:
+    """A target that is one source exactly: ``soft`` (the default choice) becomes that proxy."""
     rng = np.random.default_rng(0)
     k, d = 12, 5
     p_log = rng.normal(size=(k, d))
     pop = rng.normal(size=(200, d))
     t_log = 2.0 * p_log[:, 2] + 0.5
-    assert "proxy" in AUTO_METHODS
     fit, scores = fit_method("auto", p_log, t_log, pop, np.zeros((k, 0)))
-    assert set(scores) == set(AUTO_METHODS)
-    # soft puts all its weight on the exact source, so it ties with proxy and is preferred
-    assert fit.method in ("soft", "proxy")
+    assert set(scores) == set(AUTO_METHODS) and "proxy" not in AUTO_METHODS
+    assert fit.method == "soft" and int(np.argmax(np.abs(fit.weights))) == 2
     assert spearman(t_log, fit.predict_log(p_log)) == pytest.approx(1.0)
 
 
@@ -104,10 +104,13 @@ def test_cli_adapt_uses_the_stored_descriptor(tmp_path: Path, base, capsys) -> N
     assert "conditioning on the descriptor of local: 3 reference" in capsys.readouterr().out
     adapted = load(out)
     assert isinstance(adapted, AdaptedPredictor) and adapted.n_descriptor_ == 3
-    assert main([*args, "--no-descriptor", "-o", str(out)]) == 0
-    adapted = load(out)
-    assert isinstance(adapted, AdaptedPredictor) and adapted.n_descriptor_ == 0
+    ns = argparse.Namespace(config=str(cfg), device="local", descriptor=None, no_descriptor=True)
+    assert descriptor_reference(ns, "nb201") is None
+    ns.no_descriptor = False
+    assert descriptor_reference(ns, "nb201") == stored.reference_ms
+    assert descriptor_reference(ns, "fbnet") is None  # a stored descriptor of another space
     bad = tmp_path / "fb.json"
     Descriptor(device="x", space="fbnet", reference_ms={"a": 1.0}).save(bad)
-    assert main([*args, "--descriptor", str(bad), "-o", str(out)]) == 1
-    assert "expected reference archs of 'nb201'" in capsys.readouterr().err
+    ns.descriptor = str(bad)
+    with pytest.raises(ConfigError, match="expected reference archs of 'nb201'"):
+        descriptor_reference(ns, "nb201")

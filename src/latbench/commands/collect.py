@@ -9,9 +9,10 @@ Examples::
 Running the same command again continues where the last one stopped (no row twice, none lost).
 Ctrl-C (or SIGTERM) stops cleanly after the current architecture. A failed architecture is
 stored with its error and the run goes on (``--retry-failed`` measures those again). With
-several devices (``--device a,b``) each device measures one model at a time, devices in
-parallel. Drift control re-measures a reference model every ``--drift-every`` architectures and
-warns when the machine drifted by more than ``--drift-threshold``.
+several devices (``--device pi4,phone1,local``) the devices measure at once through the device
+fleet (one model at a time each, one progress bar, failures isolated per device). Drift
+control re-measures a reference model every ``--drift-every`` architectures and warns when the
+machine drifted by more than ``--drift-threshold``.
 """
 
 from __future__ import annotations

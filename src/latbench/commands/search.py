@@ -76,9 +76,17 @@ def register(subparsers: Any) -> None:
         "--margin-from",
         metavar="CSV",
         help="measured archs (columns arch, latency_ms) of the first predictor's device: the "
-        "margin becomes the cross-validated p90 under-prediction of the predictor's settings on "
-        "them (if larger than --budget-margin) and the search stays in their region (params and "
-        "MACs at most their maximum)",
+        "margin becomes the --margin-quantile of the predictor's cross-validated "
+        "under-prediction on them (if larger than --budget-margin) and the search stays in "
+        "their region (params and MACs at most their maximum)",
+    )
+    p.add_argument(
+        "--margin-quantile",
+        type=float,
+        default=0.97,
+        metavar="Q",
+        help="quantile of the cross-validated under-prediction used by --margin-from (0.97: "
+        "the returned archs sit at the predictor's error tail, a p90 margin is too small)",
     )
     p.add_argument("--max-params", type=float, help="at most this many parameters")
     p.add_argument("--max-flops", type=float, help="at most this many MACs")
@@ -165,14 +173,20 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     if args.margin_from:
         archs, lat = _read_measured(args.margin_from)
         first = next(iter(preds.values()))
-        margins[0] = max(margins[0], objectives.error_margin(first, archs, lat))
+        margins[0] = max(
+            margins[0], objectives.error_margin(first, archs, lat, quantile=args.margin_quantile)
+        )
         if margins[0] >= 1:
             raise ConfigError(
                 f"--margin-from {args.margin_from}: the predictor under-predicts by "
-                f"{100 * margins[0]:.0f} % (p90); expected less than 100 %: refit it"
+                f"{100 * margins[0]:.0f} % (quantile {args.margin_quantile}); expected less "
+                "than 100 %: refit it"
             )
         trust = objectives.trust_region(archs, stats)
-        print(f"budget margin {100 * margins[0]:.1f} % (cross-validated p90 on {len(archs)} archs)")
+        print(
+            f"budget margin {100 * margins[0]:.1f} % (cross-validated under-prediction, "
+            f"quantile {args.margin_quantile}, on {len(archs)} archs)"
+        )
     out = []
     for i, ((label, p), budget) in enumerate(zip(preds.items(), args.budget_ms, strict=True)):
         if not (math.isfinite(budget) and budget > 0):

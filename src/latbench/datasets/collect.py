@@ -2,16 +2,16 @@
 
 Algorithm (:func:`collect`)::
 
-    for each device (one thread each, devices in parallel; each measures one model at a time):
+    for each device:
         todo = [a for a in archs if (collection, device, space, runtime, batch, threads, a)
                                     is not in the store]          # resume: skip what is stored
-        measure the drift reference model once (the first time of the collection = baseline)
-        for i, arch in enumerate(todo):
-            stop requested (Ctrl-C)?  -> leave after the current architecture
-            every drift_every archs: re-measure the reference; ratio = latency / baseline
-            emit arch for the runtime -> device.measure(model) -> send to the writer
+        queue = todo with the drift reference model before every drift_every-th architecture
+    latbench.devices.fleet.Fleet runs every device's queue at once (one worker thread per
+        device, one model at a time per device, a dropped link retried after a reconnect);
+        prepare = emit the architecture for the runtime (in the device's worker thread)
     writer (the calling thread): each result is one durable transaction (the store's add),
-        carrying the device's latest drift ratio; a progress bar shows rate and ETA
+        carrying the device's latest drift ratio; one progress bar shows rate, ETA, and every
+        device's count; Ctrl-C / a stop request -> every device finishes its current model
 
 Crash safety comes from the store: a row is committed before the next architecture starts, and
 a rerun skips every stored key, so a collection killed at any instant (SIGKILL included) and run
@@ -25,7 +25,9 @@ package, bad settings) stop the run at once. After a stop request, failed result
 stored: the interrupt may have killed the worker, and a rerun measures those architectures.
 
 The device is anything with ``name``, ``measure(model, **kwargs) -> Measurement`` and
-``fingerprint()`` (a :class:`latbench.devices.Device`), so tests inject their own.
+``fingerprint()`` (a :class:`latbench.devices.Device`), so tests inject their own. The devices
+are lent to the fleet (the caller opens and closes them); the fleet's per-device failure
+isolation applies: an exception of one device fails that device's architecture, not the run.
 """
 
 from __future__ import annotations
