@@ -20,8 +20,8 @@ from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import Ridge
 
 from latbench import predictors
+from latbench.datasets import load_reference
 from latbench.predictors import encodings
-from latbench.predictors._reference import load_reference
 from latbench.predictors.metrics import acc_within, spearman
 
 

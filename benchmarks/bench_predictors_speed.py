@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from latbench import predictors
-from latbench.predictors._reference import load_reference
+from latbench.datasets import load_reference
 from latbench.predictors.encodings import space
 
 

@@ -19,41 +19,18 @@ import pandas as pd
 
 from latbench.errors import ConfigError, DatasetError
 from latbench.predictors import PREDICTORS, create, load, save
-from latbench.predictors._reference import load_reference, wide_to_long
 from latbench.predictors.encodings import space as get_space
 from latbench.predictors.metrics import evaluate
 
 
 def _read_table(path: str) -> pd.DataFrame:
-    """A long table (space, arch, device, latency_ms) from CSV/Parquet; wide tables convert."""
-    try:
-        from latbench import datasets
+    """A long table (space, arch, device, latency_ms) from any dataset file (store, CSV, Parquet,
+    wide reference tables), read by :func:`latbench.datasets.read_table`."""
+    from latbench.datasets import read_table
 
-        reader: Any = getattr(datasets, "read_table", None)
-    except ImportError:  # pragma: no cover
-        reader = None
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).is_file():
         raise DatasetError(f"data file {path!r} does not exist")
-    if reader is not None:
-        df: pd.DataFrame = reader(path)
-    elif p.suffix == ".parquet":
-        df = pd.read_parquet(p)
-    else:
-        df = pd.read_csv(p)
-    if "arch" not in df.columns:
-        raise DatasetError(
-            f"{path}: no 'arch' column; expected columns space, arch, device, latency_ms"
-        )
-    if "latency_ms" not in df.columns:  # wide table: one column per device
-        space = next((s for s in ("nb201", "fbnet") if f"{s}_index" in df.columns), None)
-        if space is None:
-            raise DatasetError(f"{path}: expected a 'latency_ms' column or a wide reference table")
-        df = wide_to_long(df, space)
-    if "space" not in df.columns:
-        raise DatasetError(f"{path}: no 'space' column; expected space, arch, device, latency_ms")
-    if "device" not in df.columns:
-        df = df.assign(device="default")
+    df: pd.DataFrame = read_table(path)
     return df
 
 
@@ -61,6 +38,8 @@ def _data(args: argparse.Namespace) -> pd.DataFrame:
     if getattr(args, "data", None):
         return _read_table(args.data)
     if getattr(args, "reference", None):
+        from latbench.datasets import load_reference
+
         return load_reference(args.reference)
     raise ConfigError("give --data FILE or --reference nb201|fbnet")
 
@@ -72,6 +51,8 @@ def _select(df: pd.DataFrame, device: str | None) -> pd.DataFrame:
             raise ConfigError(
                 f"the data holds {len(devices)} devices; pass --device one of: {', '.join(devices)}"
             )
+        return df
+    if device == "all":  # the multi-device base: every device of the data
         return df
     sel = [d.strip() for d in device.split(",")]
     missing = [d for d in sel if d not in devices]
@@ -214,7 +195,12 @@ def register(sub: Any) -> None:
     f = ps.add_parser("fit", help="fit a predictor and save it (.lbp)")
     f.add_argument("--data", help="long table (space, arch, device, latency_ms), CSV or Parquet")
     f.add_argument("--reference", choices=["nb201", "fbnet"], help="a bundled reference table")
-    f.add_argument("--device", help="device(s) to fit on (comma-separated for gcn/ensemble)")
+    f.add_argument(
+        "--device",
+        "--devices",
+        dest="device",
+        help="device(s) to fit on: one, a comma-separated list, or 'all' (multi-device models)",
+    )
     f.add_argument("--model", default="default", help=f"one of {', '.join(PREDICTORS.names())}")
     f.add_argument("--params", help="JSON object of model settings, e.g. '{\"epochs\": 50}'")
     f.add_argument("--train-size", type=int, default=0, help="fit on N random rows (0: all)")
