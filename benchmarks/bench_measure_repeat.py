@@ -3,7 +3,7 @@
 Each invocation is a fresh ``python`` process that opens the ``local`` device (a fresh pinned
 worker) and measures the same 20 emitted ONNX models at default harness settings (bench.toml
 ``[measure]`` defaults). ``--mode interleaved`` (default) measures them with
-``measure_many(..., interleave=5)``, the reference model re-measured between every 4 targets;
+``measure_many(..., interleave=10)``, the reference model re-measured between every 4 targets;
 ``--mode sequential`` one after the other with ``measure`` (no reference).
 
 Figures, for every statistic a record can give (median, min, p10, p25, round_min, cpu_median,
@@ -16,7 +16,7 @@ The reference calibration is kept in a temporary cache shared by the invocations
 (the first invocation calibrates), so the figures do not depend on an earlier run.
 
     .venv/bin/python benchmarks/bench_measure_repeat.py [--mode interleaved] [--invocations 3]
-        [--n 20] [--rounds 5] [--json out.json]
+        [--n 20] [--rounds 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--invocations", type=int, default=3)
     ap.add_argument("--mode", choices=["interleaved", "sequential"], default="interleaved")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--json", default=None, help="also write every invocation's values here")
     ap.add_argument("--records", default=None, help="directory for the full records (JSON)")
     ap.add_argument(

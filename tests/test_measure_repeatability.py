@@ -225,7 +225,7 @@ def test_measure_many_records_reference_ratio_and_calibration(
     assert [m.ok for m in ms] == [True, True]
     for m in ms:
         ref = m.reference
-        assert m.statistic == "cpu_median" and m.latency_ms == m.cpu_median_ms
+        assert m.statistic == "min" and m.latency_ms == m.min_ms
         assert m.normalized_ms == pytest.approx(ref["ratio"] * ref["calibrated_ms"])
         assert len(ref["ratios"]) == 2 and ref["ratio"] > 0 and len(ref["sha256"]) == 64
         assert len(ref["samples_ms"]) == sum(ref["round_sizes"]) > 0
@@ -246,3 +246,16 @@ def test_measure_many_records_reference_ratio_and_calibration(
     assert plain[0].reference == {} and plain[0].normalized_ms is None
     with pytest.raises(ConfigError, match="statistic = 'mode'"):
         local.measure_many(models, settings=FAST, interleave=2, statistic="mode")
+
+
+def test_measure_many_interleave_true_uses_default_rounds_and_min(
+    local: LocalDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latbench.devices.local import DEFAULT_ROUNDS
+
+    monkeypatch.setenv("LATBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    models = [tiny_net(tmp_path / "a.onnx"), tiny_net(tmp_path / "b.onnx")]
+    ms = local.measure_many(models, settings=FAST, interleave=True, reference=False)
+    for m in ms:
+        assert len(m.round_sizes) == DEFAULT_ROUNDS == 10
+        assert m.statistic == "min" and m.latency_ms == min(m.samples_ms)

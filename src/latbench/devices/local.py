@@ -47,6 +47,9 @@ __all__ = ["LocalDevice", "parse_cpus"]
 
 log = logging.getLogger(__name__)
 
+#: Rounds of ``measure_many(..., interleave=True)``.
+DEFAULT_ROUNDS = 10
+
 
 def parse_cpus(value: Any) -> list[int] | None:
     """``"0-3"``, ``"1,3"``, ``3`` or ``[1, 3]`` -> sorted CPU list; None/"" -> None."""
@@ -179,7 +182,10 @@ class LocalDevice(Device):
 
         Keyword arguments besides those of :meth:`measure`:
 
-        * ``interleave`` (int, default 0): rounds ``A B C ... A B C``; 0 measures one by one.
+        * ``interleave`` (int, default 0): rounds ``A B C ... A B C``; 0 measures one by one;
+          ``True`` means ``DEFAULT_ROUNDS`` (10): more, shorter rounds spread every model's
+          samples over the whole run, so each model's minimum sees the same quiet moments
+          (10 rounds halved the spread of 5 at the same total time, docs/measurement.md).
         * ``reference`` (bool, default True when interleaving): time latbench's reference model
           before every ``reference_every`` (default 4) targets and at the end, and record each
           target's target/reference ratio and ``normalized_ms`` (ratio x the reference's
@@ -187,21 +193,24 @@ class LocalDevice(Device):
           machine calibrates it). About 1/``reference_every`` more time.
         * ``recalibrate`` (bool): replace the cached calibration by this run's estimate.
         * ``statistic``: what the records' ``latency_ms`` is. Default for interleaved runs:
-          ``"cpu_median"`` with one thread (the most repeatable statistic on a loaded machine,
-          see docs/measurement.md), ``"min"`` with more threads (the timing thread's CPU time
-          then misses the other threads' work); otherwise the settings' statistic.
+          ``"min"``, the fastest inference of all rounds: the most repeatable statistic across
+          invocations in every quiet-to-moderately-loaded run of
+          ``benchmarks/bench_measure_repeat.py`` (0.7-1.5 % spread against 5-19 % for the
+          median and the CPU-time median, whose level follows the host's moment-to-moment
+          contention; see docs/measurement.md); otherwise the settings' statistic.
           ``median_ms`` is the median and ``normalized_ms`` the reference-scaled value regardless.
 
         Interleaving needs every model loaded at once in one worker; when the worker crashes or
         times out the whole batch is retried one model at a time, so a bad model fails alone.
         """
-        rounds = int(kwargs.pop("interleave", 0) or 0)
+        interleave = kwargs.pop("interleave", 0)
+        rounds = DEFAULT_ROUNDS if interleave is True else int(interleave or 0)
         use_reference = bool(kwargs.pop("reference", True))
         every = int(kwargs.pop("reference_every", 4))
         recalibrate = bool(kwargs.pop("recalibrate", False))
         statistic = kwargs.pop("statistic", None)
         if statistic is None and rounds > 0 and len(models) >= 2:
-            statistic = "cpu_median" if kwargs.get("threads", 1) == 1 else "min"
+            statistic = "min"
         if statistic is not None:
             base = kwargs.get("settings") or HarnessSettings()
             try:
