@@ -15,14 +15,32 @@ is refused with a clear error and left untouched.
 A row is identified by :data:`~latbench.datasets.schema.KEY_COLUMNS` (a unique index): writing a
 row whose key exists does nothing, except that an ``ok`` row replaces a ``failed`` one (a
 retried architecture).
+
+Bulk paths (imports, exports) move columns between SQLite and Arrow in C through the ADBC
+SQLite driver (``adbc-driver-sqlite``) instead of one Python object per cell. That driver
+carries its own copy of the SQLite library, and two copies of SQLite in one process must never
+hold the same file at once (closing a file in one copy drops the POSIX locks of the other:
+https://www.sqlite.org/howtocorrupt.html, section 2.2.1). So the driver never opens a store
+while this module's ``sqlite3`` connection holds it:
+
+- imports: the driver writes the Arrow table into a private staging file, which the store's
+  own connection then attaches and copies from with one ``INSERT ... SELECT`` (C speed, one
+  transaction, the usual conflict rules);
+- exports: the store closes its ``sqlite3`` connection, the driver reads the rows, and the
+  connection is reopened; when another :class:`Store` of this process has the same file open,
+  or a transaction is open, or the driver is missing, the plain ``sqlite3`` path is used.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import logging
 import os
 import sqlite3
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +50,8 @@ import pandas as pd
 
 from latbench.datasets import schema as S
 from latbench.errors import DatasetError, SchemaVersionError
+
+log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x4C424E43  # "LBNC"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -55,6 +75,42 @@ _TABLES = {"meta", "measurements", "collections", "drift"}
 VARIES: Any = object()
 # A bulk write of at least this many rows into an empty store rebuilds the key index after.
 _DEFER_INDEX_ROWS = 10_000
+# Arrow writes of at least this many rows go through the ADBC staging file (fewer: executemany).
+_STAGE_ROWS = 2_000
+# Open connections of this process per store file ((st_dev, st_ino) -> count): the ADBC
+# driver reads a store only when this process holds no other connection to it.
+_OPEN_FILES: dict[tuple[int, int], int] = {}
+
+
+@functools.cache
+def _adbc() -> Any:
+    """The ADBC SQLite DB-API module, or None when ``adbc-driver-sqlite`` is not installed."""
+    try:
+        import adbc_driver_sqlite.dbapi as dbapi
+    except ImportError:
+        log.info("adbc-driver-sqlite not installed: bulk import/export use sqlite3 (slower)")
+        return None
+    return dbapi
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+#: SQL literal of each storage type for the typed first row of an ADBC read (see
+#: :meth:`Store.iter_arrow`).
+_TYPE_SENTINEL = {"BLOB": "x''", "REAL": "0.0", "INTEGER": "0", "TEXT": "''"}
+
+
+def _sql_type(name: str) -> str:
+    if name == "id":
+        return "INTEGER"
+    sql = next(c.sql for c in S.COLUMNS if c.name == name)
+    return sql.split()[0]
 
 
 def _sql_literal(value: Any) -> str:
@@ -141,6 +197,10 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+class ArrowReadError(DatasetError):
+    """The ADBC read of a store failed (e.g. a value of another type than its column's)."""
+
+
 class Store:
     """A latbench dataset store (SQLite). Open with :func:`latbench.datasets.open`.
 
@@ -161,23 +221,45 @@ class Store:
             )
         if not exists and not self.path.parent.is_dir():
             raise DatasetError(f"directory {str(self.path.parent)!r} of the store does not exist")
+        self._file: tuple[int, int] | None = None
         try:
-            if readonly:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-            else:
-                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk imports
+            self._conn = self._connect()
             if not exists:
                 self._create()
-            if not readonly:
+            if not self.readonly:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = FULL")
             self._check_tables()
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise DatasetError(f"{self.path} is corrupt or unreadable: {exc}") from None
+        self._register()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk imports
+        if not self.readonly:
+            conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def _register(self) -> None:
+        self._file = _file_id(self.path)
+        if self._file is not None:
+            _OPEN_FILES[self._file] = _OPEN_FILES.get(self._file, 0) + 1
+
+    def _unregister(self) -> None:
+        if self._file is not None:
+            left = _OPEN_FILES.get(self._file, 1) - 1
+            if left > 0:
+                _OPEN_FILES[self._file] = left
+            else:
+                _OPEN_FILES.pop(self._file, None)
+            self._file = None
 
     # ---- lifecycle -------------------------------------------------------------------
     def _create(self) -> None:
@@ -220,6 +302,7 @@ class Store:
             conn.close()
 
     def close(self) -> None:
+        self._unregister()
         self._conn.close()
 
     def __enter__(self) -> Store:
@@ -271,29 +354,108 @@ class Store:
         Bulk imports pass only the columns that hold values, and give the columns that hold
         the same value on every row as ``constants`` (inlined as SQL literals, so they are not
         bound once per row). ``bulk=True`` (imports) trades durability for speed inside this one
-        call: ``synchronous=OFF`` for the transaction (WAL stays consistent; a power cut may
-        lose the import, never corrupt the store), restored to ``FULL`` afterwards; and when the
-        store holds no measurement yet, the unique key index is dropped and rebuilt after the
-        insert (one sort instead of 371k random index insertions), duplicates of the batch
-        being removed in SQL first. A collection's per-measurement writes never use it.
+        call: ``synchronous=NORMAL`` for the transaction (in WAL mode the commit is not synced,
+        so a power cut may lose the import, but the store stays consistent), restored to
+        ``FULL`` afterwards; and when the store holds no measurement yet, the unique key index
+        is dropped and rebuilt after the insert (one sort instead of 371k random index
+        insertions), duplicates of the batch being removed in SQL first. A collection's
+        per-measurement writes never use it.
         """
         if not tuples:
             return 0, 0
+        cols = tuple(columns)
+        return self._write(
+            len(tuples),
+            cols,
+            dict(constants or {}),
+            replace_failed=replace_failed,
+            bulk=bulk,
+            insert=lambda sql: self._conn.executemany(sql, tuples),
+        )
+
+    def add_arrow(
+        self,
+        table: Any,
+        *,
+        replace_failed: bool = False,
+        constants: Mapping[str, Any] | None = None,
+        bulk: bool = False,
+    ) -> tuple[int, int]:
+        """Write a ``pyarrow.Table`` whose columns are schema columns; (stored, present).
+
+        Same rules as :meth:`add_tuples`. From :data:`_STAGE_ROWS` rows on, and when
+        ``adbc-driver-sqlite`` is installed, the table is written in C: the ADBC driver
+        ingests it into a private staging file (journal off: it is thrown away), the store's
+        connection attaches that file and copies the rows with one ``INSERT ... SELECT``
+        inside the usual transaction. No Python object is made per cell, and the store file is
+        only ever opened by this module's ``sqlite3`` (see the module docstring).
+        """
+        n = int(table.num_rows)
+        if n == 0:
+            return 0, 0
+        cols = tuple(str(c) for c in table.column_names)
+        consts = dict(constants or {})
+        dbapi = _adbc()
+        if dbapi is None or n < _STAGE_ROWS:
+            tuples = list(zip(*(table.column(c).to_pylist() for c in cols), strict=True))
+            return self.add_tuples(
+                tuples, columns=cols, constants=consts, replace_failed=replace_failed, bulk=bulk
+            )
+        self._insert_sql(cols, replace_failed, consts)  # validates before any work
         if self.readonly:
             raise DatasetError(f"{self.path} is open read-only")
-        consts = dict(constants or {})
-        self._insert_sql(tuple(columns), replace_failed, consts)  # validates before BEGIN
+        with tempfile.TemporaryDirectory(prefix="latbench-stage-") as tmp:
+            stage = Path(tmp) / "stage.db"
+            try:
+                conn = dbapi.connect(str(stage), autocommit=True)
+                with contextlib.closing(conn), contextlib.closing(conn.cursor()) as cur:
+                    cur.execute("PRAGMA journal_mode = OFF")
+                    cur.execute("PRAGMA synchronous = OFF")
+                    cur.execute("BEGIN")
+                    cur.adbc_ingest("rows", table, mode="create")
+                    cur.execute("COMMIT")
+            except dbapi.Error as exc:
+                raise DatasetError(f"could not stage {n} row(s) for {self.path}: {exc}") from None
+            self._execute("ATTACH DATABASE ? AS stage", (str(stage),))
+            try:
+                return self._write(
+                    n,
+                    cols,
+                    consts,
+                    replace_failed=replace_failed,
+                    bulk=bulk,
+                    insert=self._conn.execute,
+                    source="stage.rows",
+                )
+            finally:
+                self._conn.execute("DETACH DATABASE stage")
+
+    def _write(
+        self,
+        n: int,
+        cols: tuple[str, ...],
+        consts: dict[str, Any],
+        *,
+        replace_failed: bool,
+        bulk: bool,
+        insert: Any,
+        source: str | None = None,
+    ) -> tuple[int, int]:
+        """The one write transaction of :meth:`add_tuples` and :meth:`add_arrow`."""
+        if self.readonly:
+            raise DatasetError(f"{self.path} is open read-only")
+        self._insert_sql(cols, replace_failed, consts, source=source)  # validates before BEGIN
         c = self._conn
         try:
             if bulk:
-                c.execute("PRAGMA synchronous = OFF")
+                c.execute("PRAGMA synchronous = NORMAL")
             c.execute("BEGIN IMMEDIATE")
-            deferred = bulk and len(tuples) >= _DEFER_INDEX_ROWS and self._empty()
-            sql = self._insert_sql(tuple(columns), replace_failed, consts, plain=deferred)
+            deferred = bulk and n >= _DEFER_INDEX_ROWS and self._empty()
+            sql = self._insert_sql(cols, replace_failed, consts, plain=deferred, source=source)
             if deferred:
                 c.execute("DROP INDEX measurements_key")
             before = c.total_changes
-            c.executemany(sql, tuples)
+            insert(sql)
             stored = c.total_changes - before
             if deferred:
                 keys = ", ".join(S.KEY_COLUMNS)
@@ -313,13 +475,11 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if c.in_transaction:
                 c.execute("ROLLBACK")
-            raise DatasetError(
-                f"{self.path}: could not write {len(tuples)} row(s): {exc}"
-            ) from None
+            raise DatasetError(f"{self.path}: could not write {n} row(s): {exc}") from None
         finally:
             if bulk:
                 c.execute("PRAGMA synchronous = FULL")
-        return stored, len(tuples) - stored
+        return stored, n - stored
 
     def _empty(self) -> bool:
         return self._conn.execute("SELECT 1 FROM measurements LIMIT 1").fetchone() is None
@@ -331,7 +491,10 @@ class Store:
         constants: Mapping[str, Any] | None = None,
         *,
         plain: bool = False,
+        source: str | None = None,
     ) -> str:
+        """The INSERT of ``columns`` (bound, or selected from the table ``source``) and
+        ``constants`` (SQL literals), with the conflict clause of the key."""
         consts = dict(constants or {})
         unknown = [c for c in (*columns, *consts) if c not in S.COLUMN_NAMES]
         if unknown:
@@ -340,8 +503,13 @@ class Store:
         if both:
             raise DatasetError(f"column(s) {sorted(both)} given both per row and as constants")
         names = (*columns, *consts)
-        values = ["?"] * len(columns) + [_sql_literal(v) for v in consts.values()]
-        sql = f"INSERT INTO measurements({', '.join(names)}) VALUES ({', '.join(values)}) "
+        literals = [_sql_literal(v) for v in consts.values()]
+        sql = f"INSERT INTO measurements({', '.join(names)}) "
+        if source is None:
+            sql += f"VALUES ({', '.join(['?'] * len(columns) + literals)}) "
+        else:  # WHERE true: an upsert after a SELECT needs it (SQLite parsing rule)
+            sql += f"SELECT {', '.join([*columns, *literals])} FROM {source} WHERE true "
+            sql += "ORDER BY rowid "
         if plain:
             return sql
         if not replace_failed:
@@ -521,6 +689,71 @@ class Store:
             else:
                 out[c] = (total, VARIES)  # non-NULL count unknown but > 0: fetched
         return out
+
+    def can_read_arrow(self) -> bool:
+        """True when :meth:`iter_arrow` may read this store through the ADBC driver now:
+        the driver is installed, no transaction is open, and no other :class:`Store` of this
+        process holds the file (see the module docstring)."""
+        return (
+            _adbc() is not None
+            and self._file is not None
+            and _OPEN_FILES.get(self._file, 0) == 1
+            and not self._conn.in_transaction
+        )
+
+    def iter_arrow(
+        self, *, columns: Sequence[str] = S.COLUMN_NAMES, chunk_rows: int = 250_000, **filters: Any
+    ) -> Iterator[Any]:
+        """The rows matching ``filters`` as ``pyarrow.RecordBatch`` es, read in C (ADBC).
+
+        Columns come as their storage types: ``int64``, ``double``, ``string``, ``binary``.
+        Call only when :meth:`can_read_arrow`; this store's ``sqlite3`` connection is closed
+        while the batches are read and reopened afterwards. The driver infers each column's
+        type from its first batch and fails on a later value of another type, so the query
+        starts with a typed sentinel row (id -1, dropped here): all-NULL leading rows keep the
+        schema type. A value of a type other than its column's (possible only in a store
+        written by other tools) raises :class:`ArrowReadError`; the caller then uses the
+        ``sqlite3`` path.
+        """
+        import pyarrow as pa
+
+        dbapi = _adbc()
+        if not self.can_read_arrow():
+            raise DatasetError(f"{self.path}: the ADBC read path is not available now")
+        cols = list(columns)
+        unknown = [c for c in cols if c not in S.COLUMN_NAMES]
+        if unknown:
+            raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
+        if chunk_rows < 1:
+            raise DatasetError(f"chunk_rows {chunk_rows}; expected an integer >= 1")
+        where, params = _where(filters)
+        sentinel = ", ".join(f"{_TYPE_SENTINEL[_sql_type(c)]} AS {c}" for c in cols)
+        sql = (
+            f"SELECT -1 AS id, {sentinel} UNION ALL "
+            f"SELECT id, {', '.join(cols)} FROM measurements{where} ORDER BY 1"
+        )
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        self._conn.close()
+        try:
+            conn = dbapi.connect(uri, autocommit=True)
+            with contextlib.closing(conn), contextlib.closing(conn.cursor()) as cur:
+                try:
+                    cur.execute("PRAGMA busy_timeout = 30000")
+                    cur.adbc_statement.set_options(
+                        **{"adbc.sqlite.query.batch_rows": str(chunk_rows)}
+                    )
+                    cur.execute(sql, params or None)
+                    first = True
+                    for batch in cur.fetch_record_batch():
+                        if first:  # the sentinel row
+                            batch, first = batch.slice(1), False
+                        yield batch.drop_columns(["id"])
+                except (dbapi.Error, OSError, pa.ArrowException) as exc:
+                    # the driver's errors, and the reader's (pyarrow turns a driver status
+                    # such as a type mismatch into OSError)
+                    raise ArrowReadError(f"{self.path}: {exc}") from None
+        finally:
+            self._conn = self._connect()
 
     def iter_rows(
         self,
