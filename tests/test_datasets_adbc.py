@@ -209,3 +209,20 @@ def test_import_and_export_work_without_the_driver(
         assert lds.export_store(store, tmp_path / "o.parquet") == 200
     out = pq.read_table(tmp_path / "o.parquet").to_pandas()
     assert out["latency_ms"].tolist() == df["latency_ms"].tolist()
+
+
+def test_bulk_load_into_an_empty_store_held_by_a_reader_stays_in_wal(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    lds.open(db).close()
+    reader = sqlite3.connect(db)  # another connection: the store may not leave WAL mode
+    try:
+        assert reader.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 0
+        with lds.open(db) as store:
+            assert not store._leave_wal()
+            assert lds.import_table(store, _table(400), collection="c").imported == 400
+        assert reader.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 400
+    finally:
+        reader.close()
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

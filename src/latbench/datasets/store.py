@@ -38,9 +38,11 @@ import functools
 import json
 import logging
 import os
+import queue
 import sqlite3
 import struct
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -195,6 +197,56 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
             params.append(v)
         clauses.append("(" + " OR ".join(ors) + ")")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+_END = object()
+
+
+def _read_ahead(reader: Any, errors: tuple[type[BaseException], ...], where: str) -> Iterator[Any]:
+    """The batches of ``reader``, read one batch ahead in a thread.
+
+    The driver steps SQLite and fills Arrow buffers without the GIL, as the parquet writer
+    does, so reading batch k+1 overlaps with writing batch k when a second core is free. The
+    thread is stopped and joined when the consumer stops early.
+    """
+    out: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for batch in reader:
+                if not put(batch):
+                    return
+        except errors as exc:
+            put(ArrowReadError(f"{where}: {exc}"))
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+            return
+        put(_END)
+
+    thread = threading.Thread(target=pump, name="latbench-arrow-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class ArrowReadError(DatasetError):
@@ -446,9 +498,14 @@ class Store:
             raise DatasetError(f"{self.path} is open read-only")
         self._insert_sql(cols, replace_failed, consts, source=source)  # validates before BEGIN
         c = self._conn
+        # A big load into an empty store that no other connection holds runs in rollback-
+        # journal mode: the pages are written once (no WAL copy, no checkpoint), and the
+        # journal stays small (new pages are not journalled). ``synchronous=FULL`` then:
+        # the commit is atomic and durable. Otherwise WAL with ``synchronous=NORMAL``.
+        rollback = bulk and n >= _DEFER_INDEX_ROWS and self._empty() and self._leave_wal()
         try:
-            if bulk:
-                c.execute("PRAGMA synchronous = NORMAL")
+            if bulk and not rollback:
+                c.execute("PRAGMA main.synchronous = NORMAL")
             c.execute("BEGIN IMMEDIATE")
             deferred = bulk and n >= _DEFER_INDEX_ROWS and self._empty()
             sql = self._insert_sql(cols, replace_failed, consts, plain=deferred, source=source)
@@ -478,8 +535,31 @@ class Store:
             raise DatasetError(f"{self.path}: could not write {n} row(s): {exc}") from None
         finally:
             if bulk:
-                c.execute("PRAGMA synchronous = FULL")
+                c.execute("PRAGMA main.synchronous = FULL")
+            if rollback:
+                self._enter_wal()
         return stored, n - stored
+
+    def _leave_wal(self) -> bool:
+        """Switch to rollback-journal mode; False (still WAL) when another connection holds
+        the file (SQLite then refuses at once: busy timeout 0 for this one statement)."""
+        c = self._conn
+        c.execute("PRAGMA busy_timeout = 0")
+        try:
+            mode = c.execute("PRAGMA main.journal_mode = DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # database is locked: someone else has it open
+            mode = "wal"
+        finally:
+            c.execute("PRAGMA busy_timeout = 30000")
+        return str(mode).lower() == "delete"
+
+    def _enter_wal(self) -> None:
+        try:
+            mode = self._conn.execute("PRAGMA main.journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            mode = str(exc)
+        if str(mode).lower() != "wal":  # the next writable open switches it back
+            log.warning("%s: could not return to WAL mode after a bulk load (%s)", self.path, mode)
 
     def _empty(self) -> bool:
         return self._conn.execute("SELECT 1 FROM measurements LIMIT 1").fetchone() is None
@@ -733,9 +813,13 @@ class Store:
             f"SELECT id, {', '.join(cols)} FROM measurements{where} ORDER BY 1"
         )
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        self._conn.close()
+        errors = (dbapi.Error, OSError, pa.ArrowException)  # pyarrow turns driver statuses
+        self._conn.close()  # (e.g. a type mismatch) into OSError
         try:
-            conn = dbapi.connect(uri, autocommit=True)
+            try:
+                conn = dbapi.connect(uri, autocommit=True)
+            except errors as exc:
+                raise ArrowReadError(f"{self.path}: {exc}") from None
             with contextlib.closing(conn), contextlib.closing(conn.cursor()) as cur:
                 try:
                     cur.execute("PRAGMA busy_timeout = 30000")
@@ -743,15 +827,14 @@ class Store:
                         **{"adbc.sqlite.query.batch_rows": str(chunk_rows)}
                     )
                     cur.execute(sql, params or None)
-                    first = True
-                    for batch in cur.fetch_record_batch():
-                        if first:  # the sentinel row
-                            batch, first = batch.slice(1), False
-                        yield batch.drop_columns(["id"])
-                except (dbapi.Error, OSError, pa.ArrowException) as exc:
-                    # the driver's errors, and the reader's (pyarrow turns a driver status
-                    # such as a type mismatch into OSError)
+                    reader = cur.fetch_record_batch()
+                except errors as exc:
                     raise ArrowReadError(f"{self.path}: {exc}") from None
+                first = True
+                for batch in _read_ahead(reader, errors, str(self.path)):
+                    if first:  # the sentinel row
+                        batch, first = batch.slice(1), False
+                    yield batch.drop_columns(["id"])
         finally:
             self._conn = self._connect()
 
