@@ -3,17 +3,30 @@
 For every device column: 900 random training architectures, the rest to test, several seeds.
 Compares latbench's recommended ``default`` predictor with two baselines anyone writes in ten
 lines: scikit-learn ``Ridge`` and ``GradientBoostingRegressor`` (default settings) on the
-one-hot encoding, raw millisecond targets. Prints a Markdown table (mean over seeds).
+one-hot encoding, raw millisecond targets. Prints a Markdown table (mean over seeds, with the
+seed-to-seed range of Spearman) and a "beats both" column: strictly better than both baselines
+in both metrics, on the seed means.
 
     python benchmarks/bench_predictors_accuracy.py [--devices a,b] [--seeds 3] [--models default]
+        [--out-dir DIR] [--report-only]
+
+``--out-dir`` makes a sweep resumable: each (device, seed) result is written to
+``DIR/<device>.json`` as soon as it is computed, and a rerun skips what is already there (so
+an interrupted 36-device x 3-seed sweep goes on where it stopped; several processes may share
+the directory when they are given different ``--devices``). ``--report-only`` prints the table
+from the directory without fitting anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
@@ -24,67 +37,146 @@ from latbench.datasets import load_reference
 from latbench.predictors import encodings
 from latbench.predictors.metrics import acc_within, spearman
 
+BASELINES = ("ridge_oh", "gbm_oh")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if path.exists():
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    return {}
+
+
+def _store(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)  # atomic: an interrupted run never leaves a half-written file
+
+
+def run_device(
+    dev: str,
+    archs: list[str],
+    y: np.ndarray,
+    seeds: list[int],
+    models: list[str],
+    train_size: int,
+    done: dict[str, Any],
+    save: Any,
+) -> dict[str, Any]:
+    """Fit and score every model on ``dev`` for each seed not yet in ``done``."""
+    oh = encodings.onehot("nb201", archs)
+    for seed in seeds:
+        row = done.setdefault(str(seed), {})
+        todo = [m for m in (*BASELINES, *models) if m not in row]
+        if not todo:
+            continue
+        perm = np.random.default_rng(seed).permutation(len(archs))
+        tr, te = perm[:train_size], perm[train_size:]
+        for m in todo:
+            t0 = time.perf_counter()
+            if m == "ridge_oh":
+                pred = Ridge().fit(oh[tr], y[tr]).predict(oh[te])
+            elif m == "gbm_oh":
+                gbm = GradientBoostingRegressor(random_state=seed)
+                pred = gbm.fit(oh[tr], y[tr]).predict(oh[te])
+            else:
+                p = predictors.create(m).fit([archs[i] for i in tr], y[tr], space="nb201")
+                pred = p.predict([archs[i] for i in te])
+            row[m] = {
+                "acc10": acc_within(y[te], pred, 10),
+                "rho": spearman(y[te], pred),
+                "fit_predict_s": time.perf_counter() - t0,
+            }
+        save(done)
+    return done
+
+
+def report(results: dict[str, dict[str, Any]], seeds: list[int], models: list[str]) -> None:
+    cols = [*BASELINES, *models]
+    head = " | ".join(f"{c} acc10 | {c} rho" for c in cols)
+    print(f"| device | seeds | {head} | rho range ({models[-1]}) | beats both |")
+    print("|---|---|" + "---|---|" * len(cols) + "---|---|")
+    means: dict[str, list[tuple[float, float]]] = {c: [] for c in cols}
+    wins = {m: 0 for m in models}
+    n_dev = 0
+    for dev in sorted(results):
+        per = results[dev]
+        have = [s for s in seeds if all(c in per.get(str(s), {}) for c in cols)]
+        if not have:
+            continue
+        n_dev += 1
+        agg = {}
+        for c in cols:
+            acc = float(np.mean([per[str(s)][c]["acc10"] for s in have]))
+            rho = float(np.mean([per[str(s)][c]["rho"] for s in have]))
+            agg[c] = (acc, rho)
+            means[c].append(agg[c])
+        best_acc = max(agg[b][0] for b in BASELINES)
+        best_rho = max(agg[b][1] for b in BASELINES)
+        beats = {m: agg[m][0] > best_acc and agg[m][1] > best_rho for m in models}
+        for m in models:
+            wins[m] += beats[m]
+        last = [per[str(s)][models[-1]]["rho"] for s in have]
+        cells = " | ".join(f"{agg[c][0] * 100:.1f} | {agg[c][1]:.4f}" for c in cols)
+        verdict = "yes" if beats[models[-1]] else "no"
+        print(f"| {dev} | {len(have)} | {cells} | {min(last):.4f}-{max(last):.4f} | {verdict} |")
+    cells = " | ".join(
+        f"{np.mean([a for a, _ in means[c]]) * 100:.1f} | {np.mean([r for _, r in means[c]]):.4f}"
+        for c in cols
+    )
+    print(f"| **mean ({n_dev} devices)** | | {cells} | | {wins[models[-1]]} of {n_dev} |")
+    print(f"\ndevices where each model beats both baselines in both metrics: {wins} of {n_dev}")
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", default="")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     ap.add_argument("--train-size", type=int, default=900)
     ap.add_argument("--models", default="default")
+    ap.add_argument("--out-dir", default="", help="resumable: one JSON file per device")
+    ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     df = load_reference("nb201")
     devices = args.devices.split(",") if args.devices else sorted(df.device.unique())
+    unknown = sorted(set(devices) - set(df.device.unique()))
+    if unknown:
+        ap.error(f"unknown device(s) {unknown}; expected names of the nb201 reference table")
     models = args.models.split(",")
+    seeds = list(range(args.seeds))
+    out = Path(args.out_dir) if args.out_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    if args.report_only and out is None:
+        ap.error("--report-only needs --out-dir")
     print(f"# machine: 2-core shared {platform.machine()} VM; command: {' '.join(sys.argv)}")
-    cols = ["ridge_oh", "gbm_oh", *models]
-    print("| device | n | " + " | ".join(f"{c} acc10 | {c} rho" for c in cols) + " |")
-    print("|---|---|" + "---|---|" * len(cols))
-    summary: dict[str, list[tuple[float, float]]] = {c: [] for c in cols}
     t0 = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
     for dev in devices:
-        sub = df[df.device == dev]
-        archs = sub.arch.tolist()
-        y = sub.latency_ms.to_numpy()
-        oh = encodings.onehot("nb201", archs)
-        res: dict[str, list[tuple[float, float]]] = {c: [] for c in cols}
-        for seed in range(args.seeds):
-            perm = np.random.default_rng(seed).permutation(len(archs))
-            tr, te = perm[: args.train_size], perm[args.train_size :]
-            preds = {
-                "ridge_oh": Ridge().fit(oh[tr], y[tr]).predict(oh[te]),
-                "gbm_oh": GradientBoostingRegressor(random_state=seed)
-                .fit(oh[tr], y[tr])
-                .predict(oh[te]),
-            }
-            for m in models:
-                p = predictors.create(m).fit([archs[i] for i in tr], y[tr], space="nb201")
-                preds[m] = p.predict([archs[i] for i in te])
-            for c in cols:
-                res[c].append((acc_within(y[te], preds[c], 10), spearman(y[te], preds[c])))
-        row = []
-        for c in cols:
-            a = np.array(res[c])
-            summary[c].append((a[:, 0].mean(), a[:, 1].mean()))
-            row.append(f"{a[:, 0].mean() * 100:.1f} | {a[:, 1].mean():.4f}")
-        print(f"| {dev} | {len(archs)} | " + " | ".join(row) + " |", flush=True)
-    means = []
-    for c in cols:
-        acc, rho = np.mean([s[0] for s in summary[c]]), np.mean([s[1] for s in summary[c]])
-        means.append(f"{acc * 100:.1f} | {rho:.4f}")
-    print("| **mean** | | " + " | ".join(means) + " |")
-    best = {
-        c: sum(
-            1
-            for i in range(len(devices))
-            if summary[c][i][0] > max(summary["ridge_oh"][i][0], summary["gbm_oh"][i][0])
-            and summary[c][i][1] > max(summary["ridge_oh"][i][1], summary["gbm_oh"][i][1])
-        )
-        for c in models
-    }
-    print(
-        f"\ndevices where the model beats both baselines in both metrics: {best} of {len(devices)}"
-    )
-    print(f"wall time: {time.perf_counter() - t0:.0f} s")
+        path = None if out is None else out / (dev.replace("/", "__") + ".json")
+        done = {} if path is None else _load(path)
+        if not args.report_only:
+            sub = df[df.device == dev]
+
+            def save(data: dict[str, Any], path: Path | None = path) -> None:
+                if path is not None:
+                    _store(path, data)
+
+            t1 = time.perf_counter()
+            run_device(
+                dev,
+                sub.arch.tolist(),
+                sub.latency_ms.to_numpy(),
+                seeds,
+                models,
+                args.train_size,
+                done,
+                save,
+            )
+            print(f"# {dev}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
+        results[dev] = done
+    report(results, seeds, models)
+    print(f"wall time: {time.perf_counter() - t0:.0f} s; load average: {os.getloadavg()}")
     return 0
 
 

@@ -97,7 +97,7 @@ def test_default_fits_predicts_fast_and_round_trips(
     archs, y = column
     p = create("default").fit(archs[:200], y[:200], space="nb201")
     w: Any = p.weights_  # type: ignore[attr-defined]
-    assert w.shape == (4,) and abs(w.sum() - 1) < 1e-9 and (w >= 0).all()
+    assert w.shape == (7,) and abs(w.sum() - 1) < 1e-9 and (w >= 0).all()
     assert p.score(archs[200:], y[200:]) > 0.95
     every = list(NB201.enumerate())
     t0 = time.process_time()  # CPU time: wall time on a shared machine measures the neighbours
@@ -110,3 +110,48 @@ def test_default_fits_predicts_fast_and_round_trips(
     np.testing.assert_allclose(np.exp(np.log(members) @ w), pred[:500], rtol=1e-10)
     save(p, tmp_path / "d.lbp")
     np.testing.assert_array_equal(load(tmp_path / "d.lbp").predict(every[:500]), pred[:500])
+
+
+def test_relative_weighting_fits_multiplicative_noise() -> None:
+    # additive costs, multiplicative noise: relative weights recover the fast cells better
+    archs = NB201.sample(700, seed=8)
+    ops = encodings.op_matrix("nb201", archs)
+    truth = 0.5 + (ops == 3).sum(1) * 4.0 + (ops == 2).sum(1) * 1.0 + (ops == 4).sum(1) * 0.3
+    rng = np.random.default_rng(1)
+    y = truth * np.exp(rng.normal(0, 0.15, len(archs)))
+    tr, te = slice(0, 500), slice(500, None)
+    plain = create("ridge", alpha="cv").fit(archs[tr], y[tr], space="nb201")
+    rel = create("ridge", alpha="cv", weighting="relative").fit(archs[tr], y[tr], space="nb201")
+    err = {
+        name: np.mean(np.abs(np.log(p.predict(archs[te]) / truth[te])))
+        for name, p in (("plain", plain), ("relative", rel))
+    }
+    assert err["relative"] < 0.8 * err["plain"], err
+    hub = create("ridge", features="pairs", hierarchical=True, weighting="relative", loss="huber")
+    assert hub.fit(archs[tr], y[tr], space="nb201").score(archs[te], truth[te]) > 0.95
+    with pytest.raises(PredictorError, match="weighting='relative' with log_target=True"):
+        create("ridge", weighting="relative", log_target=True).fit(archs, y, space="nb201")
+    with pytest.raises(PredictorError, match="weighting='inverse'; expected one of none"):
+        create("ridge", weighting="inverse").fit(archs, y, space="nb201")
+    with pytest.raises(PredictorError, match="loss='l1'; expected one of squared, huber"):
+        create("ridge", loss="l1").fit(archs, y, space="nb201")
+
+
+def test_huber_stacking_ignores_a_few_outlier_rows() -> None:
+    from latbench.predictors.ensemble import stack_weights
+
+    # member 0 ranks the bulk exactly but misses 2 % outlier rows by a factor 20; member 1 fits
+    # the outliers and is 30 % off on the bulk: least squares favours member 1, Huber member 0
+    rng = np.random.default_rng(2)
+    t = rng.uniform(1.0, 3.0, 500)
+    out = np.zeros(500, dtype=bool)
+    out[:10] = True
+    y = np.where(out, t - 3.0, t)
+    m0 = t + rng.normal(0, 0.01, 500)
+    m1 = np.where(out, y, t + rng.normal(0, 0.3, 500))
+    oof = np.stack([m0, m1], axis=1)
+    sq, hub = stack_weights(oof, y, "squared"), stack_weights(oof, y, "huber")
+    assert sq[1] > 0.5 and hub[0] > 0.9, (sq, hub)
+    assert abs(hub.sum() - 1) < 1e-12 and (hub >= 0).all()
+    with pytest.raises(PredictorError, match="stack loss 'l2'; expected one of squared, huber"):
+        stack_weights(oof, y, "l2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from latbench.errors import PredictorError
@@ -134,3 +135,60 @@ def test_one_hot_of_the_whole_space_is_fast() -> None:
     random.Random(0).shuffle(archs)
     x = encodings.rich_features("nb201", archs)
     assert x.shape[0] == 15625
+
+
+TWIN_A = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+TWIN_B = "|skip_connect~0|+|nor_conv_3x3~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def test_canonical_cells_merge_twins_and_prune_dead_edges() -> None:
+    for prune in (False, True):
+        a, b = encodings.canonical_cells("nb201", [TWIN_A, TWIN_B], prune=prune)
+        assert a == b and a in (TWIN_A, TWIN_B)
+    # node 2 is fed by nothing, so its skip to the output is dead: the whole cell is pruned
+    dead = EDGE_CASES[1]
+    assert encodings.canonical_cells("nb201", [dead]) == [EDGE_CASES[0]]
+    twin = "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|none~2|"
+    assert encodings.canonical_cells("nb201", [dead, twin], prune=False) == [twin, twin]
+    # a conv on edge 0 that reaches the output only through a 'none' edge is dead
+    cut = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    assert encodings.canonical_cells("nb201", [cut]) == [
+        "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    ]
+    every = list(NB201.enumerate())
+    eff = encodings.canonical_cells("nb201", every)
+    assert (
+        len(set(eff)) == 8765
+        and len(set(encodings.canonical_cells("nb201", every, prune=False))) == 14125
+    )
+    # canonical strings are valid architectures whose op matrix travels with them
+    assert all(NB201.from_ops(NB201.ops(c)) == c for c in eff[:200])
+    np.testing.assert_array_equal(
+        encodings.op_matrix("nb201", eff), encodings.op_matrix("nb201", list(eff))
+    )
+    fb = FBNET.sample(3, seed=1)
+    assert encodings.canonical_cells("fbnet", fb) == fb
+
+
+def test_canonical_cells_group_equal_measurements_on_reference_data() -> None:
+    from latbench.datasets import load_reference
+
+    df = load_reference("nb201")
+
+    def group_sd(device: str, prune: bool) -> tuple[float, float]:
+        sub = df[df.device == device]
+        key = encodings.canonical_cells("nb201", sub.arch.tolist(), prune=prune)
+        ly = np.log(sub.latency_ms.to_numpy())
+        g = pd.Series(ly).groupby(np.asarray(key))
+        dev = ly - g.transform("mean").to_numpy()
+        many = g.transform("count").to_numpy() > 1
+        return float(np.sqrt(np.mean(dev[many] ** 2))), float(ly.std())
+
+    # PyTorch on a GPU runs dead branches: twins agree to 0.1 %, the pruned cell does not
+    # determine the latency
+    within, spread = group_sd("help/1080ti_256", prune=False)
+    assert within < 0.002 and spread > 0.15
+    assert group_sd("help/1080ti_256", prune=True)[0] > 0.05
+    # latbench's exporter prunes: cells with one effective form measure alike
+    within, spread = group_sd("latbench/desktop_cpu_i7_7820x_fp32", prune=True)
+    assert within < 0.04 and spread > 0.4

@@ -5,6 +5,9 @@
 * :func:`graph_stats` -- MACs, parameters and activation bytes of each architecture's full
   network. NAS-Bench-201 and FBNet have exact vectorised formulas (checked against
   :meth:`Graph.macs` in the tests); other spaces build each graph once (cached).
+* :func:`canonical_cells` -- the effective cell (edges on no input-output path pruned) in its
+  isomorphism-canonical form (NAS-Bench-201 twins merged): what a runtime that prunes
+  actually executes.
 * :func:`rich_features` -- one-hot + operation counts + counts of *live* operations (those that
   reach the cell output; pruned ones cost nothing) + log MACs / params / memory: what the
   tabular models read.
@@ -113,8 +116,23 @@ def canonical_archs(space_name: str, archs: Sequence[Any]) -> list[Any]:
     return out
 
 
+class CellList(list[str]):
+    """Canonical architecture strings that carry their op matrix (no re-parsing needed)."""
+
+    def __init__(self, space_name: str, archs: list[str], ops: np.ndarray) -> None:
+        super().__init__(archs)
+        self.space_name = space_name
+        self.ops = ops
+
+
 def op_matrix(space_name: str, archs: Sequence[str]) -> np.ndarray:
     """``(N, positions)`` int matrix of choice indices."""
+    if (
+        isinstance(archs, CellList)
+        and archs.space_name == space_name
+        and len(archs) == len(archs.ops)
+    ):
+        return archs.ops
     sp = space(space_name)
     if not archs:
         return np.zeros((0, sp.num_positions), dtype=np.int64)
@@ -253,6 +271,62 @@ def graph_stats(space_name: str, archs: Sequence[Any]) -> np.ndarray:
     return np.array([_built_stats(space_name, a) for a in archs], dtype=np.float64).reshape(-1, 3)
 
 
+#: NB201 edge permutation of swapping cell nodes 1 and 2 (valid when edge 2, 1 -> 2, is none)
+_NB201_SWAP = np.array([1, 0, 2, 3, 5, 4])
+_NB201_NAMES = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def _nb201_canonical_ops(ops: np.ndarray) -> np.ndarray:
+    """The isomorphism-canonical op matrix: of a cell and its twin, the smaller op code.
+
+    With edge 2 (node 1 -> node 2) = ``none``, nodes 1 and 2 play the same role: swapping them
+    (edges 0 <-> 1 and 4 <-> 5) gives the same network, a NAS-Bench-201 "twin".
+    """
+    swapped = ops[:, _NB201_SWAP]
+    weights = 5 ** np.arange(ops.shape[1])[::-1]
+    pick = (ops[:, 2] == 0) & (swapped @ weights < ops @ weights)
+    out: np.ndarray = np.where(pick[:, None], swapped, ops)
+    return out
+
+
+def _nb201_pruned_ops(ops: np.ndarray) -> np.ndarray:
+    """Every edge that lies on no input -> output path set to ``none`` (it cannot matter)."""
+    edge, _ = _nb201_live(ops)
+    reach = _nb201_reach(ops)
+    src = np.array([0, 0, 1, 0, 1, 2])
+    out: np.ndarray = np.where(edge & reach[:, src], ops, 0)
+    return out
+
+
+def _nb201_strings(ops: np.ndarray) -> list[str]:
+    n = _NB201_NAMES
+    return [
+        f"|{n[a]}~0|+|{n[b]}~0|{n[c]}~1|+|{n[d]}~0|{n[e]}~1|{n[f]}~2|"
+        for a, b, c, d, e, f in ops.tolist()
+    ]
+
+
+def canonical_cells(space_name: str, archs: Sequence[str], *, prune: bool = True) -> list[str]:
+    """The effective, isomorphism-canonical cell of each architecture.
+
+    NAS-Bench-201 cells hold redundancy a latency model should not have to learn: an edge
+    whose source the input does not reach, or that reaches no path to the output, carries
+    nothing (``prune=True`` sets it to ``none``, as an exporter that removes dead branches
+    does), and a cell with edge 2 = ``none`` has an isomorphic twin (nodes 1 and 2 swapped)
+    that is the same network. Both map to one canonical string, so features of it are equal for
+    cells that compute the same thing, and a linear model on them can express "this edge does
+    not count". ``prune=False`` only merges twins (for runtimes that execute dead branches, as
+    PyTorch does: the HELP GPU and CPU columns). Other spaces are returned canonicalised only.
+    """
+    if space_name != "nb201":
+        return canonical_archs(space_name, archs)
+    ops = op_matrix(space_name, archs)
+    if prune:
+        ops = _nb201_pruned_ops(ops)
+    ops = _nb201_canonical_ops(ops)
+    return CellList(space_name, _nb201_strings(ops), ops)
+
+
 def rich_features(space_name: str, archs: Sequence[str]) -> np.ndarray:
     """One-hot + op counts + live-op counts (NB201) + log(MACs, params, memory)."""
     sp = space(space_name)
@@ -302,14 +376,12 @@ def pair_features(
     rows = np.arange(n)
     col = base.shape[1]
     if space_name == "nb201":
-        edge, _ = _nb201_live(ops)
-        reach = _nb201_reach(ops)
-        src = np.array([0, 0, 1, 0, 1, 2])
         # an edge carries data when it reaches the output and its source is fed by the input
-        live_ops = np.where(edge & reach[:, src], ops, 0)
+        live_ops = _nb201_pruned_ops(ops)
         out[rows[:, None], col + np.arange(npos)[None, :] * nc + live_ops] = 1.0
         col += npos * nc
-        out[:, col] = ~reach[:, 3]  # no path input -> output: the cell outputs zeros
+        # no path input -> output: the cell outputs zeros
+        out[:, col] = ~_nb201_reach(ops)[:, 3]
         col += 1
     a_idx = np.array([a for a, _ in pairs], dtype=np.int64)
     b_idx = np.array([b for _, b in pairs], dtype=np.int64)

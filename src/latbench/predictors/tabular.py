@@ -8,6 +8,11 @@ They read a fixed-width feature matrix (:mod:`latbench.predictors.encodings`):
   (:func:`latbench.predictors.encodings.pair_features`);
 * ``"stats"`` -- MACs, parameters and activation memory only (also for Graph inputs).
 
+``cell="effective"`` (ridge, gbm, rf) computes them on the effective, isomorphism-canonical
+cell instead (:func:`latbench.predictors.encodings.canonical_cells`): what a runtime that
+prunes dead branches executes (the nn-Meter, oneproxy and latbench-collected columns);
+``cell="twins"`` only merges isomorphic twins.
+
 scikit-learn fits them; what is kept is plain arrays (coefficients, tree node arrays), so saved
 files do not depend on the scikit-learn version (see :mod:`latbench.predictors.persist`).
 """
@@ -28,9 +33,22 @@ from latbench.predictors.base import GRAPH_SPACE, Predictor, register
 FEATURE_KINDS = ("onehot", "rich", "pairs", "stats")
 #: ridge penalties tried by ``alpha="cv"`` (on standardised features)
 CV_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+#: ``weighting`` of the linear models: "relative" = weights 1 / fitted^2 (relative errors)
+WEIGHTINGS = ("none", "relative")
+#: ``loss`` of the linear models: "huber" = Huber weights on the (relative) residuals
+LOSSES = ("squared", "huber")
+#: reweighting passes of the relative / Huber fits (iteratively reweighted least squares)
+IRLS_ITERS = 3
+#: Huber threshold in robust standard deviations (1.4826 x MAD) of the residuals
+HUBER_K = 1.345
+#: relative weights: fitted values are floored at this share of the median training latency
+RELATIVE_FLOOR = 0.1
 
 
-_SHARED: list[dict[tuple[str, str, int], tuple[list[Any], np.ndarray]]] = []
+#: ``cell`` settings of the tabular models (see :func:`cells`)
+CELLS = ("raw", "twins", "effective")
+
+_SHARED: list[dict[tuple[str, str, int], tuple[list[Any], np.ndarray, list[Any]]]] = []
 
 
 @contextmanager
@@ -48,6 +66,30 @@ def shared_features() -> Iterator[None]:
         _SHARED.pop()
 
 
+def cells(cell: str, space: str, archs: list[Any]) -> list[Any]:
+    """``archs`` as the model reads them: ``"raw"``, ``"twins"`` merged or ``"effective"``.
+
+    ``"effective"`` / ``"twins"``: :func:`latbench.predictors.encodings.canonical_cells` with
+    and without pruning (shared within :func:`shared_features`, like the features).
+    """
+    if cell not in CELLS:
+        raise PredictorError(f"cell={cell!r}; expected one of {', '.join(CELLS)}")
+    if space == GRAPH_SPACE or (cell == "raw" and not _SHARED):
+        return archs
+    key = ("cells:" + cell, space, id(archs))
+    if _SHARED:
+        hit = _SHARED[-1].get(key)
+        if hit is not None and hit[0] is archs:
+            return hit[2]
+    if cell == "raw":  # shared: parse once, every member's encoding reads the op matrix
+        out: list[Any] = enc.CellList(space, list(archs), enc.op_matrix(space, archs))
+    else:
+        out = enc.canonical_cells(space, archs, prune=cell == "effective")
+    if _SHARED:
+        _SHARED[-1][key] = (archs, np.zeros(0), out)
+    return out
+
+
 def features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
     """The feature matrix ``kind`` of ``archs`` (see the module docstring)."""
     if _SHARED:
@@ -56,7 +98,7 @@ def features(kind: str, space: str, archs: list[Any]) -> np.ndarray:
         if hit is not None and hit[0] is archs:
             return hit[1]
         x = _features(kind, space, archs)
-        _SHARED[-1][key] = (archs, x)
+        _SHARED[-1][key] = (archs, x, [])
         return x
     return _features(kind, space, archs)
 
@@ -83,7 +125,7 @@ class _Tabular(Predictor):
     n_features_in_: int
 
     def _x(self, archs: list[Any], space: str) -> np.ndarray:
-        x = features(self.features, space, archs)
+        x = features(self.features, space, cells(str(getattr(self, "cell", "raw")), space, archs))
         if hasattr(self, "n_features_in_") and x.shape[1] != self.n_features_in_:
             raise PredictorError(
                 f"{self.name}: features of width {x.shape[1]}; the model was fitted on "
@@ -125,31 +167,109 @@ class _Linear(_Tabular):
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
     ) -> None:
-        from sklearn.linear_model import Ridge, RidgeCV
-
         x = self._x(archs, space)
         self.n_features_in_ = x.shape[1]
         self.mean_ = x.mean(axis=0)
         sd = x.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
         y = self._y(y_ms)
+        weighting = str(getattr(self, "weighting", "none"))
+        loss = str(getattr(self, "loss", "squared"))
+        if weighting not in WEIGHTINGS:
+            raise PredictorError(
+                f"{self.name}: weighting={weighting!r}; expected one of {', '.join(WEIGHTINGS)}"
+            )
+        if loss not in LOSSES:
+            raise PredictorError(f"{self.name}: loss={loss!r}; expected one of {', '.join(LOSSES)}")
+        if weighting == "relative" and self.log_target:
+            raise PredictorError(
+                f"{self.name}: weighting='relative' with log_target=True; a log target already "
+                "weighs errors relatively (expected log_target=False)"
+            )
+        k = 0  # hierarchical: width of the one-hot block fitted first
         if getattr(self, "hierarchical", False):
-            self._fit_hierarchical(x, y, space)
-            return
-        xs = (x - self.mean_) / self.scale_
-        if self.alpha == "cv":
-            # efficient leave-one-out over CV_ALPHAS: the penalty that generalises best
-            cv = RidgeCV(alphas=CV_ALPHAS).fit(xs, y)
-            self.alpha_ = float(cv.alpha_)
-        elif isinstance(self.alpha, int | float) and not isinstance(self.alpha, bool):
-            self.alpha_ = float(self.alpha)
-        else:
+            k = enc.onehot(space, []).shape[1] if space != GRAPH_SPACE else 0
+            if self.features not in ("rich", "pairs") or k == 0:
+                raise PredictorError(
+                    f"{self.name}: hierarchical=True needs features 'rich' or 'pairs' (one-hot "
+                    f"first), got features={self.features!r} on space {space!r}"
+                )
+            self.mean_ = np.zeros(x.shape[1])
+            self.scale_ = np.ones(x.shape[1])
+        elif not (
+            self.alpha == "cv"
+            or (isinstance(self.alpha, int | float) and not isinstance(self.alpha, bool))
+        ):
             raise PredictorError(f"{self.name}: alpha={self.alpha!r}; expected a number or 'cv'")
-        model = Ridge(alpha=self.alpha_).fit(xs, y)
+        xs = (x - self.mean_) / self.scale_
+        if weighting == "none" and loss == "squared":
+            self._solve(xs, y, None, None, k)
+            return
+        # iteratively reweighted least squares: relative errors (weights 1 / fitted^2) and/or
+        # Huber weights; the penalties are chosen by leave-one-out on the first (unweighted)
+        # pass and kept (weights are normalised to mean 1, so their scale does not move them)
+        sw = np.ones(len(y))
+        alphas = None
+        # relative weights use the fitted value floored at a tenth of the median latency: rows
+        # far below the bulk (pixel3 cells with no input-output path, ~0.003 ms) would
+        # otherwise take all the weight from an additive model that cannot fit them
+        floor = RELATIVE_FLOOR * float(np.median(y))
+        for it in range(IRLS_ITERS + 1):
+            alphas = self._solve(xs, y, None if it == 0 else sw, alphas, k)
+            if it == IRLS_ITERS:
+                break
+            fitted = xs @ self.coef_ + self.intercept_
+            resid = y - fitted
+            if weighting == "relative":
+                fitted = np.maximum(fitted, floor)
+                resid = resid / fitted
+            w = np.ones(len(y))
+            if loss == "huber":
+                mad = float(np.median(np.abs(resid - np.median(resid))))
+                scale = 1.4826 * mad + 1e-12
+                w = np.minimum(1.0, HUBER_K * scale / np.maximum(np.abs(resid), 1e-300))
+            if weighting == "relative":
+                w = w / fitted**2
+            sw = w / w.mean()
+
+    def _solve(
+        self,
+        xs: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        alphas: tuple[float, float] | None,
+        k: int,
+    ) -> tuple[float, float]:
+        """One (weighted) ridge fit; ``alphas`` fixed, or chosen by leave-one-out when None.
+
+        ``k > 0``: hierarchical (the first ``k`` columns are the one-hot block). Returns the
+        penalties used, so that reweighting passes can keep them.
+        """
+        if k:
+            return self._fit_hierarchical(xs, y, k, sw, alphas)
+        from sklearn.linear_model import Ridge, RidgeCV
+
+        if alphas is not None:
+            alpha = alphas[0]
+        elif self.alpha == "cv":
+            # efficient leave-one-out over CV_ALPHAS: the penalty that generalises best
+            alpha = float(RidgeCV(alphas=CV_ALPHAS).fit(xs, y, sample_weight=sw).alpha_)
+        else:
+            alpha = float(self.alpha)
+        model = Ridge(alpha=alpha).fit(xs, y, sample_weight=sw)
+        self.alpha_ = alpha
         self.coef_ = np.asarray(model.coef_, dtype=np.float64)
         self.intercept_ = float(model.intercept_)
+        return (alpha, alpha)
 
-    def _fit_hierarchical(self, x: np.ndarray, y: np.ndarray, space: str) -> None:
+    def _fit_hierarchical(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        k: int,
+        sw: np.ndarray | None = None,
+        alphas: tuple[float, float] | None = None,
+    ) -> tuple[float, float]:
         """One-hot main effects first, then every other feature on their residuals.
 
         Both stages are ridge regressions on the raw (unstandardised) indicators with the
@@ -158,27 +278,28 @@ class _Linear(_Tabular):
         nothing and the model *is* the one-hot ridge; where interactions are real (CPUs, DSPs)
         the second stage captures them. The result is a single linear model on ``x``.
         """
-        from sklearn.linear_model import RidgeCV
+        from sklearn.linear_model import Ridge, RidgeCV
 
-        k = enc.onehot(space, []).shape[1] if space != GRAPH_SPACE else 0
-        if self.features not in ("rich", "pairs") or k == 0:
-            raise PredictorError(
-                f"{self.name}: hierarchical=True needs features 'rich' or 'pairs' (one-hot "
-                f"first), got features={self.features!r} on space {space!r}"
-            )
-        first = RidgeCV(alphas=CV_ALPHAS).fit(x[:, :k], y)
-        resid = y - first.predict(x[:, :k])
-        second = RidgeCV(alphas=CV_ALPHAS).fit(x, resid)
-        self.mean_ = np.zeros(x.shape[1])
-        self.scale_ = np.ones(x.shape[1])
+        if alphas is None:
+            first: Any = RidgeCV(alphas=CV_ALPHAS).fit(x[:, :k], y, sample_weight=sw)
+            resid = y - first.predict(x[:, :k])
+            second: Any = RidgeCV(alphas=CV_ALPHAS).fit(x, resid, sample_weight=sw)
+            alphas = (float(first.alpha_), float(second.alpha_))
+        else:
+            first = Ridge(alpha=alphas[0]).fit(x[:, :k], y, sample_weight=sw)
+            resid = y - first.predict(x[:, :k])
+            second = Ridge(alpha=alphas[1]).fit(x, resid, sample_weight=sw)
         coef = np.asarray(second.coef_, dtype=np.float64).copy()
         coef[:k] += np.asarray(first.coef_, dtype=np.float64)
         self.coef_ = coef
         self.intercept_ = float(first.intercept_) + float(second.intercept_)
-        self.alpha_ = float(second.alpha_)
+        self.alpha_ = alphas[1]
+        return alphas
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
-        out: np.ndarray = ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        # ((x - mean) / scale) @ coef + intercept, without the (N, F) temporaries
+        w = self.coef_ / self.scale_
+        out: np.ndarray = x @ w + (self.intercept_ - float(self.mean_ @ w))
         return out
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -223,6 +344,15 @@ class RidgePredictor(_Linear):
     features, where too little penalty overfits measurement noise. ``hierarchical=True`` fits
     the one-hot main effects first and the other features on the residuals (both penalties by
     leave-one-out; see :meth:`_fit_hierarchical`); it ignores ``alpha``.
+
+    ``weighting="relative"`` (raw-ms target only) minimises squared *relative* errors: latency
+    noise is multiplicative (a 5 % jitter on a 30 ms cell is 1.5 ms, on a 3 ms cell 0.15 ms), so
+    a least-squares fit on raw ms is dominated by the slow cells and biased for the fast ones,
+    while +-10 % accuracy weighs every cell alike. The model stays additive in ms (what GPUs and
+    CPUs are), unlike a log target. ``loss="huber"`` down-weights outlier measurements (Huber
+    weights on the residuals, threshold :data:`HUBER_K` robust standard deviations). Both are
+    fitted by iteratively reweighted least squares (:data:`IRLS_ITERS` reweighted passes after
+    an unweighted one, whose leave-one-out penalties they keep).
     """
 
     def __init__(
@@ -231,11 +361,17 @@ class RidgePredictor(_Linear):
         features: str = "onehot",
         log_target: bool = False,
         hierarchical: bool = False,
+        weighting: str = "none",
+        loss: str = "squared",
+        cell: str = "raw",
     ) -> None:
         self.alpha = alpha
         self.features = features
         self.log_target = log_target
         self.hierarchical = hierarchical
+        self.weighting = weighting
+        self.loss = loss
+        self.cell = cell
 
 
 class _Forest(_Tabular):
@@ -305,6 +441,7 @@ class GBMPredictor(_Forest):
         log_target: bool = True,
         linear_base: bool = False,
         random_state: int = 0,
+        cell: str = "raw",
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -314,6 +451,7 @@ class GBMPredictor(_Forest):
         self.log_target = log_target
         self.linear_base = linear_base
         self.random_state = random_state
+        self.cell = cell
 
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
@@ -352,6 +490,7 @@ class RFPredictor(_Forest):
         features: str = "rich",
         log_target: bool = True,
         random_state: int = 0,
+        cell: str = "raw",
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -360,6 +499,7 @@ class RFPredictor(_Forest):
         self.features = features
         self.log_target = log_target
         self.random_state = random_state
+        self.cell = cell
 
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
