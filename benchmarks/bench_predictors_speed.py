@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -37,12 +38,14 @@ def main() -> int:
     y = sub.latency_ms.to_numpy()[perm]
     every = list(space("nb201").enumerate())
     print(f"machine: 2-core shared {platform.machine()} VM; command: {' '.join(sys.argv)}")
+    print(f"load average at start: {os.getloadavg()}; CPUs allowed: {len(os.sched_getaffinity(0))}")
     for name in ("default", "gbm", "ridge"):
-        fit_s = []
+        fit_s, fit_cpu = [], []
         for _ in range(args.fit_repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             p = predictors.create(name).fit(archs, y, space="nb201")
             fit_s.append(time.perf_counter() - t0)
+            fit_cpu.append(time.process_time() - c0)
         times, cpu = [], []
         for _ in range(args.repeats):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -55,19 +58,28 @@ def main() -> int:
             f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)}; first call "
             f"{times[0]:.3f} s; CPU median {statistics.median(cpu):.3f} s); fit on 900: median "
             f"{statistics.median(fit_s):.2f} s (min {min(fit_s):.2f}, max {max(fit_s):.2f}, "
-            f"n={len(fit_s)})",
+            f"n={len(fit_s)}; CPU median {statistics.median(fit_cpu):.2f} s)",
             flush=True,
         )
-    times = []
+    times, cpu = [], []
     for seed in range(args.gcn_repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         predictors.create("gcn", random_state=seed).fit(archs, y, space="nb201")
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     print(
         f"gcn fit on 900 archs: median {statistics.median(times):.1f} s "
-        f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)})"
+        f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)}; CPU median "
+        f"{statistics.median(cpu):.1f} s, torch threads {torch_threads()})"
     )
+    print(f"load average at end: {os.getloadavg()}")
     return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 if __name__ == "__main__":

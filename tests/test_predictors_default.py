@@ -155,3 +155,56 @@ def test_huber_stacking_ignores_a_few_outlier_rows() -> None:
     assert abs(hub.sum() - 1) < 1e-12 and (hub >= 0).all()
     with pytest.raises(PredictorError, match="stack loss 'l2'; expected one of squared, huber"):
         stack_weights(oof, y, "l2")
+
+
+def test_default_beats_ridge_on_onehot_on_real_held_out_rows() -> None:
+    from sklearn.linear_model import Ridge
+
+    from latbench.predictors.metrics import acc_within, spearman
+
+    # oneproxy's DSP prunes dead branches: the effective-cell members see what it runs
+    df = load_reference("nb201")
+    sub = df[df.device == "oneproxy/eagle_dsp_855"]
+    perm = np.random.default_rng(0).permutation(len(sub))
+    tr, te = perm[:300], perm[300:]
+    archs, y = sub.arch.to_numpy(), sub.latency_ms.to_numpy()
+    p = create("default").fit(list(archs[tr]), y[tr], space="nb201")
+    ours = p.predict(list(archs[te]))
+    oh = encodings.onehot("nb201", list(archs))
+    base = Ridge().fit(oh[tr], y[tr]).predict(oh[te])
+    assert acc_within(y[te], ours, 10) > acc_within(y[te], base, 10) + 0.02
+    assert spearman(y[te], ours) > spearman(y[te], base) + 0.005
+    w = p.weights_  # type: ignore[attr-defined]
+    assert w[3] + w[4] > 0.5, w  # the effective-cell ridges carry the blend
+
+
+def test_file_without_the_new_settings_still_loads(
+    column: tuple[list[str], np.ndarray], tmp_path: Path
+) -> None:
+    import json
+    import zipfile
+
+    # a file written before weighting / loss / cell / stack_loss existed has no such keys
+    archs, y = column
+    members = [
+        ["ridge", {"features": "pairs", "hierarchical": True}],
+        ["gbm", {"n_estimators": 20}],
+    ]
+    p = create("default", members=members, cv=2).fit(archs[:200], y[:200], space="nb201")
+    new = tmp_path / "new.lbp"
+    save(p, new)
+    old = tmp_path / "old.lbp"
+    added = {"weighting", "loss", "cell", "stack_loss"}
+    with zipfile.ZipFile(new) as zin, zipfile.ZipFile(old, "w") as zout:
+        for item in zin.namelist():
+            blob = zin.read(item)
+            if item == "manifest.json":
+                m = json.loads(blob)
+                m["params"] = {k: v for k, v in m["params"].items() if k not in added}
+                for mm in m["state"]["members"]:
+                    mm["params"] = {k: v for k, v in mm["params"].items() if k not in added}
+                assert "stack_loss" not in json.dumps(m) and "weighting" not in json.dumps(m)
+                blob = json.dumps(m).encode()
+            zout.writestr(item, blob)
+    q = load(old)
+    np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
