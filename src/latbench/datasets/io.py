@@ -373,10 +373,8 @@ def import_table(
 
     ``collection`` names the import (default: the file's ``collection`` column, else the file
     name without suffixes). Returns an :class:`ImportReport` listing every rejected row, by
-    line number. Validation is vectorised, architectures are resolved once per distinct
-    string, columns holding one value are written as SQL constants, and the store writes the
-    rows in bulk mode (:meth:`Store.add_tuples`), so the 371,139-row NB201 reference table
-    imports in about a second on an idle machine.
+    line number. Validation is vectorised and the good rows are written in bulk mode as one
+    Arrow table (:func:`_import_rows`, :meth:`Store.add_arrow`); figures in BENCHMARKS.md.
     """
     if isinstance(source, pd.DataFrame):
         raw, kind, label = source.reset_index(drop=True), "row", "DataFrame"

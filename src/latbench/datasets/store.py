@@ -464,7 +464,7 @@ class Store:
                     cur.execute("PRAGMA journal_mode = OFF")
                     cur.execute("PRAGMA synchronous = OFF")
                     cur.execute("BEGIN")
-                    cur.adbc_ingest("rows", table, mode="create")
+                    cur.adbc_ingest("staged", table, mode="create")
                     cur.execute("COMMIT")
             except dbapi.Error as exc:
                 raise DatasetError(f"could not stage {n} row(s) for {self.path}: {exc}") from None
@@ -477,7 +477,7 @@ class Store:
                     replace_failed=replace_failed,
                     bulk=bulk,
                     insert=self._conn.execute,
-                    source="stage.rows",
+                    source="stage.staged",
                 )
             finally:
                 self._conn.execute("DETACH DATABASE stage")
@@ -502,8 +502,9 @@ class Store:
         # journal mode: the pages are written once (no WAL copy, no checkpoint), and the
         # journal stays small (new pages are not journalled). ``synchronous=FULL`` then:
         # the commit is atomic and durable. Otherwise WAL with ``synchronous=NORMAL``.
-        rollback = bulk and n >= _DEFER_INDEX_ROWS and self._empty() and self._leave_wal()
+        rollback = False
         try:
+            rollback = bulk and n >= _DEFER_INDEX_ROWS and self._empty() and self._leave_wal()
             if bulk and not rollback:
                 c.execute("PRAGMA main.synchronous = NORMAL")
             c.execute("BEGIN IMMEDIATE")
