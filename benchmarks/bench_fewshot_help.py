@@ -15,15 +15,25 @@ Two base settings, the base never seeing the target:
   e.g. oneproxy/eagle_gtx vs oneproxy/eagle_i7), which are reported.
 
 Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--draws 10]
-       [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,auto] [--setting help|loo|both]
+       [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,auto] [--setting help|loo|both]
+       [--out results.jsonl]
+
+Resumable: with ``--out`` every finished device is appended to the file as one JSON line (per
+K and method: the Spearman of every draw, plus every fit time); a re-run with the same file,
+space, setting, Ks, methods and draws skips the devices already there and prints the tables
+from the file. Per-device cells are means over draws; ``MEAN`` rows add ``+-`` the standard
+deviation over draws of the mean over devices.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,6 +159,7 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
     rows = np.concatenate([pool, query])
     p_all = ctx.source_log([archs[i] for i in rows])
     f_all = ctx.features([archs[i] for i in rows])
+    g_all = ctx.costs([archs[i] for i in rows])
     pos = {r: i for i, r in enumerate(rows)}
     y = w[target].to_numpy()
     qi = [pos[r] for r in query]
@@ -161,13 +172,33 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
             pick = rng.choice(pool, size=k, replace=False)
             pi = [pos[r] for r in pick]
             t = np.log(y[pick])
+            g_k = None if g_all is None else g_all[pi]
+            g_q = None if g_all is None else g_all[qi]
             for m in methods:
                 t0 = time.perf_counter()
-                fit, _ = fewshot.fit_method(m, p_all[pi], t, ctx.pop_log, f_all[pi])
+                fit, _ = fewshot.fit_method(m, p_all[pi], t, ctx.pop_log, f_all[pi], cost=g_k)
                 times.append(time.perf_counter() - t0)
-                pred = fit.predict_log(p_all[qi], f_all[qi])
+                pred = fit.predict_log(p_all[qi], f_all[qi], g_q)
                 out.setdefault((k, m), []).append(spearman(y[query], pred))
     return out, len(query), times
+
+
+def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str], draws: int):
+    return json.dumps([space, setting, target, ks, methods, draws])
+
+
+def load_done(path: Path | None) -> dict[str, dict]:
+    """Rows already in the ``--out`` file, by key (a truncated last line is ignored)."""
+    done: dict[str, dict] = {}
+    if path is None or not path.is_file():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[row["key"]] = row
+    return done
 
 
 def main() -> int:
@@ -175,61 +206,110 @@ def main() -> int:
     ap.add_argument("--space", default="both")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--ks", default="3,5,10,20")
-    ap.add_argument("--methods", default="proxy,soft,combo,meta,auto")
+    ap.add_argument("--methods", default="proxy,soft,combo,meta,bayes,auto")
     ap.add_argument("--setting", default="both")
     ap.add_argument("--targets", default="", help="comma list of devices (loo) to restrict to")
+    ap.add_argument("--out", default="", help="JSON-lines file: append per device, resume")
     args = ap.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     methods = args.methods.split(",")
     spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    out_path = Path(args.out) if args.out else None
+    done = load_done(out_path)
     print(f"# bench_fewshot_help: {' '.join(sys.argv)}")
     print(f"# machine: 2-core shared x86_64 VM, python {platform.python_version()}")
+    print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     all_times: list[float] = []
     for space in spaces:
         w = wide_table(space)
         devices = [c for c in w.columns if "/" in str(c)]
         jobs = []
+        help_base = None
         if args.setting in ("help", "both"):
-            base = fit_base(w, space, help_names(space, META_TRAIN))
             for t in help_names(space, VALIDATION):
-                jobs.append(("help", t, base, []))
+                jobs.append(("help", t, None, []))
         if args.setting in ("loo", "both"):
             skip = set(help_names(space, VALIDATION))
             for t in devices:
                 if t in skip or (args.targets and t.split("/")[-1] not in args.targets.split(",")):
                     continue
-                copies = near_copies(w, t, devices)
-                srcs = [d for d in devices if d != t and d not in copies]
-                jobs.append(("loo", t, fit_base(w, space, srcs), copies))
+                jobs.append(("loo", t, None, near_copies(w, t, devices)))
+        per_draw: dict[tuple[str, int, str], list[np.ndarray]] = {}
         summary: dict[tuple[str, int, str], list[float]] = {}
         header = " ".join(f"{m}@K{k}" for k in ks for m in methods) + " " + " ".join(CEILINGS)
         print(f"\n## {space}\nsetting target n_query {header}")
-        for setting, target, base, copies in jobs:
-            rng = np.random.default_rng(0)
-            res, nq, times = evaluate(w, space, base, target, ks, args.draws, methods, rng)
-            all_times += times
+        for setting, target, _, copies in jobs:
+            key = _key(space, setting, target, ks, methods, args.draws)
+            row = done.get(key)
+            if row is None:
+                if setting == "help":
+                    if help_base is None:
+                        help_base = fit_base(w, space, help_names(space, META_TRAIN))
+                    base = help_base
+                else:
+                    srcs = [d for d in devices if d != target and d not in copies]
+                    base = fit_base(w, space, srcs)
+                rng = np.random.default_rng(0)
+                res, nq, times = evaluate(w, space, base, target, ks, args.draws, methods, rng)
+                row = {
+                    "key": key,
+                    "space": space,
+                    "setting": setting,
+                    "target": target,
+                    "n_query": nq,
+                    "copies": copies,
+                    "scores": {f"{k}|{m}": list(map(float, v)) for (k, m), v in res.items()},
+                    "fit_seconds": times,
+                    "loadavg": os.getloadavg()[0],
+                }
+                if out_path is not None:
+                    with out_path.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+            all_times += row["fit_seconds"]
             cells = []
             for k in ks:
                 for m in methods:
-                    v = res[(k, m)]
+                    v = np.array(row["scores"][f"{k}|{m}"])
                     summary.setdefault((setting, k, m), []).append(float(np.mean(v)))
+                    per_draw.setdefault((setting, k, m), []).append(v)
                     cells.append(f"{np.mean(v):.3f}")
             for c in CEILINGS:
-                summary.setdefault((setting, 0, c), []).append(res[(0, c)][0])
-                cells.append(f"{res[(0, c)][0]:.3f}")
+                summary.setdefault((setting, 0, c), []).append(row["scores"][f"0|{c}"][0])
+                cells.append(f"{row['scores'][f'0|{c}'][0]:.3f}")
             note = f" (near-copies excluded: {', '.join(copies)})" if copies else ""
-            print(f"{setting} {target} {nq} {' '.join(cells)}{note}", flush=True)
+            print(f"{setting} {target} {row['n_query']} {' '.join(cells)}{note}", flush=True)
         for setting in ("help", "loo"):
             if not any(s == setting for s, _, _ in summary):
                 continue
-            cells = [f"{np.mean(summary[(setting, k, m)]):.3f}" for k in ks for m in methods]
+            cells = []
+            for k in ks:
+                for m in methods:
+                    # spread: std over draws of the mean over devices
+                    draws_mean = np.mean(np.stack(per_draw[(setting, k, m)]), axis=0)
+                    cells.append(
+                        f"{np.mean(summary[(setting, k, m)]):.3f}+-{np.std(draws_mean):.3f}"
+                    )
             cells += [f"{np.nanmean(summary[(setting, 0, c)]):.3f}" for c in CEILINGS]
             print(f"{setting} MEAN - {' '.join(cells)}")
+            for k in ks:
+                for m in methods:
+                    if m == "proxy" or "proxy" not in methods:
+                        continue
+                    diff = np.array(summary[(setting, k, m)]) - np.array(
+                        summary[(setting, k, "proxy")]
+                    )
+                    print(
+                        f"# {setting} K={k} {m} - proxy: better on {int((diff > 0).sum())}, "
+                        f"equal (within 0.0005) on {int((np.abs(diff) <= 5e-4).sum())}, worse on "
+                        f"{int((diff < -5e-4).sum())} of {diff.size} devices; worst "
+                        f"{diff.min():+.3f}"
+                    )
     a = np.array(all_times)
     print(
         f"\n# adaptation fit time: median {np.median(a) * 1e3:.1f} ms, p90 "
         f"{np.quantile(a, 0.9) * 1e3:.1f} ms, max {a.max() * 1e3:.1f} ms over {a.size} fits"
     )
+    print(f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
 

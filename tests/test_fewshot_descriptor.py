@@ -75,16 +75,26 @@ def test_descriptor_of_another_space_is_refused(lat: pd.DataFrame, base) -> None
 
 
 def test_auto_ranks_a_copy_of_one_source_perfectly() -> None:
-    """A target that is one source exactly: ``soft`` (the default choice) becomes that proxy."""
+    """A target that is one source exactly: ``soft`` (the default choice) becomes that proxy.
+
+    Without cost features ``auto`` cross-validates soft/combo/meta; with them it mixes
+    ``bayes`` and ``soft``, and both put (nearly) all their weight on the copied source.
+    """
     rng = np.random.default_rng(0)
     k, d = 12, 5
     p_log = rng.normal(size=(k, d))
     pop = rng.normal(size=(200, d))
     t_log = 2.0 * p_log[:, 2] + 0.5
     fit, scores = fit_method("auto", p_log, t_log, pop, np.zeros((k, 0)))
-    assert set(scores) == set(AUTO_METHODS) and "proxy" not in AUTO_METHODS
+    assert set(scores) == set(AUTO_METHODS) - {"bayes"} and "proxy" not in AUTO_METHODS
     assert fit.method == "soft" and int(np.argmax(np.abs(fit.weights))) == 2
     assert spearman(t_log, fit.predict_log(p_log)) == pytest.approx(1.0)
+    cost = rng.normal(size=(k, 3))
+    mixed, scores = fit_method("auto", p_log, t_log, pop, np.zeros((k, 0)), cost=cost)
+    assert mixed.method == "bayes+soft" and scores == {}
+    assert int(np.argmax(np.abs(mixed.weights))) == 2
+    assert mixed.info is not None and mixed.info["residual_mass"] < 0.5
+    assert spearman(t_log, mixed.predict_log(p_log, g=cost)) > 0.99
 
 
 def test_cli_adapt_uses_the_stored_descriptor(tmp_path: Path, base, capsys) -> None:

@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "proxy", "soft", "combo", "meta"],
-        help="adaptation method (default auto: chosen by leave-one-out on the samples)",
+        choices=["auto", "proxy", "soft", "combo", "meta", "bayes"],
+        help="adaptation method (default auto: bayes averaged with soft on NB201, elsewhere "
+        "chosen by leave-one-out on the samples)",
     )
     p.add_argument(
         "--descriptor",

@@ -36,6 +36,7 @@ self-contained.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ from latbench.errors import PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors import fewshot
 from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register
+from latbench.predictors.fewshot_bayes import cost_features
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ class AdaptationContext:
     pop_log: np.ndarray
     feature_mean: np.ndarray
     feature_scale: np.ndarray
+    #: centring and scale of the cost features (empty where the space has none)
+    cost_mean: np.ndarray
+    cost_scale: np.ndarray
 
     def source_log(self, archs: Sequence[Any]) -> np.ndarray:
         """``(N, D)`` log-latency the base predicts for ``archs`` on the sources."""
@@ -84,6 +89,25 @@ class AdaptationContext:
         """Standardised architecture features (the fine-tuned residual reads them)."""
         f: np.ndarray = arch_features(self.base.space_, list(archs)) - self.feature_mean
         return f / self.feature_scale
+
+    def costs(self, archs: Sequence[Any]) -> np.ndarray | None:
+        """Centred, scaled cost features (``bayes``), or None where the space has none."""
+        return _scaled_costs(self.base.space_, archs, self.cost_mean, self.cost_scale)
+
+
+def _scaled_costs(
+    space: str, archs: Sequence[Any], mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray | None:
+    if mean.size == 0:
+        return None
+    g = cost_features(space, list(archs))
+    if g is None or g.shape[1] != mean.size:
+        raise PredictorError(
+            f"cost features of space {space!r} have width {None if g is None else g.shape[1]}; "
+            f"the adaptation was fitted with {mean.size}"
+        )
+    out: np.ndarray = (g - mean) / scale
+    return out
 
 
 def prepare_context(
@@ -101,8 +125,21 @@ def prepare_context(
     pop_log = source_log_predictions(base, pop_archs, list(sources))
     pop_feat = arch_features(base.space_, pop_archs)
     sd = pop_feat.std(axis=0)
+    pop_cost = cost_features(base.space_, pop_archs)
+    if pop_cost is None:
+        c_mean, c_scale = np.zeros(0), np.zeros(0)
+    else:
+        # raw counts (centred), one common scale: the prior of bayes is per count
+        c_mean = pop_cost.mean(axis=0)
+        c_scale = np.full(c_mean.size, np.sqrt(c_mean.size))
     return AdaptationContext(
-        base, list(sources), pop_log, pop_feat.mean(axis=0), np.where(sd > 0, sd, 1.0)
+        base,
+        list(sources),
+        pop_log,
+        pop_feat.mean(axis=0),
+        np.where(sd > 0, sd, 1.0),
+        c_mean,
+        c_scale,
     )
 
 
@@ -135,8 +172,8 @@ def check_samples(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise PredictorError(
-            f"latency_ms[{i}] = {y[i]!r} (architecture {arch_list[i]}); expected finite positive "
-            "milliseconds"
+            f"latency_ms[{i}] = {float(y[i])!r} (architecture {arch_list[i]}); expected finite "
+            "positive milliseconds"
         )
     groups: dict[str, list[float]] = {}
     for a, v in zip(arch_list, y, strict=True):
@@ -231,12 +268,17 @@ def adapt(
             "(predictor fit --devices all) for a real few-shot model",
             srcs[0],
         )
-        methods = ("proxy", "meta")
+        methods = ("proxy", "meta", "bayes")
     ctx = prepare_context(base, srcs, population=population, seed=seed)
     p_log = ctx.source_log(uniq)
     feats = ctx.features(uniq)
+    costs = ctx.costs(uniq)
     t_log = np.log(lat)
-    fit, scores = fewshot.fit_method(method, p_log, t_log, ctx.pop_log, feats, methods=methods)
+    t0 = time.perf_counter()
+    fit, scores = fewshot.fit_method(
+        method, p_log, t_log, ctx.pop_log, feats, methods=methods, cost=costs
+    )
+    fit_s = time.perf_counter() - t0
 
     out = AdaptedPredictor(method=method)
     out.base_ = base
@@ -251,10 +293,17 @@ def adapt(
     )
     out.feature_mean_ = ctx.feature_mean
     out.feature_scale_ = ctx.feature_scale
+    if fit.cost is None:
+        out.cost_ = out.cost_mean_ = out.cost_scale_ = np.zeros(0)
+    else:
+        out.cost_ = np.asarray(fit.cost, dtype=np.float64)
+        out.cost_mean_ = ctx.cost_mean
+        out.cost_scale_ = ctx.cost_scale
+    out.fit_seconds_ = fit_s
     out.cv_scores_ = dict(scores)
     out.n_samples_ = len(uniq)
     out.n_descriptor_ = n_desc
-    train_pred = fit.predict_log(p_log, feats)
+    train_pred = fit.predict_log(p_log, feats, costs)
     from latbench.predictors.metrics import kendall, spearman
 
     out.train_spearman_ = spearman(t_log, train_pred)
@@ -313,6 +362,11 @@ class AdaptedPredictor(Predictor):
     cv_scores_: dict[str, float]
     n_samples_: int
     n_descriptor_: int = 0
+    #: op-cost coefficients of ``bayes`` over the centred cost features (empty: none)
+    cost_: np.ndarray
+    cost_mean_: np.ndarray
+    cost_scale_: np.ndarray
+    fit_seconds_: float = 0.0
     train_spearman_: float
     train_kendall_: float
 
@@ -356,6 +410,10 @@ class AdaptedPredictor(Predictor):
         if self.residual_.size:
             f = (arch_features(self.space_, archs) - self.feature_mean_) / self.feature_scale_
             z = z + f @ self.residual_
+        if self.cost_.size:
+            g = _scaled_costs(self.space_, archs, self.cost_mean_, self.cost_scale_)
+            assert g is not None
+            z = z + g @ self.cost_
         return np.exp(z), None
 
     def summary(self) -> dict[str, Any]:
@@ -373,6 +431,8 @@ class AdaptedPredictor(Predictor):
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
             "residual": bool(self.residual_.size),
+            "op_cost_residual": bool(self.cost_.size),
+            "fit_seconds": self.fit_seconds_,
         }
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -386,6 +446,7 @@ class AdaptedPredictor(Predictor):
             "n_descriptor": self.n_descriptor_,
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
+            "fit_seconds": self.fit_seconds_,
             "base": {
                 "predictor": self.base_.name,
                 "params": self.base_.get_params(),
@@ -400,6 +461,9 @@ class AdaptedPredictor(Predictor):
             "residual": self.residual_,
             "feature_mean": self.feature_mean_,
             "feature_scale": self.feature_scale_,
+            "cost": self.cost_,
+            "cost_mean": self.cost_mean_,
+            "cost_scale": self.cost_scale_,
         }
         arrays.update({f"base.{k}": v for k, v in barrays.items()})
         return meta, arrays
@@ -423,7 +487,13 @@ class AdaptedPredictor(Predictor):
         self.n_descriptor_ = int(meta.get("n_descriptor", 0))
         self.train_spearman_ = float(meta["train_spearman"])
         self.train_kendall_ = float(meta["train_kendall"])
+        self.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
         self.weights_ = arrays["weights"]
         self.residual_ = arrays["residual"]
         self.feature_mean_ = arrays["feature_mean"]
         self.feature_scale_ = arrays["feature_scale"]
+        # files written before the op-cost residual existed have none
+        empty = np.zeros(0)
+        self.cost_ = arrays.get("cost", empty)
+        self.cost_mean_ = arrays.get("cost_mean", empty)
+        self.cost_scale_ = arrays.get("cost_scale", empty)

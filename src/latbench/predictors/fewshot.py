@@ -32,20 +32,30 @@ Methods
     strength, i.e. no residual, is one of the choices). This is the descriptor-conditioned
     model: the device is described by its weights over the known devices and fine-tuned on the
     K samples.
+``bayes``
+    Bayesian model averaging over proxies, each with an optional residual on the target's own
+    per-operation costs, weighted by their evidence on the K samples
+    (:mod:`latbench.predictors.fewshot_bayes`). Needs cost features, which exist for
+    NAS-Bench-201; elsewhere it is a model average over calibrated proxies.
 ``auto``
-    Picks one of the above by leave-one-out cross-validation on the K samples with a rank loss
+    Where the space has cost features (NAS-Bench-201): the average (in log space) of ``bayes``
+    and ``soft`` (:func:`hedge`). Elsewhere, one of ``soft``/``combo``/``meta`` chosen by
+    leave-one-out cross-validation on the K samples with a rank loss
     (Kendall tau of the held-out predictions) among ``soft``, ``combo`` and ``meta``
     (:data:`AUTO_METHODS`); ties (within :data:`CV_TIE`) go to ``soft``, then ``combo``, then
     ``meta``. Below
     :data:`MIN_CV_SAMPLES` samples cross-validation says nothing and ``soft`` is used.
 
 All of it is closed-form linear algebra on K x D matrices: a fit takes milliseconds (``auto``
-with K = 20, which cross-validates ``meta``, about a second).
+with K = 20, which cross-validates ``meta``, about a second on an idle core). The
+cross-validation stops early, keeping the best method scored so far, once it has used
+:data:`CV_BUDGET_S` seconds, so that one adaptation stays well under 10 s on a loaded machine.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,17 +63,19 @@ import numpy as np
 from scipy import stats
 
 from latbench.errors import PredictorError
+from latbench.predictors.fewshot_bayes import fit_bayes_arrays
 
 log = logging.getLogger(__name__)
 
-METHODS = ("proxy", "soft", "combo", "meta")
-#: what ``auto`` chooses between. The single proxy is left out: ``soft`` contains it as the
+METHODS = ("proxy", "soft", "combo", "meta", "bayes")
+#: what ``auto`` chooses between: ``bayes`` when cost features are given, else the others by
+#: cross-validation. The single proxy is left out: ``soft`` contains it as the
 #: one-source case, and its leave-one-out Kendall on K <= 10 samples is too coarse (one swapped
 #: pair moves it by 0.04) to pick it reliably. Measured on the reference tables, adding it
 #: (chosen when it beats the others by more than :data:`CV_TIE`) fixed 3 of 5 devices where
 #: ``soft`` trailed the proxy by 0.001-0.008 but cost up to 0.04 on others (NB201 titanxp_256
 #: 0.994 -> 0.958, FBNet titanx_64 0.978 -> 0.948, HELP split NB201 K = 5 0.956 -> 0.939)
-AUTO_METHODS = ("soft", "combo", "meta")
+AUTO_METHODS = ("soft", "combo", "meta", "bayes")
 #: below this many samples, leave-one-out cannot tell the methods apart
 MIN_CV_SAMPLES = 5
 #: every method needs this many distinct samples (a slope and an intercept, plus one to rank)
@@ -74,26 +86,39 @@ RESIDUAL_LAMBDAS = (np.inf, 300.0, 30.0)
 #: preference order when cross-validation scores tie (within :data:`CV_TIE`): ``soft`` first,
 #: because it was the most reliable method on unseen devices of the reference tables, and the
 #: single proxy last, because its ranking is only as good as one device's
-PREFERENCE = {"soft": 0, "combo": 1, "meta": 2, "proxy": 3}
+PREFERENCE = {"soft": 0, "combo": 1, "meta": 2, "proxy": 3, "bayes": 4}
 CV_TIE = 0.02
+#: wall-clock budget of ``auto``'s cross-validation; past it the remaining methods are skipped
+CV_BUDGET_S = 3.0
 
 
 @dataclass(frozen=True)
 class LinearFit:
-    """``log t = intercept + P @ weights + F @ residual`` (residual None: no feature term)."""
+    """``log t = intercept + P @ weights + F @ residual + G @ cost``.
+
+    ``residual`` (None: no term) reads the standardised rich features ``F``; ``cost`` (None: no
+    term) reads the centred cost features ``G`` of :mod:`latbench.predictors.fewshot_bayes`.
+    """
 
     method: str
     weights: np.ndarray
     intercept: float
     residual: np.ndarray | None = None
     info: dict[str, float | str] | None = None
+    cost: np.ndarray | None = None
 
-    def predict_log(self, p_log: np.ndarray, f: np.ndarray | None = None) -> np.ndarray:
+    def predict_log(
+        self, p_log: np.ndarray, f: np.ndarray | None = None, g: np.ndarray | None = None
+    ) -> np.ndarray:
         out: np.ndarray = self.intercept + p_log @ self.weights
         if self.residual is not None:
             if f is None:
                 raise PredictorError(f"{self.method}: features are needed for the residual")
             out = out + f @ self.residual
+        if self.cost is not None:
+            if g is None:
+                raise PredictorError(f"{self.method}: cost features are needed for the op costs")
+            out = out + g @ self.cost
         return out
 
 
@@ -235,10 +260,59 @@ def fit_meta(
     )
 
 
+def fit_bayes(
+    p_log: np.ndarray, t_log: np.ndarray, pop_log: np.ndarray, cost: np.ndarray | None
+) -> LinearFit:
+    """Evidence-weighted proxies + op-cost residual (:mod:`latbench.predictors.fewshot_bayes`).
+
+    The sources are standardised over the population ``pop_log``; ``cost`` is the K x F matrix
+    of centred cost features (None where the space has none).
+    """
+    mu = pop_log.mean(axis=0)
+    sd = pop_log.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    try:
+        a, wz, beta, info = fit_bayes_arrays((p_log - mu) / sd, cost, t_log)
+    except PredictorError as exc:
+        if "correlates positively" not in str(exc):
+            raise
+        log.warning("bayes: %s and no cost features; falling back to soft", exc)
+        soft = fit_soft(p_log, t_log)
+        return LinearFit("bayes", soft.weights, soft.intercept, None, info={"fallback": "soft"})
+    w = wz / sd
+    return LinearFit("bayes", w, a - float(mu @ w), None, info=dict(info), cost=beta)
+
+
+def hedge(a: LinearFit, b: LinearFit, weight: float = 0.5) -> LinearFit:
+    """``weight * a + (1 - weight) * b`` in log space (both linear, so the mix is too).
+
+    ``auto`` mixes ``bayes`` with ``soft`` half and half: with K <= 20 samples the evidence of
+    :mod:`~latbench.predictors.fewshot_bayes` over-trusts the op-cost residual on some devices
+    (desktop i7 of the reference tables: 0.703 vs 0.731 for ``soft``), and halving the
+    residual's weight keeps most of its gain on the others (see ``docs/adaptation.md``).
+    """
+    if a.residual is not None or b.residual is not None:
+        raise PredictorError("hedge: feature residuals cannot be mixed; expected bayes and soft")
+    costs = [c for c in (a.cost, b.cost) if c is not None]
+    cost = None
+    if costs:
+        cost = weight * (a.cost if a.cost is not None else 0.0) + (1 - weight) * (
+            b.cost if b.cost is not None else 0.0
+        )
+    return LinearFit(
+        f"{a.method}+{b.method}",
+        weight * a.weights + (1 - weight) * b.weights,
+        weight * a.intercept + (1 - weight) * b.intercept,
+        None,
+        info={**(a.info or {}), "hedge_weight": weight},
+        cost=None if cost is None else np.asarray(cost, dtype=np.float64),
+    )
+
+
 Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], LinearFit]
 
 
-def _fitter(method: str) -> Fitter:
+def _fitter(method: str, cost: np.ndarray | None = None) -> Fitter:
     if method == "proxy":
         return lambda p, t, pop, f: fit_proxy(p, t)
     if method == "soft":
@@ -247,6 +321,8 @@ def _fitter(method: str) -> Fitter:
         return lambda p, t, pop, f: fit_combo(p, t, pop)
     if method == "meta":
         return fit_meta
+    if method == "bayes":
+        return lambda p, t, pop, f: fit_bayes(p, t, pop, cost)
     raise PredictorError(f"unknown adaptation method {method!r}; expected auto or one of {METHODS}")
 
 
@@ -289,15 +365,33 @@ def fit_method(
     feats: np.ndarray,
     *,
     methods: tuple[str, ...] = AUTO_METHODS,
+    cost: np.ndarray | None = None,
 ) -> tuple[LinearFit, dict[str, float]]:
-    """Fit ``method`` (or choose one with ``"auto"``); returns the fit and the CV scores."""
+    """Fit ``method`` (or choose one with ``"auto"``); returns the fit and the CV scores.
+
+    ``cost``: centred cost features of the K samples (:mod:`latbench.predictors.fewshot_bayes`),
+    None where the space has none; with them ``auto`` is ``bayes``.
+    """
     if method != "auto":
-        return _fitter(method)(p_log, t_log, pop_log, feats), {}
+        return _fitter(method, cost)(p_log, t_log, pop_log, feats), {}
+    if cost is not None and "bayes" in methods:
+        log.info("auto: cost features available; using the average of bayes and soft")
+        return hedge(fit_bayes(p_log, t_log, pop_log, cost), fit_soft(p_log, t_log)), {}
+    methods = tuple(m for m in methods if m != "bayes") or ("soft",)
     if t_log.shape[0] < MIN_CV_SAMPLES:
         chosen = "soft" if "soft" in methods else methods[0]
         log.info("auto: %d samples, too few to cross-validate; using %s", t_log.shape[0], chosen)
         return _fitter(chosen)(p_log, t_log, pop_log, feats), {}
-    scores = cv_scores(p_log, t_log, pop_log, feats, methods)
+    scores: dict[str, float] = {}
+    t0 = time.perf_counter()
+    # cheapest first, so that the budget cuts the expensive ones
+    for m in sorted(methods, key=lambda m: PREFERENCE.get(m, 9)):
+        if scores and time.perf_counter() - t0 > CV_BUDGET_S:
+            log.warning(
+                "auto: cross-validation used its %.1f s budget; skipping %s", CV_BUDGET_S, m
+            )
+            continue
+        scores.update(cv_scores(p_log, t_log, pop_log, feats, (m,)))
     best = max(scores.values())
     # within CV_TIE of the best counts as a tie: the preferred method wins
     chosen = min((m for m in scores if scores[m] >= best - CV_TIE), key=lambda m: PREFERENCE[m])
