@@ -33,6 +33,10 @@ def _small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)
 
 
+def _fails(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the sqlite3 export path was used")
+
+
 def _no_adbc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "_adbc", lambda: None)
 
@@ -145,7 +149,8 @@ def test_fast_export_writes_the_same_table_as_the_sqlite3_path(
     db = tmp_path / "s.db"
     with lds.open(db) as store:
         store.add_many([_measured(i, "failed" if i % 5 == 2 else "ok") for i in range(60)])
-    with lds.open(db, readonly=True) as store:
+    with monkeypatch.context() as m, lds.open(db, readonly=True) as store:
+        m.setattr(lds.io, "_arrow_tables", _fails)  # the fast path must not fall back
         assert store.can_read_arrow()
         n_fast = lds.export_store(store, tmp_path / "fast.parquet", chunk_rows=16, **filters)
         assert store.count() == 60  # the store's own connection is back after the export
