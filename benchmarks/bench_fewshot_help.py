@@ -201,6 +201,34 @@ def load_done(path: Path | None) -> dict[str, dict]:
     return done
 
 
+def adapt_timing(space: str, ks: list[int], reps: int) -> None:
+    """Wall time of complete ``adapt()`` calls (base predictions included), method auto.
+
+    The base holds every device of the table but the target (HELP's gold_6240); the K samples
+    are drawn from its measured architectures.
+    """
+    from latbench.predictors.adapt import adapt
+
+    w = wide_table(space)
+    devices = [c for c in w.columns if "/" in str(c)]
+    target = "help/gold_6240"
+    base = fit_base(w, space, [d for d in devices if d != target])
+    col = w[["arch", target]].dropna()
+    rng = np.random.default_rng(0)
+    for k in ks:
+        times = []
+        for _ in range(reps):
+            pick = rng.choice(len(col), size=k, replace=False)
+            t0 = time.perf_counter()
+            adapt(base, list(col["arch"].iloc[pick]), col[target].to_numpy()[pick])
+            times.append(time.perf_counter() - t0)
+        a = np.array(times)
+        print(
+            f"# adapt() {space} K={k} ({len(devices) - 1}-device base, auto, {reps} calls): "
+            f"median {np.median(a):.3f} s, p90 {np.quantile(a, 0.9):.3f} s, max {a.max():.3f} s"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--space", default="both")
@@ -210,10 +238,19 @@ def main() -> int:
     ap.add_argument("--setting", default="both")
     ap.add_argument("--targets", default="", help="comma list of devices (loo) to restrict to")
     ap.add_argument("--out", default="", help="JSON-lines file: append per device, resume")
+    ap.add_argument(
+        "--adapt-timing", type=int, default=0, help="time N full adapt() calls per K instead"
+    )
     args = ap.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     methods = args.methods.split(",")
     spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    if args.adapt_timing:
+        print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        for space in spaces:
+            adapt_timing(space, ks, args.adapt_timing)
+        print(f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return 0
     out_path = Path(args.out) if args.out else None
     done = load_done(out_path)
     print(f"# bench_fewshot_help: {' '.join(sys.argv)}")
@@ -299,7 +336,7 @@ def main() -> int:
                         summary[(setting, k, "proxy")]
                     )
                     print(
-                        f"# {setting} K={k} {m} - proxy: better on {int((diff > 0).sum())}, "
+                        f"# {setting} K={k} {m} - proxy: better on {int((diff > 5e-4).sum())}, "
                         f"equal (within 0.0005) on {int((np.abs(diff) <= 5e-4).sum())}, worse on "
                         f"{int((diff < -5e-4).sum())} of {diff.size} devices; worst "
                         f"{diff.min():+.3f}"

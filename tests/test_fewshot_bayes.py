@@ -156,6 +156,10 @@ def test_bayes_without_a_positive_source_falls_back_to_soft(caplog) -> None:
         fit = fewshot.fit_bayes(p, t, rng.normal(size=(100, 2)), None)
     assert fit.method == "bayes" and fit.info == {"fallback": "soft"}
     assert "falling back to soft" in caplog.text
+    # three phone latencies in whole ms can be equal: the arrays API falls back too
+    # (adapt() refuses them earlier, see test_bad_input_gives_clear_errors)
+    flat = fewshot.fit_bayes(p[:3], np.full(3, np.log(30.0)), p, rng.normal(size=(3, 7)))
+    assert flat.info == {"fallback": "soft"} and np.all(np.isfinite(flat.predict_log(p)))
 
 
 def test_bad_input_gives_clear_errors(table: pd.DataFrame, base, caplog) -> None:
@@ -165,6 +169,8 @@ def test_bad_input_gives_clear_errors(table: pd.DataFrame, base, caplog) -> None
         adapt(base, archs[:2], lat[:2], method="bayes")
     with pytest.raises(PredictorError, match=r"latency_ms\[2\] = -1\.0"):
         adapt(base, archs, np.where(np.arange(6) == 2, -1.0, lat))
+    with pytest.raises(PredictorError, match="all 6 latencies equal"):
+        adapt(base, archs, np.full(6, 30.0))
     with pytest.raises(ArchError):
         adapt(base, ["0-1-2-3-4-5-6-7-8-0-1-2-3-4-5-6-7-8-0-1-2-3"] * 3, [1.0, 2.0, 3.0])
     with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
