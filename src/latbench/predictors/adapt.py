@@ -11,11 +11,12 @@ measurements (K = 3 to 20 is the intended range) of the new device, and returns 
 
 How: the base predicts the K architectures on each of its D source devices; the target's
 log-latency is then modelled as a combination of those predictions (plus, for ``meta``, a
-fine-tuned residual on architecture features). The methods (``proxy``, ``soft``, ``combo``,
-``meta``) and the ``auto`` choice by leave-one-out cross-validation are described in
-:mod:`latbench.predictors.fewshot`. Adaptation is closed-form: milliseconds for the fit, plus
-the base's predictions of the K samples and of a small random population of the space (which
-standardises the sources).
+fine-tuned residual on architecture features; for ``bayes``, a residual on the target's own
+per-operation costs). The methods (``proxy``, ``soft``, ``combo``, ``meta``, ``bayes``) and
+``auto`` (``bayes`` mixed with ``soft`` on NAS-Bench-201, elsewhere a choice by leave-one-out
+cross-validation) are described in :mod:`latbench.predictors.fewshot`. Adaptation is
+closed-form: milliseconds for the fit, plus the base's predictions of the K samples and of a
+small random population of the space (which standardises the sources).
 
 Input checks and fallbacks
 --------------------------
@@ -26,8 +27,9 @@ Input checks and fallbacks
   warning is logged;
 * a base fitted on one device only: there is nothing to choose between, so ``proxy``, ``soft``
   and ``combo`` all reduce to a monotone calibration of that device (the ranking does not
-  change) and ``auto`` picks between that and ``meta`` (calibration + a feature residual, the
-  only method that can re-rank); a warning says so.
+  change); ``auto`` is ``bayes`` + ``soft`` on NAS-Bench-201 (the op-cost residual can
+  re-rank) and elsewhere picks between the calibration and ``meta`` (calibration + a feature
+  residual); a warning says so.
 
 The adapted predictor embeds its base, so an ``.lbp`` file of an adapted predictor is
 self-contained.
