@@ -107,7 +107,8 @@ def test_default_fits_predicts_fast_and_round_trips(
     assert elapsed < 5.0  # ~0.3-0.5 s; the benchmark measures it properly
     # the ensemble equals the weighted geometric mean of its members
     members = np.stack([m.predict(every[:500]) for m in p.members_], axis=1)  # type: ignore[attr-defined]
-    np.testing.assert_allclose(np.exp(np.log(members) @ w), pred[:500], rtol=1e-10)
+    offset = p.offset_  # type: ignore[attr-defined]
+    np.testing.assert_allclose(np.exp(np.log(members) @ w + offset), pred[:500], rtol=1e-10)
     save(p, tmp_path / "d.lbp")
     np.testing.assert_array_equal(load(tmp_path / "d.lbp").predict(every[:500]), pred[:500])
 
@@ -155,6 +156,19 @@ def test_huber_stacking_ignores_a_few_outlier_rows() -> None:
     assert abs(hub.sum() - 1) < 1e-12 and (hub >= 0).all()
     with pytest.raises(PredictorError, match="stack loss 'l2'; expected one of squared, huber"):
         stack_weights(oof, y, "l2")
+
+
+def test_median_offset_removes_a_bias_only_when_it_helps() -> None:
+    from latbench.predictors.ensemble import median_offset
+
+    rng = np.random.default_rng(3)
+    blend = rng.uniform(0.0, 3.0, 2000)
+    # predictions 8 % low with 5 % noise: the offset puts them back on the median
+    biased = blend + 0.08 + rng.normal(0, 0.05, 2000)
+    assert median_offset(blend, biased) == pytest.approx(0.08, abs=0.005)
+    # two equal modes at -9 % and +9 %: any shift moves one mode out of +-10 %, none is kept
+    modes = blend + np.where(rng.random(2000) < 0.5, -0.09, 0.09) + rng.normal(0, 0.002, 2000)
+    assert median_offset(blend, modes) == 0.0
 
 
 def test_default_beats_ridge_on_onehot_on_real_held_out_rows() -> None:
