@@ -230,11 +230,11 @@ def test_measure_many_records_reference_ratio_and_calibration(
         assert len(ref["ratios"]) == 2 and ref["ratio"] > 0 and len(ref["sha256"]) == 64
         assert len(ref["samples_ms"]) == sum(ref["round_sizes"]) > 0
         assert "calibrated by this run" in ref["calibration"]
-        assert len(m.round_sizes) == 2 and sum(m.round_sizes) == m.runs
+        assert len(m.round_sizes) >= 2 and sum(m.round_sizes) == m.runs
         assert len(m.cpu_samples_ms) == m.runs
-        assert [set(r) for r in m.harness["rounds"]] == [
-            {"loadavg_1m", "procs_running", "steal_fraction"}
-        ] * 2
+        planned, extra = m.harness["rounds"][:2], m.harness["rounds"][2:]
+        assert [set(r) for r in planned] == [{"loadavg_1m", "procs_running", "steal_fraction"}] * 2
+        assert all(r["extra"] is True and r["models"] >= 1 for r in extra)
     assert ms[0].latency_ms > ms[1].latency_ms  # the conv net is slower than y = x + 1
     cache = json.loads((tmp_path / "cache" / "reference_calibration.json").read_text())
     (entry,) = cache.values()
@@ -255,7 +255,41 @@ def test_measure_many_interleave_true_uses_default_rounds_and_min(
 
     monkeypatch.setenv("LATBENCH_CACHE_DIR", str(tmp_path / "cache"))
     models = [tiny_net(tmp_path / "a.onnx"), tiny_net(tmp_path / "b.onnx")]
-    ms = local.measure_many(models, settings=FAST, interleave=True, reference=False)
+    ms = local.measure_many(
+        models, settings=FAST, interleave=True, reference=False, confirm_tolerance=0
+    )
     for m in ms:
         assert len(m.round_sizes) == DEFAULT_ROUNDS == 10
         assert m.statistic == "min" and m.latency_ms == min(m.samples_ms)
+
+
+def test_min_confirmed_needs_two_rounds_within_the_tolerance() -> None:
+    from latbench.profilers.stats import min_confirmed
+
+    assert min_confirmed([1.0, 1.005, 1.3], 0.01)
+    assert not min_confirmed([1.0, 1.02, 1.3], 0.01)
+    assert min_confirmed([1.0], 0.01) and min_confirmed([1.0, 2.0], 0.0)
+
+
+def test_unconfirmed_minima_get_extra_rounds_up_to_the_cap(
+    local: LocalDevice, tmp_path: Path
+) -> None:
+    models = [tiny_net(tmp_path / "a.onnx"), conv_net(tmp_path / "c.onnx", channels=8, size=16)]
+    # a tolerance no two rounds can meet: every target runs all 3 extra rounds
+    ms = local.measure_many(
+        models,
+        settings=FAST,
+        interleave=2,
+        reference=False,
+        confirm_tolerance=1e-12,
+        extra_rounds=3,
+    )
+    for m in ms:
+        assert len(m.round_sizes) == 5 and sum(m.round_sizes) == m.runs
+        assert [r.get("extra", False) for r in m.harness["rounds"]] == [False] * 2 + [True] * 3
+        assert m.harness["rounds"][-1]["models"] == 2
+    # confirmation off: exactly the planned rounds
+    ms = local.measure_many(
+        models, settings=FAST, interleave=2, reference=False, confirm_tolerance=0
+    )
+    assert [len(m.round_sizes) for m in ms] == [2, 2]

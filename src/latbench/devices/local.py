@@ -36,6 +36,8 @@ from latbench.profilers.reference import (
 )
 from latbench.profilers.runtimes import RUNTIMES, get_runtime
 from latbench.profilers.task import (
+    CONFIRM_TOLERANCE,
+    EXTRA_ROUNDS_FACTOR,
     MeasureSpec,
     model_label,
     run_interleaved,
@@ -192,6 +194,9 @@ class LocalDevice(Device):
           calibrated latency on this machine, from the calibration cache; the first run on a
           machine calibrates it). About 1/``reference_every`` more time.
         * ``recalibrate`` (bool): replace the cached calibration by this run's estimate.
+        * ``confirm_tolerance`` (float, default 0.01) and ``extra_rounds`` (int, default twice
+          the rounds): confirmation rounds for the targets whose two fastest rounds differ by
+          more than the tolerance (``run_interleaved``); 0 disables them.
         * ``statistic``: what the records' ``latency_ms`` is. Default for interleaved runs:
           ``"min"``, the fastest inference of all rounds: the most repeatable statistic across
           invocations in every quiet-to-moderately-loaded run of
@@ -208,6 +213,8 @@ class LocalDevice(Device):
         use_reference = bool(kwargs.pop("reference", True))
         every = int(kwargs.pop("reference_every", 4))
         recalibrate = bool(kwargs.pop("recalibrate", False))
+        confirm = float(kwargs.pop("confirm_tolerance", CONFIRM_TOLERANCE))
+        extra_rounds = kwargs.pop("extra_rounds", None)
         statistic = kwargs.pop("statistic", None)
         if statistic is None and rounds > 0 and len(models) >= 2:
             statistic = "min"
@@ -226,7 +233,14 @@ class LocalDevice(Device):
         timeout = self._timeout(specs[0].settings) * n
         try:
             out: list[Measurement] = worker.call(
-                run_interleaved, specs, rounds, ref_spec, every, timeout_s=timeout
+                run_interleaved,
+                specs,
+                rounds,
+                ref_spec,
+                every,
+                confirm,
+                extra_rounds,
+                timeout_s=timeout * (1 + EXTRA_ROUNDS_FACTOR),
             )
         except (WorkerCrashed, WorkerTimeout, MeasurementError):
             return [self.measure(m, **kwargs) for m in models]

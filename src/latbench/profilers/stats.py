@@ -97,6 +97,20 @@ def round_min(xs: Sequence[float], sizes: Sequence[int] = ()) -> float:
     return median([min(r) for r in rounds])
 
 
+def min_confirmed(round_minima: Sequence[float], tolerance: float) -> bool:
+    """Is the minimum of these rounds confirmed: does a second round come within ``tolerance``?
+
+    The fastest inference of a run is a repeatable estimate only once the machine has been
+    quiet long enough to reach it more than once; a single fast round may be luck, and a run
+    whose every round was slowed has not found the floor at all. Fewer than two rounds, or a
+    ``tolerance`` <= 0, count as confirmed (nothing to check).
+    """
+    if tolerance <= 0 or len(round_minima) < 2:
+        return True
+    first, second = sorted(round_minima)[:2]
+    return second <= (1.0 + tolerance) * first
+
+
 def steal_fraction(before: Mapping[str, Any], after: Mapping[str, Any]) -> float | None:
     """Share of CPU time the hypervisor stole between two ``env`` snapshots (``cpu_ticks``).
 

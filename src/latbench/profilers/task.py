@@ -262,11 +262,20 @@ def _steal(before: dict[str, Any], after: dict[str, Any]) -> float | None:
     return _stats.steal_fraction({"cpu_ticks": before}, {"cpu_ticks": after})
 
 
+#: Confirmation rounds of interleaved runs: a target whose two fastest rounds differ by more
+#: than ``CONFIRM_TOLERANCE`` gets extra rounds (no reference windows), up to
+#: ``EXTRA_ROUNDS_FACTOR`` x the planned rounds more, until its minimum is confirmed.
+CONFIRM_TOLERANCE = 0.01
+EXTRA_ROUNDS_FACTOR = 2
+
+
 def run_interleaved(
     specs: Sequence[MeasureSpec],
     rounds: int = 5,
     reference: MeasureSpec | None = None,
     reference_every: int = 4,
+    confirm_tolerance: float = CONFIRM_TOLERANCE,
+    extra_rounds: int | None = None,
 ) -> list[Measurement]:
     """Measure ``specs`` in ``rounds`` interleaved rounds (A B C A B C ...).
 
@@ -282,6 +291,15 @@ def run_interleaved(
     gets ``reference`` (see :func:`reference_ratio`) with the raw samples of its bracketing
     windows and ``calibrated_ms`` = the reference's estimate in this run (the device may
     replace it by a cached calibration). A model that fails to load raises (the caller decides).
+
+    Confirmation rounds: after the planned rounds, every target whose minimum is not confirmed
+    (:func:`latbench.profilers.stats.min_confirmed`: its two fastest rounds within
+    ``confirm_tolerance``) is measured again, one round at a time, only the unconfirmed ones,
+    until all are confirmed or ``extra_rounds`` (default ``EXTRA_ROUNDS_FACTOR x rounds``) extra
+    rounds have run. On a quiet machine this costs nothing; under contention it spends the time
+    where the floor has not been reached yet. Extra rounds have no reference windows (the
+    reference ratio uses the planned rounds) and are marked ``"extra": True`` in
+    ``harness["rounds"]``. ``confirm_tolerance=0`` disables them.
     """
     rounds = max(1, int(rounds))
     every = max(1, int(reference_every))
@@ -330,6 +348,32 @@ def run_interleaved(
                     "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
                 }
             )
+        limit = EXTRA_ROUNDS_FACTOR * rounds if extra_rounds is None else max(0, extra_rounds)
+        for _ in range(limit):
+            pending = [
+                i
+                for i, p in enumerate(parts)
+                if not _stats.min_confirmed([min(x.samples_ms) for x in p], confirm_tolerance)
+            ]
+            if not pending:
+                break
+            ticks0 = cpu_ticks(pinned)
+            for i in pending:
+                parts[i].append(
+                    run_harness(
+                        sessions[i].run,
+                        _round_settings(specs[i].settings, 1, rounds, parts[i][0].loops),
+                    )
+                )
+            round_info.append(
+                {
+                    "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+                    "procs_running": procs_running(),
+                    "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
+                    "extra": True,
+                    "models": len(pending),
+                }
+            )
         out = []
         for i, (spec, sess, p, sha) in enumerate(zip(specs, sessions, parts, shas, strict=True)):
             m = _record(spec, sess, _merge(p), env, started, t0, sha)
@@ -338,7 +382,7 @@ def run_interleaved(
             ref: dict[str, Any] = {}
             if reference is not None and ref_windows:
                 ref = _reference_part(
-                    reference, i, every, len(groups), p, ref_windows, window_steal
+                    reference, i, every, len(groups), p[:rounds], ref_windows, window_steal
                 )
             out.append(m.with_(harness=harness, reference=ref, statistic=_statistic(spec, ref)))
         return out
