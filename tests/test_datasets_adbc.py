@@ -7,7 +7,11 @@ the same parquet table. The thresholds are lowered so that small tables take the
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +235,30 @@ def test_bulk_load_into_an_empty_store_held_by_a_reader_stays_in_wal(tmp_path: P
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_bulk_load_killed_in_flight_leaves_an_empty_intact_wal_store(tmp_path: Path) -> None:
+    """SIGKILL while the rollback-journal bulk load of an empty store runs: reopening rolls the
+    hot journal back (no row, no damage) and the store is a WAL store again."""
+    db = tmp_path / "k.db"
+    journal = tmp_path / "k.db-journal"
+    code = (
+        "import sys, latbench.datasets as lds\n"
+        "with lds.open(sys.argv[1]) as s:\n"
+        "    lds.import_reference(s, 'fbnet')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db)])
+    try:
+        deadline = time.monotonic() + 120
+        while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if proc.poll() is not None:
+            pytest.skip("the import finished before its transaction was seen")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    with lds.open(db) as store:
+        assert store.count() == 0
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert lds.import_reference(store, "fbnet").imported == 105_000  # and it still works
