@@ -15,8 +15,12 @@ Two base settings, the base never seeing the target:
   e.g. oneproxy/eagle_gtx vs oneproxy/eagle_i7), which are reported.
 
 Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--draws 10]
-       [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,auto] [--setting help|loo|both]
-       [--out results.jsonl]
+       [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,embed,auto,auto+embed]
+       [--setting help|loo|both] [--out results.jsonl]
+
+``embed`` and ``auto+embed`` (``auto`` given the ``embed`` prior) learn the prior of
+:mod:`latbench.predictors.fewshot_embed` on the base's source devices' measured latencies in
+the table (never the target's), once per base; its time is printed at the end.
 
 Resumable: with ``--out`` every finished device is appended to the file as one JSON line (per
 K and method: the Spearman of every draw, plus every fit time); a re-run with the same file,
@@ -42,7 +46,8 @@ from scipy.stats import rankdata
 
 from latbench.datasets import load_reference
 from latbench.predictors import create, fewshot
-from latbench.predictors.adapt import prepare_context
+from latbench.predictors.adapt import learn_embed_prior, prepare_context
+from latbench.predictors.fewshot_embed import embed_features
 from latbench.predictors.metrics import spearman
 
 META_TRAIN = [
@@ -152,14 +157,32 @@ def ceilings(w, base, target, p_q, query) -> dict[str, float]:
 CEILINGS = ("res", "src1", "srcN", "base1", "baseN")
 
 
+def embed_prior_for(w: pd.DataFrame, base):
+    """The ``embed`` prior learned on the base's source devices' measurements (not the target)."""
+    long = w.melt(id_vars=["arch"], value_vars=list(base.devices_), var_name="device")
+    long = long.dropna()
+    return learn_embed_prior(
+        base, long["arch"].tolist(), long["value"].to_numpy(), long["device"].tolist()
+    )
+
+
 def evaluate(w, space, base, target, ks, draws, methods, rng):
     pool, query = split(w, space, target)
     archs = w["arch"].tolist()
     ctx = prepare_context(base, list(base.devices_))
+    prior = None
+    prior_s = 0.0
+    if any(m in ("embed", "auto+embed") for m in methods):
+        t0 = time.perf_counter()
+        prior = embed_prior_for(w, base)
+        prior_s = time.perf_counter() - t0
     rows = np.concatenate([pool, query])
     p_all = ctx.source_log([archs[i] for i in rows])
     f_all = ctx.features([archs[i] for i in rows])
     g_all = ctx.costs([archs[i] for i in rows])
+    e_all = embed_features(space, [archs[i] for i in rows])
+    if prior is not None:
+        e_all = e_all - prior.count_mean
     pos = {r: i for i, r in enumerate(rows)}
     y = w[target].to_numpy()
     qi = [pos[r] for r in query]
@@ -174,13 +197,17 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
             t = np.log(y[pick])
             g_k = None if g_all is None else g_all[pi]
             g_q = None if g_all is None else g_all[qi]
+            emb = None if prior is None else (prior, e_all[pi] + prior.count_mean)
             for m in methods:
                 t0 = time.perf_counter()
-                fit, _ = fewshot.fit_method(m, p_all[pi], t, ctx.pop_log, f_all[pi], cost=g_k)
+                name, e = ("auto", emb) if m == "auto+embed" else (m, emb if m == "embed" else None)
+                fit, _ = fewshot.fit_method(
+                    name, p_all[pi], t, ctx.pop_log, f_all[pi], cost=g_k, embed=e
+                )
                 times.append(time.perf_counter() - t0)
-                pred = fit.predict_log(p_all[qi], f_all[qi], g_q)
+                pred = fit.predict_log(p_all[qi], f_all[qi], g_q, e_all[qi])
                 out.setdefault((k, m), []).append(spearman(y[query], pred))
-    return out, len(query), times
+    return out, len(query), times, prior_s
 
 
 def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str], draws: int):
@@ -257,6 +284,7 @@ def main() -> int:
     print(f"# machine: 2-core shared x86_64 VM, python {platform.python_version()}")
     print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     all_times: list[float] = []
+    prior_times: list[float] = []
     for space in spaces:
         w = wide_table(space)
         devices = [c for c in w.columns if "/" in str(c)]
@@ -287,7 +315,9 @@ def main() -> int:
                     srcs = [d for d in devices if d != target and d not in copies]
                     base = fit_base(w, space, srcs)
                 rng = np.random.default_rng(0)
-                res, nq, times = evaluate(w, space, base, target, ks, args.draws, methods, rng)
+                res, nq, times, prior_s = evaluate(
+                    w, space, base, target, ks, args.draws, methods, rng
+                )
                 row = {
                     "key": key,
                     "space": space,
@@ -297,12 +327,14 @@ def main() -> int:
                     "copies": copies,
                     "scores": {f"{k}|{m}": list(map(float, v)) for (k, m), v in res.items()},
                     "fit_seconds": times,
+                    "embed_prior_seconds": prior_s,
                     "loadavg": os.getloadavg()[0],
                 }
                 if out_path is not None:
                     with out_path.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
             all_times += row["fit_seconds"]
+            prior_times.append(row.get("embed_prior_seconds", 0.0))
             cells = []
             for k in ks:
                 for m in methods:
@@ -346,6 +378,8 @@ def main() -> int:
         f"\n# adaptation fit time: median {np.median(a) * 1e3:.1f} ms, p90 "
         f"{np.quantile(a, 0.9) * 1e3:.1f} ms, max {a.max() * 1e3:.1f} ms over {a.size} fits"
     )
+    if any(prior_times):
+        print(f"# embed prior (learned with the base): max {max(prior_times):.2f} s")
     print(f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

@@ -15,7 +15,7 @@ from latbench.cli import main
 from latbench.datasets import load_reference
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, load, save
-from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples
+from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples, learn_embed_prior
 from latbench.predictors.fewshot import METHODS
 from latbench.predictors.metrics import spearman
 
@@ -85,7 +85,12 @@ def test_adapt_ranks_an_unseen_device(table, base) -> None:
 @pytest.mark.parametrize("method", [*METHODS, "auto"])
 def test_every_method_gives_a_fitted_predictor(table, base, method: str) -> None:
     archs, lat = _samples(table, TARGET, 8, 1)
-    p = adapt(base, archs, lat, method=method, device="new")
+    prior = None
+    if method == "embed":
+        # embed needs a prior learned on the sources' measurements (the base's data)
+        long = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device").dropna()
+        prior = learn_embed_prior(base, list(long["arch"]), long["value"], list(long["device"]))
+    p = adapt(base, archs, lat, method=method, device="new", embed_prior=prior)
     assert isinstance(p, AdaptedPredictor) and p.devices_ == ["new"]
     assert method == "auto" or p.method_ == method
     out = p.predict(archs)

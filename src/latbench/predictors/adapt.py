@@ -50,6 +50,7 @@ from latbench.predictors import encodings as enc
 from latbench.predictors import fewshot
 from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register
 from latbench.predictors.fewshot_bayes import cost_features
+from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,58 @@ def prepare_context(
     )
 
 
+def learn_embed_prior(
+    base: Predictor,
+    archs: Sequence[Any],
+    latency_ms: Any,
+    devices: Sequence[str],
+    *,
+    sources: Sequence[str] | None = None,
+    population: int = DEFAULT_POPULATION,
+    seed: int = 0,
+) -> EmbedPrior:
+    """The ``embed`` prior (:mod:`latbench.predictors.fewshot_embed`) of ``base``'s sources.
+
+    ``archs``, ``latency_ms``, ``devices``: the sources' measurements, one row per (arch,
+    device), usually the data the base was fitted on (never the target's). ``sources``: the
+    base devices to learn it for (default all; must match ``adapt``'s ``sources``).
+    """
+    base = _unwrap(base)
+    base._check_fitted()
+    srcs = list(base.devices_ if sources is None else sources)
+    lat = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    devs = [str(d) for d in devices]
+    if not (len(archs) == lat.size == len(devs)):
+        raise PredictorError(
+            f"embed prior: {len(archs)} architectures, {lat.size} latencies and {len(devs)} "
+            "devices; expected one of each per measurement"
+        )
+    if lat.size == 0 or not np.all(np.isfinite(lat)) or np.any(lat <= 0):
+        raise PredictorError("embed prior: expected finite, positive latencies (ms)")
+    missing = sorted(set(srcs) - set(devs))
+    if missing:
+        raise PredictorError(f"embed prior: no measurements of source(s) {missing}")
+    keys = enc.canonical_archs(base.space_, list(archs))
+    uniq = list(dict.fromkeys(keys))
+    row = {a: i for i, a in enumerate(uniq)}
+    col = {d: j for j, d in enumerate(srcs)}
+    log_ms = np.full((len(uniq), len(srcs)), np.nan)
+    for a, d, v in zip(keys, devs, lat, strict=True):
+        if d in col:
+            log_ms[row[a], col[d]] = np.log(v)
+    space_obj = enc.space(base.space_)
+    pop_archs = space_obj.sample(min(population, space_obj.size()), seed=seed)
+    return fit_embed_prior(
+        base.space_,
+        srcs,
+        source_log_predictions(base, pop_archs, srcs),
+        embed_features(base.space_, pop_archs),
+        source_log_predictions(base, uniq, srcs),
+        embed_features(base.space_, uniq),
+        log_ms,
+    )
+
+
 def _unwrap(base: Predictor) -> Predictor:
     while isinstance(base, AdaptedPredictor):
         base = base.base_
@@ -216,6 +269,7 @@ def adapt(
     population: int = DEFAULT_POPULATION,
     seed: int = 0,
     descriptor: Mapping[str, float] | None = None,
+    embed_prior: EmbedPrior | None = None,
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
@@ -232,6 +286,9 @@ def adapt(
     the K samples, so a descriptor measured once per device makes every later adaptation of
     that device start from ~10 more measurements. An architecture in both is merged (geometric
     mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
+
+    ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
+    sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
     """
     base = _unwrap(base)
     base._check_fitted()
@@ -271,6 +328,18 @@ def adapt(
             srcs[0],
         )
         methods = ("proxy", "meta", "bayes")
+    if method == "embed" and embed_prior is None:
+        raise PredictorError(
+            "method 'embed' needs embed_prior= (learn_embed_prior on the sources' measurements)"
+        )
+    embed = None
+    if embed_prior is not None:
+        if embed_prior.space != space or list(embed_prior.sources) != srcs:
+            raise PredictorError(
+                f"embed_prior was learned for space {embed_prior.space!r} and sources "
+                f"{list(embed_prior.sources)}; expected space {space!r} and sources {srcs}"
+            )
+        embed = (embed_prior, embed_features(space, uniq))
     ctx = prepare_context(base, srcs, population=population, seed=seed)
     p_log = ctx.source_log(uniq)
     feats = ctx.features(uniq)
@@ -278,7 +347,7 @@ def adapt(
     t_log = np.log(lat)
     t0 = time.perf_counter()
     fit, scores = fewshot.fit_method(
-        method, p_log, t_log, ctx.pop_log, feats, methods=methods, cost=costs
+        method, p_log, t_log, ctx.pop_log, feats, methods=methods, cost=costs, embed=embed
     )
     fit_s = time.perf_counter() - t0
 
@@ -301,11 +370,17 @@ def adapt(
         out.cost_ = np.asarray(fit.cost, dtype=np.float64)
         out.cost_mean_ = ctx.cost_mean
         out.cost_scale_ = ctx.cost_scale
+    if fit.counts is None or embed_prior is None:
+        out.counts_ = out.counts_mean_ = np.zeros(0)
+    else:
+        out.counts_ = np.asarray(fit.counts, dtype=np.float64)
+        out.counts_mean_ = np.asarray(embed_prior.count_mean, dtype=np.float64)
     out.fit_seconds_ = fit_s
     out.cv_scores_ = dict(scores)
     out.n_samples_ = len(uniq)
     out.n_descriptor_ = n_desc
-    train_pred = fit.predict_log(p_log, feats, costs)
+    e = None if embed is None else embed[1] - embed[0].count_mean
+    train_pred = fit.predict_log(p_log, feats, costs, e)
     from latbench.predictors.metrics import kendall, spearman
 
     out.train_spearman_ = spearman(t_log, train_pred)
@@ -368,6 +443,9 @@ class AdaptedPredictor(Predictor):
     cost_: np.ndarray
     cost_mean_: np.ndarray
     cost_scale_: np.ndarray
+    #: op-count coefficients of ``embed`` over the centred op counts (empty: none)
+    counts_: np.ndarray
+    counts_mean_: np.ndarray
     fit_seconds_: float = 0.0
     train_spearman_: float
     train_kendall_: float
@@ -416,6 +494,8 @@ class AdaptedPredictor(Predictor):
             g = _scaled_costs(self.space_, archs, self.cost_mean_, self.cost_scale_)
             assert g is not None
             z = z + g @ self.cost_
+        if self.counts_.size:
+            z = z + (embed_features(self.space_, archs) - self.counts_mean_) @ self.counts_
         return np.exp(z), None
 
     def summary(self) -> dict[str, Any]:
@@ -434,6 +514,7 @@ class AdaptedPredictor(Predictor):
             "train_kendall": self.train_kendall_,
             "residual": bool(self.residual_.size),
             "op_cost_residual": bool(self.cost_.size),
+            "op_count_embedding": bool(self.counts_.size),
             "fit_seconds": self.fit_seconds_,
         }
 
@@ -466,6 +547,8 @@ class AdaptedPredictor(Predictor):
             "cost": self.cost_,
             "cost_mean": self.cost_mean_,
             "cost_scale": self.cost_scale_,
+            "counts": self.counts_,
+            "counts_mean": self.counts_mean_,
         }
         arrays.update({f"base.{k}": v for k, v in barrays.items()})
         return meta, arrays
@@ -499,3 +582,6 @@ class AdaptedPredictor(Predictor):
         self.cost_ = arrays.get("cost", empty)
         self.cost_mean_ = arrays.get("cost_mean", empty)
         self.cost_scale_ = arrays.get("cost_scale", empty)
+        # files written before the embed method existed have no op-count term
+        self.counts_ = arrays.get("counts", empty)
+        self.counts_mean_ = arrays.get("counts_mean", empty)

@@ -37,9 +37,14 @@ Methods
     per-operation costs, weighted by their evidence on the K samples
     (:mod:`latbench.predictors.fewshot_bayes`). Needs cost features, which exist for
     NAS-Bench-201; elsewhere it is a model average over calibrated proxies.
+``embed``
+    A low-rank architecture x device model whose prior over the target's coefficients is
+    learned from the source devices' measurements (:mod:`latbench.predictors.fewshot_embed`);
+    needs that prior (``adapt(..., embed_prior=...)``), learned with the base.
 ``auto``
-    Where the space has cost features (NAS-Bench-201): the average (in log space) of ``bayes``
-    and ``soft`` (:func:`hedge`). Elsewhere, one of ``soft``/``combo``/``meta`` chosen by
+    With an ``embed`` prior: the average (in log space) of ``embed`` and what ``auto`` is
+    without it. Without one, where the space has cost features (NAS-Bench-201): the average of
+    ``bayes`` and ``soft`` (:func:`hedge`). Elsewhere, one of ``soft``/``combo``/``meta`` chosen by
     leave-one-out cross-validation on the K samples with a rank loss
     (Kendall tau of the held-out predictions) among ``soft``, ``combo`` and ``meta``
     (:data:`AUTO_METHODS`); ties (within :data:`CV_TIE`) go to ``soft``, then ``combo``, then
@@ -65,10 +70,11 @@ from scipy import stats
 
 from latbench.errors import PredictorError
 from latbench.predictors.fewshot_bayes import fit_bayes_arrays
+from latbench.predictors.fewshot_embed import EmbedPrior, fit_embed_arrays, split_theta
 
 log = logging.getLogger(__name__)
 
-METHODS = ("proxy", "soft", "combo", "meta", "bayes")
+METHODS = ("proxy", "soft", "combo", "meta", "bayes", "embed")
 #: what ``auto`` chooses between: ``bayes`` when cost features are given, else the others by
 #: cross-validation. The single proxy is left out: ``soft`` contains it as the
 #: one-source case, and its leave-one-out Kendall on K <= 10 samples is too coarse (one swapped
@@ -87,7 +93,7 @@ RESIDUAL_LAMBDAS = (np.inf, 300.0, 30.0)
 #: preference order when cross-validation scores tie (within :data:`CV_TIE`): ``soft`` first,
 #: because it was the most reliable method on unseen devices of the reference tables, and the
 #: single proxy last, because its ranking is only as good as one device's
-PREFERENCE = {"soft": 0, "combo": 1, "meta": 2, "proxy": 3, "bayes": 4}
+PREFERENCE = {"soft": 0, "combo": 1, "meta": 2, "proxy": 3, "bayes": 4, "embed": 5}
 CV_TIE = 0.02
 #: wall-clock budget of ``auto``'s cross-validation; past it the remaining methods are skipped
 CV_BUDGET_S = 3.0
@@ -95,10 +101,12 @@ CV_BUDGET_S = 3.0
 
 @dataclass(frozen=True)
 class LinearFit:
-    """``log t = intercept + P @ weights + F @ residual + G @ cost``.
+    """``log t = intercept + P @ weights + F @ residual + G @ cost + E @ counts``.
 
     ``residual`` (None: no term) reads the standardised rich features ``F``; ``cost`` (None: no
-    term) reads the centred cost features ``G`` of :mod:`latbench.predictors.fewshot_bayes`.
+    term) reads the centred cost features ``G`` of :mod:`latbench.predictors.fewshot_bayes`;
+    ``counts`` (None: no term) the op counts ``E`` of :mod:`latbench.predictors.fewshot_embed`,
+    centred on the prior's population.
     """
 
     method: str
@@ -107,9 +115,14 @@ class LinearFit:
     residual: np.ndarray | None = None
     info: dict[str, float | str] | None = None
     cost: np.ndarray | None = None
+    counts: np.ndarray | None = None
 
     def predict_log(
-        self, p_log: np.ndarray, f: np.ndarray | None = None, g: np.ndarray | None = None
+        self,
+        p_log: np.ndarray,
+        f: np.ndarray | None = None,
+        g: np.ndarray | None = None,
+        e: np.ndarray | None = None,
     ) -> np.ndarray:
         out: np.ndarray = self.intercept + p_log @ self.weights
         if self.residual is not None:
@@ -120,6 +133,10 @@ class LinearFit:
             if g is None:
                 raise PredictorError(f"{self.method}: cost features are needed for the op costs")
             out = out + g @ self.cost
+        if self.counts is not None:
+            if e is None:
+                raise PredictorError(f"{self.method}: op counts are needed for the embedding")
+            out = out + e @ self.counts
         return out
 
 
@@ -286,6 +303,27 @@ def fit_bayes(
     return LinearFit("bayes", w, a - float(mu @ w), None, info=dict(info), cost=beta)
 
 
+def fit_embed(
+    p_log: np.ndarray, t_log: np.ndarray, prior: EmbedPrior, counts: np.ndarray
+) -> LinearFit:
+    """Source-informed low-rank model (:mod:`latbench.predictors.fewshot_embed`).
+
+    ``counts``: raw op counts of the K samples (``fewshot_embed.embed_features``).
+    """
+    theta, info = fit_embed_arrays(prior, p_log, counts, t_log)
+    w, a, beta = split_theta(prior, theta)
+    return LinearFit("embed", w, a, None, info=dict(info), counts=beta)
+
+
+def _mix(x: np.ndarray | None, y: np.ndarray | None, weight: float) -> np.ndarray | None:
+    if x is None and y is None:
+        return None
+    return np.asarray(
+        weight * (x if x is not None else 0.0) + (1 - weight) * (y if y is not None else 0.0),
+        dtype=np.float64,
+    )
+
+
 def hedge(a: LinearFit, b: LinearFit, weight: float = 0.5) -> LinearFit:
     """``weight * a + (1 - weight) * b`` in log space (both linear, so the mix is too).
 
@@ -293,22 +331,18 @@ def hedge(a: LinearFit, b: LinearFit, weight: float = 0.5) -> LinearFit:
     :mod:`~latbench.predictors.fewshot_bayes` over-trusts the op-cost residual on some devices
     (desktop i7 of the reference tables: 0.703 vs 0.731 for ``soft``), and halving the
     residual's weight keeps most of its gain on the others (see ``docs/adaptation.md``).
+    Every term is linear, so residuals, op costs and op counts mix term by term.
     """
-    if a.residual is not None or b.residual is not None:
-        raise PredictorError("hedge: feature residuals cannot be mixed; expected bayes and soft")
-    costs = [c for c in (a.cost, b.cost) if c is not None]
-    cost = None
-    if costs:
-        cost = weight * (a.cost if a.cost is not None else 0.0) + (1 - weight) * (
-            b.cost if b.cost is not None else 0.0
-        )
+    if not 0.0 <= weight <= 1.0:
+        raise PredictorError(f"hedge: weight = {weight}; expected a value in [0, 1]")
     return LinearFit(
         f"{a.method}+{b.method}",
         weight * a.weights + (1 - weight) * b.weights,
         weight * a.intercept + (1 - weight) * b.intercept,
-        None,
+        _mix(a.residual, b.residual, weight),
         info={**(a.info or {}), "hedge_weight": weight},
-        cost=None if cost is None else np.asarray(cost, dtype=np.float64),
+        cost=_mix(a.cost, b.cost, weight),
+        counts=_mix(a.counts, b.counts, weight),
     )
 
 
@@ -326,6 +360,8 @@ def _fitter(method: str, cost: np.ndarray | None = None) -> Fitter:
         return fit_meta
     if method == "bayes":
         return lambda p, t, pop, f: fit_bayes(p, t, pop, cost)
+    if method == "embed":
+        raise PredictorError("embed needs a prior learned on the sources; pass embed=...")
     raise PredictorError(f"unknown adaptation method {method!r}; expected auto or one of {METHODS}")
 
 
@@ -389,12 +425,25 @@ def fit_method(
     *,
     methods: tuple[str, ...] = AUTO_METHODS,
     cost: np.ndarray | None = None,
+    embed: tuple[EmbedPrior, np.ndarray] | None = None,
 ) -> tuple[LinearFit, dict[str, float]]:
     """Fit ``method`` (or choose one with ``"auto"``); returns the fit and the CV scores.
 
     ``cost``: centred cost features of the K samples (:mod:`latbench.predictors.fewshot_bayes`),
-    None where the space has none; with them ``auto`` is ``bayes``.
+    None where the space has none; with them ``auto`` is ``bayes``. ``embed``: the prior of
+    :mod:`latbench.predictors.fewshot_embed` and the raw op counts of the K samples; with it
+    ``auto`` is the half-half average of ``embed`` and ``auto`` without it.
     """
+    if method == "embed" or (method == "auto" and embed is not None):
+        if embed is None:
+            raise PredictorError("embed needs a prior learned on the sources; pass embed=...")
+        fit_e = fit_embed(p_log, t_log, embed[0], embed[1])
+        if method == "embed":
+            return fit_e, {}
+        rest, scores = fit_method(
+            "auto", p_log, t_log, pop_log, feats, methods=methods, cost=cost, embed=None
+        )
+        return hedge(fit_e, rest), scores
     if method != "auto":
         return _fitter(method, cost)(p_log, t_log, pop_log, feats), {}
     if cost is not None and "bayes" in methods:

@@ -1,0 +1,223 @@
+"""``embed``: a low-rank architecture x device model whose device prior is learned on the sources.
+
+Why: ``soft`` and ``bayes`` treat every source device as an independent hypothesis and put an
+isotropic prior on the op-cost residual. The source devices say more than that: how much
+latencies vary across devices along each direction of the architecture space, and how each
+device's measured latencies depart from the base along the op counts. This method learns that
+once, from the source devices' *measured* latencies, and uses it as the prior of the K-sample
+fit on the target.
+
+Model (log latency, in log-ms units shared by all devices)::
+
+    log t[a, d] = theta_d . x(a),    x(a) = [1, z(a), c(a)]
+
+``z(a)`` is the architecture's embedding: the base's log-latency on the D sources, centred on a
+random population of the space and rotated onto its principal axes (scaled to unit variance),
+``r = D`` dimensions (truncating it lost 0.01 on the reference tables); ``c(a)`` are raw
+operation counts (:func:`embed_features`; NAS-Bench-201: the seven live-op features of
+:mod:`latbench.predictors.fewshot_bayes` plus the four op counts *before* pruning, since some
+tables compute dead edges and others do not; FBNet: the count of each of the nine block types).
+
+Learned with the base (:func:`fit_embed_prior`, no target data): ``theta_d`` of every source by
+a ridge regression of its measured log-latencies on ``x`` (so the ``c`` part is what the
+base misses on that device), and their covariance ``Sigma`` over the sources.
+
+Adaptation (:func:`fit_embed_arrays`, closed form, milliseconds): a Bayesian linear regression
+of the K log-latencies on ``x`` with prior ``theta ~ N(theta_j, tau Sigma)`` (intercept flat),
+one model per source j, strength ``tau`` and noise variance on small grids; the prediction is
+the evidence-weighted average of the posterior means. ``tau`` small: the target is source j
+(``soft``); ``tau`` large: anything the sources' spread allows, including op costs no single
+source has. The average is linear in ``x``, so it is stored as weights over the sources, an
+intercept and a coefficient per op count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from latbench.errors import PredictorError
+from latbench.predictors import encodings as enc
+from latbench.predictors.fewshot_bayes import _nb201_cost
+
+#: prior strengths ``tau`` (multiples of the sources' covariance)
+TAU_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: noise variances, in squared log-ms
+NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+#: prior variance of the intercept (log-ms squared): effectively flat
+INTERCEPT_VAR = 25.0
+#: ridge of the per-source regressions (relative to the number of rows), and the jitter added
+#: to the sources' covariance so that it is invertible
+SOURCE_RIDGE = 1e-3
+COV_JITTER = 1e-4
+
+
+def embed_features(space: str, archs: Sequence[Any]) -> np.ndarray:
+    """Raw op-count features ``c(a)`` of the embedding (see the module docstring), ``(N, F)``."""
+    ops = enc.op_matrix(space, list(archs))
+    if space == "nb201":
+        raw = np.stack([(ops == c).sum(axis=1) for c in (1, 2, 3, 4)], axis=1)
+        return np.hstack([_nb201_cost(ops), raw.astype(np.float64)])
+    n_choices = len(enc.space(space).choices)
+    return np.stack([(ops == c).sum(axis=1) for c in range(n_choices)], axis=1).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class EmbedPrior:
+    """What the sources teach about a new device, learned without it (:func:`fit_embed_prior`).
+
+    ``embed(p_log, c)`` maps the base's source log-latencies ``p_log`` (N x D) and the op counts
+    ``c`` (N x F) to the design ``x`` (N x (1 + D + F)); ``coef`` holds one ``theta_d`` per
+    source (rows), ``cov`` their covariance (intercept row and column zero).
+    """
+
+    space: str
+    sources: tuple[str, ...]
+    pop_mean: np.ndarray  # (D,) population mean of the base's source log-latencies
+    basis: np.ndarray  # (D, r): principal axes divided by their standard deviations
+    count_mean: np.ndarray  # (F,) population mean of the op counts
+    coef: np.ndarray  # (D, 1 + r + F)
+    cov: np.ndarray  # (1 + r + F, 1 + r + F)
+    fit_seconds: float
+
+    def embed(self, p_log: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        if p_log.shape[1] != self.pop_mean.size:
+            raise PredictorError(
+                f"embed: got {p_log.shape[1]} source columns; the prior was learned on "
+                f"{self.pop_mean.size} ({', '.join(self.sources)})"
+            )
+        z = (p_log - self.pop_mean) @ self.basis
+        return np.hstack([np.ones((len(p_log), 1)), z, counts - self.count_mean])
+
+
+def fit_embed_prior(
+    space: str,
+    sources: Sequence[str],
+    pop_log: np.ndarray,
+    pop_counts: np.ndarray,
+    p_log: np.ndarray,
+    counts: np.ndarray,
+    log_ms: np.ndarray,
+) -> EmbedPrior:
+    """Learn the embedding and the device prior from the sources' measurements.
+
+    ``pop_log`` (P x D) / ``pop_counts`` (P x F): the base's source log-latencies and the op
+    counts of a random population (they fix the centring and the principal axes). ``p_log``
+    (N x D), ``counts`` (N x F): the same for the N measured architectures; ``log_ms`` (N x D):
+    the sources' measured log-latencies of them, NaN where a source did not measure one.
+    """
+    t0 = time.perf_counter()
+    d = len(sources)
+    if pop_log.shape[1] != d or p_log.shape[1] != d or log_ms.shape[1] != d:
+        raise PredictorError(
+            f"embed prior: {d} sources but arrays with {pop_log.shape[1]}, {p_log.shape[1]} "
+            f"and {log_ms.shape[1]} columns; expected one column per source"
+        )
+    if d < 2:
+        raise PredictorError(f"embed prior: got {d} source device(s); expected at least 2")
+    mean = pop_log.mean(axis=0)
+    _, s, vt = np.linalg.svd(pop_log - mean, full_matrices=False)
+    keep = s > 1e-9 * max(float(s[0]), 1e-300)
+    basis = vt[keep].T / (s[keep] / np.sqrt(len(pop_log)))
+    prior = EmbedPrior(
+        space, tuple(sources), mean, basis, pop_counts.mean(axis=0), np.zeros(0), np.zeros(0), 0.0
+    )
+    x = prior.embed(p_log, counts)
+    coef = []
+    for j, name in enumerate(sources):
+        m = np.isfinite(log_ms[:, j])
+        if m.sum() < x.shape[1]:
+            raise PredictorError(
+                f"embed prior: source {name!r} has {int(m.sum())} measured architectures; "
+                f"expected at least {x.shape[1]}"
+            )
+        xm = x[m]
+        pen = SOURCE_RIDGE * m.sum() * np.eye(x.shape[1])
+        pen[0, 0] = 0.0
+        coef.append(np.linalg.solve(xm.T @ xm + pen, xm.T @ log_ms[m, j]))
+    w = np.array(coef)
+    cov = np.cov(w.T) + COV_JITTER * np.eye(w.shape[1])
+    cov[0, :] = 0.0
+    cov[:, 0] = 0.0
+    return EmbedPrior(
+        space,
+        tuple(sources),
+        mean,
+        basis,
+        prior.count_mean,
+        w,
+        cov,
+        time.perf_counter() - t0,
+    )
+
+
+def _blr(
+    x: np.ndarray, t: np.ndarray, m0: np.ndarray, s0: np.ndarray, noise: float
+) -> tuple[float, np.ndarray]:
+    """Log evidence and posterior mean of ``t = x th + e``, ``th ~ N(m0, s0)``, ``e ~ N(0, noise)``.
+
+    Dual (K x K) form: K <= a few dozen, so this is cheaper than the (1 + D + F)^2 primal.
+    """
+    k = len(t)
+    xs = x @ s0
+    c = xs @ x.T + noise * np.eye(k)
+    chol = np.linalg.cholesky(c)
+    r = t - x @ m0
+    a = np.linalg.solve(chol, r)
+    ll = -0.5 * float(a @ a) - float(np.log(np.diag(chol)).sum()) - 0.5 * k * np.log(2 * np.pi)
+    return ll, m0 + xs.T @ np.linalg.solve(c, r)
+
+
+def fit_embed_arrays(
+    prior: EmbedPrior,
+    p_log: np.ndarray,
+    counts: np.ndarray,
+    t_log: np.ndarray,
+    *,
+    tau_grid: Sequence[float] = TAU_GRID,
+    noise_grid: Sequence[float] = NOISE_GRID,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Evidence-weighted posterior mean of ``theta`` for the target (module docstring).
+
+    ``p_log`` (K x D), ``counts`` (K x F), ``t_log`` (K,). Returns ``(theta, info)``; the
+    prediction of an architecture is ``prior.embed(p, c) @ theta``.
+    """
+    k = t_log.shape[0]
+    if k < 3:
+        raise PredictorError(f"embed: got {k} samples; expected at least 3")
+    if not np.all(np.isfinite(t_log)):
+        raise PredictorError("embed: non-finite log-latency in the samples; expected finite")
+    x = prior.embed(p_log, counts)
+    lls: list[float] = []
+    means: list[np.ndarray] = []
+    for tau in tau_grid:
+        s0 = prior.cov * tau
+        s0[0, 0] = INTERCEPT_VAR
+        for m0 in prior.coef:
+            for noise in noise_grid:
+                ll, m = _blr(x, t_log, m0, s0, noise)
+                lls.append(ll)
+                means.append(m)
+    ll_arr = np.array(lls)
+    post = np.exp(ll_arr - ll_arr.max())
+    post /= post.sum()
+    theta = post @ np.array(means)
+    per_source = post.reshape(len(tau_grid), len(prior.coef), len(noise_grid)).sum(axis=(0, 2))
+    per_tau = post.reshape(len(tau_grid), -1).sum(axis=1)
+    info = {
+        "max_posterior": float(post.max()),
+        "top_source_mass": float(per_source.max()),
+        "mean_tau": float(per_tau @ np.asarray(tau_grid)),
+    }
+    return theta, info
+
+
+def split_theta(prior: EmbedPrior, theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """``theta`` as (weights on the source log-latencies, intercept, weights on centred counts)."""
+    r = prior.basis.shape[1]
+    w = prior.basis @ theta[1 : 1 + r]
+    return w, float(theta[0] - prior.pop_mean @ w), theta[1 + r :]

@@ -1,0 +1,108 @@
+"""``embed`` few-shot adaptation (source-learned low-rank prior) on the real reference latencies."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latbench.datasets import load_reference
+from latbench.errors import PredictorError
+from latbench.predictors import create, load, save
+from latbench.predictors.adapt import adapt, learn_embed_prior
+from latbench.predictors.fewshot_embed import embed_features, fit_embed_arrays
+from latbench.predictors.metrics import spearman
+
+SOURCES = [
+    "help/1080ti_1",
+    "help/1080ti_32",
+    "help/silver_4114",
+    "help/samsung_a50",
+    "nnmeter/adreno640gpu_tflite21",
+    "oneproxy/eagle_cpu_855",
+    "oneproxy/eagle_gpu_855",
+    "oneproxy/eagle_dsp_855",
+]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    df = load_reference("nb201")
+    df = df[df["nb201_index"] < 2000]
+    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
+    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def long(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device", value_name="ms")
+    return out.dropna()
+
+
+@pytest.fixture(scope="module")
+def base(long: pd.DataFrame):
+    return create("meta").fit(
+        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
+    )
+
+
+@pytest.fixture(scope="module")
+def prior(base, long: pd.DataFrame):
+    t0 = time.perf_counter()
+    out = learn_embed_prior(base, long["arch"].tolist(), long["ms"].to_numpy(), long["device"])
+    assert time.perf_counter() - t0 < 60.0
+    return out
+
+
+def test_embed_beats_proxy_selection_on_a_held_out_edge_tpu(table: pd.DataFrame, base, prior):
+    """HELP's protocol on a device no source ranks (Edge TPU): shots < 900, query 900-1999."""
+    target = "oneproxy/eagle_tpu"
+    col = table[["nb201_index", "arch", target]].dropna()
+    pool, query = col[col["nb201_index"] < 900], col[col["nb201_index"] >= 900]
+    qa, qy = list(query["arch"]), query[target].to_numpy()
+    scores: dict[str, list[float]] = {"proxy": [], "embed": [], "auto": []}
+    for seed in range(4):
+        pick = np.random.default_rng(seed).choice(len(pool), size=10, replace=False)
+        archs, lat = list(pool["arch"].iloc[pick]), pool[target].to_numpy()[pick]
+        for m in scores:
+            t0 = time.perf_counter()
+            p = adapt(base, archs, lat, method=m, embed_prior=prior)
+            assert time.perf_counter() - t0 < 10.0
+            scores[m].append(spearman(qy, p.predict(qa)))
+        assert p.method_ == "embed+bayes+soft" and p.summary()["op_count_embedding"]
+    assert np.mean(scores["embed"]) > np.mean(scores["proxy"]) + 0.05
+    assert np.mean(scores["auto"]) > np.mean(scores["proxy"]) + 0.05
+    assert min(scores["embed"]) > min(scores["proxy"])
+
+
+def test_adapted_embed_round_trips(table: pd.DataFrame, base, prior, tmp_path: Path) -> None:
+    col = table[["arch", "oneproxy/eagle_tpu"]].dropna().iloc[:10]
+    p = adapt(base, list(col["arch"]), col.iloc[:, 1].to_numpy(), method="embed", embed_prior=prior)
+    save(p, tmp_path / "a.lbp")
+    q = load(tmp_path / "a.lbp")
+    archs = list(table["arch"].iloc[:50])
+    np.testing.assert_allclose(q.predict(archs), p.predict(archs))
+    assert q.counts_.size == embed_features("nb201", archs[:1]).shape[1]
+
+
+def test_embed_bad_input(table: pd.DataFrame, base, prior, long: pd.DataFrame) -> None:
+    col = table[["arch", "oneproxy/eagle_tpu"]].dropna().iloc[:10]
+    archs, lat = list(col["arch"]), col.iloc[:, 1].to_numpy()
+    with pytest.raises(PredictorError, match="embed_prior"):
+        adapt(base, archs, lat, method="embed")
+    with pytest.raises(PredictorError, match="sources"):
+        adapt(base, archs, lat, method="embed", embed_prior=prior, exclude=[SOURCES[0]])
+    with pytest.raises(PredictorError, match="no measurements of source"):
+        learn_embed_prior(base, long["arch"].iloc[:50].tolist(), long["ms"].iloc[:50], ["x"] * 50)
+    with pytest.raises(PredictorError, match="one of each"):
+        learn_embed_prior(base, archs, lat[:5], [SOURCES[0]] * 10)
+    with pytest.raises(PredictorError, match="positive"):
+        learn_embed_prior(base, archs, -lat, [SOURCES[0]] * 10)
+    p = np.zeros((2, len(SOURCES)))
+    with pytest.raises(PredictorError, match="expected at least 3"):
+        fit_embed_arrays(prior, p, np.zeros((2, 11)), np.zeros(2))
+    with pytest.raises(PredictorError, match="source columns"):
+        fit_embed_arrays(prior, np.zeros((5, 2)), np.zeros((5, 11)), np.zeros(5))
