@@ -144,17 +144,22 @@ def noise_ceiling(df: Any, devices: list[str]) -> None:
     a measurement in its column scaled to (0, 1), half the variance of ``r_a - r_b`` over twin
     pairs estimates the noise variance in rank space, and no predictor of the architecture can
     reach a Spearman above ``sqrt(1 - noise / var(r))`` (the correlation of the measurement with
-    its own expectation; Spearman = Pearson of ranks). It is an upper bound, not a target:
-    reaching it needs the noise-free latency. On the nn-Meter / oneproxy columns twins are not
-    repeats (models beat twin agreement there), so no bound is claimed for them.
+    its own expectation; Spearman = Pearson of ranks), if the twins' rank noise is typical of
+    the column. Twins (edge 2 = ``none``) sit in the faster, denser part of a column, so this
+    estimate can undershoot (models exceed it on a few columns). The simulated ceiling does
+    not use ranks: each measurement is scored as the "prediction" of itself times a log-noise
+    draw resampled from the twins' half-differences (random sign, five draws); the spread of
+    ``y`` includes its own noise, so it errs high. On the nn-Meter / oneproxy columns twins
+    are not repeats (models beat twin agreement there), so nothing is claimed for them.
     """
     from scipy.stats import rankdata
 
     print(
         "| device | twin pairs | twins within +-10 % | noise sd (log) | robust sd (log) "
-        "| rho bound |"
+        "| rho bound (ranks) | simulated ceiling acc10 / rho |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
+    sims = []
     bounds = []
     for dev in devices:
         sub = df[df.device == dev]
@@ -169,13 +174,28 @@ def noise_ceiling(df: Any, devices: list[str]) -> None:
         d = np.log(y[i]) - np.log(y[j])
         within = float(np.mean(np.abs(y[i] - y[j]) <= 0.1 * np.maximum(y[i], y[j])))
         sd, robust = d.std() / np.sqrt(2), 1.4826 * np.median(np.abs(d)) / np.sqrt(2)
+        rng = np.random.default_rng(0)
+        acc_sim, rho_sim = [], []
+        for _ in range(5):
+            eps = rng.choice(d, len(y)) / np.sqrt(2) * rng.choice([-1.0, 1.0], len(y))
+            acc_sim.append(acc_within(y * np.exp(eps), y, 10))
+            rho_sim.append(spearman(y * np.exp(eps), y))
         claim = dev.startswith("help/")
         if claim:
             bounds.append(bound)
-        shown = f"{bound:.4f}" if claim else f"({bound:.4f}, not a bound)"
-        print(f"| {dev} | {len(i)} | {within * 100:.1f} % | {sd:.4f} | {robust:.4f} | {shown} |")
+            sims.append(float(np.mean(rho_sim)))
+        shown = f"{bound:.4f}" if claim else f"({bound:.4f})"
+        sim = f"{np.mean(acc_sim) * 100:.1f} / {np.mean(rho_sim):.4f}"
+        sim = sim if claim else f"({sim})"
+        print(
+            f"| {dev} | {len(i)} | {within * 100:.1f} % | {sd:.4f} | {robust:.4f} | {shown} "
+            f"| {sim} |"
+        )
     if bounds:
-        print(f"\nmean rho bound over the {len(bounds)} HELP columns: {np.mean(bounds):.4f}")
+        print(
+            f"\nmean over the {len(bounds)} HELP columns: rank bound {np.mean(bounds):.4f}, "
+            f"simulated ceiling {np.mean(sims):.4f}"
+        )
 
 
 def main() -> int:
