@@ -106,3 +106,24 @@ def test_embed_bad_input(table: pd.DataFrame, base, prior, long: pd.DataFrame) -
         fit_embed_arrays(prior, p, np.zeros((2, 11)), np.zeros(2))
     with pytest.raises(PredictorError, match="source columns"):
         fit_embed_arrays(prior, np.zeros((5, 2)), np.zeros((5, 11)), np.zeros(5))
+
+
+def test_cli_adapt_with_embed_data(table: pd.DataFrame, base, tmp_path: Path, capsys) -> None:
+    """``latbench adapt --embed-data reference`` learns the prior from the bundled table."""
+    from latbench.cli import main
+
+    save(base, tmp_path / "base.lbp")
+    target = "oneproxy/eagle_tpu"
+    col = table[["arch", target]].dropna().iloc[:10]
+    samples = tmp_path / "tpu.csv"
+    rows = [f"nb201,{a},{v:.6g}" for a, v in zip(col["arch"], col[target], strict=True)]
+    samples.write_text("space,arch,latency_ms\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "tpu.lbp"
+    argv = ["adapt", str(tmp_path / "base.lbp"), "--samples", str(samples), "-o", str(out)]
+    assert main([*argv, "--embed-data", "reference", "--json"]) == 0
+    assert '"op_count_embedding": true' in capsys.readouterr().out
+    assert load(out).method_ == "embed+bayes+soft"
+    assert main([*argv, "--method", "embed"]) != 0
+    assert "--method embed needs --embed-data" in capsys.readouterr().err
+    assert main([*argv, "--embed-data", str(tmp_path / "missing.csv")]) != 0
+    assert "does not exist" in capsys.readouterr().err

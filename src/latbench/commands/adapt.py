@@ -10,6 +10,11 @@ describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` t
 ``<store dir>/descriptors/DEV.json`` is used when it exists and is of the base's space;
 ``--descriptor FILE`` names one explicitly (also with ``--samples``); ``--no-descriptor``
 ignores it.
+
+``--embed-data`` names the source devices' own measurements (``reference``: the bundled
+reference table of the base's space; or a CSV with columns ``arch,device,latency_ms``); the
+prior of method ``embed`` is learned from them (never from the new device), and ``auto`` then
+averages ``embed`` with its usual choice.
 """
 
 from __future__ import annotations
@@ -44,9 +49,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "proxy", "soft", "combo", "meta", "bayes"],
+        choices=["auto", "proxy", "soft", "combo", "meta", "bayes", "embed"],
         help="adaptation method (default auto: bayes averaged with soft on NB201, elsewhere "
-        "chosen by leave-one-out on the samples)",
+        "chosen by leave-one-out on the samples; with --embed-data also averaged with embed)",
+    )
+    p.add_argument(
+        "--embed-data",
+        default=None,
+        help="source devices' measurements to learn the embed prior from: 'reference' (the "
+        "bundled table of the base's space) or a CSV with columns arch,device,latency_ms",
     )
     p.add_argument(
         "--descriptor",
@@ -97,6 +108,49 @@ def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
             archs.append(row["arch"])
             lat.append(v)
     return archs, lat
+
+
+def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
+    """The ``embed`` prior of ``base``'s sources (minus ``exclude``) from ``path``'s rows."""
+    from latbench.predictors.adapt import learn_embed_prior
+
+    if path == "reference":
+        from latbench.datasets import load_reference
+
+        df = load_reference(base.space_)
+        archs, devices, lat = list(df["arch"]), list(df["device"]), list(df["latency_ms"])
+    else:
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"--embed-data {path!r} does not exist; expected 'reference' or a CSV"
+            )
+        archs, devices, lat = [], [], []
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            need = {"arch", "device", "latency_ms"}
+            have = set(reader.fieldnames or [])
+            if not need <= have:
+                raise ConfigError(
+                    f"{path}: columns {sorted(have)}; expected at least {sorted(need)}"
+                )
+            for i, row in enumerate(reader, start=2):
+                try:
+                    lat.append(float(row["latency_ms"]))
+                except ValueError:
+                    raise ConfigError(
+                        f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
+                    ) from None
+                archs.append(row["arch"])
+                devices.append(row["device"])
+    sources = [d for d in base.devices_ if d not in set(exclude)]
+    keep = [i for i, d in enumerate(devices) if d in set(sources)]
+    return learn_embed_prior(
+        base,
+        [archs[i] for i in keep],
+        [lat[i] for i in keep],
+        [devices[i] for i in keep],
+        sources=sources,
+    )
 
 
 def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
@@ -207,12 +261,26 @@ def run(args: argparse.Namespace) -> int:
                 w.writerow(["space", "arch", "latency_ms"])
                 for a, v in zip(archs, lat, strict=True):
                     w.writerow([base.space_, a, f"{v:.6g}"])
+    prior = None
+    if args.embed_data:
+        prior = embed_prior(args.embed_data, base, list(args.exclude))
+    elif args.method == "embed":
+        raise ConfigError(
+            "--method embed needs --embed-data (reference, or the source devices' measurements)"
+        )
     ref = descriptor_reference(args, base.space_)
     if ref:
         print(f"conditioning on the descriptor of {name}: {len(ref)} reference architectures")
     t0 = time.perf_counter()
     adapted = adapt(
-        base, archs, lat, method=args.method, device=name, exclude=args.exclude, descriptor=ref
+        base,
+        archs,
+        lat,
+        method=args.method,
+        device=name,
+        exclude=args.exclude,
+        descriptor=ref,
+        embed_prior=prior,
     )
     elapsed_s = time.perf_counter() - t0
     save(adapted, args.output)
