@@ -177,7 +177,7 @@ def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Pa
     """SIGINT to the whole process group (what a terminal's Ctrl-C does) reaches the worker
     too; the worker ignores it, the collector stops after the current architecture."""
     db = tmp_path / "c.db"
-    cmd = _collect_cmd(db, 40, 5, "--drift-every", "0")
+    cmd = _collect_cmd(db, 200, 5, "--drift-every", "0")
     with subprocess.Popen(
         cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as proc:
@@ -191,6 +191,6 @@ def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Pa
     assert proc.returncode == 130, out
     with lds.open(db, readonly=True) as store:
         df = store.to_pandas()
-    assert before < len(df) < 40  # the architecture in flight was finished and stored
+    assert before < len(df) < 200  # the architecture in flight was finished and stored
     assert set(df["status"]) == {"ok"}  # nothing recorded as failed because of the interrupt
     assert f"{len(df)} ok" in out.decode()  # every measured result was stored
