@@ -118,7 +118,9 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
         from latbench.datasets import load_reference
 
         df = load_reference(base.space_)
-        archs, devices, lat = list(df["arch"]), list(df["device"]), list(df["latency_ms"])
+        archs = df["arch"].astype(str).tolist()
+        devices = df["device"].astype(str).tolist()
+        lat = df["latency_ms"].astype(float).tolist()
     else:
         if not os.path.isfile(path):
             raise ConfigError(

@@ -177,14 +177,17 @@ def learn_embed_prior(
     missing = sorted(set(srcs) - set(devs))
     if missing:
         raise PredictorError(f"embed prior: no measurements of source(s) {missing}")
-    keys = enc.canonical_archs(base.space_, list(archs))
-    uniq = list(dict.fromkeys(keys))
+    # canonicalise each distinct string once (tables repeat every arch once per device)
+    raw = list(dict.fromkeys(archs))
+    canon = dict(zip(raw, enc.canonical_archs(base.space_, raw), strict=True))
+    uniq = list(dict.fromkeys(canon.values()))
     row = {a: i for i, a in enumerate(uniq)}
     col = {d: j for j, d in enumerate(srcs)}
+    ri = np.fromiter((row[canon[a]] for a in archs), dtype=np.int64, count=len(devs))
+    ci = np.fromiter((col.get(d, -1) for d in devs), dtype=np.int64, count=len(devs))
+    keep = ci >= 0
     log_ms = np.full((len(uniq), len(srcs)), np.nan)
-    for a, d, v in zip(keys, devs, lat, strict=True):
-        if d in col:
-            log_ms[row[a], col[d]] = np.log(v)
+    log_ms[ri[keep], ci[keep]] = np.log(lat[keep])
     space_obj = enc.space(base.space_)
     pop_archs = space_obj.sample(min(population, space_obj.size()), seed=seed)
     return fit_embed_prior(
