@@ -12,7 +12,9 @@ measurements (K = 3 to 20 is the intended range) of the new device, and returns 
 How: the base predicts the K architectures on each of its D source devices; the target's
 log-latency is then modelled as a combination of those predictions (plus, for ``meta``, a
 fine-tuned residual on architecture features; for ``bayes``, a residual on the target's own
-per-operation costs). The methods (``proxy``, ``soft``, ``combo``, ``meta``, ``bayes``) and
+per-operation costs; for ``embed``, a prior learned on the sources' measurements, see
+:func:`learn_embed_prior`). The methods (``proxy``, ``soft``, ``combo``, ``meta``, ``bayes``,
+``embed``) and
 ``auto`` (``bayes`` mixed with ``soft`` on NAS-Bench-201, elsewhere a choice by leave-one-out
 cross-validation) are described in :mod:`latbench.predictors.fewshot`. Adaptation is
 closed-form: milliseconds for the fit, plus the base's predictions of the K samples and of a
@@ -276,22 +278,23 @@ def adapt(
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
-    ``method``: ``"auto"`` (default: chosen by leave-one-out on the samples), ``"proxy"``,
-    ``"soft"``, ``"combo"`` or ``"meta"`` (see :mod:`latbench.predictors.fewshot`).
-    ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
-    out (e.g. a near-copy of the target). ``population``: random architectures of the space used
-    to standardise the sources. The base is not modified.
+        ``method``: ``"auto"`` (default: chosen by leave-one-out on the samples), ``"proxy"``,
+        ``"soft"``, ``"combo"``, ``"meta"``, ``"bayes"`` or ``"embed"`` (needs ``embed_prior``; see
+    :mod:`latbench.predictors.fewshot`).
+        ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
+        out (e.g. a near-copy of the target). ``population``: random architectures of the space used
+        to standardise the sources. The base is not modified.
 
-    ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
-    reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
-    devices describe --space``). The adapted model is conditioned on it: the weights over the
-    base's devices (and the residual) are fitted on the descriptor's latencies together with
-    the K samples, so a descriptor measured once per device makes every later adaptation of
-    that device start from ~10 more measurements. An architecture in both is merged (geometric
-    mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
+        ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
+        reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
+        devices describe --space``). The adapted model is conditioned on it: the weights over the
+        base's devices (and the residual) are fitted on the descriptor's latencies together with
+        the K samples, so a descriptor measured once per device makes every later adaptation of
+        that device start from ~10 more measurements. An architecture in both is merged (geometric
+        mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
 
-    ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
-    sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
+        ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
+        sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
     """
     base = _unwrap(base)
     base._check_fitted()
