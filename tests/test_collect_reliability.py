@@ -191,6 +191,8 @@ def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Pa
     assert proc.returncode == 130, out
     with lds.open(db, readonly=True) as store:
         df = store.to_pandas()
-    assert before < len(df) < 200  # the architecture in flight was finished and stored
+    # stopped early; an architecture in flight when the signal landed was finished and stored
+    # (the signal may also land between two architectures, so >= rather than >)
+    assert before <= len(df) < 200
     assert set(df["status"]) == {"ok"}  # nothing recorded as failed because of the interrupt
     assert f"{len(df)} ok" in out.decode()  # every measured result was stored

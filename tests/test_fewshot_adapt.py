@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fewshot_helpers import long_sources, meta_base, wide_reference
 from latbench.cli import main
-from latbench.datasets import load_reference
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, load, save
 from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples, learn_embed_prior
@@ -32,18 +32,12 @@ TARGET = "help/titanx_1"
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    df = load_reference("nb201")
-    df = df[df["nb201_index"] < 3000]
-    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
-    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+    return wide_reference(3000)
 
 
 @pytest.fixture(scope="module")
 def base(table: pd.DataFrame):
-    long = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device", value_name="ms")
-    return create("meta").fit(
-        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
-    )
+    return meta_base(long_sources(table, SOURCES))
 
 
 def _query(table: pd.DataFrame, device: str) -> tuple[list[str], np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latbench.datasets import load_reference
+from fewshot_helpers import long_sources, meta_base, wide_reference
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, fewshot, load, save
 from latbench.predictors.adapt import AdaptedPredictor, adapt
@@ -29,19 +29,12 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    df = load_reference("nb201")
-    df = df[df["nb201_index"] < 3000]
-    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
-    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+    return wide_reference(3000)
 
 
 @pytest.fixture(scope="module")
 def base(table: pd.DataFrame):
-    long = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device", value_name="ms")
-    long = long.dropna()
-    return create("meta").fit(
-        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
-    )
+    return meta_base(long_sources(table, SOURCES))
 
 
 def _split(table: pd.DataFrame, device: str):

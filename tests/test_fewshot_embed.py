@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latbench.datasets import load_reference
+from fewshot_helpers import long_sources, meta_base, wide_reference
 from latbench.errors import PredictorError
-from latbench.predictors import create, load, save
+from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt, learn_embed_prior
 from latbench.predictors.fewshot_embed import embed_features, fit_embed_arrays
 from latbench.predictors.metrics import spearman
@@ -30,23 +30,17 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    df = load_reference("nb201")
-    df = df[df["nb201_index"] < 2000]
-    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
-    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+    return wide_reference(2000)
 
 
 @pytest.fixture(scope="module")
 def long(table: pd.DataFrame) -> pd.DataFrame:
-    out = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device", value_name="ms")
-    return out.dropna()
+    return long_sources(table, SOURCES)
 
 
 @pytest.fixture(scope="module")
 def base(long: pd.DataFrame):
-    return create("meta").fit(
-        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
-    )
+    return meta_base(long)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,32 @@
+"""Shared fixtures' bodies for the few-shot tests: the reference table and a small meta base."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from latbench.datasets import load_reference
+from latbench.predictors import create
+
+
+def wide_reference(max_index: int) -> pd.DataFrame:
+    """NB201 reference rows with ``nb201_index < max_index``, one column per device."""
+    df = load_reference("nb201")
+    df = df[df["nb201_index"] < max_index]
+    w = df.pivot_table(index=["nb201_index", "arch"], columns="device", values="latency_ms")
+    return w.reset_index().sort_values("nb201_index").reset_index(drop=True)
+
+
+def long_sources(table: pd.DataFrame, sources: Sequence[str]) -> pd.DataFrame:
+    """``table``'s ``sources`` columns in long format (arch, device, ms), unmeasured cells out."""
+    out = table.melt(id_vars=["arch"], value_vars=list(sources), var_name="device", value_name="ms")
+    return out.dropna()
+
+
+def meta_base(long: pd.DataFrame) -> Any:
+    """The multi-device ``meta`` base fitted on a long table of source devices."""
+    return create("meta").fit(
+        long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
+    )
