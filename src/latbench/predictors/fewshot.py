@@ -69,7 +69,7 @@ import numpy as np
 from scipy import stats
 
 from latbench.errors import PredictorError
-from latbench.predictors.fewshot_bayes import fit_bayes_arrays
+from latbench.predictors.fewshot_bayes import DegenerateSamples, fit_bayes_arrays
 from latbench.predictors.fewshot_embed import EmbedPrior, fit_embed_arrays, split_theta
 
 log = logging.getLogger(__name__)
@@ -291,11 +291,9 @@ def fit_bayes(
     sd = np.where(sd > 0, sd, 1.0)
     try:
         a, wz, beta, info = fit_bayes_arrays((p_log - mu) / sd, cost, t_log)
-    except PredictorError as exc:
+    except DegenerateSamples as exc:
         # degenerate samples (all equal, e.g. 3 phone latencies in whole ms; or every source
         # anti-correlated and no cost features): soft still gives the sources' ranking
-        if "correlates positively" not in str(exc) and "all latencies are equal" not in str(exc):
-            raise
         log.warning("%s; falling back to soft", exc)
         soft = fit_soft(p_log, t_log)
         return LinearFit("bayes", soft.weights, soft.intercept, None, info={"fallback": "soft"})

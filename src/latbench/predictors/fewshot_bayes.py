@@ -60,6 +60,12 @@ _NB201_SRC = np.array([0, 0, 1, 0, 1, 2])
 _NB201_DST = np.array([1, 2, 2, 3, 3, 3])
 
 
+class DegenerateSamples(PredictorError):
+    """The K samples carry no ranking that ``bayes`` can use (all equal, or every source
+    anti-correlated with them); :func:`latbench.predictors.fewshot.fit_bayes` falls back to
+    ``soft`` on it."""
+
+
 def _nb201_cost(ops: np.ndarray) -> np.ndarray:
     """``(N, 7)``: live counts of skip/conv1x1/conv3x3/avgpool, nodes 1-2 used, disconnected.
 
@@ -140,7 +146,7 @@ def fit_bayes_arrays(
     tm = float(t_log.mean())
     sd = float(t_log.std())
     if not sd > 0:
-        raise PredictorError("bayes: all latencies are equal; expected measurements that differ")
+        raise DegenerateSamples("bayes: all latencies are equal; expected measurements that differ")
     t = (t_log - tm) / sd
     nf = 0 if g is None else g.shape[1]
     grid_b = [b for b in residual_grid if b == 0 or nf]
@@ -167,7 +173,7 @@ def fit_bayes_arrays(
                 blocks.append((js, b, m))
     ll_all = np.concatenate(lls)
     if not np.isfinite(ll_all).any():
-        raise PredictorError("bayes: no source correlates positively with the samples")
+        raise DegenerateSamples("bayes: no source correlates positively with the samples")
     post_all = np.exp(ll_all - ll_all.max())
     post_all /= post_all.sum()
     w = np.zeros(d)

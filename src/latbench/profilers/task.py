@@ -258,6 +258,15 @@ def reference_ratio(
     }
 
 
+def _round_state(ticks0: dict[str, Any], pinned: list[int]) -> dict[str, Any]:
+    """The machine's state at the end of a round: load, runnable tasks, steal since ``ticks0``."""
+    return {
+        "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "procs_running": procs_running(),
+        "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
+    }
+
+
 def _steal(before: dict[str, Any], after: dict[str, Any]) -> float | None:
     return _stats.steal_fraction({"cpu_ticks": before}, {"cpu_ticks": after})
 
@@ -340,14 +349,7 @@ def run_interleaved(
                 window_steal.append(_steal(g0, cpu_ticks(pinned)))
             if ref_sess is not None and r == rounds - 1:
                 ref_window()
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-            round_info.append(
-                {
-                    "loadavg_1m": load,
-                    "procs_running": procs_running(),
-                    "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
-                }
-            )
+            round_info.append(_round_state(ticks0, pinned))
         limit = EXTRA_ROUNDS_FACTOR * rounds if extra_rounds is None else max(0, extra_rounds)
         for _ in range(limit):
             pending = [
@@ -366,13 +368,7 @@ def run_interleaved(
                     )
                 )
             round_info.append(
-                {
-                    "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-                    "procs_running": procs_running(),
-                    "steal_fraction": _steal(ticks0, cpu_ticks(pinned)),
-                    "extra": True,
-                    "models": len(pending),
-                }
+                {**_round_state(ticks0, pinned), "extra": True, "models": len(pending)}
             )
         out = []
         for i, (spec, sess, p, sha) in enumerate(zip(specs, sessions, parts, shas, strict=True)):
