@@ -11,10 +11,13 @@ describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` t
 ``--descriptor FILE`` names one explicitly (also with ``--samples``); ``--no-descriptor``
 ignores it.
 
-``--embed-data`` names the source devices' own measurements (``reference``: the bundled
-reference table of the base's space; or a CSV with columns ``arch,device,latency_ms``); the
-prior of method ``embed`` is learned from them (never from the new device), and ``auto`` then
-averages ``embed`` with its usual choice.
+``auto`` averages method ``embed`` with its usual choice when it has an ``embed`` prior, learned
+from the source devices' own measurements (never from the new device): a base fitted with
+``latbench predictor fit --devices all`` stores it, so nothing needs to be given.
+``--embed-data`` learns it instead from the measurements named (``reference``: the bundled
+reference table of the base's space; or a CSV with columns ``arch,device,latency_ms``), e.g. for
+an older base file without one, or with ``--exclude``; ``--no-embed-prior`` ignores a stored
+prior.
 """
 
 from __future__ import annotations
@@ -51,13 +54,19 @@ def register(subparsers: Any) -> None:
         default="auto",
         choices=["auto", "proxy", "soft", "combo", "meta", "bayes", "embed"],
         help="adaptation method (default auto: bayes averaged with soft on NB201, elsewhere "
-        "chosen by leave-one-out on the samples; with --embed-data also averaged with embed)",
+        "chosen by leave-one-out on the samples; averaged with embed when there is an embed "
+        "prior, stored in the base or from --embed-data)",
     )
     p.add_argument(
         "--embed-data",
         default=None,
         help="source devices' measurements to learn the embed prior from: 'reference' (the "
         "bundled table of the base's space) or a CSV with columns arch,device,latency_ms",
+    )
+    p.add_argument(
+        "--no-embed-prior",
+        action="store_true",
+        help="ignore the embed prior stored in the base (auto as without embed)",
     )
     p.add_argument(
         "--descriptor",
@@ -263,12 +272,16 @@ def run(args: argparse.Namespace) -> int:
                 w.writerow(["space", "arch", "latency_ms"])
                 for a, v in zip(archs, lat, strict=True):
                     w.writerow([base.space_, a, f"{v:.6g}"])
+    from latbench.predictors.adapt import stored_prior
+
     prior = None
+    use_stored = not args.no_embed_prior
     if args.embed_data:
         prior = embed_prior(args.embed_data, base, list(args.exclude))
-    elif args.method == "embed":
+    elif args.method == "embed" and (not use_stored or stored_prior(base) is None):
         raise ConfigError(
-            "--method embed needs --embed-data (reference, or the source devices' measurements)"
+            "--method embed needs --embed-data (reference, or the source devices' measurements) "
+            "or a base that stores its embed prior (predictor fit --devices all)"
         )
     ref = descriptor_reference(args, base.space_)
     if ref:
@@ -283,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         descriptor=ref,
         embed_prior=prior,
+        use_stored_prior=use_stored,
     )
     elapsed_s = time.perf_counter() - t0
     save(adapted, args.output)
@@ -297,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['samples']} samples in {elapsed_s:.2f} s -> {args.output}"
         )
         print(f"  main sources: {', '.join(summary['sources']) or '(none)'}")
+        if summary["embed_prior"]:
+            print(f"  embed prior: {summary['embed_prior']}")
         if summary["cv_kendall"]:
             cv = ", ".join(f"{k} {v:.3f}" for k, v in summary["cv_kendall"].items())
             print(f"  leave-one-out Kendall: {cv}")

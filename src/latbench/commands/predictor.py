@@ -85,16 +85,23 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     p = create(args.model, **_params(args.params))
     multi = df.device.nunique() > 1
     t0 = time.perf_counter()
-    p.fit(
-        df.arch.tolist(),
-        df.latency_ms.to_numpy(),
-        space=str(spaces[0]),
-        devices=df.device.tolist() if multi or args.device else None,
-    )
+    archs, lat = df.arch.tolist(), df.latency_ms.to_numpy()
+    devices = df.device.astype(str).tolist()
+    p.fit(archs, lat, space=str(spaces[0]), devices=devices if multi or args.device else None)
+    fit_s = time.perf_counter() - t0
+    prior_note = ""
+    if multi and p.multi_device and not args.no_embed_prior:
+        # the few-shot base: store the embed prior learned from the same rows, so that
+        # `latbench adapt` uses it by default (latbench.predictors.adapt.fit_base)
+        from latbench.predictors.adapt import attach_embed_prior
+
+        t1 = time.perf_counter()
+        if attach_embed_prior(p, archs, lat, devices) is not None:
+            prior_note = f"; embed prior for adaptation in {time.perf_counter() - t1:.1f} s"
     save(p, args.output)
     print(
         f"fitted {args.model} on {len(df)} rows ({', '.join(p.devices_)}) in "
-        f"{time.perf_counter() - t0:.1f} s -> {args.output}"
+        f"{fit_s:.1f} s{prior_note} -> {args.output}"
     )
     return 0
 
@@ -205,6 +212,12 @@ def register(sub: Any) -> None:
     f.add_argument("--params", help="JSON object of model settings, e.g. '{\"epochs\": 50}'")
     f.add_argument("--train-size", type=int, default=0, help="fit on N random rows (0: all)")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument(
+        "--no-embed-prior",
+        action="store_true",
+        help="multi-device fits: do not learn and store the embed prior that latbench adapt "
+        "uses by default",
+    )
     f.add_argument("-o", "--output", required=True)
     f.set_defaults(handler=_fit_cmd)
 

@@ -9,6 +9,11 @@ measurements (K = 3 to 20 is the intended range) of the new device, and returns 
     adapted = base.adapt(archs, latency_ms)          # method="auto"
     adapted.predict(other_archs)
 
+A base fitted from data with :func:`fit_base` (what ``latbench predictor fit --devices all``
+does) stores the ``embed`` prior learned from its devices' measurements in its ``.lbp`` file,
+so ``auto`` uses it with no extra argument; a base without one (an older file, or one fitted
+with ``Predictor.fit``) adapts as before, without it.
+
 How: the base predicts the K architectures on each of its D source devices; the target's
 log-latency is then modelled as a combination of those predictions (plus, for ``meta``, a
 fine-tuned residual on architecture features; for ``bayes``, a residual on the target's own
@@ -203,6 +208,67 @@ def learn_embed_prior(
     )
 
 
+def stored_prior(base: Predictor) -> EmbedPrior | None:
+    """The ``embed`` prior stored with ``base`` (:func:`fit_base`), or None."""
+    prior = getattr(_unwrap(base), "embed_prior_", None)
+    return prior if isinstance(prior, EmbedPrior) else None
+
+
+def attach_embed_prior(
+    base: Predictor, archs: Sequence[Any], latency_ms: Any, devices: Sequence[str]
+) -> EmbedPrior | None:
+    """Learn the ``embed`` prior from the data ``base`` was fitted on and store it with the base.
+
+    ``save(base, ...)`` then writes it into the ``.lbp`` file and ``adapt`` uses it by default.
+    A base of one device, or data the prior cannot be learned from (a source with fewer
+    measured architectures than the prior has coefficients), gets none: logged, not an error,
+    since the base itself is fine. Returns the prior (or None).
+    """
+    base._check_fitted()
+    if base.space_ == GRAPH_SPACE or len(base.devices_) < 2:
+        return None
+    try:
+        prior = learn_embed_prior(base, archs, latency_ms, devices)
+    except PredictorError as exc:
+        log.warning("no embed prior stored with the base: %s", exc)
+        return None
+    # any multi-device model can carry one; it is not part of the model's own state
+    vars(base)["embed_prior_"] = prior
+    return prior
+
+
+def fit_base(
+    model: str | Predictor,
+    archs: Sequence[Any],
+    latency_ms: Any,
+    *,
+    space: str,
+    devices: Sequence[str],
+    embed_prior: bool = True,
+    **params: Any,
+) -> Predictor:
+    """A multi-device base for few-shot adaptation, fitted on long rows (one per arch, device).
+
+    ``model``: a predictor name (``meta``, ``gcn``, ``ensemble``, ... with ``params``) or an
+    unfitted instance. With ``embed_prior`` (default) the prior of ``embed`` is learned from
+    the same rows and stored with the base (:func:`attach_embed_prior`), so that
+    ``base.adapt(archs, latency_ms)`` uses ``auto`` with it. ``latbench predictor fit`` does this
+    for every multi-device fit.
+    """
+    from latbench.predictors.base import create
+
+    pred = create(model, **params) if isinstance(model, str) else model
+    arch_list = list(archs)
+    lat = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    devs = [str(d) for d in devices]
+    pred.fit(arch_list, lat, space=space, devices=devs)
+    if embed_prior:
+        t0 = time.perf_counter()
+        if attach_embed_prior(pred, arch_list, lat, devs) is not None:
+            log.info("embed prior learned with the base in %.2f s", time.perf_counter() - t0)
+    return pred
+
+
 def _unwrap(base: Predictor) -> Predictor:
     while isinstance(base, AdaptedPredictor):
         base = base.base_
@@ -275,6 +341,7 @@ def adapt(
     seed: int = 0,
     descriptor: Mapping[str, float] | None = None,
     embed_prior: EmbedPrior | None = None,
+    use_stored_prior: bool = True,
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
@@ -295,6 +362,9 @@ def adapt(
 
         ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
         sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
+        Default: the prior stored with the base (:func:`fit_base`, ``latbench predictor fit
+        --devices all``), where it has one learned for these sources; ``use_stored_prior=False``
+        ignores it (``auto`` as without a prior).
     """
     base = _unwrap(base)
     base._check_fitted()
@@ -334,9 +404,22 @@ def adapt(
             srcs[0],
         )
         methods = ("proxy", "meta", "bayes")
+    prior_from = "given" if embed_prior is not None else None
+    if embed_prior is None and use_stored_prior:
+        kept = stored_prior(base)
+        if kept is not None and kept.space == space and list(kept.sources) == srcs:
+            embed_prior, prior_from = kept, "stored"
+        elif kept is not None:
+            log.warning(
+                "the base's stored embed prior was learned for sources %s, not %s; adapting "
+                "without it (pass embed_prior= learned for these sources)",
+                list(kept.sources),
+                srcs,
+            )
     if method == "embed" and embed_prior is None:
         raise PredictorError(
-            "method 'embed' needs embed_prior= (learn_embed_prior on the sources' measurements)"
+            "method 'embed' needs embed_prior= (learn_embed_prior on the sources' measurements) "
+            "or a base that stores one for these sources (fit_base, predictor fit --devices all)"
         )
     embed = None
     if embed_prior is not None:
@@ -385,6 +468,7 @@ def adapt(
     out.cv_scores_ = dict(scores)
     out.n_samples_ = len(uniq)
     out.n_descriptor_ = n_desc
+    out.embed_prior_from_ = prior_from or ""
     e = None if embed is None else embed[1] - embed[0].count_mean
     train_pred = fit.predict_log(p_log, feats, costs, e)
     from latbench.predictors.metrics import kendall, spearman
@@ -445,6 +529,8 @@ class AdaptedPredictor(Predictor):
     cv_scores_: dict[str, float]
     n_samples_: int
     n_descriptor_: int = 0
+    #: where the ``embed`` prior came from: "stored" (with the base), "given", or "" (none)
+    embed_prior_from_: str = ""
     #: op-cost coefficients of ``bayes`` over the centred cost features (empty: none)
     cost_: np.ndarray
     cost_mean_: np.ndarray
@@ -521,6 +607,7 @@ class AdaptedPredictor(Predictor):
             "residual": bool(self.residual_.size),
             "op_cost_residual": bool(self.cost_.size),
             "op_count_embedding": bool(self.counts_.size),
+            "embed_prior": self.embed_prior_from_ or None,
             "fit_seconds": self.fit_seconds_,
         }
 
@@ -533,6 +620,7 @@ class AdaptedPredictor(Predictor):
             "cv_scores": self.cv_scores_,
             "n_samples": self.n_samples_,
             "n_descriptor": self.n_descriptor_,
+            "embed_prior_from": self.embed_prior_from_,
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
             "fit_seconds": self.fit_seconds_,
@@ -576,6 +664,7 @@ class AdaptedPredictor(Predictor):
         self.cv_scores_ = {str(k): float(v) for k, v in dict(meta.get("cv_scores", {})).items()}
         self.n_samples_ = int(meta["n_samples"])
         self.n_descriptor_ = int(meta.get("n_descriptor", 0))
+        self.embed_prior_from_ = str(meta.get("embed_prior_from", ""))
         self.train_spearman_ = float(meta["train_spearman"])
         self.train_kendall_ = float(meta["train_kendall"])
         self.fit_seconds_ = float(meta.get("fit_seconds", 0.0))

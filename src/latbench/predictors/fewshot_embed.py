@@ -156,6 +156,58 @@ def fit_embed_prior(
     )
 
 
+#: version of the stored prior's layout (:func:`prior_state`); readers accept this one and older
+PRIOR_STATE_VERSION = 1
+_PRIOR_ARRAYS = ("pop_mean", "basis", "count_mean", "coef", "cov")
+
+
+def prior_state(prior: EmbedPrior) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``prior`` as JSON metadata and plain arrays (how a base ``.lbp`` file stores it)."""
+    meta = {
+        "version": PRIOR_STATE_VERSION,
+        "space": prior.space,
+        "sources": list(prior.sources),
+        "fit_seconds": float(prior.fit_seconds),
+    }
+    return meta, {k: np.asarray(getattr(prior, k), dtype=np.float64) for k in _PRIOR_ARRAYS}
+
+
+def prior_from_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> EmbedPrior:
+    """The inverse of :func:`prior_state`; a layout it does not know raises PredictorError."""
+    version = meta.get("version")
+    if not isinstance(version, int) or not 1 <= version <= PRIOR_STATE_VERSION:
+        raise PredictorError(
+            f"embed prior layout {version!r}; this latbench reads 1..{PRIOR_STATE_VERSION}"
+        )
+    missing = [k for k in _PRIOR_ARRAYS if k not in arrays]
+    if missing:
+        raise PredictorError(f"embed prior: arrays {missing} missing")
+    sources = tuple(str(s) for s in meta.get("sources", []))
+    a = {k: np.asarray(arrays[k], dtype=np.float64) for k in _PRIOR_ARRAYS}
+    d = len(sources)
+    width = 1 + a["basis"].shape[1] + a["count_mean"].size if a["basis"].ndim == 2 else -1
+    if (
+        a["pop_mean"].shape != (d,)
+        or a["basis"].shape[:1] != (d,)
+        or a["coef"].shape != (d, width)
+        or a["cov"].shape != (width, width)
+    ):
+        raise PredictorError(
+            f"embed prior: array shapes {[a[k].shape for k in _PRIOR_ARRAYS]} do not fit "
+            f"{d} sources"
+        )
+    return EmbedPrior(
+        str(meta["space"]),
+        sources,
+        a["pop_mean"],
+        a["basis"],
+        a["count_mean"],
+        a["coef"],
+        a["cov"],
+        float(meta.get("fit_seconds", 0.0)),
+    )
+
+
 def _blr(
     x: np.ndarray, t: np.ndarray, m0: np.ndarray, s0: np.ndarray, noise: float
 ) -> tuple[float, np.ndarray]:

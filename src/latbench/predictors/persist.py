@@ -5,7 +5,13 @@ An ``.lbp`` file is a zip archive with
 * ``manifest.json``: ``format_version``, the predictor ``name`` and ``params``, the ``space``
   and ``devices`` it was fitted on, JSON metadata of the fitted state, and the ``libraries``
   that wrote it (latbench, numpy, scikit-learn, torch, python);
-* one ``arrays/<key>.npy`` per fitted array, read with ``allow_pickle=False``.
+* one ``arrays/<key>.npy`` per fitted array, read with ``allow_pickle=False``;
+* format 2 only, for a multi-device base fitted from data (``latbench predictor fit --devices
+  all``, :func:`latbench.predictors.adapt.fit_base`): ``embed_prior`` in the manifest and its
+  arrays as ``arrays/embed_prior.<key>.npy``, the prior of the few-shot method ``embed``
+  learned from the sources' measurements (:mod:`latbench.predictors.fewshot_embed`). A file
+  without a prior is still written as format 1, so older latbench versions read it; format-1
+  files load as before (no prior: ``adapt`` then works as it did without one).
 
 Loading never runs code from the file: no pickle, no import by name other than the registry
 lookup of the predictor ``name``. Every model stores what it needs to predict in plain arrays
@@ -32,7 +38,11 @@ from latbench import __version__
 from latbench.errors import PredictorError
 from latbench.predictors.base import PREDICTORS, Predictor
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the format written when a predictor carries no embed prior (readable by older latbench)
+BASE_FORMAT_VERSION = 1
+#: array-name prefix of the stored embed prior
+PRIOR_PREFIX = "embed_prior."
 MANIFEST = "manifest.json"
 LIBRARIES = ("latbench", "numpy", "scikit-learn", "torch")
 
@@ -60,8 +70,15 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
     """Write a fitted ``predictor`` to ``path`` (an ``.lbp`` zip)."""
     predictor._check_fitted()
     meta, arrays = predictor._get_state()
+    prior = getattr(predictor, "embed_prior_", None)
+    prior_meta: dict[str, Any] | None = None
+    if prior is not None:
+        from latbench.predictors.fewshot_embed import prior_state
+
+        prior_meta, prior_arrays = prior_state(prior)
+        arrays = {**arrays, **{PRIOR_PREFIX + k: v for k, v in prior_arrays.items()}}
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": BASE_FORMAT_VERSION if prior_meta is None else FORMAT_VERSION,
         "predictor": predictor.name,
         "params": predictor.get_params(),
         "space": predictor.space_,
@@ -71,6 +88,8 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
         "arrays": sorted(arrays),
         "libraries": library_versions(),
     }
+    if prior_meta is not None:
+        manifest["embed_prior"] = prior_meta
     try:
         text = json.dumps(manifest, indent=1, sort_keys=True)
     except TypeError as exc:
@@ -160,5 +179,20 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     pred.space_ = str(manifest["space"])
     pred.devices_ = [str(d) for d in manifest["devices"]]
     pred.floor_ms_ = float(manifest.get("floor_ms", 0.0))
-    pred._set_state(dict(manifest.get("state", {})), arrays)
+    prior_arrays = {
+        k[len(PRIOR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(PRIOR_PREFIX)
+    }
+    own = {k: v for k, v in arrays.items() if not k.startswith(PRIOR_PREFIX)}
+    pred._set_state(dict(manifest.get("state", {})), own)
+    prior_meta = manifest.get("embed_prior")
+    if prior_meta is not None:
+        from latbench.predictors.fewshot_embed import prior_from_state
+
+        if not isinstance(prior_meta, dict):
+            raise PredictorError(f"{p}: corrupt {MANIFEST}: 'embed_prior' is not a table")
+        try:
+            # any multi-device model can carry one; it is not part of the model's own state
+            vars(pred)["embed_prior_"] = prior_from_state(prior_meta, prior_arrays)
+        except (PredictorError, KeyError, ValueError) as exc:
+            raise PredictorError(f"{p}: stored embed prior unreadable: {exc}") from None
     return pred
