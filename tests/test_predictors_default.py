@@ -158,17 +158,43 @@ def test_huber_stacking_ignores_a_few_outlier_rows() -> None:
         stack_weights(oof, y, "l2")
 
 
-def test_median_offset_removes_a_bias_only_when_it_helps() -> None:
-    from latbench.predictors.ensemble import median_offset
+def test_log_calibration_removes_a_bias_only_when_it_helps() -> None:
+    from latbench.predictors.ensemble import log_calibration
 
     rng = np.random.default_rng(3)
     blend = rng.uniform(0.0, 3.0, 2000)
-    # predictions 8 % low with 5 % noise: the offset puts them back on the median
+    # predictions 8 % low with 5 % noise: the offset puts them back on the measurements
     biased = blend + 0.08 + rng.normal(0, 0.05, 2000)
-    assert median_offset(blend, biased) == pytest.approx(0.08, abs=0.005)
-    # two equal modes at -9 % and +9 %: any shift moves one mode out of +-10 %, none is kept
+    slope, center, offset = log_calibration(blend, biased)
+    assert offset == pytest.approx(0.08, abs=0.01) and abs(slope) <= 0.01
+    assert center == pytest.approx(np.median(blend))
+    # two equal modes at -9 % and +9 %: both already within +-10 %, nothing is changed
     modes = blend + np.where(rng.random(2000) < 0.5, -0.09, 0.09) + rng.normal(0, 0.002, 2000)
-    assert median_offset(blend, modes) == 0.0
+    assert log_calibration(blend, modes) == (0.0, pytest.approx(np.median(blend)), 0.0)
+
+
+def test_log_calibration_stretches_a_compressed_blend_and_keeps_its_ranking() -> None:
+    from latbench.predictors.ensemble import _best_offset, log_calibration
+    from latbench.predictors.metrics import acc_within, spearman
+
+    rng = np.random.default_rng(4)
+    z = rng.uniform(0.0, 3.0, 900)
+    # measurements spread 12 % wider (in log) than the blend, 3 % noise: no offset alone fits
+    y = 1.5 + 1.12 * (z - 1.5) + rng.normal(0, 0.03, 900)
+    slope, center, offset = log_calibration(z, y)
+    assert slope == pytest.approx(0.12, abs=0.02), slope
+    out = z + slope * (z - center) + offset
+    assert spearman(np.exp(y), np.exp(out)) == spearman(np.exp(y), np.exp(z))
+    assert acc_within(np.exp(y), np.exp(out), 10) > acc_within(np.exp(y), np.exp(z), 10) + 0.3
+    # the sweep's offset is exact: no offset on a fine grid puts more rows within +-10 %
+    r = y - out
+    n, a = _best_offset(r)
+    grid = np.linspace(-0.2, 0.2, 4001)
+    d = out[None, :] + grid[:, None] - y[None, :]
+    counts = ((d >= np.log(0.9)) & (d <= np.log(1.1))).sum(axis=1)
+    assert n == counts.max() and n == int(
+        ((out + a - y >= np.log(0.9)) & (out + a - y <= np.log(1.1))).sum()
+    )
 
 
 def test_default_beats_ridge_on_onehot_on_real_held_out_rows() -> None:
@@ -222,3 +248,57 @@ def test_file_without_the_new_settings_still_loads(
             zout.writestr(item, blob)
     q = load(old)
     np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
+
+
+def test_file_without_the_calibration_slope_predicts_as_before(
+    column: tuple[list[str], np.ndarray], tmp_path: Path
+) -> None:
+    import json
+    import zipfile
+
+    # files written when calibration was a constant log offset carry no "calibration" array
+    archs, y = column
+    members = [
+        ["ridge", {"features": "pairs", "hierarchical": True}],
+        ["gbm", {"n_estimators": 20}],
+    ]
+    p = create("default", members=members, cv=2).fit(archs[:200], y[:200], space="nb201")
+    p.slope_ = 0.0  # type: ignore[attr-defined]  # what such a file meant
+    new = tmp_path / "new.lbp"
+    save(p, new)
+    old = tmp_path / "old.lbp"
+    with zipfile.ZipFile(new) as zin, zipfile.ZipFile(old, "w") as zout:
+        for item in zin.namelist():
+            blob = zin.read(item)
+            if item == "arrays/calibration.npy":
+                continue
+            if item == "manifest.json":
+                m = json.loads(blob)
+                m["arrays"] = [k for k in m["arrays"] if k != "calibration"]
+                blob = json.dumps(m).encode()
+            zout.writestr(item, blob)
+    q = load(old)
+    assert q.slope_ == 0.0  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
+    # and a slope survives a round trip
+    p.slope_ = 0.05  # type: ignore[attr-defined]
+    save(p, new)
+    r = load(new)
+    np.testing.assert_array_equal(r.predict(archs[200:]), p.predict(archs[200:]))
+    assert not np.allclose(r.predict(archs[200:]), q.predict(archs[200:]))
+
+
+def test_rank_hedge_moves_halfway_only_when_a_member_ranks_better() -> None:
+    from latbench.predictors.ensemble import rank_hedge
+
+    rng = np.random.default_rng(5)
+    y = rng.uniform(0.0, 3.0, 600)
+    # member 0 ranks perfectly with a constant bias, member 1 is noisy but unbiased on average
+    good = y + 0.5
+    noisy = y + rng.normal(0, 0.4, 600)
+    oof = np.stack([good, noisy], axis=1)
+    w = np.array([0.2, 0.8])  # a loss-weighted blend leaning on the noisy member
+    np.testing.assert_allclose(rank_hedge(oof, y, w), [0.6, 0.4])
+    # the blend already ranks as well as any member: the weights are kept
+    w_top = np.array([1.0, 0.0])
+    np.testing.assert_array_equal(rank_hedge(oof, y, w_top), w_top)
