@@ -18,9 +18,12 @@ Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--dra
        [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,embed,auto,auto+embed]
        [--setting help|loo|both] [--out results.jsonl]
 
-``embed`` and ``auto+embed`` (``auto`` given the ``embed`` prior) learn the prior of
-:mod:`latbench.predictors.fewshot_embed` on the base's source devices' measured latencies in
-the table (never the target's), once per base; its time is printed at the end.
+``embed`` and ``auto+embed`` (``auto`` given the ``embed`` prior: what ``adapt()`` and
+``latbench adapt`` do by default with a base from ``latbench predictor fit --devices all``)
+use the prior of :mod:`latbench.predictors.fewshot_embed` learned on the base's source devices'
+measured latencies in the table (never the target's) and stored with the base, as
+``latbench.predictors.adapt.fit_base`` does; its time is printed at the end. ``auto`` is
+``auto`` without a prior (``adapt(..., use_stored_prior=False)``, a base file without one).
 
 Resumable: with ``--out`` every finished device is appended to the file as one JSON line (per
 K and method: the Spearman of every draw, plus every fit time); a re-run with the same file,
@@ -46,7 +49,7 @@ from scipy.stats import rankdata
 
 from latbench.datasets import load_reference
 from latbench.predictors import create, fewshot
-from latbench.predictors.adapt import learn_embed_prior, prepare_context
+from latbench.predictors.adapt import attach_embed_prior, prepare_context, stored_prior
 from latbench.predictors.fewshot_embed import embed_features
 from latbench.predictors.metrics import spearman
 
@@ -105,11 +108,17 @@ def split(w: pd.DataFrame, space: str, target: str) -> tuple[np.ndarray, np.ndar
 
 
 def fit_base(w: pd.DataFrame, space: str, devices: list[str]) -> object:
+    """The ``meta`` base on ``devices``' rows, with the embed prior learned from the same rows
+    and stored with it (``latbench.predictors.adapt.fit_base``); the prior's time is kept in
+    ``prior_seconds_``."""
     long = w.melt(id_vars=["arch"], value_vars=devices, var_name="device", value_name="ms")
     long = long.dropna()
-    return create("meta").fit(
-        long["arch"].tolist(), long["ms"].to_numpy(), space=space, devices=long["device"].tolist()
-    )
+    archs, ms, devs = long["arch"].tolist(), long["ms"].to_numpy(), long["device"].tolist()
+    base = create("meta").fit(archs, ms, space=space, devices=devs)
+    t0 = time.perf_counter()
+    attach_embed_prior(base, archs, ms, devs)
+    base.prior_seconds_ = time.perf_counter() - t0
+    return base
 
 
 def resolution_ceiling(y: np.ndarray, reps: int = 20) -> float:
@@ -157,25 +166,12 @@ def ceilings(w, base, target, p_q, query) -> dict[str, float]:
 CEILINGS = ("res", "src1", "srcN", "base1", "baseN")
 
 
-def embed_prior_for(w: pd.DataFrame, base):
-    """The ``embed`` prior learned on the base's source devices' measurements (not the target)."""
-    long = w.melt(id_vars=["arch"], value_vars=list(base.devices_), var_name="device")
-    long = long.dropna()
-    return learn_embed_prior(
-        base, long["arch"].tolist(), long["value"].to_numpy(), long["device"].tolist()
-    )
-
-
 def evaluate(w, space, base, target, ks, draws, methods, rng):
     pool, query = split(w, space, target)
     archs = w["arch"].tolist()
     ctx = prepare_context(base, list(base.devices_))
-    prior = None
-    prior_s = 0.0
-    if any(m in ("embed", "auto+embed") for m in methods):
-        t0 = time.perf_counter()
-        prior = embed_prior_for(w, base)
-        prior_s = time.perf_counter() - t0
+    prior = stored_prior(base) if any(m in ("embed", "auto+embed") for m in methods) else None
+    prior_s = float(getattr(base, "prior_seconds_", 0.0))
     rows = np.concatenate([pool, query])
     p_all = ctx.source_log([archs[i] for i in rows])
     f_all = ctx.features([archs[i] for i in rows])
@@ -229,7 +225,8 @@ def load_done(path: Path | None) -> dict[str, dict]:
 
 
 def adapt_timing(space: str, ks: list[int], reps: int) -> None:
-    """Wall time of complete ``adapt()`` calls (base predictions included), method auto.
+    """Wall time of complete ``adapt()`` calls (base predictions included), method auto with
+    the base's stored embed prior (the default).
 
     The base holds every device of the table but the target (HELP's gold_6240); the K samples
     are drawn from its measured architectures.
@@ -251,7 +248,8 @@ def adapt_timing(space: str, ks: list[int], reps: int) -> None:
             times.append(time.perf_counter() - t0)
         a = np.array(times)
         print(
-            f"# adapt() {space} K={k} ({len(devices) - 1}-device base, auto, {reps} calls): "
+            f"# adapt() {space} K={k} ({len(devices) - 1}-device base, auto with the stored "
+            f"embed prior, {reps} calls): "
             f"median {np.median(a):.3f} s, p90 {np.quantile(a, 0.9):.3f} s, max {a.max():.3f} s"
         )
 
