@@ -20,7 +20,8 @@ fine-tuned residual on architecture features; for ``bayes``, a residual on the t
 per-operation costs; for ``embed``, a prior learned on the sources' measurements, see
 :func:`learn_embed_prior`). The methods (``proxy``, ``soft``, ``combo``, ``meta``, ``bayes``,
 ``embed``) and ``auto`` (``bayes`` mixed with ``soft`` on NAS-Bench-201, elsewhere a choice by
-leave-one-out cross-validation; averaged with ``embed`` when its prior is given) are described
+leave-one-out cross-validation; averaged with ``embed`` when the base stores its prior or one is
+given) are described
 in :mod:`latbench.predictors.fewshot`. Adaptation is
 closed-form: milliseconds for the fit, plus the base's predictions of the K samples and of a
 small random population of the space (which standardises the sources).
