@@ -10,6 +10,18 @@ import pandas as pd
 from latbench.datasets import load_reference
 from latbench.predictors import create
 
+#: source devices of the ``embed`` tests: GPUs, CPUs, a phone and the pruning accelerators
+EMBED_SOURCES = [
+    "help/1080ti_1",
+    "help/1080ti_32",
+    "help/silver_4114",
+    "help/samsung_a50",
+    "nnmeter/adreno640gpu_tflite21",
+    "oneproxy/eagle_cpu_855",
+    "oneproxy/eagle_gpu_855",
+    "oneproxy/eagle_dsp_855",
+]
+
 
 def wide_reference(max_index: int) -> pd.DataFrame:
     """NB201 reference rows with ``nb201_index < max_index``, one column per device."""

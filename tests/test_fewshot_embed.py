@@ -9,23 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import long_sources, meta_base, wide_reference
+from fewshot_helpers import EMBED_SOURCES, long_sources, meta_base, wide_reference
 from latbench.errors import PredictorError
 from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt, learn_embed_prior
 from latbench.predictors.fewshot_embed import embed_features, fit_embed_arrays
 from latbench.predictors.metrics import spearman
 
-SOURCES = [
-    "help/1080ti_1",
-    "help/1080ti_32",
-    "help/silver_4114",
-    "help/samsung_a50",
-    "nnmeter/adreno640gpu_tflite21",
-    "oneproxy/eagle_cpu_855",
-    "oneproxy/eagle_gpu_855",
-    "oneproxy/eagle_dsp_855",
-]
+SOURCES = EMBED_SOURCES
 
 
 @pytest.fixture(scope="module")

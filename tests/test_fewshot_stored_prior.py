@@ -11,23 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import long_sources, meta_base, wide_reference
+from fewshot_helpers import EMBED_SOURCES, long_sources, meta_base, wide_reference
 from latbench.cli import main
 from latbench.errors import PredictorError
 from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt, fit_base, learn_embed_prior, stored_prior
 from latbench.predictors.persist import BASE_FORMAT_VERSION, FORMAT_VERSION
 
-SOURCES = [
-    "help/1080ti_1",
-    "help/1080ti_32",
-    "help/silver_4114",
-    "help/samsung_a50",
-    "nnmeter/adreno640gpu_tflite21",
-    "oneproxy/eagle_cpu_855",
-    "oneproxy/eagle_gpu_855",
-    "oneproxy/eagle_dsp_855",
-]
+SOURCES = EMBED_SOURCES
 TARGET = "oneproxy/eagle_tpu"
 
 

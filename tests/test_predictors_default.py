@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,34 +219,51 @@ def test_default_beats_ridge_on_onehot_on_real_held_out_rows() -> None:
     assert w[3] + w[4] > 0.5, w  # the effective-cell ridges carry the blend
 
 
+_SMALL_MEMBERS = [
+    ["ridge", {"features": "pairs", "hierarchical": True}],
+    ["gbm", {"n_estimators": 20}],
+]
+
+
+def _rewrite_lbp(
+    src: Path, dst: Path, manifest: Callable[[dict[str, Any]], None], drop: tuple[str, ...] = ()
+) -> None:
+    """Copy the ``.lbp`` zip ``src`` to ``dst``, editing its manifest and leaving out ``drop``."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.namelist():
+            if item in drop:
+                continue
+            blob = zin.read(item)
+            if item == "manifest.json":
+                m = json.loads(blob)
+                manifest(m)
+                blob = json.dumps(m).encode()
+            zout.writestr(item, blob)
+
+
 def test_file_without_the_new_settings_still_loads(
     column: tuple[list[str], np.ndarray], tmp_path: Path
 ) -> None:
     import json
-    import zipfile
 
     # a file written before weighting / loss / cell / stack_loss existed has no such keys
     archs, y = column
-    members = [
-        ["ridge", {"features": "pairs", "hierarchical": True}],
-        ["gbm", {"n_estimators": 20}],
-    ]
-    p = create("default", members=members, cv=2).fit(archs[:200], y[:200], space="nb201")
+    p = create("default", members=_SMALL_MEMBERS, cv=2).fit(archs[:200], y[:200], space="nb201")
     new = tmp_path / "new.lbp"
     save(p, new)
     old = tmp_path / "old.lbp"
-    added = {"weighting", "loss", "cell", "stack_loss"}
-    with zipfile.ZipFile(new) as zin, zipfile.ZipFile(old, "w") as zout:
-        for item in zin.namelist():
-            blob = zin.read(item)
-            if item == "manifest.json":
-                m = json.loads(blob)
-                m["params"] = {k: v for k, v in m["params"].items() if k not in added}
-                for mm in m["state"]["members"]:
-                    mm["params"] = {k: v for k, v in mm["params"].items() if k not in added}
-                assert "stack_loss" not in json.dumps(m) and "weighting" not in json.dumps(m)
-                blob = json.dumps(m).encode()
-            zout.writestr(item, blob)
+    added = {"weighting", "loss", "cell", "stack_loss", "rank_hedge"}
+
+    def strip(m: dict[str, Any]) -> None:
+        m["params"] = {k: v for k, v in m["params"].items() if k not in added}
+        for mm in m["state"]["members"]:
+            mm["params"] = {k: v for k, v in mm["params"].items() if k not in added}
+        assert "stack_loss" not in json.dumps(m) and "weighting" not in json.dumps(m)
+
+    _rewrite_lbp(new, old, strip)
     q = load(old)
     np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
 
@@ -253,30 +271,18 @@ def test_file_without_the_new_settings_still_loads(
 def test_file_without_the_calibration_slope_predicts_as_before(
     column: tuple[list[str], np.ndarray], tmp_path: Path
 ) -> None:
-    import json
-    import zipfile
-
     # files written when calibration was a constant log offset carry no "calibration" array
     archs, y = column
-    members = [
-        ["ridge", {"features": "pairs", "hierarchical": True}],
-        ["gbm", {"n_estimators": 20}],
-    ]
-    p = create("default", members=members, cv=2).fit(archs[:200], y[:200], space="nb201")
+    p = create("default", members=_SMALL_MEMBERS, cv=2).fit(archs[:200], y[:200], space="nb201")
     p.slope_ = 0.0  # type: ignore[attr-defined]  # what such a file meant
     new = tmp_path / "new.lbp"
     save(p, new)
     old = tmp_path / "old.lbp"
-    with zipfile.ZipFile(new) as zin, zipfile.ZipFile(old, "w") as zout:
-        for item in zin.namelist():
-            blob = zin.read(item)
-            if item == "arrays/calibration.npy":
-                continue
-            if item == "manifest.json":
-                m = json.loads(blob)
-                m["arrays"] = [k for k in m["arrays"] if k != "calibration"]
-                blob = json.dumps(m).encode()
-            zout.writestr(item, blob)
+
+    def no_calibration(m: dict[str, Any]) -> None:
+        m["arrays"] = [k for k in m["arrays"] if k != "calibration"]
+
+    _rewrite_lbp(new, old, no_calibration, drop=("arrays/calibration.npy",))
     q = load(old)
     assert q.slope_ == 0.0  # type: ignore[attr-defined]
     np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
