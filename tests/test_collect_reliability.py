@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -43,22 +44,36 @@ def _collect_cmd(db: Path, n: int, seed: int, *extra: str) -> list[str]:
 
 
 def _count(db: Path) -> int:
+    """Rows stored so far, read without waiting on the writer's locks (0 when not readable yet).
+
+    A plain read-only connection with a 50 ms busy timeout: the store's own readonly open waits
+    up to 30 s on a lock, which can stall the polling loop past the end of a fast collection.
+    """
     if not db.exists():
         return 0
     try:
-        with lds.open(db, readonly=True) as store:
-            return store.count()
-    except lds.store.DatasetError:  # created but tables not committed yet
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=0.05)
+        try:
+            (n,) = conn.execute("SELECT COUNT(*) FROM measurements").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # created but tables not committed yet, or busy: poll again
         return 0
+    return int(n)
 
 
 def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         n = _count(db)
-        if n >= at_least or proc.poll() is not None:
+        if n >= at_least:
             return n
-        time.sleep(0.05)
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"the collector exited ({proc.returncode}) before {at_least} rows were seen "
+                f"({n} stored)"
+            )
+        time.sleep(0.02)
     raise AssertionError(f"no {at_least} rows within {timeout_s} s")
 
 
@@ -184,11 +199,11 @@ def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Pa
         try:
             before = _wait_for_rows(db, proc, 2, timeout_s=120)
             os.killpg(proc.pid, signal.SIGINT)
-            out, _ = proc.communicate(timeout=60)
+            out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out
+    assert proc.returncode == 130, (out, err)
     with lds.open(db, readonly=True) as store:
         df = store.to_pandas()
     # stopped early; an architecture in flight when the signal landed was finished and stored
