@@ -62,6 +62,16 @@ def _count(db: Path) -> int:
     return int(n)
 
 
+def _foreground_sigint() -> None:
+    """In the child: SIGINT as a terminal's foreground process has it (the default handler).
+
+    A test suite started in the background by a non-interactive shell (``make test &``, some
+    CI runners) inherits SIGINT ignored, and so would the collector: Python installs its
+    KeyboardInterrupt handler only where SIGINT is not ignored at start.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -194,7 +204,11 @@ def test_ctrl_c_stops_after_the_current_arch_and_keeps_every_result(tmp_path: Pa
     db = tmp_path / "c.db"
     cmd = _collect_cmd(db, 200, 5, "--drift-every", "0")
     with subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_foreground_sigint,
     ) as proc:
         try:
             before = _wait_for_rows(db, proc, 2, timeout_s=120)
