@@ -6,9 +6,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from latbench.datasets import load_reference
 from latbench.predictors import create
+
+#: source devices of the ``adapt`` and ``bayes`` tests: the HELP meta-train GPUs, CPUs, phones
+HELP_SOURCES = [
+    "help/1080ti_1",
+    "help/1080ti_32",
+    "help/silver_4114",
+    "help/silver_4210r",
+    "help/samsung_a50",
+    "help/pixel3",
+]
 
 #: source devices of the ``embed`` tests: GPUs, CPUs, a phone and the pruning accelerators
 EMBED_SOURCES = [
@@ -42,3 +53,26 @@ def meta_base(long: pd.DataFrame) -> Any:
     return create("meta").fit(
         long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=list(long["device"])
     )
+
+
+def table_fixture(max_index: int) -> Any:
+    """A module-scoped ``table`` fixture: :func:`wide_reference` of ``max_index`` rows.
+
+    Assign it in a test module as ``table = table_fixture(N)``.
+    """
+
+    @pytest.fixture(scope="module")
+    def table() -> pd.DataFrame:
+        return wide_reference(max_index)
+
+    return table
+
+
+def long_fixture(sources: Sequence[str]) -> Any:
+    """A module-scoped ``long`` fixture: the ``table`` fixture's ``sources`` in long format."""
+
+    @pytest.fixture(scope="module")
+    def long(table: pd.DataFrame) -> pd.DataFrame:
+        return long_sources(table, sources)
+
+    return long

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import long_sources, meta_base, wide_reference
+from fewshot_helpers import HELP_SOURCES, long_sources, meta_base, table_fixture
 from latbench.cli import main
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, load, save
@@ -19,20 +19,11 @@ from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples, l
 from latbench.predictors.fewshot import METHODS
 from latbench.predictors.metrics import spearman
 
-SOURCES = [
-    "help/1080ti_1",
-    "help/1080ti_32",
-    "help/silver_4114",
-    "help/silver_4210r",
-    "help/samsung_a50",
-    "help/pixel3",
-]
+SOURCES = HELP_SOURCES
 TARGET = "help/titanx_1"
 
 
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return wide_reference(3000)
+table = table_fixture(3000)
 
 
 @pytest.fixture(scope="module")

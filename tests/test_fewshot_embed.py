@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import EMBED_SOURCES, long_sources, meta_base, wide_reference
+from fewshot_helpers import EMBED_SOURCES, long_fixture, meta_base, table_fixture
 from latbench.errors import PredictorError
 from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt, learn_embed_prior
@@ -19,14 +19,8 @@ from latbench.predictors.metrics import spearman
 SOURCES = EMBED_SOURCES
 
 
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return wide_reference(2000)
-
-
-@pytest.fixture(scope="module")
-def long(table: pd.DataFrame) -> pd.DataFrame:
-    return long_sources(table, SOURCES)
+table = table_fixture(2000)
+long = long_fixture(SOURCES)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import EMBED_SOURCES, long_sources, meta_base, wide_reference
+from fewshot_helpers import EMBED_SOURCES, long_fixture, meta_base, table_fixture
 from latbench.cli import main
 from latbench.errors import PredictorError
 from latbench.predictors import load, save
@@ -22,14 +22,8 @@ SOURCES = EMBED_SOURCES
 TARGET = "oneproxy/eagle_tpu"
 
 
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return wide_reference(2000)
-
-
-@pytest.fixture(scope="module")
-def long(table: pd.DataFrame) -> pd.DataFrame:
-    return long_sources(table, SOURCES)
+table = table_fixture(2000)
+long = long_fixture(SOURCES)
 
 
 @pytest.fixture(scope="module")

@@ -157,7 +157,8 @@ def log_calibration(blend_log: np.ndarray, y_log: np.ndarray) -> tuple[float, fl
         return int(np.count_nonzero((d >= _LOG_LO) & (d <= _LOG_HI)))
 
     m = float(np.median(y - z))
-    fallback = (hits(m), 0.0, m) if hits(m) > hits(0.0) else (hits(0.0), 0.0, 0.0)
+    at_m, at_0 = hits(m), hits(0.0)
+    fallback = (at_m, 0.0, m) if at_m > at_0 else (at_0, 0.0, 0.0)
     best = fallback
     for s in sorted(CALIB_SLOPES, key=abs):
         n, a = _best_offset(y - (z + s * (z - c)))
@@ -238,7 +239,7 @@ class EnsemblePredictor(Predictor):
         if self.weights == "cv" and len(members) > 1:
             oof = self._oof(members, archs, y_ms, devices, space)
             self.weights_ = stack_weights(oof, np.log(y_ms), str(self.stack_loss))
-            if getattr(self, "rank_hedge", False):
+            if self.rank_hedge:
                 self.weights_ = rank_hedge(oof, np.log(y_ms), self.weights_)
             if self.calibrate:
                 self.slope_, self.center_, self.offset_ = log_calibration(
@@ -294,8 +295,7 @@ class EnsemblePredictor(Predictor):
         preds = np.stack(cols, axis=1)
         w = self.weights_
         z = np.log(np.maximum(preds, 1e-9)) @ w
-        slope = float(getattr(self, "slope_", 0.0))
-        cz = z + slope * (z - float(getattr(self, "center_", 0.0))) + float(self.offset_)
+        cz = z + self.slope_ * (z - self.center_) + self.offset_
         mean = np.exp(cz)
         # the spread scales with the prediction, as the calibrated mean does
         std = np.sqrt(((preds - (preds @ w)[:, None]) ** 2) @ w) * np.exp(cz - z)
@@ -305,8 +305,8 @@ class EnsemblePredictor(Predictor):
         metas = []
         arrays: dict[str, np.ndarray] = {
             "weights": self.weights_,
-            "offset": np.array([getattr(self, "offset_", 0.0)]),
-            "calibration": np.array([getattr(self, "slope_", 0.0), getattr(self, "center_", 0.0)]),
+            "offset": np.array([self.offset_]),
+            "calibration": np.array([self.slope_, self.center_]),
         }
         for i, m in enumerate(self.members_):
             meta, arr = m._get_state()
