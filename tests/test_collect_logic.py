@@ -7,6 +7,8 @@ fast; tests/test_collect_reliability.py runs the real device and real processes.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -206,6 +208,27 @@ def test_stop_request_finishes_the_current_arch_and_drops_failures(tmp_path: Pat
         assert store.count() == 2  # the interrupted arch is measured again next time
         report = _run(store, archs, [ScriptedDevice()])
         assert report.ok == 18 and store.count() == 20
+
+
+def test_a_real_sigint_stops_after_the_current_arch_and_the_handler_is_restored(
+    tmp_path: Path,
+) -> None:
+    archs = NB.sample(20, seed=10)
+
+    class CtrlCAfterThree(ScriptedDevice):
+        def measure(self, model: Any, **kw: Any) -> Measurement:
+            m = super().measure(model, **kw)
+            if len(self.calls) == 3:  # a terminal's Ctrl-C, while this model is measured
+                os.kill(os.getpid(), signal.SIGINT)
+            return m
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with lds.open(tmp_path / "s.db") as store:
+        report = _run(store, archs, [CtrlCAfterThree()])
+        # no KeyboardInterrupt escaped; every measured row was stored, then the run stopped
+        assert report.interrupted and 3 <= report.ok < 20 and report.failed == 0
+        assert store.count() == report.ok
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_settings_are_validated() -> None:

@@ -35,12 +35,14 @@ from __future__ import annotations
 import logging
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol, cast
 
 from latbench.datasets import schema as S
@@ -513,19 +515,37 @@ def collect(
     if running:
         runner.start()
     interrupts = 0
+
+    def interrupted() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            raise KeyboardInterrupt
+        stop.set()
+        report.interrupted = True
+        bar.write("stopping after the current architecture (Ctrl-C again to abort)")
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        interrupted()
+
+    # The first Ctrl-C must not raise wherever the loop happens to be (inside a store write,
+    # or the devices' cleanup): a handler only sets ``stop``; the second one raises. Installed
+    # only over Python's default handler in the main thread (not over SIG_IGN or a caller's).
+    previous_sigint = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
         while running:
             try:
                 item = out.get(timeout=0.25)
             except queue.Empty:
                 continue
-            except KeyboardInterrupt:
-                interrupts += 1
-                if interrupts > 1:
-                    raise
-                stop.set()
-                report.interrupted = True
-                bar.write("stopping after the current architecture (Ctrl-C again to abort)")
+            except KeyboardInterrupt:  # no handler of ours (not the main thread)
+                interrupted()
                 continue
             if item.kind == "done":
                 running = False
@@ -550,6 +570,8 @@ def collect(
                     postfix["devices"] = line
                 bar.update(postfix)
     finally:
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)
         stop.set()
         bar.close()
         report.wall_s = time.perf_counter() - t_start

@@ -144,7 +144,8 @@ class Worker:
             proc.kill()
             proc.join(timeout=5)
         code = proc.exitcode
-        proc.close()
+        if code is not None:  # close() refuses a process that is somehow still running
+            proc.close()
         return int(code) if code is not None else None
 
     def call(
