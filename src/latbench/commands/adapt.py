@@ -18,6 +18,10 @@ from the source devices' own measurements (never from the new device): a base fi
 reference table of the base's space; or a CSV with columns ``arch,device,latency_ms``), e.g. for
 an older base file without one, or with ``--exclude``; ``--no-embed-prior`` ignores a stored
 prior.
+
+From 15 samples on, ``auto`` leaves out the samples that look like measurement outliers (more
+than 4 robust standard deviations off the best proxy's Theil-Sen line, at most a fifth of them)
+and lists them; ``--keep-outliers`` fits every sample.
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ def register(subparsers: Any) -> None:
         "--no-embed-prior",
         action="store_true",
         help="ignore the embed prior stored in the base (auto as without embed)",
+    )
+    p.add_argument(
+        "--keep-outliers",
+        action="store_true",
+        help="fit every sample (auto otherwise leaves out, from 15 samples on, the ones far off "
+        "the best proxy's robust line, and lists them)",
     )
     p.add_argument(
         "--descriptor",
@@ -297,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         descriptor=ref,
         embed_prior=prior,
         use_stored_prior=use_stored,
+        screen_outliers=not args.keep_outliers,
     )
     elapsed_s = time.perf_counter() - t0
     save(adapted, args.output)
@@ -313,6 +324,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  main sources: {', '.join(summary['sources']) or '(none)'}")
         if summary["embed_prior"]:
             print(f"  embed prior: {summary['embed_prior']}")
+        if summary["outliers"]:
+            left = ", ".join(f"{a} ({v:.4g} ms)" for a, v in summary["outliers"].items())
+            print(
+                f"  left out {len(summary['outliers'])} sample(s) as measurement outliers "
+                f"(--keep-outliers fits them): {left}"
+            )
         if summary["cv_kendall"]:
             cv = ", ".join(f"{k} {v:.3f}" for k, v in summary["cv_kendall"].items())
             print(f"  leave-one-out Kendall: {cv}")

@@ -343,6 +343,7 @@ def adapt(
     descriptor: Mapping[str, float] | None = None,
     embed_prior: EmbedPrior | None = None,
     use_stored_prior: bool = True,
+    screen_outliers: bool = True,
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
@@ -366,6 +367,13 @@ def adapt(
         Default: the prior stored with the base (:func:`fit_base`, ``latbench predictor fit
         --devices all``), where it has one learned for these sources; ``use_stored_prior=False``
         ignores it (``auto`` as without a prior).
+
+        ``screen_outliers``: with ``"auto"`` and at least
+        :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples, leave out the samples
+        that look like measurement outliers against the best proxy's robust line
+        (:func:`~latbench.predictors.fewshot.screen_samples`: more than 4 robust standard
+        deviations off, at most a fifth of them); they are listed in ``outliers_`` and in the
+        summary, with a warning. ``False`` fits every sample.
     """
     base = _unwrap(base)
     base._check_fitted()
@@ -437,7 +445,15 @@ def adapt(
     t_log = np.log(lat)
     t0 = time.perf_counter()
     fit, scores = fewshot.fit_method(
-        method, p_log, t_log, ctx.pop_log, feats, methods=methods, cost=costs, embed=embed
+        method,
+        p_log,
+        t_log,
+        ctx.pop_log,
+        feats,
+        methods=methods,
+        cost=costs,
+        embed=embed,
+        screen=screen_outliers,
     )
     fit_s = time.perf_counter() - t0
 
@@ -468,6 +484,15 @@ def adapt(
     out.fit_seconds_ = fit_s
     out.cv_scores_ = dict(scores)
     out.n_samples_ = len(uniq)
+    out.outliers_ = {uniq[i]: float(lat[i]) for i in fit.dropped}
+    if out.outliers_:
+        log.warning(
+            "left out %d of %d samples as measurement outliers (far off the best proxy's robust "
+            "line; measure them again, or pass screen_outliers=False / --keep-outliers): %s",
+            len(out.outliers_),
+            len(uniq),
+            ", ".join(f"{a} ({v:.4g} ms)" for a, v in out.outliers_.items()),
+        )
     out.n_descriptor_ = n_desc
     out.embed_prior_from_ = prior_from or ""
     e = None if embed is None else embed[1] - embed[0].count_mean
@@ -529,6 +554,8 @@ class AdaptedPredictor(Predictor):
     feature_scale_: np.ndarray
     cv_scores_: dict[str, float]
     n_samples_: int
+    #: samples left out of the fit as measurement outliers, ``{arch: latency_ms}``
+    outliers_: dict[str, float]
     n_descriptor_: int = 0
     #: where the ``embed`` prior came from: "stored" (with the base), "given", or "" (none)
     embed_prior_from_: str = ""
@@ -600,6 +627,7 @@ class AdaptedPredictor(Predictor):
             "base": self.base_.name,
             "method": self.method_,
             "samples": self.n_samples_,
+            "outliers": dict(self.outliers_),
             "descriptor_archs": self.n_descriptor_,
             "sources": self.top_sources(),
             "cv_kendall": self.cv_scores_,
@@ -620,6 +648,7 @@ class AdaptedPredictor(Predictor):
             "intercept": self.intercept_,
             "cv_scores": self.cv_scores_,
             "n_samples": self.n_samples_,
+            "outliers": dict(self.outliers_),
             "n_descriptor": self.n_descriptor_,
             "embed_prior_from": self.embed_prior_from_,
             "train_spearman": self.train_spearman_,
@@ -664,6 +693,8 @@ class AdaptedPredictor(Predictor):
         self.intercept_ = float(meta["intercept"])
         self.cv_scores_ = {str(k): float(v) for k, v in dict(meta.get("cv_scores", {})).items()}
         self.n_samples_ = int(meta["n_samples"])
+        # files written before the outlier screen existed list none
+        self.outliers_ = {str(k): float(v) for k, v in dict(meta.get("outliers", {})).items()}
         self.n_descriptor_ = int(meta.get("n_descriptor", 0))
         self.embed_prior_from_ = str(meta.get("embed_prior_from", ""))
         self.train_spearman_ = float(meta["train_spearman"])
