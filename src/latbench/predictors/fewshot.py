@@ -104,7 +104,7 @@ CV_BUDGET_S = 3.0
 #: ``auto`` leaves out samples that look like measurement outliers (:func:`screen_samples`)
 #: from this many samples on. Measured on the reference tables (30 draws, leave-one-device-out
 #: and HELP split, both spaces; docs/adaptation.md): at K = 15 and 20 it removes most of the
-#: losses to the proxy and raises FBNet's mean by 0.006-0.008 (NB201 -0.0005 to +0.002); at
+#: losses to the proxy and raises FBNet's mean by 0.006-0.008 (NB201 -0.0005 to +0.001); at
 #: K = 10 it costs up to 0.004, the robust scale of 10 residuals being too rough and a dropped
 #: sample too dear
 SCREEN_MIN_SAMPLES = 15
