@@ -19,6 +19,7 @@ from latbench.predictors.fewshot import (
     screen_samples,
 )
 from latbench.predictors.metrics import spearman
+from lbp_helpers import rewrite_lbp
 
 TARGET = "help/titanx_1"
 
@@ -136,3 +137,20 @@ def test_cli_lists_the_outliers_and_keeps_them_on_request(
     assert main([*argv, "--keep-outliers"]) == 0
     assert "as measurement outliers" not in capsys.readouterr().out
     assert load(out).outliers_ == {}
+
+
+def test_a_file_written_before_the_screen_loads_with_no_outliers(
+    table, base, tmp_path: Path
+) -> None:
+    archs, lat = _samples(table, 20, 0)
+    lat[4] *= 3.0
+    adapted = adapt(base, archs, lat, device="x")
+    save(adapted, tmp_path / "new.lbp")
+
+    def no_outliers(m: dict) -> None:
+        del m["state"]["outliers"]
+
+    rewrite_lbp(tmp_path / "new.lbp", tmp_path / "old.lbp", no_outliers)
+    loaded = load(tmp_path / "old.lbp")
+    assert loaded.outliers_ == {}
+    np.testing.assert_allclose(loaded.predict(archs), adapted.predict(archs))

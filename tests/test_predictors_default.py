@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from latbench.errors import PredictorError
 from latbench.predictors import create, encodings, load, save
 from latbench.predictors.tabular import features, shared_features
 from latbench.spaces import get_space
+from lbp_helpers import rewrite_lbp
 
 NB201 = get_space("nb201")
 DISCONNECTED = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"
@@ -225,25 +225,6 @@ _SMALL_MEMBERS = [
 ]
 
 
-def _rewrite_lbp(
-    src: Path, dst: Path, manifest: Callable[[dict[str, Any]], None], drop: tuple[str, ...] = ()
-) -> None:
-    """Copy the ``.lbp`` zip ``src`` to ``dst``, editing its manifest and leaving out ``drop``."""
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.namelist():
-            if item in drop:
-                continue
-            blob = zin.read(item)
-            if item == "manifest.json":
-                m = json.loads(blob)
-                manifest(m)
-                blob = json.dumps(m).encode()
-            zout.writestr(item, blob)
-
-
 def test_file_without_the_new_settings_still_loads(
     column: tuple[list[str], np.ndarray], tmp_path: Path
 ) -> None:
@@ -263,7 +244,7 @@ def test_file_without_the_new_settings_still_loads(
             mm["params"] = {k: v for k, v in mm["params"].items() if k not in added}
         assert "stack_loss" not in json.dumps(m) and "weighting" not in json.dumps(m)
 
-    _rewrite_lbp(new, old, strip)
+    rewrite_lbp(new, old, strip)
     q = load(old)
     np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
 
@@ -282,7 +263,7 @@ def test_file_without_the_calibration_slope_predicts_as_before(
     def no_calibration(m: dict[str, Any]) -> None:
         m["arrays"] = [k for k in m["arrays"] if k != "calibration"]
 
-    _rewrite_lbp(new, old, no_calibration, drop=("arrays/calibration.npy",))
+    rewrite_lbp(new, old, no_calibration, drop=("arrays/calibration.npy",))
     q = load(old)
     assert q.slope_ == 0.0  # type: ignore[attr-defined]
     np.testing.assert_array_equal(q.predict(archs[200:]), p.predict(archs[200:]))
