@@ -48,8 +48,9 @@ from scipy.optimize import nnls
 from scipy.stats import rankdata
 
 from latbench.datasets import load_reference
-from latbench.predictors import create, fewshot
-from latbench.predictors.adapt import attach_embed_prior, prepare_context, stored_prior
+from latbench.predictors import fewshot
+from latbench.predictors.adapt import fit_base as adapt_fit_base
+from latbench.predictors.adapt import prepare_context, stored_prior
 from latbench.predictors.fewshot_embed import embed_features
 from latbench.predictors.metrics import spearman
 
@@ -109,16 +110,12 @@ def split(w: pd.DataFrame, space: str, target: str) -> tuple[np.ndarray, np.ndar
 
 def fit_base(w: pd.DataFrame, space: str, devices: list[str]) -> object:
     """The ``meta`` base on ``devices``' rows, with the embed prior learned from the same rows
-    and stored with it (``latbench.predictors.adapt.fit_base``); the prior's time is kept in
-    ``prior_seconds_``."""
+    and stored with it, as ``latbench predictor fit --devices all`` does."""
     long = w.melt(id_vars=["arch"], value_vars=devices, var_name="device", value_name="ms")
     long = long.dropna()
-    archs, ms, devs = long["arch"].tolist(), long["ms"].to_numpy(), long["device"].tolist()
-    base = create("meta").fit(archs, ms, space=space, devices=devs)
-    t0 = time.perf_counter()
-    attach_embed_prior(base, archs, ms, devs)
-    base.prior_seconds_ = time.perf_counter() - t0
-    return base
+    return adapt_fit_base(
+        "meta", long["arch"].tolist(), long["ms"].to_numpy(), space=space, devices=long["device"]
+    )
 
 
 def resolution_ceiling(y: np.ndarray, reps: int = 20) -> float:
@@ -171,7 +168,7 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
     archs = w["arch"].tolist()
     ctx = prepare_context(base, list(base.devices_))
     prior = stored_prior(base) if any(m in ("embed", "auto+embed") for m in methods) else None
-    prior_s = float(getattr(base, "prior_seconds_", 0.0))
+    prior_s = 0.0 if prior is None else prior.fit_seconds
     rows = np.concatenate([pool, query])
     p_all = ctx.source_log([archs[i] for i in rows])
     f_all = ctx.features([archs[i] for i in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,6 +47,14 @@ def long_sources(table: pd.DataFrame, sources: Sequence[str]) -> pd.DataFrame:
     """``table``'s ``sources`` columns in long format (arch, device, ms), unmeasured cells out."""
     out = table.melt(id_vars=["arch"], value_vars=list(sources), var_name="device", value_name="ms")
     return out.dropna()
+
+
+def draw_samples(
+    table: pd.DataFrame, device: str, k: int, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """K architectures drawn from the first 900 rows of ``table``, and a copy of their ms."""
+    pick = np.random.default_rng(seed).choice(900, size=k, replace=False)
+    return list(table["arch"].iloc[pick]), table[device].to_numpy()[pick].copy()
 
 
 def meta_base(long: pd.DataFrame) -> Any:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import HELP_SOURCES, long_sources, meta_base, table_fixture
+from fewshot_helpers import HELP_SOURCES, draw_samples, long_sources, meta_base, table_fixture
 from latbench.cli import main
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, load, save
@@ -39,11 +39,6 @@ def _query(table: pd.DataFrame, device: str) -> tuple[list[str], np.ndarray]:
     return list(q["arch"][keep]), y[keep]
 
 
-def _samples(table: pd.DataFrame, device: str, k: int, seed: int) -> tuple[list[str], np.ndarray]:
-    pick = np.random.default_rng(seed).choice(900, size=k, replace=False)
-    return list(table["arch"].iloc[pick]), table[device].to_numpy()[pick]
-
-
 def test_meta_base_is_multi_device(base) -> None:
     assert base.devices_ == sorted(SOURCES)
     emb = base.device_embedding("help/pixel3")
@@ -57,7 +52,7 @@ def test_adapt_ranks_an_unseen_device(table, base) -> None:
     qa, qy = _query(table, TARGET)
     scores: dict[str, list[float]] = {m: [] for m in ("proxy", "auto")}
     for seed in range(3):
-        archs, lat = _samples(table, TARGET, 10, seed)
+        archs, lat = draw_samples(table, TARGET, 10, seed)
         for m in scores:
             t0 = time.perf_counter()
             p = base.adapt(archs, lat, method=m, device="titanx")
@@ -69,7 +64,7 @@ def test_adapt_ranks_an_unseen_device(table, base) -> None:
 
 @pytest.mark.parametrize("method", [*METHODS, "auto"])
 def test_every_method_gives_a_fitted_predictor(table, base, method: str) -> None:
-    archs, lat = _samples(table, TARGET, 8, 1)
+    archs, lat = draw_samples(table, TARGET, 8, 1)
     prior = None
     if method == "embed":
         # embed needs a prior learned on the sources' measurements (the base's data)
@@ -85,7 +80,7 @@ def test_every_method_gives_a_fitted_predictor(table, base, method: str) -> None
 
 
 def test_adapted_predictor_round_trips(tmp_path: Path, table, base) -> None:
-    archs, lat = _samples(table, TARGET, 10, 2)
+    archs, lat = draw_samples(table, TARGET, 10, 2)
     p = base.adapt(archs, lat, method="meta")
     save(p, tmp_path / "a.lbp")
     q = load(tmp_path / "a.lbp")
@@ -96,7 +91,7 @@ def test_adapted_predictor_round_trips(tmp_path: Path, table, base) -> None:
 
 
 def test_bad_samples_are_refused(table, base) -> None:
-    archs, lat = _samples(table, TARGET, 5, 3)
+    archs, lat = draw_samples(table, TARGET, 5, 3)
     with pytest.raises(PredictorError, match="at least 3"):
         adapt(base, archs[:2], lat[:2])
     bad = lat.copy()
@@ -114,7 +109,7 @@ def test_bad_samples_are_refused(table, base) -> None:
 
 
 def test_duplicates_are_merged_with_a_warning(table, base, caplog) -> None:
-    archs, lat = _samples(table, TARGET, 5, 4)
+    archs, lat = draw_samples(table, TARGET, 5, 4)
     with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
         p = adapt(base, [*archs, archs[0]], [*lat, lat[0] * 1.1], method="soft")
     assert p.n_samples_ == 5
@@ -123,7 +118,7 @@ def test_duplicates_are_merged_with_a_warning(table, base, caplog) -> None:
 
 def test_single_device_base_falls_back_to_calibration(table, caplog) -> None:
     one = create("meta").fit(list(table["arch"]), table["help/1080ti_1"].to_numpy(), space="nb201")
-    archs, lat = _samples(table, TARGET, 10, 5)
+    archs, lat = draw_samples(table, TARGET, 10, 5)
     with caplog.at_level(logging.WARNING, logger="latbench.predictors.adapt"):
         p = adapt(one, archs, lat, method="proxy")
     assert "knows one device" in caplog.text
@@ -147,7 +142,7 @@ def test_choose_samples_spans_the_latency_range(base) -> None:
 
 def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     save(base, tmp_path / "base.lbp")
-    archs, lat = _samples(table, TARGET, 10, 6)
+    archs, lat = draw_samples(table, TARGET, 10, 6)
     csv_path = tmp_path / "phone.csv"
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

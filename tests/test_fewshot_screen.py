@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import HELP_SOURCES, long_sources, meta_base, table_fixture
+from fewshot_helpers import HELP_SOURCES, draw_samples, long_sources, meta_base, table_fixture
 from latbench.cli import main
 from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt
@@ -90,16 +90,11 @@ def test_fit_method_auto_reports_the_left_out_samples() -> None:
     assert soft.dropped == ()
 
 
-def _samples(table: pd.DataFrame, k: int, seed: int) -> tuple[list[str], np.ndarray]:
-    pick = np.random.default_rng(seed).choice(900, size=k, replace=False)
-    return list(table["arch"].iloc[pick]), table[TARGET].to_numpy()[pick].copy()
-
-
 def test_adapt_leaves_out_a_corrupted_measurement(table, base, tmp_path: Path) -> None:
     """Real reference latencies, one of 20 measured 3x too slow (a hiccup on the device)."""
     q = table.iloc[900:1900]
     qa, qy = list(q["arch"]), q[TARGET].to_numpy()
-    archs, lat = _samples(table, 20, 0)
+    archs, lat = draw_samples(table, TARGET, 20, 0)
     clean = spearman(qy, adapt(base, archs, lat, device="x").predict(qa))
     lat[4] *= 3.0
     screened = adapt(base, archs, lat, device="x")
@@ -121,7 +116,7 @@ def test_adapt_leaves_out_a_corrupted_measurement(table, base, tmp_path: Path) -
 def test_cli_lists_the_outliers_and_keeps_them_on_request(
     table, base, tmp_path: Path, capsys
 ) -> None:
-    archs, lat = _samples(table, 20, 0)
+    archs, lat = draw_samples(table, TARGET, 20, 0)
     lat[4] *= 3.0
     samples = tmp_path / "s.csv"
     with samples.open("w", newline="") as fh:
@@ -142,7 +137,7 @@ def test_cli_lists_the_outliers_and_keeps_them_on_request(
 def test_a_file_written_before_the_screen_loads_with_no_outliers(
     table, base, tmp_path: Path
 ) -> None:
-    archs, lat = _samples(table, 20, 0)
+    archs, lat = draw_samples(table, TARGET, 20, 0)
     lat[4] *= 3.0
     adapted = adapt(base, archs, lat, device="x")
     save(adapted, tmp_path / "new.lbp")

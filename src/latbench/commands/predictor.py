@@ -87,17 +87,28 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     archs, lat = df.arch.tolist(), df.latency_ms.to_numpy()
     devices = df.device.astype(str).tolist()
-    p.fit(archs, lat, space=str(spaces[0]), devices=devices if multi or args.device else None)
-    fit_s = time.perf_counter() - t0
     prior_note = ""
-    if multi and p.multi_device and not args.no_embed_prior:
-        # the few-shot base: store the embed prior learned from the same rows, so that
-        # `latbench adapt` uses it by default (latbench.predictors.adapt.fit_base)
-        from latbench.predictors.adapt import attach_embed_prior
+    if multi and p.multi_device:
+        # the few-shot base, with the embed prior learned from the same rows, so that
+        # `latbench adapt` uses it by default
+        from latbench.predictors.adapt import fit_base, stored_prior
 
-        t1 = time.perf_counter()
-        if attach_embed_prior(p, archs, lat, devices) is not None:
-            prior_note = f"; embed prior for adaptation in {time.perf_counter() - t1:.1f} s"
+        fit_base(
+            p,
+            archs,
+            lat,
+            space=str(spaces[0]),
+            devices=devices,
+            embed_prior=not args.no_embed_prior,
+        )
+        prior = stored_prior(p)
+        prior_s = 0.0 if prior is None else prior.fit_seconds
+        if prior is not None:
+            prior_note = f"; embed prior for adaptation in {prior_s:.1f} s"
+        fit_s = time.perf_counter() - t0 - prior_s
+    else:
+        p.fit(archs, lat, space=str(spaces[0]), devices=devices if multi or args.device else None)
+        fit_s = time.perf_counter() - t0
     save(p, args.output)
     print(
         f"fitted {args.model} on {len(df)} rows ({', '.join(p.devices_)}) in "

@@ -45,6 +45,7 @@ self-contained.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -223,16 +224,19 @@ def attach_embed_prior(
     ``save(base, ...)`` then writes it into the ``.lbp`` file and ``adapt`` uses it by default.
     A base of one device, or data the prior cannot be learned from (a source with fewer
     measured architectures than the prior has coefficients), gets none: logged, not an error,
-    since the base itself is fine. Returns the prior (or None).
+    since the base itself is fine. Returns the prior (or None); its ``fit_seconds`` is the
+    whole time taken here, the base's predictions of the sources included.
     """
     base._check_fitted()
     if base.space_ == GRAPH_SPACE or len(base.devices_) < 2:
         return None
+    t0 = time.perf_counter()
     try:
         prior = learn_embed_prior(base, archs, latency_ms, devices)
     except PredictorError as exc:
         log.warning("no embed prior stored with the base: %s", exc)
         return None
+    prior = dataclasses.replace(prior, fit_seconds=time.perf_counter() - t0)
     # any multi-device model can carry one; it is not part of the model's own state
     vars(base)["embed_prior_"] = prior
     return prior
@@ -264,9 +268,9 @@ def fit_base(
     devs = [str(d) for d in devices]
     pred.fit(arch_list, lat, space=space, devices=devs)
     if embed_prior:
-        t0 = time.perf_counter()
-        if attach_embed_prior(pred, arch_list, lat, devs) is not None:
-            log.info("embed prior learned with the base in %.2f s", time.perf_counter() - t0)
+        prior = attach_embed_prior(pred, arch_list, lat, devs)
+        if prior is not None:
+            log.info("embed prior learned with the base in %.2f s", prior.fit_seconds)
     return pred
 
 
