@@ -165,3 +165,29 @@ def test_cli_errors(table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
         == 1
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_predict_refuses_to_enumerate_fbnet_and_samples_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    df = load_reference("fbnet")
+    sub = df[df.device == "help/pixel3"].head(300)
+    data = tmp_path / "fb.csv"
+    sub[["space", "arch", "device", "latency_ms"]].to_csv(data, index=False)
+    model = tmp_path / "fb.lbp"
+    fit = ["predictor", "fit", "--data", str(data), "--device", "help/pixel3"]
+    assert main([*fit, "--model", "ridge", "-o", str(model)]) == 0
+    out = tmp_path / "fb_pred.csv"
+    # 9^22 architectures: a clear error naming the size, not minutes of filling the memory
+    assert main(["predictor", "predict", str(model), "--all", "-o", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "fbnet has 9.85e+20 architectures" in err and "--sample N" in err
+    assert not out.exists()
+    cmd = ["predictor", "predict", str(model), "--sample", "200", "--seed", "3", "-o", str(out)]
+    assert main(cmd) == 0
+    res = pd.read_csv(out)
+    assert len(res) == 200 == res.arch.nunique() and (res.predicted_latency_ms > 0).all()
+    assert main([*cmd[:-2], "-o", str(tmp_path / "again.csv")]) == 0
+    assert pd.read_csv(tmp_path / "again.csv").arch.tolist() == res.arch.tolist()  # seeded
+    assert main(["predictor", "predict", str(model), "--sample", "0", "-o", str(out)]) != 0
+    assert "--sample 0; expected an integer >= 1" in capsys.readouterr().err

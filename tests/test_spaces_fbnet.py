@@ -52,6 +52,15 @@ def test_sample_huge_space_is_seeded_and_distinct() -> None:
     assert all(SPACE.canonical(x) == x for x in a)
 
 
+def test_enumerate_all_refuses_a_huge_space() -> None:
+    with pytest.raises(ArchError, match=r"fbnet has 9\.85e\+20 architectures.*at most 1,000,000"):
+        SPACE.enumerate_all()
+    nb201 = get_space("nb201").enumerate_all()
+    assert len(nb201) == 15625 == len(set(nb201))
+    with pytest.raises(ArchError, match="at most 100 to enumerate"):
+        get_space("nb201").enumerate_all(limit=100)
+
+
 def test_mutate_and_neighbours() -> None:
     child = SPACE.mutate(ARCH, random.Random(1))
     assert sum(x != y for x, y in zip(SPACE.ops(ARCH), SPACE.ops(child), strict=True)) == 1

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     runtime = args.runtime or str(cfg.measure.get("runtime", "onnxruntime"))
     if args.all:
-        archs = list(space.enumerate())
+        archs = space.enumerate_all()
     elif args.archs:
         archs = read_archs_file(args.archs, space)
     else:

@@ -1,7 +1,7 @@
 """``latbench predictor``: fit, predict with, evaluate and compare latency predictors.
 
 latbench predictor fit (--data FILE | --reference nb201) --device DEV --model NAME -o P.lbp
-latbench predictor predict P.lbp (--archs FILE | --space nb201 --all) -o out.csv
+latbench predictor predict P.lbp (--archs FILE | --space nb201 --all | --sample N) -o out.csv
 latbench predictor evaluate P.lbp --data FILE [--device DEV]
 latbench predictor compare --reference nb201 --device DEV --models flops,ridge,gbm,gcn
 """
@@ -121,7 +121,12 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     p = load(args.predictor)
     if args.all:
         space = args.space or p.space_
-        archs = list(get_space(space).enumerate())
+        archs = get_space(space).enumerate_all()
+    elif args.sample is not None:
+        space = args.space or p.space_
+        if args.sample < 1:
+            raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")
+        archs = get_space(space).sample(args.sample, seed=args.seed)
     elif args.archs:
         path = Path(args.archs)
         if not path.is_file():
@@ -132,7 +137,7 @@ def _predict_cmd(args: argparse.Namespace) -> int:
             archs = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
         space = args.space or p.space_
     else:
-        raise ConfigError("give --archs FILE or --space SPACE --all")
+        raise ConfigError("give --archs FILE, --all or --sample N")
     mean, std = p.predict_with_uncertainty(archs, device=args.device)
     out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
     if std is not None:
@@ -237,6 +242,10 @@ def register(sub: Any) -> None:
     pr.add_argument("--archs", help="architectures: a text file (one a line) or CSV with 'arch'")
     pr.add_argument("--space", help="space of the architectures (default: the predictor's)")
     pr.add_argument("--all", action="store_true", help="every architecture of --space")
+    pr.add_argument(
+        "--sample", type=int, metavar="N", help="N random architectures of --space (seeded)"
+    )
+    pr.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     pr.add_argument("--device", help="device (multi-device predictors)")
     pr.add_argument("-o", "--output", required=True)
     pr.set_defaults(handler=_predict_cmd)

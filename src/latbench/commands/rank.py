@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from latbench.errors import ConfigError, SearchError
+from latbench.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -99,12 +99,7 @@ def run(args: argparse.Namespace) -> int:
     space_name = args.space or next(iter(preds.values())).space_
     space = get_space(space_name)
     if args.all:
-        if space.size() > 1_000_000:
-            raise SearchError(
-                f"--all: {space.name} has {space.size():.3g} architectures; expected a space of "
-                "at most 1,000,000 (use --sample N or --archs FILE)"
-            )
-        archs = list(space.enumerate())
+        archs = space.enumerate_all()
     elif args.sample is not None:
         if args.sample < 1:
             raise ConfigError(f"--sample {args.sample}; expected >= 1")

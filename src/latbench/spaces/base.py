@@ -12,6 +12,9 @@ from latbench._registry import Registry
 from latbench.errors import ArchError
 from latbench.spaces.graph import Graph
 
+#: the most architectures :meth:`SearchSpace.enumerate_all` lists (NAS-Bench-201: 15,625)
+ENUMERATE_LIMIT = 1_000_000
+
 
 class SearchSpace(ABC):
     """A space of architectures, each a sequence of categorical choices.
@@ -84,6 +87,19 @@ class SearchSpace(ABC):
         """Every architecture, in :meth:`encode_int` order (spaces may override the order)."""
         for code in range(self.size()):
             yield self.decode_int(code)
+
+    def enumerate_all(self, limit: int = ENUMERATE_LIMIT) -> list[str]:
+        """:meth:`enumerate` as a list, for spaces of at most ``limit`` architectures.
+
+        A larger space (FBNet: 9^22) raises :class:`ArchError` instead of filling the memory;
+        draw from it with :meth:`sample`.
+        """
+        if self.size() > limit:
+            raise ArchError(
+                f"{self.name} has {self.size():.3g} architectures; expected a space of at most "
+                f"{limit:,} to enumerate (draw N with --sample N, or list them in --archs FILE)"
+            )
+        return list(self.enumerate())
 
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """``n`` distinct architectures drawn uniformly with ``seed``."""
