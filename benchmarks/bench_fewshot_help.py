@@ -203,6 +203,13 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
     return out, len(query), times, prior_s
 
 
+def print_header(name: str) -> None:
+    """The command, the machine and the load average, as every sweep prints them first."""
+    print(f"# {name}: {' '.join(sys.argv)}")
+    print(f"# machine: 2-core shared x86_64 VM, python {platform.python_version()}")
+    print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str], draws: int):
     return json.dumps([space, setting, target, ks, methods, draws])
 
@@ -275,9 +282,7 @@ def main() -> int:
         return 0
     out_path = Path(args.out) if args.out else None
     done = load_done(out_path)
-    print(f"# bench_fewshot_help: {' '.join(sys.argv)}")
-    print(f"# machine: 2-core shared x86_64 VM, python {platform.python_version()}")
-    print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print_header("bench_fewshot_help")
     all_times: list[float] = []
     prior_times: list[float] = []
     for space in spaces:

@@ -85,3 +85,27 @@ def long_fixture(sources: Sequence[str]) -> Any:
         return long_sources(table, sources)
 
     return long
+
+
+#: devices of the monotonicity and proxy-adaptation tests: GPUs, Xeons and a phone
+MONOTONICITY_DEVICES = [
+    "help/1080ti_1",
+    "help/titanx_1",
+    "help/gold_6240",
+    "help/silver_4210r",
+    "help/pixel3",
+]
+
+
+def monotonicity_table_fixture() -> Any:
+    """A module-scoped ``table`` fixture: the first 1,500 NB201 architectures on
+    :data:`MONOTONICITY_DEVICES`, wide (``monotonicity.wide_table``: indexed by arch)."""
+    from latbench.predictors import monotonicity as mono
+
+    @pytest.fixture(scope="module")
+    def table() -> pd.DataFrame:
+        df = load_reference("nb201")
+        df = df[(df["nb201_index"] < 1500) & df["device"].isin(MONOTONICITY_DEVICES)]
+        return mono.wide_table(df)
+
+    return table

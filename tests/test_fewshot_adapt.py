@@ -66,7 +66,7 @@ def test_adapt_ranks_an_unseen_device(table, base) -> None:
 def test_every_method_gives_a_fitted_predictor(table, base, method: str) -> None:
     archs, lat = draw_samples(table, TARGET, 8, 1)
     prior = None
-    if method == "embed":
+    if method in ("embed", "embed+proxy"):
         # embed needs a prior learned on the sources' measurements (the base's data)
         long = table.melt(id_vars=["arch"], value_vars=SOURCES, var_name="device").dropna()
         prior = learn_embed_prior(base, list(long["arch"]), long["value"], list(long["device"]))

@@ -6,22 +6,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from fewshot_helpers import MONOTONICITY_DEVICES, monotonicity_table_fixture
 from latbench.cli import main
-from latbench.datasets import load_reference
 from latbench.errors import PredictorError
 from latbench.predictors import monotonicity as mono
 
-DEVICES = ["help/1080ti_1", "help/titanx_1", "help/gold_6240", "help/silver_4210r", "help/pixel3"]
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    df = load_reference("nb201")
-    df = df[(df["nb201_index"] < 1500) & df["device"].isin(DEVICES)]
-    return mono.wide_table(df)
+DEVICES = MONOTONICITY_DEVICES
+table = monotonicity_table_fixture()
 
 
 def test_rank_correlations_are_symmetric_and_meaningful(table) -> None:
@@ -33,6 +26,23 @@ def test_rank_correlations_are_symmetric_and_meaningful(table) -> None:
     assert sp.loc["help/1080ti_1", "help/titanx_1"] > 0.95
     assert sp.loc["help/1080ti_1", "help/pixel3"] < sp.loc["help/1080ti_1", "help/titanx_1"]
     assert (kd.to_numpy() <= sp.to_numpy() + 1e-9).all()  # Kendall is the stricter measure
+
+
+def test_rank_correlations_match_the_per_pair_definition(table) -> None:
+    # devices that measured different architectures: every pair on the rows both have
+    part = table.copy()
+    part.iloc[::3, 0] = np.nan
+    part.iloc[1::4, 2] = np.nan
+    sp, kd = mono.rank_correlations(part, with_kendall=False)
+    assert kd is None
+    for a in part.columns:
+        for b in part.columns:
+            m = part[a].notna() & part[b].notna()
+            want = 1.0 if a == b else mono.spearman(part.loc[m, a], part.loc[m, b])
+            assert sp.loc[a, b] == pytest.approx(want, abs=1e-12)
+    few = part.iloc[:12].copy()
+    few.iloc[:5, 1] = np.nan  # 7 shared rows < MIN_SHARED
+    assert np.isnan(mono.rank_correlations(few)[0].iloc[0, 1])
 
 
 def test_cluster_order_groups_similar_devices(table) -> None:
@@ -54,11 +64,29 @@ def test_best_proxies_and_verdict(table) -> None:
         mono.best_proxies(table, ["x", "y", "z"], [1.0, 2.0, 3.0])
 
 
+def test_a_device_that_measured_few_of_the_samples_ranks_last(table) -> None:
+    col = table["help/titanx_1"].dropna()
+    archs, lat = list(col.index[:10]), col.to_numpy()[:10]
+    sparse = table.copy()
+    # a device that measured 3 of the 10 samples, in exactly the target's order
+    sparse["other/sparse"] = np.nan
+    sparse.loc[archs[:3], "other/sparse"] = lat[:3]
+    rep = mono.best_proxies(sparse, archs, lat, target="help/titanx_1")
+    assert rep.shared["other/sparse"] == 3 and rep.shared["help/1080ti_1"] == 10
+    assert dict((d, s) for d, s, _ in rep.ranking)["other/sparse"] == pytest.approx(1.0)
+    assert rep.best == "help/1080ti_1" and rep.ranking[-1][0] == "other/sparse"
+
+
 def test_proxy_adaptation_reports_before_and_after(table) -> None:
-    rep = mono.proxy_adaptation(table, "nb201", "help/silver_4210r", "help/gold_6240", k=20)
+    rep, adapted = mono.proxy_adaptation(
+        table, "nb201", "help/silver_4210r", "help/gold_6240", k=20
+    )
     assert rep.n_eval == table["help/gold_6240"].notna().sum() - 20
     assert 0.5 < rep.spearman_before < 1.0 and 0.5 < rep.spearman_after < 1.0
-    assert rep.method == "meta"
+    # the default learns from the table's other devices, the target's column left out
+    assert rep.method == "embed+proxy" and rep.hypotheses == len(DEVICES) - 1
+    assert rep.evaluated_on == "held-out" and "other target architectures" in rep.line()
+    assert adapted.devices_ == ["help/gold_6240"]
 
 
 def test_plot_heatmap_writes_a_png(tmp_path: Path, table) -> None:

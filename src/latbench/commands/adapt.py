@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "proxy", "soft", "combo", "meta", "bayes", "embed"],
+        choices=["auto", "proxy", "soft", "combo", "meta", "bayes", "embed", "embed+proxy"],
         help="adaptation method (default auto: bayes averaged with soft on NB201, elsewhere "
         "chosen by leave-one-out on the samples; averaged with embed when there is an embed "
         "prior, stored in the base or from --embed-data)",

@@ -2,11 +2,13 @@
 
 Prints the Spearman (and, with --kendall, Kendall) matrix across devices, writes a clustered
 heat-map with --plot, and for a target device with K samples lists the best proxies, says
-whether one proxy is enough, and adapts the proxy's predictor (before/after rank correlation).
+whether one proxy is enough, and adapts the proxy's predictor with the K samples, reporting
+its rank correlation before and after: on the target's other architectures for --target, by
+leave-one-out on the K samples for --samples (-o saves the adapted predictor).
 
   latbench monotonicity --reference nb201 --devices 'help/*' --plot nb201.png
   latbench monotonicity --reference nb201 --target help/gold_6240 --k 10
-  latbench monotonicity --reference fbnet --samples my_phone.csv
+  latbench monotonicity --reference fbnet --samples my_phone.csv -o my_phone.lbp
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def register(subparsers: Any) -> None:
         "--threshold", type=float, default=0.9, help="Spearman for 'one proxy is enough'"
     )
     p.add_argument("--top", type=int, default=5, help="proxies to list (default 5)")
+    p.add_argument(
+        "--adapt-method",
+        default="embed+proxy",
+        choices=["embed+proxy", "proxy", "meta", "bayes", "auto"],
+        help="proxy adaptation: embed+proxy (default) learns from the table's other devices; "
+        "proxy = calibration only",
+    )
+    p.add_argument("-o", "--output", default=None, help="save the adapted proxy predictor (.lbp)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
 
@@ -72,17 +82,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 3:
         raise ConfigError(f"--k {args.k}; expected at least 3 samples")
+    if args.target and args.samples:
+        raise ConfigError(
+            "--target and --samples both given; expected one target (a device of the table, "
+            "or a CSV of a new device's samples)"
+        )
+    if args.output and not (args.target or args.samples):
+        raise ConfigError(f"-o {args.output}: expected --target or --samples to adapt to")
     long, space = _load(args)
     table = mono.wide_table(long, args.devices)
-    sp, kd = mono.rank_correlations(table)
+    sp, kd = mono.rank_correlations(table, with_kendall=args.kendall)
     order = mono.cluster_order(sp)
-    sp, kd = sp.loc[order, order], kd.loc[order, order]
+    sp = sp.loc[order, order]
+    kd = None if kd is None else kd.loc[order, order]
     out: dict[str, Any] = {
         "space": space,
         "devices": order,
         "spearman": sp.round(4).values.tolist(),
     }
-    if args.kendall:
+    if kd is not None:
         out["kendall"] = kd.round(4).values.tolist()
     if args.plot:
         mono.plot_heatmap(sp, args.plot)
@@ -109,21 +127,37 @@ def run(args: argparse.Namespace) -> int:
         report = mono.best_proxies(table, archs, lat, target=target, threshold=args.threshold)
         out["target"] = target
         out["proxies"] = [
-            {"device": d, "spearman": s, "kendall": k} for d, s, k in report.ranking[: args.top]
+            {"device": d, "spearman": s, "kendall": k, "shared": report.shared[d]}
+            for d, s, k in report.ranking[: args.top]
         ]
         out["one_proxy_enough"] = report.one_proxy_enough
         out["verdict"] = report.verdict()
         if args.target:
-            adapt_report = mono.proxy_adaptation(
-                table, space, report.best, target, k=args.k, seed=args.seed
+            adapt_report, adapted = mono.proxy_adaptation(
+                table,
+                space,
+                report.best,
+                target,
+                k=args.k,
+                seed=args.seed,
+                method=args.adapt_method,
             )
-            out["proxy_adaptation"] = vars(adapt_report)
+        else:
+            adapt_report, adapted = mono.proxy_adaptation_cv(
+                table, space, report.best, archs, lat, method=args.adapt_method
+            )
+        out["proxy_adaptation"] = adapt_report.as_dict()
+        if args.output:
+            from latbench.predictors.persist import save
+
+            save(adapted, args.output)
+            out["output"] = args.output
     if args.json:
         print(json.dumps(out, indent=2, default=float))
         return 0
     print(f"{space}: Spearman rank correlation of latency across {len(order)} devices")
     print(_fmt_matrix(sp))
-    if args.kendall:
+    if kd is not None:
         print("\nKendall tau")
         print(_fmt_matrix(kd))
     if args.plot:
@@ -131,13 +165,12 @@ def run(args: argparse.Namespace) -> int:
     if report is not None:
         print(f"\nbest proxies of {report.target} on {report.n_samples} samples:")
         for d, s, k in report.ranking[: args.top]:
-            print(f"  {d:<40} Spearman {s:6.3f}  Kendall {k:6.3f}")
+            n = report.shared[d]
+            part = f"  (on {n} of them)" if n < report.n_samples else ""
+            print(f"  {d:<40} Spearman {s:6.3f}  Kendall {k:6.3f}{part}")
         print(report.verdict())
     if adapt_report is not None:
-        a = adapt_report
-        print(
-            f"proxy adaptation ({a.method}, K={a.k}, {a.n_eval} other target architectures): "
-            f"Spearman {a.spearman_before:.3f} -> {a.spearman_after:.3f}, "
-            f"Kendall {a.kendall_before:.3f} -> {a.kendall_after:.3f}"
-        )
+        print(adapt_report.line())
+    if args.output:
+        print(f"adapted predictor written to {args.output}")
     return 0

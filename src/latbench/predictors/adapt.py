@@ -162,18 +162,32 @@ def learn_embed_prior(
     devices: Sequence[str],
     *,
     sources: Sequence[str] | None = None,
+    hypotheses: Sequence[str] | None = None,
+    anchor: str | None = None,
+    anchor_mass: float = 0.5,
     population: int = DEFAULT_POPULATION,
     seed: int = 0,
 ) -> EmbedPrior:
     """The ``embed`` prior (:mod:`latbench.predictors.fewshot_embed`) of ``base``'s sources.
 
-    ``archs``, ``latency_ms``, ``devices``: the sources' measurements, one row per (arch,
-    device), usually the data the base was fitted on (never the target's). ``sources``: the
-    base devices to learn it for (default all; must match ``adapt``'s ``sources``).
+    ``archs``, ``latency_ms``, ``devices``: the measurements, one row per (arch, device),
+    usually the data the base was fitted on (never the target's). ``sources``: the base devices
+    to learn it for (default all; must match ``adapt``'s ``sources``). ``hypotheses``: the
+    devices of the data whose departures from the base form the prior (default: the sources);
+    ``anchor`` (one of them) gets ``anchor_mass`` of the prior mass. Proxy adaptation
+    (:func:`latbench.predictors.monotonicity.adapt_proxy`) passes the proxy as the one source
+    and anchor and the table's other devices as hypotheses.
     """
     base = _unwrap(base)
     base._check_fitted()
     srcs = list(base.devices_ if sources is None else sources)
+    names = list(srcs if hypotheses is None else hypotheses)
+    unknown = [s for s in srcs if s not in base.devices_]
+    if unknown:
+        raise PredictorError(
+            f"embed prior: source(s) {unknown} are not in the base predictor; expected some of "
+            f"{', '.join(base.devices_)}"
+        )
     lat = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
     devs = [str(d) for d in devices]
     if not (len(archs) == lat.size == len(devs)):
@@ -183,19 +197,20 @@ def learn_embed_prior(
         )
     if lat.size == 0 or not np.all(np.isfinite(lat)) or np.any(lat <= 0):
         raise PredictorError("embed prior: expected finite, positive latencies (ms)")
-    missing = sorted(set(srcs) - set(devs))
+    missing = sorted(set(names) - set(devs))
     if missing:
-        raise PredictorError(f"embed prior: no measurements of source(s) {missing}")
+        what = "source" if hypotheses is None else "device"
+        raise PredictorError(f"embed prior: no measurements of {what}(s) {missing}")
     # canonicalise each distinct string once (tables repeat every arch once per device)
     raw = list(dict.fromkeys(archs))
     canon = dict(zip(raw, enc.canonical_archs(base.space_, raw), strict=True))
     uniq = list(dict.fromkeys(canon.values()))
     row = {a: i for i, a in enumerate(uniq)}
-    col = {d: j for j, d in enumerate(srcs)}
+    col = {d: j for j, d in enumerate(names)}
     ri = np.fromiter((row[canon[a]] for a in archs), dtype=np.int64, count=len(devs))
     ci = np.fromiter((col.get(d, -1) for d in devs), dtype=np.int64, count=len(devs))
     keep = ci >= 0
-    log_ms = np.full((len(uniq), len(srcs)), np.nan)
+    log_ms = np.full((len(uniq), len(names)), np.nan)
     log_ms[ri[keep], ci[keep]] = np.log(lat[keep])
     space_obj = enc.space(base.space_)
     pop_archs = space_obj.sample(min(population, space_obj.size()), seed=seed)
@@ -207,6 +222,9 @@ def learn_embed_prior(
         source_log_predictions(base, uniq, srcs),
         embed_features(base.space_, uniq),
         log_ms,
+        hypotheses=hypotheses,
+        anchor=anchor,
+        anchor_mass=anchor_mass,
     )
 
 
@@ -348,36 +366,41 @@ def adapt(
     embed_prior: EmbedPrior | None = None,
     use_stored_prior: bool = True,
     screen_outliers: bool = True,
+    one_source_ok: bool = False,
 ) -> AdaptedPredictor:
     """A predictor for a new ``device`` from K measurements and a multi-device ``base``.
 
-        ``method``: ``"auto"`` (default: chosen by leave-one-out on the samples), ``"proxy"``,
-        ``"soft"``, ``"combo"``, ``"meta"``, ``"bayes"`` or ``"embed"`` (needs ``embed_prior``; see
-    :mod:`latbench.predictors.fewshot`).
-        ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
-        out (e.g. a near-copy of the target). ``population``: random architectures of the space used
-        to standardise the sources. The base is not modified.
+    ``method``: ``"auto"`` (default: chosen by leave-one-out on the samples), ``"proxy"``,
+    ``"soft"``, ``"combo"``, ``"meta"``, ``"bayes"``, ``"embed"`` or ``"embed+proxy"`` (both
+    need ``embed_prior``; see :mod:`latbench.predictors.fewshot`).
+    ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
+    out (e.g. a near-copy of the target). ``population``: random architectures of the space used
+    to standardise the sources. The base is not modified.
 
-        ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
-        reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
-        devices describe --space``). The adapted model is conditioned on it: the weights over the
-        base's devices (and the residual) are fitted on the descriptor's latencies together with
-        the K samples, so a descriptor measured once per device makes every later adaptation of
-        that device start from ~10 more measurements. An architecture in both is merged (geometric
-        mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
+    ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
+    reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
+    devices describe --space``). The adapted model is conditioned on it: the weights over the
+    base's devices (and the residual) are fitted on the descriptor's latencies together with
+    the K samples, so a descriptor measured once per device makes every later adaptation of
+    that device start from ~10 more measurements. An architecture in both is merged (geometric
+    mean). Reference architectures of another space raise :class:`~latbench.errors.ArchError`.
 
-        ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
-        sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
-        Default: the prior stored with the base (:func:`fit_base`, ``latbench predictor fit
-        --devices all``), where it has one learned for these sources; ``use_stored_prior=False``
-        ignores it (``auto`` as without a prior).
+    ``embed_prior``: the prior of method ``embed`` (:func:`learn_embed_prior`, learned on the
+    sources' measurements); with it ``auto`` averages ``embed`` with its choice without it.
+    Default: the prior stored with the base (:func:`fit_base`, ``latbench predictor fit
+    --devices all``), where it has one learned for these sources; ``use_stored_prior=False``
+    ignores it (``auto`` as without a prior).
 
-        ``screen_outliers``: with ``"auto"`` and at least
-        :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples, leave out the samples
-        that look like measurement outliers against the best proxy's robust line
-        (:func:`~latbench.predictors.fewshot.screen_samples`: more than 4 robust standard
-        deviations off, at most a fifth of them); they are listed in ``outliers_`` and in the
-        summary, with a warning. ``False`` fits every sample.
+    ``screen_outliers``: with ``"auto"`` and at least
+    :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples, leave out the samples
+    that look like measurement outliers against the best proxy's robust line
+    (:func:`~latbench.predictors.fewshot.screen_samples`: more than 4 robust standard
+    deviations off, at most a fifth of them); they are listed in ``outliers_`` and in the
+    summary, with a warning. ``False`` fits every sample.
+
+    ``one_source_ok``: the caller adapts a one-device base on purpose (proxy adaptation,
+    :func:`latbench.predictors.monotonicity.adapt_proxy`), so the warning that such a base
+    only calibrates is not logged.
     """
     base = _unwrap(base)
     base._check_fitted()
@@ -409,7 +432,7 @@ def adapt(
     if not srcs:
         raise PredictorError(f"no source device left after excluding {list(exclude)}")
     methods: tuple[str, ...] = fewshot.AUTO_METHODS
-    if len(srcs) == 1:
+    if len(srcs) == 1 and embed_prior is None and not one_source_ok:
         log.warning(
             "the base predictor knows one device (%s): adaptation is a monotone calibration of "
             "it, plus a feature residual for method 'meta'; fit the base on several devices "
@@ -429,10 +452,11 @@ def adapt(
                 list(kept.sources),
                 srcs,
             )
-    if method == "embed" and embed_prior is None:
+    if method in fewshot.EMBED_METHODS and embed_prior is None:
         raise PredictorError(
-            "method 'embed' needs embed_prior= (learn_embed_prior on the sources' measurements) "
-            "or a base that stores one for these sources (fit_base, predictor fit --devices all)"
+            f"method {method!r} needs embed_prior= (learn_embed_prior on the sources' "
+            "measurements) or a base that stores one for these sources (fit_base, predictor "
+            "fit --devices all)"
         )
     embed = None
     if embed_prior is not None:

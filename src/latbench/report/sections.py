@@ -350,9 +350,9 @@ def monotonicity_section(
             f"No measurement of {', '.join(local)} is in the {space or 'reference'} space; "
             "showing the reference devices only."
         )
-    # pandas' pairwise Spearman runs in C over pairwise-complete rows (the same figure as
-    # ``mono.rank_correlations``, whose per-pair scipy calls take seconds for 37 devices);
-    # Kendall is computed only for the closest-proxy table below.
+    # pandas' pairwise Spearman over pairwise-complete rows, as ``mono.rank_correlations``
+    # computes it (a device with too few rows keeps a blank diagonal here); Kendall is
+    # computed only for the closest-proxy table below.
     sp = wide.corr(method="spearman", min_periods=mono.MIN_SHARED)
     order = mono.cluster_order(sp)
     m = sp.loc[order, order].to_numpy(dtype=np.float64)
