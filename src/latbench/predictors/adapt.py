@@ -391,7 +391,7 @@ def adapt(
     --devices all``), where it has one learned for these sources; ``use_stored_prior=False``
     ignores it (``auto`` as without a prior).
 
-    ``screen_outliers``: with ``"auto"`` and at least
+    ``screen_outliers``: with ``"auto"`` or ``"embed+proxy"`` and at least
     :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples, leave out the samples
     that look like measurement outliers against the best proxy's robust line
     (:func:`~latbench.predictors.fewshot.screen_samples`: more than 4 robust standard
