@@ -261,3 +261,47 @@ def test_embed_proxy_leaves_out_a_wild_sample(table) -> None:
     col = table["help/1080ti_1"].dropna().drop(index=archs)
     y, qa = col.to_numpy(), list(col.index)
     assert spearman(y, a.predict(qa)) > spearman(y, kept.predict(qa))
+
+
+def test_methods_without_the_prior_report_no_hypotheses(table) -> None:
+    rep, _ = mono.proxy_adaptation(
+        table, "nb201", "help/1080ti_1", "help/pixel3", k=10, method="meta"
+    )
+    assert rep.method == "meta" and rep.hypotheses == 0
+    rep, _ = mono.proxy_adaptation(
+        table, "nb201", "help/1080ti_1", "help/pixel3", k=10, method="auto"
+    )
+    assert rep.hypotheses == len(DEVICES) - 1
+
+
+def test_the_command_and_the_report_draw_the_same_samples(table, capsys) -> None:
+    archs, lat = mono.draw_target_samples(table, "help/pixel3", 10, seed=3)
+    assert archs == mono.draw_target_samples(table, "help/pixel3", 10, seed=3)[0]
+    _, adapted = mono.proxy_adaptation(table, "nb201", "help/1080ti_1", "help/pixel3", k=10, seed=3)
+    assert adapted.n_samples_ == 10
+    # the adapted fit saw exactly these samples: its training ranking is theirs
+    assert adapted.train_spearman_ == pytest.approx(
+        spearman(np.log(lat), np.log(adapted.predict(archs))), abs=1e-9
+    )
+    with pytest.raises(PredictorError, match="measured 1500 architectures; expected at most"):
+        mono.draw_target_samples(table, "help/pixel3", 2000)
+
+
+def test_cli_keep_outliers_reaches_the_proxy_adaptation(table, tmp_path: Path, capsys) -> None:
+    archs, lat = _draw(table, "help/1080ti_1", 20, 4)
+    wild = lat.copy()
+    wild[7] *= 3.0
+    data = tmp_path / "table.csv"
+    long = table.drop(columns=["help/1080ti_1"]).stack().dropna().rename("latency_ms")
+    long = long.reset_index()
+    long.columns = ["arch", "device", "latency_ms"]
+    long.insert(0, "space", "nb201")
+    long.to_csv(data, index=False)
+    samples = tmp_path / "gpu.csv"
+    pd.DataFrame({"space": "nb201", "arch": archs, "latency_ms": wild}).to_csv(samples, index=False)
+    for flag, screened in (([], True), (["--keep-outliers"], False)):
+        out = tmp_path / f"gpu{len(flag)}.lbp"
+        cmd = ["monotonicity", "--data", str(data), "--samples", str(samples), "-o", str(out)]
+        assert main([*cmd, *flag, "--json"]) == 0
+        capsys.readouterr()
+        assert (archs[7] in load(out).outliers_) is screened

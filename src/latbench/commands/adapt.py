@@ -75,8 +75,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--keep-outliers",
         action="store_true",
-        help="fit every sample (auto otherwise leaves out, from 15 samples on, the ones far off "
-        "the best proxy's robust line, and lists them)",
+        help="fit every sample (auto and embed+proxy otherwise leave out, from 15 samples on, "
+        "the ones far off the best proxy's robust line, and list them)",
     )
     p.add_argument(
         "--descriptor",

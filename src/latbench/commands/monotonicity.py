@@ -52,6 +52,12 @@ def register(subparsers: Any) -> None:
         help="proxy adaptation: embed+proxy (default) learns from the table's other devices; "
         "proxy = calibration only",
     )
+    p.add_argument(
+        "--keep-outliers",
+        action="store_true",
+        help="fit every sample (embed+proxy and auto otherwise leave out, from 15 samples on, "
+        "the ones far off the proxy's robust line)",
+    )
     p.add_argument("-o", "--output", default=None, help="save the adapted proxy predictor (.lbp)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
@@ -111,13 +117,8 @@ def run(args: argparse.Namespace) -> int:
     adapt_report = None
     if args.target or args.samples:
         if args.target:
-            dev = mono.select_devices(list(table.columns), [args.target])[0]
-            col = table[dev].dropna()
-            rng = np.random.default_rng(args.seed)
-            pick = rng.choice(len(col), size=min(args.k, len(col)), replace=False)
-            archs = [col.index[i] for i in pick]
-            lat = col.to_numpy()[pick]
-            target = dev
+            target = mono.select_devices(list(table.columns), [args.target])[0]
+            archs, lat = mono.draw_target_samples(table, target, args.k, args.seed)
         else:
             from latbench.commands.adapt import read_samples
 
@@ -141,10 +142,17 @@ def run(args: argparse.Namespace) -> int:
                 k=args.k,
                 seed=args.seed,
                 method=args.adapt_method,
+                screen_outliers=not args.keep_outliers,
             )
         else:
             adapt_report, adapted = mono.proxy_adaptation_cv(
-                table, space, report.best, archs, lat, method=args.adapt_method
+                table,
+                space,
+                report.best,
+                archs,
+                lat,
+                method=args.adapt_method,
+                screen_outliers=not args.keep_outliers,
             )
         out["proxy_adaptation"] = adapt_report.as_dict()
         if args.output:

@@ -120,12 +120,12 @@ PREFERENCE = {
 CV_TIE = 0.02
 #: wall-clock budget of ``auto``'s cross-validation; past it the remaining methods are skipped
 CV_BUDGET_S = 3.0
-#: ``auto`` leaves out samples that look like measurement outliers (:func:`screen_samples`)
-#: from this many samples on. Measured on the reference tables (30 draws, leave-one-device-out
-#: and HELP split, both spaces; docs/adaptation.md): at K = 15 and 20 it removes most of the
-#: losses to the proxy and raises FBNet's mean by 0.006-0.008 (NB201 -0.0005 to +0.001); at
-#: K = 10 it costs up to 0.004, the robust scale of 10 residuals being too rough and a dropped
-#: sample too dear
+#: ``auto`` and ``embed+proxy`` leave out samples that look like measurement outliers
+#: (:func:`screen_samples`) from this many samples on. Measured on the reference tables (30
+#: draws, leave-one-device-out and HELP split, both spaces; docs/adaptation.md): at K = 15 and
+#: 20 it removes most of the losses to the proxy and raises FBNet's mean by 0.006-0.008
+#: (NB201 -0.0005 to +0.001); at K = 10 it costs up to 0.004, the robust scale of 10
+#: residuals being too rough and a dropped sample too dear
 SCREEN_MIN_SAMPLES = 15
 #: a sample is an outlier when its residual from the robust proxy line is more than this many
 #: robust standard deviations (1.4826 MAD) from the median residual

@@ -252,6 +252,8 @@ def best_proxies(
 #: what proxy adaptation can use (``embed+proxy``, the default, learns from the table's
 #: other devices; the others use the proxy's predictor and the K samples alone)
 PROXY_METHODS = ("embed+proxy", "proxy", "meta", "bayes", "auto")
+#: the proxy-adaptation methods that use the prior learned from the table (:func:`proxy_prior`)
+PRIOR_METHODS = ("embed+proxy", "auto")
 #: share of the prior mass on the proxy's own coefficients (no departure from it)
 ANCHOR_MASS = 0.5
 #: a device of the table joins the prior when it measured this many times as many
@@ -414,7 +416,7 @@ def adapt_proxy(
         )
     if base is None:
         base = fit_proxy_predictor(table, space, proxy)
-    if method in ("embed+proxy", "auto") and prior is None:
+    if method in PRIOR_METHODS and prior is None:
         prior = proxy_prior(base, table, proxy, exclude=exclude)
     if method == "embed+proxy" and prior is None:
         method = "proxy"
@@ -424,14 +426,37 @@ def adapt_proxy(
         latency_ms,
         method=method,
         device=device,
-        embed_prior=prior if method in ("embed+proxy", "auto") else None,
+        embed_prior=prior if method in PRIOR_METHODS else None,
         screen_outliers=screen_outliers,
         one_source_ok=True,
     )
 
 
-def _n_hypotheses(prior: Any, method: str) -> int:
-    return len(prior.hypothesis_names) if prior is not None and method != "proxy" else 0
+def _n_hypotheses(prior: Any, method: str, fitted: str) -> int:
+    """How many table devices the adaptation learned from: 0 without the prior or a fallback."""
+    used = prior is not None and method in PRIOR_METHODS and fitted != "proxy"
+    return len(prior.hypothesis_names) if used else 0
+
+
+def draw_target_samples(
+    table: pd.DataFrame, target: str, k: int, seed: int = 0
+) -> tuple[list[str], np.ndarray]:
+    """K architectures of the target's column and their ms, drawn with ``seed``.
+
+    The draw of ``latbench monotonicity --target`` (proxy choice) and of
+    :func:`proxy_adaptation` (which scores on the rest of the column).
+    """
+    if target not in table.columns:
+        raise PredictorError(
+            f"device {target!r} is not in the table; expected one of {list(table.columns)}"
+        )
+    col = table[target].dropna()
+    if k > len(col):
+        raise PredictorError(
+            f"--k {k}: device {target!r} measured {len(col)} architectures; expected at most that"
+        )
+    pick = np.random.default_rng(seed).choice(len(col), size=k, replace=False)
+    return [col.index[i] for i in pick], col.to_numpy()[pick]
 
 
 def proxy_adaptation(
@@ -443,11 +468,12 @@ def proxy_adaptation(
     k: int = 10,
     seed: int = 0,
     method: str = "embed+proxy",
+    screen_outliers: bool = True,
 ) -> tuple[AdaptationReport, Any]:
     """Adapt the proxy's predictor with K target samples; score it on the target's other archs.
 
-    The K samples are drawn from the target's column (``seed``: the same draw as the
-    ``latbench monotonicity --target`` samples); the target's column never enters the prior
+    The K samples are :func:`draw_target_samples` (the draw ``latbench monotonicity --target``
+    chooses the proxy on); the target's column never enters the prior
     (:func:`adapt_proxy` with ``exclude=[target]``). "Before" is the proxy predictor's own
     ranking, "after" the adapted one's, both on every target architecture not among the K.
     Returns the report and the adapted predictor.
@@ -463,30 +489,28 @@ def proxy_adaptation(
             f"target {target!r} has {len(tgt)} measured architectures; expected at least {k + 10}"
         )
     base = fit_proxy_predictor(table, space, proxy)
-    prior = proxy_prior(base, table, proxy, exclude=[target]) if method != "proxy" else None
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(tgt), size=k, replace=False)
-    rest = np.setdiff1d(np.arange(len(tgt)), pick)
-    ka = [tgt.index[i] for i in pick]
-    ea = [tgt.index[i] for i in rest]
-    ey = tgt.to_numpy()[rest]
+    prior = proxy_prior(base, table, proxy, exclude=[target]) if method in PRIOR_METHODS else None
+    ka, ky = draw_target_samples(table, target, k, seed)
+    rest = tgt.drop(index=ka)
+    ea, ey = list(rest.index), rest.to_numpy()
     before = base.predict(ea, device=proxy)
     adapted = adapt_proxy(
         table,
         space,
         proxy,
         ka,
-        tgt.to_numpy()[pick],
+        ky,
         exclude=[target],
         method=method,
         device=target,
         base=base,
         prior=prior,
+        screen_outliers=screen_outliers,
     )
     after = adapted.predict(ea)
     report = AdaptationReport.scored(
         proxy, target, k, ey, before, after, adapted.method_, "held-out",
-        _n_hypotheses(prior, adapted.method_),
+        _n_hypotheses(prior, method, adapted.method_),
     )  # fmt: skip
     return report, adapted
 
@@ -500,6 +524,7 @@ def proxy_adaptation_cv(
     *,
     method: str = "embed+proxy",
     device: str = "target",
+    screen_outliers: bool = True,
 ) -> tuple[AdaptationReport, Any]:
     """Proxy adaptation for a new device, scored by leave-one-out on its K samples.
 
@@ -518,29 +543,21 @@ def proxy_adaptation_cv(
             f"got {len(uniq)} distinct samples; leave-one-out needs at least 4 (3 to fit)"
         )
     base = fit_proxy_predictor(table, space, proxy)
-    prior = proxy_prior(base, table, proxy) if method != "proxy" else None
-    full = adapt_proxy(
-        table, space, proxy, uniq, lat, method=method, device=device, base=base, prior=prior
-    )
+    prior = proxy_prior(base, table, proxy) if method in PRIOR_METHODS else None
+    opts: dict[str, Any] = {"device": device, "base": base, "prior": prior}
+    opts["screen_outliers"] = screen_outliers
+    full = adapt_proxy(table, space, proxy, uniq, lat, method=method, **opts)
     held = {m: np.empty(len(uniq)) for m in dict.fromkeys(("proxy", method))}
     for i in range(len(uniq)):
         keep = [j for j in range(len(uniq)) if j != i]
         for m, out in held.items():
             fit_i = adapt_proxy(
-                table,
-                space,
-                proxy,
-                [uniq[j] for j in keep],
-                lat[keep],
-                method=m,
-                device=device,
-                base=base,
-                prior=prior,
+                table, space, proxy, [uniq[j] for j in keep], lat[keep], method=m, **opts
             )
             out[i] = fit_i.predict([uniq[i]])[0]
     before, after = held["proxy"], held[method]
     report = AdaptationReport.scored(
         proxy, device, len(uniq), lat, before, after, full.method_, "leave-one-out",
-        _n_hypotheses(prior, full.method_),
+        _n_hypotheses(prior, method, full.method_),
     )  # fmt: skip
     return report, full
