@@ -38,6 +38,15 @@ def _draw(table: pd.DataFrame, device: str, k: int, seed: int) -> tuple[list[str
     return [col.index[i] for i in pick], col.to_numpy()[pick]
 
 
+def _long_csv(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` as the long CSV (space, arch, device, latency_ms) that ``--data`` reads."""
+    long = table.stack().dropna().rename("latency_ms").reset_index()
+    long.columns = ["arch", "device", "latency_ms"]
+    long.insert(0, "space", "nb201")
+    long.to_csv(path, index=False)
+    return path
+
+
 def test_adaptation_reranks_a_target_unlike_its_proxy(table) -> None:
     # a GPU's predictor adapted to a phone: the phone's op costs differ, and the desktop CPUs
     # of the table show such departures; three draws of 10 samples each
@@ -189,12 +198,7 @@ def test_prior_rejects_bad_anchors_and_too_few_devices() -> None:
 
 
 def test_cli_samples_of_a_new_device_adapt_and_save(table, tmp_path: Path, capsys) -> None:
-    data = tmp_path / "table.csv"
-    long = table.drop(columns=["help/pixel3"]).stack().dropna().rename("latency_ms")
-    long = long.reset_index()
-    long.columns = ["arch", "device", "latency_ms"]
-    long.insert(0, "space", "nb201")
-    long.to_csv(data, index=False)
+    data = _long_csv(table.drop(columns=["help/pixel3"]), tmp_path / "table.csv")
     archs, lat = _draw(table, "help/pixel3", 12, 1)
     samples = tmp_path / "phone.csv"
     pd.DataFrame({"space": "nb201", "arch": archs, "latency_ms": lat}).to_csv(samples, index=False)
@@ -291,12 +295,7 @@ def test_cli_keep_outliers_reaches_the_proxy_adaptation(table, tmp_path: Path, c
     archs, lat = _draw(table, "help/1080ti_1", 20, 4)
     wild = lat.copy()
     wild[7] *= 3.0
-    data = tmp_path / "table.csv"
-    long = table.drop(columns=["help/1080ti_1"]).stack().dropna().rename("latency_ms")
-    long = long.reset_index()
-    long.columns = ["arch", "device", "latency_ms"]
-    long.insert(0, "space", "nb201")
-    long.to_csv(data, index=False)
+    data = _long_csv(table.drop(columns=["help/1080ti_1"]), tmp_path / "table.csv")
     samples = tmp_path / "gpu.csv"
     pd.DataFrame({"space": "nb201", "arch": archs, "latency_ms": wild}).to_csv(samples, index=False)
     for flag, screened in (([], True), (["--keep-outliers"], False)):
