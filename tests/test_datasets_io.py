@@ -138,6 +138,15 @@ def test_wide_table_import(tmp_path: Path) -> None:
     assert set(df.loc[df["device"] == "help/1080ti_32", "batch"]) == {32}
 
 
+def test_a_predictions_file_is_not_read_as_measurements(tmp_path: Path) -> None:
+    # `latbench predictor predict -o out.csv` writes space,arch,predicted_latency_ms: read as a
+    # wide table it would pass for a device named "predicted_latency_ms"
+    p = tmp_path / "out.csv"
+    p.write_text(f"space,arch,predicted_latency_ms,uncertainty_ms\nnb201,{A0},1.5,0.1\n")
+    with pytest.raises(DatasetError, match=r"'predicted_latency_ms'.*holds predictions"):
+        lds.read_table(p)
+
+
 def test_newer_schema_files_are_refused(tmp_path: Path) -> None:
     newer = S.SCHEMA_VERSION + 1
     csv = tmp_path / "new.csv"

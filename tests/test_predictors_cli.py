@@ -191,3 +191,30 @@ def test_predict_refuses_to_enumerate_fbnet_and_samples_it(
     assert pd.read_csv(tmp_path / "again.csv").arch.tolist() == res.arch.tolist()  # seeded
     assert main(["predictor", "predict", str(model), "--sample", "0", "-o", str(out)]) != 0
     assert "--sample 0; expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_name_the_bad_input(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "r.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--device", "help/pixel3", "--model"]
+    assert main([*fit, "ridge", "-o", str(model)]) == 0
+    good = pd.read_csv(table).arch.iloc[0]
+    predict = ["predictor", "predict", str(model)]
+    # a bad architecture is reported with its file and line
+    archs = tmp_path / "archs.csv"
+    archs.write_text(f"arch\n{good}\n|bad~0|\n")
+    capsys.readouterr()
+    assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 2
+    assert f"{archs}:3: nb201: '|bad~0|'" in capsys.readouterr().err
+    archs.write_text(f"name\n{good}\n")
+    assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 1
+    assert "columns ['name']; expected an 'arch' column" in capsys.readouterr().err
+    # a space the predictor was not fitted on
+    assert main([*predict, "--space", "fbnet", "--sample", "3", "-o", str(tmp_path / "o.csv")]) == 2
+    assert "--space fbnet, but" in capsys.readouterr().err
+    # a predictions file is not measurements: evaluating a model on its own output is refused
+    out = tmp_path / "pred.csv"
+    assert main([*predict, "--space", "nb201", "--sample", "5", "-o", str(out)]) == 0
+    assert main(["predictor", "evaluate", str(model), "--data", str(out)]) == 1
+    assert "holds predictions" in capsys.readouterr().err

@@ -84,9 +84,22 @@ def _locate(kind: str, pos: int) -> str:
     return f"line {pos + 2}" if kind == "line" else f"row {pos + 1}"
 
 
+# Columns of a predictions file (``latbench predictor predict -o out.csv``). Read as a wide
+# table they would pass for a device named "predicted_latency_ms", and a predictor
+# evaluated on its own output scores perfectly.
+_PREDICTION_COLUMNS = ("predicted_latency_ms", "uncertainty_ms")
+
+
 def _wide_to_long(df: pd.DataFrame, space: str | None) -> pd.DataFrame:
     index_cols = [c for c in df.columns if str(c).endswith("_index")]
     dev_cols = [c for c in df.columns if c not in ("arch", "space", *index_cols)]
+    predicted = [c for c in dev_cols if c in _PREDICTION_COLUMNS]
+    if predicted:
+        raise DatasetError(
+            f"table has column(s) {predicted}: it holds predictions (the output of `latbench "
+            "predictor predict`), not measurements; expected measured latencies, in the long "
+            f"format {list(S.LONG_COLUMNS)} or one column per device"
+        )
     if not dev_cols:
         raise DatasetError(
             "table has an arch column but neither device/latency_ms columns nor device columns; "
