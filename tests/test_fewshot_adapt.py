@@ -14,7 +14,7 @@ import pytest
 from fewshot_helpers import HELP_SOURCES, draw_samples, long_sources, meta_base, table_fixture
 from latbench.cli import main
 from latbench.errors import ArchError, PredictorError
-from latbench.predictors import create, load, save
+from latbench.predictors import create, encodings, load, save
 from latbench.predictors.adapt import AdaptedPredictor, adapt, choose_samples, learn_embed_prior
 from latbench.predictors.fewshot import METHODS
 from latbench.predictors.metrics import spearman
@@ -140,6 +140,23 @@ def test_choose_samples_spans_the_latency_range(base) -> None:
         choose_samples(base, 2)
 
 
+def test_ranks_like_names_the_base_device_the_target_resembles(table, base) -> None:
+    # the TITAN X (not in the base) ranks like the base's batch-1 GPU
+    archs, lat = draw_samples(table, TARGET, 10, 2)
+    adapted = base.adapt(archs, lat, device="titanx")
+    like = adapted.ranks_like(n=len(SOURCES))
+    assert like[0].startswith("help/1080ti_1 (") and len(like) == len(SOURCES)
+    # each figure is the Spearman of the two predictors over the same random architectures
+    pop = encodings.space("nb201").sample(1000, seed=0)
+    mine = adapted.predict(pop)
+    for item in like:
+        dev, rho = item.rsplit(" (", 1)
+        assert float(rho.rstrip(")")) == pytest.approx(
+            spearman(base.predict(pop, device=dev), mine), abs=5e-4
+        )
+    assert adapted.summary()["ranks_like"] == like[:3]
+
+
 def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     save(base, tmp_path / "base.lbp")
     archs, lat = draw_samples(table, TARGET, 10, 6)
@@ -151,7 +168,9 @@ def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     out = tmp_path / "adapted.lbp"
     rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(csv_path), "-o", str(out)])
     assert rc == 0
-    assert "adapted meta to 'phone'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "adapted meta to 'phone'" in printed
+    assert "ranks most like: help/1080ti_1 (" in printed
     qa, qy = _query(table, TARGET)
     assert spearman(qy, load(out).predict(qa)) > 0.85
 
@@ -161,36 +180,67 @@ def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     assert "space 'fbnet'" in capsys.readouterr().err
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+LIVE_FAST = ["--min-runs", "3", "--min-time", "0.05", "--max-time", "0.3"]
+
+
 def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> None:
     """End to end on this machine: choose, emit, measure with onnxruntime, adapt."""
     save(base, tmp_path / "base.lbp")
     out = tmp_path / "local.lbp"
     samples = tmp_path / "local.csv"
-    rc = main(
-        [
-            "adapt",
-            str(tmp_path / "base.lbp"),
-            "--device",
-            "local",
-            "--budget",
-            "4",
-            "--min-runs",
-            "3",
-            "--min-time",
-            "0.05",
-            "--max-time",
-            "0.3",
-            "--save-samples",
-            str(samples),
-            "-o",
-            str(out),
-        ]
-    )
-    assert rc == 0, capsys.readouterr().err
+    args = ["adapt", str(tmp_path / "base.lbp"), "--device", "local", "--budget", "4", *LIVE_FAST]
+    rc = main([*args, "--save-samples", str(samples), "-o", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    lines = [ln for ln in captured.out.splitlines() if ln.startswith("  [")]
+    # each measured architecture is reported as it completes, with the time left until the last
+    assert lines[0].startswith("  [1/4]") and "(ETA " in lines[0]
+    assert lines[-1].startswith("  [4/4]") and "ETA" not in lines[-1]
     p = load(out)
     assert isinstance(p, AdaptedPredictor)
     assert p.devices_ == ["local"] and p.n_samples_ >= 3
-    rows = samples.read_text().splitlines()
-    assert rows[0] == "space,arch,latency_ms" and len(rows) >= 4
-    lat = [float(r.rsplit(",", 1)[1]) for r in rows[1:]]
-    assert all(v > 0 for v in lat)
+    rows = _csv_rows(samples)
+    assert len(rows) >= 3 and {r["device"] for r in rows} == {"local"}
+    assert all(float(r["latency_ms"]) > 0 for r in rows)
+    # the file is a --samples file as it is
+    rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(samples), "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_cli_adapt_live_resumes_an_interrupted_run(tmp_path: Path, base, capsys) -> None:
+    """A rerun measures only the architectures the samples file does not hold yet."""
+    save(base, tmp_path / "base.lbp")
+    out = tmp_path / "phone.lbp"
+    picks = choose_samples(base, 4, seed=0)
+    sidecar = tmp_path / "phone.samples.csv"  # the default next to -o
+    with sidecar.open("w", newline="") as fh:  # what an interrupted run left: 2 of 4
+        w = csv.writer(fh)
+        w.writerow(["space", "arch", "latency_ms", "device"])
+        w.writerow(["nb201", picks[0], "1.25", "local"])
+        w.writerow(["nb201", picks[1], "2.5", "local"])
+        w.writerow(["nb201", picks[2], "9.0", "other_phone"])  # another device's: not used
+    args = ["adapt", str(tmp_path / "base.lbp"), "--device", "local", "--budget", "4", *LIVE_FAST]
+    assert main([*args, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "resuming: 2 of 4 architectures already measured on local" in printed
+    measured = [ln for ln in printed.splitlines() if ln.startswith("  [")]
+    assert len(measured) == 2 and picks[2] in measured[0] and picks[3] in measured[1]
+    rows = _csv_rows(sidecar)
+    local = {r["arch"]: float(r["latency_ms"]) for r in rows if r["device"] == "local"}
+    assert set(local) == set(picks) and local[picks[0]] == 1.25  # kept, not measured again
+    assert len(rows) == 5
+    assert load(out).n_samples_ == 4
+    # everything measured: a rerun adapts from the file alone
+    assert main([*args, "-o", str(out)]) == 0
+    again = capsys.readouterr().out
+    assert "4 of 4 architectures already measured" in again and "  [" not in again
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,ms\nx,1\n")
+    assert main([*args, "--save-samples", str(bad), "-o", str(out)]) == 2  # a config error
+    assert "expected ['space', 'arch', 'latency_ms', 'device']" in capsys.readouterr().err

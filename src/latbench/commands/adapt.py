@@ -3,7 +3,9 @@
 Either from measurements you already have (``--samples FILE``, a CSV with columns
 ``space,arch,latency_ms``), or live: ``--device DEV --budget 10`` chooses 10 informative
 architectures (spread over the base predictor's latency range), measures them on the device and
-adapts. The result is an ordinary predictor file for ``latbench predictor predict``.
+adapts. The result is an ordinary predictor file for ``latbench predictor predict``. Live
+measurements are appended to ``--save-samples`` (default ``OUTPUT.samples.csv``) as they
+complete; rerunning an interrupted command measures only what the file does not hold yet.
 
 The device's HELP-style descriptor (reference-architecture latencies, ``latbench devices
 describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` the stored
@@ -94,7 +96,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-time", type=float, default=None, help="harness maximum seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and weights")
     p.add_argument(
-        "--save-samples", default=None, help="write the live measurements to this CSV (--device)"
+        "--save-samples",
+        default=None,
+        help="CSV the live measurements are appended to as each completes (--device; default "
+        "OUTPUT.samples.csv); a rerun with the same file measures only what is not in it yet",
     )
     p.add_argument("-o", "--output", required=True, help="adapted predictor file (.lbp)")
     p.add_argument("--json", action="store_true", help="print the adaptation summary as JSON")
@@ -193,10 +198,67 @@ def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def _duration(seconds: float) -> str:
+    """``42 s`` or ``3 min 05 s``."""
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+SAMPLE_COLUMNS = ("space", "arch", "latency_ms", "device")
+
+
+def samples_path(args: argparse.Namespace) -> str:
+    """Where live measurements go: ``--save-samples``, else next to the output."""
+    if args.save_samples:
+        return str(args.save_samples)
+    stem = args.output[:-4] if args.output.endswith(".lbp") else args.output
+    return f"{stem}.samples.csv"
+
+
+def measured_before(path: str, space: str, device: str) -> dict[str, float]:
+    """The measurements of ``device`` a previous (interrupted) run left in ``path``."""
+    if not os.path.isfile(path):
+        return {}
+    done: dict[str, float] = {}
+    other = 0
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        have = set(reader.fieldnames or [])
+        if not set(SAMPLE_COLUMNS) <= have:
+            raise ConfigError(
+                f"{path}: columns {sorted(have)}; expected {list(SAMPLE_COLUMNS)} (the file "
+                "latbench adapt --device appends its measurements to); give another "
+                "--save-samples or remove it"
+            )
+        for i, row in enumerate(reader, start=2):
+            if row["device"] != device or row["space"] != space:
+                other += 1
+                continue
+            try:
+                done[row["arch"]] = float(row["latency_ms"])
+            except ValueError:
+                raise ConfigError(
+                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
+                ) from None
+    if other:
+        log.warning(
+            "%s: %d row(s) of another device or space than %s / %s are not used",
+            path, other, device, space,
+        )  # fmt: skip
+    return done
+
+
 def measure_live(
-    args: argparse.Namespace, base: Any, archs: list[str]
+    args: argparse.Namespace,
+    base: Any,
+    archs: list[str],
+    on_result: Any = None,
 ) -> tuple[list[str], list[float]]:
-    """Emit and measure ``archs`` on ``args.device``; failed measurements are skipped."""
+    """Emit and measure ``archs`` on ``args.device``; failed measurements are skipped.
+
+    ``on_result(arch, latency_ms)`` is called as each measurement completes (the CLI appends
+    it to the samples file, so that an interrupted run loses nothing).
+    """
     from latbench.devices import get_device
     from latbench.spaces import export, get_space
 
@@ -212,19 +274,22 @@ def measure_live(
         tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp,
         get_device(args.device, cfg) as dev,
     ):
+        t0 = time.perf_counter()
         for i, arch in enumerate(archs):
             path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
             m = dev.measure(
                 str(path), runtime=args.runtime, threads=args.threads, settings=settings
             )
+            left_s = (time.perf_counter() - t0) / (i + 1) * (len(archs) - i - 1)
+            eta = f"  (ETA {_duration(left_s)})" if i + 1 < len(archs) else ""
             if not m.ok:
-                log.warning("measurement of %s failed: %s", arch, m.error)
+                log.warning("measurement of %s failed: %s%s", arch, m.error, eta)
                 continue
-            print(f"  [{i + 1}/{len(archs)}] {m.median_ms:9.3f} ms  {arch}")
+            print(f"  [{i + 1}/{len(archs)}] {m.median_ms:9.3f} ms  {arch}{eta}", flush=True)
             done.append(arch)
             lat.append(float(m.median_ms))
-    if not done:
-        raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
+            if on_result is not None:
+                on_result(arch, float(m.median_ms))
     return done, lat
 
 
@@ -273,15 +338,31 @@ def run(args: argparse.Namespace) -> int:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
         picks = choose_samples(base, args.budget, seed=args.seed)
-        print(f"measuring {len(picks)} architectures on {args.device}:")
-        archs, lat = measure_live(args, base, picks)
-        name = args.name or args.device
-        if args.save_samples:
-            with open(args.save_samples, "w", newline="") as fh:
+        path = samples_path(args)
+        before = measured_before(path, base.space_, args.device)
+        todo = [a for a in picks if a not in before]
+        if len(todo) < len(picks):
+            print(
+                f"resuming: {len(picks) - len(todo)} of {len(picks)} architectures already "
+                f"measured on {args.device} in {path}"
+            )
+
+        def append(arch: str, ms: float) -> None:
+            new = not os.path.isfile(path)
+            with open(path, "a", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["space", "arch", "latency_ms"])
-                for a, v in zip(archs, lat, strict=True):
-                    w.writerow([base.space_, a, f"{v:.6g}"])
+                if new:
+                    w.writerow(SAMPLE_COLUMNS)
+                w.writerow([base.space_, arch, f"{ms:.6g}", args.device])
+
+        archs, lat = [a for a in picks if a in before], [before[a] for a in picks if a in before]
+        if todo:
+            print(f"measuring {len(todo)} architectures on {args.device} (-> {path}):")
+            got, ms = measure_live(args, base, todo, on_result=append)
+            archs, lat = archs + got, lat + ms
+        if not archs:
+            raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
+        name = args.name or args.device
     from latbench.predictors.adapt import stored_prior
 
     prior = None
@@ -321,7 +402,8 @@ def run(args: argparse.Namespace) -> int:
             f"adapted {summary['base']} to {name!r} with {summary['method']} from "
             f"{summary['samples']} samples in {elapsed_s:.2f} s -> {args.output}"
         )
-        print(f"  main sources: {', '.join(summary['sources']) or '(none)'}")
+        print(f"  ranks most like: {', '.join(summary['ranks_like'])} (Spearman)")
+        print(f"  largest source weights: {', '.join(summary['sources']) or '(none)'}")
         if summary["embed_prior"]:
             print(f"  embed prior: {summary['embed_prior']}")
         if summary["outliers"]:

@@ -61,6 +61,7 @@ from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, registe
 from latbench.predictors.fewshot_bayes import cost_features
 from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
+from latbench.predictors.metrics import spearman
 
 log = logging.getLogger(__name__)
 
@@ -629,6 +630,24 @@ class AdaptedPredictor(Predictor):
         order = np.argsort(-np.abs(self.weights_))[:n]
         return [f"{self.sources_[i]} ({self.weights_[i]:.2f})" for i in order if self.weights_[i]]
 
+    def ranks_like(self, n: int = 3, *, size: int = 1000, seed: int = 0) -> list[str]:
+        """The base's devices whose predicted ranking is closest to this one's, as
+        ``name (rho)``: Spearman over ``size`` random architectures of the space.
+
+        Easier to read than :meth:`top_sources`: the weights are coefficients on log-latencies
+        of devices that are themselves strongly correlated, so large weights of opposite signs
+        are common and say little about which device the new one resembles.
+        """
+        self._check_fitted()
+        sp = enc.space(self.space_)
+        archs = sp.sample(min(size, sp.size()), seed=seed)
+        mine = np.log(self.predict(archs))
+        devices = list(self.base_.devices_)
+        theirs = source_log_predictions(self.base_, archs, devices)
+        rho = np.array([spearman(theirs[:, j], mine) for j in range(len(devices))])
+        order = np.argsort(-rho, kind="stable")[:n]
+        return [f"{devices[i]} ({rho[i]:.3f})" for i in order]
+
     def _predict(self, archs: list[Any], device: str) -> tuple[np.ndarray, np.ndarray | None]:
         active = np.flatnonzero(np.abs(self.weights_) > 1e-12)
         z = np.full(len(archs), self.intercept_)
@@ -658,6 +677,7 @@ class AdaptedPredictor(Predictor):
             "outliers": dict(self.outliers_),
             "descriptor_archs": self.n_descriptor_,
             "sources": self.top_sources(),
+            "ranks_like": self.ranks_like(),
             "cv_kendall": self.cv_scores_,
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
