@@ -17,6 +17,11 @@ Two base settings, the base never seeing the target:
 Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--draws 10]
        [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,embed,auto,auto+embed]
        [--setting help|loo|both] [--out results.jsonl]
+       python benchmarks/bench_fewshot_help.py --plot fewshot.png --records a.jsonl b.jsonl
+
+``--plot`` runs nothing: it draws mean Spearman against K (per space and setting, with the
+spread over draws, the goal and the oracle ceilings) and every leave-one-out device at
+K = 10 (``fewshot_devices.png``) from the records of earlier runs.
 
 ``embed`` and ``auto+embed`` (``auto`` given the ``embed`` prior: what ``adapt()`` and
 ``latbench adapt`` do by default with a base from ``latbench predictor fit --devices all``)
@@ -35,6 +40,7 @@ deviation over draws of the mean over devices.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -215,17 +221,137 @@ def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str
 
 
 def load_done(path: Path | None) -> dict[str, dict]:
-    """Rows already in the ``--out`` file, by key (a truncated last line is ignored)."""
+    """Rows already in the ``--out`` file (or a gzipped copy of one, ``.jsonl.gz``), by key
+    (a truncated last line is ignored)."""
     done: dict[str, dict] = {}
     if path is None or not path.is_file():
         return done
-    for line in path.read_text().splitlines():
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else None
+    for line in (text if text is not None else path.read_text()).splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
         done[row["key"]] = row
     return done
+
+
+#: methods drawn by ``--plot`` (when present in the records), with their labels
+PLOT_METHODS = {
+    "proxy": "proxy selection + calibration (baseline)",
+    "auto": "auto, no stored prior",
+    "auto+embed": "auto + embed prior (the default)",
+}
+#: anchors of issue #6 (NB201, K = 10, six unseen devices in the papers)
+ANCHORS = {"HELP (paper)": 0.932, "best proxy from 10 (paper)": 0.85}
+
+
+def merge_records(paths: list[Path]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
+    """Per (space, setting, target): every ``K|method`` score list found in the JSON-lines
+    files (the longest list where several files hold the same cell)."""
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for path in paths:
+        for row in load_done(path).values():
+            cell = cells.setdefault((row["space"], row["setting"], row["target"]), {})
+            for key, vals in row["scores"].items():
+                if len(vals) > len(cell.get(key, [])):
+                    cell[key] = list(vals)
+    return cells
+
+
+def plot_records(paths: list[Path], out: str) -> list[str]:
+    """Two figures from the records: mean Spearman against K per space and setting (with the
+    spread over draws, the goal and the oracle ceilings), and every device at K = 10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = merge_records(paths)
+    spaces = [s for s in ("nb201", "fbnet") if any(k[0] == s for k in cells)]
+    settings = [("loo", "leave-one-device-out"), ("help", "HELP split (validation devices)")]
+    colours = {"proxy": "0.45", "auto": "tab:orange", "auto+embed": "tab:blue"}
+    fig, axes = plt.subplots(
+        len(spaces), 2, figsize=(11, 3.9 * len(spaces)), squeeze=False, sharey=True
+    )
+    for r, space in enumerate(spaces):
+        for c, (setting, title) in enumerate(settings):
+            ax = axes[r][c]
+            rows = {t: v for (s, st, t), v in cells.items() if s == space and st == setting}
+            ax.set_title(f"{space}, {title}: {len(rows)} devices", fontsize=10)
+            ax.axhline(0.95, color="tab:red", ls="--", lw=1)
+            ax.text(3, 0.951, "goal 0.95 at K = 10", color="tab:red", fontsize=8, va="bottom")
+            for ceiling, ls in (("srcN", ":"), ("baseN", "-.")):
+                vals = [v[f"0|{ceiling}"][0] for v in rows.values() if f"0|{ceiling}" in v]
+                if vals:
+                    what = "measured" if ceiling == "srcN" else "base's predicted"
+                    ax.axhline(
+                        float(np.nanmean(vals)), color="k", ls=ls, lw=0.9,
+                        label=f"ceiling: oracle mix of the {what} sources",
+                    )  # fmt: skip
+            for m, label in PLOT_METHODS.items():
+                ks = sorted(
+                    {int(k.split("|")[0]) for v in rows.values() for k in v if k.endswith(f"|{m}")}
+                )
+                ks = [k for k in ks if k > 0 and all(f"{k}|{m}" in v for v in rows.values())]
+                if not ks:
+                    continue
+                mean, sd = [], []
+                for k in ks:
+                    n = min(len(v[f"{k}|{m}"]) for v in rows.values())
+                    draws = np.array([v[f"{k}|{m}"][:n] for v in rows.values()])  # dev x draw
+                    mean.append(draws.mean())
+                    sd.append(draws.mean(axis=0).std())
+                mu, sg = np.array(mean), np.array(sd)
+                ax.plot(ks, mu, "o-", color=colours[m], label=label, lw=1.6, ms=4)
+                ax.fill_between(ks, mu - sg, mu + sg, color=colours[m], alpha=0.15, lw=0)
+            if space == "nb201":
+                for (name, v), mk in zip(ANCHORS.items(), ("*", "v"), strict=True):
+                    ax.plot([10], [v], mk, color="tab:green", ms=9, ls="none", label=name)
+            ax.set_xscale("log")
+            ax.set_xticks([3, 5, 10, 20], ["3", "5", "10", "20"])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel("K (samples measured on the new device)")
+            ax.set_ylabel("mean Spearman on the query set")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        "Few-shot adaptation, HELP's protocol (band: +-1 sd over draws of the mean)", fontsize=11
+    )
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    written = [out]
+
+    # every leave-one-out device at K = 10: where the mean is lost, and what the sources allow
+    fig, axes = plt.subplots(1, len(spaces), figsize=(6.2 * len(spaces), 8.5), squeeze=False)
+    for ax, space in zip(axes[0], spaces, strict=True):
+        rows = {
+            t: v for (s, st, t), v in cells.items()
+            if s == space and st == "loo" and "10|auto+embed" in v and "10|proxy" in v
+        }  # fmt: skip
+        order = sorted(rows, key=lambda t: np.mean(rows[t]["10|auto+embed"]))
+        y = np.arange(len(order))
+        for m in ("proxy", "auto+embed"):
+            ax.plot(
+                [np.mean(rows[t][f"10|{m}"]) for t in order], y, "o", color=colours[m],
+                ms=5, label=PLOT_METHODS[m],
+            )  # fmt: skip
+        ax.plot(
+            [rows[t]["0|baseN"][0] for t in order], y, "|", color="k", ms=11,
+            label="ceiling: oracle mix of the base's predicted sources",
+        )  # fmt: skip
+        ax.axvline(0.95, color="tab:red", ls="--", lw=1)
+        ax.set_yticks(y, order, fontsize=7)
+        ax.set_xlabel("Spearman on the query set, K = 10 (mean over draws)")
+        ax.set_title(f"{space}, leave-one-device-out, K = 10", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    second = out.replace(".png", "_devices.png")
+    fig.savefig(second, dpi=110)
+    plt.close(fig)
+    return [*written, second]
 
 
 def adapt_timing(space: str, ks: list[int], reps: int) -> None:
@@ -270,7 +396,18 @@ def main() -> int:
     ap.add_argument(
         "--adapt-timing", type=int, default=0, help="time N full adapt() calls per K instead"
     )
+    ap.add_argument(
+        "--plot",
+        default="",
+        help="draw the figures (.png) from --records (and --out) instead of running",
+    )
+    ap.add_argument("--records", nargs="*", default=[], help="JSON-lines files for --plot")
     args = ap.parse_args()
+    if args.plot:
+        paths = [Path(p) for p in [*args.records, *([args.out] if args.out else [])]]
+        for written in plot_records(paths, args.plot):
+            print(f"# plot: {written}")
+        return 0
     ks = [int(k) for k in args.ks.split(",")]
     methods = args.methods.split(",")
     spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]

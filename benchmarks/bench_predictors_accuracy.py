@@ -8,7 +8,7 @@ seed-to-seed range of Spearman) and a "beats both" column: strictly better than 
 in both metrics, on the seed means.
 
     python benchmarks/bench_predictors_accuracy.py [--devices a,b] [--seeds 3] [--models default]
-        [--out-dir DIR] [--report-only] [--ceiling]
+        [--out-dir DIR] [--report-only] [--ceiling] [--plot FILE.png]
 
 ``--out-dir`` makes a sweep resumable: each (device, seed) result is written to
 ``DIR/<device>.json`` as soon as it is computed, and a rerun skips what is already there (so
@@ -152,15 +152,35 @@ def noise_ceiling(df: Any, devices: list[str]) -> None:
     ``y`` includes its own noise, so it errs high. On the nn-Meter / oneproxy columns twins
     are not repeats (models beat twin agreement there), so nothing is claimed for them.
     """
-    from scipy.stats import rankdata
-
     print(
         "| device | twin pairs | twins within +-10 % | noise sd (log) | robust sd (log) "
         "| rho bound (ranks) | simulated ceiling acc10 / rho |"
     )
     print("|---|---|---|---|---|---|---|")
-    sims = []
-    bounds = []
+    rows = ceiling_rows(df, devices)
+    for dev, r in rows.items():
+        claim = dev.startswith("help/")
+        shown = f"{r['bound']:.4f}" if claim else f"({r['bound']:.4f})"
+        sim = f"{r['acc_sim'] * 100:.1f} / {r['rho_sim']:.4f}"
+        sim = sim if claim else f"({sim})"
+        print(
+            f"| {dev} | {r['pairs']} | {r['within'] * 100:.1f} % | {r['sd']:.4f} "
+            f"| {r['robust']:.4f} | {shown} | {sim} |"
+        )
+    claimed = [r for dev, r in rows.items() if dev.startswith("help/")]
+    if claimed:
+        print(
+            f"\nmean over the {len(claimed)} HELP columns: rank bound "
+            f"{np.mean([r['bound'] for r in claimed]):.4f}, simulated ceiling "
+            f"{np.mean([r['rho_sim'] for r in claimed]):.4f}"
+        )
+
+
+def ceiling_rows(df: Any, devices: list[str]) -> dict[str, dict[str, float]]:
+    """The twin statistics of :func:`noise_ceiling`, per device."""
+    from scipy.stats import rankdata
+
+    rows: dict[str, dict[str, float]] = {}
     for dev in devices:
         sub = df[df.device == dev]
         archs = sub.arch.tolist()
@@ -180,22 +200,78 @@ def noise_ceiling(df: Any, devices: list[str]) -> None:
             eps = rng.choice(d, len(y)) / np.sqrt(2) * rng.choice([-1.0, 1.0], len(y))
             acc_sim.append(acc_within(y * np.exp(eps), y, 10))
             rho_sim.append(spearman(y * np.exp(eps), y))
-        claim = dev.startswith("help/")
-        if claim:
-            bounds.append(bound)
-            sims.append(float(np.mean(rho_sim)))
-        shown = f"{bound:.4f}" if claim else f"({bound:.4f})"
-        sim = f"{np.mean(acc_sim) * 100:.1f} / {np.mean(rho_sim):.4f}"
-        sim = sim if claim else f"({sim})"
-        print(
-            f"| {dev} | {len(i)} | {within * 100:.1f} % | {sd:.4f} | {robust:.4f} | {shown} "
-            f"| {sim} |"
-        )
-    if bounds:
-        print(
-            f"\nmean over the {len(bounds)} HELP columns: rank bound {np.mean(bounds):.4f}, "
-            f"simulated ceiling {np.mean(sims):.4f}"
-        )
+        rows[dev] = {
+            "pairs": len(i),
+            "within": within,
+            "sd": float(sd),
+            "robust": float(robust),
+            "bound": bound,
+            "acc_sim": float(np.mean(acc_sim)),
+            "rho_sim": float(np.mean(rho_sim)),
+        }
+    return rows
+
+
+def plot(
+    results: dict[str, dict[str, Any]],
+    seeds: list[int],
+    model: str,
+    ceilings: dict[str, dict[str, float]],
+    path: str,
+) -> None:
+    """Every device: Spearman and +-10 % accuracy of ``model`` (seed range as a bar) beside the
+    two baselines, and the twin-noise ceiling of the HELP columns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [*BASELINES, model]
+    devs = []
+    for dev in sorted(results):
+        have = [s for s in seeds if all(c in results[dev].get(str(s), {}) for c in cols)]
+        if have:
+            devs.append((dev, have))
+    devs.sort(key=lambda dh: np.mean([results[dh[0]][str(s)][model]["rho"] for s in dh[1]]))
+    style = {"ridge_oh": ("s", "0.55"), "gbm_oh": ("^", "tab:orange"), model: ("o", "tab:blue")}
+    y = np.arange(len(devs))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.26 * len(devs) + 1.6), sharey=True)
+    for ax, metric, label in (
+        (axes[0], "rho", "Spearman (test set)"),
+        (axes[1], "acc10", "+-10 % accuracy (% of the test set)"),
+    ):
+        scale = 100.0 if metric == "acc10" else 1.0
+        for c in cols:
+            vals = [[results[d][str(s)][c][metric] * scale for s in have] for d, have in devs]
+            mk, colour = style[c]
+            ax.plot([np.mean(v) for v in vals], y, mk, color=colour, ms=4.5, label=c, ls="none")
+            if c == model:
+                ax.hlines(y, [min(v) for v in vals], [max(v) for v in vals], color=colour, lw=2)
+        if metric == "rho" and ceilings:
+            cy = [i for i, (d, _) in enumerate(devs) if d in ceilings]
+            ax.plot(
+                [ceilings[devs[i][0]]["rho_sim"] for i in cy], cy, "|", color="k", ms=10,
+                label="twin-noise ceiling (HELP columns)",
+            )  # fmt: skip
+        if metric == "rho":
+            ax.axvline(0.985, color="tab:red", ls="--", lw=0.9, label="goal: mean 0.985")
+        else:
+            ax.axvline(99.0, color="tab:red", ls="--", lw=0.9, label="99 % (nn-Meter devices)")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(y, [d for d, _ in devs], fontsize=7)
+    axes[0].set_xlim(left=0.88)
+    axes[1].set_xlim(left=45)
+    n = min(len(h) for _, h in devs)
+    fig.suptitle(
+        f"NAS-Bench-201, 900 training architectures, {n} seeds: {model} (bar: seed range) "
+        "against Ridge and GradientBoosting on one-hot",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:
@@ -207,6 +283,7 @@ def main() -> int:
     ap.add_argument("--out-dir", default="", help="resumable: one JSON file per device")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--ceiling", action="store_true", help="print the twin noise ceilings only")
+    ap.add_argument("--plot", default="", help="draw every device's figures (.png)")
     args = ap.parse_args()
     df = load_reference("nb201")
     devices = args.devices.split(",") if args.devices else sorted(df.device.unique())
@@ -250,6 +327,10 @@ def main() -> int:
             print(f"# {dev}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
         results[dev] = done
     report(results, seeds, models)
+    if args.plot:
+        helps = [d for d in results if d.startswith("help/")]
+        plot(results, seeds, models[-1], ceiling_rows(df, helps), args.plot)
+        print(f"plot: {args.plot}")
     print(f"wall time: {time.perf_counter() - t0:.0f} s; load average: {os.getloadavg()}")
     return 0
 
