@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -218,3 +219,22 @@ def test_predict_and_evaluate_name_the_bad_input(
     assert main([*predict, "--space", "nb201", "--sample", "5", "-o", str(out)]) == 0
     assert main(["predictor", "evaluate", str(model), "--data", str(out)]) == 1
     assert "holds predictions" in capsys.readouterr().err
+
+
+def test_compare_checks_the_split_and_shows_progress_on_a_terminal(
+    table: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compare = ["predictor", "compare", "--data", str(table), "--device", "help/pixel3"]
+    # 391 rows of help/pixel3 in the table: 900 training architectures leave nothing to test
+    assert main([*compare, "--models", "ridge"]) == 2
+    err = capsys.readouterr().err
+    assert "--train-size 900: the data holds 391 architectures of help/pixel3" in err
+    assert "expected 2 to 389" in err
+    # a terminal gets a progress bar (fits done, model and seed) on stderr; a pipe does not
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = [*compare, "--models", "ridge,flops", "--seeds", "2", "--train-size", "200"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "compare help/pixel3" in captured.err and "/4 " in captured.err
+    assert "model=flops, seed=1" in captured.err
+    assert "200 training architectures, 191 test, 2 seed(s)" in captured.out

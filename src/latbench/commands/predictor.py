@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
 from latbench.predictors.metrics import evaluate
+
+log = logging.getLogger(__name__)
 
 
 def _read_table(path: str) -> pd.DataFrame:
@@ -83,6 +87,11 @@ def _fit_cmd(args: argparse.Namespace) -> int:
         raise ConfigError(f"the data mixes spaces {sorted(spaces)}; expected one")
     if args.train_size and args.train_size < len(df):
         df = df.sample(n=args.train_size, random_state=args.seed)
+    elif args.train_size:
+        log.warning(
+            "--train-size %d: the data holds %d rows; fitting on all of them",
+            args.train_size, len(df),
+        )  # fmt: skip
     p = create(args.model, **_params(args.params))
     multi = df.device.nunique() > 1
     t0 = time.perf_counter()
@@ -196,19 +205,42 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
         PREDICTORS.get(m)
+    if not 2 <= args.train_size <= len(archs) - 2:
+        raise ConfigError(
+            f"--train-size {args.train_size}: the data holds {len(archs)} architectures of "
+            f"{args.device}; expected 2 to {len(archs) - 2}, leaving the rest to test "
+            f"(e.g. {int(0.7 * len(archs))}, 70 %)"
+        )
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds}; expected at least 1")
     rows = []
     scatter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for seed in range(args.seeds):
-        perm = np.random.default_rng(seed).permutation(len(archs))
-        tr, te = perm[: args.train_size], perm[args.train_size :]
-        for m in models:
-            t0 = time.perf_counter()
-            p = create(m).fit([archs[i] for i in tr], y[tr], space=space)
-            fit_s = time.perf_counter() - t0
-            pred = p.predict([archs[i] for i in te])
-            rows.append({"model": m, "seed": seed, "fit_s": fit_s, **evaluate(y[te], pred)})
-            if seed == 0:
-                scatter[m] = (y[te], pred)
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=args.seeds * len(models),
+        desc=f"compare {args.device}",
+        unit="fit",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+    )
+    try:
+        for seed in range(args.seeds):
+            perm = np.random.default_rng(seed).permutation(len(archs))
+            tr, te = perm[: args.train_size], perm[args.train_size :]
+            for m in models:
+                bar.set_postfix(model=m, seed=seed, refresh=True)
+                t0 = time.perf_counter()
+                p = create(m).fit([archs[i] for i in tr], y[tr], space=space)
+                fit_s = time.perf_counter() - t0
+                pred = p.predict([archs[i] for i in te])
+                rows.append({"model": m, "seed": seed, "fit_s": fit_s, **evaluate(y[te], pred)})
+                if seed == 0:
+                    scatter[m] = (y[te], pred)
+                bar.update(1)
+    finally:
+        bar.close()
     res = pd.DataFrame(rows)
     table = res.drop(columns="seed").groupby("model", sort=False).mean()
     print(
