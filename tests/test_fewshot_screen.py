@@ -14,6 +14,8 @@ from latbench.cli import main
 from latbench.predictors import load, save
 from latbench.predictors.adapt import adapt
 from latbench.predictors.fewshot import (
+    SCREEN_GROSS_FACTOR,
+    SCREEN_GROSS_MIN_SAMPLES,
     SCREEN_MIN_SAMPLES,
     fit_method,
     screen_samples,
@@ -53,12 +55,34 @@ def test_clean_samples_are_all_kept() -> None:
 
 
 def test_too_few_samples_are_never_screened() -> None:
+    p, t = _line(SCREEN_GROSS_MIN_SAMPLES - 1)
+    t[3] += 3.0  # 20x too slow: still kept below the gross rule's minimum
+    assert screen_samples(p, t).all()
     p, t = _line(SCREEN_MIN_SAMPLES - 1)
-    t[3] += 1.0
+    t[3] += 1.0  # 2.7x: far in robust units, but under the gross factor of 3
     assert screen_samples(p, t).all()
     p, t = _line(SCREEN_MIN_SAMPLES)
     t[3] += 1.0
     assert not screen_samples(p, t)[3]
+
+
+def test_from_ten_samples_gross_outliers_are_left_out() -> None:
+    # the NB201 Pixel 3 case: a cell whose input never reaches the output measures at a few
+    # microseconds, 30x below the line the other samples are on
+    p, t = _line(SCREEN_GROSS_MIN_SAMPLES)
+    t[4] -= np.log(30.0)
+    keep = screen_samples(p, t)
+    assert not keep[4] and keep.sum() == SCREEN_GROSS_MIN_SAMPLES - 1
+    # the threshold is a ratio to the line, not a multiple of the residuals' spread
+    p, t = _line(12)
+    t[4] += np.log(SCREEN_GROSS_FACTOR) * 0.9
+    assert screen_samples(p, t).all()
+    t[4] += np.log(SCREEN_GROSS_FACTOR) * 0.2
+    assert not screen_samples(p, t)[4]
+    # at most a fifth (2 of 10), the wildest first
+    p, t = _line(10)
+    t[[1, 5, 8]] -= np.log([5.0, 40.0, 10.0])
+    assert list(np.flatnonzero(~screen_samples(p, t))) == [5, 8]
 
 
 def test_at_most_a_fifth_is_left_out() -> None:

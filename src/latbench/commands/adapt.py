@@ -23,7 +23,8 @@ prior.
 
 From 15 samples on, ``auto`` leaves out the samples that look like measurement outliers (more
 than 4 robust standard deviations off the best proxy's Theil-Sen line, at most a fifth of them)
-and lists them; ``--keep-outliers`` fits every sample.
+and lists them; from 10 to 14 samples, only those more than 3x off that line;
+``--keep-outliers`` fits every sample.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--keep-outliers",
         action="store_true",
-        help="fit every sample (auto and embed+proxy otherwise leave out, from 15 samples on, "
+        help="fit every sample (auto and embed+proxy otherwise leave out, from 10 samples on, "
         "the ones far off the best proxy's robust line, and list them)",
     )
     p.add_argument(

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--keep-outliers",
         action="store_true",
-        help="fit every sample (embed+proxy and auto otherwise leave out, from 15 samples on, "
+        help="fit every sample (embed+proxy and auto otherwise leave out, from 10 samples on, "
         "the ones far off the proxy's robust line)",
     )
     p.add_argument("-o", "--output", default=None, help="save the adapted proxy predictor (.lbp)")

@@ -393,11 +393,12 @@ def adapt(
     ignores it (``auto`` as without a prior).
 
     ``screen_outliers``: with ``"auto"`` or ``"embed+proxy"`` and at least
-    :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples, leave out the samples
-    that look like measurement outliers against the best proxy's robust line
+    :data:`~latbench.predictors.fewshot.SCREEN_GROSS_MIN_SAMPLES` samples, leave out the
+    samples that look like measurement outliers against the best proxy's robust line
     (:func:`~latbench.predictors.fewshot.screen_samples`: more than 4 robust standard
-    deviations off, at most a fifth of them); they are listed in ``outliers_`` and in the
-    summary, with a warning. ``False`` fits every sample.
+    deviations off from :data:`~latbench.predictors.fewshot.SCREEN_MIN_SAMPLES` samples on,
+    more than 3x off below that; at most a fifth of them); they are listed in ``outliers_``
+    and in the summary, with a warning. ``False`` fits every sample.
 
     ``one_source_ok``: the caller adapts a one-device base on purpose (proxy adaptation,
     :func:`latbench.predictors.monotonicity.adapt_proxy`), so the warning that such a base

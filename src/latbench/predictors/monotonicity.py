@@ -405,7 +405,7 @@ def adapt_proxy(
     ``embed``, half its choice among the others). Without a prior (a table of too few
     devices) ``embed+proxy`` falls back to ``proxy``, logged. ``base``/``prior``: the proxy's
     predictor and prior when already made (:func:`fit_proxy_predictor`, :func:`proxy_prior`).
-    ``screen_outliers``: ``embed+proxy`` and ``auto`` leave out wild samples from 15 on, as
+    ``screen_outliers``: ``embed+proxy`` and ``auto`` leave out wild samples from 10 on, as
     ``adapt`` does (:func:`latbench.predictors.fewshot.screen_samples`); False fits them all.
     """
     from latbench.predictors.adapt import adapt
