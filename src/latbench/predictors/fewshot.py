@@ -134,8 +134,9 @@ SCREEN_Z = 4.0
 #: more than :data:`SCREEN_GROSS_FACTOR` times off the robust proxy line, a scale that needs no
 #: estimate from the few residuals. Measured at K = 10 (30 draws, both spaces, both settings):
 #: NB201 leave-one-out 0.8963 -> 0.8972 (help/pixel3, whose disconnected cells measure at
-#: 0.003-0.07 ms, 0.834 -> 0.863), HELP split +0.0018 / +0.0015, nothing lower by more than
-#: 0.0005; at K = 5 it cost help/essential_ph_1 0.005 (one sample of five), so it starts at 10
+#: 0.003-0.07 ms, 0.834 -> 0.863), FBNet and the HELP split unchanged, nothing lower by more
+#: than 0.0005; at K = 5 it cost help/essential_ph_1 0.005 (one sample of five), so it starts
+#: at 10
 SCREEN_GROSS_MIN_SAMPLES = 10
 #: the ratio to the robust proxy line beyond which a sample is a gross outlier
 SCREEN_GROSS_FACTOR = 3.0
