@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fewshot_helpers import HELP_SOURCES, draw_samples, long_sources, meta_base, table_fixture
+from latbench import datasets
 from latbench.cli import main
 from latbench.errors import ArchError, PredictorError
 from latbench.predictors import create, encodings, load, save
@@ -193,8 +194,9 @@ def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> Non
     save(base, tmp_path / "base.lbp")
     out = tmp_path / "local.lbp"
     samples = tmp_path / "local.csv"
+    db = tmp_path / "store.db"
     args = ["adapt", str(tmp_path / "base.lbp"), "--device", "local", "--budget", "4", *LIVE_FAST]
-    rc = main([*args, "--save-samples", str(samples), "-o", str(out)])
+    rc = main([*args, "--db", str(db), "--save-samples", str(samples), "-o", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     lines = [ln for ln in captured.out.splitlines() if ln.startswith("  [")]
@@ -207,6 +209,16 @@ def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> Non
     rows = _csv_rows(samples)
     assert len(rows) >= 3 and {r["device"] for r in rows} == {"local"}
     assert all(float(r["latency_ms"]) > 0 for r in rows)
+    # the whole records are in the store, with their raw samples and environment
+    with datasets.open(db, readonly=True) as store:
+        stored = store.to_pandas()
+    assert set(stored["collection"]) == {"adapt/local"} and len(stored) == 4
+    assert set(stored["device"]) == {"local"} and set(stored["runtime"]) == {"onnxruntime"}
+    ok = stored[stored["status"] == "ok"]
+    assert sorted(ok["arch"]) == sorted(r["arch"] for r in rows)
+    assert all(len(v) >= 3 for v in ok["samples_ms"]) and ok["env"].map(bool).all()
+    by_arch = dict(zip(ok["arch"], ok["latency_ms"], strict=True))
+    assert all(float(r["latency_ms"]) == pytest.approx(by_arch[r["arch"]], rel=1e-5) for r in rows)
     # the file is a --samples file as it is
     rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(samples), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
@@ -224,7 +236,9 @@ def test_cli_adapt_live_resumes_an_interrupted_run(tmp_path: Path, base, capsys)
         w.writerow(["nb201", picks[0], "1.25", "local"])
         w.writerow(["nb201", picks[1], "2.5", "local"])
         w.writerow(["nb201", picks[2], "9.0", "other_phone"])  # another device's: not used
-    args = ["adapt", str(tmp_path / "base.lbp"), "--device", "local", "--budget", "4", *LIVE_FAST]
+    base_path = str(tmp_path / "base.lbp")
+    args = ["adapt", base_path, "--device", "local", "--budget", "4", *LIVE_FAST]
+    args += ["--db", str(tmp_path / "store.db")]
     assert main([*args, "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "resuming: 2 of 4 architectures already measured on local" in printed

@@ -5,7 +5,9 @@ Either from measurements you already have (``--samples FILE``, a CSV with column
 architectures (spread over the base predictor's latency range), measures them on the device and
 adapts. The result is an ordinary predictor file for ``latbench predictor predict``. Live
 measurements are appended to ``--save-samples`` (default ``OUTPUT.samples.csv``) as they
-complete; rerunning an interrupted command measures only what the file does not hold yet.
+complete, and their whole records (raw samples, environment) to the store (``--db``, default
+bench.toml's) in collection ``adapt/DEVICE``; rerunning an interrupted command measures only
+what the samples file does not hold yet.
 
 The device's HELP-style descriptor (reference-architecture latencies, ``latbench devices
 describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` the stored
@@ -101,6 +103,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="CSV the live measurements are appended to as each completes (--device; default "
         "OUTPUT.samples.csv); a rerun with the same file measures only what is not in it yet",
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help="store the live measurement records go to, with their environment (--device; "
+        "default: bench.toml [store] path), in collection adapt/DEVICE",
     )
     p.add_argument("-o", "--output", required=True, help="adapted predictor file (.lbp)")
     p.add_argument("--json", action="store_true", help="print the adaptation summary as JSON")
@@ -249,6 +258,56 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
     return done
 
 
+def record_store(args: argparse.Namespace) -> str:
+    """The store live measurement records go to: ``--db``, else bench.toml's ``[store]``."""
+    return str(args.db) if args.db else str(load_config(args.config).store_path)
+
+
+class _Recorder:
+    """Keeps each live measurement as it completes: its latency in the samples CSV (what a
+    rerun resumes from and ``--samples`` reads), the whole record (raw samples, harness,
+    environment; failed ones too) in the store, collection ``adapt/DEVICE``."""
+
+    def __init__(self, csv_path: str, db: str, space: str, device: str) -> None:
+        from latbench import datasets
+        from latbench.spaces import get_space
+
+        self.csv_path, self.space, self.device = csv_path, space, device
+        self.collection = f"adapt/{device}"
+        self._space = get_space(space)
+        self._store = datasets.open(db)
+        self._store.upsert_collection(self.collection, {"space": space, "command": "adapt"})
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._store.close()
+
+    def __call__(self, arch: str, m: Any) -> None:
+        from latbench.datasets import schema
+
+        self._store.add(
+            schema.row_from_measurement(
+                m,
+                collection=self.collection,
+                space=self.space,
+                arch=arch,
+                arch_id=self._space.arch_id(arch),
+                arch_index=None,
+                device=self.device,
+            )
+        )
+        if not m.ok:
+            return
+        new = not os.path.isfile(self.csv_path)
+        with open(self.csv_path, "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(SAMPLE_COLUMNS)
+            w.writerow([self.space, arch, f"{m.latency_ms:.6g}", self.device])
+
+
 def measure_live(
     args: argparse.Namespace,
     base: Any,
@@ -257,8 +316,10 @@ def measure_live(
 ) -> tuple[list[str], list[float]]:
     """Emit and measure ``archs`` on ``args.device``; failed measurements are skipped.
 
-    ``on_result(arch, latency_ms)`` is called as each measurement completes (the CLI appends
-    it to the samples file, so that an interrupted run loses nothing).
+    ``on_result(arch, measurement)`` is called as each measurement completes, failed ones
+    included (the CLI appends it to the samples file and to the store, so that an interrupted
+    run loses nothing). A measurement's latency is its ``latency_ms``: the statistic of the
+    harness settings (``[measure] statistic`` in bench.toml; the median by default).
     """
     from latbench.devices import get_device
     from latbench.spaces import export, get_space
@@ -283,14 +344,14 @@ def measure_live(
             )
             left_s = (time.perf_counter() - t0) / (i + 1) * (len(archs) - i - 1)
             eta = f"  (ETA {_duration(left_s)})" if i + 1 < len(archs) else ""
+            if on_result is not None:
+                on_result(arch, m)
             if not m.ok:
                 log.warning("measurement of %s failed: %s%s", arch, m.error, eta)
                 continue
-            print(f"  [{i + 1}/{len(archs)}] {m.median_ms:9.3f} ms  {arch}{eta}", flush=True)
+            print(f"  [{i + 1}/{len(archs)}] {m.latency_ms:9.3f} ms  {arch}{eta}", flush=True)
             done.append(arch)
-            lat.append(float(m.median_ms))
-            if on_result is not None:
-                on_result(arch, float(m.median_ms))
+            lat.append(float(m.latency_ms))
     return done, lat
 
 
@@ -348,18 +409,12 @@ def run(args: argparse.Namespace) -> int:
                 f"measured on {args.device} in {path}"
             )
 
-        def append(arch: str, ms: float) -> None:
-            new = not os.path.isfile(path)
-            with open(path, "a", newline="") as fh:
-                w = csv.writer(fh)
-                if new:
-                    w.writerow(SAMPLE_COLUMNS)
-                w.writerow([base.space_, arch, f"{ms:.6g}", args.device])
-
         archs, lat = [a for a in picks if a in before], [before[a] for a in picks if a in before]
         if todo:
-            print(f"measuring {len(todo)} architectures on {args.device} (-> {path}):")
-            got, ms = measure_live(args, base, todo, on_result=append)
+            db = record_store(args)
+            print(f"measuring {len(todo)} architectures on {args.device} (-> {path}, {db}):")
+            with _Recorder(path, db, base.space_, args.device) as record:
+                got, ms = measure_live(args, base, todo, on_result=record)
             archs, lat = archs + got, lat + ms
         if not archs:
             raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
