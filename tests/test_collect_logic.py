@@ -227,7 +227,10 @@ def test_a_real_sigint_stops_after_the_current_arch_and_the_handler_is_restored(
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with lds.open(tmp_path / "s.db") as store:
-            report = _run(store, archs, [CtrlCAfterThree()])
+            # each model takes 20 ms, as a real one takes longer: a scripted device answering
+            # in microseconds could finish all 20 within one GIL switch interval, before the
+            # main thread runs the handler
+            report = _run(store, archs, [CtrlCAfterThree(delay_s=0.02)])
             # no KeyboardInterrupt escaped; every measured row was stored, then the run stopped
             assert report.interrupted and 3 <= report.ok < 20 and report.failed == 0
             assert store.count() == report.ok

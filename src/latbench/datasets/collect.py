@@ -512,8 +512,6 @@ def collect(
     fatal: BaseException | None = None
     line = ""
     running = total > 0
-    if running:
-        runner.start()
     interrupts = 0
 
     def interrupted() -> None:
@@ -531,7 +529,8 @@ def collect(
 
     # The first Ctrl-C must not raise wherever the loop happens to be (inside a store write,
     # or the devices' cleanup): a handler only sets ``stop``; the second one raises. Installed
-    # only over Python's default handler in the main thread (not over SIG_IGN or a caller's).
+    # only over Python's default handler in the main thread (not over SIG_IGN or a caller's),
+    # and before the fleet starts measuring, so that no Ctrl-C falls between the two.
     previous_sigint = None
     if (
         threading.current_thread() is threading.main_thread()
@@ -539,6 +538,8 @@ def collect(
     ):
         previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
+        if running:
+            runner.start()
         while running:
             try:
                 item = out.get(timeout=0.25)
