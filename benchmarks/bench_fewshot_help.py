@@ -216,6 +216,13 @@ def print_header(name: str) -> None:
     print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+def sweep_lists(args: argparse.Namespace) -> tuple[list[int], list[str], list[str]]:
+    """``--ks``, ``--methods`` and ``--space`` (``both`` = NB201 and FBNet) as lists."""
+    ks = [int(k) for k in args.ks.split(",")]
+    spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    return ks, args.methods.split(","), spaces
+
+
 def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str], draws: int):
     return json.dumps([space, setting, target, ks, methods, draws])
 
@@ -408,9 +415,7 @@ def main() -> int:
         for written in plot_records(paths, args.plot):
             print(f"# plot: {written}")
         return 0
-    ks = [int(k) for k in args.ks.split(",")]
-    methods = args.methods.split(",")
-    spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    ks, methods, spaces = sweep_lists(args)
     if args.adapt_timing:
         print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         for space in spaces:

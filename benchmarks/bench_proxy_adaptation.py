@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fewshot_help import load_done, print_header, split, wide_table
+from bench_fewshot_help import load_done, print_header, split, sweep_lists, wide_table
 from latbench.errors import PredictorError
 from latbench.predictors import monotonicity as mono
 from latbench.predictors.metrics import spearman
@@ -157,9 +157,7 @@ def main() -> int:
     ap.add_argument("--plot", default="", help="before vs after per device (.png; per space)")
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # the fallback and fit warnings of 10,000s of fits
-    ks = [int(k) for k in args.ks.split(",")]
-    methods = args.methods.split(",")
-    spaces = ["nb201", "fbnet"] if args.space == "both" else [args.space]
+    ks, methods, spaces = sweep_lists(args)
     out_path = Path(args.out) if args.out else None
     done = load_done(out_path)
     print_header("bench_proxy_adaptation")

@@ -207,9 +207,9 @@ def test_predict_and_evaluate_name_the_bad_input(
     archs.write_text(f"arch\n{good}\n|bad~0|\n")
     capsys.readouterr()
     assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 2
-    assert f"{archs}:3: nb201: '|bad~0|'" in capsys.readouterr().err
+    assert f"{archs} line 3: nb201: '|bad~0|'" in capsys.readouterr().err
     archs.write_text(f"name\n{good}\n")
-    assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 1
+    assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 2
     assert "columns ['name']; expected an 'arch' column" in capsys.readouterr().err
     # a space the predictor was not fitted on
     assert main([*predict, "--space", "fbnet", "--sample", "3", "-o", str(tmp_path / "o.csv")]) == 2

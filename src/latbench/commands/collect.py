@@ -25,9 +25,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from latbench.commands._archfile import read_archs
 from latbench.commands.measure import harness_settings
 from latbench.config import Config, load_config
-from latbench.errors import ArchError, ConfigError
+from latbench.errors import ConfigError
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:
@@ -85,25 +86,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def read_archs_file(path: str, space: Any) -> list[str]:
-    """Canonical architectures of a file: one per line, ``#`` comments and blanks ignored."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--archs {path!r} does not exist; expected a file of architectures")
-    out = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            out.append(space.canonical(text))
-        except ArchError as exc:
-            raise ArchError(f"{path} line {lineno}: {exc}") from None
-    if not out:
-        raise ConfigError(f"--archs {path!r} holds no architecture")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from latbench.datasets import open_store
     from latbench.datasets.collect import CollectSettings, collect
@@ -117,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         archs = space.enumerate_all()
     elif args.archs:
-        archs = read_archs_file(args.archs, space)
+        archs = read_archs(args.archs, space)
     else:
         if args.sample < 1:
             raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")

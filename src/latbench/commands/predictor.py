@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latbench.errors import ArchError, ConfigError, DatasetError
+from latbench.commands._archfile import read_archs
+from latbench.errors import ConfigError, DatasetError
 from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
@@ -127,30 +128,6 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_archs(path: Path, space: str) -> list[str]:
-    """The architectures of an ``--archs`` file (a CSV with an ``arch`` column, or one per
-    line), each checked against ``space`` so that a bad one is reported with its line."""
-    if path.suffix == ".csv":
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if "arch" not in table.columns:
-            raise DatasetError(f"{path}: columns {list(table.columns)}; expected an 'arch' column")
-        rows = [(i + 2, a) for i, a in enumerate(table["arch"].tolist())]
-    else:
-        lines = path.read_text().splitlines()
-        rows = [(i + 1, ln.strip()) for i, ln in enumerate(lines) if ln.strip()]
-    if not rows:
-        raise DatasetError(f"{path}: no architectures in it")
-    if space == GRAPH_SPACE:
-        return [a for _, a in rows]
-    sp = get_space(space)
-    for line, arch in rows:
-        try:
-            sp.canonical(arch)
-        except ArchError as exc:
-            raise ArchError(f"{path}:{line}: {exc}") from None
-    return [a for _, a in rows]
-
-
 def _predict_cmd(args: argparse.Namespace) -> int:
     p = load(args.predictor)
     if args.space and p.space_ != GRAPH_SPACE and args.space != p.space_:
@@ -167,11 +144,8 @@ def _predict_cmd(args: argparse.Namespace) -> int:
             raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")
         archs = get_space(space).sample(args.sample, seed=args.seed)
     elif args.archs:
-        path = Path(args.archs)
-        if not path.is_file():
-            raise DatasetError(f"archs file {args.archs!r} does not exist")
         space = args.space or p.space_
-        archs = _read_archs(path, space)
+        archs = read_archs(args.archs, None if space == GRAPH_SPACE else get_space(space))
     else:
         raise ConfigError("give --archs FILE, --all or --sample N")
     mean, std = p.predict_with_uncertainty(archs, device=args.device)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from latbench.commands._archfile import read_archs
 from latbench.errors import ConfigError
 
 
@@ -46,21 +47,6 @@ def register(subparsers: Any) -> None:
     fmt.add_argument("--csv", action="store_true", help="CSV rows")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(handler=run)
-
-
-def read_archs(path: str) -> list[str]:
-    """Architectures from a text file (one a line, ``#`` comments) or a CSV with ``arch``."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"architecture file {path!r} does not exist")
-    text = p.read_text(encoding="utf-8")
-    first = text.splitlines()[0] if text.strip() else ""
-    if p.suffix.lower() == ".csv" or first.split(",")[0].strip() == "arch":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if rows and "arch" not in rows[0]:
-            raise ConfigError(f"{path}: no 'arch' column; found {list(rows[0])}")
-        return [r["arch"] for r in rows]
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def load_predictors(paths: list[str]) -> dict[str, Any]:
@@ -105,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--sample {args.sample}; expected >= 1")
         archs = space.sample(args.sample, seed=args.seed)
     else:
-        archs = read_archs(args.archs)
+        archs = read_archs(args.archs, space)
     rows = rank_archs(archs, preds, space, top=args.top)
     if args.json:
         text = json.dumps(rows, indent=1)

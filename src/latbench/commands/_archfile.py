@@ -1,0 +1,51 @@
+"""The ``--archs FILE`` of ``collect``, ``rank`` and ``predictor predict``: one reader for all."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from latbench.errors import ArchError, ConfigError
+
+
+def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") -> list[str]:
+    """The architectures of ``path``: a CSV with an ``arch`` column (a ``.csv`` name or an
+    ``arch`` header), or one per line with ``#`` comments and blank lines ignored.
+
+    With ``space`` (a search space) each one is checked and returned canonical, and a bad one
+    is reported with its file and line; without it (imported graphs) they are returned as
+    written.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"{option} {str(path)!r} does not exist; expected a file of architectures"
+        )
+    text = p.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    rows: list[tuple[int, str]]
+    if p.suffix.lower() == ".csv" or first.split(",")[0].strip() == "arch":
+        reader = csv.DictReader(io.StringIO(text))
+        if "arch" not in (reader.fieldnames or []):
+            raise ConfigError(
+                f"{path}: columns {list(reader.fieldnames or [])}; expected an 'arch' column"
+            )
+        rows = [(reader.line_num, (r["arch"] or "").strip()) for r in reader]
+        rows = [(n, a) for n, a in rows if a]
+    else:
+        rows = [(n, ln.split("#", 1)[0].strip()) for n, ln in enumerate(lines, start=1)]
+        rows = [(n, a) for n, a in rows if a]
+    if not rows:
+        raise ConfigError(f"{option} {str(path)!r} holds no architecture")
+    if space is None:
+        return [a for _, a in rows]
+    out = []
+    for lineno, arch in rows:
+        try:
+            out.append(space.canonical(arch))
+        except ArchError as exc:
+            raise ArchError(f"{path} line {lineno}: {exc}") from None
+    return out
