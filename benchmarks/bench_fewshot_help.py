@@ -16,12 +16,20 @@ Two base settings, the base never seeing the target:
 
 Usage: python benchmarks/bench_fewshot_help.py [--space nb201|fbnet|both] [--draws 10]
        [--ks 3,5,10,20] [--methods proxy,soft,combo,meta,bayes,embed,auto,auto+embed]
-       [--setting help|loo|both] [--out results.jsonl]
+       [--setting help|loo|both] [--pick random|design|spread] [--out results.jsonl]
        python benchmarks/bench_fewshot_help.py --plot fewshot.png --records a.jsonl b.jsonl
 
 ``--plot`` runs nothing: it draws mean Spearman against K (per space and setting, with the
 spread over draws, the goal and the oracle ceilings) and every leave-one-out device at
-K = 10 (``fewshot_devices.png``) from the records of earlier runs.
+K = 10 (``fewshot_devices.png``) from the records of earlier runs; records of ``--pick design``
+runs add the default adapted from the samples latbench chooses itself.
+
+``--pick`` says how the K samples are chosen: ``random`` (HELP's protocol: K random
+architectures of the pool, the default), or ``design`` / ``spread``: what
+``latbench.predictors.adapt.choose_samples`` (the live ``latbench adapt --device`` path) picks
+among a random half of the pool, one half per draw. ``--compare-picks random,design --records
+...`` prints, from the records, the mean over devices per K for each way of choosing and the
+devices where the choice loses.
 
 ``embed`` and ``auto+embed`` (``auto`` given the ``embed`` prior: what ``adapt()`` and
 ``latbench adapt`` do by default with a base from ``latbench predictor fit --devices all``)
@@ -55,8 +63,8 @@ from scipy.stats import rankdata
 
 from latbench.datasets import load_reference
 from latbench.predictors import fewshot
+from latbench.predictors.adapt import choose_samples, prepare_context, stored_prior
 from latbench.predictors.adapt import fit_base as adapt_fit_base
-from latbench.predictors.adapt import prepare_context, stored_prior
 from latbench.predictors.fewshot_embed import embed_features
 from latbench.predictors.metrics import spearman
 
@@ -169,7 +177,19 @@ def ceilings(w, base, target, p_q, query) -> dict[str, float]:
 CEILINGS = ("res", "src1", "srcN", "base1", "baseN")
 
 
-def evaluate(w, space, base, target, ks, draws, methods, rng):
+def draw_samples(base, archs, pool, k, pick, rng) -> np.ndarray:
+    """The K sample rows of one draw: ``random`` (HELP's protocol) K of the pool; ``design`` /
+    ``spread``: what :func:`latbench.predictors.adapt.choose_samples` (the live ``latbench
+    adapt --device`` path) picks among a random half of the pool."""
+    if pick == "random":
+        return rng.choice(pool, size=k, replace=False)
+    sub = rng.choice(pool, size=max(k, len(pool) // 2), replace=False)
+    row = {archs[i]: i for i in sub}
+    chosen = choose_samples(base, k, candidates=list(row), strategy=pick)
+    return np.array([row[a] for a in chosen])
+
+
+def evaluate(w, space, base, target, ks, draws, methods, rng, pick="random"):
     pool, query = split(w, space, target)
     archs = w["arch"].tolist()
     ctx = prepare_context(base, list(base.devices_))
@@ -191,9 +211,9 @@ def evaluate(w, space, base, target, ks, draws, methods, rng):
     times: list[float] = []
     for k in ks:
         for _ in range(draws):
-            pick = rng.choice(pool, size=k, replace=False)
-            pi = [pos[r] for r in pick]
-            t = np.log(y[pick])
+            rows_k = draw_samples(base, archs, pool, k, pick, rng)
+            pi = [pos[r] for r in rows_k]
+            t = np.log(y[rows_k])
             g_k = None if g_all is None else g_all[pi]
             g_q = None if g_all is None else g_all[qi]
             emb = None if prior is None else (prior, e_all[pi] + prior.count_mean)
@@ -223,8 +243,17 @@ def sweep_lists(args: argparse.Namespace) -> tuple[list[int], list[str], list[st
     return ks, args.methods.split(","), spaces
 
 
-def _key(space: str, setting: str, target: str, ks: list[int], methods: list[str], draws: int):
-    return json.dumps([space, setting, target, ks, methods, draws])
+def _key(
+    space: str,
+    setting: str,
+    target: str,
+    ks: list[int],
+    methods: list[str],
+    draws: int,
+    pick: str = "random",
+):
+    key = [space, setting, target, ks, methods, draws] + ([] if pick == "random" else [pick])
+    return json.dumps(key)
 
 
 def load_done(path: Path | None) -> dict[str, dict]:
@@ -253,17 +282,85 @@ PLOT_METHODS = {
 ANCHORS = {"HELP (paper)": 0.932, "best proxy from 10 (paper)": 0.85}
 
 
-def merge_records(paths: list[Path]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
+def merge_records(
+    paths: list[Path], pick: str = "random"
+) -> dict[tuple[str, str, str], dict[str, list[float]]]:
     """Per (space, setting, target): every ``K|method`` score list found in the JSON-lines
-    files (the longest list where several files hold the same cell)."""
+    files for samples chosen by ``pick`` (the longest list where several files hold the same
+    cell)."""
     cells: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for path in paths:
         for row in load_done(path).values():
+            if row.get("pick", "random") != pick:
+                continue
             cell = cells.setdefault((row["space"], row["setting"], row["target"]), {})
             for key, vals in row["scores"].items():
                 if len(vals) > len(cell.get(key, [])):
                     cell[key] = list(vals)
     return cells
+
+
+def _below(
+    mean: dict[tuple[str, str, str], float], common: set[str], p: str, q: str, m: str, tol: float
+) -> list[str]:
+    """Devices where the default with samples of ``p`` is below method ``m`` with those of ``q``
+    by more than ``tol``, with the gap."""
+    gaps = {t: mean[(p, "auto+embed", t)] - mean[(q, m, t)] for t in common}
+    return [f"{t.split('/')[-1]} {g:+.3f}" for t, g in sorted(gaps.items()) if g < -tol]
+
+
+#: the default adapted from the samples ``choose_samples`` picks (records of ``--pick design``)
+DESIGN_LABEL = "the default, samples picked by choose_samples (design)"
+
+
+def compare_picks(paths: list[Path], picks: list[str]) -> None:
+    """How the choice of the K samples moves the scores: per space, setting and K, the mean
+    over devices of the default (``auto+embed``) and of ``proxy`` for each way of choosing
+    (``-`` where the records have none), and the devices on which the default loses, from the
+    records (nothing is refitted). The first of ``picks`` is the reference."""
+    cells = {p: merge_records(paths, p) for p in picks}
+    first = picks[0]
+    print(f"# samples chosen by: {', '.join(picks)} (records: {' '.join(map(str, paths))})")
+    print("space setting K " + " ".join(f"default[{p}] proxy[{p}]" for p in picks) + " | notes")
+    for space in ("nb201", "fbnet"):
+        for setting in ("loo", "help"):
+            targets = {t for (s, st, t) in cells[first] if s == space and st == setting}
+            ks = sorted(
+                {int(k.split("|")[0]) for t in targets
+                 for k in cells[first][(space, setting, t)] if k.endswith("|auto+embed")}
+            )  # fmt: skip
+            for k in ks:
+                mean: dict[tuple[str, str, str], float] = {}
+                for p in picks:
+                    for t in targets:
+                        for m in ("auto+embed", "proxy"):
+                            vals = cells[p].get((space, setting, t), {}).get(f"{k}|{m}")
+                            if vals:
+                                mean[(p, m, t)] = float(np.mean(vals))
+                have = [
+                    p for p in picks
+                    if all((p, m, t) in mean for m in ("auto+embed", "proxy") for t in targets)
+                ]  # fmt: skip
+                if first not in have or len(have) < 2:
+                    continue
+                cols = []
+                for p in picks:
+                    for m in ("auto+embed", "proxy"):
+                        ok = p in have
+                        cols.append(
+                            f"{np.mean([mean[(p, m, t)] for t in targets]):.3f}" if ok else "-"
+                        )
+                notes = []
+                for p in have[1:]:
+                    lost = _below(mean, targets, p, first, "auto+embed", 0.005)
+                    notes.append(f"{p} below {first} by > 0.005 on {len(lost)}: {', '.join(lost)}")
+                    for q in have:
+                        behind = _below(mean, targets, p, q, "proxy", 5e-4)
+                        notes.append(
+                            f"default[{p}] behind proxy[{q}] on {len(behind)} of {len(targets)}"
+                            + (f": {', '.join(behind)}" if behind else "")
+                        )
+                print(f"{space} {setting} {k} {' '.join(cols)} | {'; '.join(notes)}")
 
 
 def plot_records(paths: list[Path], out: str) -> list[str]:
@@ -275,6 +372,7 @@ def plot_records(paths: list[Path], out: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     cells = merge_records(paths)
+    designed = merge_records(paths, "design")
     spaces = [s for s in ("nb201", "fbnet") if any(k[0] == s for k in cells)]
     settings = [("loo", "leave-one-device-out"), ("help", "HELP split (validation devices)")]
     colours = {"proxy": "0.45", "auto": "tab:orange", "auto+embed": "tab:blue"}
@@ -296,22 +394,29 @@ def plot_records(paths: list[Path], out: str) -> list[str]:
                         float(np.nanmean(vals)), color="k", ls=ls, lw=0.9,
                         label=f"ceiling: oracle mix of the {what} sources",
                     )  # fmt: skip
-            for m, label in PLOT_METHODS.items():
+            chosen = {
+                t: v for (s, st, t), v in designed.items() if s == space and st == setting
+            }  # fmt: skip
+            series = [(m, label, rows, "o-") for m, label in PLOT_METHODS.items()]
+            series.append(("auto+embed", DESIGN_LABEL, chosen, "s--"))
+            for m, label, by_dev, style in series:
                 ks = sorted(
-                    {int(k.split("|")[0]) for v in rows.values() for k in v if k.endswith(f"|{m}")}
-                )
-                ks = [k for k in ks if k > 0 and all(f"{k}|{m}" in v for v in rows.values())]
+                    {int(k.split("|")[0]) for v in by_dev.values() for k in v
+                     if k.endswith(f"|{m}")}
+                )  # fmt: skip
+                ks = [k for k in ks if k > 0 and all(f"{k}|{m}" in v for v in by_dev.values())]
                 if not ks:
                     continue
                 mean, sd = [], []
                 for k in ks:
-                    n = min(len(v[f"{k}|{m}"]) for v in rows.values())
-                    draws = np.array([v[f"{k}|{m}"][:n] for v in rows.values()])  # dev x draw
+                    n = min(len(v[f"{k}|{m}"]) for v in by_dev.values())
+                    draws = np.array([v[f"{k}|{m}"][:n] for v in by_dev.values()])  # dev x draw
                     mean.append(draws.mean())
                     sd.append(draws.mean(axis=0).std())
                 mu, sg = np.array(mean), np.array(sd)
-                ax.plot(ks, mu, "o-", color=colours[m], label=label, lw=1.6, ms=4)
-                ax.fill_between(ks, mu - sg, mu + sg, color=colours[m], alpha=0.15, lw=0)
+                c = "tab:purple" if style == "s--" else colours[m]
+                ax.plot(ks, mu, style, color=c, label=label, lw=1.6, ms=4)
+                ax.fill_between(ks, mu - sg, mu + sg, color=c, alpha=0.15, lw=0)
             if space == "nb201":
                 for (name, v), mk in zip(ANCHORS.items(), ("*", "v"), strict=True):
                     ax.plot([10], [v], mk, color="tab:green", ms=9, ls="none", label=name)
@@ -322,9 +427,10 @@ def plot_records(paths: list[Path], out: str) -> list[str]:
             ax.set_ylabel("mean Spearman on the query set")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(
-        "Few-shot adaptation, HELP's protocol (band: +-1 sd over draws of the mean)", fontsize=11
-    )
+    title = "Few-shot adaptation, HELP's protocol (band: +-1 sd over draws of the mean)"
+    if designed:
+        title += "; squares: the K samples chosen by latbench instead of drawn at random"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -344,6 +450,12 @@ def plot_records(paths: list[Path], out: str) -> list[str]:
                 [np.mean(rows[t][f"10|{m}"]) for t in order], y, "o", color=colours[m],
                 ms=5, label=PLOT_METHODS[m],
             )  # fmt: skip
+        picked = [designed.get((space, "loo", t), {}).get("10|auto+embed") for t in order]
+        if all(picked):
+            ax.plot(
+                [np.mean(v) for v in picked], y, "s", color="tab:purple", ms=4, mfc="none",
+                label=DESIGN_LABEL,
+            )  # fmt: skip
         ax.plot(
             [rows[t]["0|baseN"][0] for t in order], y, "|", color="k", ms=11,
             label="ceiling: oracle mix of the base's predicted sources",
@@ -353,7 +465,7 @@ def plot_records(paths: list[Path], out: str) -> list[str]:
         ax.set_xlabel("Spearman on the query set, K = 10 (mean over draws)")
         ax.set_title(f"{space}, leave-one-device-out, K = 10", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     second = out.replace(".png", "_devices.png")
     fig.savefig(second, dpi=110)
@@ -397,6 +509,13 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--ks", default="3,5,10,20")
     ap.add_argument("--methods", default="proxy,soft,combo,meta,bayes,auto")
+    ap.add_argument(
+        "--pick",
+        default="random",
+        choices=("random", "design", "spread"),
+        help="how the K samples are chosen: random draws of the pool (HELP's protocol, the "
+        "default), or choose_samples' design / spread among a random half of the pool",
+    )
     ap.add_argument("--setting", default="both")
     ap.add_argument("--targets", default="", help="comma list of devices (loo) to restrict to")
     ap.add_argument("--out", default="", help="JSON-lines file: append per device, resume")
@@ -409,7 +528,16 @@ def main() -> int:
         help="draw the figures (.png) from --records (and --out) instead of running",
     )
     ap.add_argument("--records", nargs="*", default=[], help="JSON-lines files for --plot")
+    ap.add_argument(
+        "--compare-picks",
+        default="",
+        help="e.g. random,design: compare the ways of choosing the K samples from --records "
+        "(runs nothing)",
+    )
     args = ap.parse_args()
+    if args.compare_picks:
+        compare_picks([Path(p) for p in args.records], args.compare_picks.split(","))
+        return 0
     if args.plot:
         paths = [Path(p) for p in [*args.records, *([args.out] if args.out else [])]]
         for written in plot_records(paths, args.plot):
@@ -446,7 +574,7 @@ def main() -> int:
         header = " ".join(f"{m}@K{k}" for k in ks for m in methods) + " " + " ".join(CEILINGS)
         print(f"\n## {space}\nsetting target n_query {header}")
         for setting, target, _, copies in jobs:
-            key = _key(space, setting, target, ks, methods, args.draws)
+            key = _key(space, setting, target, ks, methods, args.draws, args.pick)
             row = done.get(key)
             if row is None:
                 if setting == "help":
@@ -458,7 +586,7 @@ def main() -> int:
                     base = fit_base(w, space, srcs)
                 rng = np.random.default_rng(0)
                 res, nq, times, prior_s = evaluate(
-                    w, space, base, target, ks, args.draws, methods, rng
+                    w, space, base, target, ks, args.draws, methods, rng, args.pick
                 )
                 row = {
                     "key": key,
@@ -467,6 +595,7 @@ def main() -> int:
                     "target": target,
                     "n_query": nq,
                     "copies": copies,
+                    "pick": args.pick,
                     "scores": {f"{k}|{m}": list(map(float, v)) for (k, m), v in res.items()},
                     "fit_seconds": times,
                     "embed_prior_seconds": prior_s,

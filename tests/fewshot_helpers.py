@@ -64,6 +64,15 @@ def meta_base(long: pd.DataFrame) -> Any:
     )
 
 
+def prior_base(long: pd.DataFrame) -> Any:
+    """The ``meta`` base with its ``embed`` prior stored, as ``predictor fit --devices all``."""
+    from latbench.predictors.adapt import fit_base
+
+    return fit_base(
+        "meta", long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=long["device"]
+    )
+
+
 def table_fixture(max_index: int) -> Any:
     """A module-scoped ``table`` fixture: :func:`wide_reference` of ``max_index`` rows.
 

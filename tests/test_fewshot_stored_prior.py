@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewshot_helpers import EMBED_SOURCES, long_fixture, meta_base, table_fixture
+from fewshot_helpers import EMBED_SOURCES, long_fixture, meta_base, prior_base, table_fixture
 from latbench.cli import main
 from latbench.errors import PredictorError
 from latbench.predictors import load, save
-from latbench.predictors.adapt import adapt, fit_base, learn_embed_prior, stored_prior
+from latbench.predictors.adapt import adapt, learn_embed_prior, stored_prior
 from latbench.predictors.persist import BASE_FORMAT_VERSION, FORMAT_VERSION
 
 SOURCES = EMBED_SOURCES
@@ -28,9 +28,7 @@ long = long_fixture(SOURCES)
 
 @pytest.fixture(scope="module")
 def base(long: pd.DataFrame):
-    return fit_base(
-        "meta", long["arch"].tolist(), long["ms"].to_numpy(), space="nb201", devices=long["device"]
-    )
+    return prior_base(long)
 
 
 def _samples(table: pd.DataFrame, seed: int = 0) -> tuple[list[str], np.ndarray]:

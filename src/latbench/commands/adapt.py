@@ -2,12 +2,14 @@
 
 Either from measurements you already have (``--samples FILE``, a CSV with columns
 ``space,arch,latency_ms``), or live: ``--device DEV --budget 10`` chooses 10 informative
-architectures (spread over the base predictor's latency range), measures them on the device and
-adapts. The result is an ordinary predictor file for ``latbench predictor predict``. Live
-measurements are appended to ``--save-samples`` (default ``OUTPUT.samples.csv``) as they
-complete, and their whole records (raw samples, environment) to the store (``--db``, default
-bench.toml's) in collection ``adapt/DEVICE``; rerunning an interrupted command measures only
-what the samples file does not hold yet.
+architectures (``--pick design``: where the base's devices disagree most, along different
+axes, inside the central 80 % of its latency range; ``--pick spread``: evenly over the whole
+range), among 2,000 random ones or the ``--candidates FILE`` you can build, measures them on
+the device and adapts. The result is an ordinary predictor file for ``latbench predictor
+predict``. Live measurements are appended to ``--save-samples`` (default
+``OUTPUT.samples.csv``) as they complete, and their whole records (raw samples, environment) to
+the store (``--db``, default bench.toml's) in collection ``adapt/DEVICE``; rerunning an
+interrupted command measures only what the samples file does not hold yet.
 
 The device's HELP-style descriptor (reference-architecture latencies, ``latbench devices
 describe DEV --space SPACE``) conditions the adaptation: with ``--device DEV`` the stored
@@ -40,6 +42,7 @@ import tempfile
 import time
 from typing import Any
 
+from latbench.commands._archfile import read_archs
 from latbench.config import load_config
 from latbench.errors import ConfigError, MeasurementError, PredictorError
 
@@ -58,6 +61,20 @@ def register(subparsers: Any) -> None:
     src.add_argument("--samples", help="CSV with columns space,arch,latency_ms")
     src.add_argument("--device", help="measure live on this device (bench.toml name or local)")
     p.add_argument("--budget", type=int, default=10, help="architectures to measure (--device)")
+    p.add_argument(
+        "--pick",
+        default="design",
+        choices=["design", "spread"],
+        help="how --device chooses what to measure: design (default; a Bayesian design for the "
+        "embed prior, spread if there is none) or spread (evenly over the predicted latency)",
+    )
+    p.add_argument(
+        "--candidates",
+        default=None,
+        metavar="FILE",
+        help="choose among these architectures (--device; one per line or a CSV with an arch "
+        "column) instead of 2,000 random ones",
+    )
     p.add_argument(
         "--method",
         default="auto",
@@ -393,13 +410,40 @@ def run(args: argparse.Namespace) -> int:
     from latbench.predictors.adapt import adapt, choose_samples
 
     base = load(args.base)
+    from latbench.predictors.adapt import stored_prior
+
+    prior = None
+    use_stored = not args.no_embed_prior
+    if args.embed_data:
+        prior = embed_prior(args.embed_data, base, list(args.exclude))
+    elif args.method == "embed" and (not use_stored or stored_prior(base) is None):
+        raise ConfigError(
+            "--method embed needs --embed-data (reference, or the source devices' measurements) "
+            "or a base that stores its embed prior (predictor fit --devices all)"
+        )
+    ref = descriptor_reference(args, base.space_)
     if args.samples:
         archs, lat = read_samples(args.samples, base.space_)
         name = args.name or os.path.splitext(os.path.basename(args.samples))[0]
     else:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
-        picks = choose_samples(base, args.budget, seed=args.seed)
+        from latbench.spaces import get_space
+
+        cands = (
+            read_archs(args.candidates, get_space(base.space_), option="--candidates")
+            if args.candidates
+            else None
+        )
+        picks = choose_samples(
+            base,
+            args.budget,
+            seed=args.seed,
+            candidates=cands,
+            measured=list(ref or ()),
+            strategy=args.pick,
+            prior=prior if prior is not None else (stored_prior(base) if use_stored else None),
+        )
         path = samples_path(args)
         before = measured_before(path, base.space_, args.device)
         todo = [a for a in picks if a not in before]
@@ -419,18 +463,6 @@ def run(args: argparse.Namespace) -> int:
         if not archs:
             raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
         name = args.name or args.device
-    from latbench.predictors.adapt import stored_prior
-
-    prior = None
-    use_stored = not args.no_embed_prior
-    if args.embed_data:
-        prior = embed_prior(args.embed_data, base, list(args.exclude))
-    elif args.method == "embed" and (not use_stored or stored_prior(base) is None):
-        raise ConfigError(
-            "--method embed needs --embed-data (reference, or the source devices' measurements) "
-            "or a base that stores its embed prior (predictor fit --devices all)"
-        )
-    ref = descriptor_reference(args, base.space_)
     if ref:
         print(f"conditioning on the descriptor of {name}: {len(ref)} reference architectures")
     t0 = time.perf_counter()

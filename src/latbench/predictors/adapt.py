@@ -542,14 +542,54 @@ def adapt(
     return out
 
 
-def choose_samples(base: Predictor, budget: int, *, pool: int = 2000, seed: int = 0) -> list[str]:
+#: the measurement noise (variance of log-latency) and the prior scale the design assumes
+DESIGN_NOISE = 0.01
+DESIGN_TAU = 1.0
+#: the design picks among the candidates inside these quantiles of the base's predicted latency
+DESIGN_RANGE = (0.1, 0.9)
+
+
+def choose_samples(
+    base: Predictor,
+    budget: int,
+    *,
+    pool: int = 2000,
+    seed: int = 0,
+    candidates: Sequence[Any] | None = None,
+    measured: Sequence[Any] = (),
+    strategy: str = "design",
+    prior: EmbedPrior | None = None,
+) -> list[str]:
     """``budget`` informative architectures to measure on a new device.
 
-    Draws ``pool`` random architectures of the base's space and keeps those at evenly spaced
-    quantiles of the base's predicted latency (the mean over its devices of the standardised
-    log-latency), so that the measurements span the whole latency range: a few-shot fit learns
-    most from samples spread over the range, and nothing from near-ties.
+    The candidates are ``candidates`` (e.g. the architectures you can build), else ``pool``
+    random architectures of the base's space (``seed``). ``strategy``:
+
+    * ``"design"`` (default, with an ``embed`` prior: ``prior``, else the one the base
+      stores): a Bayesian
+      D-optimal design for that prior, among the candidates inside the 10-90 % quantiles of
+      the base's predicted latency (below). The target's log-latency is ``theta . x(arch)``
+      (:mod:`latbench.predictors.fewshot_embed`), ``theta`` unknown, spread over the source
+      devices as the prior says; each pick is the candidate whose latency the prior is least
+      sure of *relative to the others* (the largest variance of its centred ``x`` under the
+      current posterior), and the posterior then shrinks along it (a rank-one update; a
+      linear-Gaussian posterior covariance does not depend on the latencies, so the whole
+      design is fixed before anything is measured). The picks land where the devices disagree,
+      along different axes, instead of where every device agrees. ``measured`` architectures
+      (a descriptor's, or those measured before) count as already picked. The extremes are
+      left out because an optimal design trusts its model most there: with them, NAS-Bench-201
+      Pixel 3 (whose cells with a dead output HELP timed at microseconds) and FBNet Samsung S7
+      lost 0.03 and 0.08 Spearman against random samples (K = 10); without them, at most 0.01.
+    * ``"spread"`` (and the fallback for a base without the prior): evenly spaced quantiles of
+      the base's predicted latency (the mean over its devices of the standardised log-latency),
+      the two extremes included.
+
+    Measured on the reference tables (leave-one-device-out, K = 10, 30 draws, the default
+    ``auto``; BENCHMARKS.md, "Choosing the K samples"): mean Spearman NB201 0.897 with K random
+    samples, 0.893 with ``spread``, 0.910 with ``design``; FBNet 0.914, 0.911, 0.926.
     """
+    if strategy not in ("design", "spread"):
+        raise PredictorError(f"strategy = {strategy!r}; expected 'design' or 'spread'")
     base = _unwrap(base)
     base._check_fitted()
     if budget < fewshot.MIN_SAMPLES:
@@ -557,13 +597,66 @@ def choose_samples(base: Predictor, budget: int, *, pool: int = 2000, seed: int 
             f"budget = {budget}; expected at least {fewshot.MIN_SAMPLES} architectures"
         )
     sp = enc.space(base.space_)
-    cand = sp.sample(min(max(pool, budget), sp.size()), seed=seed)
+    done = list(dict.fromkeys(sp.canonical(str(a)) for a in measured))
+    if candidates is None:
+        cand = sp.sample(min(max(pool, budget + len(done)), sp.size()), seed=seed)
+    else:
+        cand = list(dict.fromkeys(sp.canonical(str(a)) for a in candidates))
+    cand = [a for a in cand if a not in set(done)]
+    if len(cand) < budget:
+        raise PredictorError(
+            f"{len(cand)} candidate architecture(s) not yet measured; expected at least "
+            f"budget = {budget}"
+        )
     logp = source_log_predictions(base, cand, base.devices_)
     sd = logp.std(axis=0)
     score = ((logp - logp.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).mean(axis=1)
+    prior = prior if prior is not None else stored_prior(base)
+    if strategy == "design" and prior is not None:
+        lo, hi = np.quantile(score, DESIGN_RANGE)
+        inner = (score >= lo) & (score <= hi)
+        if inner.sum() < budget:
+            inner[:] = True
+        return _design(base, prior, cand, inner, done, budget)
     order = np.argsort(score, kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, budget)).astype(int))
     return [cand[i] for i in order[picks]]
+
+
+def _design(
+    base: Predictor,
+    prior: EmbedPrior,
+    cand: list[str],
+    allowed: np.ndarray,
+    measured: list[str],
+    budget: int,
+) -> list[str]:
+    """Greedy Bayesian D-optimal picks of ``budget`` of ``cand[allowed]`` (see
+    :func:`choose_samples`), the ``measured`` architectures counted as picked first."""
+    everything = cand + measured
+    x = prior.embed(
+        source_log_predictions(base, everything, list(prior.sources)),
+        embed_features(base.space_, everything),
+    )[:, 1:]
+    # the intercept (a constant factor on every latency) does not change a ranking: centre
+    z = x - x[: len(cand)].mean(axis=0)
+    hyp = prior.coef[:, 1:]
+    cov = DESIGN_TAU * prior.cov[1:, 1:] + (np.cov(hyp.T) if len(hyp) > 1 else 0.0)
+    for row in z[len(cand) :]:
+        u = cov @ row
+        cov = cov - np.outer(u, u) / (DESIGN_NOISE + row @ u)
+    zc = z[: len(cand)]
+    free = allowed.copy()
+    picks: list[int] = []
+    for _ in range(budget):
+        var = np.einsum("ij,jk,ik->i", zc, cov, zc)
+        var[~free] = -np.inf
+        i = int(np.argmax(var))
+        picks.append(i)
+        free[i] = False
+        u = cov @ zc[i]
+        cov = cov - np.outer(u, u) / (DESIGN_NOISE + zc[i] @ u)
+    return [cand[i] for i in picks]
 
 
 @register("adapted")
