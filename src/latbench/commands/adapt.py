@@ -92,7 +92,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-embed-prior",
         action="store_true",
-        help="ignore the embed prior stored in the base (auto as without embed)",
+        help="ignore the embed prior stored in the base (auto as without embed; --pick "
+        "design still uses it to choose what to measure)",
     )
     p.add_argument(
         "--keep-outliers",
@@ -407,11 +408,10 @@ def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, floa
 
 def run(args: argparse.Namespace) -> int:
     from latbench.predictors import load, save
-    from latbench.predictors.adapt import adapt, choose_samples
+    from latbench.predictors.adapt import adapt, choose_samples, stored_prior
+    from latbench.spaces import get_space
 
     base = load(args.base)
-    from latbench.predictors.adapt import stored_prior
-
     prior = None
     use_stored = not args.no_embed_prior
     if args.embed_data:
@@ -428,8 +428,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
-        from latbench.spaces import get_space
-
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")
             if args.candidates
@@ -442,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
             candidates=cands,
             measured=list(ref or ()),
             strategy=args.pick,
-            prior=prior if prior is not None else (stored_prior(base) if use_stored else None),
+            prior=prior,  # None: the base's stored prior (also with --no-embed-prior)
         )
         path = samples_path(args)
         before = measured_before(path, base.space_, args.device)

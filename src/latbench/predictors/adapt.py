@@ -566,9 +566,9 @@ def choose_samples(
     random architectures of the base's space (``seed``). ``strategy``:
 
     * ``"design"`` (default, with an ``embed`` prior: ``prior``, else the one the base
-      stores): a Bayesian
-      D-optimal design for that prior, among the candidates inside the 10-90 % quantiles of
-      the base's predicted latency (below). The target's log-latency is ``theta . x(arch)``
+      stores): a Bayesian D-optimal design for that prior, among the candidates inside the
+      10-90 % quantiles of the base's predicted latency (below). The target's log-latency is
+      ``theta . x(arch)``
       (:mod:`latbench.predictors.fewshot_embed`), ``theta`` unknown, spread over the source
       devices as the prior says; each pick is the candidate whose latency the prior is least
       sure of *relative to the others* (the largest variance of its centred ``x`` under the
@@ -602,7 +602,8 @@ def choose_samples(
         cand = sp.sample(min(max(pool, budget + len(done)), sp.size()), seed=seed)
     else:
         cand = list(dict.fromkeys(sp.canonical(str(a)) for a in candidates))
-    cand = [a for a in cand if a not in set(done)]
+    skip = set(done)
+    cand = [a for a in cand if a not in skip]
     if len(cand) < budget:
         raise PredictorError(
             f"{len(cand)} candidate architecture(s) not yet measured; expected at least "
