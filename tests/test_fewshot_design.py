@@ -108,12 +108,24 @@ def test_candidates_are_checked_and_too_few_is_an_error(base) -> None:
         choose_samples(base, 2)
 
 
-def test_a_base_without_a_prior_falls_back_to_the_spread(table, long) -> None:
+def test_a_base_without_a_prior_designs_from_its_own_predictions(table, long) -> None:
     plain = meta_base(long)
     assert stored_prior(plain) is None
-    cands = get_space("nb201").sample(200, seed=6)
-    got = choose_samples(plain, 6, candidates=cands)
-    assert got == choose_samples(plain, 6, candidates=cands, strategy="spread")
+    cands = get_space("nb201").sample(300, seed=6)
+    got = choose_samples(plain, 8, candidates=cands)
+    spread = choose_samples(plain, 8, candidates=cands, strategy="spread")
+    assert len(set(got)) == 8 and set(got) <= set(cands) and got != spread
+    s = dict(zip(cands, _score(plain, cands), strict=True))
+    lo, hi = np.quantile(list(s.values()), [0.1, 0.9])
+    assert all(lo <= s[a] <= hi for a in got)
+    # ... and it picks much as the prior learned from the measurements does
+    with_prior = choose_samples(prior_base(long), 8, candidates=cands)
+    assert len(set(got) & set(with_prior)) >= 5 > len(set(got) & set(spread))
+    # one device: nothing to disagree on, so the picks are spread
+    one = meta_base(long[long["device"] == EMBED_SOURCES[0]])
+    assert choose_samples(one, 6, candidates=cands) == choose_samples(
+        one, 6, candidates=cands, strategy="spread"
+    )
 
 
 def test_cli_adapt_live_chooses_among_the_candidates_file(tmp_path: Path, base, capsys) -> None:

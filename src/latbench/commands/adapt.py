@@ -66,7 +66,8 @@ def register(subparsers: Any) -> None:
         default="design",
         choices=["design", "spread"],
         help="how --device chooses what to measure: design (default; a Bayesian design for the "
-        "embed prior, spread if there is none) or spread (evenly over the predicted latency)",
+        "base's embed prior, or one learned from its predictions) or spread (evenly over the "
+        "predicted latency)",
     )
     p.add_argument(
         "--candidates",

@@ -580,8 +580,11 @@ def choose_samples(
       left out because an optimal design trusts its model most there: with them, NAS-Bench-201
       Pixel 3 (whose cells with a dead output HELP timed at microseconds) and FBNet Samsung S7
       lost 0.03 and 0.08 Spearman against random samples (K = 10); without them, at most 0.01.
-    * ``"spread"`` (and the fallback for a base without the prior): evenly spaced quantiles of
-      the base's predicted latency (the mean over its devices of the standardised log-latency),
+      A base that stores no prior (a file from an older version, or one fitted with
+      ``Predictor.fit``) gets one learned from its own predictions of 1,000 random
+      architectures, which chooses as well as the measured one (see below).
+    * ``"spread"`` (and the fallback for a base of one device): evenly spaced quantiles of the
+      base's predicted latency (the mean over its devices of the standardised log-latency),
       the two extremes included.
 
     Measured on the reference tables (leave-one-device-out, K = 10, 30 draws, the default
@@ -613,6 +616,8 @@ def choose_samples(
     sd = logp.std(axis=0)
     score = ((logp - logp.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).mean(axis=1)
     prior = prior if prior is not None else stored_prior(base)
+    if strategy == "design" and prior is None and len(base.devices_) > 1:
+        prior = _prediction_prior(base, seed)
     if strategy == "design" and prior is not None:
         lo, hi = np.quantile(score, DESIGN_RANGE)
         inner = (score >= lo) & (score <= hi)
@@ -622,6 +627,32 @@ def choose_samples(
     order = np.argsort(score, kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, budget)).astype(int))
     return [cand[i] for i in order[picks]]
+
+
+#: random architectures whose predictions stand in for measurements in a design prior
+DESIGN_PRIOR_POPULATION = 1000
+
+
+def _prediction_prior(base: Predictor, seed: int) -> EmbedPrior | None:
+    """An ``embed`` prior learned from ``base``'s own predictions of a random population, for
+    a base that stores none: how its devices differ is all a design needs, and predictions show
+    that as well as measurements do (BENCHMARKS.md, "Choosing the K samples"). None where it
+    cannot be learned (the caller then spreads the picks)."""
+    sp = enc.space(base.space_)
+    pop = sp.sample(min(DESIGN_PRIOR_POPULATION, sp.size()), seed=seed + 1)
+    devices = list(base.devices_)
+    ms = np.exp(source_log_predictions(base, pop, devices))
+    try:
+        return learn_embed_prior(
+            base,
+            [a for a in pop for _ in devices],
+            ms.reshape(-1),
+            devices * len(pop),
+            seed=seed,
+        )
+    except PredictorError as exc:
+        log.info("no design prior from the base's predictions (%s); spreading the picks", exc)
+        return None
 
 
 def _design(
