@@ -236,6 +236,12 @@ def print_header(name: str) -> None:
     print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+def targeted(device: str, targets: str) -> bool:
+    """Whether ``--targets`` (a comma list of device names without their source prefix, e.g.
+    ``pixel3,eagle_tpu``; empty: every device) names ``device``."""
+    return not targets or device.split("/")[-1] in targets.split(",")
+
+
 def sweep_lists(args: argparse.Namespace) -> tuple[list[int], list[str], list[str]]:
     """``--ks``, ``--methods`` and ``--space`` (``both`` = NB201 and FBNet) as lists."""
     ks = [int(k) for k in args.ks.split(",")]
@@ -566,7 +572,7 @@ def main() -> int:
         if args.setting in ("loo", "both"):
             skip = set(help_names(space, VALIDATION))
             for t in devices:
-                if t in skip or (args.targets and t.split("/")[-1] not in args.targets.split(",")):
+                if t in skip or not targeted(t, args.targets):
                     continue
                 jobs.append(("loo", t, None, near_copies(w, t, devices)))
         per_draw: dict[tuple[str, int, str], list[np.ndarray]] = {}

@@ -39,7 +39,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fewshot_help import load_done, print_header, split, sweep_lists, wide_table
+from bench_fewshot_help import (
+    load_done,
+    print_header,
+    split,
+    sweep_lists,
+    targeted,
+    wide_table,
+)
 from latbench.errors import PredictorError
 from latbench.predictors import monotonicity as mono
 from latbench.predictors.metrics import spearman
@@ -169,7 +176,7 @@ def main() -> int:
         table = w.set_index("arch")[devices]
         rows = []
         for target in devices:
-            if args.targets and target.split("/")[-1] not in args.targets.split(","):
+            if not targeted(target, args.targets):
                 continue
             key = json.dumps(["proxy", space, target, ks, methods, args.draws])
             row = done.get(key)

@@ -615,15 +615,17 @@ def choose_samples(
     logp = source_log_predictions(base, cand, base.devices_)
     sd = logp.std(axis=0)
     score = ((logp - logp.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).mean(axis=1)
-    prior = prior if prior is not None else stored_prior(base)
-    if strategy == "design" and prior is None and len(base.devices_) > 1:
-        prior = _prediction_prior(base, seed)
+    if strategy == "design":
+        if prior is None:
+            prior = stored_prior(base)
+        if prior is None and len(base.devices_) > 1:
+            prior = _prediction_prior(base, seed)
     if strategy == "design" and prior is not None:
         lo, hi = np.quantile(score, DESIGN_RANGE)
         inner = (score >= lo) & (score <= hi)
         if inner.sum() < budget:
             inner[:] = True
-        return _design(base, prior, cand, inner, done, budget)
+        return _design(base, prior, cand, logp, inner, done, budget)
     order = np.argsort(score, kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, budget)).astype(int))
     return [cand[i] for i in order[picks]]
@@ -659,17 +661,22 @@ def _design(
     base: Predictor,
     prior: EmbedPrior,
     cand: list[str],
+    cand_log: np.ndarray,
     allowed: np.ndarray,
     measured: list[str],
     budget: int,
 ) -> list[str]:
     """Greedy Bayesian D-optimal picks of ``budget`` of ``cand[allowed]`` (see
-    :func:`choose_samples`), the ``measured`` architectures counted as picked first."""
-    everything = cand + measured
-    x = prior.embed(
-        source_log_predictions(base, everything, list(prior.sources)),
-        embed_features(base.space_, everything),
-    )[:, 1:]
+    :func:`choose_samples`), the ``measured`` architectures counted as picked first.
+    ``cand_log``: the base's log-predictions of ``cand`` on all its devices."""
+    srcs = list(prior.sources)
+    if all(d in base.devices_ for d in srcs):
+        p_log = cand_log[:, [base.devices_.index(d) for d in srcs]]
+    else:
+        p_log = source_log_predictions(base, cand, srcs)
+    if measured:
+        p_log = np.vstack([p_log, source_log_predictions(base, measured, srcs)])
+    x = prior.embed(p_log, embed_features(base.space_, cand + measured))[:, 1:]
     # the intercept (a constant factor on every latency) does not change a ranking: centre
     z = x - x[: len(cand)].mean(axis=0)
     hyp = prior.coef[:, 1:]
