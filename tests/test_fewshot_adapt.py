@@ -179,6 +179,17 @@ def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     wrong.write_text("space,arch,latency_ms\nfbnet,0-0-0,1.0\n")
     assert main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(wrong), "-o", str(out)]) == 1
     assert "space 'fbnet'" in capsys.readouterr().err
+    # a bad latency or architecture is reported with its file and line, and nothing is written
+    out.unlink()
+    good = "".join(f"nb201,{a},{v}\n" for a, v in zip(archs[:3], lat[:3], strict=True))
+    for row, said in [
+        ("nb201,|bad~0|,1.0", "wrong.csv:5: nb201: '|bad~0|'"),
+        (f"nb201,{archs[4]},0", "wrong.csv:5: latency_ms '0'; expected finite positive"),
+        (f"nb201,{archs[4]},nan", "wrong.csv:5: latency_ms 'nan'; expected finite positive"),
+    ]:
+        wrong.write_text(f"space,arch,latency_ms\n{good}{row}\n")
+        rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(wrong), "-o", str(out)])
+        assert rc == 2 and said in capsys.readouterr().err and not out.exists()
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -222,6 +233,20 @@ def test_cli_adapt_live_on_the_local_device(tmp_path: Path, base, capsys) -> Non
     # the file is a --samples file as it is
     rc = main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(samples), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_cli_adapt_live_refuses_a_bad_device_before_touching_anything(
+    tmp_path: Path, base, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save(base, tmp_path / "base.lbp")
+    monkeypatch.chdir(tmp_path)
+    live = ["adapt", str(tmp_path / "base.lbp"), "--budget", "4", "-o", "out.lbp"]
+    assert main([*live, "--device", "nope"]) == 2
+    assert "unknown device 'nope'; expected one of: local" in capsys.readouterr().err
+    assert main([*live, "--device", "local", "--runtime", "tvm"]) == 2
+    assert "--runtime 'tvm'; expected onnxruntime or litert" in capsys.readouterr().err
+    # no store, samples file or predictor was created for a run that never started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.lbp"]
 
 
 def test_cli_adapt_live_resumes_an_interrupted_run(tmp_path: Path, base, capsys) -> None:

@@ -131,3 +131,12 @@ def test_cli_monotonicity_fbnet(tmp_path: Path, capsys) -> None:
     assert set(doc["proxy_adaptation"]) >= {"spearman_before", "spearman_after"}
     assert plot.is_file()
     assert main(["monotonicity", "--reference", "fbnet", "--devices", "nope"]) != 0
+    # a comma-separated list, as predictor fit --devices takes it; the bad name is the one named
+    assert main(["monotonicity", "--reference", "fbnet", "--devices", "titanx_1,nope"]) != 0
+    assert "device 'nope' matches nothing" in capsys.readouterr().err
+    both = ["monotonicity", "--reference", "fbnet", "--devices", "titanx_1,pixel*", "--json"]
+    assert main(both) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["devices"]) == [
+        "help/pixel3",
+        "help/titanx_1",
+    ]

@@ -211,6 +211,14 @@ def test_predict_and_evaluate_name_the_bad_input(
     archs.write_text(f"name\n{good}\n")
     assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 2
     assert "columns ['name']; expected an 'arch' column" in capsys.readouterr().err
+    # a row of another space, and a header naming the arch column (whatever the file is called)
+    archs.write_text(f"space,arch\nnb201,{good}\nfbnet,{good}\n")
+    assert main([*predict, "--archs", str(archs), "-o", str(tmp_path / "o.csv")]) == 2
+    assert f"{archs} line 3: space 'fbnet'; expected 'nb201'" in capsys.readouterr().err
+    listed = tmp_path / "archs.txt"
+    listed.write_text(f"space,arch\nnb201,{good}\n")
+    assert main([*predict, "--archs", str(listed), "-o", str(tmp_path / "o.csv")]) == 0
+    assert pd.read_csv(tmp_path / "o.csv").arch.tolist() == [good]
     # a space the predictor was not fitted on
     assert main([*predict, "--space", "fbnet", "--sample", "3", "-o", str(tmp_path / "o.csv")]) == 2
     assert "--space fbnet, but" in capsys.readouterr().err

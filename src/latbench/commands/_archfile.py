@@ -15,8 +15,8 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
     ``arch`` header), or one per line with ``#`` comments and blank lines ignored.
 
     With ``space`` (a search space) each one is checked and returned canonical, and a bad one
-    is reported with its file and line; without it (imported graphs) they are returned as
-    written.
+    is reported with its file and line, as is a row whose ``space`` column names another
+    space; without it (imported graphs) they are returned as written.
     """
     p = Path(path)
     if not p.is_file():
@@ -27,14 +27,19 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     rows: list[tuple[int, str]]
-    if p.suffix.lower() == ".csv" or first.split(",")[0].strip() == "arch":
+    spaces: dict[int, str] = {}
+    if p.suffix.lower() == ".csv" or "arch" in [c.strip() for c in first.split(",")]:
         reader = csv.DictReader(io.StringIO(text))
         if "arch" not in (reader.fieldnames or []):
             raise ConfigError(
                 f"{path}: columns {list(reader.fieldnames or [])}; expected an 'arch' column"
             )
-        rows = [(reader.line_num, (r["arch"] or "").strip()) for r in reader]
-        rows = [(n, a) for n, a in rows if a]
+        rows = []
+        for r in reader:
+            arch = (r["arch"] or "").strip()
+            if arch:
+                rows.append((reader.line_num, arch))
+                spaces[reader.line_num] = (r.get("space") or "").strip()
     else:
         rows = [(n, ln.split("#", 1)[0].strip()) for n, ln in enumerate(lines, start=1)]
         rows = [(n, a) for n, a in rows if a]
@@ -44,6 +49,12 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
         return [a for _, a in rows]
     out = []
     for lineno, arch in rows:
+        named = spaces.get(lineno, "")
+        if named and named != space.name:
+            raise ArchError(
+                f"{path} line {lineno}: space {named!r}; expected {space.name!r} ({option} "
+                f"here takes {space.name} architectures)"
+            )
         try:
             out.append(space.canonical(arch))
         except ArchError as exc:

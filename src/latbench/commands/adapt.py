@@ -37,16 +37,27 @@ import argparse
 import csv
 import json
 import logging
+import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from latbench.commands._archfile import read_archs
 from latbench.config import load_config
-from latbench.errors import ConfigError, MeasurementError, PredictorError
+from latbench.errors import (
+    ArchError,
+    ConfigError,
+    MeasurementError,
+    PredictorError,
+    UnknownNameError,
+)
 
 log = logging.getLogger(__name__)
+
+#: what the live path emits each architecture to, by runtime
+LIVE_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
 
 
 def register(subparsers: Any) -> None:
@@ -136,9 +147,20 @@ def register(subparsers: Any) -> None:
 
 
 def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
-    """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space``."""
+    """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space``.
+
+    Architectures of a registered space come back canonical; a bad one, like a bad latency,
+    is reported with the file and line.
+    """
+    from latbench.spaces import get_space
+
     if not os.path.isfile(path):
         raise ConfigError(f"samples file {path!r} does not exist")
+    check: Callable[[str], str]
+    try:
+        check = get_space(space).canonical
+    except UnknownNameError:  # a user dataset's own space (imported graphs): taken as written
+        check = str
     archs: list[str] = []
     lat: list[float] = []
     with open(path, newline="") as fh:
@@ -158,7 +180,15 @@ def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
                 raise ConfigError(
                     f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
                 ) from None
-            archs.append(row["arch"])
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(
+                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected finite positive "
+                    "milliseconds"
+                )
+            try:
+                archs.append(check(row["arch"] or ""))
+            except ArchError as exc:
+                raise ArchError(f"{path}:{i}: {exc}") from None
             lat.append(v)
     return archs, lat
 
@@ -345,7 +375,7 @@ def measure_live(
 
     cfg = load_config(args.config)
     settings = _settings(args, cfg.measure)
-    fmt = {"onnxruntime": "onnx", "litert": "tflite"}.get(args.runtime)
+    fmt = LIVE_FORMATS.get(args.runtime)
     if fmt is None:
         raise ConfigError(f"--runtime {args.runtime!r}; expected onnxruntime or litert")
     sp = get_space(base.space_)
@@ -429,6 +459,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
+        if args.runtime not in LIVE_FORMATS:
+            raise ConfigError(f"--runtime {args.runtime!r}; expected onnxruntime or litert")
+        load_config(args.config).device(args.device)  # an unknown device fails before anything
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")
             if args.candidates

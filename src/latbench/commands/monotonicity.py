@@ -33,7 +33,12 @@ def register(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--reference", choices=["nb201", "fbnet"], help="bundled reference table")
     src.add_argument("--data", help="latency table (any format latbench datasets reads)")
-    p.add_argument("--devices", nargs="*", default=None, help="devices (names or globs; all)")
+    p.add_argument(
+        "--devices",
+        nargs="*",
+        default=None,
+        help="devices: names or globs, space- or comma-separated (default: all)",
+    )
     p.add_argument("--kendall", action="store_true", help="also print the Kendall matrix")
     p.add_argument("--plot", default=None, help="write the clustered heat-map (.png/.svg/.pdf)")
     p.add_argument("--csv", default=None, help="write the Spearman matrix as CSV")
@@ -96,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output and not (args.target or args.samples):
         raise ConfigError(f"-o {args.output}: expected --target or --samples to adapt to")
     long, space = _load(args)
+    if args.devices is not None:  # as predictor fit takes them: help/pixel3,help/gold_6240
+        args.devices = [d.strip() for v in args.devices for d in v.split(",") if d.strip()]
     table = mono.wide_table(long, args.devices)
     sp, kd = mono.rank_correlations(table, with_kendall=args.kendall)
     order = mono.cluster_order(sp)
