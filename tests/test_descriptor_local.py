@@ -80,3 +80,50 @@ def test_cli_devices_describe_local(tmp_path: Path, capsys) -> None:
     # a bigger matmul takes longer than a small one on any real CPU
     assert d.kernels_ms["matmul_256"] > d.kernels_ms["matmul_64"]
     assert samples.read_text().startswith("space,arch,latency_ms\nnb201,")
+
+
+def test_cli_devices_describe_resumes_an_interrupted_run(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after four items keeps them; the rerun measures only the other eleven."""
+    from latbench.devices.local import LocalDevice
+
+    out = tmp_path / "local.json"
+    partial = tmp_path / "local.json.partial"
+    cmd = ["devices", "describe", "local", "--space", "nb201", "--refs", "2"]
+    cmd += ["--min-runs", "3", "--max-time", "0.05", "-o", str(out)]
+    real = LocalDevice.measure
+    calls: list[str] = []
+    stop_at = [5]
+
+    def measure(self, model, **kwargs):  # the real measurement, with a Ctrl-C at the fifth
+        calls.append(str(model))
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt
+        return real(self, model, **kwargs)
+
+    monkeypatch.setattr(LocalDevice, "measure", measure)
+    assert main(cmd) == 130
+    assert not out.exists() and partial.is_file()
+    kept = Descriptor.load(partial)
+    assert len(kept.kernels_ms) == 4 and not kept.reference_ms
+    printed = capsys.readouterr().out
+    assert "[1/15]" in printed and "(ETA " in printed
+    calls.clear()
+    stop_at[0] = 0
+    assert main(cmd) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "resuming from" in printed and "4 of 15 measured" in printed
+    assert len(calls) == 11 and "[11/11]" in printed
+    d = Descriptor.load(out)
+    assert len(d.kernels_ms) == len(MICRO_KERNELS) and len(d.reference_ms) == 2
+    assert all(d.kernels_ms[k] == v for k, v in kept.kernels_ms.items())  # not measured again
+    assert not partial.exists()
+    # a corrupt partial file is redone, not a reason to stop
+    partial.write_text("{not json")
+    calls.clear()
+    assert main([*cmd[:3], "--no-kernels", *cmd[3:]]) == 0
+    assert len(calls) == 2 and not partial.exists()
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        partial.write_text("[1")
+        Descriptor.load(partial)

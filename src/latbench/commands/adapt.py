@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 from latbench.commands._archfile import read_archs
+from latbench.commands._progress import ItemProgress
 from latbench.config import load_config
 from latbench.errors import (
     ArchError,
@@ -257,12 +258,6 @@ def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-def _duration(seconds: float) -> str:
-    """``42 s`` or ``3 min 05 s``."""
-    whole = round(seconds)
-    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
-
-
 SAMPLE_COLUMNS = ("space", "arch", "latency_ms", "device")
 
 
@@ -385,20 +380,18 @@ def measure_live(
         tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp,
         get_device(args.device, cfg) as dev,
     ):
-        t0 = time.perf_counter()
+        progress = ItemProgress(len(archs))
         for i, arch in enumerate(archs):
             path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
             m = dev.measure(
                 str(path), runtime=args.runtime, threads=args.threads, settings=settings
             )
-            left_s = (time.perf_counter() - t0) / (i + 1) * (len(archs) - i - 1)
-            eta = f"  (ETA {_duration(left_s)})" if i + 1 < len(archs) else ""
             if on_result is not None:
                 on_result(arch, m)
             if not m.ok:
-                log.warning("measurement of %s failed: %s%s", arch, m.error, eta)
+                log.warning("measurement of %s failed: %s%s", arch, m.error, progress.step())
                 continue
-            print(f"  [{i + 1}/{len(archs)}] {m.latency_ms:9.3f} ms  {arch}{eta}", flush=True)
+            progress.line(f"{m.latency_ms:9.3f} ms  {arch}")
             done.append(arch)
             lat.append(float(m.latency_ms))
     return done, lat

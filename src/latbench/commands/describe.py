@@ -4,6 +4,8 @@ The descriptor (``latbench.devices.descriptor``) holds MAPLE-style micro-kernel 
 hardware counters where the device exposes them) and, with ``--space``, HELP-style latencies of
 fixed reference architectures. It is stored as ``<store dir>/descriptors/DEV.json`` (or ``-o``);
 ``--samples-csv`` also writes the reference latencies as few-shot samples for ``latbench adapt``.
+Each item is printed as it completes, with the time left; the descriptor so far is kept in
+``DEV.json.partial`` beside it, so that an interrupted run started again measures only the rest.
 
 This module adds its options to the ``devices`` command; ``latbench devices describe DEV``
 dispatches here.
@@ -13,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+from pathlib import Path
 from typing import Any
 
+from latbench.commands._progress import ItemProgress
 from latbench.config import load_config
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, DatasetError
+
+log = logging.getLogger(__name__)
 
 
 def add_describe_options(p: argparse.ArgumentParser) -> None:
@@ -33,7 +40,13 @@ def add_describe_options(p: argparse.ArgumentParser) -> None:
 
 def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     from latbench.devices import get_device
-    from latbench.devices.descriptor import MICRO_KERNELS, default_path, describe
+    from latbench.devices.descriptor import (
+        MICRO_KERNELS,
+        Descriptor,
+        default_path,
+        describe,
+        reference_archs,
+    )
     from latbench.profilers.harness import HarnessSettings
 
     if len(names) != 1:
@@ -53,20 +66,45 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     if args.refs < 1:
         raise ConfigError(f"--refs {args.refs}; expected >= 1")
 
-    def progress(item: str, ms: float) -> None:
-        if not args.json:
-            print(f"  {ms:10.4f} ms  {item}")
+    path = Path(args.output or default_path(cfg.store_path, name))
+    partial_path = path.with_name(path.name + ".partial")
+    resume = None
+    if partial_path.is_file():
+        try:
+            resume = Descriptor.load(partial_path)
+        except DatasetError as exc:  # a partial file is ours to redo, never a reason to stop
+            log.warning("%s; starting over", exc)
+    kernels = () if args.no_kernels else MICRO_KERNELS
+    items = [k.name for k in kernels]
+    items += reference_archs(args.space, args.refs) if args.space else []
+    if resume is not None:
+        held = {*resume.kernels_ms, *resume.reference_ms}
+        todo = len([i for i in items if i not in held])
+    else:
+        todo = len(items)
+    bar = ItemProgress(todo, enabled=not args.json)
+
+    def progress(item: str, ms: float | None) -> None:
+        if ms is None:
+            log.warning("%s failed on %s%s", item, name, bar.step())
+        else:
+            bar.line(f"{ms:10.4f} ms  {item}")
 
     with get_device(name, cfg) as dev:
+        if resume is not None and not args.json:
+            print(f"resuming from {partial_path}: {len(items) - todo} of {len(items)} measured")
         desc = describe(
             dev,
             space=args.space,
             n_reference=args.refs,
-            kernels=() if args.no_kernels else MICRO_KERNELS,
+            kernels=kernels,
             settings=settings,
             progress=progress,
+            resume=resume,
+            checkpoint=lambda d: d.save(partial_path),
         )
-    path = desc.save(args.output or default_path(cfg.store_path, name))
+    desc.save(path)
+    partial_path.unlink(missing_ok=True)
     if args.samples_csv:
         desc.reference_samples_csv(args.samples_csv)
     if args.json:

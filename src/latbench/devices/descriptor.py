@@ -164,7 +164,12 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, text: str) -> Descriptor:
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise DatasetError(f"descriptor is not valid JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise DatasetError(f"descriptor is a JSON {type(doc).__name__}; expected an object")
         v = doc.get("version")
         if not isinstance(v, int) or v > DESCRIPTOR_VERSION:
             raise DatasetError(
@@ -174,9 +179,12 @@ class Descriptor:
         return cls(**{k: val for k, val in doc.items() if k in known})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the descriptor to ``path`` atomically (a killed run leaves the old file)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(self.to_json())
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, p)
         return p
 
     @classmethod
@@ -184,7 +192,10 @@ class Descriptor:
         p = Path(path)
         if not p.is_file():
             raise DatasetError(f"descriptor file {str(p)!r} does not exist")
-        return cls.from_json(p.read_text())
+        try:
+            return cls.from_json(p.read_text())
+        except DatasetError as exc:
+            raise DatasetError(f"{p}: {exc}") from None
 
     def reference_samples_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the reference latencies as a ``space,arch,latency_ms`` CSV (adapt input)."""
@@ -217,13 +228,20 @@ def describe(
     runtime: str = "onnxruntime",
     counters: bool = True,
     seed: int = 0,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Callable[[str, float | None], None] | None = None,
+    resume: Descriptor | None = None,
+    checkpoint: Callable[[Descriptor], object] | None = None,
 ) -> Descriptor:
     """Measure ``device`` on the micro-kernels and (with ``space``) the reference archs.
 
     ``device`` is a :class:`latbench.devices.Device`. A kernel or architecture whose measurement
     fails is recorded in ``failed`` with its error and the rest goes on. ``counters`` asks for
-    hardware counters, kept where the device reports them.
+    hardware counters, kept where the device reports them. ``progress(item, ms)`` is called as
+    each item completes (``ms`` None: it failed). ``checkpoint(descriptor)`` is called with the
+    descriptor so far after each item, and ``resume`` (the partial descriptor an interrupted
+    run checkpointed) supplies the items it already holds, so that only the rest is measured;
+    its failed items are tried again. A partial descriptor of another device, fingerprint,
+    runtime or space (:func:`resumable`) is ignored with a warning.
     """
     info: dict[str, Any] = {}
     try:
@@ -237,30 +255,62 @@ def describe(
         space=space,
         device_info=info,
     )
+    why = resumable(resume, desc) if resume is not None else "no partial run"
+    if resume is not None and why:
+        log.warning("not resuming the descriptor of %s: %s; starting over", desc.device, why)
+    if resume is not None and not why:
+        wanted = {k.name for k in kernels}
+        desc.kernels_ms = {k: v for k, v in resume.kernels_ms.items() if k in wanted}
+        desc.kernel_counters = {
+            k: v for k, v in resume.kernel_counters.items() if k in desc.kernels_ms
+        }
+        refs = set(reference_archs(space, n_reference)) if space else set()
+        desc.reference_ms = {a: v for a, v in resume.reference_ms.items() if a in refs}
+
+    def done(item: str, ms: float | None) -> None:
+        if checkpoint:
+            checkpoint(desc)
+        if progress:
+            progress(item, ms)
+
     with tempfile.TemporaryDirectory(prefix="latbench-describe-") as tmp:
         for k in kernels:
+            if k.name in desc.kernels_ms:
+                continue
             path = kernel_onnx(k, os.path.join(tmp, f"{k.name}.onnx"), seed=seed)
             m = device.measure(path, runtime=runtime, settings=settings, counters=counters)
             if not m.ok:
                 desc.failed[k.name] = str(m.error)
+                done(k.name, None)
                 continue
             desc.kernels_ms[k.name] = float(m.median_ms)
             got = {name: c for name, c in (m.counters or {}).items() if c.get("value") is not None}
             if got:
                 desc.kernel_counters[k.name] = got
-            if progress:
-                progress(k.name, float(m.median_ms))
+            done(k.name, float(m.median_ms))
         if space:
             from latbench.spaces import export, get_space
 
             sp = get_space(space)
             for i, arch in enumerate(reference_archs(space, n_reference)):
+                if arch in desc.reference_ms:
+                    continue
                 ref = export(sp.build(arch), "onnx", os.path.join(tmp, f"ref{i}.onnx"), seed=seed)
                 m = device.measure(str(ref), runtime=runtime, settings=settings)
                 if not m.ok:
                     desc.failed[arch] = str(m.error)
+                    done(arch, None)
                     continue
                 desc.reference_ms[arch] = float(m.median_ms)
-                if progress:
-                    progress(arch, float(m.median_ms))
+                done(arch, float(m.median_ms))
     return desc
+
+
+def resumable(partial: Descriptor, fresh: Descriptor) -> str:
+    """Why ``partial`` cannot be continued as ``fresh`` (same device, fingerprint, runtime and
+    space), or ``""`` when it can."""
+    for what in ("device", "fingerprint", "runtime", "space"):
+        old, new = getattr(partial, what), getattr(fresh, what)
+        if old != new:
+            return f"the partial run has {what} {old!r}; this run {new!r}"
+    return ""

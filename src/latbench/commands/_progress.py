@@ -1,0 +1,44 @@
+"""One line per measured item, with the time left: what the live commands print as they go.
+
+``adapt --device`` and ``devices describe`` measure a few to a few dozen things, each taking
+seconds (minutes on a phone); a line per item, flushed as it completes, with an ETA from the
+mean time per item so far, tells the user more than a bar would and survives a pipe or a log.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def duration(seconds: float) -> str:
+    """``42 s`` or ``3 min 05 s``."""
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+class ItemProgress:
+    """``line(text)`` prints ``  [i/N] text  (ETA ...)`` for the next of ``total`` items."""
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self.total, self.enabled, self.done = total, enabled, 0
+        self._t0 = time.perf_counter()
+
+    def eta(self) -> str:
+        """The ``  (ETA ...)`` suffix after ``done`` items, empty after the last one."""
+        if self.done >= self.total or self.done == 0:
+            return ""
+        left_s = (time.perf_counter() - self._t0) / self.done * (self.total - self.done)
+        return f"  (ETA {duration(left_s)})"
+
+    def step(self) -> str:
+        """Count one item done (one that gets no line: a failure, logged instead); its ETA."""
+        self.done += 1
+        return self.eta()
+
+    def line(self, text: str) -> str:
+        """Count one item done and print (when enabled) and return its line."""
+        eta = self.step()
+        out = f"  [{self.done}/{self.total}] {text}{eta}"
+        if self.enabled:
+            print(out, flush=True)
+        return out
