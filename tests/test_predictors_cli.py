@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from latbench.cli import main
 from latbench.datasets import load_reference
+from latbench.predictors import create, load
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +248,29 @@ def test_compare_checks_the_split_and_shows_progress_on_a_terminal(
     assert "compare help/pixel3" in captured.err and "/4 " in captured.err
     assert "model=flops, seed=1" in captured.err
     assert "200 training architectures, 191 test, 2 seed(s)" in captured.out
+
+
+def test_fit_train_size_counts_architectures_on_every_device(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--train-size N is N architectures with all their rows, the split compare uses."""
+    model = tmp_path / "m.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--devices", "all", "--model", "meta"]
+    assert main([*fit, "--train-size", "100", "--no-embed-prior", "-o", str(model)]) == 0
+    # both devices measured every architecture of the table: 100 architectures, 200 rows
+    assert "on 200 rows of 100 architectures" in capsys.readouterr().out
+    assert load(model).devices_ == ["help/1080ti_1", "help/pixel3"]
+    # on one device the architectures are compare's training split of the same seed
+    df = pd.read_csv(table)
+    one = df[df.device == "help/pixel3"]
+    single = ["predictor", "fit", "--data", str(table), "--device", "help/pixel3"]
+    assert (
+        main([*single, "--model", "ridge", "--train-size", "50", "--seed", "3", "-o", str(model)])
+        == 0
+    )
+    split = one.iloc[np.random.default_rng(3).permutation(len(one))[:50]]
+    same = create("ridge").fit(split.arch.tolist(), split.latency_ms.to_numpy(), space="nb201")
+    probe = one.arch.tolist()[:20]
+    np.testing.assert_allclose(load(model).predict(probe), same.predict(probe), rtol=1e-6)
+    assert main([*single, "--model", "ridge", "--train-size", "-1", "-o", str(model)]) == 2
+    assert "--train-size -1; expected N >= 1 architectures (0: all)" in capsys.readouterr().err

@@ -81,18 +81,45 @@ def _params(text: str | None) -> dict[str, Any]:
     return out
 
 
+def _train_rows(df: Any, train_size: int, seed: int) -> Any:
+    """The rows of ``train_size`` random architectures (every device's rows of each; 0: all).
+
+    Architectures, not rows: with several devices, 900 random rows of a long table would
+    give each device a few dozen, different ones, and a device measured on few architectures
+    none at all; the BRP-NAS protocol trains on 900 architectures and tests on the rest. On
+    one device the architectures are those of ``predictor compare``'s split with the same seed.
+    """
+    archs = df.arch.unique()
+    if not train_size:
+        return df
+    if train_size >= len(archs):
+        log.warning(
+            "--train-size %d: the data holds %d architectures; fitting on all of them",
+            train_size, len(archs),
+        )  # fmt: skip
+        return df
+    # the split of ``predictor compare`` and the benchmarks: the same seed, the same archs
+    keep = set(archs[np.random.default_rng(seed).permutation(len(archs))[:train_size]])
+    out = df[df.arch.isin(keep)]
+    lost = sorted(set(df.device.astype(str)) - set(out.device.astype(str)))
+    if lost:
+        log.warning(
+            "--train-size %d: no architecture drawn was measured on %s; %s left out",
+            train_size,
+            ", ".join(lost),
+            "it is" if len(lost) == 1 else "they are",
+        )
+    return out
+
+
 def _fit_cmd(args: argparse.Namespace) -> int:
     df = _select(_data(args), args.device)
     spaces = df.space.unique()
     if len(spaces) != 1:
         raise ConfigError(f"the data mixes spaces {sorted(spaces)}; expected one")
-    if args.train_size and args.train_size < len(df):
-        df = df.sample(n=args.train_size, random_state=args.seed)
-    elif args.train_size:
-        log.warning(
-            "--train-size %d: the data holds %d rows; fitting on all of them",
-            args.train_size, len(df),
-        )  # fmt: skip
+    if args.train_size < 0:
+        raise ConfigError(f"--train-size {args.train_size}; expected N >= 1 architectures (0: all)")
+    df = _train_rows(df, args.train_size, args.seed)
     p = create(args.model, **_params(args.params))
     multi = df.device.nunique() > 1
     t0 = time.perf_counter()
@@ -122,7 +149,8 @@ def _fit_cmd(args: argparse.Namespace) -> int:
         fit_s = time.perf_counter() - t0
     save(p, args.output)
     print(
-        f"fitted {args.model} on {len(df)} rows ({', '.join(p.devices_)}) in "
+        f"fitted {args.model} on {len(df)} rows of {df.arch.nunique()} architectures "
+        f"({', '.join(p.devices_)}) in "
         f"{fit_s:.1f} s{prior_note} -> {args.output}"
     )
     return 0
@@ -259,7 +287,12 @@ def register(sub: Any) -> None:
     )
     f.add_argument("--model", default="default", help=f"one of {', '.join(PREDICTORS.names())}")
     f.add_argument("--params", help="JSON object of model settings, e.g. '{\"epochs\": 50}'")
-    f.add_argument("--train-size", type=int, default=0, help="fit on N random rows (0: all)")
+    f.add_argument(
+        "--train-size",
+        type=int,
+        default=0,
+        help="fit on N random architectures, with every selected device's rows of them (0: all)",
+    )
     f.add_argument("--seed", type=int, default=0)
     f.add_argument(
         "--no-embed-prior",
