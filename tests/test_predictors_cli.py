@@ -12,6 +12,7 @@ import pytest
 from latbench.cli import main
 from latbench.datasets import load_reference
 from latbench.predictors import create, load
+from latbench.predictors.metrics import spearman
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +275,31 @@ def test_fit_train_size_counts_architectures_on_every_device(
     np.testing.assert_allclose(load(model).predict(probe), same.predict(probe), rtol=1e-6)
     assert main([*single, "--model", "ridge", "--train-size", "-1", "-o", str(model)]) == 2
     assert "--train-size -1; expected N >= 1 architectures (0: all)" in capsys.readouterr().err
+
+
+def test_evaluate_a_multi_device_predictor_scores_each_device(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--devices", "all", "--model", "meta"]
+    assert main([*fit, "--train-size", "200", "--no-embed-prior", "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predictor", "evaluate", str(model), "--data", str(table)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    df = pd.read_csv(table)
+    rows = {ln.split()[0]: ln.split() for ln in out[1:3]}
+    assert out[0].split()[:3] == ["device", "n", "rmse_ms"] and set(rows) == set(df.device)
+    p = load(model)
+    for dev, cells in rows.items():
+        sub = df[df.device == dev]
+        rho = spearman(sub.latency_ms.to_numpy(), p.predict(sub.arch.tolist(), device=dev))
+        assert int(cells[1]) == len(sub) and float(cells[out[0].split().index("spearman")]) == (
+            pytest.approx(rho, abs=1e-4)
+        )
+    assert out[3].startswith("mean over 2 devices: rmse_ms ")
+    # data of devices the predictor does not know: said, with what it knows
+    other = tmp_path / "other.csv"
+    df.assign(device="help/" + df.device.str.split("/").str[1] + "_x").to_csv(other, index=False)
+    assert main(["predictor", "evaluate", str(model), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "meta knows devices help/1080ti_1, help/pixel3; the data holds" in err

@@ -191,11 +191,41 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     device = args.device
     if device is None and len(p.devices_) == 1 and p.devices_[0] in set(df.device):
         device = p.devices_[0]
+    if device is None and len(p.devices_) > 1:
+        return _evaluate_each_device(p, df)
     df = _select(df, device)
     pred = p.predict(df.arch.tolist(), device=device if device in p.devices_ else None)
     m = evaluate(df.latency_ms.to_numpy(), pred, k=min(50, len(df)))
     for k, v in m.items():
         print(f"{k:10s} {v:.4f}")
+    return 0
+
+
+def _evaluate_each_device(p: Any, df: Any) -> int:
+    """A multi-device predictor on data of several devices: a row per device both know."""
+    shared = [d for d in sorted(set(df.device.astype(str))) if d in set(p.devices_)]
+    if not shared:
+        raise ConfigError(
+            f"{p.name} knows devices {', '.join(p.devices_)}; the data holds "
+            f"{', '.join(sorted(set(df.device.astype(str))))}: expected a device in both "
+            "(or --device DEV to score one of the predictor's devices on the data's rows)"
+        )
+    rows = []
+    for dev in shared:
+        sub = df[df.device == dev]
+        pred = p.predict(sub.arch.tolist(), device=dev)
+        m = evaluate(sub.latency_ms.to_numpy(), pred, k=min(50, len(sub)))
+        rows.append({"device": dev, "n": len(sub), **m})
+    table = pd.DataFrame(rows)
+    skipped = sorted(set(df.device.astype(str)) - set(shared))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(rows) > 1:
+        means = table.drop(columns=["device", "n"]).mean()
+        print(
+            f"mean over {len(rows)} devices: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+        )
+    if skipped:
+        print(f"not scored (the predictor was not fitted on them): {', '.join(skipped)}")
     return 0
 
 
@@ -318,8 +348,12 @@ def register(sub: Any) -> None:
 
     e = ps.add_parser("evaluate", help="metrics of a saved predictor on measured data")
     e.add_argument("predictor")
-    e.add_argument("--data", required=True)
-    e.add_argument("--device")
+    e.add_argument("--data", required=True, help="measured rows (any format datasets reads)")
+    e.add_argument(
+        "--device",
+        help="score this device's rows; without it a multi-device predictor scores each "
+        "device of the data it was fitted on, a row each, and their mean",
+    )
     e.set_defaults(handler=_evaluate_cmd)
 
     c = ps.add_parser("compare", help="BRP-NAS protocol: N train, rest test, several seeds")

@@ -179,8 +179,8 @@ class Predictor:
             if len(self.devices_) == 1:
                 return self.devices_[0]
             raise PredictorError(
-                f"{self.name}: trained on {len(self.devices_)} devices; pass device= one of "
-                f"{', '.join(self.devices_)}"
+                f"{self.name}: trained on {len(self.devices_)} devices; pass device= "
+                f"(--device on the command line) one of {', '.join(self.devices_)}"
             )
         if device in self.devices_:
             return device
