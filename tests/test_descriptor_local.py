@@ -124,6 +124,13 @@ def test_cli_devices_describe_resumes_an_interrupted_run(
     calls.clear()
     assert main([*cmd[:3], "--no-kernels", *cmd[3:]]) == 0
     assert len(calls) == 2 and not partial.exists()
+    # a partial run of another space is not continued: everything is measured
+    other = Descriptor(device="local", fingerprint=d.fingerprint, space="fbnet")
+    other.reference_ms = dict(d.reference_ms)
+    other.save(partial)
+    calls.clear()
+    assert main([*cmd[:3], "--no-kernels", *cmd[3:]]) == 0
+    assert len(calls) == 2 and "[2/2]" in capsys.readouterr().out and not partial.exists()
     with pytest.raises(DatasetError, match="not valid JSON"):
         partial.write_text("[1")
         Descriptor.load(partial)

@@ -45,7 +45,9 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
         Descriptor,
         default_path,
         describe,
+        identity,
         reference_archs,
+        resumable,
     )
     from latbench.profilers.harness import HarnessSettings
 
@@ -77,20 +79,22 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     kernels = () if args.no_kernels else MICRO_KERNELS
     items = [k.name for k in kernels]
     items += reference_archs(args.space, args.refs) if args.space else []
-    if resume is not None:
-        held = {*resume.kernels_ms, *resume.reference_ms}
-        todo = len([i for i in items if i not in held])
-    else:
-        todo = len(items)
-    bar = ItemProgress(todo, enabled=not args.json)
-
-    def progress(item: str, ms: float | None) -> None:
-        if ms is None:
-            log.warning("%s failed on %s%s", item, name, bar.step())
-        else:
-            bar.line(f"{ms:10.4f} ms  {item}")
 
     with get_device(name, cfg) as dev:
+        why = resumable(resume, identity(dev, space=args.space)) if resume is not None else ""
+        if resume is not None and why:
+            log.warning("not resuming from %s: %s; starting over", partial_path, why)
+            resume = None
+        held = {*resume.kernels_ms, *resume.reference_ms} if resume is not None else set()
+        todo = len([i for i in items if i not in held])
+        bar = ItemProgress(todo, enabled=not args.json)
+
+        def progress(item: str, ms: float | None) -> None:
+            if ms is None:
+                log.warning("%s failed on %s%s", item, name, bar.step())
+            else:
+                bar.line(f"{ms:10.4f} ms  {item}")
+
         if resume is not None and not args.json:
             print(f"resuming from {partial_path}: {len(items) - todo} of {len(items)} measured")
         desc = describe(

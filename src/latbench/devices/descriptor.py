@@ -248,13 +248,8 @@ def describe(
         info = dict(device.describe())
     except (OSError, MeasurementError) as exc:  # a descriptor without device info is still useful
         log.warning("describe() of %s failed: %s", getattr(device, "name", device), exc)
-    desc = Descriptor(
-        device=str(getattr(device, "name", "device")),
-        fingerprint=str(device.fingerprint()) if hasattr(device, "fingerprint") else "",
-        runtime=runtime,
-        space=space,
-        device_info=info,
-    )
+    desc = identity(device, runtime, space)
+    desc.device_info = info
     why = resumable(resume, desc) if resume is not None else "no partial run"
     if resume is not None and why:
         log.warning("not resuming the descriptor of %s: %s; starting over", desc.device, why)
@@ -304,6 +299,16 @@ def describe(
                 desc.reference_ms[arch] = float(m.median_ms)
                 done(arch, float(m.median_ms))
     return desc
+
+
+def identity(device: Any, runtime: str = "onnxruntime", space: str | None = None) -> Descriptor:
+    """An empty descriptor of ``device``: what a partial one must match to be resumed."""
+    return Descriptor(
+        device=str(getattr(device, "name", "device")),
+        fingerprint=str(device.fingerprint()) if hasattr(device, "fingerprint") else "",
+        runtime=runtime,
+        space=space,
+    )
 
 
 def resumable(partial: Descriptor, fresh: Descriptor) -> str:
