@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -85,13 +86,16 @@ def test_samples_blob_is_compact_float64() -> None:
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"this is not a database at all, just text\n" * 10, b"SQLite format 3\x00" + b"\x00" * 10],
+    ("content", "said"),
+    [
+        (b"this is not a database at all, just text\n" * 10, "not a SQLite database"),
+        (b"SQLite format 3\x00" + b"\x00" * 10, "a truncated SQLite file (26 bytes"),
+    ],
 )
-def test_corrupt_file_is_refused_and_untouched(tmp_path: Path, content: bytes) -> None:
+def test_corrupt_file_is_refused_and_untouched(tmp_path: Path, content: bytes, said: str) -> None:
     path = tmp_path / "bad.db"
     path.write_bytes(content)
-    with pytest.raises(DatasetError, match=r"not a latbench store|not a SQLite"):
+    with pytest.raises(DatasetError, match=r"is not a latbench store: " + re.escape(said)):
         lds.open(path)
     assert path.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]

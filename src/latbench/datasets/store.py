@@ -143,8 +143,13 @@ def _read_header(path: Path) -> tuple[int, int] | None:
     with path.open("rb") as fh:
         head = fh.read(100)
     if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+        what = (
+            f"a truncated SQLite file ({len(head)} bytes, less than its 100-byte header)"
+            if head.startswith(SQLITE_MAGIC)
+            else f"not a SQLite database (header {head[:16]!r})"
+        )
         raise DatasetError(
-            f"{path} is not a latbench store: not a SQLite database (header {head[:16]!r}); "
+            f"{path} is not a latbench store: {what}; "
             "expected a file written by `latbench collect` or `latbench dataset import`"
         )
     (user_version,) = struct.unpack(">i", head[60:64])
