@@ -251,13 +251,19 @@ def test_compare_checks_the_split_and_shows_progress_on_a_terminal(
     assert "200 training architectures, 191 test, 2 seed(s)" in captured.out
 
 
+def _fit_multi(table: Path, tmp_path: Path, train_size: int) -> Path:
+    """A multi-device ``meta`` fitted on ``train_size`` architectures of the table."""
+    model = tmp_path / "m.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--devices", "all", "--model", "meta"]
+    assert main([*fit, "--train-size", str(train_size), "--no-embed-prior", "-o", str(model)]) == 0
+    return model
+
+
 def test_fit_train_size_counts_architectures_on_every_device(
     table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--train-size N is N architectures with all their rows, the split compare uses."""
-    model = tmp_path / "m.lbp"
-    fit = ["predictor", "fit", "--data", str(table), "--devices", "all", "--model", "meta"]
-    assert main([*fit, "--train-size", "100", "--no-embed-prior", "-o", str(model)]) == 0
+    model = _fit_multi(table, tmp_path, 100)
     # both devices measured every architecture of the table: 100 architectures, 200 rows
     assert "on 200 rows of 100 architectures" in capsys.readouterr().out
     assert load(model).devices_ == ["help/1080ti_1", "help/pixel3"]
@@ -280,9 +286,7 @@ def test_fit_train_size_counts_architectures_on_every_device(
 def test_evaluate_a_multi_device_predictor_scores_each_device(
     table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = tmp_path / "m.lbp"
-    fit = ["predictor", "fit", "--data", str(table), "--devices", "all", "--model", "meta"]
-    assert main([*fit, "--train-size", "200", "--no-embed-prior", "-o", str(model)]) == 0
+    model = _fit_multi(table, tmp_path, 200)
     capsys.readouterr()
     assert main(["predictor", "evaluate", str(model), "--data", str(table)]) == 0
     out = capsys.readouterr().out.splitlines()
