@@ -148,6 +148,27 @@ def test_gcn_multi_device(data: dict[str, Any]) -> None:
         p.predict_for_descriptor(archs, np.zeros(3))
 
 
+def test_gcn_shows_a_progress_bar_on_a_terminal_for_a_long_fit(
+    data: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from latbench.predictors import gcn
+
+    archs, y = data["train"]
+    small = {"epochs": 2, "hidden": 8, "layers": 1, "batch_size": 50}
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    create("gcn", **small).fit(archs, y, space="nb201")  # 8 steps: short, no bar
+    assert "gcn: training" not in capsys.readouterr().err
+    monkeypatch.setattr(gcn, "PROGRESS_MIN_STEPS", 8)
+    create("gcn", **small).fit(archs, y, space="nb201")
+    err = capsys.readouterr().err
+    assert "gcn: training on 200 rows" in err and "/8 [" in err and "step" in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a pipe or a log: nothing
+    create("gcn", **small).fit(archs, y, space="nb201")
+    assert "gcn: training" not in capsys.readouterr().err
+
+
 def test_ensemble_uncertainty(fitted: dict[str, Predictor], data: dict[str, Any]) -> None:
     mean, std = fitted["ensemble"].predict_with_uncertainty(data["test"][0])
     assert std is not None and (std >= 0).all() and std.shape == mean.shape
