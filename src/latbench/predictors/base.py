@@ -169,7 +169,7 @@ class Predictor:
             raise PredictorError(
                 f"{self.name}: a single-device predictor got rows of {len(uniq)} devices "
                 f"({', '.join(uniq[:5])}{', ...' if len(uniq) > 5 else ''}); fit one predictor per "
-                "device, or use a multi-device model (gcn)"
+                "device, or use a multi-device model (meta, gcn)"
             )
         return d
 
