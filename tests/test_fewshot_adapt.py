@@ -172,8 +172,19 @@ def test_cli_adapt_from_samples(tmp_path: Path, table, base, capsys) -> None:
     printed = capsys.readouterr().out
     assert "adapted meta to 'phone'" in printed
     assert "ranks most like: help/1080ti_1 (" in printed
+    assert "note: with" not in printed
     qa, qy = _query(table, TARGET)
     assert spearman(qy, load(out).predict(qa)) > 0.85
+
+    # from 100 samples on, the command says that fitting on them alone may rank better
+    many = tmp_path / "many.csv"
+    archs100, lat100 = draw_samples(table, TARGET, 100, 6)
+    many.write_text(
+        "space,arch,latency_ms\n"
+        + "".join(f"nb201,{a},{v}\n" for a, v in zip(archs100, lat100, strict=True))
+    )
+    assert main(["adapt", str(tmp_path / "base.lbp"), "--samples", str(many), "-o", str(out)]) == 0
+    assert "note: with 100 samples, a predictor fitted on them alone" in capsys.readouterr().out
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("space,arch,latency_ms\nfbnet,0-0-0,1.0\n")

@@ -307,3 +307,34 @@ def test_evaluate_a_multi_device_predictor_scores_each_device(
     assert main(["predictor", "evaluate", str(model), "--data", str(other)]) == 2
     err = capsys.readouterr().err
     assert "meta knows devices help/1080ti_1, help/pixel3; the data holds" in err
+
+
+def test_fit_and_evaluate_read_one_devices_samples_without_a_device_column(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The adapt --samples format (space,arch,latency_ms) is one device's: --device names it."""
+    df = pd.read_csv(table)
+    one = df[df.device == "help/pixel3"][["space", "arch", "latency_ms"]]
+    train, held = tmp_path / "train.csv", tmp_path / "held.csv"
+    one.iloc[:300].to_csv(train, index=False)
+    one.iloc[300:].to_csv(held, index=False)
+    model = tmp_path / "alone.lbp"
+    fit = ["predictor", "fit", "--data", str(train), "--model", "ridge", "-o", str(model)]
+    assert main(fit) == 1
+    assert "needs the device named (--device NAME)" in capsys.readouterr().err
+    assert main([*fit, "--device", "my_phone"]) == 0
+    assert load(model).devices_ == ["my_phone"]
+    capsys.readouterr()
+    assert (
+        main(["predictor", "evaluate", str(model), "--data", str(held), "--device", "my_phone"])
+        == 0
+    )
+    rho = float(
+        next(
+            ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("spearman")
+        ).split()[1]
+    )
+    p = create("ridge").fit(one.arch.tolist()[:300], one.latency_ms.to_numpy()[:300], space="nb201")
+    assert rho == pytest.approx(
+        spearman(one.latency_ms.to_numpy()[300:], p.predict(one.arch.tolist()[300:])), abs=1e-4
+    )

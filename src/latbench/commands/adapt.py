@@ -57,6 +57,9 @@ from latbench.errors import (
 
 log = logging.getLogger(__name__)
 
+#: from this many samples on, ``adapt`` says that a predictor fitted on the samples alone may
+#: rank better (BENCHMARKS.md, "Few-shot or the new device alone")
+MANY_SAMPLES = 100
 #: what the live path emits each architecture to, by runtime
 LIVE_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
 
@@ -529,4 +532,12 @@ def run(args: argparse.Namespace) -> int:
             cv = ", ".join(f"{k} {v:.3f}" for k, v in summary["cv_kendall"].items())
             print(f"  leave-one-out Kendall: {cv}")
         print(f"  fit on the samples: Spearman {summary['train_spearman']:.3f}")
+        if summary["samples"] >= MANY_SAMPLES:
+            print(
+                f"  note: with {summary['samples']} samples, a predictor fitted on them alone "
+                "may rank better (NAS-Bench-201 reference devices: from about 100 samples; "
+                "FBNet: not below 900); compare both on samples held out: `latbench "
+                "predictor fit --data SAMPLES --device NAME --train-size N -o alone.lbp`, then "
+                "`latbench predictor evaluate alone.lbp --data HELD_OUT --device NAME`"
+            )
     return 0

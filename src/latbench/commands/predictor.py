@@ -29,20 +29,23 @@ from latbench.predictors.metrics import evaluate
 log = logging.getLogger(__name__)
 
 
-def _read_table(path: str) -> pd.DataFrame:
+def _read_table(path: str, device: str | None = None) -> pd.DataFrame:
     """A long table (space, arch, device, latency_ms) from any dataset file (store, CSV, Parquet,
-    wide reference tables), read by :func:`latbench.datasets.read_table`."""
+    wide reference tables), read by :func:`latbench.datasets.read_table`; ``device`` names the
+    device of a file without a device column (one device's samples)."""
     from latbench.datasets import read_table
 
     if not Path(path).is_file():
         raise DatasetError(f"data file {path!r} does not exist")
-    df: pd.DataFrame = read_table(path)
+    df: pd.DataFrame = read_table(path, device=device)
     return df
 
 
 def _data(args: argparse.Namespace) -> pd.DataFrame:
     if getattr(args, "data", None):
-        return _read_table(args.data)
+        dev = getattr(args, "device", None)
+        one = dev if dev and dev != "all" and "," not in dev else None
+        return _read_table(args.data, one)
     if getattr(args, "reference", None):
         from latbench.datasets import load_reference
 

@@ -124,7 +124,9 @@ def _wide_to_long(df: pd.DataFrame, space: str | None) -> pd.DataFrame:
     return long.sort_values(["_pos", "device"], kind="stable")
 
 
-def _columns_check(df: pd.DataFrame, where: str, space: str | None) -> pd.DataFrame:
+def _columns_check(
+    df: pd.DataFrame, where: str, space: str | None, device: str | None = None
+) -> pd.DataFrame:
     if "schema_version" in df.columns and len(df):
         versions = pd.to_numeric(df["schema_version"], errors="coerce")
         if versions.notna().any():
@@ -134,21 +136,33 @@ def _columns_check(df: pd.DataFrame, where: str, space: str | None) -> pd.DataFr
         return _wide_to_long(df, space)
     if "space" not in cols and space is not None:
         df = df.assign(space=space)
+    if "device" not in cols and device is not None and "latency_ms" in cols:
+        df = df.assign(device=device)  # one device's samples (the adapt --samples format)
     missing = [c for c in S.LONG_COLUMNS if c not in df.columns]
     if missing:
+        hint = (
+            "; a file of one device's samples (space,arch,latency_ms) needs the device named "
+            "(--device NAME)"
+            if missing == ["device"]
+            else ""
+        )
         raise DatasetError(
             f"{where}: missing column(s) {missing}; expected at least {list(S.LONG_COLUMNS)} "
-            "(the minimal long format) or the full schema (docs/datasets.md)"
+            f"(the minimal long format) or the full schema (docs/datasets.md){hint}"
         )
     return df
 
 
-def read_table(source: Source, *, space: str | None = None, ok_only: bool = True) -> pd.DataFrame:
+def read_table(
+    source: Source, *, space: str | None = None, ok_only: bool = True, device: str | None = None
+) -> pd.DataFrame:
     """Any dataset as a DataFrame with every schema column (minimal formats get defaults).
 
     ``source`` is a store, a path (``.db``, ``.parquet``, ``.csv``, ``.csv.gz``), or a
-    DataFrame. ``ok_only`` drops failed measurements (what predictors want). Rows are not
-    validated against the spaces here (use :func:`import_table` for that); the columns are.
+    DataFrame. ``ok_only`` drops failed measurements (what predictors want). ``device`` names
+    the device of a table without a device column (one device's ``space,arch,latency_ms``
+    samples, as ``latbench adapt --samples`` reads them). Rows are not validated against the
+    spaces here (use :func:`import_table` for that); the columns are.
     """
     if isinstance(source, Store):
         return source.to_pandas(status="ok" if ok_only else None)
@@ -161,7 +175,7 @@ def read_table(source: Source, *, space: str | None = None, ok_only: bool = True
                 return store.to_pandas(status="ok" if ok_only else None)
         raw, _ = _read_file(path)
         where = str(path)
-    df = _columns_check(raw, where, space)
+    df = _columns_check(raw, where, space, device)
     out = pd.DataFrame(index=range(len(df)))
     for name in S.COLUMN_NAMES:
         if name in df.columns:
