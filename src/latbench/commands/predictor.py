@@ -92,9 +92,9 @@ def _train_rows(df: Any, train_size: int, seed: int) -> Any:
     none at all; the BRP-NAS protocol trains on 900 architectures and tests on the rest. On
     one device the architectures are those of ``predictor compare``'s split with the same seed.
     """
-    archs = df.arch.unique()
     if not train_size:
         return df
+    archs = df.arch.unique()
     if train_size >= len(archs):
         log.warning(
             "--train-size %d: the data holds %d architectures; fitting on all of them",
