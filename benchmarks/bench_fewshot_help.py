@@ -98,6 +98,11 @@ def wide_table(space: str) -> pd.DataFrame:
     return w.reset_index().sort_values(key).reset_index(drop=True)
 
 
+def table_devices(w: pd.DataFrame) -> list[str]:
+    """The device columns of :func:`wide_table` (``source/name``)."""
+    return [c for c in w.columns if "/" in str(c)]
+
+
 def near_copies(w: pd.DataFrame, target: str, devices: list[str]) -> list[str]:
     """Devices whose latencies equal the target's (same ranking and same ms, within 2 %)."""
     out = []
@@ -489,7 +494,7 @@ def adapt_timing(space: str, ks: list[int], reps: int) -> None:
     from latbench.predictors.adapt import adapt
 
     w = wide_table(space)
-    devices = [c for c in w.columns if "/" in str(c)]
+    devices = table_devices(w)
     target = "help/gold_6240"
     base = fit_base(w, space, [d for d in devices if d != target])
     col = w[["arch", target]].dropna()
@@ -563,7 +568,7 @@ def main() -> int:
     prior_times: list[float] = []
     for space in spaces:
         w = wide_table(space)
-        devices = [c for c in w.columns if "/" in str(c)]
+        devices = table_devices(w)
         jobs = []
         help_base = None
         if args.setting in ("help", "both"):

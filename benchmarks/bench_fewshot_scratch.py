@@ -40,7 +40,15 @@ import numpy as np
 from sklearn.linear_model import Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fewshot_help import fit_base, load_done, near_copies, split, targeted, wide_table
+from bench_fewshot_help import (
+    fit_base,
+    load_done,
+    near_copies,
+    split,
+    table_devices,
+    targeted,
+    wide_table,
+)
 from latbench.predictors import create, encodings
 from latbench.predictors.adapt import adapt
 from latbench.predictors.metrics import spearman
@@ -50,7 +58,7 @@ METHODS = ("fewshot", "default", "ridge_oh")
 
 def run_device(w, space: str, target: str, ks: list[int], draws: int, seed: int) -> dict:
     """Every method's Spearman on the query, per K and draw, and its fit seconds."""
-    devices = [c for c in w.columns if "/" in str(c)]
+    devices = table_devices(w)
     copies = near_copies(w, target, devices)
     others = [d for d in devices if d != target and d not in copies]
     base = fit_base(w, space, others)
@@ -222,7 +230,7 @@ def main() -> int:
     )
     print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     w = wide_table(args.space)
-    devices = [c for c in w.columns if "/" in str(c)]
+    devices = table_devices(w)
     done = load_done(args.out)
     rows = []
     for target in devices:

@@ -44,6 +44,7 @@ from bench_fewshot_help import (
     print_header,
     split,
     sweep_lists,
+    table_devices,
     targeted,
     wide_table,
 )
@@ -172,7 +173,7 @@ def main() -> int:
     setups: list[float] = []
     for space in spaces:
         w = wide_table(space)
-        devices = [c for c in w.columns if "/" in str(c)]
+        devices = table_devices(w)
         table = w.set_index("arch")[devices]
         rows = []
         for target in devices:

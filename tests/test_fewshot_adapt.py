@@ -294,3 +294,19 @@ def test_cli_adapt_live_resumes_an_interrupted_run(tmp_path: Path, base, capsys)
     bad.write_text("arch,ms\nx,1\n")
     assert main([*args, "--save-samples", str(bad), "-o", str(out)]) == 2  # a config error
     assert "expected ['space', 'arch', 'latency_ms', 'device']" in capsys.readouterr().err
+
+
+def test_a_resumed_samples_file_is_checked_like_a_samples_file(tmp_path: Path) -> None:
+    """The rows a live run resumes from get the --samples checks: a bad latency names its line."""
+    from latbench.commands.adapt import measured_before
+    from latbench.errors import ConfigError
+
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    path = tmp_path / "local.samples.csv"
+    path.write_text(f"space,arch,latency_ms,device\nnb201,{arch},1.5,local\n")
+    assert measured_before(str(path), "nb201", "local") == {arch: 1.5}
+    path.write_text(f"space,arch,latency_ms,device\nnb201,{arch},1.5,local\nnb201,{arch},0,local\n")
+    with pytest.raises(
+        ConfigError, match=r"local\.samples\.csv:3: latency_ms '0'; expected finite"
+    ):
+        measured_before(str(path), "nb201", "local")

@@ -64,6 +64,28 @@ MANY_SAMPLES = 100
 LIVE_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
 
 
+def live_format(runtime: str) -> str:
+    """The model format ``--runtime`` measures (``onnx`` / ``tflite``), or a ConfigError."""
+    fmt = LIVE_FORMATS.get(runtime)
+    if fmt is None:
+        raise ConfigError(f"--runtime {runtime!r}; expected {' or '.join(LIVE_FORMATS)}")
+    return fmt
+
+
+def _latency(path: str, line: int, text: str) -> float:
+    """The ``latency_ms`` cell of a samples file: finite positive milliseconds, else an error
+    that names the file and line."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise ConfigError(f"{path}:{line}: latency_ms {text!r}; expected a number") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ConfigError(
+            f"{path}:{line}: latency_ms {text!r}; expected finite positive milliseconds"
+        )
+    return v
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "adapt",
@@ -178,17 +200,7 @@ def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
                 raise PredictorError(
                     f"{path}:{i}: space {row['space']!r}; the base predictor is for {space!r}"
                 )
-            try:
-                v = float(row["latency_ms"])
-            except ValueError:
-                raise ConfigError(
-                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
-                ) from None
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(
-                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected finite positive "
-                    "milliseconds"
-                )
+            v = _latency(path, i, row["latency_ms"])
             try:
                 archs.append(check(row["arch"] or ""))
             except ArchError as exc:
@@ -291,12 +303,7 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
             if row["device"] != device or row["space"] != space:
                 other += 1
                 continue
-            try:
-                done[row["arch"]] = float(row["latency_ms"])
-            except ValueError:
-                raise ConfigError(
-                    f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
-                ) from None
+            done[row["arch"]] = _latency(path, i, row["latency_ms"])
     if other:
         log.warning(
             "%s: %d row(s) of another device or space than %s / %s are not used",
@@ -373,9 +380,7 @@ def measure_live(
 
     cfg = load_config(args.config)
     settings = _settings(args, cfg.measure)
-    fmt = LIVE_FORMATS.get(args.runtime)
-    if fmt is None:
-        raise ConfigError(f"--runtime {args.runtime!r}; expected onnxruntime or litert")
+    fmt = live_format(args.runtime)
     sp = get_space(base.space_)
     done: list[str] = []
     lat: list[float] = []
@@ -455,8 +460,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
-        if args.runtime not in LIVE_FORMATS:
-            raise ConfigError(f"--runtime {args.runtime!r}; expected onnxruntime or litert")
+        live_format(args.runtime)  # as an unknown device, refused before anything is chosen
         load_config(args.config).device(args.device)  # an unknown device fails before anything
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")

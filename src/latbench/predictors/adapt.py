@@ -682,8 +682,7 @@ def _design(
     hyp = prior.coef[:, 1:]
     cov = DESIGN_TAU * prior.cov[1:, 1:] + (np.cov(hyp.T) if len(hyp) > 1 else 0.0)
     for row in z[len(cand) :]:
-        u = cov @ row
-        cov = cov - np.outer(u, u) / (DESIGN_NOISE + row @ u)
+        cov = _observe(cov, row)
     zc = z[: len(cand)]
     free = allowed.copy()
     picks: list[int] = []
@@ -693,9 +692,14 @@ def _design(
         i = int(np.argmax(var))
         picks.append(i)
         free[i] = False
-        u = cov @ zc[i]
-        cov = cov - np.outer(u, u) / (DESIGN_NOISE + zc[i] @ u)
+        cov = _observe(cov, zc[i])
     return [cand[i] for i in picks]
+
+
+def _observe(cov: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """The posterior covariance after one measurement along ``row`` (a rank-one update)."""
+    u = cov @ row
+    return cov - np.outer(u, u) / (DESIGN_NOISE + row @ u)
 
 
 @register("adapted")
