@@ -64,6 +64,16 @@ def test_arch_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0 and "1x3x64x64" in out and "head_conv" in out
 
 
+def test_space_colon_arch_form(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``SPACE:ARCH``, the form ``latbench measure`` takes, works for arch show and export too."""
+    _, two_args, _ = run(capsys, "arch", "show", "nb201", NB, "--json")
+    rc, colon, _ = run(capsys, "arch", "show", f"nb201:{NB}", "--json")
+    assert rc == 0 and json.loads(colon) == json.loads(two_args)
+    path = tmp_path / "m.onnx"
+    rc, _, _ = run(capsys, "export", f"nb201:{NB}", "-o", str(path))
+    assert rc == 0 and path.stat().st_size > 0
+
+
 def test_export_and_show_imported_onnx(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     rc, out, _ = run(
@@ -114,7 +124,9 @@ def test_export_torch_program(capsys: pytest.CaptureFixture[str], tmp_path: Path
         (["arch", "show", "nb201", "|none~0|"], ["|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"]),
         (["arch", "show", "fbnet", "1-2-3"], ["3 layer(s)", "22"]),
         (["export", "nb201", NB, "-o", "model.bin"], ["--format"]),
-        (["arch", "show"], ["SPACE ARCH"]),
+        (["arch", "show"], ["SPACE ARCH", "SPACE:ARCH", "got neither"]),
+        (["arch", "show", "nb201"], ["SPACE:ARCH", "got 'nb201'"]),
+        (["arch", "show", "nb301:x"], ["unknown space 'nb301'", "nb201"]),
     ],
 )
 def test_errors_are_one_line(
@@ -166,3 +178,12 @@ def test_sample(capsys: pytest.CaptureFixture[str]) -> None:
     archs = out.split()
     assert rc == 0 and archs == get_space("nb201").sample(3, seed=1)
     assert all(a.startswith("|") for a in archs)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_an_os_error_while_writing_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that cannot be written (here: /proc takes no new files) names the file, and no
+    traceback is printed."""
+    rc, _, err = run(capsys, "export", f"nb201:{NB}", "-o", "/proc/latbench-test.onnx")
+    assert rc == 1 and "Traceback" not in err
+    assert err.startswith("latbench: error: ") and "'/proc/latbench-test.onnx'" in err

@@ -55,6 +55,24 @@ def test_list_show_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no collection 'nope'" in capsys.readouterr().err
 
 
+def test_a_failed_import_leaves_no_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "new.db"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,latency\nx,1\n")
+    for argv in (["missing.csv"], ["--reference", "nb999"], [str(bad)]):
+        assert main(["dataset", "import", *argv, "--db", str(db)]) != 0
+        assert "error" in capsys.readouterr().err
+        assert sorted(tmp_path.iterdir()) == [bad], argv
+    # a store that existed before the failed import is kept, rows and all
+    assert main(["dataset", "import", str(_csv(tmp_path)), "--db", str(db)]) == 0
+    assert main(["dataset", "import", str(bad), "--db", str(db)]) != 0
+    capsys.readouterr()
+    assert main(["dataset", "stats", "--db", str(db)]) == 0
+    assert "pi4" in capsys.readouterr().out
+
+
 def test_reference_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dataset", "reference"]) == 0
     out = capsys.readouterr().out

@@ -177,7 +177,7 @@ def test_cli_measure_space_arch(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["missing.onnx"], "does not exist"),
-        (["{conv}", "--runtime", "tensorrt"], "unknown runtimes 'tensorrt'"),
+        (["{conv}", "--runtime", "tensorrt"], "unknown runtime 'tensorrt'"),
         (["{conv}", "--device", "pi9"], "unknown device 'pi9'"),
         (["{tiny}", "--batch", "3"], "rejects the input shapes"),
         (["{corrupt}"], "not a valid ONNX model"),

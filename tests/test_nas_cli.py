@@ -80,12 +80,65 @@ def test_rank_two_devices_side_by_side(
     rows = list(csv.DictReader(dest.read_text().splitlines()))
     lat = [float(r["latency_ms[pixel3]"]) for r in rows]
     assert rc == 0 and len(rows) == 100 and lat == sorted(lat)
+    rc, out, _ = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--sample", "3", "-o", "-")
+    assert rc == 0 and len(out.strip().splitlines()) == 4  # "-" is stdout, not a file named "-"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rank", "--predictor", "{lbp}", "--sample", "3", "-o", "{missing}/r.txt"],
+        ["predictor", "predict", "{lbp}", "--space", "nb201", "--all", "-o", "{missing}/p.csv"],
+        [
+            "predictor",
+            "fit",
+            "--reference",
+            "nb201",
+            "--device",
+            "help/pixel3",
+            "--model",
+            "ridge",
+            "-o",
+            "{missing}/p.lbp",
+        ],
+        ["monotonicity", "--reference", "fbnet", "--plot", "{missing}/m.png"],
+        [
+            "search",
+            "--space",
+            "nb201",
+            "--predictor",
+            "{lbp}",
+            "--budget-ms",
+            "9",
+            "-o",
+            "{missing}/s.json",
+        ],
+    ],
+)
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path, argv: list[str]
+) -> None:
+    argv = [a.format(lbp=lbp["pixel3"], missing=tmp_path / "nope") for a in argv]
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2 and out == ""
+    assert f"directory '{tmp_path / 'nope'}' does not exist" in err
+    assert err.startswith("latbench: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_an_output_that_is_a_folder_is_refused(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    rc, _, err = run(
+        capsys, "predictor", "predict", str(lbp["pixel3"]), "--all", "-o", str(tmp_path)
+    )
+    assert rc == 2
+    assert f"-o/--output '{tmp_path}' is a directory; expected a file to write" in err
 
 
 def test_search_writes_result_plot_and_verifies(
     capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
 ) -> None:
-    out = tmp_path / "res" / "result.json"
+    out = tmp_path / "result.json"
     rc, text, _ = run(
         capsys, "search", "--space", "nb201",
         "--predictor", str(lbp["pixel3"]), "--budget-ms", "8",

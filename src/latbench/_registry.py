@@ -68,7 +68,7 @@ class Registry(Generic[T]):
         except KeyError:
             known = ", ".join(self.names()) or "(none)"
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; expected one of: {known}"
+                f"unknown {self.label} {name!r}; expected one of: {known}"
             ) from None
 
     def __contains__(self, name: object) -> bool:

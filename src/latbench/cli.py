@@ -13,10 +13,11 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from latbench import __version__
-from latbench.errors import LatbenchError
+from latbench.errors import ConfigError, LatbenchError
 
 log = logging.getLogger("latbench")
 
@@ -82,6 +83,32 @@ def _setup_logging(verbosity: int) -> None:
     )
 
 
+# the options that name a file a command writes: (attribute, how the user spelled it)
+OUTPUT_OPTIONS = (
+    ("output", "-o/--output"),
+    ("plot", "--plot"),
+    ("csv", "--csv"),
+    ("samples_csv", "--samples-csv"),
+)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output file whose folder does not exist (or that is a folder) before the
+    command runs, so that a long fit or measurement is not lost at the point of writing."""
+    for attr, flag in OUTPUT_OPTIONS:
+        value = getattr(args, attr, None)
+        if not isinstance(value, str) or not value or value == "-":
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise ConfigError(f"{flag} {value!r} is a directory; expected a file to write")
+        if not path.parent.is_dir():
+            raise ConfigError(
+                f"{flag} {value!r}: directory {str(path.parent)!r} does not exist; "
+                "create it first or pick another path"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_of(argv))
@@ -92,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        check_outputs(args)
         rc = handler(args)
     except LatbenchError as exc:
         print(f"latbench: error: {exc}", file=sys.stderr)
@@ -102,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # disk full, permission denied, ...: what and where, not a traceback
+        print(f"latbench: error: {exc}", file=sys.stderr)
+        log.debug("traceback", exc_info=True)
+        return 1
     return int(rc or 0)
 
 

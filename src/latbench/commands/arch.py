@@ -1,8 +1,9 @@
 """``latbench arch``: inspect architectures (``show``, ``sample``).
 
-``latbench arch show SPACE ARCH`` prints the summary of a search-space architecture (id, MACs,
-parameters, activation memory, operator counts); ``latbench arch show --onnx FILE`` does the same
-for any ONNX model; ``--nodes`` adds the per-node table, ``--json`` prints JSON.
+``latbench arch show SPACE ARCH`` (or ``SPACE:ARCH``) prints the summary of a search-space
+architecture (id, MACs, parameters, activation memory, operator counts); ``latbench arch show
+--onnx FILE`` does the same for any ONNX model; ``--nodes`` adds the per-node table, ``--json``
+prints JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def register(subparsers: Any) -> None:
         help="summary of one architecture (or of an ONNX model with --onnx)",
         description="Print the summary of an architecture: MACs, parameters, activation memory.",
     )
-    show.add_argument("space", nargs="?", help="search space (see `latbench spaces`)")
+    show.add_argument(
+        "space", nargs="?", help="search space (see `latbench spaces`), or SPACE:ARCH in one word"
+    )
     show.add_argument("arch", nargs="?", help="architecture string of that space")
     show.add_argument("--onnx", metavar="FILE", help="summarise this ONNX model instead")
     show.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
@@ -49,9 +52,14 @@ def graph_from_args(args: argparse.Namespace) -> Graph:
         if args.space or args.arch:
             raise ConfigError("give either SPACE ARCH or --onnx FILE, not both")
         return from_onnx(args.onnx, batch=args.batch)
+    if args.space and not args.arch and ":" in args.space:
+        # SPACE:ARCH, the form `latbench measure` takes, is accepted here too
+        args.space, args.arch = args.space.split(":", 1)
     if not args.space or not args.arch:
+        got = " ".join(repr(v) for v in (args.space, args.arch) if v) or "neither"
         raise ConfigError(
-            "expected SPACE ARCH (e.g. nb201 '|nor_conv_3x3~0|+|...|') or --onnx FILE"
+            "expected SPACE ARCH or SPACE:ARCH (e.g. nb201 '|nor_conv_3x3~0|+|...|') or "
+            f"--onnx FILE; got {got}"
         )
     space = get_space(args.space)
     return space.build(args.arch, batch=args.batch, resolution=args.resolution)

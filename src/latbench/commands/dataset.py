@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -166,10 +167,35 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from latbench.datasets import import_reference, import_table
-
     if bool(args.file) == bool(args.reference):
         raise ConfigError("give either FILE or --reference NAME")
+    path = db_path(args, load_config(args.config))
+    created = not path.exists()
+    try:
+        return _import(args)
+    except BaseException:
+        if created:
+            _remove_if_empty(path)  # a failed import leaves no empty store behind
+        raise
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Delete the store at ``path`` (and its WAL files) when it holds no rows."""
+    from latbench.datasets import open_store
+
+    try:
+        with open_store(path, readonly=True, create=False) as store:
+            if store.count():
+                return
+    except Exception:  # noqa: BLE001 - not a store we can read: leave it alone
+        return
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from latbench.datasets import import_reference, import_table
+
     with _open(args, readonly=False) as store:
         if args.reference:
             report = import_reference(store, args.reference, collection=args.name)

@@ -15,11 +15,13 @@ def register(subparsers: Any) -> None:
         "export",
         help="write an architecture as an ONNX / TFLite / torch model",
         description=(
-            "Write SPACE ARCH (or an imported --onnx FILE) as a model file with deterministic "
-            "weights drawn from --seed; the three formats compute the same function."
+            "Write SPACE ARCH (or SPACE:ARCH, or an imported --onnx FILE) as a model file with "
+            "deterministic weights drawn from --seed; the three formats compute the same function."
         ),
     )
-    p.add_argument("space", nargs="?", help="search space (see `latbench spaces`)")
+    p.add_argument(
+        "space", nargs="?", help="search space (see `latbench spaces`), or SPACE:ARCH in one word"
+    )
     p.add_argument("arch", nargs="?", help="architecture string of that space")
     p.add_argument("--onnx", metavar="FILE", help="re-emit this ONNX model's architecture instead")
     p.add_argument("--format", "-f", choices=FORMATS, default=None, help="default: from -o suffix")

@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON rows")
     fmt.add_argument("--csv", action="store_true", help="CSV rows")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout (- is stdout)")
     p.set_defaults(handler=run)
 
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         text = buf.getvalue().rstrip("\n")
     else:
         text = _format_table(rows)
-    if args.output:
+    if args.output and args.output != "-":
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
     else:

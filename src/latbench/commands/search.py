@@ -368,7 +368,6 @@ def run(args: argparse.Namespace) -> int:
         doc["verification"] = verification
         doc["verification_met"] = sum(1 for r in verification if r.get("met_budget"))
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1, default=float) + "\n", encoding="utf-8")
     png = None
     if not args.no_plot:

@@ -61,7 +61,7 @@ class Strategy(ABC):
         return evaluator.proposals > MAX_PROPOSALS_PER_EVAL * max(evaluations, 1)
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategies")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategies", label="strategy")
 
 
 def create_strategy(name: str, **params: Any) -> Strategy:
