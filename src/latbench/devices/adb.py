@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench.devices import parsers
+from latbench.devices._config import number
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.devices.remote import check_args, failed_record, file_sha256, settings_from
 from latbench.devices.transports import (
@@ -106,6 +107,15 @@ class AdbDevice(Device):
     """An Android phone over adb (see the module docstring for the bench.toml keys)."""
 
     kind = "adb"
+    config_keys = AdbTransport.config_keys | {
+        "benchmark_binary",
+        "benchmark_version",
+        "cooldown_s",
+        "extra_args",
+        "reconnect_timeout_s",
+        "remote_dir",
+        "rounds",
+    }
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
@@ -114,16 +124,17 @@ class AdbDevice(Device):
         self.benchmark_binary = Path(str(binary)).expanduser() if binary else None
         self.remote_dir = str(self.config.get("remote_dir", "/data/local/tmp/latbench"))
         self.mask = cpu_mask(self.config.get("cpus"))
-        self.cooldown_s = float(self.config.get("cooldown_s", 0.0))
-        self.rounds = int(self.config.get("rounds", 3))
-        if self.rounds < 1:
-            raise ConfigError(f"device {name!r}: rounds = {self.rounds}; expected >= 1")
+        where = f"device {name!r}"
+        self.cooldown_s = number(self.config, "cooldown_s", 0.0, where=where, minimum=0)
+        self.rounds = number(self.config, "rounds", 3, where=where, integer=True, minimum=1)
         extra = self.config.get("extra_args", [])
         if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
             raise ConfigError(f"device {name!r}: extra_args = {extra!r}; expected a string list")
         self.extra_args: list[str] = extra
-        self.timeout_s = self.config.get("timeout_s")
-        self.reconnect_timeout_s = float(self.config.get("reconnect_timeout_s", 60.0))
+        self.timeout_s = number(self.config, "timeout_s", None, where=where, minimum=0)
+        self.reconnect_timeout_s = number(
+            self.config, "reconnect_timeout_s", 60.0, where=where, minimum=0
+        )
         self._binary_pushed = False
         self._was_connected = False
         self._describe: dict[str, Any] | None = None

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from latbench._registry import Registry
+from latbench.devices._config import check_keys
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
@@ -65,10 +66,15 @@ class Device(ABC):
     """
 
     kind: ClassVar[str] = ""
+    # the keys of its bench.toml table this adapter reads besides the common ones (transport,
+    # cpus, timeout_s, harness settings); None (a plugin that says nothing) checks no keys
+    config_keys: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.config: dict[str, Any] = dict(config or {})
+        if self.config_keys is not None:
+            check_keys(self.config, self.config_keys, f"device {name!r}")
 
     # ---- the contract ------------------------------------------------------------------
     @abstractmethod

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from latbench.devices._config import number
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.errors import ConfigError, DeviceError, LatbenchError, ModelError
 from latbench.profilers.harness import HarnessSettings, run_harness
@@ -135,6 +136,7 @@ class CudaDevice(Device):
     """One NVIDIA GPU (see the module docstring)."""
 
     kind = "cuda"
+    config_keys = frozenset({"index", "runtime"})
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
@@ -143,7 +145,9 @@ class CudaDevice(Device):
             raise DeviceError(f"device {name!r} (cuda): no CUDA GPU is available: {reason}")
         import torch
 
-        self.index = int(self.config.get("index", 0))
+        self.index = number(
+            self.config, "index", 0, where=f"device {name!r}", integer=True, minimum=0
+        )
         if not 0 <= self.index < torch.cuda.device_count():
             raise ConfigError(
                 f"device {name!r}: index = {self.index}; this machine has "

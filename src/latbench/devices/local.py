@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from latbench.devices._config import number
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.errors import ConfigError, MeasurementError, ModelError
 from latbench.profilers.env import collect_env, hardware_identity
@@ -83,6 +84,7 @@ class LocalDevice(Device):
     """This machine's CPU, through a worker process pinned to chosen CPUs."""
 
     kind = "local"
+    config_keys = frozenset({"memory_limit_mb", "reference_cache"})
 
     def __init__(self, name: str = "local", config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
@@ -93,8 +95,10 @@ class LocalDevice(Device):
                 f"device {name!r}: cpus {self.cpus} are not all available; this process may use "
                 f"{sorted(allowed)}"
             )
-        limit_mb = self.config.get("memory_limit_mb")
-        self.memory_limit_bytes = int(limit_mb) * 2**20 if limit_mb else None
+        limit_mb = number(
+            self.config, "memory_limit_mb", None, where=f"device {name!r}", integer=True, minimum=1
+        )
+        self.memory_limit_bytes = limit_mb * 2**20 if limit_mb else None
         self._workers: dict[tuple[int, ...], Worker] = {}
         self._describe: dict[str, Any] | None = None
         self._fingerprint: str | None = None

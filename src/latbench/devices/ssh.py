@@ -42,6 +42,7 @@ from typing import Any
 
 import latbench
 from latbench.devices import agent, parsers
+from latbench.devices._config import number
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.devices.remote import check_args, failed_record, file_sha256, settings_from
 from latbench.devices.transports import (
@@ -175,6 +176,7 @@ class SSHDevice(Device):
     """A Linux board over SSH (see the module docstring for the bench.toml keys)."""
 
     kind = "ssh"
+    config_keys = SSHTransport.config_keys | {"python", "runtime", "workdir", "reconnect_timeout_s"}
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
@@ -195,8 +197,11 @@ class SSHDevice(Device):
         if self.cpus and not all(p.isdigit() for p in self.cpus.split(",")):
             raise ConfigError(f"device {name!r}: cpus = {cpus!r}; expected e.g. '2,3' or [2, 3]")
         self.workdir = str(self.config.get("workdir", "/tmp"))
-        self.timeout_s = self.config.get("timeout_s")
-        self.reconnect_timeout_s = float(self.config.get("reconnect_timeout_s", 30.0))
+        where = f"device {name!r}"
+        self.timeout_s = number(self.config, "timeout_s", None, where=where, minimum=0)
+        self.reconnect_timeout_s = number(
+            self.config, "reconnect_timeout_s", 30.0, where=where, minimum=0
+        )
         self._dir: str | None = None
         self._bundle_ok = False
         self._stale_dirs: list[str] = []

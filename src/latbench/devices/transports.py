@@ -36,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from latbench.devices._config import number
 from latbench.errors import ConfigError, DeviceError
 
 __all__ = [
@@ -194,6 +195,12 @@ class SSHTransport(Transport):
     ``~/.ssh/known_hosts`` or ``known_hosts``), ``connect_timeout_s`` (10).
     """
 
+    # the keys of a device table this transport reads
+    config_keys = frozenset(
+        {"host", "port", "user", "key", "password", "host_key_check", "known_hosts"}
+        | {"connect_timeout_s"}
+    )
+
     def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
         try:
             import paramiko
@@ -207,7 +214,10 @@ class SSHTransport(Transport):
         if not isinstance(host, str) or not host:
             raise ConfigError(f"{label or 'ssh device'}: host = {host!r}; expected a host name")
         self.host = host
-        self.port = int(settings.get("port", 22))
+        where = label or host
+        self.port = number(
+            settings, "port", 22, where=where, integer=True, minimum=1, maximum=65535
+        )
         self.user = str(settings.get("user") or os.environ.get("USER") or "root")
         key = settings.get("key")
         self.key = str(Path(str(key)).expanduser()) if key else None
@@ -221,7 +231,7 @@ class SSHTransport(Transport):
                 "expected 'accept-new' or 'yes'"
             )
         self.known_hosts = settings.get("known_hosts")
-        self.connect_timeout_s = float(settings.get("connect_timeout_s", 10.0))
+        self.connect_timeout_s = number(settings, "connect_timeout_s", 10.0, where=where, minimum=0)
         self.label = label or f"{self.user}@{self.host}:{self.port}"
         self._client: Any = None
         self._sftp: Any = None
@@ -512,6 +522,9 @@ class AdbTransport(Transport):
     phone through the process id it wrote to a pid file.
     """
 
+    # the keys of a device table this transport reads
+    config_keys = frozenset({"adb", "serial", "server", "connect_timeout_s"})
+
     def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
         adb = str(settings.get("adb") or "adb")
         path = shutil.which(adb)
@@ -523,7 +536,9 @@ class AdbTransport(Transport):
         self.adb = path
         self.serial = settings.get("serial")
         self.server = settings.get("server")
-        self.connect_timeout_s = float(settings.get("connect_timeout_s", 10.0))
+        self.connect_timeout_s = number(
+            settings, "connect_timeout_s", 10.0, where=label or "adb device", minimum=0
+        )
         self.label = label or f"adb:{self.serial or 'any'}"
         self._connected = False
         self._env = dict(os.environ)

@@ -92,6 +92,13 @@ class HarnessSettings:
         """Settings from a mapping such as ``Config.measure``; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in values.items() if k in known and v is not None}
+        for key, value in kw.items():
+            numeric = key != "statistic"
+            if numeric != (isinstance(value, int | float) and not isinstance(value, bool)):
+                raise ValueError(
+                    f"harness setting {key} = {value!r}; expected "
+                    + ("a number" if numeric else "a string")
+                )
         for key in ("warmup_runs", "min_runs", "max_runs", "loops"):
             if key in kw:
                 kw[key] = int(kw[key])

@@ -1,0 +1,69 @@
+"""Reading a ``[devices.NAME]`` table of bench.toml: known keys and typed values.
+
+A typo in a device table (``timout_s = 30``) or a value of the wrong type (``port = "22a"``)
+is a :class:`~latbench.errors.ConfigError` that names the device, the key, the value and what
+was expected, raised when the device is created rather than as a traceback mid-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from latbench.errors import ConfigError
+from latbench.profilers.harness import HarnessSettings
+
+# keys every device table may hold: the transport, CPU pinning, the per-model timeout and the
+# timing harness settings (``min_runs``, ``max_time_s``, ...), which override [measure]
+COMMON_KEYS = frozenset({"transport", "cpus", "timeout_s"}) | frozenset(
+    f.name for f in fields(HarnessSettings)
+)
+
+
+def check_keys(config: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """Refuse keys of ``config`` that are neither ``allowed`` nor :data:`COMMON_KEYS`."""
+    known = COMMON_KEYS | frozenset(allowed)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        keys = ", ".join(repr(k) for k in unknown)
+        raise ConfigError(
+            f"{where}: unknown key(s) {keys} in its bench.toml table; expected some of "
+            f"{', '.join(sorted(known))}"
+        )
+    try:
+        HarnessSettings.from_mapping(config)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def number(
+    config: Mapping[str, Any],
+    key: str,
+    default: float | None,
+    *,
+    where: str,
+    integer: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    """``config[key]`` (else ``default``) as an int or float in [minimum, maximum]."""
+    value = config.get(key, default)
+    if value is None:
+        return None
+    kind = "an integer" if integer else "a number"
+    bounds = ""
+    if minimum is not None and maximum is not None:
+        bounds = f" in {minimum:g}-{maximum:g}"
+    elif minimum is not None:
+        bounds = f" >= {minimum:g}"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if ok and minimum is not None:
+        ok = value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        raise ConfigError(f"{where}: {key} = {value!r}; expected {kind}{bounds}")
+    return int(value) if integer else float(value)

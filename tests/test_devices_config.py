@@ -1,0 +1,92 @@
+"""A broken ``[devices.NAME]`` table of bench.toml: a clear error when the device is created.
+
+Real adapters only (local, the ssh and adb transports); nothing here connects anywhere, the
+tables are refused before that.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from latbench.cli import main
+from latbench.config import Config
+from latbench.devices import get_device
+from latbench.errors import ConfigError
+from latbench.profilers.harness import HarnessSettings
+
+
+def _device(table: dict[str, Any]) -> Any:
+    return get_device("d", Config(devices={"d": table}))
+
+
+@pytest.mark.parametrize(
+    ("table", "needles"),
+    [
+        ({"transport": "local", "timout_s": 3}, ["device 'd'", "'timout_s'", "timeout_s"]),
+        (
+            {"transport": "local", "memory_limit_mb": "lots"},
+            ["memory_limit_mb = 'lots'", "integer"],
+        ),
+        ({"transport": "local", "min_runs": "ten"}, ["min_runs = 'ten'", "a number"]),
+        ({"transport": "local", "max_time_s": -1}, ["max_time_s = -1", ">= 0"]),
+        ({"transport": "ssh", "host": "h", "type": "pi"}, ["'type'", "host", "workdir"]),
+        ({"transport": "ssh", "host": "h", "port": "22a"}, ["port = '22a'", "1-65535"]),
+        ({"transport": "ssh", "host": "h", "port": 70000}, ["port = 70000", "1-65535"]),
+        ({"transport": "ssh", "host": "h", "timeout_s": "1m"}, ["timeout_s = '1m'", "a number"]),
+        ({"transport": "ssh", "host": "h", "reconnect_timeout_s": -5}, ["reconnect_timeout_s"]),
+    ],
+)
+def test_a_bad_key_or_value_names_the_device_key_and_value(
+    table: dict[str, Any], needles: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        _device(table)
+    for n in needles:
+        assert n in str(info.value)
+
+
+@pytest.mark.skipif(shutil.which("adb") is None, reason="needs the adb client")
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"rounds": "many"}, "rounds = 'many'; expected an integer >= 1"),
+        ({"rounds": 0}, "rounds = 0; expected an integer >= 1"),
+        ({"rounds": 2.5}, "rounds = 2.5; expected an integer >= 1"),
+        ({"cooldown_s": "30s"}, "cooldown_s = '30s'; expected a number >= 0"),
+        ({"serail": "x"}, "unknown key(s) 'serail'"),
+        ({"connect_timeout_s": "soon"}, "connect_timeout_s = 'soon'"),
+    ],
+)
+def test_adb_table(extra: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _device({"transport": "adb", "serial": "x", **extra})
+    assert needle in str(info.value)
+
+
+def test_good_tables_still_work() -> None:
+    dev = _device({"transport": "local", "memory_limit_mb": 512, "min_runs": 5, "cpus": "0"})
+    assert dev.memory_limit_bytes == 512 * 2**20
+    ssh = _device({"transport": "ssh", "host": "h", "port": 2222, "timeout_s": 30})
+    assert ssh.transport.port == 2222 and ssh.timeout_s == 30.0
+
+
+def test_harness_settings_name_a_value_of_the_wrong_type() -> None:
+    with pytest.raises(ValueError, match="harness setting min_time_s = '1s'; expected a number"):
+        HarnessSettings.from_mapping({"min_time_s": "1s"})
+    with pytest.raises(ValueError, match="statistic = 3; expected a string"):
+        HarnessSettings.from_mapping({"statistic": 3})
+
+
+def test_collect_with_a_broken_table_stops_before_the_store_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench.toml").write_text('[devices.board]\ntransport = "local"\ntimout_s = 3\n')
+    rc = main(["collect", "--space", "nb201", "--device", "board", "--sample", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "device 'board': unknown key(s) 'timout_s'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.toml"]
