@@ -199,6 +199,14 @@ def test_search_bad_inputs(
     assert rc == 0 and "5 evaluations" in text
     rc, _, err = run(capsys, *base, "--predictor", str(lbp["pixel3"]))
     assert rc == 2 and "one budget per predictor" in err
+    # without --space the first predictor's space is searched; without either, an error
+    no_space = [a for a in base if a not in ("--space", "nb201")]
+    rc, _, _ = run(
+        capsys, *no_space, "--predictor", str(lbp["fbnet"]), "--budget-ms", "1e9", "--no-plot"
+    )
+    assert rc == 0 and json.loads((tmp_path / "r.json").read_text())["space"] == "fbnet"
+    rc, _, err = run(capsys, *no_space, "--max-params", "1e6")
+    assert rc == 2 and "--space SPACE is needed when no --predictor names the space" in err
 
 
 def test_search_margin_from_measured_archs(

@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", required=True, help="search space (nb201, fbnet, ...)")
+    p.add_argument(
+        "--space", help="search space (nb201, fbnet, ...; default: the first predictor's)"
+    )
     p.add_argument(
         "--predictor",
         action="append",
@@ -330,6 +332,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--evaluations {args.evaluations}; expected >= 1")
     if args.verify < 0:
         raise ConfigError(f"--verify {args.verify}; expected >= 0")
+    if not args.space:
+        if not args.predictor:
+            raise ConfigError("--space SPACE is needed when no --predictor names the space")
+        from latbench.commands.rank import load_predictors
+
+        first = next(iter(load_predictors(args.predictor[:1]).values()))
+        args.space = getattr(first, "space_", None)
+        if not args.space:
+            raise ConfigError(f"{args.predictor[0]} names no search space; pass --space SPACE")
     space = get_space(args.space)
     stats = objectives.GraphStats(space)
     constraints = _constraints(args, space, stats)
