@@ -111,13 +111,25 @@ def test_predict_all_and_compare(
                 "2",
                 "--plot",
                 str(plot),
+                "--csv",
+                str(tmp_path / "seeds.csv"),
             ]
         )
         == 0
     )
     text = capsys.readouterr().out
     assert "flops" in text and "ridge" in text and "spearman" in text
+    assert "spearman_min" in text and "spearman_max" in text
     assert plot.stat().st_size > 1000
+    rows = pd.read_csv(tmp_path / "seeds.csv")
+    assert sorted(zip(rows.model, rows.seed, strict=True)) == [
+        ("flops", 0),
+        ("flops", 1),
+        ("ridge", 0),
+        ("ridge", 1),
+    ]
+    ridge = rows[rows.model == "ridge"].spearman
+    assert f"{ridge.min():.4f}" in text and f"{ridge.max():.4f}" in text
 
 
 def test_cli_errors(table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

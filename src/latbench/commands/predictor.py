@@ -278,6 +278,12 @@ def _compare_cmd(args: argparse.Namespace) -> int:
         bar.close()
     res = pd.DataFrame(rows)
     table = res.drop(columns="seed").groupby("model", sort=False).mean()
+    if args.seeds > 1:  # the seed-to-seed spread of the ranking metric
+        rho = res.groupby("model", sort=False)["spearman"]
+        table["spearman_min"] = rho.min()
+        table["spearman_max"] = rho.max()
+    if args.csv:
+        res.to_csv(args.csv, index=False)
     print(
         f"{args.device}: {args.train_size} training architectures, {len(archs) - args.train_size} "
         f"test, {args.seeds} seed(s); means over seeds"
@@ -302,6 +308,8 @@ def _compare_cmd(args: argparse.Namespace) -> int:
         fig.savefig(args.plot, dpi=120)
         plt.close(fig)
         print(f"scatter plot -> {args.plot}")
+    if args.csv:
+        print(f"per-seed rows -> {args.csv}")
     return 0
 
 
@@ -360,11 +368,20 @@ def register(sub: Any) -> None:
     e.set_defaults(handler=_evaluate_cmd)
 
     c = ps.add_parser("compare", help="BRP-NAS protocol: N train, rest test, several seeds")
-    c.add_argument("--data")
-    c.add_argument("--reference", choices=["nb201", "fbnet"])
-    c.add_argument("--device", required=True)
-    c.add_argument("--models", default="flops,ridge,gbm,gcn")
-    c.add_argument("--train-size", type=int, default=900)
-    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--data", help="long table (space, arch, device, latency_ms), CSV or Parquet")
+    c.add_argument("--reference", choices=["nb201", "fbnet"], help="a bundled reference table")
+    c.add_argument("--device", required=True, help="the device column to compare on")
+    c.add_argument(
+        "--models",
+        default="flops,ridge,gbm,gcn",
+        help=f"comma list of {', '.join(PREDICTORS.names())} (default: flops,ridge,gbm,gcn)",
+    )
+    c.add_argument(
+        "--train-size", type=int, default=900, help="training architectures (default 900)"
+    )
+    c.add_argument(
+        "--seeds", type=int, default=3, help="random splits 0..N-1, the same for every model (3)"
+    )
     c.add_argument("--plot", help="write a predicted-vs-measured scatter plot (PNG)")
+    c.add_argument("--csv", help="write every (model, seed) row of metrics to this CSV")
     c.set_defaults(handler=_compare_cmd)
