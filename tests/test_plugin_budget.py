@@ -128,6 +128,18 @@ def test_missing_model_is_an_error_naming_the_file(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["*ModelError*nowhere.onnx*does not exist*"])
 
 
+def test_a_json_path_in_a_missing_folder_is_refused_at_start(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_one="""
+        def test_one(latbench):
+            raise AssertionError("not run: the option is refused first")
+        """
+    )
+    result = pytester.runpytest_inprocess(*FAST, "--latbench-json=nowhere/out.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--latbench-json 'nowhere/out.json'*'nowhere' does not exist*"])
+
+
 def test_plugin_load_is_light() -> None:
     """Loading the plugin (every pytest run) must not import numpy, pandas or a runtime."""
     code = (

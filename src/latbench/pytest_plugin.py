@@ -114,6 +114,13 @@ def pytest_configure(config: pytest.Config) -> None:
     scale = config.getoption("--latbench-budget-scale")
     if scale is not None and not scale > 0:
         raise pytest.UsageError(f"--latbench-budget-scale = {scale!r}; expected a number > 0")
+    json_path = config.getoption("--latbench-json")
+    if json_path and not Path(json_path).parent.is_dir():
+        # refused now rather than after every measurement of the run
+        raise pytest.UsageError(
+            f"--latbench-json {json_path!r}: directory {str(Path(json_path).parent)!r} does not "
+            "exist; create it first"
+        )
     config.stash[_SESSION_KEY] = LatbenchSession(config)
 
 
