@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import latbench.datasets as lbd
 from latbench.demo import MARGIN_QUANTILE, MAX_MARGIN, DemoOptions, run_demo
+from latbench.errors import ConfigError
 from latbench.predictors import load
 from latbench.profilers.harness import HarnessSettings
 
@@ -49,3 +51,11 @@ def test_demo_searches_under_a_margin_from_the_adapted_predictors_error(tmp_path
     # a second run resumes: nothing is measured again, the same picks are reported
     again = run_demo(o, say=lambda _msg: None)
     assert again.verified == s.verified and again.steps_s["collect"] < s.steps_s["collect"]
+
+
+def test_demo_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "taken"
+    f.write_text("not a folder\n")
+    with pytest.raises(ConfigError, match="is a file; expected a folder"):
+        run_demo(DemoOptions(out_dir=f))
+    assert f.read_text() == "not a folder\n"

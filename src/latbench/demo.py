@@ -32,6 +32,7 @@ import latbench.predictors as lbp
 from latbench.config import Config, load_config
 from latbench.datasets.collect import CollectSettings, collect
 from latbench.devices import get_device
+from latbench.errors import ConfigError
 from latbench.predictors import metrics
 from latbench.predictors.adapt import choose_samples
 from latbench.profilers.harness import HarnessSettings
@@ -136,6 +137,8 @@ def run_demo(
     o = options or DemoOptions()
     cfg = config or load_config()
     out = Path(o.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"demo output {str(out)!r} is a file; expected a folder (or a new name)")
     out.mkdir(parents=True, exist_ok=True)
     summary = DemoSummary(out_dir=out, report=out / "report.html")
     space = get_space("nb201")
