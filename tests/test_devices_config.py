@@ -29,7 +29,7 @@ def _device(table: dict[str, Any]) -> Any:
         ({"transport": "local", "timout_s": 3}, ["device 'd'", "'timout_s'", "timeout_s"]),
         (
             {"transport": "local", "memory_limit_mb": "lots"},
-            ["memory_limit_mb = 'lots'", "integer"],
+            ["memory_limit_mb = 'lots'", "integer >= 0"],
         ),
         ({"transport": "local", "min_runs": "ten"}, ["min_runs = 'ten'", "a number"]),
         ({"transport": "local", "max_time_s": -1}, ["max_time_s = -1", ">= 0"]),

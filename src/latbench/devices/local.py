@@ -95,8 +95,8 @@ class LocalDevice(Device):
                 f"device {name!r}: cpus {self.cpus} are not all available; this process may use "
                 f"{sorted(allowed)}"
             )
-        limit_mb = number(
-            self.config, "memory_limit_mb", None, where=f"device {name!r}", integer=True, minimum=1
+        limit_mb = number(  # 0 or absent: no cap
+            self.config, "memory_limit_mb", None, where=f"device {name!r}", integer=True, minimum=0
         )
         self.memory_limit_bytes = limit_mb * 2**20 if limit_mb else None
         self._workers: dict[tuple[int, ...], Worker] = {}
