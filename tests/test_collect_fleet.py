@@ -63,3 +63,37 @@ def test_collect_on_local_and_an_ssh_board_at_once(
     # a rerun finds everything stored on both devices
     assert main(argv) == 0
     assert "board: 3 already stored, 0 ok" in capsys.readouterr().out
+
+
+def test_a_device_tables_harness_keys_apply_to_that_device_under_the_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``max_runs = 3`` in [devices.capped] caps that device only; its ``min_time_s = 5`` is
+    overridden by ``--min-time 0`` on the command line (options > device table > [measure])."""
+    import json
+
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(
+        '[measure]\nwarmup_time_s = 0.01\n\n[devices.capped]\ntransport = "local"\n'
+        "max_runs = 3\nmin_time_s = 5\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "c.db"
+    argv = ["--config", str(cfg), "collect", "--space", "nb201", "--device", "local,capped",
+            "--sample", "2", "--seed", "1", "--db", str(db), "--name", "own", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert "capped: 0 already stored, 2 ok" in capsys.readouterr().out
+    with lds.open(db, readonly=True) as store:
+        df = store.to_pandas()
+        params = store.collection_params("own")
+    settings = {
+        dev: [json.loads(h)["settings"] if isinstance(h, str) else h["settings"] for h in g.harness]
+        for dev, g in df.groupby("device")
+    }
+    assert {s["max_runs"] for s in settings["capped"]} == {3}
+    assert {s["max_runs"] for s in settings["local"]} == {None}
+    assert {s["min_time_s"] for s in settings["capped"]} == {0.0}  # the option wins
+    assert all(s["warmup_time_s"] == 0.0 for v in settings.values() for s in v)  # --warmup-time 0
+    assert (df[df.device == "capped"].runs <= 3).all()
+    assert params is not None and params["device_harness"]["capped"]["max_runs"] == 3
+    assert "local" not in params["device_harness"]

@@ -6,6 +6,7 @@ tables are refused before that.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,35 @@ def test_collect_with_a_broken_table_stops_before_the_store_is_made(
     err = capsys.readouterr().err
     assert rc == 2 and "device 'board': unknown key(s) 'timout_s'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.toml"]
+
+
+def test_measure_for_puts_a_device_tables_harness_keys_over_measure() -> None:
+    cfg = Config(
+        measure={"min_runs": 20, "max_time_s": 10.0, "threads": 1},
+        devices={"pi": {"transport": "ssh", "host": "h", "max_time_s": 30, "runtime": "x"}},
+    )
+    assert cfg.measure_for("pi") == {"min_runs": 20, "max_time_s": 30, "threads": 1}
+    # the adapter's own keys (ssh's runtime = the board's package) are not harness settings
+    assert cfg.measure_for("local") == cfg.measure
+
+
+def test_measure_takes_the_device_tables_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from measure_models import tiny_net
+
+    model = tiny_net(tmp_path / "t.onnx")
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        '[devices.capped]\ntransport = "local"\nmax_runs = 4\nmin_runs = 2\nmax_time_s = 0.2\n'
+        "min_time_s = 0.05\nwarmup_time_s = 0.01\n"
+    )
+    argv = ["--config", str(toml), "measure", str(model), "--device", "capped", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    record = doc[0] if isinstance(doc, list) else doc
+    assert record["harness"]["settings"]["max_runs"] == 4 and len(record["samples_ms"]) <= 4
+    assert main([*argv, "--min-runs", "3"]) == 0  # an option goes over the table
+    doc = json.loads(capsys.readouterr().out)
+    record = doc[0] if isinstance(doc, list) else doc
+    assert record["harness"]["settings"]["min_runs"] == 3

@@ -56,6 +56,17 @@ class Config:
         where = f" in {self.path}" if self.path else ""
         raise ConfigError(f"unknown device {name!r}{where}; expected one of: {known}")
 
+    def measure_for(self, name: str) -> dict[str, Any]:
+        """``[measure]`` with the timing-harness keys of device ``name``'s own table over it
+        (``max_time_s = 30`` for a slow board); command-line options go over both."""
+        from dataclasses import fields
+
+        from latbench.profilers.harness import HarnessSettings
+
+        keys = {f.name for f in fields(HarnessSettings)}
+        table = self.devices.get(name, {})
+        return {**self.measure, **{k: v for k, v in table.items() if k in keys}}
+
 
 def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
     if not isinstance(value, expected) or (

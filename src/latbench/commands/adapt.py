@@ -379,7 +379,7 @@ def measure_live(
     from latbench.spaces import export, get_space
 
     cfg = load_config(args.config)
-    settings = _settings(args, cfg.measure)
+    settings = _settings(args, cfg.measure_for(args.device))
     fmt = live_format(args.runtime)
     sp = get_space(base.space_)
     done: list[str] = []

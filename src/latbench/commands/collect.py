@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         seed=args.weights_seed,
         harness=harness_settings(args, cfg.measure),
+        device_harness={
+            n: harness_settings(args, cfg.measure_for(n))
+            for n in names
+            if cfg.measure_for(n) != cfg.measure
+        },
         drift_every=int(
             args.drift_every if args.drift_every is not None else coll.get("drift_every", 50)
         ),

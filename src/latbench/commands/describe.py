@@ -55,7 +55,7 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
         raise ConfigError(f"devices describe takes one device name; got {names or 'none'}")
     name = names[0]
     cfg = load_config(args.config)
-    values = dict(cfg.measure)
+    values = cfg.measure_for(name)
     if getattr(args, "min_runs", None) is not None:
         values["min_runs"] = args.min_runs
     if getattr(args, "max_time", None) is not None:

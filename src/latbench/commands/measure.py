@@ -147,7 +147,7 @@ def resolve_target(target: str, runtime: str | None, seed: int, tmpdir: str) -> 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    settings = harness_settings(args, cfg.measure)
+    settings = harness_settings(args, cfg.measure_for(args.device))
     threads = args.threads if args.threads is not None else cfg.measure.get("threads", 1)
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"--threads {threads}; expected an integer >= 1")

@@ -247,7 +247,7 @@ def _verify(
     cfg = load_config(args.config)
     settings = HarnessSettings.from_mapping(
         {
-            **cfg.measure,
+            **cfg.measure_for(args.verify_device),
             "min_time_s": args.verify_min_time,
             "max_time_s": max(args.verify_min_time * 4, 2.0),
             "warmup_runs": 5,

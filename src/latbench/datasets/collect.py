@@ -94,6 +94,8 @@ class CollectSettings:
     resolution: int | None = None
     seed: int = 0  # seed of the emitted weights and the inputs
     harness: HarnessSettings = field(default_factory=HarnessSettings)
+    # devices whose bench.toml table sets harness keys of its own: their settings (over harness)
+    device_harness: Mapping[str, HarnessSettings] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # runtime options
     drift_every: int = 50  # re-measure the reference model every N archs; 0 disables
     drift_threshold: float = 0.10  # warn when |ratio - 1| exceeds this
@@ -116,6 +118,9 @@ class CollectSettings:
         d = asdict(self)
         d["harness"] = self.harness.to_dict()
         d["options"] = dict(self.options)
+        d.pop("device_harness")
+        if self.device_harness:  # absent when unused: earlier collections' params are unchanged
+            d["device_harness"] = {n: s.to_dict() for n, s in sorted(self.device_harness.items())}
         return d
 
 
@@ -299,6 +304,9 @@ class _Lent:
     def measure(self, model: Any, **kwargs: Any) -> Measurement:
         if isinstance(model, _EmitFailed):
             return self._failed(model.error)
+        own = self._settings.device_harness.get(self.name)
+        if own is not None:
+            kwargs = {**kwargs, "settings": own}
         try:
             return self._device.measure(model, **kwargs)
         except FATAL_ERRORS as exc:

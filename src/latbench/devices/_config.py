@@ -15,8 +15,8 @@ from latbench.errors import ConfigError
 from latbench.profilers.harness import HarnessSettings
 
 # keys every device table may hold: the transport, CPU pinning, the per-model timeout and the
-# timing harness settings (``min_runs``, ``max_time_s``, ...), which ``Device.measure`` uses
-# when it is given no ``settings`` (the commands pass those of [measure] and their options)
+# timing harness settings (``min_runs``, ``max_time_s``, ...), which go over [measure] for that
+# device (``Config.measure_for``) and which ``Device.measure`` uses when given no ``settings``
 COMMON_KEYS = frozenset({"transport", "cpus", "timeout_s"}) | frozenset(
     f.name for f in fields(HarnessSettings)
 )
