@@ -248,3 +248,40 @@ def test_numpy_tree_walk_matches_sklearn_trees(data: dict[str, Any]) -> None:
     fast = _trees.leaf_values(p.forest_, x)  # type: ignore[attr-defined]
     slow = _trees._leaf_values_numpy(p.forest_, x, chunk=64)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("name", ["flops", "ridge", "gbm", "rf", "kernel", "gcn", "default"])
+def test_too_few_architectures_is_a_clear_error(name: str) -> None:
+    """One latency ranks nothing; the stacked ensembles need 3 (every fold trains on 2)."""
+    from latbench.spaces import get_space
+
+    archs = get_space("nb201").sample(3, seed=0)
+    need = PREDICTORS.get(name).min_fit_rows
+    assert need == (3 if name == "default" else 2)
+    for n in range(need):
+        with pytest.raises(PredictorError, match=f"{name}: cannot fit on {n} architecture"):
+            create(name).fit(archs[:n], np.arange(1.0, n + 1), space="nb201")
+    p = create(name).fit(archs[:need], np.arange(1.0, need + 1), space="nb201")
+    assert np.isfinite(p.predict(archs)).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"epochs": 0}, "epochs=0; expected an integer >= 1"),
+        ({"hidden": 2.5}, "hidden=2.5; expected an integer >= 1"),
+        ({"lr": 0}, "lr=0; expected a number > 0"),
+        ({"weight_decay": -1}, "weight_decay=-1; expected a number >= 0"),
+        ({"rank_weight": float("nan")}, "rank_weight=nan"),
+        ({"threads": -2}, "threads=-2"),
+    ],
+)
+def test_gcn_settings_no_network_trains_with_are_refused(
+    params: dict[str, Any], needle: str
+) -> None:
+    from latbench.spaces import get_space
+
+    archs = get_space("nb201").sample(4, seed=0)
+    with pytest.raises(PredictorError, match="gcn: ") as info:
+        create("gcn", **params).fit(archs, np.arange(1.0, 5.0), space="nb201")
+    assert needle in str(info.value)

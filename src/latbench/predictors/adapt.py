@@ -346,8 +346,8 @@ def check_samples(
         )
     if np.all(lat == lat[0]):
         raise PredictorError(
-            f"all {len(uniq)} latencies equal {lat[0]!r} ms; expected measurements that differ "
-            "(nothing to rank by)"
+            f"all {len(uniq)} latencies equal {float(lat[0])!r} ms; expected measurements that "
+            "differ (nothing to rank by)"
         )
     return uniq, lat
 

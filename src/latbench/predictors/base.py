@@ -78,6 +78,8 @@ class Predictor:
     accepts_graphs: ClassVar[bool] = False
     #: the device is an input: one model for several devices (long-format ``devices``)
     multi_device: ClassVar[bool] = False
+    #: the fewest architectures a fit takes (one latency ranks nothing)
+    min_fit_rows: ClassVar[int] = 2
     #: library versions whose *major* number must match the file's for weights to load
     weight_libraries: ClassVar[tuple[str, ...]] = ()
 
@@ -146,8 +148,11 @@ class Predictor:
             raise PredictorError(
                 f"got {n} architectures but {y.shape[0]} latencies; expected one each"
             )
-        if n == 0:
-            raise PredictorError("cannot fit on 0 architectures; expected at least 2")
+        if n < self.min_fit_rows:
+            raise PredictorError(
+                f"{self.name or type(self).__name__}: cannot fit on {n} architecture(s); "
+                f"expected at least {self.min_fit_rows}"
+            )
         bad = ~np.isfinite(y) | (y <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])

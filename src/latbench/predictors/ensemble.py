@@ -187,6 +187,7 @@ class EnsemblePredictor(Predictor):
     """Weighted geometric mean of member predictors; spread = uncertainty."""
 
     multi_device = True
+    min_fit_rows = 3  # out-of-fold stacking: every fold trains its members on 2 or more
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -170,10 +171,37 @@ class GCNPredictor(Predictor):
             )
         return _normalise(adj, mask), x, mask
 
+    def _check_params(self) -> None:
+        """Refuse settings no network trains with, naming the value (``epochs=0``, ``lr=-1``)."""
+        for key, low, integer in (
+            ("hidden", 1, True),
+            ("layers", 1, True),
+            ("epochs", 1, True),
+            ("batch_size", 1, True),
+            ("device_dim", 1, True),
+            ("lr", 0.0, False),
+            ("weight_decay", 0.0, False),
+            ("rank_weight", 0.0, False),
+        ):
+            value = getattr(self, key)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and (float(value).is_integer() if integer else math.isfinite(value))
+            ok = ok and (value >= low if integer or key != "lr" else value > 0)
+            if not ok:
+                want = (
+                    f"an integer >= {low}"
+                    if integer
+                    else ("a number > 0" if key == "lr" else "a number >= 0")
+                )
+                raise PredictorError(f"gcn: {key}={value!r}; expected {want}")
+        if self.threads is not None and not (isinstance(self.threads, int) and self.threads >= 0):
+            raise PredictorError(f"gcn: threads={self.threads!r}; expected an integer >= 0 or None")
+
     # ---- training ------------------------------------------------------------------------------
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
     ) -> None:
+        self._check_params()
         adj, x, mask = self._encode(archs, space)
         self.n_features_in_ = int(x.shape[2])
         names = [DEFAULT_DEVICE] if devices is None else sorted(set(devices.tolist()))
