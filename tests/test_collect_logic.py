@@ -148,6 +148,22 @@ def test_fatal_configuration_errors_stop_the_run(tmp_path: Path) -> None:
         assert store.count() == 0
 
 
+def test_an_input_size_no_network_has_stops_the_run_before_any_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latbench.cli import main
+
+    with lds.open(tmp_path / "s.db") as store:
+        settings = CollectSettings(collection="c", resolution=30)
+        with pytest.raises(ConfigError, match="resolution = 30; expected a multiple of 4"):
+            collect(store, NB, NB.sample(3, seed=5), [ScriptedDevice()], settings)
+        assert store.count() == 0
+    monkeypatch.chdir(tmp_path)
+    rc = main(["collect", "--space", "nb201", "--sample", "2", "--resolution", "6", "--db", "n.db"])
+    assert rc == 2 and "cannot collect: nb201: resolution = 6" in capsys.readouterr().err
+    assert not (tmp_path / "n.db").exists()
+
+
 def test_drift_is_recorded_with_the_rows_and_warned(tmp_path: Path) -> None:
     archs = NB.sample(9, seed=6)
     dev = ScriptedDevice(slow_down_after=4)  # the machine gets 1.5x slower mid-run

@@ -350,3 +350,20 @@ def test_fit_and_evaluate_read_one_devices_samples_without_a_device_column(
     assert rho == pytest.approx(
         spearman(one.latency_ms.to_numpy()[300:], p.predict(one.arch.tolist()[300:])), abs=1e-4
     )
+
+
+def test_a_data_file_without_rows_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("space,arch,device,latency_ms\n")
+    for argv in (
+        ["predictor", "fit", "--data", str(empty), "--device", "x", "--model", "ridge",
+         "-o", str(tmp_path / "p.lbp")],
+        ["predictor", "compare", "--data", str(empty), "--device", "x"],
+        ["monotonicity", "--data", str(empty)],
+    ):  # fmt: skip
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"{empty} holds no measured rows; expected rows of space, arch" in err, argv
+    assert not (tmp_path / "p.lbp").exists()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from latbench.errors import UnknownNameError
+from latbench.errors import ArchError, UnknownNameError
 from latbench.spaces import SPACES, SearchSpace, get_space, list_spaces
 
 
@@ -30,3 +32,27 @@ def test_unknown_space_lists_known_ones() -> None:
         get_space("nb301")
     msg = str(info.value)
     assert "nb301" in msg and "nb201" in msg and "fbnet" in msg
+
+
+@pytest.mark.parametrize(
+    ("space", "kw", "needle"),
+    [
+        ("nb201", {"resolution": 0}, "resolution = 0; expected an integer >= 1"),
+        ("nb201", {"resolution": 30}, "resolution = 30; expected a multiple of 4 (e.g. 28 or 32)"),
+        ("nb201", {"batch": 0}, "batch = 0; expected an integer >= 1"),
+        ("fbnet", {"batch": 1.5}, "batch = 1.5; expected an integer >= 1"),
+        ("fbnet", {"resolution": -224}, "resolution = -224"),
+    ],
+)
+def test_build_refuses_an_input_size_no_network_has(
+    space: str, kw: dict[str, Any], needle: str
+) -> None:
+    sp = get_space(space)
+    with pytest.raises(ArchError) as info:
+        sp.build(sp.sample(1, seed=0)[0], **kw)
+    assert needle in str(info.value)
+
+
+def test_sample_refuses_a_negative_count() -> None:
+    with pytest.raises(ArchError, match="cannot sample -3 archs; expected a count >= 0"):
+        get_space("nb201").sample(-3)

@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from latbench.datasets import open_store
-    from latbench.datasets.collect import CollectSettings, collect
+    from latbench.datasets.collect import CollectSettings, check_input_size, collect
     from latbench.devices import get_device
     from latbench.spaces import get_space
 
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         drift_arch=args.drift_arch or coll.get("drift_arch"),
         retry_failed=args.retry_failed,
     )
+    check_input_size(space, settings)
     devices = [get_device(n, cfg) for n in names]
     stop = threading.Event()
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, DatasetError
 
 
 def register(subparsers: Any) -> None:
@@ -72,6 +72,10 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     from latbench.datasets import load_reference, read_table
 
     long = load_reference(args.reference) if args.reference else read_table(args.data)
+    if long.empty:
+        raise DatasetError(
+            f"{args.data} holds no measured rows; expected rows of space, arch, device, latency_ms"
+        )
     spaces = sorted(set(long["space"].astype(str))) if "space" in long.columns else []
     if len(spaces) != 1:
         raise ConfigError(f"the table holds spaces {spaces}; expected exactly one")

@@ -38,6 +38,10 @@ def _read_table(path: str, device: str | None = None) -> pd.DataFrame:
     if not Path(path).is_file():
         raise DatasetError(f"data file {path!r} does not exist")
     df: pd.DataFrame = read_table(path, device=device)
+    if df.empty:
+        raise DatasetError(
+            f"{path} holds no measured rows; expected rows of space, arch, device, latency_ms"
+        )
     return df
 
 

@@ -49,6 +49,7 @@ from latbench.datasets import schema as S
 from latbench.datasets.store import Store
 from latbench.devices.base import Device
 from latbench.errors import (
+    ArchError,
     ConfigError,
     RuntimeNotInstalledError,
     UnknownNameError,
@@ -458,6 +459,15 @@ def plan_todo(
     return todo, len(archs) - len(todo)
 
 
+def check_input_size(space: SearchSpace, settings: CollectSettings) -> None:
+    """Refuse a batch or resolution no network of ``space`` has before a run starts (it would
+    otherwise fail every architecture, one by one)."""
+    try:
+        space.build(default_drift_arch(space), batch=settings.batch, resolution=settings.resolution)
+    except ArchError as exc:
+        raise ConfigError(f"cannot collect: {exc}") from None
+
+
 def collect(
     store: Store,
     space: SearchSpace,
@@ -482,6 +492,7 @@ def collect(
     if len(set(names)) != len(names):
         raise ConfigError(f"device list {names} names a device twice")
     archs = list(dict.fromkeys(archs))
+    check_input_size(space, settings)
     emit = emit or make_emitter(
         space,
         settings.runtime,

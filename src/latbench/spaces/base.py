@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,9 @@ class SearchSpace(ABC):
     choices: tuple[str, ...] = ()
     num_positions: int = 0
     arch_format: str = ""  # human description of the string form, shown in errors
+    # input resolutions must be a multiple of this (NB201: two stride-2 reductions whose
+    # residual branches must meet at the same size)
+    resolution_multiple: int = 1
 
     # ---- string form ------------------------------------------------------------------
     @abstractmethod
@@ -103,6 +107,8 @@ class SearchSpace(ABC):
 
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """``n`` distinct architectures drawn uniformly with ``seed``."""
+        if n < 0:
+            raise ArchError(f"{self.name}: cannot sample {n} archs; expected a count >= 0")
         if n > self.size():
             raise ArchError(f"{self.name}: cannot sample {n} distinct archs from {self.size()}")
         rng = random.Random(seed)
@@ -144,6 +150,21 @@ class SearchSpace(ABC):
     @abstractmethod
     def build(self, arch: str, batch: int = 1, resolution: int | None = None) -> Graph:
         """The architecture graph of ``arch``."""
+
+    def input_size(self, batch: Any, resolution: Any, default: int) -> tuple[int, int]:
+        """``(batch, resolution)`` for :meth:`build`, checked: a clear error rather than a
+        graph with empty tensors or mismatched shapes deep inside."""
+        res = default if resolution is None else resolution
+        for key, value in (("batch", batch), ("resolution", res)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ArchError(f"{self.name}: {key} = {value!r}; expected an integer >= 1")
+        m = self.resolution_multiple
+        if res % m:
+            raise ArchError(
+                f"{self.name}: resolution = {res}; expected a multiple of {m} "
+                f"(e.g. {max(m, res - res % m)} or {res - res % m + m})"
+            )
+        return int(batch), int(res)
 
     def arch_id(self, arch: str) -> str:
         """A stable id of the architecture within this space (hash of space + canonical string)."""

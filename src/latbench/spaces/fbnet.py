@@ -117,7 +117,7 @@ class FBNetSpace(SearchSpace):
 
     def build(self, arch: str, batch: int = 1, resolution: int | None = None) -> Graph:
         ops = self.ops(arch)
-        res = self.resolution if resolution is None else int(resolution)
+        batch, res = self.input_size(batch, resolution, self.resolution)
         b = GraphBuilder(
             meta={"space": self.name, "arch": self.from_ops(ops), "batch": batch, "resolution": res}
         )

@@ -56,6 +56,7 @@ class NB201Space(SearchSpace):
     choices = NB201_OPS
     num_positions = 6
     arch_format = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in " + ", ".join(NB201_OPS)
+    resolution_multiple = 4
 
     def __init__(
         self,
@@ -144,7 +145,7 @@ class NB201Space(SearchSpace):
 
     def build(self, arch: str, batch: int = 1, resolution: int | None = None) -> Graph:
         ops = self.ops(arch)
-        res = 32 if resolution is None else int(resolution)
+        batch, res = self.input_size(batch, resolution, 32)
         b = GraphBuilder(
             meta={"space": self.name, "arch": self.from_ops(ops), "batch": batch, "resolution": res}
         )
