@@ -16,6 +16,7 @@ from latbench.nas import (
     Evaluator,
     GraphStats,
     TableObjective,
+    create_strategy,
     latency_constraint,
     make_objective,
     metric_constraint,
@@ -178,3 +179,23 @@ def test_rank_orders_by_first_predictor_and_plot(pixel3: Any, exhaustive: Any, t
     assert lat[0] == pytest.approx(pixel3.predict(archs).min())
     png = plot_pareto(exhaustive, tmp_path / "front.png")
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "needle"),
+    [
+        ("evolution", {"population": 0}, "evolution: population=0; expected an integer >= 1"),
+        ("evolution", {"sample": 40}, "evolution: sample=40; expected an integer in [1, 32]"),
+        ("evolution", {"exploit": 2}, "evolution: exploit=2; expected a number in [0, 1]"),
+        ("evolution", {"children": 1.5}, "children=1.5; expected an integer >= 1"),
+        ("reinforce", {"lr": -1}, "reinforce: lr=-1; expected a number > 0"),
+        ("reinforce", {"batch": 1}, "reinforce: batch=1; expected an integer >= 2"),
+        ("random", {"batch": 0}, "random: batch=0; expected an integer >= 1"),
+        ("exhaustive", {"max_size": float("nan")}, "exhaustive: max_size=nan"),
+        ("evolution", {"popsize": 8}, "unknown setting(s) ['popsize']; expected some of"),
+    ],
+)
+def test_bad_strategy_settings_are_named(name: str, params: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        create_strategy(name, **params)
+    assert needle in str(info.value)

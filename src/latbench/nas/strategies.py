@@ -66,11 +66,41 @@ STRATEGIES: Registry[type[Strategy]] = Registry("strategies", label="strategy")
 
 def create_strategy(name: str, **params: Any) -> Strategy:
     """A strategy by registry name with keyword settings."""
+    import inspect
+
     cls = STRATEGIES.get(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"strategy {name!r}: bad setting(s) {sorted(params)}: {exc}") from None
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"strategy {name!r}: unknown setting(s) {unknown}; expected some of {known}"
+        )
+    return cls(**params)
+
+
+def _setting(
+    strategy: str,
+    key: str,
+    value: Any,
+    *,
+    low: float,
+    integer: bool = True,
+    high: float = math.inf,
+    positive: bool = False,
+) -> None:
+    """Refuse a setting outside ``[low, high]`` (``> 0`` with ``positive``) or not an integer."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (not integer or float(value).is_integer())
+    ok = ok and low <= value <= high and (not positive or value > 0)
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        if positive:
+            rng = "> 0"
+        elif math.isfinite(high):
+            rng = f"in [{low:g}, {high:g}]"
+        else:
+            rng = f">= {low:g}"
+        raise ConfigError(f"{strategy}: {key}={value!r}; expected {kind} {rng}")
 
 
 @STRATEGIES.register("exhaustive")
@@ -88,6 +118,8 @@ class Exhaustive(Strategy):
         max_size: int = 1_000_000,
         candidates: Sequence[str] | None = None,
     ) -> None:
+        _setting("exhaustive", "batch", batch, low=1)
+        _setting("exhaustive", "max_size", max_size, low=1)
         self.batch = batch
         self.max_size = max_size
         self._candidates = None if candidates is None else list(candidates)
@@ -114,6 +146,7 @@ class RandomSearch(Strategy):
     name = "random"
 
     def __init__(self, batch: int = 256, candidates: Sequence[str] | None = None) -> None:
+        _setting("random", "batch", batch, low=1)
         self.batch = batch
         self._candidates = None if candidates is None else list(candidates)
 
@@ -174,6 +207,13 @@ class RegularizedEvolution(Strategy):
         boundary: float = 0.5,
         tolerance: float = 0.1,
     ) -> None:
+        _setting("evolution", "population", population, low=1)
+        _setting("evolution", "children", children, low=1)
+        _setting("evolution", "retries", retries, low=0)
+        _setting("evolution", "sample", sample, low=1, high=population)
+        _setting("evolution", "exploit", exploit, low=0, high=1, integer=False)
+        _setting("evolution", "boundary", boundary, low=0, high=1, integer=False)
+        _setting("evolution", "tolerance", tolerance, low=0, integer=False)
         self.population = population
         self.sample = sample
         self.children = children
@@ -183,13 +223,6 @@ class RegularizedEvolution(Strategy):
         self.tolerance = tolerance
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
-        if not 1 <= self.sample <= self.population:
-            raise ConfigError(
-                f"evolution: sample={self.sample}; expected 1 <= sample <= population="
-                f"{self.population}"
-            )
-        if not 0.0 <= self.exploit <= 1.0:
-            raise ConfigError(f"evolution: exploit={self.exploit}; expected a fraction in [0, 1]")
         rng = random.Random(seed)
         nrng = np.random.default_rng(seed)
         nc = len(space.choices)
@@ -369,6 +402,9 @@ class Reinforce(Strategy):
     name = "reinforce"
 
     def __init__(self, batch: int = 32, lr: float = 1.0, entropy: float = 0.01) -> None:
+        _setting("reinforce", "batch", batch, low=2)
+        _setting("reinforce", "lr", lr, low=0, integer=False, positive=True)
+        _setting("reinforce", "entropy", entropy, low=0, integer=False)
         self.batch = batch
         self.lr = lr
         self.entropy = entropy
