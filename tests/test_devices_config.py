@@ -35,8 +35,14 @@ def _device(table: dict[str, Any]) -> Any:
         ({"transport": "local", "min_runs": "ten"}, ["min_runs = 'ten'", "a number"]),
         ({"transport": "local", "max_time_s": -1}, ["max_time_s = -1", ">= 0"]),
         ({"transport": "ssh", "host": "h", "type": "pi"}, ["'type'", "host", "workdir"]),
-        ({"transport": "ssh", "host": "h", "port": "22a"}, ["port = '22a'", "1-65535"]),
-        ({"transport": "ssh", "host": "h", "port": 70000}, ["port = 70000", "1-65535"]),
+        (
+            {"transport": "ssh", "host": "h", "port": "22a"},
+            ["port = '22a'", "an integer in [1, 65535]"],
+        ),
+        (
+            {"transport": "ssh", "host": "h", "port": 70000},
+            ["port = 70000", "an integer in [1, 65535]"],
+        ),
         ({"transport": "ssh", "host": "h", "timeout_s": "1m"}, ["timeout_s = '1m'", "a number"]),
         ({"transport": "ssh", "host": "h", "reconnect_timeout_s": -5}, ["reconnect_timeout_s"]),
     ],

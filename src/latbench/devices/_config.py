@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from latbench._validate import expected_number
 from latbench.errors import ConfigError
 from latbench.profilers.harness import HarnessSettings
 
@@ -52,19 +53,7 @@ def number(
     value = config.get(key, default)
     if value is None:
         return None
-    kind = "an integer" if integer else "a number"
-    bounds = ""
-    if minimum is not None and maximum is not None:
-        bounds = f" in {minimum:g}-{maximum:g}"
-    elif minimum is not None:
-        bounds = f" >= {minimum:g}"
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if ok and minimum is not None:
-        ok = value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum
-    if not ok:
-        raise ConfigError(f"{where}: {key} = {value!r}; expected {kind}{bounds}")
+    want = expected_number(value, integer=integer, low=minimum, high=maximum)
+    if want:
+        raise ConfigError(f"{where}: {key} = {value!r}; expected {want}")
     return int(value) if integer else float(value)

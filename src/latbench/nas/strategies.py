@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latbench._registry import Registry
+from latbench._validate import expected_number
 from latbench.errors import ConfigError, SearchError
 from latbench.nas.evaluate import Candidate, Evaluator
 from latbench.nas.pareto import pareto_front
@@ -89,18 +90,12 @@ def _setting(
     positive: bool = False,
 ) -> None:
     """Refuse a setting outside ``[low, high]`` (``> 0`` with ``positive``) or not an integer."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (not integer or float(value).is_integer())
-    ok = ok and low <= value <= high and (not positive or value > 0)
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        if positive:
-            rng = "> 0"
-        elif math.isfinite(high):
-            rng = f"in [{low:g}, {high:g}]"
-        else:
-            rng = f">= {low:g}"
-        raise ConfigError(f"{strategy}: {key}={value!r}; expected {kind} {rng}")
+    want = expected_number(
+        value, integer=integer, low=low, high=high if math.isfinite(high) else None,
+        positive=positive,
+    )  # fmt: skip
+    if want:
+        raise ConfigError(f"{strategy}: {key}={value!r}; expected {want}")
 
 
 @STRATEGIES.register("exhaustive")

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors.base import DEFAULT_DEVICE, Predictor, register
@@ -184,15 +184,8 @@ class GCNPredictor(Predictor):
             ("rank_weight", 0.0, False),
         ):
             value = getattr(self, key)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok and (float(value).is_integer() if integer else math.isfinite(value))
-            ok = ok and (value >= low if integer or key != "lr" else value > 0)
-            if not ok:
-                want = (
-                    f"an integer >= {low}"
-                    if integer
-                    else ("a number > 0" if key == "lr" else "a number >= 0")
-                )
+            want = expected_number(value, integer=integer, low=low, positive=key == "lr")
+            if want:
                 raise PredictorError(f"gcn: {key}={value!r}; expected {want}")
         if self.threads is not None and not (isinstance(self.threads, int) and self.threads >= 0):
             raise PredictorError(f"gcn: threads={self.threads!r}; expected an integer >= 0 or None")
