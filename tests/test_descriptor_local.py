@@ -134,3 +134,20 @@ def test_cli_devices_describe_resumes_an_interrupted_run(
     with pytest.raises(DatasetError, match="not valid JSON"):
         partial.write_text("[1")
         Descriptor.load(partial)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--max-time", "-1"], "--max-time -1.0; expected seconds > 0"),
+        (["--refs", "0"], "--refs 0; expected >= 1"),
+        (["--space", "nb999"], "unknown space 'nb999'"),
+    ],
+)
+def test_cli_devices_describe_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    out = tmp_path / "d.json"
+    rc = main(["devices", "describe", "local", "-o", str(out), *extra])
+    assert rc == 2 and needle in capsys.readouterr().err
+    assert not out.exists()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "latbench"
-SHARED = {"latbench", "latbench.errors", "latbench._registry", "latbench.config"}
+SHARED = {
+    "latbench",
+    "latbench.errors",
+    "latbench._registry",
+    "latbench._validate",
+    "latbench.config",
+}
 # package -> latbench packages it may import (besides SHARED)
 ALLOWED: dict[str, set[str]] = {
     "spaces": set(),

@@ -59,6 +59,8 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     if getattr(args, "min_runs", None) is not None:
         values["min_runs"] = args.min_runs
     if getattr(args, "max_time", None) is not None:
+        if not args.max_time > 0:
+            raise ConfigError(f"--max-time {args.max_time}; expected seconds > 0")
         values["max_time_s"] = args.max_time
         values["min_time_s"] = min(float(values.get("min_time_s", 1.0)), args.max_time)
     try:
