@@ -199,3 +199,23 @@ def test_bad_strategy_settings_are_named(name: str, params: dict[str, Any], need
     with pytest.raises(ConfigError) as info:
         create_strategy(name, **params)
     assert needle in str(info.value)
+
+
+def test_a_plugin_strategy_with_its_own_settings_dict_is_not_second_guessed() -> None:
+    from latbench.nas.strategies import Strategy
+
+    class Anything(Strategy):
+        name = "anything-test"
+
+        def __init__(self, **settings: Any) -> None:
+            self.settings = settings
+
+        def run(self, space: Any, evaluator: Any, evaluations: int, seed: int) -> None:
+            return None
+
+    STRATEGIES.add("anything-test", Anything)
+    try:
+        s = create_strategy("anything-test", depth=3)
+        assert isinstance(s, Anything) and s.settings == {"depth": 3}
+    finally:
+        STRATEGIES._items.pop("anything-test")

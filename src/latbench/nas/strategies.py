@@ -70,9 +70,11 @@ def create_strategy(name: str, **params: Any) -> Strategy:
     import inspect
 
     cls = STRATEGIES.get(name)
-    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    sig = inspect.signature(cls.__init__).parameters
+    known = [p for p in sig if p != "self"]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
     unknown = sorted(set(params) - set(known))
-    if unknown:
+    if unknown and not takes_any:  # a plugin's ``**settings`` checks its own
         raise ConfigError(
             f"strategy {name!r}: unknown setting(s) {unknown}; expected some of {known}"
         )
