@@ -51,6 +51,14 @@ def test_list_show_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out_file = tmp_path / "o.parquet"
     assert main(["dataset", "export", "--format", "parquet", "-o", str(out_file), "--db", db]) == 0
     assert "wrote 2 row(s)" in capsys.readouterr().out
+    # filters that match nothing say what the store holds
+    argv = ["dataset", "export", "-o", str(out_file), "--db", db, "--device", "pj*"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 0 row(s)" in out
+    assert "no rows match --device 'pj*' (the store holds: pi4)" in err
+    assert main(["dataset", "stats", "--db", db, "--space", "nb999"]) == 0
+    assert "no rows match --space 'nb999' (the store holds: nb201)" in capsys.readouterr().err
     assert main(["dataset", "show", "nope", "--db", db]) == 2
     assert "no collection 'nope'" in capsys.readouterr().err
 

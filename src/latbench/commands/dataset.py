@@ -151,9 +151,26 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_match_hint(store: Any, args: argparse.Namespace) -> str:
+    """What the store holds for each filter given, when the filters matched no row."""
+    everything = store.stats()
+    parts = []
+    for key in ("space", "device", "collection", "runtime"):
+        if getattr(args, key, None) is not None:
+            held = sorted({str(v) for v in everything[key]}) if not everything.empty else []
+            shown = ", ".join(held[:12]) + (", ..." if len(held) > 12 else "")
+            parts.append(f"--{key} {getattr(args, key)!r} (the store holds: {shown or 'none'})")
+    if not parts:
+        return f"{store.path} holds no rows"
+    return "no rows match " + "; ".join(parts)
+
+
 def run_stats(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        _print_table(store.stats(**_filter_values(args)))
+        stats = store.stats(**_filter_values(args))
+        _print_table(stats)
+        if stats.empty:
+            print(_no_match_hint(store, args), file=sys.stderr)
     return 0
 
 
@@ -162,7 +179,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         n = export_store(store, args.output, fmt=args.format, **_filter_values(args))
+        hint = _no_match_hint(store, args) if n == 0 else ""
     print(f"wrote {n} row(s) to {args.output}")
+    if hint:
+        print(f"warning: {hint}", file=sys.stderr)
     return 0
 
 
