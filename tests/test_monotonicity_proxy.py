@@ -140,3 +140,18 @@ def test_cli_monotonicity_fbnet(tmp_path: Path, capsys) -> None:
         "help/pixel3",
         "help/titanx_1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--threshold", "2"], "--threshold 2.0; expected a Spearman value in [-1, 1]"),
+        (["--top", "0"], "--top 0; expected at least 1 proxy to list"),
+        (["--k", "2"], "--k 2; expected at least 3 samples"),
+    ],
+)
+def test_monotonicity_bad_options_are_named(
+    capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    assert main(["monotonicity", "--reference", "fbnet", *extra]) == 2
+    assert needle in capsys.readouterr().err

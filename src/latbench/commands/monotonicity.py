@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 3:
         raise ConfigError(f"--k {args.k}; expected at least 3 samples")
+    if not -1.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold {args.threshold}; expected a Spearman value in [-1, 1]")
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}; expected at least 1 proxy to list")
     if args.target and args.samples:
         raise ConfigError(
             "--target and --samples both given; expected one target (a device of the table, "
