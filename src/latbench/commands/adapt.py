@@ -461,7 +461,9 @@ def run(args: argparse.Namespace) -> int:
         if args.budget < 3:
             raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
         live_format(args.runtime)  # as an unknown device, refused before anything is chosen
-        load_config(args.config).device(args.device)  # an unknown device fails before anything
+        cfg = load_config(args.config)
+        cfg.device(args.device)  # an unknown device fails before anything
+        _settings(args, cfg.measure_for(args.device))  # bad timing options too, resumed or not
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")
             if args.candidates
