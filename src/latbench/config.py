@@ -59,13 +59,10 @@ class Config:
     def measure_for(self, name: str) -> dict[str, Any]:
         """``[measure]`` with the timing-harness keys of device ``name``'s own table over it
         (``max_time_s = 30`` for a slow board); command-line options go over both."""
-        from dataclasses import fields
+        from latbench.profilers.harness import HARNESS_KEYS
 
-        from latbench.profilers.harness import HarnessSettings
-
-        keys = {f.name for f in fields(HarnessSettings)}
         table = self.devices.get(name, {})
-        return {**self.measure, **{k: v for k, v in table.items() if k in keys}}
+        return {**self.measure, **{k: v for k, v in table.items() if k in HARNESS_KEYS}}
 
 
 def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, ...]) -> None:

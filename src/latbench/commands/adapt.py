@@ -367,8 +367,12 @@ def measure_live(
     base: Any,
     archs: list[str],
     on_result: Any = None,
+    *,
+    config: Any,
+    settings: Any,
 ) -> tuple[list[str], list[float]]:
-    """Emit and measure ``archs`` on ``args.device``; failed measurements are skipped.
+    """Emit and measure ``archs`` on ``args.device`` with the harness ``settings`` (those
+    ``run`` checked before choosing them); failed measurements are skipped.
 
     ``on_result(arch, measurement)`` is called as each measurement completes, failed ones
     included (the CLI appends it to the samples file and to the store, so that an interrupted
@@ -378,15 +382,13 @@ def measure_live(
     from latbench.devices import get_device
     from latbench.spaces import export, get_space
 
-    cfg = load_config(args.config)
-    settings = _settings(args, cfg.measure_for(args.device))
     fmt = live_format(args.runtime)
     sp = get_space(base.space_)
     done: list[str] = []
     lat: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp,
-        get_device(args.device, cfg) as dev,
+        get_device(args.device, config) as dev,
     ):
         progress = ItemProgress(len(archs))
         for i, arch in enumerate(archs):
@@ -463,7 +465,8 @@ def run(args: argparse.Namespace) -> int:
         live_format(args.runtime)  # as an unknown device, refused before anything is chosen
         cfg = load_config(args.config)
         cfg.device(args.device)  # an unknown device fails before anything
-        _settings(args, cfg.measure_for(args.device))  # bad timing options too, resumed or not
+        # bad timing options too, resumed or not
+        settings = _settings(args, cfg.measure_for(args.device))
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")
             if args.candidates
@@ -492,7 +495,9 @@ def run(args: argparse.Namespace) -> int:
             db = record_store(args)
             print(f"measuring {len(todo)} architectures on {args.device} (-> {path}, {db}):")
             with _Recorder(path, db, base.space_, args.device) as record:
-                got, ms = measure_live(args, base, todo, on_result=record)
+                got, ms = measure_live(
+                    args, base, todo, on_result=record, config=cfg, settings=settings
+                )
             archs, lat = archs + got, lat + ms
         if not archs:
             raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latbench.errors import ConfigError, DatasetError
+from latbench.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -69,13 +69,10 @@ def register(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
-    from latbench.datasets import load_reference, read_table
+    from latbench.commands.predictor import read_data
+    from latbench.datasets import load_reference
 
-    long = load_reference(args.reference) if args.reference else read_table(args.data)
-    if long.empty:
-        raise DatasetError(
-            f"{args.data} holds no measured rows; expected rows of space, arch, device, latency_ms"
-        )
+    long = load_reference(args.reference) if args.reference else read_data(args.data)
     spaces = sorted(set(long["space"].astype(str))) if "space" in long.columns else []
     if len(spaces) != 1:
         raise ConfigError(f"the table holds spaces {spaces}; expected exactly one")

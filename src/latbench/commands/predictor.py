@@ -29,7 +29,7 @@ from latbench.predictors.metrics import evaluate
 log = logging.getLogger(__name__)
 
 
-def _read_table(path: str, device: str | None = None) -> pd.DataFrame:
+def read_data(path: str, device: str | None = None) -> pd.DataFrame:
     """A long table (space, arch, device, latency_ms) from any dataset file (store, CSV, Parquet,
     wide reference tables), read by :func:`latbench.datasets.read_table`; ``device`` names the
     device of a file without a device column (one device's samples)."""
@@ -49,7 +49,7 @@ def _data(args: argparse.Namespace) -> pd.DataFrame:
     if getattr(args, "data", None):
         dev = getattr(args, "device", None)
         one = dev if dev and dev != "all" and "," not in dev else None
-        return _read_table(args.data, one)
+        return read_data(args.data, one)
     if getattr(args, "reference", None):
         from latbench.datasets import load_reference
 

@@ -8,19 +8,16 @@ was expected, raised when the device is created rather than as a traceback mid-r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
 from typing import Any
 
 from latbench._validate import expected_number
 from latbench.errors import ConfigError
-from latbench.profilers.harness import HarnessSettings
+from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 
 # keys every device table may hold: the transport, CPU pinning, the per-model timeout and the
 # timing harness settings (``min_runs``, ``max_time_s``, ...), which go over [measure] for that
 # device (``Config.measure_for``) and which ``Device.measure`` uses when given no ``settings``
-COMMON_KEYS = frozenset({"transport", "cpus", "timeout_s"}) | frozenset(
-    f.name for f in fields(HarnessSettings)
-)
+COMMON_KEYS = frozenset({"transport", "cpus", "timeout_s"}) | HARNESS_KEYS
 
 
 def check_keys(config: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:

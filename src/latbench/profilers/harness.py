@@ -90,8 +90,7 @@ class HarnessSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> HarnessSettings:
         """Settings from a mapping such as ``Config.measure``; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in values.items() if k in known and v is not None}
+        kw = {k: v for k, v in values.items() if k in HARNESS_KEYS and v is not None}
         for key, value in kw.items():
             numeric = key != "statistic"
             if numeric != (isinstance(value, int | float) and not isinstance(value, bool)):
@@ -106,6 +105,10 @@ class HarnessSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: the names of the harness settings: the keys a [measure] or device table may set
+HARNESS_KEYS = frozenset(f.name for f in fields(HarnessSettings))
 
 
 @dataclass(frozen=True)
