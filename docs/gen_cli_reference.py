@@ -28,7 +28,10 @@ HEADER = """\
 
 Every command reads `bench.toml` (or `--config FILE`) for devices and measurement defaults, and
 exits with status 0 on success, 1 on a failed operation and 2 on a usage or configuration error;
-errors are one line on stderr (`latbench: error: ...`, add `-v` or `-vv` for logs).
+errors are one line on stderr (`latbench: error: ...`, add `-v` or `-vv` for logs). Output
+files (`-o`, `--plot`, `--csv`, `--samples-csv`) are checked before a command starts its work:
+a folder that does not exist, a path that is a folder, or a `--plot` name without an image
+suffix (`.png`, `.svg`, `.pdf`, ...) is refused then, not after a long fit or measurement.
 """
 
 

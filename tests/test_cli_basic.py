@@ -124,6 +124,9 @@ def test_export_torch_program(capsys: pytest.CaptureFixture[str], tmp_path: Path
         (["arch", "show", "nb201", "|none~0|"], ["|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"]),
         (["arch", "show", "fbnet", "1-2-3"], ["3 layer(s)", "22"]),
         (["export", "nb201", NB, "-o", "model.bin"], ["--format"]),
+        # a suffix of another format would be written, then refused by `measure`
+        (["export", "nb201", NB, "-f", "onnx", "-o", "m.tflite"], ["that of tflite", ".onnx"]),
+        (["export", "nb201", NB, "-f", "torch", "-o", "m.pt"], ["TorchScript", "ending in .pt2"]),
         (["arch", "show"], ["SPACE ARCH", "SPACE:ARCH", "got neither"]),
         (["arch", "show", "nb201"], ["SPACE:ARCH", "got 'nb201'"]),
         (["arch", "show", "nb301:x"], ["unknown space 'nb301'", "nb201"]),

@@ -63,6 +63,31 @@ def test_list_show_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no collection 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt", "expected"),
+    [
+        ("o.parquet", "csv", "is named as a parquet file, but the format is csv"),
+        ("o.csv", "parquet", "is named as a csv file, but the format is parquet"),
+        ("o.tsv", "csv", "is named as a tab-separated file"),
+        ("s.db", "csv", "is named as a store (SQLite), but the format is csv"),
+    ],
+)
+def test_export_refuses_a_name_of_another_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, fmt: str, expected: str
+) -> None:
+    """Readers tell a file's format by its name: what export writes must read back. Exporting
+    over the store itself is refused too, before a byte of it is overwritten."""
+    db = tmp_path / "s.db"
+    main(["dataset", "import", str(_csv(tmp_path)), "--db", str(db)])
+    before = db.read_bytes()
+    capsys.readouterr()
+    out = tmp_path / name
+    assert main(["dataset", "export", "--format", fmt, "-o", str(out), "--db", str(db)]) == 2
+    assert expected in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert name == "s.db" or not out.exists()
+
+
 def test_a_failed_import_leaves_no_empty_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

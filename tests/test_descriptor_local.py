@@ -139,7 +139,7 @@ def test_cli_devices_describe_resumes_an_interrupted_run(
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--max-time", "-1"], "--max-time -1.0; expected seconds > 0"),
+        (["--max-time", "-1"], "--max-time -1.0; expected a number > 0"),
         (["--refs", "0"], "--refs 0; expected >= 1"),
         (["--space", "nb999"], "unknown space 'nb999'"),
     ],

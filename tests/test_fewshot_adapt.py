@@ -291,7 +291,7 @@ def test_cli_adapt_live_resumes_an_interrupted_run(tmp_path: Path, base, capsys)
     assert "4 of 4 architectures already measured" in again and "  [" not in again
     # a bad timing option is refused even when nothing is left to measure
     assert main([*args, "--min-time", "-1", "-o", str(out)]) == 2
-    assert "min_time_s = -1.0; expected a value >= 0" in capsys.readouterr().err
+    assert "--min-time -1.0; expected a number >= 0" in capsys.readouterr().err
 
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,ms\nx,1\n")

@@ -182,6 +182,12 @@ def test_cli_measure_space_arch(capsys: pytest.CaptureFixture[str]) -> None:
         (["{tiny}", "--batch", "3"], "rejects the input shapes"),
         (["{corrupt}"], "not a valid ONNX model"),
         (["{conv}", "--threads", "0"], "--threads 0"),
+        # timing options are named as typed, with what they take
+        (["{conv}", "--loops", "0"], "--loops 0; expected an integer >= 1"),
+        (["{conv}", "--spread", "-1"], "--spread -1.0; expected a number >= 0"),
+        (["{conv}", "--warmup", "-1"], "--warmup -1; expected an integer >= 0"),
+        (["{conv}", "--timeout", "0"], "--timeout 0.0; expected a number > 0"),
+        (["{conv}", "--max-time", "nan"], "--max-time nan; expected a number > 0"),
         (["nb201:|bogus~0|"], "nb201"),
     ],
 )
@@ -195,7 +201,8 @@ def test_cli_bad_input_is_a_clear_error(
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x00garbage")
     subs = {"conv": str(models["conv"]), "tiny": str(models["tiny"]), "corrupt": str(corrupt)}
-    rc, _, err = cli(capsys, "measure", *[a.format(**subs) for a in argv], *FAST_ARGS)
+    target, *options = (a.format(**subs) for a in argv)
+    rc, _, err = cli(capsys, "measure", target, *FAST_ARGS, *options)  # the options win
     assert rc != 0
     assert err.startswith("latbench: error:") and message in err
 

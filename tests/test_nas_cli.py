@@ -82,6 +82,13 @@ def test_rank_two_devices_side_by_side(
     assert rc == 0 and len(rows) == 100 and lat == sorted(lat)
     rc, out, _ = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--sample", "3", "-o", "-")
     assert rc == 0 and len(out.strip().splitlines()) == 4  # "-" is stdout, not a file named "-"
+    fb = ("--predictor", str(lbp["fbnet"]))
+    rc, _, err = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), *fb, "--sample", "3")
+    assert rc == 1
+    assert (
+        "predictor 'fb' was fitted on space 'fbnet'; the architectures to rank are of 'nb201'"
+        in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,6 +140,23 @@ def test_an_output_that_is_a_folder_is_refused(
     )
     assert rc == 2
     assert f"-o/--output '{tmp_path}' is a directory; expected a file to write" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["monotonicity", "--reference", "fbnet", "--plot"], "heat.xyz"),
+        (["monotonicity", "--reference", "fbnet", "--plot"], "heat"),
+        (["predictor", "compare", "--reference", "nb201", "--device", "pixel3", "--plot"], "s.x"),
+    ],
+)
+def test_a_plot_without_an_image_suffix_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], name: str
+) -> None:
+    """matplotlib would raise on .xyz after the work, and write heat.png for "heat"."""
+    rc, out, err = run(capsys, *argv, str(tmp_path / name))
+    assert rc == 2 and out == "" and list(tmp_path.iterdir()) == []
+    assert "no image format has the suffix" in err and "expected a name ending in .png" in err
 
 
 def test_search_writes_result_plot_and_verifies(
@@ -207,6 +231,18 @@ def test_search_bad_inputs(
     assert rc == 0 and json.loads((tmp_path / "r.json").read_text())["space"] == "fbnet"
     rc, _, err = run(capsys, *no_space, "--max-params", "1e6")
     assert rc == 2 and "--space SPACE is needed when no --predictor names the space" in err
+    # options no search can use are refused by name, before anything is loaded
+    for option, value, want in (
+        ("--sigmas", "-1", "--sigmas -1.0; expected a number >= 0"),
+        ("--margin-quantile", "2", "--margin-quantile 2.0; expected a number in [0, 1]"),
+        ("--max-params", "-3", "--max-params -3.0; expected a number > 0"),
+        ("--max-flops", "0", "--max-flops 0.0; expected a number > 0"),
+        ("--max-memory-mb", "nan", "--max-memory-mb nan; expected a number > 0"),
+    ):
+        rc, _, err = run(
+            capsys, *base, "--predictor", str(lbp["pixel3"]), "--budget-ms", "30", option, value
+        )
+        assert rc == 2 and want in err, (option, err)
 
 
 def test_search_margin_from_measured_archs(

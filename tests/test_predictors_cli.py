@@ -367,3 +367,40 @@ def test_a_data_file_without_rows_says_so(
         err = capsys.readouterr().err
         assert f"{empty} holds no measured rows; expected rows of space, arch" in err, argv
     assert not (tmp_path / "p.lbp").exists()
+
+
+def test_device_globs_and_short_names_select_rows_and_single_device_commands_refuse_several(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--device takes the names monotonicity takes (globs, short names); a command that scores
+    one device refuses a pattern matching several instead of scoring mixed rows as one."""
+    multi = tmp_path / "m.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--model", "meta", "--no-embed-prior"]
+    assert main([*fit, "--devices", "help/*", "-o", str(multi)]) == 0
+    assert load(multi).devices_ == ["help/1080ti_1", "help/pixel3"]
+    one = tmp_path / "one.lbp"
+    assert main([*fit[:-3], "--model", "ridge", "--device", "pixel3", "-o", str(one)]) == 0
+    assert load(one).devices_ == ["help/pixel3"]
+    capsys.readouterr()
+    evaluate = ["predictor", "evaluate", str(one), "--data", str(table), "--device"]
+    assert main([*evaluate, "help/*"]) == 2
+    err = capsys.readouterr().err
+    assert "--device 'help/*' matches 2 devices (help/1080ti_1, help/pixel3)" in err
+    assert "predictor evaluate scores one device at a time" in err
+    # a short name scores the same rows as the full one
+    assert main([*evaluate, "pixel3"]) == 0
+    short = capsys.readouterr().out
+    assert main([*evaluate, "help/pixel3"]) == 0
+    assert capsys.readouterr().out == short
+    # a multi-device predictor scores each matching device, as without --device
+    assert main(["predictor", "evaluate", str(multi), "--data", str(table), "--device", "*"]) == 0
+    assert capsys.readouterr().out.splitlines()[3].startswith("mean over 2 devices")
+    compare = ["predictor", "compare", "--data", str(table), "--models", "ridge", "--seeds", "1"]
+    assert main([*compare, "--device", "help/*", "--train-size", "100"]) == 2
+    assert "predictor compare scores one device at a time" in capsys.readouterr().err
+    assert main([*compare, "--device", "1080*", "--train-size", "100"]) == 0
+    assert capsys.readouterr().out.startswith("help/1080ti_1: 100 training architectures")
+    assert main([*fit, "--devices", "pixel3,nope*", "-o", str(multi)]) == 2
+    assert "device(s) ['nope*'] not in the data; expected some of: help/1080ti_1" in (
+        capsys.readouterr().err
+    )

@@ -152,3 +152,51 @@ def test_cli_report(
     rc = main(["report", "--db", str(tmp_path / "nope.db"), "-o", str(out)])
     assert rc == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("p.json", "{bad", "p.json: cannot read as a json table: Expecting property name"),
+        ("p.parquet", "not parquet at all", "p.parquet: cannot read as a parquet table"),
+        ("p.csv", 'a,b\n1,2,3,4\n"x', "p.csv: cannot read as a csv table: Error tokenizing"),
+        ("p.csv", "", "p.csv: the file is empty; expected a table with a header"),
+        ("p.csv", "a,b\n", "no row with a positive measured and predicted latency (0 row(s)"),
+        ("p.csv", "a,b\n1,2\n", "p.csv: prediction table has columns ['a', 'b']; expected"),
+    ],
+)
+def test_report_refuses_a_prediction_file_it_cannot_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str, expected: str
+) -> None:
+    """A file named on the command line that shows nothing is an error, before the page is
+    written: not a section telling its user to pass the option they passed."""
+    (tmp_path / name).write_text(content)
+    out = tmp_path / "r.html"
+    assert main(["report", "-o", str(out), "--predictions", str(tmp_path / name)]) == 1
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_refuses_a_search_or_predictor_with_nothing_to_show(
+    report: tuple[Path, list[Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.html"
+    for content in ("{}", '{"x": 1}'):
+        (tmp_path / "s.json").write_text(content)
+        assert main(["report", "-o", str(out), "--search", str(tmp_path / "s.json")]) == 1
+        assert "s.json: search result has no candidates with a latency" in (capsys.readouterr().err)
+    fb = tmp_path / "fb.lbp"
+    fit = ["predictor", "fit", "--reference", "fbnet", "--device", "pixel3", "--model", "ridge"]
+    assert main([*fit, "--train-size", "50", "-o", str(fb)]) == 0
+    assert main(["report", "-o", str(out), "--predictor", str(fb)]) == 1
+    assert "has nothing to evaluate: no store with measurements (pass --db)" in (
+        capsys.readouterr().err
+    )
+    db = report[0].parent / "latbench.db"
+    assert main(["report", "--db", str(db), "-o", str(out), "--predictor", str(fb)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "it predicts space 'fbnet'; the store's successful measurements are of space(s): nb201"
+        in err
+    )
+    assert not out.exists()

@@ -92,14 +92,25 @@ OUTPUT_OPTIONS = (
 )
 
 
+#: image formats matplotlib writes without optional packages (its savefig picks the format
+#: from the suffix; a file without one silently becomes NAME.png)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps")
+
+
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an output file whose folder does not exist (or that is a folder) before the
-    command runs, so that a long fit or measurement is not lost at the point of writing."""
+    """Refuse an output file whose folder does not exist (or that is a folder), or a plot whose
+    name is no image format, before the command runs, so that a long fit or measurement is not
+    lost at the point of writing."""
     for attr, flag in OUTPUT_OPTIONS:
         value = getattr(args, attr, None)
         if not isinstance(value, str) or not value or value == "-":
             continue
         path = Path(value)
+        if attr == "plot" and path.suffix.lower() not in PLOT_SUFFIXES:
+            raise ConfigError(
+                f"{flag} {value!r}: no image format has the suffix {path.suffix or '(none)'!r}; "
+                f"expected a name ending in {', '.join(PLOT_SUFFIXES)}"
+            )
         if path.is_dir():
             raise ConfigError(f"{flag} {value!r} is a directory; expected a file to write")
         if not path.parent.is_dir():

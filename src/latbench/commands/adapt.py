@@ -255,22 +255,9 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
 
 
 def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
-    from latbench.profilers.harness import HarnessSettings
+    from latbench.commands.measure import harness_settings
 
-    values = dict(measure_cfg)
-    for key, val in (
-        ("min_runs", args.min_runs),
-        ("min_time_s", args.min_time),
-        ("max_time_s", args.max_time),
-    ):
-        if val is not None:
-            values[key] = val
-    if args.max_time is None and args.min_time is not None:
-        values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), args.min_time)
-    try:
-        return HarnessSettings.from_mapping(values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return harness_settings(args, measure_cfg)
 
 
 SAMPLE_COLUMNS = ("space", "arch", "latency_ms", "device")

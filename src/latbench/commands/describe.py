@@ -39,6 +39,7 @@ def add_describe_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_describe(args: argparse.Namespace, names: list[str]) -> int:
+    from latbench.commands.measure import harness_settings
     from latbench.devices import get_device
     from latbench.devices.descriptor import (
         MICRO_KERNELS,
@@ -49,24 +50,12 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
         reference_archs,
         resumable,
     )
-    from latbench.profilers.harness import HarnessSettings
 
     if len(names) != 1:
         raise ConfigError(f"devices describe takes one device name; got {names or 'none'}")
     name = names[0]
     cfg = load_config(args.config)
-    values = cfg.measure_for(name)
-    if getattr(args, "min_runs", None) is not None:
-        values["min_runs"] = args.min_runs
-    if getattr(args, "max_time", None) is not None:
-        if not args.max_time > 0:
-            raise ConfigError(f"--max-time {args.max_time}; expected seconds > 0")
-        values["max_time_s"] = args.max_time
-        values["min_time_s"] = min(float(values.get("min_time_s", 1.0)), args.max_time)
-    try:
-        settings = HarnessSettings.from_mapping(values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    settings = harness_settings(args, cfg.measure_for(name), max_time_caps_min=True)
     if args.refs < 1:
         raise ConfigError(f"--refs {args.refs}; expected >= 1")
 

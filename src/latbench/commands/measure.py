@@ -73,28 +73,47 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def harness_settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> HarnessSettings:
-    """Harness settings: bench.toml ``[measure]`` overridden by the command-line options."""
+#: the timing options of measure, collect, adapt and devices describe: (harness setting,
+#: option, attribute of the parsed arguments, what the option takes)
+TIMING_OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("warmup_runs", "--warmup", "warmup", {"integer": True, "low": 0}),
+    ("warmup_time_s", "--warmup-time", "warmup_time", {"low": 0}),
+    ("min_runs", "--min-runs", "min_runs", {"integer": True, "low": 0}),
+    ("min_time_s", "--min-time", "min_time", {"low": 0}),
+    ("max_time_s", "--max-time", "max_time", {"positive": True}),
+    ("spread_threshold", "--spread", "spread", {"low": 0}),
+    ("loops", "--loops", "loops", {"integer": True, "low": 1}),
+    ("timeout_s", "--timeout", "timeout", {"positive": True}),
+)
+
+
+def harness_settings(
+    args: argparse.Namespace, measure_cfg: dict[str, Any], *, max_time_caps_min: bool = False
+) -> HarnessSettings:
+    """Harness settings: bench.toml ``[measure]`` (and the device's table) overridden by the
+    timing options the command has; an option out of range is refused by its name.
+
+    ``--min-time`` alone raises ``max_time_s`` to it; with ``max_time_caps_min``, ``--max-time``
+    alone lowers ``min_time_s`` to it (``devices describe``, whose one option is a cap).
+    """
+    from latbench._validate import expected_number
+
     values = dict(measure_cfg)
-    overrides = {
-        "warmup_runs": args.warmup,
-        "warmup_time_s": args.warmup_time,
-        "min_runs": args.min_runs,
-        "min_time_s": args.min_time,
-        "max_time_s": args.max_time,
-        "spread_threshold": args.spread,
-        "loops": args.loops,
-        "timeout_s": args.timeout,
-    }
     if getattr(args, "statistic", None):
         values["statistic"] = args.statistic
-    for key, value in overrides.items():
-        if value is not None:
-            if value < 0:
-                raise ConfigError(f"--{key.replace('_s', '').replace('_', '-')} {value}: >= 0")
-            values[key] = value
-    if args.max_time is None and args.min_time is not None:
-        values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), args.min_time)
+    for key, option, attr, rule in TIMING_OPTIONS:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        want = expected_number(value, **rule)
+        if want is not None:
+            raise ConfigError(f"{option} {value}; expected {want}")
+        values[key] = value
+    min_time, max_time = getattr(args, "min_time", None), getattr(args, "max_time", None)
+    if max_time is None and min_time is not None:
+        values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), min_time)
+    if max_time_caps_min and min_time is None and max_time is not None:
+        values["min_time_s"] = min(float(values.get("min_time_s", 1.0)), max_time)
     try:
         return HarnessSettings.from_mapping(values)
     except ValueError as exc:

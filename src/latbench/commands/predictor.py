@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from latbench.commands._archfile import read_archs
-from latbench.errors import ConfigError, DatasetError
+from latbench.errors import ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
@@ -57,23 +57,40 @@ def _data(args: argparse.Namespace) -> pd.DataFrame:
     raise ConfigError("give --data FILE or --reference nb201|fbnet")
 
 
-def _select(df: pd.DataFrame, device: str | None) -> pd.DataFrame:
-    devices = sorted(df.device.unique())
+def _select(df: pd.DataFrame, device: str | None, *, one: str | None = None) -> pd.DataFrame:
+    """The rows of ``device``: a name, a short name (``pixel3``), a glob (``'help/*'``), a
+    comma-separated list of those, or ``all``. ``one`` names the command that scores a single
+    device: several matches are then an error, not one table of mixed devices."""
+    from latbench.predictors.monotonicity import select_devices
+
+    devices = sorted(df.device.astype(str).unique())
     if device is None:
         if len(devices) != 1:
             raise ConfigError(
                 f"the data holds {len(devices)} devices; pass --device one of: {', '.join(devices)}"
             )
         return df
-    if device == "all":  # the multi-device base: every device of the data
-        return df
-    sel = [d.strip() for d in device.split(",")]
-    missing = [d for d in sel if d not in devices]
+    patterns = [d.strip() for d in device.split(",") if d.strip()]
+    if not patterns:
+        raise ConfigError(f"--device {device!r}: expected a device name, a glob or 'all'")
+    sel: list[str] = []
+    missing: list[str] = []
+    for pattern in patterns:
+        try:
+            sel += [d for d in select_devices(devices, [pattern]) if d not in sel]
+        except PredictorError:
+            missing.append(pattern)
     if missing:
         raise ConfigError(
             f"device(s) {missing} not in the data; expected some of: {', '.join(devices)}"
         )
-    return df[df.device.isin(sel)]
+    if one is not None and len(sel) > 1:
+        shown = ", ".join(sel[:6]) + (f", ... ({len(sel)} in all)" if len(sel) > 6 else "")
+        raise ConfigError(
+            f"--device {device!r} matches {len(sel)} devices ({shown}); {one} scores one device "
+            "at a time: pass one name"
+        )
+    return df[df.device.astype(str).isin(sel)]
 
 
 def _params(text: str | None) -> dict[str, Any]:
@@ -200,7 +217,13 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
         device = p.devices_[0]
     if device is None and len(p.devices_) > 1:
         return _evaluate_each_device(p, df)
-    df = _select(df, device)
+    if device is not None and len(p.devices_) > 1:
+        sub = _select(df, device)
+        if sub.device.nunique() > 1:  # a glob or list: a row per device, as without --device
+            return _evaluate_each_device(p, sub)
+    df = _select(df, device, one="predictor evaluate")
+    if device is not None:
+        device = str(df.device.iloc[0])  # the data's name for a short name or glob
     pred = p.predict(df.arch.tolist(), device=device if device in p.devices_ else None)
     m = evaluate(df.latency_ms.to_numpy(), pred, k=min(50, len(df)))
     for k, v in m.items():
@@ -237,7 +260,8 @@ def _evaluate_each_device(p: Any, df: Any) -> int:
 
 
 def _compare_cmd(args: argparse.Namespace) -> int:
-    df = _select(_data(args), args.device)
+    df = _select(_data(args), args.device, one="predictor compare")
+    args.device = str(df.device.iloc[0])  # the data's name for a short name or glob
     space = str(df.space.iloc[0])
     archs = df.arch.tolist()
     y = df.latency_ms.to_numpy()
@@ -328,7 +352,8 @@ def register(sub: Any) -> None:
         "--device",
         "--devices",
         dest="device",
-        help="device(s) to fit on: one, a comma-separated list, or 'all' (multi-device models)",
+        help="device(s) to fit on: a name, a glob ('help/*'), a comma-separated list of "
+        "those, or 'all' (several devices: a multi-device model)",
     )
     f.add_argument("--model", default="default", help=f"one of {', '.join(PREDICTORS.names())}")
     f.add_argument("--params", help="JSON object of model settings, e.g. '{\"epochs\": 50}'")
@@ -366,15 +391,20 @@ def register(sub: Any) -> None:
     e.add_argument("--data", required=True, help="measured rows (any format datasets reads)")
     e.add_argument(
         "--device",
-        help="score this device's rows; without it a multi-device predictor scores each "
-        "device of the data it was fitted on, a row each, and their mean",
+        help="score this device's rows (a glob or list: each matching device, for a "
+        "multi-device predictor); without it a multi-device predictor scores each device of "
+        "the data it was fitted on, a row each, and their mean",
     )
     e.set_defaults(handler=_evaluate_cmd)
 
     c = ps.add_parser("compare", help="BRP-NAS protocol: N train, rest test, several seeds")
     c.add_argument("--data", help="long table (space, arch, device, latency_ms), CSV or Parquet")
     c.add_argument("--reference", choices=["nb201", "fbnet"], help="a bundled reference table")
-    c.add_argument("--device", required=True, help="the device column to compare on")
+    c.add_argument(
+        "--device",
+        required=True,
+        help="the device to compare on (a name, or a glob that matches one)",
+    )
     c.add_argument(
         "--models",
         default="flops,ridge,gbm,gcn",

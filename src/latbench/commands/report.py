@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
             "Write one HTML file (plots embedded, no network needed) with the latency "
             "distributions, predicted vs measured latency, the monotonicity heat map with this "
             "machine among the reference devices, the Pareto front of a search and the "
-            "measurement stability of each device. Sections without data say what is missing."
+            "measurement stability of each device. Sections without data say what is missing; "
+            "a file named by an option that holds nothing to show is an error."
         ),
     )
     p.add_argument(

@@ -742,13 +742,27 @@ def export_store(
     a list of floats and carries the schema version in its metadata; CSV writes it as a JSON list.
     """
     out = Path(path)
+    low = out.name.lower()
+    by_suffix = "parquet" if low.endswith((".parquet", ".pq")) else "csv" if ".csv" in low else None
     if fmt is None:
-        low = out.name.lower()
-        fmt = "parquet" if low.endswith((".parquet", ".pq")) else "csv" if ".csv" in low else None
+        fmt = by_suffix
         if fmt is None:
             raise ConfigError(f"cannot tell the format of {str(out)!r}; use --format parquet|csv")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
+    # a reader tells a file's format by its suffix (``_read_file``): a CSV named .parquet, or
+    # comma-separated text named .tsv or .db, could be written but not read back
+    other = f"a {by_suffix} file" if by_suffix not in (None, fmt) else None
+    if other is None and _is_sqlite(out):
+        other = "a store (SQLite)"
+    if other is None and low.endswith(".tsv"):
+        other = "a tab-separated file"
+    if other is not None:
+        want = ".parquet" if fmt == "parquet" else ".csv or .csv.gz"
+        raise ConfigError(
+            f"{str(out)!r} is named as {other}, but the format is {fmt}; expected a name "
+            f"ending in {want}"
+        )
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
     if fmt == "parquet":

@@ -310,14 +310,17 @@ class Constraint:
         }
 
 
-def check_predictor_space(predictor: Predictor, space: SearchSpace, label: str = "") -> None:
-    """A predictor fitted on another space cannot constrain this search: SearchError."""
+def check_predictor_space(
+    predictor: Predictor, space: SearchSpace, label: str = "", *, task: str = "this search is over"
+) -> None:
+    """A predictor fitted on another space cannot constrain this search (or rank these
+    architectures, ``task="the architectures to rank are of"``): SearchError."""
     predictor._check_fitted()
     fitted = getattr(predictor, "space_", None)
     if fitted != space.name:
         raise SearchError(
-            f"predictor {label or predictor.name!r} was fitted on space {fitted!r}; this search "
-            f"is over {space.name!r}: fit or load a predictor of {space.name!r}"
+            f"predictor {label or predictor.name!r} was fitted on space {fitted!r}; {task} "
+            f"{space.name!r}: fit or load a predictor of {space.name!r}"
         )
 
 

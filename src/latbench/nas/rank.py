@@ -52,7 +52,7 @@ def rank_archs(
     if top is not None and top < 1:
         raise ConfigError(f"--top {top}; expected >= 1")
     for label, p in predictors.items():
-        check_predictor_space(p, space, label)
+        check_predictor_space(p, space, label, task="the architectures to rank are of")
     canon = [space.canonical(a) for a in archs]
     if not canon:
         raise SearchError("no architectures to rank; expected --all or a non-empty --archs file")

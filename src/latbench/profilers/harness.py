@@ -79,6 +79,10 @@ class HarnessSettings:
             value = getattr(self, f.name)
             if isinstance(value, int | float) and value < 0:
                 raise ValueError(f"harness setting {f.name} = {value!r}; expected a value >= 0")
+        if not self.timeout_s > 0:
+            raise ValueError(
+                f"harness setting timeout_s = {self.timeout_s!r}; expected seconds > 0"
+            )
         if self.loops is not None and self.loops < 1:
             raise ValueError(f"harness setting loops = {self.loops!r}; expected >= 1 or None")
         if self.max_time_s < self.min_time_s:

@@ -153,23 +153,29 @@ def load_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not p.is_file():
         raise DatasetError(f"prediction file {str(p)!r} does not exist")
     suffix = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
-    if suffix in (".csv", ".csv.gz"):
-        return pd.read_csv(p)
-    if suffix == ".parquet":
-        return pd.read_parquet(p)
-    if suffix == ".json":
+    if suffix not in (".csv", ".csv.gz", ".parquet", ".json"):
+        raise DatasetError(
+            f"prediction file {str(p)!r}: unknown format; expected .csv, .parquet, .json"
+        )
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            return pd.read_csv(p)
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
         data = json.loads(p.read_text(encoding="utf-8"))
-        if isinstance(data, Mapping):
-            data = next((data[k] for k in ("rows", "predictions", "records") if k in data), None)
-        if not isinstance(data, list):
-            raise DatasetError(
-                f"{p}: expected a JSON list of records, or an object with a 'rows' or "
-                "'predictions' list"
-            )
-        return pd.DataFrame.from_records(data)
-    raise DatasetError(
-        f"prediction file {str(p)!r}: unknown format; expected .csv, .parquet, .json"
-    )
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{p}: the file is empty; expected a table with a header") from None
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        # pandas' ParserError, pyarrow's ArrowInvalid and json's JSONDecodeError are ValueErrors
+        raise DatasetError(f"{p}: cannot read as a {suffix.lstrip('.')} table: {exc}") from None
+    if isinstance(data, Mapping):
+        data = next((data[k] for k in ("rows", "predictions", "records") if k in data), None)
+    if not isinstance(data, list):
+        raise DatasetError(
+            f"{p}: expected a JSON list of records, or an object with a 'rows' or "
+            "'predictions' list"
+        )
+    return pd.DataFrame.from_records(data)
 
 
 def load_search(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -189,25 +195,41 @@ def load_search(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def predictions_from_predictor(
-    predictor_path: str | os.PathLike[str], measurements: pd.DataFrame | None
+    predictor_path: str | os.PathLike[str],
+    measurements: pd.DataFrame | None,
+    *,
+    strict: bool = False,
 ) -> pd.DataFrame | None:
     """Evaluate a saved predictor on the store's measurements of its space and devices.
 
     For each measured device the predictor knows (or any device, for a single-device predictor
-    fitted without a device name), predict the measured architectures. Returns None when the
-    store holds none of the predictor's architectures.
+    fitted with one device), predict the measured architectures. Returns None when the store
+    holds none of the predictor's architectures and devices; with ``strict`` that is a
+    :class:`~latbench.errors.DatasetError` saying what the predictor and the store hold.
     """
     from latbench import predictors
 
     ms = S.normalize_measurements(measurements)
     model = predictors.load(predictor_path)
+
+    def nothing(why: str) -> None:
+        if strict:
+            raise DatasetError(f"predictor {str(predictor_path)!r} has nothing to evaluate: {why}")
+        log.warning("predictor %s not evaluated: %s", predictor_path, why)
+
     if ms is None:
+        nothing("no store with measurements (pass --db)")
         return None
-    ok = ms[(ms["status"] == "ok") & (ms["space"].astype(str) == model.space_)]
-    ok = ok[ok["latency_ms"] > 0]
-    if ok.empty:
-        log.warning("no measurement of space %s for predictor %s", model.space_, predictor_path)
+    ok = ms[(ms["status"] == "ok") & (ms["latency_ms"] > 0)]
+    in_space = ok[ok["space"].astype(str) == model.space_]
+    if in_space.empty:
+        spaces = ", ".join(sorted(ok["space"].astype(str).unique())) or "none"
+        nothing(
+            f"it predicts space {model.space_!r}; the store's successful measurements are of "
+            f"space(s): {spaces}"
+        )
         return None
+    ok = in_space
     name = f"{model.name} ({Path(predictor_path).name})"
     known = list(getattr(model, "devices_", []) or [])
     frames = []
@@ -229,7 +251,14 @@ def predictions_from_predictor(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True) if frames else None
+    if not frames:
+        measured = ", ".join(sorted(ok["device"].astype(str).unique()))
+        nothing(
+            f"it knows devices {', '.join(known)}; the store measured {model.space_!r} on "
+            f"{measured}"
+        )
+        return None
+    return pd.concat(frames, ignore_index=True)
 
 
 def _load_store(db: str | os.PathLike[str]) -> pd.DataFrame:
@@ -261,13 +290,31 @@ def report_from_files(
     meta: dict[str, Any] = {}
     if db is not None:
         meta["store"] = str(db)
+    # a file named on purpose that holds nothing to show is an error before the page is
+    # written, not a section that says "pass --predictions" to someone who did
     pred_frames = []
     if predictions is not None:
-        pred_frames.append(load_predictions(predictions))
+        table = load_predictions(predictions)
+        try:
+            usable = S.normalize_predictions(table)
+        except DatasetError as exc:
+            raise DatasetError(f"{predictions}: {exc}") from None
+        if usable is None:
+            raise DatasetError(
+                f"{predictions}: no row with a positive measured and predicted latency "
+                f"({len(table)} row(s) read, columns: {', '.join(map(str, table.columns))})"
+            )
+        pred_frames.append(table)
     for path in predictor:
-        frame = predictions_from_predictor(path, measurements)
+        frame = predictions_from_predictor(path, measurements, strict=True)
         if frame is not None:
             pred_frames.append(frame)
+    result = load_search(search) if search is not None else None
+    if result is not None:
+        try:
+            S.pareto_points(result)
+        except SearchError as exc:
+            raise SearchError(f"{search}: {exc}") from None
     pred = pd.concat(pred_frames, ignore_index=True) if pred_frames else None
     ref_name = reference
     if reference == "auto":
@@ -284,7 +331,7 @@ def report_from_files(
         measurements=measurements,
         predictions=pred,
         reference=ref,
-        search=load_search(search) if search is not None else None,
+        search=result,
         local_devices=local_devices,
         title=title,
         meta=meta,

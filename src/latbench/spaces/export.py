@@ -27,6 +27,15 @@ def export(graph: Graph, fmt: str, path: str | os.PathLike[str], seed: int = 0) 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     out = Path(path)
+    # the runtimes tell a model file's format by its suffix: an ONNX model named m.tflite, or a
+    # torch.export program named m.pt (TorchScript's suffix), could be written but not measured
+    suffix = out.suffix.lower()
+    owner = {**{v: k for k, v in SUFFIXES.items()}, ".pt": "TorchScript"}.get(suffix)
+    if owner is not None and suffix != SUFFIXES[fmt]:
+        raise ConfigError(
+            f"{str(out)!r}: the suffix {suffix} is that of {owner} models, but the format is "
+            f"{fmt}; expected a name ending in {SUFFIXES[fmt]}"
+        )
     if out.parent and not out.parent.exists():
         raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
     if fmt == "onnx":
