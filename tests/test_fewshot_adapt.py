@@ -313,3 +313,18 @@ def test_a_resumed_samples_file_is_checked_like_a_samples_file(tmp_path: Path) -
         ConfigError, match=r"local\.samples\.csv:3: latency_ms '0'; expected finite"
     ):
         measured_before(str(path), "nb201", "local")
+
+
+def test_exclude_takes_globs_and_short_names_and_refuses_what_matches_nothing(table, base) -> None:
+    archs, lat = draw_samples(table, TARGET, 10, 0)
+    by_name = adapt(base, archs, lat, method="proxy", exclude=["help/pixel3"])
+    short = adapt(base, archs, lat, method="proxy", exclude=["pixel3"])
+    assert "help/pixel3" not in by_name.sources_ and by_name.sources_ == short.sources_
+    probe = list(table["arch"][1000:1100])
+    np.testing.assert_allclose(short.predict(probe), by_name.predict(probe))
+    silver = adapt(base, archs, lat, method="proxy", exclude=["help/silver_*"])
+    assert not [s for s in silver.sources_ if "silver" in s]
+    with pytest.raises(PredictorError, match="exclude: device 'pixel9' matches nothing"):
+        adapt(base, archs, lat, exclude=["pixel9"])
+    with pytest.raises(PredictorError, match=r"no source device left: exclude \['help/\*'\]"):
+        adapt(base, archs, lat, exclude=["help/*"])

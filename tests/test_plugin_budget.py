@@ -140,6 +140,43 @@ def test_a_json_path_in_a_missing_folder_is_refused_at_start(pytester: pytest.Py
     result.stderr.fnmatch_lines(["*--latbench-json 'nowhere/out.json'*'nowhere' does not exist*"])
 
 
+def test_misspelt_settings_and_budgets_below_zero_are_errors(pytester: pytest.Pytester) -> None:
+    """A typo in a harness setting would otherwise be ignored, and a budget of -1 would fail as
+    "exceeded": both are mistakes in the test, said as such."""
+    pytester.makepyfile(
+        test_bad="""
+        import pytest
+
+        def test_typo(latbench):
+            with pytest.raises(TypeError, match="unknown harness setting.*'min_tme_s'.*min_time_s"):
+                latbench.measure("tiny.onnx", min_tme_s=0.5)
+
+        def test_negative_budget(latbench):
+            with pytest.raises(ValueError, match="'median_ms': -1.*expected milliseconds > 0"):
+                latbench.assert_budget(latbench.measure("tiny.onnx"), median_ms=-1)
+        """
+    )
+    tiny_onnx(pytester.path / "tiny.onnx")
+    pytester.runpytest_inprocess(*FAST).assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--latbench-min-time=-1", "--latbench-min-time = -1.0; expected a number >= 0"),
+        ("--latbench-max-time=0", "--latbench-max-time = 0.0; expected a number > 0"),
+        ("--latbench-threads=0", "--latbench-threads = 0; expected an integer >= 1"),
+    ],
+)
+def test_bad_timing_options_are_refused_at_start(
+    pytester: pytest.Pytester, option: str, message: str
+) -> None:
+    pytester.makepyfile(test_one="def test_one(latbench):\n    raise AssertionError('not run')\n")
+    result = pytester.runpytest_inprocess(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
 def test_plugin_load_is_light() -> None:
     """Loading the plugin (every pytest run) must not import numpy, pandas or a runtime."""
     code = (

@@ -285,3 +285,25 @@ def test_gcn_settings_no_network_trains_with_are_refused(
     with pytest.raises(PredictorError, match="gcn: ") as info:
         create("gcn", **params).fit(archs, np.arange(1.0, 5.0), space="nb201")
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "needle"),
+    [
+        ("gbm", {"n_estimators": 0}, "gbm: The 'n_estimators' parameter"),
+        ("gbm", {"learning_rate": -1}, "gbm: The 'learning_rate' parameter"),
+        ("rf", {"n_estimators": -5}, "rf: The 'n_estimators' parameter"),
+        ("ridge", {"alpha": -1}, "ridge: The 'alpha' parameter"),
+        ("ensemble", {"members": [["gbm", {"n_estimators": 0}]]}, "gbm: The 'n_estimators'"),
+    ],
+)
+def test_scikit_learn_settings_out_of_range_are_a_predictor_error(
+    name: str, params: dict[str, Any], needle: str
+) -> None:
+    """scikit-learn checks its settings when fitting; latbench says which model's setting."""
+    from latbench.spaces import get_space
+
+    archs = get_space("nb201").sample(6, seed=0)
+    with pytest.raises(PredictorError) as info:
+        create(name, **params).fit(archs, np.arange(1.0, 7.0), space="nb201")
+    assert needle in str(info.value) and "range" in str(info.value)

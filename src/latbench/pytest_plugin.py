@@ -111,9 +111,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from latbench._validate import expected_number
+
     scale = config.getoption("--latbench-budget-scale")
     if scale is not None and not scale > 0:
         raise pytest.UsageError(f"--latbench-budget-scale = {scale!r}; expected a number > 0")
+    for option, rule in (
+        ("--latbench-min-runs", {"integer": True, "low": 0}),
+        ("--latbench-min-time", {"low": 0}),
+        ("--latbench-max-time", {"positive": True}),
+        ("--latbench-threads", {"integer": True, "low": 1}),
+    ):
+        value = config.getoption(option)
+        want = None if value is None else expected_number(value, **rule)
+        if want is not None:
+            raise pytest.UsageError(f"{option} = {value!r}; expected {want}")
     json_path = config.getoption("--latbench-json")
     if json_path and not Path(json_path).parent.is_dir():
         # refused now rather than after every measurement of the run
@@ -191,7 +203,7 @@ class LatbenchSession:
 
     def settings(self, overrides: dict[str, Any]) -> Any:
         """HarnessSettings from bench.toml ``[measure]``, then the options, then ``overrides``."""
-        from latbench.profilers.harness import HarnessSettings
+        from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 
         values = dict(self.bench_config.measure)
         for key, option in (
@@ -201,6 +213,12 @@ class LatbenchSession:
         ):
             if self.opt(option) is not None:
                 values[key] = self.opt(option)
+        unknown = sorted(set(overrides) - HARNESS_KEYS)
+        if unknown:
+            raise TypeError(
+                f"unknown harness setting(s) {unknown}; expected some of "
+                f"{', '.join(sorted(HARNESS_KEYS))}"
+            )
         values.update(overrides)
         if values.get("max_time_s", 0) < values.get("min_time_s", 0):
             values["max_time_s"] = values["min_time_s"]
@@ -318,6 +336,19 @@ class LatbenchFixture:
             raise TypeError(
                 f"unknown budget(s) {unknown}; expected some of {', '.join(BUDGET_STATS)} "
                 "(all in milliseconds)"
+            )
+        bad = {
+            k: v
+            for k, v in budgets_ms.items()
+            if isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not math.isfinite(v)
+            or v <= 0
+        }
+        if bad:
+            raise ValueError(
+                f"budget(s) {bad}; expected milliseconds > 0 (a budget of 0 or less fails every "
+                "measurement)"
             )
         scale = float(self._session.opt("--latbench-budget-scale") or 1.0)
         scaled = {k: float(v) * scale for k, v in budgets_ms.items()}

@@ -147,7 +147,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-descriptor", action="store_true", help="do not use a stored descriptor")
     p.add_argument("--name", default=None, help="device name stored in the predictor")
-    p.add_argument("--exclude", nargs="*", default=[], help="base devices not to use")
+    p.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        help="base devices not to use: names, short names or globs ('help/*')",
+    )
     p.add_argument("--runtime", default="onnxruntime", help="runtime for --device")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for --device")
     p.add_argument("--min-runs", type=int, default=None, help="harness minimum runs (--device)")
@@ -243,7 +248,10 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
                     ) from None
                 archs.append(row["arch"])
                 devices.append(row["device"])
-    sources = [d for d in base.devices_ if d not in set(exclude)]
+    from latbench.predictors.adapt import excluded_devices
+
+    dropped = set(excluded_devices(base, exclude))
+    sources = [d for d in base.devices_ if d not in dropped]
     keep = [i for i, d in enumerate(devices) if d in set(sources)]
     return learn_embed_prior(
         base,

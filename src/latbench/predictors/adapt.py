@@ -352,6 +352,20 @@ def check_samples(
     return uniq, lat
 
 
+def excluded_devices(base: Predictor, exclude: Sequence[str]) -> list[str]:
+    """The base devices ``exclude`` names: full names, short names (``pixel3``) or globs
+    (``'help/*'``). A name that matches none of them is a :class:`PredictorError`, not a
+    device silently kept."""
+    from latbench.predictors.monotonicity import select_devices
+
+    if not exclude:
+        return []
+    try:
+        return select_devices(list(base.devices_), list(exclude))
+    except PredictorError as exc:
+        raise PredictorError(f"exclude: {exc} (the base predictor's devices)") from None
+
+
 def adapt(
     base: Predictor,
     archs: Sequence[Any],
@@ -430,9 +444,13 @@ def adapt(
             f"source device(s) {unknown} are not in the base predictor; expected some of "
             f"{', '.join(base.devices_)}"
         )
-    srcs = [s for s in srcs if s not in set(exclude)]
+    dropped = set(excluded_devices(base, exclude)) & set(srcs)
+    srcs = [s for s in srcs if s not in dropped]
     if not srcs:
-        raise PredictorError(f"no source device left after excluding {list(exclude)}")
+        raise PredictorError(
+            f"no source device left: exclude {list(exclude)} names all "
+            f"{len(dropped)} of them; expected at least one left to adapt from"
+        )
     methods: tuple[str, ...] = fewshot.AUTO_METHODS
     if len(srcs) == 1 and embed_prior is None and not one_source_ok:
         log.warning(

@@ -216,7 +216,14 @@ class Predictor:
         dev = self._check_devices(devices, len(arch_list))
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)  # refitting starts from scratch
-        self._fit(arch_list, y, dev, space)
+        try:
+            self._fit(arch_list, y, dev, space)
+        except ValueError as exc:
+            # scikit-learn checks its estimators' settings at fit time (n_estimators=0,
+            # alpha=-1): a usage error naming the setting and its range, not a traceback
+            if type(exc).__name__ != "InvalidParameterError":
+                raise
+            raise PredictorError(f"{self.name}: {exc}") from None
         self.space_ = space
         self.floor_ms_ = float(0.5 * y.min())
         if dev is None:
