@@ -65,6 +65,37 @@ def test_collect_on_local_and_an_ssh_board_at_once(
     assert "board: 3 already stored, 0 ok" in capsys.readouterr().out
 
 
+@pytest.mark.ssh
+def test_a_board_that_is_down_is_measured_by_the_rerun_once_it_is_up(
+    sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Link failures are the device's, not the architectures': they are reported and not
+    stored, so the plain rerun (no --retry-failed) measures them when the board is back."""
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        down_port = sock.getsockname()[1]
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(
+        _toml(sshd.device_config(port=down_port, reconnect_timeout_s=0.5)), encoding="utf-8"
+    )
+    db = tmp_path / "c.db"
+    argv = ["--config", str(cfg), "collect", "--space", "nb201", "--device", "local,board",
+            "--sample", "3", "--seed", "2", "--db", str(db), "--name", "down", *FAST]  # fmt: skip
+    assert main(argv) == 1  # work left undone
+    out = capsys.readouterr().out
+    assert "local: 0 already stored, 3 ok" in out
+    assert "board: 3 not measured, the device could not be reached" in out
+    assert "run the same command again once it is back" in out
+    with lds.open(db, readonly=True) as store:
+        assert store.to_pandas().groupby("device").size().to_dict() == {"local": 3}
+    cfg.write_text(_toml(sshd.device_config()), encoding="utf-8")  # the board is back
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "board: 0 already stored, 3 ok" in out and "local: 3 already stored, 0 ok" in out
+
+
 def test_a_device_tables_harness_keys_apply_to_that_device_under_the_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -151,3 +151,13 @@ def test_cli_devices_describe_bad_options(
     rc = main(["devices", "describe", "local", "-o", str(out), *extra])
     assert rc == 2 and needle in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_describe_options_without_describe_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """`latbench devices local --space nb201` would list the device and ignore --space."""
+    assert main(["devices", "local", "--space", "nb201"]) == 2
+    assert "--space: only `latbench devices describe NAME` reads it" in capsys.readouterr().err
+    assert main(["devices", "--refs", "3", "--no-kernels"]) == 2
+    assert "--refs, --no-kernels: only `latbench devices describe NAME` reads them" in (
+        capsys.readouterr().err
+    )

@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from latbench.datasets import open_store
-    from latbench.datasets.collect import CollectSettings, check_input_size, collect
+    from latbench.datasets.collect import CollectSettings, check_settings, collect
     from latbench.devices import get_device
     from latbench.spaces import get_space
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         drift_arch=args.drift_arch or coll.get("drift_arch"),
         retry_failed=args.retry_failed,
     )
-    check_input_size(space, settings)
+    check_settings(space, settings)
     devices = [get_device(n, cfg) for n in names]
     stop = threading.Event()
 
@@ -141,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    path = db_path(args, cfg)
+    created = not Path(path).exists()
     try:
-        with open_store(db_path(args, cfg)) as store:
+        with open_store(path) as store:
             report = collect(
                 store,
                 space,
@@ -154,8 +156,17 @@ def run(args: argparse.Namespace) -> int:
             )
             print(report.summary())
             print(f"store: {store.path}")
+    except BaseException:
+        if created:  # a run that failed before its first measurement leaves no empty store
+            from latbench.commands.dataset import remove_if_empty
+
+            remove_if_empty(Path(path))
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         for d in devices:
             d.close()
-    return 130 if report.interrupted else 0
+    if report.interrupted:
+        return 130
+    # a device that could not be reached left work undone: a failed run, for scripts too
+    return 1 if any(d.unreachable for d in report.devices.values()) else 0

@@ -195,11 +195,11 @@ def run_import(args: argparse.Namespace) -> int:
         return _import(args)
     except BaseException:
         if created:
-            _remove_if_empty(path)  # a failed import leaves no empty store behind
+            remove_if_empty(path)  # a failed import leaves no empty store behind
         raise
 
 
-def _remove_if_empty(path: Path) -> None:
+def remove_if_empty(path: Path) -> None:
     """Delete the store at ``path`` (and its WAL files) when it holds no rows."""
     from latbench.datasets import open_store
 

@@ -24,6 +24,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+#: (attribute, option, value when not given) of the options only `devices describe` reads
+DESCRIBE_ONLY = (
+    ("space", "--space", None),
+    ("refs", "--refs", 10),
+    ("no_kernels", "--no-kernels", False),
+    ("min_runs", "--min-runs", None),
+    ("max_time", "--max-time", None),
+    ("output", "-o/--output", None),
+    ("samples_csv", "--samples-csv", None),
+)
+
+
 def probe(name: str, cfg: Any) -> dict[str, Any]:
     """``{"name", "transport", "available", "descriptor" | "reason", "fingerprint"}``."""
     from latbench.devices import get_device
@@ -46,6 +58,18 @@ def run(args: argparse.Namespace) -> int:
         from latbench.commands.describe import run_describe
 
         return run_describe(args, args.names[1:])
+    given = [
+        option
+        for attr, option, unset in DESCRIBE_ONLY
+        if getattr(args, attr, unset) not in (unset, None)
+    ]
+    if given:
+        from latbench.errors import ConfigError
+
+        raise ConfigError(
+            f"{', '.join(given)}: only `latbench devices describe NAME` reads "
+            f"{'it' if len(given) == 1 else 'them'}; the device list takes --json and names"
+        )
     cfg = load_config(args.config)
     names = args.names or ["local", *sorted(n for n in cfg.devices if n != "local")]
     entries = [probe(n, cfg) for n in names]

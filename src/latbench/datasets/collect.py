@@ -20,9 +20,13 @@ again ends with exactly one row per (architecture, device), none lost and none t
 Failures: an architecture whose emission or measurement fails (the runtime crashed or hung the
 worker, an operator is unsupported) is stored with ``status = "failed"`` and its error, and the
 run goes on; a rerun does not retry it unless ``retry_failed`` is set (an ``ok`` result then
-replaces the failed row). Errors of the command itself (unknown runtime, missing runtime
-package, bad settings) stop the run at once. After a stop request, failed results are not
-stored: the interrupt may have killed the worker, and a rerun measures those architectures.
+replaces the failed row). A failure of the link to the device (kind ``"transport"``, after the
+fleet's reconnect and retry, or once the fleet gave up on the device) is not the
+architecture's: it is counted as failed and reported, but not stored, so the same command run
+again once the device is back measures those architectures. Errors of the command itself
+(unknown runtime, missing runtime package, bad settings) stop the run at once. After a stop
+request, failed results are not stored: the interrupt may have killed the worker, and a rerun
+measures those architectures.
 
 The device is anything with ``name``, ``measure(model, **kwargs) -> Measurement`` and
 ``fingerprint()`` (a :class:`latbench.devices.Device`), so tests inject their own. The devices
@@ -48,6 +52,7 @@ from typing import Any, Protocol, cast
 from latbench.datasets import schema as S
 from latbench.datasets.store import Store
 from latbench.devices.base import Device
+from latbench.devices.remote import failure_kind
 from latbench.errors import (
     ArchError,
     ConfigError,
@@ -132,6 +137,8 @@ class DeviceProgress:
     ok: int = 0
     failed: int = 0
     drift_ratio: float | None = None
+    unreachable: int = 0  # not measured: the device's link failed (not stored; a rerun retries)
+    unreachable_reason: str = ""
 
 
 @dataclass
@@ -184,6 +191,12 @@ class CollectReport:
                 f"  {name}: {d.already} already stored, {d.ok} ok, {d.failed} failed "
                 f"of {d.planned} to do{drift}"
             )
+            if d.unreachable:
+                parts.append(
+                    f"  {name}: {d.unreachable} not measured, the device could not be reached "
+                    f"({d.unreachable_reason}); not stored: run the same command again once "
+                    "it is back"
+                )
         if self.interrupted:
             parts.append("  interrupted: run the same command again to continue")
         return "\n".join(parts)
@@ -459,13 +472,24 @@ def plan_todo(
     return todo, len(archs) - len(todo)
 
 
-def check_input_size(space: SearchSpace, settings: CollectSettings) -> None:
-    """Refuse a batch or resolution no network of ``space`` has before a run starts (it would
-    otherwise fail every architecture, one by one)."""
+def check_settings(space: SearchSpace, settings: CollectSettings) -> None:
+    """Refuse, before a run starts or a store is made, what would fail every architecture one by
+    one: a batch or resolution no network of ``space`` has, a runtime that cannot run emitted
+    architectures, a drift architecture that is not one of ``space``."""
+    if settings.runtime not in RUNTIME_FORMAT:
+        raise UnknownNameError(
+            f"runtime {settings.runtime!r} cannot run emitted architectures; expected one of "
+            + ", ".join(sorted(RUNTIME_FORMAT))
+        )
     try:
         space.build(default_drift_arch(space), batch=settings.batch, resolution=settings.resolution)
     except ArchError as exc:
         raise ConfigError(f"cannot collect: {exc}") from None
+    if settings.drift_every > 0 and settings.drift_arch is not None:
+        try:
+            space.canonical(settings.drift_arch)
+        except ArchError as exc:
+            raise ConfigError(f"drift architecture: {exc}") from None
 
 
 def collect(
@@ -492,7 +516,7 @@ def collect(
     if len(set(names)) != len(names):
         raise ConfigError(f"device list {names} names a device twice")
     archs = list(dict.fromkeys(archs))
-    check_input_size(space, settings)
+    check_settings(space, settings)
     emit = emit or make_emitter(
         space,
         settings.runtime,
@@ -663,6 +687,15 @@ def _write_row(
     d = report.devices[item.device]
     if not m.ok and stopping:
         report.dropped += 1  # the interrupt may have killed the worker: measure again next run
+        return
+    if not m.ok and failure_kind(m) == "transport":
+        # the link to the device failed (after the fleet's reconnect and retry): a fault of the
+        # device, not of the architecture. Stored as failed, it would be skipped by every rerun
+        # unless --retry-failed; not stored, the rerun measures it once the device is back
+        d.failed += 1
+        d.unreachable += 1
+        d.unreachable_reason = d.unreachable_reason or str(m.error or "")  # the first says why
+        log.info("arch %s not measured on %s: %s", item.arch, item.device, m.error)
         return
     if m.ok:
         timed, warm = _inference_s(m)
