@@ -82,6 +82,17 @@ def test_rank_two_devices_side_by_side(
     assert rc == 0 and len(rows) == 100 and lat == sorted(lat)
     rc, out, _ = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--sample", "3", "-o", "-")
     assert rc == 0 and len(out.strip().splitlines()) == 4  # "-" is stdout, not a file named "-"
+    # the name of -o sets the format; a flag that contradicts it is refused
+    for name in ("r.csv", "r.json"):
+        rc, _, _ = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--sample", "3",
+                       "-o", str(tmp_path / name))  # fmt: skip
+        assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "r.csv").read_text().splitlines()))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [r["arch"] for r in rows] == [r["arch"] for r in doc] and len(doc) == 3
+    rc, _, err = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--sample", "3",
+                     "--json", "-o", str(tmp_path / "x.csv"))  # fmt: skip
+    assert rc == 2 and "--json, but -o" in err and "named as a csv file" in err
     fb = ("--predictor", str(lbp["fbnet"]))
     rc, _, err = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), *fb, "--sample", "3")
     assert rc == 1
@@ -231,6 +242,13 @@ def test_search_bad_inputs(
     assert rc == 0 and json.loads((tmp_path / "r.json").read_text())["space"] == "fbnet"
     rc, _, err = run(capsys, *no_space, "--max-params", "1e6")
     assert rc == 2 and "--space SPACE is needed when no --predictor names the space" in err
+    # the plot goes to OUTPUT with .png: a result named .png would be overwritten by it
+    rc, _, err = run(
+        capsys, *base[:-1], str(tmp_path / "r.png"), "--predictor", str(lbp["pixel3"]),
+        "--budget-ms", "30",
+    )  # fmt: skip
+    assert rc == 2 and "the Pareto plot is written next to the result" in err
+    assert not (tmp_path / "r.png").exists()
     # options no search can use are refused by name, before anything is loaded
     for option, value, want in (
         ("--sigmas", "-1", "--sigmas -1.0; expected a number >= 0"),

@@ -404,3 +404,33 @@ def test_device_globs_and_short_names_select_rows_and_single_device_commands_ref
     assert "device(s) ['nope*'] not in the data; expected some of: help/1080ti_1" in (
         capsys.readouterr().err
     )
+
+
+def test_predict_writes_the_format_its_output_names_and_takes_short_device_names(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    multi = _fit_multi(table, tmp_path, 100)
+    predict = ["predictor", "predict", str(multi), "--sample", "4", "--device", "pixel3", "-o"]
+    frames = {}
+    for name in ("p.csv", "p.parquet", "p.json"):
+        assert main([*predict, str(tmp_path / name)]) == 0
+    frames["csv"] = pd.read_csv(tmp_path / "p.csv")
+    frames["parquet"] = pd.read_parquet(tmp_path / "p.parquet")  # a real parquet file
+    frames["json"] = pd.read_json(tmp_path / "p.json")
+    for frame in frames.values():
+        assert list(frame.columns) == ["space", "arch", "predicted_latency_ms"]
+        np.testing.assert_allclose(
+            frame["predicted_latency_ms"], frames["csv"]["predicted_latency_ms"]
+        )
+    p = load(multi)
+    expected = p.predict(frames["csv"]["arch"].tolist(), device="help/pixel3")
+    np.testing.assert_allclose(frames["csv"]["predicted_latency_ms"], expected, rtol=1e-6)
+    capsys.readouterr()
+    assert main([*predict, "-"]) == 0  # stdout, not a file named "-"
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "space,arch,predicted_latency_ms" and len(out.splitlines()) == 5
+    assert not Path("-").exists()
+    assert main([*predict[:-3], "--device", "help/*", "-o", str(tmp_path / "x.csv")]) == 2
+    assert "--device 'help/*' matches 2 devices (help/1080ti_1, help/pixel3); pass one" in (
+        capsys.readouterr().err
+    )

@@ -200,13 +200,46 @@ def _predict_cmd(args: argparse.Namespace) -> int:
         archs = read_archs(args.archs, None if space == GRAPH_SPACE else get_space(space))
     else:
         raise ConfigError("give --archs FILE, --all or --sample N")
-    mean, std = p.predict_with_uncertainty(archs, device=args.device)
+    device = resolve_device(p, args.device)
+    mean, std = p.predict_with_uncertainty(archs, device=device)
     out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
     if std is not None:
         out["uncertainty_ms"] = std
-    out.to_csv(args.output, index=False)
-    print(f"predicted {len(archs)} architectures -> {args.output}")
+    write_table(out, args.output)
+    print(f"predicted {len(archs)} architectures -> {args.output}", file=sys.stderr)
     return 0
+
+
+def write_table(df: pd.DataFrame, output: str) -> None:
+    """``df`` to ``output`` in the format its name says: ``.parquet``, ``.json`` (a list of
+    records), CSV otherwise (``.csv.gz`` compressed); ``-`` is CSV on stdout."""
+    low = output.lower()
+    if output == "-":
+        df.to_csv(sys.stdout, index=False)
+    elif low.endswith((".parquet", ".pq")):
+        df.to_parquet(output, index=False)
+    elif low.endswith(".json"):
+        df.to_json(output, orient="records", indent=1)
+    else:
+        df.to_csv(output, index=False)
+
+
+def resolve_device(p: Any, device: str | None) -> str | None:
+    """The predictor's name for ``device``: itself when the predictor knows it, else the one
+    device its short name or glob matches (``pixel3`` -> ``help/pixel3``)."""
+    from latbench.predictors.monotonicity import select_devices
+
+    known = list(getattr(p, "devices_", []) or [])
+    if device is None or device in known or len(known) < 2:
+        return device  # the predictor's own error names what it knows
+    try:
+        hits = select_devices(known, [device])
+    except PredictorError:
+        return device
+    if len(hits) > 1:
+        shown = ", ".join(hits[:6]) + (f", ... ({len(hits)} in all)" if len(hits) > 6 else "")
+        raise ConfigError(f"--device {device!r} matches {len(hits)} devices ({shown}); pass one")
+    return hits[0]
 
 
 def _evaluate_cmd(args: argparse.Namespace) -> int:
@@ -370,7 +403,7 @@ def register(sub: Any) -> None:
         help="multi-device fits: do not learn and store the embed prior that latbench adapt "
         "uses by default",
     )
-    f.add_argument("-o", "--output", required=True)
+    f.add_argument("-o", "--output", required=True, help="predictor file to write (.lbp)")
     f.set_defaults(handler=_fit_cmd)
 
     pr = ps.add_parser("predict", help="predict latencies with a saved predictor")
@@ -382,8 +415,15 @@ def register(sub: Any) -> None:
         "--sample", type=int, metavar="N", help="N random architectures of --space (seeded)"
     )
     pr.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
-    pr.add_argument("--device", help="device (multi-device predictors)")
-    pr.add_argument("-o", "--output", required=True)
+    pr.add_argument(
+        "--device", help="device of a multi-device predictor (a name, short name or glob of one)"
+    )
+    pr.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="table to write: .csv, .csv.gz, .parquet or .json (by the name); - is stdout",
+    )
     pr.set_defaults(handler=_predict_cmd)
 
     e = ps.add_parser("evaluate", help="metrics of a saved predictor on measured data")

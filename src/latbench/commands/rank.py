@@ -43,9 +43,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--top", type=int, default=None, help="keep the N fastest (default: all)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="JSON rows")
-    fmt.add_argument("--csv", action="store_true", help="CSV rows")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout (- is stdout)")
+    fmt.add_argument("--json", action="store_true", help="JSON rows (default for -o *.json)")
+    fmt.add_argument("--csv", action="store_true", help="CSV rows (default for -o *.csv)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write to this file instead of stdout (- is stdout); a .csv or .json name sets "
+        "the format, any other name gets the text table",
+    )
     p.set_defaults(handler=run)
 
 
@@ -77,10 +82,25 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _output_format(args: argparse.Namespace) -> str:
+    """``json``, ``csv`` or ``table``: the flag, else the name of ``-o`` (``.json``, ``.csv``),
+    else the text table. A flag that contradicts the name is refused."""
+    out = (args.output or "").lower()
+    by_name = "json" if out.endswith(".json") else "csv" if out.endswith(".csv") else None
+    flag = "json" if args.json else "csv" if args.csv else None
+    if flag and by_name and flag != by_name:
+        raise ConfigError(
+            f"--{flag}, but -o {args.output!r} is named as a {by_name} file; expected a name "
+            f"ending in .{flag} (or leave the flag out: the name sets the format)"
+        )
+    return flag or by_name or "table"
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.nas.rank import rank_archs
     from latbench.spaces import get_space
 
+    fmt = _output_format(args)
     preds = load_predictors(args.predictor)
     space_name = args.space or next(iter(preds.values())).space_
     space = get_space(space_name)
@@ -93,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         archs = read_archs(args.archs, space)
     rows = rank_archs(archs, preds, space, top=args.top)
-    if args.json:
+    if fmt == "json":
         text = json.dumps(rows, indent=1)
-    elif args.csv:
+    elif fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()

@@ -158,6 +158,7 @@ def _objective(args: argparse.Namespace, space: Any, stats: Any) -> Any:
 
 
 def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
+    from latbench.commands.predictor import resolve_device
     from latbench.commands.rank import load_predictors
     from latbench.nas import objectives
 
@@ -204,7 +205,7 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     for i, ((label, p), budget) in enumerate(zip(preds.items(), args.budget_ms, strict=True)):
         if not (math.isfinite(budget) and budget > 0):
             raise ConfigError(f"--budget-ms {budget}; expected a positive number of ms")
-        dev = args.predictor_device[i] if args.predictor_device else None
+        dev = resolve_device(p, args.predictor_device[i]) if args.predictor_device else None
         c = objectives.latency_constraint(
             p,
             budget * (1 - margins[i]),
@@ -341,6 +342,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.evaluations < 1:
         raise ConfigError(f"--evaluations {args.evaluations}; expected >= 1")
+    if not args.no_plot and Path(args.output).suffix.lower() == ".png":
+        raise ConfigError(
+            f"-o {args.output!r}: the Pareto plot is written next to the result as "
+            f"{Path(args.output).with_suffix('.png').name}, over it; expected a result name "
+            "such as result.json (or --no-plot)"
+        )
     if args.verify < 0:
         raise ConfigError(f"--verify {args.verify}; expected >= 0")
     if not args.space:
