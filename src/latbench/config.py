@@ -78,6 +78,18 @@ def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, .
         raise ConfigError(f"{path}: {key} = {value!r}; expected {names}")
 
 
+def _check_table(
+    path: Path, section: str, table: dict[str, Any], keys: dict[str, type | tuple[type, ...]]
+) -> None:
+    """Every key of ``[section]`` known, each value of its type."""
+    for key, value in table.items():
+        if key not in keys:
+            raise ConfigError(
+                f"{path}: unknown key {section}.{key}; expected one of {sorted(keys)}"
+            )
+        _check_type(path, f"{section}.{key}", value, keys[key])
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read bench.toml (``path``, else ``$LATBENCH_CONFIG``, else ``./bench.toml`` if present)."""
     if path is None:
@@ -103,24 +115,31 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     cfg = Config(path=p)
     measure = data.get("measure", {})
     _check_type(p, "[measure]", measure, dict)
+    from latbench.profilers.harness import HARNESS_KEYS
+
+    known = sorted(set(MEASURE_DEFAULTS) | HARNESS_KEYS)
     for key, value in measure.items():
-        if key not in MEASURE_DEFAULTS:
-            raise ConfigError(
-                f"{p}: unknown key measure.{key}; expected one of {sorted(MEASURE_DEFAULTS)}"
-            )
-        default = MEASURE_DEFAULTS[key]
-        if isinstance(default, bool | int | float) and not isinstance(default, bool):
+        if key not in known:
+            raise ConfigError(f"{p}: unknown key measure.{key}; expected one of {known}")
+        if key in ("runtime", "statistic"):
+            _check_type(p, f"measure.{key}", value, str)
+        elif key != "cpus":
             _check_type(p, f"measure.{key}", value, (int, float))
             if value < 0:
                 raise ConfigError(f"{p}: measure.{key} = {value!r}; expected a value >= 0")
-        elif isinstance(default, str):
-            _check_type(p, f"measure.{key}", value, str)
         cfg.measure[key] = value
     store = data.get("store", {})
     _check_type(p, "[store]", store, dict)
+    _check_table(p, "store", store, {"path": str})
     cfg.store.update(store)
     collect = data.get("collect", {})
     _check_type(p, "[collect]", collect, dict)
+    _check_table(
+        p,
+        "collect",
+        collect,
+        {"drift_every": int, "drift_threshold": (int, float), "drift_arch": str},
+    )
     cfg.collect.update(collect)
     devices = data.get("devices", {})
     _check_type(p, "[devices]", devices, dict)
