@@ -130,6 +130,8 @@ def test_export_torch_program(capsys: pytest.CaptureFixture[str], tmp_path: Path
         (["arch", "show"], ["SPACE ARCH", "SPACE:ARCH", "got neither"]),
         (["arch", "show", "nb201"], ["SPACE:ARCH", "got 'nb201'"]),
         (["arch", "show", "nb301:x"], ["unknown space 'nb301'", "nb201"]),
+        (["arch", "sample", "nb201", "-n", "0"], ["-n 0; expected an integer >= 1"]),
+        (["spaces", "nope"], ["no search space matches 'nope'", "fbnet, nb201"]),
     ],
 )
 def test_errors_are_one_line(

@@ -59,3 +59,25 @@ def test_demo_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a file; expected a folder"):
         run_demo(DemoOptions(out_dir=f))
     assert f.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--sample", "5"], "--sample 5; expected an integer >= 8 (5 to fit and 3 to test"),
+        (["--sample", "10", "--train", "8"], "--train 8; expected an integer in [5, 7]"),
+        (["--shots", "1"], "--shots 1; expected an integer >= 3"),
+        (["--evaluations", "0"], "--evaluations 0; expected an integer >= 1"),
+        (["--verify", "-1"], "--verify -1; expected an integer >= 0"),
+    ],
+)
+def test_options_a_later_step_would_fail_on_are_refused_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    """Before, --shots 1 measured for minutes and then failed in the adaptation step."""
+    from latbench.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--quiet", *argv]) == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists()

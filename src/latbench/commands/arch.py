@@ -121,6 +121,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     space = get_space(args.space)
+    if args.n < 1:
+        from latbench.errors import ConfigError
+
+        raise ConfigError(f"-n {args.n}; expected an integer >= 1")
     for arch in space.sample(args.n, seed=args.seed):
         print(arch)
     return 0

@@ -34,10 +34,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from latbench.demo import DemoOptions, run_demo
-    from latbench.errors import ConfigError
 
-    if not 0 < args.train < args.sample:
-        raise ConfigError(f"--train {args.train}; expected between 1 and --sample - 1")
     options = DemoOptions(
         out_dir=Path(args.out),
         sample=args.sample,

@@ -22,11 +22,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = [get_space(name).describe() for name in list_spaces(args.pattern)]
+    if not rows:
+        from latbench.errors import UnknownNameError
+
+        raise UnknownNameError(
+            f"no search space matches {args.pattern!r}; expected a name or glob of: "
+            + ", ".join(list_spaces())
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print(f"no search space matches {args.pattern!r}")
         return 0
     print(f"{'name':<8} {'size':>12} {'positions':>9}  choices")
     for r in rows:
