@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fewshot_helpers import MONOTONICITY_DEVICES, monotonicity_table_fixture
 from latbench.cli import main
+from latbench.datasets import load_reference
 from latbench.errors import PredictorError
 from latbench.predictors import monotonicity as mono
 
@@ -155,3 +157,27 @@ def test_monotonicity_bad_options_are_named(
 ) -> None:
     assert main(["monotonicity", "--reference", "fbnet", *extra]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_samples_of_one_architecture_twice_are_merged_and_another_space_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a samples file measuring an architecture twice raised an IndexError."""
+    df = load_reference("nb201")
+    rows = df[df.device == "help/pixel3"].iloc[:8][["space", "arch", "latency_ms"]]
+    twice = tmp_path / "twice.csv"
+    pd.concat([rows, rows.iloc[:3]]).to_csv(twice, index=False)
+    once = tmp_path / "once.csv"
+    rows.to_csv(once, index=False)
+    argv = ["monotonicity", "--reference", "nb201", "--devices", "help/*", "--json", "--samples"]
+    assert main([*argv, str(twice)]) == 0
+    doubled = json.loads(capsys.readouterr().out)
+    assert main([*argv, str(once)]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert doubled["proxies"] == single["proxies"]  # the same 8 samples, exactly
+    other = tmp_path / "fb.csv"
+    rows.assign(space="fbnet").to_csv(other, index=False)
+    assert main([*argv, str(other)]) == 1
+    assert "space 'fbnet'; expected 'nb201', the space of the latency table" in (
+        capsys.readouterr().err
+    )

@@ -177,8 +177,11 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
-    """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space``.
+def read_samples(
+    path: str, space: str, *, of: str = "the base predictor"
+) -> tuple[list[str], list[float]]:
+    """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space`` (the space of
+    ``of``, named in the error).
 
     Architectures of a registered space come back canonical; a bad one, like a bad latency,
     is reported with the file and line.
@@ -203,7 +206,7 @@ def read_samples(path: str, space: str) -> tuple[list[str], list[float]]:
         for i, row in enumerate(reader, start=2):
             if row["space"] != space:
                 raise PredictorError(
-                    f"{path}:{i}: space {row['space']!r}; the base predictor is for {space!r}"
+                    f"{path}:{i}: space {row['space']!r}; expected {space!r}, the space of {of}"
                 )
             v = _latency(path, i, row["latency_ms"])
             try:

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from latbench.commands.adapt import read_samples
 
-            archs, lat_list = read_samples(args.samples, space)
+            archs, lat_list = read_samples(args.samples, space, of="the latency table")
             lat = np.asarray(lat_list)
             target = "target"
         report = mono.best_proxies(table, archs, lat, target=target, threshold=args.threshold)

@@ -220,6 +220,12 @@ def best_proxies(
     target 0.889 instead of 0.813 on average).
     """
     y = pd.Series(np.asarray(latency_ms, dtype=np.float64), index=list(archs))
+    if y.index.has_duplicates:  # as adaptation does: one latency per architecture
+        n_dup = int(y.index.duplicated(keep=False).sum())
+        log.warning(
+            "%d target sample(s) share an architecture; using the geometric mean of each", n_dup
+        )
+        y = np.exp(np.log(y).groupby(level=0, sort=False).mean())
     if y.size < 3:
         raise PredictorError(f"got {y.size} target samples; expected at least 3")
     shared = [a for a in y.index if a in table.index]
