@@ -163,9 +163,10 @@ def test_misspelt_settings_and_budgets_below_zero_are_errors(pytester: pytest.Py
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--latbench-min-time=-1", "--latbench-min-time = -1.0; expected a number >= 0"),
-        ("--latbench-max-time=0", "--latbench-max-time = 0.0; expected a number > 0"),
-        ("--latbench-threads=0", "--latbench-threads = 0; expected an integer >= 1"),
+        ("--latbench-min-time=-1", "--latbench-min-time -1.0; expected a number >= 0"),
+        ("--latbench-max-time=0", "--latbench-max-time 0.0; expected a number > 0"),
+        ("--latbench-threads=0", "--latbench-threads 0; expected an integer >= 1"),
+        ("--latbench-budget-scale=-1", "--latbench-budget-scale -1.0; expected a number > 0"),
     ],
 )
 def test_bad_timing_options_are_refused_at_start(

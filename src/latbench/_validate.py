@@ -7,6 +7,7 @@ and their messages say what was expected in the same words.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -39,4 +40,19 @@ def expected_number(
         return want
     if positive and value <= 0:
         return want
+    return None
+
+
+def out_of_range(
+    checks: Iterable[tuple[str, Any, Mapping[str, Any]]],
+) -> tuple[str, str] | None:
+    """The first of ``(name, value, rule)`` whose value is out of its range (``rule``: the
+    keywords of :func:`expected_number`; a None value is not given, so not checked), as
+    ``(name, "NAME VALUE; expected WANT")``; None when every value is fine."""
+    for name, value, rule in checks:
+        if value is None:
+            continue
+        want = expected_number(value, **rule)
+        if want is not None:
+            return name, f"{name} {value}; expected {want}"
     return None

@@ -73,23 +73,24 @@ MIN_TRAIN, MIN_TEST, MIN_SHOTS = 5, 3, 3
 def check_options(o: DemoOptions) -> None:
     """Refuse, before anything is measured, options that would fail a later step of the demo
     (named as the ``latbench demo`` options)."""
-    from latbench._validate import expected_number
+    from latbench._validate import out_of_range
 
-    for name, value, rule in (
-        ("--sample", o.sample, {"integer": True, "low": MIN_TRAIN + MIN_TEST}),
-        ("--train", o.train, {"integer": True, "low": MIN_TRAIN, "high": o.sample - MIN_TEST}),
-        ("--shots", o.shots, {"integer": True, "low": MIN_SHOTS}),
-        ("--evaluations", o.evaluations, {"integer": True, "low": 1}),
-        ("--verify", o.verify, {"integer": True, "low": 0}),
-    ):
-        want = expected_number(value, **rule)  # type: ignore[arg-type]
-        if want is not None:
-            why = {
-                "--sample": f" ({MIN_TRAIN} to fit and {MIN_TEST} to test at least)",
-                "--train": f" (at least {MIN_TEST} of --sample {o.sample} are left to test)",
-                "--shots": " (few-shot adaptation needs 3)",
-            }.get(name, "")
-            raise ConfigError(f"{name} {value}; expected {want}{why}")
+    bad = out_of_range(
+        [
+            ("--sample", o.sample, {"integer": True, "low": MIN_TRAIN + MIN_TEST}),
+            ("--train", o.train, {"integer": True, "low": MIN_TRAIN, "high": o.sample - MIN_TEST}),
+            ("--shots", o.shots, {"integer": True, "low": MIN_SHOTS}),
+            ("--evaluations", o.evaluations, {"integer": True, "low": 1}),
+            ("--verify", o.verify, {"integer": True, "low": 0}),
+        ]
+    )
+    if bad is not None:
+        why = {
+            "--sample": f" ({MIN_TRAIN} to fit and {MIN_TEST} to test at least)",
+            "--train": f" (at least {MIN_TEST} of --sample {o.sample} are left to test)",
+            "--shots": " (few-shot adaptation needs 3)",
+        }.get(bad[0], "")
+        raise ConfigError(bad[1] + why)
 
 
 #: the budget margin is this quantile of the adapted predictor's held-out under-prediction

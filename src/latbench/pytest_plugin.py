@@ -111,21 +111,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from latbench._validate import expected_number
+    from latbench._validate import out_of_range
 
-    scale = config.getoption("--latbench-budget-scale")
-    if scale is not None and not scale > 0:
-        raise pytest.UsageError(f"--latbench-budget-scale = {scale!r}; expected a number > 0")
-    for option, rule in (
-        ("--latbench-min-runs", {"integer": True, "low": 0}),
-        ("--latbench-min-time", {"low": 0}),
-        ("--latbench-max-time", {"positive": True}),
-        ("--latbench-threads", {"integer": True, "low": 1}),
-    ):
-        value = config.getoption(option)
-        want = None if value is None else expected_number(value, **rule)
-        if want is not None:
-            raise pytest.UsageError(f"{option} = {value!r}; expected {want}")
+    bad = out_of_range(
+        (option, config.getoption(option), rule)
+        for option, rule in (
+            ("--latbench-budget-scale", {"positive": True}),
+            ("--latbench-min-runs", {"integer": True, "low": 0}),
+            ("--latbench-min-time", {"low": 0}),
+            ("--latbench-max-time", {"positive": True}),
+            ("--latbench-threads", {"integer": True, "low": 1}),
+        )
+    )
+    if bad is not None:
+        raise pytest.UsageError(bad[1])
     json_path = config.getoption("--latbench-json")
     if json_path and not Path(json_path).parent.is_dir():
         # refused now rather than after every measurement of the run

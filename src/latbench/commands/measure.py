@@ -96,19 +96,18 @@ def harness_settings(
     ``--min-time`` alone raises ``max_time_s`` to it; with ``max_time_caps_min``, ``--max-time``
     alone lowers ``min_time_s`` to it (``devices describe``, whose one option is a cap).
     """
-    from latbench._validate import expected_number
+    from latbench._validate import out_of_range
 
+    given = [
+        (key, option, getattr(args, attr, None), rule) for key, option, attr, rule in TIMING_OPTIONS
+    ]
+    bad = out_of_range((option, value, rule) for _, option, value, rule in given)
+    if bad is not None:
+        raise ConfigError(bad[1])
     values = dict(measure_cfg)
     if getattr(args, "statistic", None):
         values["statistic"] = args.statistic
-    for key, option, attr, rule in TIMING_OPTIONS:
-        value = getattr(args, attr, None)
-        if value is None:
-            continue
-        want = expected_number(value, **rule)
-        if want is not None:
-            raise ConfigError(f"{option} {value}; expected {want}")
-        values[key] = value
+    values.update({key: value for key, _, value, _ in given if value is not None})
     min_time, max_time = getattr(args, "min_time", None), getattr(args, "max_time", None)
     if max_time is None and min_time is not None:
         values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), min_time)

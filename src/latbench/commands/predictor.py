@@ -85,12 +85,17 @@ def _select(df: pd.DataFrame, device: str | None, *, one: str | None = None) -> 
             f"device(s) {missing} not in the data; expected some of: {', '.join(devices)}"
         )
     if one is not None and len(sel) > 1:
-        shown = ", ".join(sel[:6]) + (f", ... ({len(sel)} in all)" if len(sel) > 6 else "")
         raise ConfigError(
-            f"--device {device!r} matches {len(sel)} devices ({shown}); {one} scores one device "
-            "at a time: pass one name"
+            f"--device {device!r} matches {len(sel)} devices ({_listed(sel)}); {one} scores one "
+            "device at a time: pass one name"
         )
     return df[df.device.astype(str).isin(sel)]
+
+
+def _listed(names: list[str], most: int = 6) -> str:
+    """``a, b, c`` or ``a, ..., f, ... (40 in all)``."""
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _params(text: str | None) -> dict[str, Any]:
@@ -237,8 +242,9 @@ def resolve_device(p: Any, device: str | None) -> str | None:
     except PredictorError:
         return device
     if len(hits) > 1:
-        shown = ", ".join(hits[:6]) + (f", ... ({len(hits)} in all)" if len(hits) > 6 else "")
-        raise ConfigError(f"--device {device!r} matches {len(hits)} devices ({shown}); pass one")
+        raise ConfigError(
+            f"--device {device!r} matches {len(hits)} devices ({_listed(hits)}); pass one"
+        )
     return hits[0]
 
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latbench._validate import expected_number
+from latbench._validate import out_of_range
 from latbench.errors import ConfigError
 
 DEFAULT_PROXY_RESOLUTION = {"nb201": 32, "fbnet": 64}
@@ -171,16 +171,17 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
         raise ConfigError("expected one --predictor-device per --predictor when it is given")
     if not 0 <= args.budget_margin < 100:
         raise ConfigError(f"--budget-margin {args.budget_margin}; expected 0 <= PCT < 100")
-    for option, value, rule in (
-        ("--sigmas", args.sigmas, {"low": 0.0}),
-        ("--margin-quantile", args.margin_quantile, {"low": 0.0, "high": 1.0}),
-        ("--max-params", args.max_params, {"positive": True}),
-        ("--max-flops", args.max_flops, {"positive": True}),
-        ("--max-memory-mb", args.max_memory_mb, {"positive": True}),
-    ):
-        want = None if value is None else expected_number(value, **rule)
-        if want is not None:
-            raise ConfigError(f"{option} {value}; expected {want}")
+    bad = out_of_range(
+        [
+            ("--sigmas", args.sigmas, {"low": 0.0}),
+            ("--margin-quantile", args.margin_quantile, {"low": 0.0, "high": 1.0}),
+            ("--max-params", args.max_params, {"positive": True}),
+            ("--max-flops", args.max_flops, {"positive": True}),
+            ("--max-memory-mb", args.max_memory_mb, {"positive": True}),
+        ]
+    )
+    if bad is not None:
+        raise ConfigError(bad[1])
     preds = load_predictors(args.predictor)
     margins = [args.budget_margin / 100] * len(preds)
     trust: list[Any] = []

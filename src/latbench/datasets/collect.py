@@ -212,16 +212,22 @@ def default_drift_arch(space: SearchSpace) -> str:
     return space.from_ops([mid] * space.num_positions)
 
 
-def make_emitter(
-    space: SearchSpace, runtime: str, *, batch: int, resolution: int | None, seed: int
-) -> Emitter:
-    """An emitter writing ``arch`` for ``runtime`` into a directory (torch: in-memory factory)."""
+def emit_format(runtime: str) -> str:
+    """The model format collection emits for ``runtime``; UnknownNameError when it has none."""
     fmt = RUNTIME_FORMAT.get(runtime)
     if fmt is None:
         raise UnknownNameError(
             f"runtime {runtime!r} cannot run emitted architectures; expected one of "
             + ", ".join(sorted(RUNTIME_FORMAT))
         )
+    return fmt
+
+
+def make_emitter(
+    space: SearchSpace, runtime: str, *, batch: int, resolution: int | None, seed: int
+) -> Emitter:
+    """An emitter writing ``arch`` for ``runtime`` into a directory (torch: in-memory factory)."""
+    fmt = emit_format(runtime)
     from latbench.spaces import export
 
     suffix = {"onnx": ".onnx", "tflite": ".tflite", "torch": ".pt2"}[fmt]
@@ -476,11 +482,7 @@ def check_settings(space: SearchSpace, settings: CollectSettings) -> None:
     """Refuse, before a run starts or a store is made, what would fail every architecture one by
     one: a batch or resolution no network of ``space`` has, a runtime that cannot run emitted
     architectures, a drift architecture that is not one of ``space``."""
-    if settings.runtime not in RUNTIME_FORMAT:
-        raise UnknownNameError(
-            f"runtime {settings.runtime!r} cannot run emitted architectures; expected one of "
-            + ", ".join(sorted(RUNTIME_FORMAT))
-        )
+    emit_format(settings.runtime)
     try:
         space.build(default_drift_arch(space), batch=settings.batch, resolution=settings.resolution)
     except ArchError as exc:
