@@ -199,4 +199,9 @@ def test_report_refuses_a_search_or_predictor_with_nothing_to_show(
         "it predicts space 'fbnet'; the store's successful measurements are of space(s): nb201"
         in err
     )
+    # a --local-device the store never measured would leave the heat map without this machine
+    assert main(["report", "--db", str(db), "-o", str(out), "--local-device", "phone9"]) == 2
+    assert "--local-device 'phone9': not a device the store measured; expected one of:" in (
+        capsys.readouterr().err
+    )
     assert not out.exists()

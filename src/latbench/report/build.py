@@ -309,6 +309,15 @@ def report_from_files(
         frame = predictions_from_predictor(path, measurements, strict=True)
         if frame is not None:
             pred_frames.append(frame)
+    if local_devices:
+        ms = S.normalize_measurements(measurements)
+        measured = sorted(ms["device"].astype(str).unique()) if ms is not None else []
+        unknown = [d for d in local_devices if d not in measured]
+        if unknown:
+            raise ConfigError(
+                f"--local-device {', '.join(map(repr, unknown))}: not a device the store "
+                f"measured; expected one of: {', '.join(measured) or 'none (no store: --db)'}"
+            )
     result = load_search(search) if search is not None else None
     if result is not None:
         try:
