@@ -93,6 +93,17 @@ def test_kernel_predictor_from_per_op_profiles() -> None:
     assert metrics.spearman(y[-60:], pred) > 0.9
     whole = p.predict(graphs[:2])
     assert whole.shape == (2,) and (whole > 0).all()
+    # what a user gets wrong: a measurement taken without --per-op, rows without times,
+    # kernels of their own making without the fields the forests read
+    with pytest.raises(PredictorError, match="no per-operator profile; measure with per_op=True"):
+        kernels_from_profile(graphs[0], None)  # type: ignore[arg-type]
+    name = graphs[0].nodes[1].name
+    with pytest.raises(PredictorError, match="expected a 'time_ms' number"):
+        kernels_from_profile(graphs[0], [{"name": name, "ms": 1.0}])
+    with pytest.raises(PredictorError, match=r"kernels\[0\] lacks hw, cin"):
+        p.predict_kernels([{"type": "conv"}])
+    with pytest.raises(PredictorError, match="got 3 kernels but 2 latencies"):
+        KernelPredictor().fit_kernels(kernels[:3], y[:2], space="graph")
 
 
 def test_graph_inputs_for_imported_models() -> None:

@@ -142,15 +142,13 @@ class Predictor:
             )
         return canonical_archs(space, archs)
 
-    def _check_target(self, latency_ms: Any, n: int) -> np.ndarray:
+    def _check_target(self, latency_ms: Any, n: int, what: str = "architectures") -> np.ndarray:
         y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
         if y.shape[0] != n:
-            raise PredictorError(
-                f"got {n} architectures but {y.shape[0]} latencies; expected one each"
-            )
+            raise PredictorError(f"got {n} {what} but {y.shape[0]} latencies; expected one each")
         if n < self.min_fit_rows:
             raise PredictorError(
-                f"{self.name or type(self).__name__}: cannot fit on {n} architecture(s); "
+                f"{self.name or type(self).__name__}: cannot fit on {n} {what[:-1]}(s); "
                 f"expected at least {self.min_fit_rows}"
             )
         bad = ~np.isfinite(y) | (y <= 0)

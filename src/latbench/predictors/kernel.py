@@ -22,7 +22,7 @@ Because it reads graphs, it predicts imported ONNX models (``space="graph"``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -46,6 +46,19 @@ def _basis(kernels: Sequence[dict[str, Any]]) -> np.ndarray:
     return np.stack([np.ones(len(k)), k[:, 5] / 1e6, k[:, 6] / 1e6, elems / 1e6], axis=1)
 
 
+def check_kernels(kernels: Sequence[Any]) -> None:
+    """Each kernel a mapping with a ``type`` and the numeric fields of
+    :func:`latbench.predictors.encodings.kernel_features`; else a PredictorError naming it."""
+    need = ("type", *enc.KERNEL_NUMERIC)
+    for i, k in enumerate(kernels):
+        missing = [f for f in need if not isinstance(k, Mapping) or f not in k]
+        if missing:
+            raise PredictorError(
+                f"kernels[{i}] lacks {', '.join(missing)}; expected the fields of "
+                f"encodings.kernel_features(graph): {', '.join(need)}"
+            )
+
+
 def kernels_from_profile(
     graph: Graph, per_op: Sequence[dict[str, Any]]
 ) -> list[tuple[dict[str, Any], float]]:
@@ -55,6 +68,11 @@ def kernels_from_profile(
     name the row name starts with: runtimes add suffixes). Kernels no row matched are left out;
     the time of a kernel is the sum of its rows.
     """
+    if per_op is None:
+        raise PredictorError(
+            "the measurement has no per-operator profile; measure with per_op=True "
+            "(`latbench measure --per-op`)"
+        )
     kernels = enc.kernel_features(graph)
     owner: dict[str, int] = {}
     for i, k in enumerate(kernels):
@@ -70,7 +88,12 @@ def kernels_from_profile(
             hit = next((owner[n] for n in names if name.startswith(n)), None)
         if hit is None:
             continue
-        times[hit] += float(row["time_ms"])
+        try:
+            times[hit] += float(row["time_ms"])
+        except (KeyError, TypeError, ValueError):
+            raise PredictorError(
+                f"per-operator row {dict(row)!r}; expected a 'time_ms' number"
+            ) from None
         seen[hit] = True
     return [(kernels[i], float(times[i])) for i in range(len(kernels)) if seen[i] and times[i] > 0]
 
@@ -139,7 +162,8 @@ class KernelPredictor(Predictor):
         """
         from sklearn.ensemble import RandomForestRegressor
 
-        y = self._check_target(latency_ms, len(kernels))
+        check_kernels(kernels)
+        y = self._check_target(latency_ms, len(kernels), what="kernels")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         types = sorted({str(k["type"]) for k in kernels})
@@ -178,6 +202,11 @@ class KernelPredictor(Predictor):
     def predict_kernels(self, kernels: Sequence[dict[str, Any]]) -> np.ndarray:
         """Predicted latency (ms) of each kernel."""
         self._check_fitted()
+        check_kernels(kernels)
+        return self._kernel_times(kernels)
+
+    def _kernel_times(self, kernels: Sequence[dict[str, Any]]) -> np.ndarray:
+        """:meth:`predict_kernels` of kernels known to be well formed (the graph's own)."""
         if not kernels:
             return np.zeros(0)
         if self.mode_ == "model":
@@ -211,7 +240,7 @@ class KernelPredictor(Predictor):
         if self.mode_ == "model":
             pred = self._design(kl, self.types_) @ self.weights_.reshape(-1)
             return np.maximum(pred, 1e-6), None
-        return np.array([self.predict_kernels(ks).sum() for ks in kl]), None
+        return np.array([self._kernel_times(ks).sum() for ks in kl]), None
 
     # ---- persistence ----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
