@@ -232,6 +232,13 @@ def test_search_bad_inputs(
         "--objective", str(table), "--table-only", "--strategy", "exhaustive", "--no-plot",
     )  # fmt: skip
     assert rc == 0 and "5 evaluations" in text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,accuracy\n" + SPACE.sample(1)[0] + ",0.5\n|bogus~0|,0.7\n")
+    rc, _, err = run(
+        capsys, *base, "--predictor", str(lbp["pixel3"]), "--budget-ms", "30",
+        "--objective", str(bad),
+    )  # fmt: skip
+    assert rc != 0 and f"{bad}:3: nb201: '|bogus~0|'" in err
     rc, _, err = run(capsys, *base, "--predictor", str(lbp["pixel3"]))
     assert rc == 2 and "one budget per predictor" in err
     # without --space the first predictor's space is searched; without either, an error
@@ -293,6 +300,17 @@ def test_search_margin_from_measured_archs(
         "-o", str(out),
     )  # fmt: skip
     assert rc == 2 and "nope.csv" in err
+    # a bad row is named by its line
+    lines = measured.read_text().splitlines()
+    for i, row, want in ((3, "|bogus~0|,1.0", "nb201: '|bogus~0|'"), (4, f"{d.arch.iloc[0]},-1",
+                         "latency_ms = '-1'; expected finite positive milliseconds")):  # fmt: skip
+        broken = tmp_path / f"broken{i}.csv"
+        broken.write_text("\n".join([*lines[: i - 1], row, *lines[i:]]) + "\n")
+        rc, _, err = run(
+            capsys, "search", "--space", "nb201", "--predictor", str(lbp["pixel3"]),
+            "--budget-ms", "8", "--margin-from", str(broken), "-q", "-o", str(out),
+        )  # fmt: skip
+        assert rc != 0 and f"--margin-from {broken}:{i}: {want}" in err, err
     # the ridge model's worst held-out errors on NB201 (sub-ms latencies) exceed 100 %: refused
     rc, _, err = run(
         capsys, "search", "--space", "nb201", "--predictor", str(lbp["pixel3"]),

@@ -186,7 +186,7 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     margins = [args.budget_margin / 100] * len(preds)
     trust: list[Any] = []
     if args.margin_from:
-        archs, lat = _read_measured(args.margin_from)
+        archs, lat = _read_measured(args.margin_from, space)
         first = next(iter(preds.values()))
         margins[0] = max(
             margins[0], objectives.error_margin(first, archs, lat, quantile=args.margin_quantile)
@@ -227,7 +227,7 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     return out + trust
 
 
-def _read_measured(path: str) -> tuple[list[str], list[float]]:
+def _read_measured(path: str, space: Any) -> tuple[list[str], list[float]]:
     """``arch`` and ``latency_ms`` columns of a CSV of measured architectures."""
     import csv
 
@@ -240,11 +240,26 @@ def _read_measured(path: str) -> tuple[list[str], list[float]]:
         raise ConfigError(
             f"--margin-from {path!r}: expected columns arch and latency_ms and at least 5 rows"
         )
-    try:
-        lat = [float(r["latency_ms"]) for r in rows]
-    except ValueError as exc:
-        raise ConfigError(f"--margin-from {path!r}: {exc}; expected numbers in ms") from None
-    return [r["arch"] for r in rows], lat
+    from latbench.errors import ArchError
+
+    archs: list[str] = []
+    lat: list[float] = []
+    for line, r in enumerate(rows, start=2):
+        try:
+            v = float(r["latency_ms"])
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(
+                f"--margin-from {path}:{line}: latency_ms = {r['latency_ms']!r}; expected "
+                "finite positive milliseconds"
+            )
+        try:
+            archs.append(space.canonical(r["arch"] or ""))
+        except ArchError as exc:
+            raise ArchError(f"--margin-from {path}:{line}: {exc}") from None
+        lat.append(v)
+    return archs, lat
 
 
 def _verify(

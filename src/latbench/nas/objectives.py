@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from latbench.errors import ConfigError, PredictorError, SearchError, UnknownNameError
+from latbench.errors import ArchError, ConfigError, PredictorError, SearchError, UnknownNameError
 from latbench.nas.proxies import PROXIES, InputSpec, ProxyCache, ProxyEvaluator
 from latbench.predictors.base import Predictor
 from latbench.spaces import SearchSpace
@@ -229,7 +229,12 @@ def load_table(
                 raise ConfigError(
                     f"{p}:{line}: {value_column} = {row[value_column]!r}; expected a number"
                 ) from None
-            values[row[arch_column]] = v
+            arch = row[arch_column] or ""
+            try:
+                arch = space.canonical(arch)  # checked here, where the line is known
+            except ArchError as exc:
+                raise ArchError(f"{p}:{line}: {exc}") from None
+            values[arch] = v
     return TableObjective(
         space, values, name=value_column, higher_is_better=higher_is_better, source=str(p)
     )
