@@ -242,6 +242,16 @@ def test_predict_and_evaluate_name_the_bad_input(
     assert main([*predict, "--space", "nb201", "--sample", "5", "-o", str(out)]) == 0
     assert main(["predictor", "evaluate", str(model), "--data", str(out)]) == 1
     assert "holds predictions" in capsys.readouterr().err
+    # measurements of another space: said as such, not as a parse error of the first arch
+    fb = tmp_path / "fb.csv"
+    ref = load_reference("fbnet")
+    ref[ref.device == "help/pixel3"].iloc[:5][["space", "arch", "device", "latency_ms"]].to_csv(
+        fb, index=False
+    )
+    assert main(["predictor", "evaluate", str(model), "--data", str(fb)]) == 2
+    assert f"{fb} holds architectures of space(s) fbnet; {model} predicts space 'nb201'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_compare_checks_the_split_and_shows_progress_on_a_terminal(

@@ -251,6 +251,12 @@ def resolve_device(p: Any, device: str | None) -> str | None:
 def _evaluate_cmd(args: argparse.Namespace) -> int:
     p = load(args.predictor)
     df = _data(args)
+    spaces = sorted(df.space.astype(str).unique())
+    if p.space_ != GRAPH_SPACE and spaces != [p.space_]:
+        raise ConfigError(
+            f"{args.data} holds architectures of space(s) {', '.join(spaces)}; "
+            f"{args.predictor} predicts space {p.space_!r}"
+        )
     device = args.device
     if device is None and len(p.devices_) == 1 and p.devices_[0] in set(df.device):
         device = p.devices_[0]
