@@ -178,6 +178,28 @@ def test_bad_timing_options_are_refused_at_start(
     result.stderr.fnmatch_lines([f"*{message}*"])
 
 
+def test_a_device_tables_harness_keys_apply_to_that_device(pytester: pytest.Pytester) -> None:
+    """``max_runs = 3`` in [devices.capped] caps that device's measurements, as in the commands;
+    the other device keeps [measure]."""
+    tiny_onnx(pytester.path / "tiny.onnx")
+    (pytester.path / "bench.toml").write_text(
+        '[devices.capped]\ntransport = "local"\nmax_runs = 3\n', encoding="utf-8"
+    )
+    pytester.makepyfile(
+        test_dev="""
+        def test_capped(latbench):
+            m = latbench.measure("tiny.onnx", device="capped")
+            assert m.ok and len(m.samples_ms) <= 3, len(m.samples_ms)
+
+        def test_local(latbench):
+            m = latbench.measure("tiny.onnx")
+            assert m.ok and len(m.samples_ms) >= 5, len(m.samples_ms)
+        """
+    )
+    result = pytester.runpytest_inprocess(*FAST, "--latbench-config", "bench.toml")
+    result.assert_outcomes(passed=2)
+
+
 def test_plugin_load_is_light() -> None:
     """Loading the plugin (every pytest run) must not import numpy, pandas or a runtime."""
     code = (

@@ -200,11 +200,13 @@ class LatbenchSession:
             self._config = load_config(self.opt("--latbench-config"))
         return self._config
 
-    def settings(self, overrides: dict[str, Any]) -> Any:
-        """HarnessSettings from bench.toml ``[measure]``, then the options, then ``overrides``."""
+    def settings(self, overrides: dict[str, Any], device: str = "local") -> Any:
+        """HarnessSettings from bench.toml ``[measure]`` with ``device``'s own table over it
+        (``Config.measure_for``, as every command reads them), then the options, then
+        ``overrides``."""
         from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 
-        values = dict(self.bench_config.measure)
+        values = self.bench_config.measure_for(device)
         for key, option in (
             ("min_runs", "--latbench-min-runs"),
             ("min_time_s", "--latbench-min-time"),
@@ -305,7 +307,7 @@ class LatbenchFixture:
             runtime=rt,
             threads=n_threads,
             batch=batch,
-            settings=self._session.settings(settings),
+            settings=self._session.settings(settings, dev_name),
         )
         label = name or self._node_name
         if any(r.name == label for r in self._session.results):
@@ -336,14 +338,9 @@ class LatbenchFixture:
                 f"unknown budget(s) {unknown}; expected some of {', '.join(BUDGET_STATS)} "
                 "(all in milliseconds)"
             )
-        bad = {
-            k: v
-            for k, v in budgets_ms.items()
-            if isinstance(v, bool)
-            or not isinstance(v, int | float)
-            or not math.isfinite(v)
-            or v <= 0
-        }
+        from latbench._validate import expected_number
+
+        bad = {k: v for k, v in budgets_ms.items() if expected_number(v, positive=True)}
         if bad:
             raise ValueError(
                 f"budget(s) {bad}; expected milliseconds > 0 (a budget of 0 or less fails every "

@@ -26,16 +26,27 @@ from latbench.errors import ConfigError, DatasetError
 log = logging.getLogger(__name__)
 
 
-def add_describe_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``devices describe`` (added to the ``devices`` parser)."""
+def add_describe_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of ``devices describe`` (added to the ``devices`` parser); returns them, so
+    that the device list can refuse them when given without ``describe``."""
     g = p.add_argument_group("devices describe DEV")
-    g.add_argument("--space", default=None, help="describe: also time N reference archs of SPACE")
-    g.add_argument("--refs", type=int, default=10, help="describe: reference archs (default 10)")
-    g.add_argument("--no-kernels", action="store_true", help="describe: skip the micro-kernels")
-    g.add_argument("--min-runs", type=int, default=None, help="describe: harness minimum runs")
-    g.add_argument("--max-time", type=float, default=None, help="describe: harness max seconds")
-    g.add_argument("-o", "--output", default=None, help="describe: descriptor file (.json)")
-    g.add_argument("--samples-csv", default=None, help="describe: write reference samples CSV")
+    return [
+        g.add_argument(
+            "--space", default=None, help="describe: also time N reference archs of SPACE"
+        ),
+        g.add_argument(
+            "--refs", type=int, default=10, help="describe: reference archs (default 10)"
+        ),
+        g.add_argument(
+            "--no-kernels", action="store_true", help="describe: skip the micro-kernels"
+        ),
+        g.add_argument("--min-runs", type=int, default=None, help="describe: harness minimum runs"),
+        g.add_argument(
+            "--max-time", type=float, default=None, help="describe: harness max seconds"
+        ),
+        g.add_argument("-o", "--output", default=None, help="describe: descriptor file (.json)"),
+        g.add_argument("--samples-csv", default=None, help="describe: write reference samples CSV"),
+    ]
 
 
 def run_describe(args: argparse.Namespace, names: list[str]) -> int:

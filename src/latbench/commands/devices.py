@@ -20,20 +20,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("names", nargs="*", help="only these devices (default: all)")
     from latbench.commands.describe import add_describe_options
 
-    add_describe_options(p)  # `latbench devices describe DEV`
-    p.set_defaults(handler=run)
-
-
-#: (attribute, option, value when not given) of the options only `devices describe` reads
-DESCRIBE_ONLY = (
-    ("space", "--space", None),
-    ("refs", "--refs", 10),
-    ("no_kernels", "--no-kernels", False),
-    ("min_runs", "--min-runs", None),
-    ("max_time", "--max-time", None),
-    ("output", "-o/--output", None),
-    ("samples_csv", "--samples-csv", None),
-)
+    describe_only = add_describe_options(p)  # `latbench devices describe DEV`
+    p.set_defaults(handler=run, describe_only=describe_only)
 
 
 def probe(name: str, cfg: Any) -> dict[str, Any]:
@@ -59,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
         return run_describe(args, args.names[1:])
     given = [
-        option
-        for attr, option, unset in DESCRIBE_ONLY
-        if getattr(args, attr, unset) not in (unset, None)
+        "/".join(a.option_strings)
+        for a in getattr(args, "describe_only", [])
+        if getattr(args, a.dest, a.default) != a.default
     ]
     if given:
         from latbench.errors import ConfigError

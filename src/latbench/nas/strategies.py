@@ -88,14 +88,11 @@ def _setting(
     *,
     low: float,
     integer: bool = True,
-    high: float = math.inf,
+    high: float | None = None,
     positive: bool = False,
 ) -> None:
     """Refuse a setting outside ``[low, high]`` (``> 0`` with ``positive``) or not an integer."""
-    want = expected_number(
-        value, integer=integer, low=low, high=high if math.isfinite(high) else None,
-        positive=positive,
-    )  # fmt: skip
+    want = expected_number(value, integer=integer, low=low, high=high, positive=positive)
     if want:
         raise ConfigError(f"{strategy}: {key}={value!r}; expected {want}")
 
