@@ -7,6 +7,7 @@ and their messages say what was expected in the same words.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,7 +33,11 @@ def expected_number(
         want = f"{kind} <= {high:g}"
     else:
         want = kind
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too
+        return want
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond any float
         return want
     if not math.isfinite(value) or (integer and not float(value).is_integer()):
         return want

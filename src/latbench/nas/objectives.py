@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import ArchError, ConfigError, PredictorError, SearchError, UnknownNameError
 from latbench.nas.proxies import PROXIES, InputSpec, ProxyCache, ProxyEvaluator
 from latbench.predictors.base import Predictor
@@ -345,6 +346,10 @@ def latency_constraint(
     Predictions are made in one vectorised call per batch; the search caches them per arch.
     """
     check_predictor_space(predictor, space, label)
+    if expected_number(budget_ms, positive=True) is not None:
+        raise ConfigError(f"budget_ms {budget_ms!r}; expected a positive number of milliseconds")
+    if expected_number(sigmas, low=0) is not None:
+        raise ConfigError(f"sigmas {sigmas!r}; expected a number >= 0 (standard deviations)")
     dev = device
     if dev is None:
         devs = list(getattr(predictor, "devices_", []))
@@ -418,12 +423,25 @@ def error_margin(
     space = space or getattr(predictor, "space_", None)
     if space is None:
         raise ConfigError("error_margin: the predictor is not fitted; expected space='<name>'")
+    base = getattr(predictor, "base_", None) if predictor.is_fitted() else None
+    devices = list(getattr(predictor, "devices_", [])) if predictor.is_fitted() else []
+    if base is None and len(devices) > 1:
+        raise ConfigError(
+            f"error_margin: the predictor knows {len(devices)} devices; a margin is the "
+            "cross-validated error of one device's predictor: pass a single-device or an "
+            "adapted predictor (latbench adapt)"
+        )
     fold = np.random.default_rng(seed).permutation(len(arch_list)) % folds
     err = np.empty(len(arch_list))
     for k in range(folds):
         test = np.flatnonzero(fold == k)
         train = np.flatnonzero(fold != k)
-        p = clone(predictor).fit([arch_list[i] for i in train], y[train], space=space)
+        tr_archs = [arch_list[i] for i in train]
+        if base is not None:
+            # an adapted predictor: the margin of the adaptation, redone on each fold's samples
+            p = base.adapt(tr_archs, y[train], method=getattr(predictor, "method", "auto"))
+        else:
+            p = clone(predictor).fit(tr_archs, y[train], space=space)
         pred = p.predict([arch_list[i] for i in test])
         err[test] = np.maximum(0.0, y[test] / pred - 1.0)
     return float(np.quantile(err, quantile))

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import ConfigError, SearchError
 from latbench.nas.evaluate import Candidate, Evaluator
 from latbench.nas.objectives import Constraint, Objective, all_archs
@@ -156,16 +157,27 @@ def run_search(
     ``evaluations`` is the budget of distinct architectures (``exhaustive`` ignores it);
     ``progress`` shows a tqdm bar on stderr when stderr is a terminal.
     """
-    if evaluations < 1:
-        raise ConfigError(f"evaluations = {evaluations}; expected >= 1")
-    if top < 1:
-        raise ConfigError(f"top = {top}; expected >= 1")
+    if expected_number(evaluations, integer=True, low=1) is not None:
+        raise ConfigError(f"evaluations = {evaluations!r}; expected an integer >= 1")
+    if expected_number(top, integer=True, low=1) is not None:
+        raise ConfigError(f"top = {top!r}; expected an integer >= 1")
+    evaluations, top = int(evaluations), int(top)
     strat = (
         strategy
         if isinstance(strategy, Strategy)
         else create_strategy(strategy, **(strategy_params or {}))
     )
     exhaustive = strat.name == "exhaustive"
+    if not exhaustive and evaluations >= space.size() and space.size() <= 1_000_000:
+        # a budget that covers the space: evaluating every architecture is exact, and faster
+        # than a strategy proposing ever more duplicates to find the last unseen ones
+        log.info(
+            "evaluations %d >= the %d architectures of %s: evaluating all of them (exhaustive)",
+            evaluations,
+            space.size(),
+            space.name,
+        )
+        strat, exhaustive = create_strategy("exhaustive"), True
     total = space.size() if exhaustive and space.size() <= 10**7 else evaluations
     from tqdm import tqdm
 

@@ -13,6 +13,7 @@ third parties register more through the ``latbench.strategies`` entry-point grou
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
@@ -315,42 +316,63 @@ class RegularizedEvolution(Strategy):
         a cheaper one with room for a bigger op, or a better one just over the budget that one
         cheaper op repairs. When the front is spent, the next layer takes its place.
         """
-        done: set[str] = set()
         limits = [(c.name, c.limit) for c in evaluator.constraints if c.limit > 0]
 
         def load(c: Candidate) -> float:
             return max((c.values[n] / lim for n, lim in limits), default=0.0)
 
-        loads: dict[str, float] = {}
-
-        def x(c: Candidate) -> float:
-            v = loads.get(c.arch)
-            if v is None:
-                v = loads[c.arch] = load(c)
-            return v
-
+        # the pool (evaluated, objective known, not yet expanded) grows with the history; it
+        # is kept incrementally (heaps for the feasible and repair picks, arrays for the
+        # front) so that a round costs what its own front does, not a pass over the history
+        cands: list[Candidate] = []
+        xs: list[float] = []
+        objs: list[float] = []
+        alive: list[bool] = []
+        feas_heap: list[tuple[float, float, int, int]] = []
+        repair_heap: list[tuple[float, float, int, int]] = []
+        seen = 0
+        n_alive = 0
+        best_obj = -math.inf
         turn = 0
         while evaluator.n_evaluated < evaluations:
-            pool = [
-                c for c in evaluator.history if c.arch not in done and not math.isnan(c.objective)
-            ]
-            if not pool:  # every neighbourhood searched: nothing left to exploit
+            for c in evaluator.history[seen:]:
+                if c.feasible and c.objective > best_obj:
+                    best_obj = c.objective
+                if math.isnan(c.objective):
+                    continue
+                i = len(cands)
+                cands.append(c)
+                xs.append(load(c))
+                objs.append(c.objective)
+                alive.append(True)
+                n_alive += 1
+                if c.feasible:
+                    heapq.heappush(feas_heap, (-c.objective, xs[i], c.order, i))
+                else:
+                    heapq.heappush(repair_heap, (c.violation, -c.objective, c.order, i))
+            seen = len(evaluator.history)
+            if not n_alive:  # every neighbourhood searched: nothing left to exploit
                 return
-            feas = [c for c in pool if c.feasible]
-            best_obj = max(
-                (c.objective for c in evaluator.history if c.feasible), default=-math.inf
-            )
-            repair = [c for c in pool if not c.feasible and c.objective > best_obj]
+            while feas_heap and not alive[feas_heap[0][3]]:
+                heapq.heappop(feas_heap)
+            # a repair candidate must beat the best feasible objective, which only rises
+            while repair_heap and (
+                not alive[repair_heap[0][3]] or objs[repair_heap[0][3]] <= best_obj
+            ):
+                heapq.heappop(repair_heap)
             turn += 1
-            if turn % 4 == 1 and feas:  # the best feasible, the one with most room first
-                seed = min(feas, key=lambda c: (-c.objective, x(c), c.order))
-            elif turn % 2 == 0 and repair:  # better but over the budget, nearest first
-                seed = min(repair, key=lambda c: (c.violation, -c.objective, c.order))
+            if turn % 4 == 1 and feas_heap:  # the best feasible, the one with most room first
+                pick = feas_heap[0][3]
+            elif turn % 2 == 0 and repair_heap:  # better but over the budget, nearest first
+                pick = repair_heap[0][3]
             else:  # the non-dominated (load, objective) candidate nearest the boundary
-                xs = [x(c) for c in pool]
-                front = pareto_front(xs, [c.objective for c in pool]).tolist()
-                seed = pool[min(front, key=lambda j: (abs(xs[j] - 1.0), pool[j].order))]
-            done.add(seed.arch)
+                live = np.flatnonzero(np.asarray(alive))
+                xa = np.asarray(xs)[live]
+                front = live[pareto_front(xa, np.asarray(objs)[live])]
+                pick = int(min(front, key=lambda j: (abs(xs[j] - 1.0), cands[j].order)))
+            seed = cands[pick]
+            alive[pick] = False
+            n_alive -= 1
             near = space.neighbours(seed.arch) + _swaps(space, seed.arch)
             fresh = [a for a in dict.fromkeys(near) if not evaluator.known(a)]
             room = evaluations - evaluator.n_evaluated
@@ -409,7 +431,9 @@ class Reinforce(Strategy):
         theta = np.zeros((npos, nc))
         self.final_probs: list[list[float]] = []
         while evaluator.n_evaluated < evaluations and not self._stalled(evaluator, evaluations):
-            b = max(2, min(self.batch, evaluations - evaluator.n_evaluated))
+            # never past the budget: the last single evaluation is a draw from the policy
+            # without an update (a rank reward needs two)
+            b = min(self.batch, evaluations - evaluator.n_evaluated)
             z = theta - theta.max(axis=1, keepdims=True)
             p = np.exp(z)
             p /= p.sum(axis=1, keepdims=True)
@@ -417,6 +441,8 @@ class Reinforce(Strategy):
             ops = (u > np.cumsum(p, axis=1)[None, :, :]).sum(axis=2).clip(0, nc - 1)
             archs = [space.from_ops(row) for row in ops.tolist()]
             cands = evaluator.evaluate(archs)
+            if b < 2:
+                continue
             keys = [c.key() for c in cands]
             order = sorted(range(b), key=lambda i: keys[i])
             ranks = np.empty(b)

@@ -54,10 +54,11 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors import fewshot
-from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register
+from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, latency_array, register
 from latbench.predictors.fewshot_bayes import cost_features
 from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
@@ -313,7 +314,7 @@ def check_samples(
             "not on imported graphs"
         )
     arch_list = enc.canonical_archs(space, list(archs))
-    y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    y = latency_array(latency_ms)
     if y.shape[0] != len(arch_list):
         raise PredictorError(
             f"got {len(arch_list)} architectures but {y.shape[0]} latencies; expected one each"
@@ -358,10 +359,11 @@ def excluded_devices(base: Predictor, exclude: Sequence[str]) -> list[str]:
     device silently kept."""
     from latbench.predictors.monotonicity import select_devices
 
-    if not exclude:
+    names = [exclude] if isinstance(exclude, str) else list(exclude)
+    if not names:
         return []
     try:
-        return select_devices(list(base.devices_), list(exclude))
+        return select_devices(list(base.devices_), names)
     except PredictorError as exc:
         raise PredictorError(f"exclude: {exc} (the base predictor's devices)") from None
 
@@ -437,7 +439,14 @@ def adapt(
         )
     space = base.space_
     uniq, lat = check_samples(space, archs, latency_ms)
-    srcs = list(base.devices_ if sources is None else sources)
+    if isinstance(sources, str):
+        sources = [sources]
+    srcs = list(dict.fromkeys(base.devices_ if sources is None else sources))
+    if not srcs:
+        raise PredictorError(
+            f"sources=[] names no device; expected some of {', '.join(base.devices_)} "
+            "(or None for all of them)"
+        )
     unknown = [s for s in srcs if s not in base.devices_]
     if unknown:
         raise PredictorError(
@@ -447,8 +456,9 @@ def adapt(
     dropped = set(excluded_devices(base, exclude)) & set(srcs)
     srcs = [s for s in srcs if s not in dropped]
     if not srcs:
+        shown = [exclude] if isinstance(exclude, str) else list(exclude)
         raise PredictorError(
-            f"no source device left: exclude {list(exclude)} names all "
+            f"no source device left: exclude {shown} names all "
             f"{len(dropped)} of them; expected at least one left to adapt from"
         )
     methods: tuple[str, ...] = fewshot.AUTO_METHODS
@@ -613,10 +623,14 @@ def choose_samples(
         raise PredictorError(f"strategy = {strategy!r}; expected 'design' or 'spread'")
     base = _unwrap(base)
     base._check_fitted()
-    if budget < fewshot.MIN_SAMPLES:
+    if expected_number(budget, integer=True, low=fewshot.MIN_SAMPLES) is not None:
         raise PredictorError(
-            f"budget = {budget}; expected at least {fewshot.MIN_SAMPLES} architectures"
+            f"budget = {budget!r}; expected an integer of at least {fewshot.MIN_SAMPLES} "
+            "architectures"
         )
+    if expected_number(pool, integer=True, low=1) is not None:
+        raise PredictorError(f"pool = {pool!r}; expected an integer >= 1 (candidates to draw)")
+    budget, pool = int(budget), int(pool)
     sp = enc.space(base.space_)
     done = list(dict.fromkeys(sp.canonical(str(a)) for a in measured))
     if candidates is None:

@@ -143,7 +143,7 @@ class Predictor:
         return canonical_archs(space, archs)
 
     def _check_target(self, latency_ms: Any, n: int, what: str = "architectures") -> np.ndarray:
-        y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+        y = latency_array(latency_ms)
         if y.shape[0] != n:
             raise PredictorError(f"got {n} {what} but {y.shape[0]} latencies; expected one each")
         if n < self.min_fit_rows:
@@ -298,6 +298,24 @@ class Predictor:
 
 
 PREDICTORS: Registry[type[Predictor]] = Registry("predictors")
+
+
+def latency_array(latency_ms: Any) -> np.ndarray:
+    """``latency_ms`` as a flat float64 array; a value that is not a number (a string, an
+    object) is a :class:`PredictorError` naming it, not numpy's conversion error."""
+    try:
+        return np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        pass
+    flat = list(np.asarray(latency_ms, dtype=object).reshape(-1))
+    for i, v in enumerate(flat):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            raise PredictorError(
+                f"latency_ms[{i}] = {v!r}; expected a number of milliseconds"
+            ) from None
+    raise PredictorError(f"latency_ms = {latency_ms!r}; expected numbers of milliseconds")
 
 
 def register(name: str) -> Any:

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors.base import PREDICTORS, Predictor, clone, register
 
@@ -231,6 +232,8 @@ class EnsemblePredictor(Predictor):
         dev = None if devices is None else list(devices)
         if self.weights not in ("equal", "cv"):
             raise PredictorError(f"ensemble: weights={self.weights!r}; expected 'equal' or 'cv'")
+        if expected_number(self.cv, integer=True, low=2) is not None:
+            raise PredictorError(f"ensemble: cv={self.cv!r}; expected an integer >= 2 (folds)")
         if self.stack_loss not in STACK_LOSSES:
             raise PredictorError(
                 f"ensemble: stack_loss={self.stack_loss!r}; expected one of "

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors.base import Predictor, register
@@ -60,8 +61,8 @@ class MetaPredictor(Predictor):
     def _fit(
         self, archs: list[Any], y_ms: np.ndarray, devices: np.ndarray | None, space: str
     ) -> None:
-        if float(self.alpha) < 0:
-            raise PredictorError(f"meta: alpha = {self.alpha!r}; expected >= 0")
+        if expected_number(self.alpha, low=0) is not None:
+            raise PredictorError(f"meta: alpha = {self.alpha!r}; expected a number >= 0")
         dev = devices if devices is not None else np.asarray(["default"] * len(archs), dtype=object)
         names = sorted(set(dev.tolist()))
         # distinct architectures once: the feature matrix is shared by all devices
@@ -157,3 +158,15 @@ class MetaPredictor(Predictor):
         self.intercept_ = arrays["intercept"]
         self.mean_ = arrays["mean"]
         self.scale_ = arrays["scale"]
+        shapes = {
+            "coef": (len(self.devices_), self.n_features_in_),
+            "intercept": (len(self.devices_),),
+            "mean": (self.n_features_in_,),
+            "scale": (self.n_features_in_,),
+        }
+        for key, want in shapes.items():
+            if arrays[key].shape != want:
+                raise PredictorError(
+                    f"meta: array {key!r} of shape {arrays[key].shape}; expected {want} "
+                    f"({len(self.devices_)} devices, {self.n_features_in_} features)"
+                )

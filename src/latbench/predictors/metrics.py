@@ -16,9 +16,24 @@ from scipy import stats
 from latbench.errors import PredictorError
 
 
+def _values(x: Any, what: str) -> np.ndarray:
+    try:
+        v = np.asarray(x, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise PredictorError(f"{what} values {x!r:.80}; expected numbers") from None
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PredictorError(
+            f"{what}[{i}] = {float(v[i])!r} ({int(bad.sum())} non-finite value(s)); expected "
+            "finite numbers (drop unmeasured rows before scoring)"
+        )
+    return v
+
+
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
-    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    t = _values(y_true, "measured")
+    p = _values(y_pred, "predicted")
     if t.shape != p.shape:
         raise PredictorError(f"got {t.size} measured and {p.size} predicted values; expected equal")
     if t.size == 0:
@@ -40,8 +55,10 @@ def mape(y_true: Any, y_pred: Any) -> float:
 
 def acc_within(y_true: Any, y_pred: Any, pct: float = 10.0) -> float:
     """Share (0-1) of predictions within ``pct`` percent of the measurement."""
+    if isinstance(pct, bool) or not isinstance(pct, int | float | np.number) or not pct >= 0:
+        raise PredictorError(f"pct = {pct!r}; expected a percentage >= 0")
     t, p = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(p - t) <= np.abs(t) * pct / 100.0))
+    return float(np.mean(np.abs(p - t) <= np.abs(t) * float(pct) / 100.0))
 
 
 def _constant(x: np.ndarray) -> bool:
@@ -65,14 +82,25 @@ def kendall(y_true: Any, y_pred: Any) -> float:
 
 
 def topk_overlap(y_true: Any, y_pred: Any, k: int = 50) -> float:
-    """Share (0-1) of the ``k`` truly fastest architectures among the ``k`` predicted fastest."""
+    """Share (0-1) of the ``k`` predicted fastest architectures that are among the ``k`` truly
+    fastest.
+
+    Ties do not depend on row order: an architecture tied with the k-th fastest measurement
+    counts as among the truly fastest (whole-millisecond devices tie a lot), and the
+    predictions tied at the k-th place share the remaining places equally (the expected
+    overlap under a random tie break). Without ties this is ``|top_k(true) & top_k(pred)| / k``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise PredictorError(f"k = {k!r}; expected an integer >= 1")
     t, p = _pair(y_true, y_pred)
-    if k < 1:
-        raise PredictorError(f"k = {k}; expected k >= 1")
-    k = min(k, t.size)
-    a = set(np.argsort(t, kind="stable")[:k].tolist())
-    b = set(np.argsort(p, kind="stable")[:k].tolist())
-    return len(a & b) / k
+    k = min(int(k), t.size)
+    fast = t <= np.sort(t)[k - 1]
+    kth = np.sort(p)[k - 1]
+    below = p < kth
+    tied = p == kth
+    weight = below.astype(np.float64)
+    weight[tied] = (k - int(below.sum())) / int(tied.sum())
+    return float(min(1.0, float(weight[fast].sum()) / k))
 
 
 def evaluate(y_true: Any, y_pred: Any, k: int = 50) -> dict[str, float]:

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from latbench.errors import PredictorError
+from latbench.predictors.base import latency_array
 from latbench.predictors.metrics import kendall, spearman
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,19 @@ def select_devices(known: Sequence[str], patterns: Sequence[str]) -> list[str]:
             raise PredictorError(f"device {p!r} matches nothing; expected one of {list(known)}")
         out += [d for d in hit if d not in out]
     return out
+
+
+def excluded_columns(table: pd.DataFrame, exclude: str | Sequence[str]) -> set[str]:
+    """The devices of ``table`` that ``exclude`` names (full or short names, globs; one name
+    may be given as a string). A name that matches no device is a :class:`PredictorError`:
+    a misspelt exclusion that left the target in would leak its own data into the result."""
+    names = [exclude] if isinstance(exclude, str) else list(exclude)
+    if not names:
+        return set()
+    try:
+        return set(select_devices(list(table.columns), names))
+    except PredictorError as exc:
+        raise PredictorError(f"exclude: {exc} (the table's devices)") from None
 
 
 def rank_correlations(
@@ -219,7 +233,22 @@ def best_proxies(
     (on the NAS-Bench-201 reference table, K = 20: the chosen proxy's predictor ranks the
     target 0.889 instead of 0.813 on average).
     """
-    y = pd.Series(np.asarray(latency_ms, dtype=np.float64), index=list(archs))
+    if isinstance(archs, str):
+        raise PredictorError(f"archs={archs!r} is one string; expected a list of architectures")
+    arch_list = list(archs)
+    lat = latency_array(latency_ms)
+    if lat.shape[0] != len(arch_list):
+        raise PredictorError(
+            f"got {len(arch_list)} architectures but {lat.shape[0]} latencies; expected one each"
+        )
+    bad = ~np.isfinite(lat) | (lat <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PredictorError(
+            f"latency_ms[{i}] = {float(lat[i])!r} (architecture {arch_list[i]}); expected finite "
+            "positive milliseconds"
+        )
+    y = pd.Series(lat, index=arch_list)
     if y.index.has_duplicates:  # as adaptation does: one latency per architecture
         n_dup = int(y.index.duplicated(keep=False).sum())
         log.warning(
@@ -234,10 +263,11 @@ def best_proxies(
             f"only {len(shared)} of the {y.size} target architectures are in the table; "
             "expected at least 3 shared (same space and canonical strings?)"
         )
+    dropped = excluded_columns(table, exclude)
     ranking = []
     counts: dict[str, int] = {}
     for dev in table.columns:
-        if dev in exclude or dev == target:
+        if dev in dropped or dev == target:
             continue
         col = table.loc[shared, dev].to_numpy(dtype=np.float64)
         m = np.isfinite(col)
@@ -359,10 +389,9 @@ def proxy_prior(base: Any, table: pd.DataFrame, proxy: str, *, exclude: Sequence
 
     width = 2 + embed_features(base.space_, list(table.index[:1])).shape[1]
     counts = table.notna().sum()
+    dropped = excluded_columns(table, exclude)
     names = [
-        d
-        for d in table.columns
-        if d not in set(exclude) and int(counts[d]) >= MIN_ROWS_PER_COEF * width
+        d for d in table.columns if d not in dropped and int(counts[d]) >= MIN_ROWS_PER_COEF * width
     ]
     if proxy not in names or len(names) < 2:
         log.warning(

@@ -29,14 +29,16 @@ import json
 import os
 import platform
 import zipfile
+import zlib
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from latbench import __version__
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
-from latbench.predictors.base import PREDICTORS, Predictor
+from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor
 
 FORMAT_VERSION = 2
 #: the format written when a predictor carries no embed prior (readable by older latbench)
@@ -66,6 +68,14 @@ def _major_minor(v: str) -> tuple[int, int]:
         return (0, 0)
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays in parameters (``n_estimators=np.int64(30)`` from a grid made
+    with ``np.arange``) as the JSON numbers and lists they stand for."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
     """Write a fitted ``predictor`` to ``path`` (an ``.lbp`` zip)."""
     predictor._check_fitted()
@@ -91,7 +101,7 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
     if prior_meta is not None:
         manifest["embed_prior"] = prior_meta
     try:
-        text = json.dumps(manifest, indent=1, sort_keys=True)
+        text = json.dumps(manifest, indent=1, sort_keys=True, default=_plain)
     except TypeError as exc:
         raise PredictorError(
             f"{predictor.name}: parameters are not JSON-serialisable: {exc}"
@@ -109,7 +119,7 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
 
 def _check_versions(manifest: dict[str, Any], cls: type[Predictor], path: str) -> None:
     fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION or fv < 1:
+    if isinstance(fv, bool) or not isinstance(fv, int) or fv > FORMAT_VERSION or fv < 1:
         raise PredictorError(
             f"{path}: predictor file format {fv!r} is not supported by latbench {__version__} "
             f"(reads formats 1..{FORMAT_VERSION}); upgrade latbench or refit the predictor"
@@ -119,6 +129,11 @@ def _check_versions(manifest: dict[str, Any], cls: type[Predictor], path: str) -
         raise PredictorError(f"{path}: manifest 'libraries' is not a table")
     here = library_versions()
     written = str(libs.get("latbench", "0"))
+    if "latbench" in libs and _major_minor(written) == (0, 0) and not written.startswith("0"):
+        raise PredictorError(
+            f"{path}: manifest libraries.latbench = {written!r}; expected a version such as "
+            f"{__version__}"
+        )
     if _major_minor(written) > _major_minor(__version__):
         raise PredictorError(
             f"{path}: written by latbench {written}, newer than this latbench {__version__}; "
@@ -135,6 +150,79 @@ def _check_versions(manifest: dict[str, Any], cls: type[Predictor], path: str) -
             )
 
 
+def _read_members(zf: zipfile.ZipFile, p: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The checked manifest and the arrays of an open ``.lbp`` zip."""
+    try:
+        manifest = json.loads(zf.read(MANIFEST))
+    except KeyError:
+        raise PredictorError(f"{p}: no {MANIFEST}; not a latbench predictor file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: expected a JSON object")
+    name = manifest.get("predictor")
+    if not isinstance(name, str) or name not in PREDICTORS:
+        raise PredictorError(
+            f"{p}: unknown predictor {name!r}; expected one of {', '.join(PREDICTORS.names())}"
+        )
+    _check_versions(manifest, PREDICTORS.get(name), p)
+    keys = manifest.get("arrays", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: 'arrays' is not a list of names")
+    arrays: dict[str, np.ndarray] = {}
+    for key in keys:
+        try:
+            with zf.open(f"arrays/{key}.npy") as fh:
+                arrays[key] = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+        except KeyError:
+            raise PredictorError(f"{p}: array {key!r} listed but missing") from None
+        except ValueError as exc:
+            raise PredictorError(f"{p}: array {key!r} unreadable: {exc}") from None
+    return manifest, arrays
+
+
+def _as_written(cls: type[Predictor], params: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no tuples: a list given for a parameter whose default is a tuple (``members``)
+    comes back as a tuple, so that ``get_params()`` of the loaded model equals the saved one's."""
+    import inspect
+
+    try:
+        defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()}
+    except (TypeError, ValueError):
+        return params
+    out = dict(params)
+    for k, v in params.items():
+        if isinstance(v, list) and isinstance(defaults.get(k), tuple):
+            out[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+    return out
+
+
+def _self_check(pred: Predictor, p: str) -> None:
+    """Predict one architecture of the space on every device: weights of the wrong shape or
+    type (an edited file) fail here, with the file named, not at the user's first predict."""
+    if pred.space_ == GRAPH_SPACE:
+        return
+    from latbench.errors import LatbenchError
+    from latbench.spaces import get_space
+
+    try:
+        arch = get_space(pred.space_).sample(1, seed=0)[0]
+    except LatbenchError:  # an unknown space: the first predict says so, naming it
+        return
+    try:
+        for dev in pred.devices_:
+            out = pred.predict([arch], device=dev)
+            if out.shape != (1,) or not np.isfinite(out).all():
+                raise ValueError(f"predicted {out!r} for {arch} on {dev}")
+    except PredictorError as exc:
+        raise PredictorError(f"{p}: the loaded predictor does not work: {exc}") from None
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, RuntimeError) as exc:
+        raise PredictorError(
+            f"{p}: the loaded predictor does not work ({type(exc).__name__}: {exc}); the file "
+            "was edited or damaged; refit and save it again"
+        ) from None
+
+
 def load(path: str | os.PathLike[str]) -> Predictor:
     """Read a predictor saved by :func:`save`; it is fitted and ready to predict."""
     import latbench.predictors  # noqa: F401  (registers the built-in predictors)
@@ -144,46 +232,66 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         zf = zipfile.ZipFile(p)
     except FileNotFoundError:
         raise PredictorError(f"predictor file {p!r} does not exist") from None
-    except zipfile.BadZipFile:
-        raise PredictorError(f"{p}: not a latbench predictor file (.lbp zip)") from None
-    with zf:
-        try:
-            manifest = json.loads(zf.read(MANIFEST))
-        except KeyError:
-            raise PredictorError(f"{p}: no {MANIFEST}; not a latbench predictor file") from None
-        except json.JSONDecodeError as exc:
-            raise PredictorError(f"{p}: corrupt {MANIFEST}: {exc}") from None
-        if not isinstance(manifest, dict):
-            raise PredictorError(f"{p}: corrupt {MANIFEST}: expected a JSON object")
-        name = manifest.get("predictor")
-        if not isinstance(name, str) or name not in PREDICTORS:
-            raise PredictorError(
-                f"{p}: unknown predictor {name!r}; expected one of {', '.join(PREDICTORS.names())}"
-            )
-        cls = PREDICTORS.get(name)
-        _check_versions(manifest, cls, p)
-        arrays: dict[str, np.ndarray] = {}
-        for key in manifest.get("arrays", []):
-            try:
-                with zf.open(f"arrays/{key}.npy") as fh:
-                    arrays[key] = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-            except KeyError:
-                raise PredictorError(f"{p}: array {key!r} listed but missing") from None
-            except ValueError as exc:
-                raise PredictorError(f"{p}: array {key!r} unreadable: {exc}") from None
+    except IsADirectoryError:
+        raise PredictorError(
+            f"predictor file {p!r} is a directory; expected an .lbp file"
+        ) from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PredictorError(f"{p}: not a latbench predictor file (.lbp zip): {exc}") from None
+    try:
+        with zf:
+            manifest, arrays = _read_members(zf, p)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        # a member whose CRC or compressed stream is broken: a damaged copy or download
+        raise PredictorError(f"{p}: the file is damaged ({exc}); copy or save it again") from None
+    name = manifest["predictor"]
+    cls = PREDICTORS.get(name)
     params = manifest.get("params", {})
+    if not isinstance(params, dict):
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: 'params' is not a table")
+    params = _as_written(cls, params)
     try:
         pred = cls(**params)
     except TypeError as exc:
         raise PredictorError(f"{p}: parameters {sorted(params)} do not fit {name}: {exc}") from None
-    pred.space_ = str(manifest["space"])
-    pred.devices_ = [str(d) for d in manifest["devices"]]
-    pred.floor_ms_ = float(manifest.get("floor_ms", 0.0))
+    space, devices, floor = (
+        manifest.get("space"),
+        manifest.get("devices"),
+        manifest.get("floor_ms", 0.0),
+    )
+    if not isinstance(space, str) or not space:
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: 'space' = {space!r}; expected a space name")
+    if (
+        not isinstance(devices, list)
+        or not devices
+        or not all(isinstance(d, str) and d for d in devices)
+    ):
+        raise PredictorError(
+            f"{p}: corrupt {MANIFEST}: 'devices' = {devices!r:.80}; expected a list of device names"
+        )
+    if expected_number(floor, low=0) is not None:
+        raise PredictorError(
+            f"{p}: corrupt {MANIFEST}: 'floor_ms' = {floor!r}; expected a number >= 0"
+        )
+    pred.space_ = space
+    pred.devices_ = list(devices)
+    pred.floor_ms_ = float(floor)
     prior_arrays = {
         k[len(PRIOR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(PRIOR_PREFIX)
     }
     own = {k: v for k, v in arrays.items() if not k.startswith(PRIOR_PREFIX)}
-    pred._set_state(dict(manifest.get("state", {})), own)
+    state = manifest.get("state", {})
+    if not isinstance(state, dict):
+        raise PredictorError(f"{p}: corrupt {MANIFEST}: 'state' is not a table")
+    try:
+        pred._set_state(dict(state), own)
+    except PredictorError as exc:
+        raise PredictorError(f"{p}: inconsistent {name} state: {exc}") from None
+    except KeyError as exc:
+        raise PredictorError(f"{p}: corrupt {name} state: {exc} is missing") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise PredictorError(f"{p}: corrupt {name} state: {exc}") from None
+    _self_check(pred, p)
     prior_meta = manifest.get("embed_prior")
     if prior_meta is not None:
         from latbench.predictors.fewshot_embed import prior_from_state

@@ -19,6 +19,7 @@ files do not depend on the scikit-learn version (see :mod:`latbench.predictors.p
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -140,14 +141,22 @@ class _Tabular(Predictor):
         return np.exp(z) if self.log_target else z
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """Predict (ms) from an already computed feature matrix; checks its shape."""
+        """Predict (ms) from an already computed feature matrix; checks its shape. Clamped to
+        the fitted floor (half the fastest training latency), as ``predict`` is."""
         self._check_fitted()
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PredictorError(
+                f"{self.name}: features are not numbers; expected a float matrix"
+            ) from None
         if x.ndim != 2 or x.shape[1] != self.n_features_in_:
             raise PredictorError(
                 f"{self.name}: features of shape {x.shape}; expected (n, {self.n_features_in_})"
             )
-        return self._out(self._raw(x))
+        if not np.isfinite(x).all():
+            raise PredictorError(f"{self.name}: features hold NaN or inf; expected finite values")
+        return np.maximum(self._out(self._raw(x)), float(getattr(self, "floor_ms_", 0.0)))
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -198,7 +207,7 @@ class _Linear(_Tabular):
             self.scale_ = np.ones(x.shape[1])
         elif not (
             self.alpha == "cv"
-            or (isinstance(self.alpha, int | float) and not isinstance(self.alpha, bool))
+            or (isinstance(self.alpha, numbers.Real) and not isinstance(self.alpha, bool))
         ):
             raise PredictorError(f"{self.name}: alpha={self.alpha!r}; expected a number or 'cv'")
         xs = (x - self.mean_) / self.scale_
