@@ -126,10 +126,25 @@ def test_staged_import_counts_rows_already_present_and_repeated_keys(tmp_path: P
         assert store.count() == 400
     twice = pd.concat([df, df.assign(latency_ms=df["latency_ms"] * 2)], ignore_index=True)
     with lds.open(tmp_path / "t.db") as store:
-        report = lds.import_table(store, twice, collection="c")  # deferred index, repeats
-        assert (report.imported, report.duplicates) == (400, 400)
+        report = lds.import_table(store, twice, collection="c")  # deferred index
+        # a key repeated in the file with another latency is reported, the first row kept
+        assert (report.imported, report.duplicates, len(report.rejected)) == (400, 0, 400)
+        assert report.rejected[0][0] == "row 401"
+        assert "duplicate of row 1 with a different latency_ms" in report.rejected[0][1]
         kept = store.to_pandas(columns=["latency_ms"])["latency_ms"].to_numpy()
     assert np.array_equal(kept, df["latency_ms"].to_numpy())  # the first row of each key
+    # the store's own rule, when a staged batch repeats a key: keep the first row
+    import pyarrow as pa
+
+    cols = ["collection", "space", "arch", "arch_id", "device", "runtime", "batch", "threads"]
+    cols += ["status", "schema_version"]
+    with lds.open(tmp_path / "t.db", readonly=True) as store:
+        rows = [r for chunk in store.iter_rows(columns=[*cols, "latency_ms"]) for r in chunk]
+    table = pa.table({c: [r[i] for r in rows * 2] for i, c in enumerate([*cols, "latency_ms"])})
+    with lds.open(tmp_path / "u.db") as store:
+        assert store.add_arrow(table, bulk=True) == (400, 400)
+        kept = store.to_pandas(columns=["latency_ms"])["latency_ms"].to_numpy()
+    assert np.array_equal(kept, df["latency_ms"].to_numpy())
 
 
 def test_staged_import_of_full_rows_round_trips_through_parquet(tmp_path: Path) -> None:
@@ -198,14 +213,21 @@ def test_fast_read_is_not_used_while_another_store_holds_the_file(tmp_path: Path
         assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
-def test_fast_export_refuses_a_torn_samples_blob(tmp_path: Path) -> None:
+def test_fast_export_reads_a_torn_samples_blob_as_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A blob another tool wrote that is not float64 samples is missing, with a warning naming
+    its row id; the other rows export whole."""
     db = tmp_path / "s.db"
     with lds.open(db) as store:
         store.add_many([_measured(i) for i in range(3)])
     with sqlite3.connect(db) as c:
         c.execute("UPDATE measurements SET samples_ms = x'0102030405' WHERE arch_index = 1")
-    with lds.open(db, readonly=True) as store, pytest.raises(DatasetError, match="5 bytes"):
-        lds.export_store(store, tmp_path / "o.parquet")
+    with lds.open(db, readonly=True) as store, caplog.at_level(logging.WARNING):
+        assert lds.export_store(store, tmp_path / "o.parquet") == 3
+    samples = pq.read_table(tmp_path / "o.parquet").column("samples_ms").to_pylist()
+    assert samples[1] is None and samples[0] and samples[2]
+    assert "column samples_ms are not a float64 blob (id 2: X'0102030405')" in caplog.text
 
 
 def test_import_and_export_work_without_the_driver(

@@ -67,7 +67,10 @@ def test_bulk_import_with_repeated_keys_keeps_the_first_row(tmp_path: Path) -> N
     twice = pd.concat([df, df.assign(latency_ms=df["latency_ms"] * 2)], ignore_index=True)
     with lds.open(tmp_path / "s.db") as store:
         report = lds.import_table(store, twice, collection="dup")
-        assert (report.imported, report.duplicates) == (len(df), len(df))
+        # a repeated key with another latency is reported, not counted as already present
+        assert (report.imported, report.duplicates) == (len(df), 0)
+        assert len(report.rejected) == len(df)
+        assert all("with a different latency_ms" in why for _, why in report.rejected)
         back = store.to_pandas(columns=["latency_ms"])
     assert np.array_equal(back["latency_ms"].to_numpy(), df["latency_ms"].to_numpy())
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from latbench.commands.collect import add_db_argument, db_path
 from latbench.config import load_config
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, UnknownNameError
 
 MAX_REJECTED_SHOWN = 20
 
@@ -118,7 +118,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         stats = store.stats(collection=args.name)
-        if stats.empty:
+        if stats.empty and not store.has_collection(args.name):
             names = ", ".join(store.collections()["name"]) or "(none)"
             raise ConfigError(
                 f"no collection {args.name!r} in {store.path}; expected one of: {names}"
@@ -187,8 +187,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from latbench.datasets.reference import REFERENCE_TABLES
+
     if bool(args.file) == bool(args.reference):
         raise ConfigError("give either FILE or --reference NAME")
+    if args.reference and args.reference not in REFERENCE_TABLES:  # before a store is made
+        raise UnknownNameError(
+            f"unknown reference dataset {args.reference!r}; expected one of: "
+            + ", ".join(sorted(REFERENCE_TABLES))
+        )
     path = db_path(args, load_config(args.config))
     created = not path.exists()
     try:
@@ -199,18 +206,12 @@ def run_import(args: argparse.Namespace) -> int:
         raise
 
 
-def remove_if_empty(path: Path) -> None:
-    """Delete the store at ``path`` (and its WAL files) when it holds no rows."""
-    from latbench.datasets import open_store
+def remove_if_empty(path: Path) -> bool:
+    """Delete the store at ``path`` when it holds nothing and no other process uses it (see
+    :func:`latbench.datasets.store.remove_if_empty`)."""
+    from latbench.datasets.store import remove_if_empty as remove
 
-    try:
-        with open_store(path, readonly=True, create=False) as store:
-            if store.count():
-                return
-    except Exception:  # noqa: BLE001 - not a store we can read: leave it alone
-        return
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        p.unlink(missing_ok=True)
+    return remove(path)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -237,7 +238,7 @@ def run_reference(args: argparse.Namespace) -> int:
 
     if args.name:
         if args.name not in REFERENCE_TABLES:
-            raise ConfigError(
+            raise UnknownNameError(
                 f"unknown reference dataset {args.name!r}; expected one of "
                 + ", ".join(sorted(REFERENCE_TABLES))
             )

@@ -3,27 +3,37 @@
 Accepted inputs, everywhere a dataset is read:
 
 - a store (``.db``; detected by its SQLite header, whatever the suffix);
-- parquet or CSV (``.csv``, ``.csv.gz``) with the full schema (``docs/datasets.md``) or the
+- parquet (``.parquet``, ``.pq``) or CSV (``.csv``, ``.csv.gz``, ``.csv.bz2``, ``.csv.xz``,
+  ``.txt``; ``.tsv`` tab-separated) with the full schema (``docs/datasets.md``) or the
   minimal long format ``space,arch,device,latency_ms`` (the other columns take defaults);
-- a wide table (``arch`` plus one latency column per device, like the bundled reference
-  tables); give ``space`` when the file has no ``space`` column.
+- a wide table (``arch`` plus one latency column per device named ``source/device``, like the
+  bundled reference tables); give ``space`` when the file has no ``space`` column.
 
 Import validates each row (known space, valid architecture string, positive finite latency for
-an ``ok`` row, known status, batch >= 1) and rejects bad rows with their line number (CSV: the
-file line, header = line 1; parquet: ``row N`` counting from 1); the good rows are imported in
-one transaction. Rows already in the store (same key) are skipped, so importing a file twice
-adds nothing.
+an ``ok`` row, known status, whole numbers within int64 in the integer columns, finite numbers,
+JSON text, a list of non-negative finite samples) and rejects bad rows with their line number
+(CSV: the file line, header = line 1; parquet: ``row N`` counting from 1); the good rows are
+imported in one transaction. Rows already in the store (same key) are skipped, so importing a
+file twice adds nothing; a key repeated within the file with another latency is rejected.
+Export writes only names that import reads back as the same format, under a temporary name
+renamed when complete.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import difflib
 import gzip
+import io
 import json
 import logging
+import lzma
 import math
 import os
+import secrets
 import sys
+import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +44,15 @@ import pandas as pd
 
 from latbench.datasets import schema as S
 from latbench.datasets.reference import REFERENCE_TABLES, batch_of, load_reference
-from latbench.datasets.store import SQLITE_MAGIC, ArrowReadError, Store
-from latbench.errors import ArchError, ConfigError, DatasetError, LatbenchError
+from latbench.datasets.store import (
+    SQLITE_MAGIC,
+    ArrowReadError,
+    Store,
+    db_error,
+    fit_value,
+    what_is,
+)
+from latbench.errors import ArchError, ConfigError, DatasetError, LatbenchError, UnknownNameError
 
 Source: TypeAlias = "str | os.PathLike[str] | Store | pd.DataFrame"
 
@@ -46,9 +63,37 @@ _PARQUET_META_KEY = b"latbench.schema_version"
 
 
 # ---- reading --------------------------------------------------------------------------
+_STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+# CSV names import reads and export writes (the compression follows the suffix).
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".txt")
+_TSV_SUFFIXES = (".tsv",)  # read only: export writes comma-separated text
+# Columns read as text from CSV: only an empty cell is missing there (a device named NA is a
+# device), while the numeric columns also take the usual NA spellings.
+_TEXT_COLUMNS = tuple(
+    c for c in S.COLUMN_NAMES if c not in S.FLOAT_COLUMNS and c not in S.INT_COLUMNS
+)
+_NA_TEXT = ["", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "<NA>"]
+_NA_TEXT += ["#N/A", "#NA"]
+
+
+def _format_of(name: str) -> str | None:
+    """The format a reader takes a file name for: parquet, csv, tsv, or None."""
+    low = name.lower()
+    if low.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if low.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if low.endswith(_TSV_SUFFIXES):
+        return "tsv"
+    return None
+
+
 def _is_sqlite(path: Path) -> bool:
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+    if path.suffix in _STORE_SUFFIXES:
         return True
+    if not path.is_file():  # a FIFO would block the read below
+        return False
     try:
         with path.open("rb") as fh:
             return fh.read(16) == SQLITE_MAGIC
@@ -58,25 +103,67 @@ def _is_sqlite(path: Path) -> bool:
 
 def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
     """The raw table of a parquet or CSV file and how rows are located (``line``/``row``)."""
-    if not path.is_file():
+    if not path.exists():
         raise DatasetError(f"dataset file {str(path)!r} does not exist")
-    name = path.name.lower()
+    what = what_is(path)
+    if what is not None:
+        raise DatasetError(
+            f"dataset file {str(path)!r} is {what}; expected a .db, .parquet or .csv file"
+        )
+    fmt = _format_of(path.name)
+    if fmt is None:
+        names = ", ".join((*_STORE_SUFFIXES, *_PARQUET_SUFFIXES, *_CSV_SUFFIXES, *_TSV_SUFFIXES))
+        raise DatasetError(f"{path}: unknown dataset format; expected a name ending in {names}")
     try:
-        if name.endswith(".parquet") or name.endswith(".pq"):
+        if fmt == "parquet":
             import pyarrow.parquet as pq
 
             meta = pq.read_schema(path).metadata or {}
             if _PARQUET_META_KEY in meta:
                 S.check_schema_version(meta[_PARQUET_META_KEY].decode(), str(path))
             return pd.read_parquet(path), "row"
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2", ".csv.xz")):
-            sep = "\t" if name.endswith(".tsv") else ","
-            return pd.read_csv(path, sep=sep, keep_default_na=True, low_memory=False), "line"
+        sep = "\t" if fmt == "tsv" else ","
+        # skipinitialspace: "arch, latency_ms" (a space after each comma) reads as written
+        first = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
+        cells = [str(c).strip() for c in first.iloc[0].tolist()] if len(first) else []
+        twice = sorted({c for c in cells if cells.count(c) > 1})
+        if twice:  # pandas would rename the second one (latency_ms.1) and drop it silently
+            raise DatasetError(
+                f"{path}: column(s) {twice} appear more than once in the header; expected "
+                "each column once"
+            )
+        header = pd.read_csv(path, sep=sep, nrows=0, skipinitialspace=True).columns
+        text = [c for c in header if c in _TEXT_COLUMNS]
+        na = {c: ([""] if c in text else _NA_TEXT) for c in header}
+        # integers as text too: parsed exactly by the import (a float64 column would round
+        # 9223372036854775807 up, out of range)
+        exact = [c for c in header if c in S.INT_COLUMNS]
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            keep_default_na=False,
+            na_values=na,
+            dtype={c: str for c in (*text, *exact)},
+            low_memory=False,
+            skipinitialspace=True,
+        )
+        df.columns = [str(c).strip() for c in df.columns]
+        for c in text:
+            if c.strip() in df.columns and df[c.strip()].dtype == object:
+                df[c.strip()] = df[c.strip()].str.strip()
+        return df, "line"
     except LatbenchError:
         raise
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, lzma.LZMAError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
-    raise DatasetError(f"{path}: unknown dataset format; expected .db, .parquet, .csv or .csv.gz")
 
 
 def _locate(kind: str, pos: int) -> str:
@@ -90,21 +177,24 @@ def _locate(kind: str, pos: int) -> str:
 _PREDICTION_COLUMNS = ("predicted_latency_ms", "uncertainty_ms")
 
 
-def _wide_to_long(df: pd.DataFrame, space: str | None) -> pd.DataFrame:
+def _device_columns(df: pd.DataFrame) -> list[Any]:
+    """The columns a wide table would hold latencies in (all but arch, space, ``*_index``)."""
+    return [c for c in df.columns if c not in ("arch", "space") and not str(c).endswith("_index")]
+
+
+def _is_wide(df: pd.DataFrame) -> bool:
+    """A wide table names every device column ``source/device``, as the reference tables do.
+
+    A file of other columns without ``latency_ms`` (``latency``, ``accuracy``, ``status``) is
+    not taken for one: its columns would become devices.
+    """
+    devices = _device_columns(df)
+    return bool(devices) and all("/" in str(c) for c in devices)
+
+
+def _wide_to_long(df: pd.DataFrame, space: str | None, where: str) -> pd.DataFrame:
     index_cols = [c for c in df.columns if str(c).endswith("_index")]
-    dev_cols = [c for c in df.columns if c not in ("arch", "space", *index_cols)]
-    predicted = [c for c in dev_cols if c in _PREDICTION_COLUMNS]
-    if predicted:
-        raise DatasetError(
-            f"table has column(s) {predicted}: it holds predictions (the output of `latbench "
-            "predictor predict`), not measurements; expected measured latencies, in the long "
-            f"format {list(S.LONG_COLUMNS)} or one column per device"
-        )
-    if not dev_cols:
-        raise DatasetError(
-            "table has an arch column but neither device/latency_ms columns nor device columns; "
-            f"expected the long format {list(S.LONG_COLUMNS)}"
-        )
+    dev_cols = _device_columns(df)
     df = df.assign(_pos=np.arange(len(df)))
     long = df.melt(
         id_vars=["arch", "_pos", *index_cols, *(["space"] if "space" in df.columns else [])],
@@ -118,10 +208,42 @@ def _wide_to_long(df: pd.DataFrame, space: str | None) -> pd.DataFrame:
         space = index_cols[0][: -len("_index")]
     if "space" not in long.columns:
         if space is None:
-            raise DatasetError("wide table without a space column: give the space (--space)")
+            raise DatasetError(
+                f"{where}: wide table without a space column: give the space (--space)"
+            )
         long.insert(0, "space", space)
     long["batch"] = [batch_of(d) for d in long["device"]]
     return long.sort_values(["_pos", "device"], kind="stable")
+
+
+def _missing_hint(df: pd.DataFrame, missing: list[str]) -> str:
+    """What may be meant when long-format columns are missing: a misspelt column, the
+    ``--device`` of one device's samples, or how a wide table is named."""
+    hints = []
+    if len(df.columns) == 1:
+        only = str(df.columns[0])
+        sep = next((c for c in ";\t|" if c in only), None)
+        if sep is not None:
+            hints.append(
+                f"the header is the one column {_short(only)!r}: the file looks separated by "
+                f"{sep!r}; expected commas (tabs in a .tsv file)"
+            )
+    others = [str(c) for c in df.columns if c not in S.COLUMN_NAMES]
+    for name in missing:
+        near = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
+        if near:
+            hints.append(f"column {near[0]!r} is not a schema column: rename it to {name}?")
+    if missing == ["device"]:
+        hints.append(
+            "a file of one device's samples (space,arch,latency_ms) needs the device named "
+            "(--device NAME)"
+        )
+    if "arch" in df.columns and "latency_ms" in missing and "device" in missing:
+        hints.append(
+            "a wide table (arch plus one latency column per device, as the bundled reference "
+            "tables) names every device column source/device, e.g. lab/pi4"
+        )
+    return "".join(f"; {h}" for h in hints)
 
 
 def _columns_check(
@@ -133,22 +255,25 @@ def _columns_check(
             S.check_schema_version(int(versions.max()), where)
     cols = set(df.columns)
     if "arch" in cols and "device" not in cols and "latency_ms" not in cols:
-        return _wide_to_long(df, space)
+        predicted = [c for c in df.columns if c in _PREDICTION_COLUMNS]
+        if predicted:
+            raise DatasetError(
+                f"{where}: table has column(s) {predicted}: it holds predictions (the output of "
+                "`latbench predictor predict`), not measurements; expected measured latencies, "
+                f"in the long format {list(S.LONG_COLUMNS)} or one column per device"
+            )
+        if _is_wide(df):
+            return _wide_to_long(df, space, where)
     if "space" not in cols and space is not None:
         df = df.assign(space=space)
     if "device" not in cols and device is not None and "latency_ms" in cols:
         df = df.assign(device=device)  # one device's samples (the adapt --samples format)
     missing = [c for c in S.LONG_COLUMNS if c not in df.columns]
     if missing:
-        hint = (
-            "; a file of one device's samples (space,arch,latency_ms) needs the device named "
-            "(--device NAME)"
-            if missing == ["device"]
-            else ""
-        )
         raise DatasetError(
             f"{where}: missing column(s) {missing}; expected at least {list(S.LONG_COLUMNS)} "
-            f"(the minimal long format) or the full schema (docs/datasets.md){hint}"
+            f"(the minimal long format) or the full schema (docs/datasets.md)"
+            + _missing_hint(df, missing)
         )
     return df
 
@@ -166,6 +291,7 @@ def read_table(
     """
     if isinstance(source, Store):
         return source.to_pandas(status="ok" if ok_only else None)
+    kind = "row"
     if isinstance(source, pd.DataFrame):
         raw, where = source, "DataFrame"
     else:
@@ -173,9 +299,10 @@ def read_table(
         if _is_sqlite(path):
             with Store(path, readonly=True) as store:
                 return store.to_pandas(status="ok" if ok_only else None)
-        raw, _ = _read_file(path)
+        raw, kind = _read_file(path)
         where = str(path)
     df = _columns_check(raw, where, space, device)
+    pos = df["_pos"].to_numpy() if "_pos" in df.columns else np.arange(len(df))
     out = pd.DataFrame(index=range(len(df)))
     for name in S.COLUMN_NAMES:
         if name in df.columns:
@@ -184,10 +311,41 @@ def read_table(
             out[name] = S.DEFAULTS.get(name)
     if out["latbench_version"].isna().all():
         out["latbench_version"] = None
-    out["latency_ms"] = pd.to_numeric(out["latency_ms"], errors="coerce").astype("float64")
-    for c in ("batch", "threads", "schema_version"):
-        out[c] = pd.to_numeric(out[c], errors="coerce").fillna(S.DEFAULTS[c]).astype("int64")
-    out["samples_ms"] = [_samples_list(v) for v in out["samples_ms"]]
+    latency = pd.to_numeric(out["latency_ms"], errors="coerce").astype("float64")
+    text_lat = out["latency_ms"].astype(object)
+    unread = latency.isna().to_numpy() & text_lat.map(
+        lambda v: isinstance(v, str) and v.strip() != ""
+    ).to_numpy(dtype=bool)
+    if unread.any():  # "abc" is a typo to name, not an unmeasured row to drop later as NaN
+        i = int(np.flatnonzero(unread)[0])
+        raise DatasetError(
+            f"{where} {_locate(kind, int(pos[i]))}: latency_ms {text_lat.iloc[i]!r}; expected a "
+            "number of milliseconds"
+        )
+    out["latency_ms"] = latency
+    for c in S.INT_COLUMNS:
+        if c == "schema_version":
+            continue
+        values, missing, bad, why = _integers(out[c], c, 1 if c == "batch" else 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DatasetError(f"{where} {_locate(kind, int(pos[i]))}: {why(bad)[0]}")
+        if c in S.DEFAULTS:
+            out[c] = np.where(missing, S.DEFAULTS[c], values).astype("int64")
+        else:
+            out[c] = pd.array(np.where(missing, 0, values), dtype="Int64")
+            out.loc[missing, c] = pd.NA
+    version = pd.to_numeric(out["schema_version"], errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        version = np.where(np.isfinite(version) & (np.abs(version) < 2**31), version, np.nan)
+    out["schema_version"] = np.nan_to_num(version, nan=S.SCHEMA_VERSION).astype("int64")
+    samples = []
+    for i, v in enumerate(out["samples_ms"].tolist()):
+        try:
+            samples.append(_samples_list(v))
+        except DatasetError as exc:
+            raise DatasetError(f"{where} {_locate(kind, int(pos[i]))}: {exc}") from None
+    out["samples_ms"] = samples
     if ok_only:
         out = out[out["status"] == "ok"].reset_index(drop=True)
     for extra in df.columns:
@@ -196,20 +354,176 @@ def read_table(
     return out
 
 
+_SAMPLES_EXPECTED = "expected a JSON list of non-negative finite numbers (ms)"
+
+
+def _short(v: Any, limit: int = 60) -> Any:
+    """A value for a message: long text cut to ``limit`` characters."""
+    if isinstance(v, str) and len(v) > limit:
+        return v[: limit - 3] + "..."
+    return v
+
+
 def _samples_list(v: Any) -> list[float] | None:
+    """Raw samples (JSON text, a list, a float64 blob) as floats; DatasetError naming the value
+    when they are not a list of non-negative finite numbers."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, bytes):
-        return S.unpack_samples(v)
-    if isinstance(v, str):
-        v = json.loads(v)
-    return [float(x) for x in v]
+        try:
+            values = S.unpack_samples(v)
+        except DatasetError as exc:
+            raise DatasetError(f"samples_ms: {exc}") from None
+        parsed: Any = values
+    else:
+        parsed = v
+        if isinstance(v, str):
+            if not v.strip():
+                return None
+            try:
+                parsed = json.loads(v)
+            except ValueError:
+                raise DatasetError(f"samples_ms {_short(v)!r}; {_SAMPLES_EXPECTED}") from None
+        if isinstance(parsed, np.ndarray):
+            parsed = parsed.tolist()
+        if not isinstance(parsed, list | tuple):
+            raise DatasetError(f"samples_ms {_short(v)!r}; {_SAMPLES_EXPECTED}")
+    values = []
+    for x in parsed or []:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+            raise DatasetError(f"samples_ms {_short(v)!r}: sample {x!r}; {_SAMPLES_EXPECTED}")
+        values.append(float(x))
+    return values
+
+
+_INT_MAX = 2**63 - 1
+
+
+def _integer(v: Any, name: str, low: int) -> tuple[int | None, str | None]:
+    """``v`` as an integer of an INTEGER column (>= ``low``, within int64), or why it is not."""
+    x: int | None = None
+    if isinstance(v, bool):
+        x = None
+    elif isinstance(v, int):
+        x = v
+    elif isinstance(v, float):
+        x = int(v) if math.isfinite(v) and v.is_integer() else None
+    elif isinstance(v, str):
+        t = v.strip()
+        try:
+            x = int(t)
+        except ValueError:
+            with contextlib.suppress(ValueError, OverflowError):
+                f = float(t)
+                x = int(f) if math.isfinite(f) and f.is_integer() else None
+    shown = repr(v)
+    if isinstance(v, str):  # a number read as text from CSV is shown as the number
+        with contextlib.suppress(ValueError):
+            float(v)
+            shown = v.strip()
+    if x is not None and not -_INT_MAX - 1 <= x <= _INT_MAX:
+        return None, f"{name} {shown} is out of range; expected an integer from {low} to {_INT_MAX}"
+    if x is None or x < low:
+        return None, f"{name} {shown}; expected an integer >= {low}"
+    return x, None
+
+
+def _integers(
+    raw: pd.Series, name: str, low: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray], list[str]]]:
+    """An INTEGER column checked once per distinct value: (int64 values, missing, bad, the
+    reasons of the rows of a mask)."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    checked = [_integer(u, name, low) for u in pd.Series(uniques, dtype=object).tolist()]
+    u_values = np.array([v if v is not None else 0 for v, _ in checked], dtype=np.int64)
+    u_bad = np.array([why is not None for _, why in checked], dtype=bool)
+    u_why = np.array([why for _, why in checked], dtype=object)
+    missing = codes < 0
+    at = codes.clip(0)
+    if len(checked):
+        bad = ~missing & u_bad[at]
+        values = np.where(missing | bad, 0, u_values[at])
+    else:
+        bad = np.zeros(len(codes), dtype=bool)
+        values = np.zeros(len(codes), dtype=np.int64)
+    return values, missing, bad, lambda m: list(u_why[at[m]])
+
+
+def _reasons_of(whys: np.ndarray) -> Callable[[np.ndarray], list[str]]:
+    return lambda m: [str(w) for w in whys[m]]
+
+
+def _floats(raw: pd.Series) -> np.ndarray:
+    """A REAL column as float64 (NaN where missing or not a number)."""
+    try:
+        num = pd.to_numeric(raw, errors="coerce")
+    except TypeError:  # lists or dicts among the values
+        num = pd.Series([v if isinstance(v, int | float) else None for v in raw.tolist()])
+    return np.asarray(num.to_numpy(dtype="float64", na_value=np.nan), dtype=np.float64)
+
+
+def _per_value(
+    series: pd.Series, fn: Callable[[Any], tuple[Any, str | None]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fn(value) -> (converted, reason)`` per row, called once per distinct value (once per
+    row when the values are lists); as object arrays."""
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable values: the lists of a DataFrame or parquet file
+        done = [fn(v) for v in series.tolist()]
+        values = np.empty(len(done), dtype=object)
+        reasons = np.empty(len(done), dtype=object)
+        values[:] = [v for v, _ in done]
+        reasons[:] = [r for _, r in done]
+        return values, reasons
+    results = [fn(u) for u in pd.Series(uniques, dtype=object).tolist()] + [fn(None)]
+    u_values = np.empty(len(results), dtype=object)
+    u_reasons = np.empty(len(results), dtype=object)
+    u_values[:] = [v for v, _ in results]
+    u_reasons[:] = [r for _, r in results]
+    at = np.where(np.asarray(codes) < 0, len(results) - 1, codes)  # NA: the last entry
+    return u_values[at], u_reasons[at]
+
+
+def _json_cell(name: str) -> Callable[[Any], tuple[Any, str | None]]:
+    def check(v: Any) -> tuple[Any, str | None]:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None, None
+        if isinstance(v, str):
+            if not v.strip():
+                return None, None
+            try:
+                json.loads(v)
+            except ValueError:
+                return None, f"{name} {_short(v)!r}; expected JSON text"
+            return v, None
+        try:
+            return json.dumps(v, sort_keys=True, default=str), None
+        except (TypeError, ValueError):
+            return None, f"{name} {_short(v)!r}; expected JSON text"
+
+    return check
+
+
+def _samples_cell(v: Any) -> tuple[bytes | None, str | None]:
+    try:
+        samples = _samples_list(v)
+    except DatasetError as exc:
+        return None, str(exc)
+    return (S.pack_samples(samples) if samples else None), None
 
 
 # ---- import ---------------------------------------------------------------------------
 @dataclass
 class ImportReport:
-    """What an import did: rows stored, skipped as already present, rejected with reasons."""
+    """What an import did: rows stored, skipped as already present, rejected with reasons.
+
+    ``collections`` names the collections the accepted rows belong to (a file with its own
+    ``collection`` column may hold several); ``repeated`` counts rows that repeat an earlier
+    row of the same file exactly (a repeat with another latency or status is rejected);
+    ``cells`` is the number of latency cells of a wide table (``read`` counts its rows).
+    """
 
     source: str
     collection: str
@@ -217,12 +531,27 @@ class ImportReport:
     imported: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (location, reason)
+    collections: list[str] = field(default_factory=list)
+    repeated: int = 0
+    cells: int | None = None
 
     def summary(self) -> str:
+        names = self.collections or [self.collection]
+        into = (
+            repr(names[0])
+            if len(names) == 1
+            else f"{len(names)} collections ("
+            + ", ".join(repr(n) for n in names[:5])
+            + (", ..." if len(names) > 5 else "")
+            + ")"
+        )
+        read = f"{self.read} row(s) read" + (
+            f" ({self.cells} latency cell(s))" if self.cells is not None else ""
+        )
+        repeated = f", {self.repeated} repeated in the file" if self.repeated else ""
         return (
-            f"{self.source}: {self.read} row(s) read, {self.imported} imported into "
-            f"{self.collection!r}, {self.duplicates} already present, "
-            f"{len(self.rejected)} rejected"
+            f"{self.source}: {read}, {self.imported} imported into {into}, "
+            f"{self.duplicates} already present{repeated}, {len(self.rejected)} rejected"
         )
 
 
@@ -326,20 +655,6 @@ def _text_array(series: pd.Series) -> Any:
     return pa.array([None if pd.isna(v) else str(v) for v in series.tolist()], type=pa.string())
 
 
-def _number_array(series: pd.Series, integer: bool) -> Any:
-    """A numeric column as Arrow: float64, or int64 when ``integer`` and every value is whole
-    (a fractional value in an integer column stays a float, as SQLite would store it)."""
-    import pyarrow as pa
-
-    num = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    nan = np.isnan(num)
-    if integer:
-        whole = np.where(nan, 0.0, num)
-        if np.all(whole == np.floor(whole)) and np.all(np.abs(whole) < 2**62):
-            return pa.array(whole.astype(np.int64), mask=nan, type=pa.int64())
-    return pa.array(num, mask=nan, type=pa.float64())
-
-
 def _resolve(
     space: _Codes, arch: _Codes, given: np.ndarray, free: np.ndarray
 ) -> tuple[np.ndarray, list[str | None], list[str | None], list[int | None], list[str | None]]:
@@ -402,7 +717,10 @@ def import_table(
     name without suffixes). Returns an :class:`ImportReport` listing every rejected row, by
     line number. Validation is vectorised and the good rows are written in bulk mode as one
     Arrow table (:func:`_import_rows`, :meth:`Store.add_arrow`); figures in BENCHMARKS.md.
+    A store (``.db``) brings its collections' settings and drift checks along.
     """
+    records: list[tuple[Any, ...]] = []
+    drift: list[tuple[Any, ...]] = []
     if isinstance(source, pd.DataFrame):
         raw, kind, label = source.reset_index(drop=True), "row", "DataFrame"
     else:
@@ -411,20 +729,34 @@ def import_table(
         if _is_sqlite(path):
             with Store(path, readonly=True) as other:
                 raw, kind = other.to_pandas(), "row"
+                records, drift = other.collection_records(), other.drift_records()
         else:
             raw, kind = _read_file(path)
     df = _columns_check(raw, label, space).reset_index(drop=True)
-    pos = df["_pos"].to_numpy() if "_pos" in df.columns else np.arange(len(df))
+    wide = "_pos" in df.columns
+    pos = df["_pos"].to_numpy() if wide else np.arange(len(df))
     default_name = collection or (
         Path(label).name.split(".")[0] if not isinstance(source, pd.DataFrame) else "imported"
     )
-    report = ImportReport(source=label, collection=default_name, read=len(df))
+    report = ImportReport(
+        source=label,
+        collection=default_name,
+        read=len(raw) if wide else len(df),
+        cells=len(df) if wide else None,
+    )
     if not len(df):
         return report
-    imported, duplicates, report.rejected = _import_rows(
-        store, df, pos, kind, default_name, collection
-    )
-    report.imported, report.duplicates = imported, duplicates
+    _import_rows(store, df, pos, kind, default_name, collection, report)
+    if (records or drift) and (report.imported or report.duplicates):
+        if collection is not None:  # every row renamed: one source's settings still apply,
+            sources = {r[0] for r in records} | {r[0] for r in drift}  # several would mix
+            keep = len(sources) == 1
+            records = [(collection, *r[1:]) for r in records] if keep else []
+            drift = [(collection, *r[1:]) for r in drift] if keep else []
+        else:
+            records = [r for r in records if r[0] in report.collections]
+            drift = [r for r in drift if r[0] in report.collections]
+        store.add_metadata(records, drift)
     return report
 
 
@@ -435,19 +767,23 @@ def _import_rows(
     kind: str,
     default_name: str,
     collection: str | None,
-) -> tuple[int, int, list[tuple[str, str]]]:
-    """Validate the rows of ``df`` and write the good ones; (stored, present, rejected).
+    report: ImportReport,
+) -> None:
+    """Validate the rows of ``df``, write the good ones, and fill in ``report``.
 
     Vectorised: string columns are factorised and checked once per distinct value, numbers
     with numpy, each distinct ``(space, arch, index)`` is resolved by its space once, and the
     good rows go to the store as one Arrow table (:meth:`Store.add_arrow`) with the columns
     that hold a single value as SQL constants. A rejected row keeps the first reason found,
-    in this order: empty space/arch/device, status, latency, batch, threads, architecture.
+    in this order: empty space/arch/device, status, latency, integers (batch, threads, ...),
+    other numbers, JSON text, samples, architecture, a repeat of an earlier row's key with
+    another latency or status.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(df)
+    wide = "_pos" in df.columns
 
     def column(name: str) -> pd.Series | None:
         return df[name] if name in df.columns else None
@@ -476,7 +812,7 @@ def _import_rows(
 
     def described(values: Any, name: str, suffix: str) -> Callable[[np.ndarray], list[str]]:
         arr = np.asarray(values, dtype=object)
-        return lambda m: [f"{name} {v!r}{suffix}" for v in arr[m]]
+        return lambda m: [f"{name} {_short(v)!r}{suffix}" for v in arr[m]]
 
     for name, codes in (("space", space), ("arch", arch), ("device", device)):
         flag(codes.empty(), f"{name} is empty")
@@ -486,25 +822,60 @@ def _import_rows(
         lambda m: [f"status {v!r}; expected {list(S.STATUSES)}" for v in st_text[status.codes[m]]],
     )
     lat_raw = df["latency_ms"]
-    lat = pd.to_numeric(lat_raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    lat = _floats(lat_raw)
     ok = status.rows(st_text == "ok")
     with np.errstate(invalid="ignore"):
         bad_lat = ok & ~((lat > 0) & np.isfinite(lat))
     if bad_lat.any():
-        flag(bad_lat, described(lat_raw, "latency_ms", "; expected a positive finite number"))
-    ints: dict[str, np.ndarray] = {}
-    for name, low in (("batch", 1), ("threads", 0)):
+        if wide:  # name the device column the cell is in
+            cells = np.asarray(lat_raw, dtype=object)
+            dev_names = np.array([str(u) for u in device.uniques], dtype=object)
+            flag(
+                bad_lat,
+                lambda m: [
+                    f"latency_ms {_short(v)!r} in column {d!r}; expected a positive finite number"
+                    for v, d in zip(cells[m], dev_names[device.codes[m]], strict=True)
+                ],
+            )
+        else:
+            flag(bad_lat, described(lat_raw, "latency_ms", "; expected a positive finite number"))
+    lat = np.where(ok, lat, np.nan)  # the schema's latency of a failed row is NULL
+    ints: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in S.INT_COLUMNS:
+        if name == "schema_version":
+            continue  # written as this schema's version
+        low = 1 if name == "batch" else 0
         raw = column(name)
-        raw = raw.fillna(S.DEFAULTS[name]) if raw is not None else absent(name)
-        num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            bad = np.isnan(num) | (num < low) | (num % 1 != 0)
-        if bad.any():
-            flag(bad, described(raw, name, f"; expected an integer >= {low}"))
-        ints[name] = np.where(bad, 0, num).astype(np.int64)
+        if raw is None:
+            if name in S.DEFAULTS:
+                ints[name] = (np.full(n, S.DEFAULTS[name], dtype=np.int64), np.zeros(n, bool))
+            continue
+        values, missing, bad, why = _integers(raw, name, low)
+        flag(bad, why)
+        if name in S.DEFAULTS:  # NOT NULL: a missing value takes the default
+            values, missing = np.where(missing, S.DEFAULTS[name], values), np.zeros(n, bool)
+        ints[name] = (values, missing | bad)
+    floats: dict[str, np.ndarray] = {}
+    for name in S.FLOAT_COLUMNS:
+        raw = column(name)
+        if name == "latency_ms" or raw is None:
+            continue
+        num = _floats(raw)
+        bad = ~pd.isna(raw).to_numpy(dtype=bool) & ~np.isfinite(num)
+        flag(bad, described(raw, name, "; expected a finite number"))
+        floats[name] = np.where(bad, np.nan, num)
+    converted: dict[str, np.ndarray] = {}
+    for name in (*S.JSON_COLUMNS, "samples_ms"):
+        raw = column(name)
+        if raw is None:
+            continue
+        check = _samples_cell if name == "samples_ms" else _json_cell(name)
+        cells, whys = _per_value(raw, check)
+        flag(~pd.isna(whys), _reasons_of(whys))
+        converted[name] = cells
     given_col = column("arch_index")
     given = (
-        pd.to_numeric(given_col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        np.where(ints["arch_index"][1], np.nan, ints["arch_index"][0].astype("float64"))
         if given_col is not None
         else np.full(n, np.nan)
     )
@@ -513,11 +884,24 @@ def _import_rows(
         g_reason = np.array(reasons, dtype=object)
         m = group >= 0
         reason[m] = g_reason[group[m]]
+    sel = np.flatnonzero(pd.isna(reason))
+    repeat = np.zeros(n, dtype=bool)
+    if len(sel) > 1:
+        repeat = _flag_repeats(
+            sel, reason, pos, kind, lat, st_text[status.codes.clip(0)],
+            [coll.codes, device.codes, space.codes, runtime.codes,
+             ints["batch"][0], ints["threads"][0],
+             np.asarray(pd.factorize(np.asarray(ids, dtype=object))[0])[group.clip(0)]],
+        )  # fmt: skip
+    report.repeated = int(repeat.sum())
     bad = ~pd.isna(reason)
-    rejected = [(_locate(kind, int(p)), str(r)) for p, r in zip(pos[bad], reason[bad], strict=True)]
-    sel = np.flatnonzero(~bad)
+    report.rejected = [
+        (_locate(kind, int(p)), str(r)) for p, r in zip(pos[bad], reason[bad], strict=True)
+    ]
+    sel = np.flatnonzero(~bad & ~repeat)
     if not len(sel):
-        return 0, 0, rejected
+        return
+    report.collections = sorted(str(coll.uniques[c]) for c in np.unique(coll.codes[sel]))
 
     g_take = pa.array(group[sel], type=pa.int64())
     arrays: dict[str, Any] = {
@@ -530,10 +914,16 @@ def _import_rows(
         "runtime": runtime.text(sel),
         "status": status.text(sel),
         "latency_ms": pa.array(lat[sel], mask=np.isnan(lat[sel]), type=pa.float64()),
-        "batch": pa.array(ints["batch"][sel], type=pa.int64()),
-        "threads": pa.array(ints["threads"][sel], type=pa.int64()),
         "schema_version": pa.array(np.full(len(sel), S.SCHEMA_VERSION, dtype=np.int64)),
     }
+    for name, (values, missing) in ints.items():
+        if name != "arch_index":
+            arrays[name] = pa.array(values[sel], mask=missing[sel], type=pa.int64())
+    for name, num in floats.items():
+        arrays[name] = pa.array(num[sel], mask=np.isnan(num[sel]), type=pa.float64())
+    for name, done in converted.items():
+        kind_of = pa.binary() if name == "samples_ms" else pa.string()
+        arrays[name] = pa.array(done[sel].tolist(), type=kind_of)
     good = df.iloc[sel] if len(sel) < n else df
     for name in S.COLUMN_NAMES:
         if name in arrays:
@@ -545,17 +935,9 @@ def _import_rows(
             )
         if col is None or bool(col.isna().all()):
             continue  # NULL in the store: not written at all
-        if name == "samples_ms":
-            blobs = [S.pack_samples(_samples_list(v) or []) for v in col.tolist()]
-            arrays[name] = pa.array(blobs, type=pa.binary())
-        elif name in S.JSON_COLUMNS:
-            arrays[name] = pa.array([_json_text(v) for v in col.tolist()], type=pa.string())
-        elif name in S.FLOAT_COLUMNS or name in S.INT_COLUMNS:
-            arrays[name] = _number_array(col, integer=name in S.INT_COLUMNS)
-        else:
-            arrays[name] = _text_array(col)
+        arrays[name] = _text_array(col)
     names: list[str] = []
-    values: list[Any] = []
+    columns: list[Any] = []
     constants: dict[str, Any] = {}
     for name in S.COLUMN_NAMES:
         arr = arrays.get(name)
@@ -573,16 +955,56 @@ def _import_rows(
             constants[name] = arr[0].as_py()
             continue
         names.append(name)
-        values.append(arr)
-    table = pa.Table.from_arrays(values, names=names)
-    stored, present = store.add_arrow(table, constants=constants, bulk=True)
-    return stored, present, rejected
+        columns.append(arr)
+    table = pa.Table.from_arrays(columns, names=names)
+    report.imported, report.duplicates = store.add_arrow(table, constants=constants, bulk=True)
+
+
+def _flag_repeats(
+    sel: np.ndarray,
+    reason: np.ndarray,
+    pos: np.ndarray,
+    kind: str,
+    lat: np.ndarray,
+    status: np.ndarray,
+    keys: list[np.ndarray],
+) -> np.ndarray:
+    """The rows of ``sel`` whose key an earlier row of the file has: a ``reason`` when their
+    latency or status differs from that row's (the first is kept); the exact repeats are
+    returned as a mask (neither imported again nor rejected)."""
+    repeat = np.zeros(len(reason), dtype=bool)
+    frame = pd.DataFrame({f"k{i}": np.asarray(k)[sel] for i, k in enumerate(keys)})
+    dup = frame.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return repeat
+    group = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+    _, first_at = np.unique(group, return_index=True)
+    rows = sel[dup]
+    firsts = sel[first_at[group[dup]]]
+    a, b = lat[rows], lat[firsts]
+    same_lat = (a == b) | (np.isnan(a) & np.isnan(b))
+    same_status = status[rows] == status[firsts]
+    for r, f, sl, ss in zip(rows, firsts, same_lat, same_status, strict=True):
+        where = _locate(kind, int(pos[f]))
+        if not ss:
+            reason[r] = (
+                f"duplicate of {where} with a different status ({status[r]} vs {status[f]}); "
+                "kept the first"
+            )
+        elif not sl:
+            reason[r] = (
+                f"duplicate of {where} with a different latency_ms ({float(lat[r])!r} vs "
+                f"{float(lat[f])!r}); kept the first"
+            )
+        else:
+            repeat[r] = True
+    return repeat
 
 
 def import_reference(store: Store, name: str, *, collection: str | None = None) -> ImportReport:
     """Load a bundled reference table into ``store`` (collection ``reference/<name>``)."""
     if name not in REFERENCE_TABLES:
-        raise DatasetError(
+        raise UnknownNameError(
             f"unknown reference dataset {name!r}; expected one of {sorted(REFERENCE_TABLES)}"
         )
     t = REFERENCE_TABLES[name]
@@ -633,7 +1055,13 @@ def _arrow_tables(
         count, value = profile[name]
         if not count:
             return pa.nulls(n, type=types[name])
-        return pa.repeat(pa.scalar(value, type=types[name]), n)
+        try:
+            if pa.types.is_integer(types[name]) and type(value) is float:
+                raise pa.ArrowInvalid("a REAL value")  # pa.scalar would truncate it
+            return pa.repeat(pa.scalar(value, type=types[name]), n)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            store.warn_misfits(name, filters)
+            return pa.repeat(pa.scalar(fit_value(value, name), type=types[name]), n)
 
     def chunks() -> Iterator[list[tuple[Any, ...]]]:
         if fetch:
@@ -652,9 +1080,28 @@ def _arrow_tables(
                 arrays.append(const(fld.name, len(rows)))
                 continue
             if fld.name == "samples_ms":
-                values = tuple(None if b is None else S.unpack_samples(b) for b in values)
-            arrays.append(pa.array(values, type=fld.type))
+                values = tuple(_unpacked(b, store, filters) for b in values)
+            try:
+                if pa.types.is_integer(fld.type) and any(type(v) is float for v in values):
+                    raise pa.ArrowInvalid("a REAL value")  # pa.array would truncate 2.5 to 2
+                arrays.append(pa.array(values, type=fld.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                # a value of another type than its column's (another tool wrote it): missing
+                store.warn_misfits(fld.name, filters)
+                fitted = [fit_value(v, fld.name) for v in values]
+                arrays.append(pa.array(fitted, type=fld.type))
         yield pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _unpacked(blob: Any, store: Store, filters: dict[str, Any]) -> list[float] | None:
+    """A samples blob as floats; None (with a warning) for one that is not a float64 blob."""
+    if blob is None:
+        return None
+    try:
+        return S.unpack_samples(blob)
+    except (DatasetError, TypeError):
+        store.warn_misfits("samples_ms", filters)
+        return None
 
 
 def _samples_lists(blobs: Any) -> Any:
@@ -671,7 +1118,7 @@ def _samples_lists(blobs: Any) -> Any:
     sizes = np.diff(offsets)
     if (sizes % 8).any():
         bad = int(sizes[np.flatnonzero(sizes % 8)[0]])
-        raise DatasetError(f"samples_ms blob of {bad} bytes; expected a multiple of 8 (float64)")
+        raise ArrowReadError(f"samples_ms blob of {bad} bytes; expected a multiple of 8 (float64)")
     start, stop = int(offsets[0]), int(offsets[-1])
     data = blobs.buffers()[2]
     floats = (
@@ -699,7 +1146,12 @@ def _arrow_fast(
             if fld.name == "samples_ms":
                 arrays.append(_samples_lists(arr))
             elif arr.type != fld.type:
-                arrays.append(arr.cast(fld.type))
+                try:
+                    arrays.append(arr.cast(fld.type))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                    # the driver typed the column by a value of another type: the sqlite3
+                    # path reads it value by value
+                    raise ArrowReadError(f"{store.path}: column {fld.name}: {exc}") from None
             else:
                 arrays.append(arr)
         yield pa.Table.from_arrays(arrays, schema=schema)
@@ -721,10 +1173,66 @@ def _write_parquet(out: Path, schema: Any, tables: Generator[Any, None, None]) -
     return n
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "wt", encoding="utf-8", newline="")
-    return path.open("w", encoding="utf-8", newline="")
+_COMPRESSORS: dict[str, Any] = {".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+
+
+def _open_text(stack: contextlib.ExitStack, path: Path, name: str) -> IO[str]:
+    """``path`` opened for text, compressed as the final ``name`` says (gz, bz2, xz)."""
+    low = name.lower()
+    binary: Any
+    compressor = next((c for suffix, c in _COMPRESSORS.items() if low.endswith(suffix)), None)
+    if low.endswith(".gz"):  # the header names the final file, not the temporary one
+        raw = stack.enter_context(path.open("wb"))
+        binary = stack.enter_context(gzip.GzipFile(filename=name, mode="wb", fileobj=raw))
+    elif compressor is not None:
+        raw = stack.enter_context(path.open("wb"))
+        binary = stack.enter_context(compressor(raw, "wb"))
+    else:
+        return stack.enter_context(path.open("w", encoding="utf-8", newline=""))
+    return stack.enter_context(io.TextIOWrapper(binary, encoding="utf-8", newline=""))
+
+
+def _export_format(out: Path, fmt: str | None) -> str:
+    """The format of an export to ``out``: the one import reads the name as, which ``fmt``
+    (when given) must agree with, so that what export writes reads back."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
+    by_suffix = _format_of(out.name)
+    want = {
+        "parquet": " or ".join(_PARQUET_SUFFIXES),
+        "csv": ", ".join(_CSV_SUFFIXES[:-1]) + " or " + _CSV_SUFFIXES[-1],
+    }
+    other = None
+    if _is_sqlite(out):
+        other = "a store (SQLite)"
+    elif by_suffix == "tsv":
+        other = "a tab-separated file"
+    elif by_suffix is not None and fmt is not None and by_suffix != fmt:
+        other = f"a {by_suffix} file"
+    if other is not None:
+        shown = fmt or "csv or parquet"
+        raise ConfigError(
+            f"{str(out)!r} is named as {other}, but the format is {shown}; expected a name "
+            f"ending in {want[fmt] if fmt else want['csv'] + ' (csv) or ' + want['parquet']}"
+        )
+    if by_suffix is None:
+        if fmt is None:
+            raise ConfigError(
+                f"cannot tell the format of {str(out)!r}; expected a name ending in "
+                f"{want['parquet']} (parquet) or {want['csv']} (csv), as `latbench dataset "
+                "import` reads them (--format must agree with the name)"
+            )
+        raise ConfigError(
+            f"{str(out)!r} has no suffix `latbench dataset import` reads as {fmt}; expected a "
+            f"name ending in {want[fmt]}"
+        )
+    return by_suffix
+
+
+def _damaged(exc: BaseException) -> bool:
+    """True when a driver read failed on the file itself (not on a value's type)."""
+    text = str(exc).lower()
+    return any(k in text for k in ("malformed", "not a database", "i/o error", "is locked"))
 
 
 def export_store(
@@ -737,45 +1245,46 @@ def export_store(
 ) -> int:
     """Write the rows matching ``filters`` to parquet or CSV; return the number of rows.
 
-    The format comes from ``fmt`` or the suffix (``.parquet``, ``.csv``, ``.csv.gz``). Rows are
-    streamed in chunks, so memory stays bounded on big stores. Parquet keeps ``samples_ms`` as
-    a list of floats and carries the schema version in its metadata; CSV writes it as a JSON list.
+    The format comes from the name (``.parquet``, ``.pq``; ``.csv``, ``.csv.gz``, ``.csv.bz2``,
+    ``.csv.xz``, ``.txt``); ``fmt`` must agree with it. Rows are streamed in chunks, so memory
+    stays bounded on big stores. Parquet keeps ``samples_ms`` as a list of floats and carries
+    the schema version in its metadata; CSV writes it as a JSON list. The file is written
+    under a temporary name beside ``path`` and renamed when complete: a failed export leaves
+    no partial file, and an earlier file at ``path`` untouched.
     """
     out = Path(path)
-    low = out.name.lower()
-    by_suffix = "parquet" if low.endswith((".parquet", ".pq")) else "csv" if ".csv" in low else None
-    if fmt is None:
-        fmt = by_suffix
-        if fmt is None:
-            raise ConfigError(f"cannot tell the format of {str(out)!r}; use --format parquet|csv")
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
-    # a reader tells a file's format by its suffix (``_read_file``): a CSV named .parquet, or
-    # comma-separated text named .tsv or .db, could be written but not read back
-    other = f"a {by_suffix} file" if by_suffix not in (None, fmt) else None
-    if other is None and _is_sqlite(out):
-        other = "a store (SQLite)"
-    if other is None and low.endswith(".tsv"):
-        other = "a tab-separated file"
-    if other is not None:
-        want = ".parquet" if fmt == "parquet" else ".csv or .csv.gz"
-        raise ConfigError(
-            f"{str(out)!r} is named as {other}, but the format is {fmt}; expected a name "
-            f"ending in {want}"
-        )
+    fmt = _export_format(out, fmt)
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
+    what = what_is(out)
+    if what is not None:
+        raise ConfigError(f"output {str(out)!r} is {what}; expected a file name")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    try:
+        n = _write_export(store, tmp, out.name, fmt, chunk_rows, filters)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def _write_export(
+    store: Store, tmp: Path, name: str, fmt: str, chunk_rows: int, filters: dict[str, Any]
+) -> int:
     if fmt == "parquet":
         schema = _arrow_schema()
         if store.can_read_arrow():
             try:
-                return _write_parquet(out, schema, _arrow_fast(store, schema, chunk_rows, filters))
+                return _write_parquet(tmp, schema, _arrow_fast(store, schema, chunk_rows, filters))
             except ArrowReadError as exc:
+                if _damaged(exc):
+                    raise db_error(store.path, exc) from None
                 log.warning("%s; exporting through sqlite3 instead (slower)", exc)
-        return _write_parquet(out, schema, _arrow_tables(store, schema, chunk_rows, filters))
+        return _write_parquet(tmp, schema, _arrow_tables(store, schema, chunk_rows, filters))
     frames: Iterator[pd.DataFrame] = store.iter_frames(chunk_rows=chunk_rows, **filters)
     n = 0
-    with _open_text(out) as fh:
+    with contextlib.ExitStack() as stack:
+        fh = _open_text(stack, tmp, name)
         header = True
         for chunk in frames:
             chunk = chunk.copy()

@@ -7,10 +7,12 @@ and string), one column per device configuration named ``source/device``; an emp
 takes: ``space, arch, device, latency_ms``, plus the index column (``nb201_index`` /
 ``fbnet_index``) and ``batch``.
 
-Batch: HELP's GPU columns carry the batch size as a suffix (``help/1080ti_32``); it is parsed
-into ``batch`` while the device name keeps the suffix, because each batch size is a separate
-device configuration in the few-shot protocol (HELP's naming). Every other column is batch 1
-(``oneproxy/eagle_jetson_16`` is fp16, not batch 16).
+Batch: HELP's GPU columns (1080ti, 2080ti, titanx, titanxp, titan_rtx) carry the batch size as
+a suffix (``help/1080ti_32``); it is parsed into ``batch`` while the device name keeps the
+suffix, because each batch size is a separate device configuration in the few-shot protocol
+(HELP's naming). Every other column is batch 1: the digits ending ``help/gold_6240`` and
+``help/silver_4114`` are Xeon model numbers, ``help/essential_ph_1`` is a phone, and
+``oneproxy/eagle_jetson_16`` is fp16, not batch 16.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ REFERENCE_TABLES: dict[str, ReferenceTable] = {
     ),
 }
 
-_BATCH_SUFFIX = re.compile(r"^help/.*_(\d+)$")
+# The GPUs of HELP, whose columns end in the batch size (see ATTRIBUTION.md).
+HELP_GPUS = ("1080ti", "2080ti", "titanx", "titanxp", "titan_rtx")
+_BATCH_SUFFIX = re.compile(rf"^help/(?:{'|'.join(HELP_GPUS)})_(\d+)$")
 
 
 def reference_dir() -> Path:
@@ -80,7 +84,8 @@ def _table(name: str) -> ReferenceTable:
 
 
 def batch_of(device: str) -> int:
-    """The batch size of a reference device column (``help/1080ti_256`` -> 256, else 1)."""
+    """The batch size of a reference device column (``help/1080ti_256`` -> 256; 1 for every
+    column other than HELP's GPUs: ``help/gold_6240`` is a CPU at batch 1)."""
     m = _BATCH_SUFFIX.match(device)
     return int(m.group(1)) if m else 1
 

@@ -40,14 +40,17 @@ import logging
 import os
 import queue
 import sqlite3
+import stat
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from latbench.datasets import schema as S
@@ -82,6 +85,12 @@ _STAGE_ROWS = 2_000
 # Open connections of this process per store file ((st_dev, st_ino) -> count): the ADBC
 # driver reads a store only when this process holds no other connection to it.
 _OPEN_FILES: dict[tuple[int, int], int] = {}
+# How long a connection waits for another one's lock (the busy timeout), in seconds.
+_BUSY_S = 30.0
+# The storage types (SQLite ``typeof``) a read accepts per declared column type; any other
+# value (text in ``latency_ms``, a fraction in ``runs``, written by another tool) reads as
+# missing, with a warning naming its row ids.
+_FITS = {"REAL": ("real", "integer"), "INTEGER": ("integer",), "BLOB": ("blob",)}
 
 
 @functools.cache
@@ -101,6 +110,43 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """True for SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock, nothing is wrong
+    with the file."""
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def db_error(path: Path, exc: BaseException) -> DatasetError:
+    """A ``sqlite3`` error while reading ``path`` as a user-facing error: a lock held too long
+    is not corruption."""
+    if _is_busy(exc):
+        return DatasetError(
+            f"store {str(path)!r} is locked by another process for longer than the "
+            f"{_BUSY_S:g} s busy timeout ({exc}); try again when it is done"
+        )
+    return DatasetError(f"store {str(path)!r} is corrupt or unreadable: {exc}")
+
+
+def what_is(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (``a directory``, ...); None otherwise."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"
 
 
 #: SQL literal of each storage type for the typed first row of an ADBC read (see
@@ -164,8 +210,9 @@ def check_store_file(path: str | os.PathLike[str]) -> bool:
     :class:`SchemaVersionError` for a store of a newer schema.
     """
     p = Path(path)
-    if p.is_dir():
-        raise DatasetError(f"{p} is a directory; expected a store file such as latbench.db")
+    what = what_is(p)
+    if what is not None:
+        raise DatasetError(f"{p} is {what}; expected a store file such as latbench.db")
     header = _read_header(p)
     if header is None:
         return False
@@ -183,8 +230,12 @@ def check_store_file(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """SQL WHERE clause of ``filters``: exact match, or a glob when the value has * ? [."""
+def _where(filters: Mapping[str, Any], table: str = "measurements") -> tuple[str, list[Any]]:
+    """SQL WHERE clause of ``filters``: exact match, or a glob when the value has * ? [.
+
+    A value that some row of ``table`` holds exactly is matched exactly even when it has glob
+    characters, so a collection named ``lab[1]`` can be selected by its name.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     for key, value in filters.items():
@@ -196,10 +247,14 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
         ors = []
         for v in values:
             if isinstance(v, str) and any(ch in v for ch in "*?["):
-                ors.append(f"{key} GLOB ?")
+                ors.append(
+                    f"({key} = ? OR ({key} GLOB ? AND NOT EXISTS "
+                    f"(SELECT 1 FROM {table} WHERE {key} = ?)))"
+                )
+                params.extend([v, v, v])
             else:
                 ors.append(f"{key} = ?")
-            params.append(v)
+                params.append(v)
         clauses.append("(" + " OR ".join(ors) + ")")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -270,27 +325,71 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._file: tuple[int, int] | None = None
+        self._warned: set[str] = set()
+        # Another process may remove a new, empty store (a failed import) while this one is
+        # opening it: the file is then opened again rather than written after its unlink.
+        for _ in range(3):
+            if self._open(create):
+                break
+        else:
+            raise DatasetError(
+                f"store {str(self.path)!r} was removed or replaced by another process while it "
+                "was being opened; try again"
+            )
+        self._register()
+
+    def _open(self, create: bool) -> bool:
+        """Connect and check the file; False when the file at ``path`` changed meanwhile."""
         exists = check_store_file(self.path)
-        if not exists and (readonly or not create):
+        if not exists and (self.readonly or not create):
+            if self.path.exists():
+                raise DatasetError(
+                    f"store {str(self.path)!r} is an empty file (0 bytes), not a latbench store; "
+                    "create a store with `latbench collect` or `latbench dataset import`"
+                )
             raise DatasetError(
                 f"store {str(self.path)!r} does not exist; create it with `latbench collect` "
                 "or `latbench dataset import`"
             )
         if not exists and not self.path.parent.is_dir():
             raise DatasetError(f"directory {str(self.path.parent)!r} of the store does not exist")
-        self._file: tuple[int, int] | None = None
         try:
             self._conn = self._connect()
+            opened = _file_id(self.path)
             if not exists:
-                self._create()
+                self._retry_busy(self._create)
             if not self.readonly:
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                # switching to WAL takes an exclusive lock and does not wait on the busy timeout
+                self._retry_busy(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
                 self._conn.execute("PRAGMA synchronous = FULL")
-            self._check_tables()
+            self._retry_busy(self._check_tables)
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            raise DatasetError(f"{self.path} is corrupt or unreadable: {exc}") from None
-        self._register()
+            raise db_error(self.path, exc) from None
+        except BaseException:
+            self._close_quietly()
+            raise
+        if opened is None or _file_id(self.path) != opened:
+            self._close_quietly()
+            return False
+        return True
+
+    def _retry_busy(self, fn: Any) -> Any:
+        """``fn()``, again while another connection's lock makes it fail, up to the busy
+        timeout: some statements (a journal mode switch) fail at once instead of waiting."""
+        deadline = time.monotonic() + _BUSY_S
+        delay = 0.002
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
@@ -320,9 +419,19 @@ class Store:
 
     # ---- lifecycle -------------------------------------------------------------------
     def _create(self) -> None:
-        """Create the tables in rollback-journal mode, so the header is in the main file."""
+        """Create the tables in rollback-journal mode, so the header is in the main file.
+
+        Another process may have created them meanwhile (two commands opening a new store at
+        once): its store is then kept as it is.
+        """
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
+        made = c.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'measurements'"
+        ).fetchone()[0]
+        if made:
+            c.execute("COMMIT")
+            return
         c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         c.execute(f"PRAGMA user_version = {S.SCHEMA_VERSION}")
         for stmt in _DDL:
@@ -357,6 +466,7 @@ class Store:
         conn = getattr(self, "_conn", None)
         if conn is not None:
             conn.close()
+            del self._conn
 
     def close(self) -> None:
         self._unregister()
@@ -380,7 +490,31 @@ class Store:
         try:
             return self._conn.execute(sql, params)
         except sqlite3.DatabaseError as exc:
-            raise DatasetError(f"{self.path}: {exc}") from None
+            raise db_error(self.path, exc) from None
+
+    def _check_same_file(self) -> None:
+        """Inside a write transaction: refuse to write when the file at ``path`` is no longer
+        the one this connection opened (another process removed a new, empty store)."""
+        if self._file is not None and _file_id(self.path) != self._file:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise DatasetError(
+                f"store {str(self.path)!r} was removed or replaced by another process after it "
+                "was opened; nothing was written: run the command again"
+            )
+
+    def _fetch(self, cur: sqlite3.Cursor, n: int | None = None) -> list[Any]:
+        """The next ``n`` rows of ``cur`` (all when None); a damaged page is found here, in
+        the middle of a read, as often as at the query."""
+        try:
+            return cur.fetchall() if n is None else cur.fetchmany(n)
+        except sqlite3.DatabaseError as exc:
+            raise db_error(self.path, exc) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cur = self._execute(sql, params)
+        rows = self._fetch(cur)
+        return pd.DataFrame.from_records(rows, columns=[d[0] for d in cur.description])
 
     # ---- writing ---------------------------------------------------------------------
     def add(self, row: Mapping[str, Any]) -> bool:
@@ -513,6 +647,7 @@ class Store:
             if bulk and not rollback:
                 c.execute("PRAGMA main.synchronous = NORMAL")
             c.execute("BEGIN IMMEDIATE")
+            self._check_same_file()
             deferred = bulk and n >= _DEFER_INDEX_ROWS and self._empty()
             sql = self._insert_sql(cols, replace_failed, consts, plain=deferred, source=source)
             if deferred:
@@ -608,17 +743,93 @@ class Store:
         )
 
     def upsert_collection(self, name: str, params: Mapping[str, Any]) -> None:
-        """Record (or update) a collection's parameters."""
+        """Record (or update) a collection's parameters.
+
+        When the collection was recorded before with other settings (a rerun with other
+        harness options), a warning names what changed, and the earlier settings are kept
+        under ``previous`` (newest last, each with the time it was replaced): the rows measured
+        before were measured with those.
+        """
         now = S.utc_now()
-        text = json.dumps(dict(params), sort_keys=True, default=str)
+        new = json.loads(json.dumps(dict(params), sort_keys=True, default=str))
         self._execute("BEGIN IMMEDIATE")
-        self._execute(
-            "INSERT INTO collections(name, created_at, updated_at, params) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at, "
-            "params = excluded.params",
-            (name, now, now, text),
+        try:
+            self._check_same_file()
+            row = self._execute("SELECT params FROM collections WHERE name = ?", (name,)).fetchone()
+            old: dict[str, Any] = {}
+            if row is not None and row[0]:
+                with contextlib.suppress(ValueError, TypeError):
+                    old = dict(json.loads(row[0]))
+            history = list(old.pop("previous", None) or [])
+            if old and old != new:
+                changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+                log.warning(
+                    "collection %r was recorded with other settings before (changed: %s); "
+                    "the new settings are recorded, the earlier ones are kept under 'previous'",
+                    name,
+                    ", ".join(changed),
+                )
+                history.append({**old, "replaced_at": now})
+            if history:
+                new["previous"] = history
+            self._execute(
+                "INSERT INTO collections(name, created_at, updated_at, params) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "updated_at = excluded.updated_at, params = excluded.params",
+                (name, now, now, json.dumps(new, sort_keys=True, default=str)),
+            )
+            self._execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def collection_records(self) -> list[tuple[Any, ...]]:
+        """The ``collections`` table: (name, created_at, updated_at, params) per collection."""
+        return self._fetch(
+            self._execute(
+                "SELECT name, created_at, updated_at, params FROM collections ORDER BY name"
+            )
         )
-        self._execute("COMMIT")
+
+    def drift_records(self) -> list[tuple[Any, ...]]:
+        """The ``drift`` table without ids, in order: what :meth:`add_metadata` takes."""
+        return self._fetch(
+            self._execute(
+                "SELECT collection, device, arch, latency_ms, baseline_ms, ratio, after_rows, "
+                "measured_at FROM drift ORDER BY id"
+            )
+        )
+
+    def add_metadata(
+        self, collections: Sequence[tuple[Any, ...]], drift: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Carry another store's collection settings and drift checks over (an import of a
+        ``.db``): settings of a collection this store has recorded are kept, and the drift rows
+        of a (collection, device) this store already has are not added again, so importing a
+        store twice adds nothing."""
+        if not collections and not drift:
+            return
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            self._check_same_file()
+            c.executemany(
+                "INSERT INTO collections(name, created_at, updated_at, params) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                collections,
+            )
+            have = set(c.execute("SELECT DISTINCT collection, device FROM drift").fetchall())
+            c.executemany(
+                "INSERT INTO drift(collection, device, arch, latency_ms, baseline_ms, ratio, "
+                "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [r for r in drift if (r[0], r[1]) not in have],
+            )
+            c.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise db_error(self.path, exc) from None
 
     def add_drift(
         self,
@@ -637,6 +848,7 @@ class Store:
             else None
         )
         self._execute("BEGIN IMMEDIATE")
+        self._check_same_file()
         self._execute(
             "INSERT INTO drift(collection, device, arch, latency_ms, baseline_ms, ratio, "
             "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -665,10 +877,8 @@ class Store:
 
     def drift(self, collection: str | None = None) -> pd.DataFrame:
         """The drift reference measurements (one row per re-measurement)."""
-        where, params = _where({"collection": collection}) if collection else ("", [])
-        return pd.read_sql_query(
-            f"SELECT * FROM drift{where} ORDER BY id", self._conn, params=params
-        )
+        where, params = _where({"collection": collection}, "drift") if collection else ("", [])
+        return self._query(f"SELECT * FROM drift{where} ORDER BY id", params)
 
     def done(
         self,
@@ -689,7 +899,7 @@ class Store:
         if not include_failed:
             sql += " AND status = 'ok'"
         cur = self._execute(sql, (collection, space, device, runtime, batch, threads))
-        return {r[0] for r in cur}
+        return {r[0] for r in self._fetch(cur)}
 
     def count(self, **filters: Any) -> int:
         where, params = _where(filters)
@@ -697,7 +907,7 @@ class Store:
         return int(n)
 
     def meta(self) -> dict[str, str]:
-        return {k: v for k, v in self._execute("SELECT key, value FROM meta")}
+        return {k: v for k, v in self._fetch(self._execute("SELECT key, value FROM meta"))}
 
     def iter_frames(
         self,
@@ -718,10 +928,10 @@ class Store:
         sql = f"SELECT {', '.join(cols)} FROM measurements{where} ORDER BY id"
         cur = self._execute(sql, params)
         while True:
-            chunk = cur.fetchmany(chunk_rows)
+            chunk = self._fetch(cur, chunk_rows)
             if not chunk:
                 break
-            yield _frame(chunk, cols)
+            yield _frame(chunk, cols, on_bad=lambda c: self.warn_misfits(c, filters))
 
     def present_columns(self, **filters: Any) -> list[str]:
         """The columns holding at least one value among the rows matching ``filters``.
@@ -860,10 +1070,48 @@ class Store:
             f"SELECT {', '.join(columns)} FROM measurements{where} ORDER BY id", params
         )
         while True:
-            chunk = cur.fetchmany(chunk_rows)
+            chunk = self._fetch(cur, chunk_rows)
             if not chunk:
                 break
             yield chunk
+
+    def misfits(
+        self, column: str, limit: int = 3, **filters: Any
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Values of ``column`` whose storage type does not fit it (text in a REAL column, a
+        fraction in an INTEGER one: written by another tool): (count, first ``(id, value)``)."""
+        fits = _FITS.get(_sql_type(column))
+        if fits is None:
+            return 0, []
+        where, params = _where(filters)
+        cond = f"typeof({column}) NOT IN ({', '.join(repr(t) for t in (*fits, 'null'))})"
+        if column == "samples_ms":
+            cond += f" OR (typeof({column}) = 'blob' AND length({column}) % 8 != 0)"
+        sql = f"FROM measurements{where}{' AND' if where else ' WHERE'} ({cond})"
+        (n,) = self._execute(f"SELECT COUNT(*) {sql}", params).fetchone()
+        first = self._fetch(
+            self._execute(f"SELECT id, quote({column}) {sql} ORDER BY id LIMIT {limit}", params)
+        )
+        return int(n), [(int(i), str(v)) for i, v in first]
+
+    def warn_misfits(self, column: str, filters: Mapping[str, Any]) -> None:
+        """Warn once per column that some of its values were read as missing, naming rows."""
+        if column in self._warned:
+            return
+        self._warned.add(column)
+        n, first = self.misfits(column, **filters)
+        shown = ", ".join(f"id {i}: {v}" for i, v in first) + (", ..." if n > len(first) else "")
+        kind = {"REAL": "a number", "INTEGER": "an integer", "BLOB": "a float64 blob"}.get(
+            _sql_type(column), "valid"
+        )
+        log.warning(
+            "%s: %d value(s) of column %s are not %s (%s); read as missing",
+            self.path,
+            n,
+            column,
+            kind,
+            shown or "see the rows",
+        )
 
     def to_pandas(
         self, *, columns: Sequence[str] | None = None, samples: bool = True, **filters: Any
@@ -882,48 +1130,224 @@ class Store:
         return pd.concat(frames, ignore_index=True)
 
     def collections(self) -> pd.DataFrame:
-        """One row per collection or import source: counts, devices, time span."""
+        """One row per collection or import source: counts, devices, time span.
+
+        A collection recorded without rows yet (a collection that failed or was stopped
+        before its first measurement) is listed with 0 rows.
+        """
         sql = (
-            "SELECT m.collection AS name, COUNT(*) AS rows, "
-            "SUM(m.status = 'ok') AS ok, SUM(m.status = 'failed') AS failed, "
+            "SELECT n.name AS name, COUNT(m.id) AS rows, "
+            "COALESCE(SUM(m.status = 'ok'), 0) AS ok, "
+            "COALESCE(SUM(m.status = 'failed'), 0) AS failed, "
             "COUNT(DISTINCT m.space) AS spaces, COUNT(DISTINCT m.device) AS devices, "
             "MIN(m.measured_at) AS first, MAX(m.measured_at) AS last, c.params AS params "
-            "FROM measurements m LEFT JOIN collections c ON c.name = m.collection "
-            "GROUP BY m.collection ORDER BY m.collection"
+            "FROM (SELECT name FROM collections "
+            "UNION SELECT DISTINCT collection FROM measurements) n "
+            "LEFT JOIN measurements m ON m.collection = n.name "
+            "LEFT JOIN collections c ON c.name = n.name "
+            "GROUP BY n.name ORDER BY n.name"
         )
-        return pd.read_sql_query(sql, self._conn)
+        return self._query(sql)
+
+    def has_collection(self, name: str) -> bool:
+        """True when ``name`` is a recorded collection or some row's collection (exactly)."""
+        row = self._execute(
+            "SELECT EXISTS (SELECT 1 FROM collections WHERE name = ?) "
+            "OR EXISTS (SELECT 1 FROM measurements WHERE collection = ?)",
+            (name, name),
+        ).fetchone()
+        return bool(row[0])
 
     def collection_params(self, name: str) -> dict[str, Any] | None:
         row = self._execute("SELECT params FROM collections WHERE name = ?", (name,)).fetchone()
-        return None if row is None or row[0] is None else dict(json.loads(row[0]))
+        if row is None or row[0] is None:
+            return None
+        try:
+            return dict(json.loads(row[0]))
+        except (ValueError, TypeError):
+            raise DatasetError(
+                f"{self.path}: settings of collection {name!r} are not a JSON object: "
+                f"{str(row[0])[:80]!r}"
+            ) from None
 
     def stats(self, **filters: Any) -> pd.DataFrame:
-        """Per collection, space, device, runtime and batch: counts and latency range (ms)."""
+        """Per collection, space, device, runtime and batch: counts and latency range (ms).
+
+        Only numeric latencies count: a value of another type (written by another tool) is
+        left out, as the other reads leave it out.
+        """
         where, params = _where(filters)
+        lat = "(CASE WHEN typeof(latency_ms) IN ('real', 'integer') THEN latency_ms END)"
         sql = (
             "SELECT collection, space, device, runtime, batch, COUNT(*) AS rows, "
             "SUM(status = 'ok') AS ok, SUM(status = 'failed') AS failed, "
-            "MIN(latency_ms) AS min_ms, AVG(latency_ms) AS mean_ms, MAX(latency_ms) AS max_ms "
+            f"MIN({lat}) AS min_ms, AVG({lat}) AS mean_ms, MAX({lat}) AS max_ms "
             f"FROM measurements{where} GROUP BY collection, space, device, runtime, batch "
             "ORDER BY collection, space, device, runtime, batch"
         )
-        return pd.read_sql_query(sql, self._conn, params=params)
+        df = self._query(sql, params)
+        for c in ("min_ms", "mean_ms", "max_ms"):
+            df[c] = df[c].astype("float64")
+        return df
 
 
-def _frame(rows: list[tuple[Any, ...]], cols: list[str]) -> pd.DataFrame:
+def _whole(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2.0**63)
+
+
+def fit_value(value: Any, column: str) -> Any:
+    """``value`` when it fits the declared type of ``column``, else None (read as missing);
+    text columns take any value as its text."""
+    sql = _sql_type(column)
+    if value is None:
+        return None
+    if sql in ("REAL", "INTEGER"):
+        return _as_number(value, integer=sql == "INTEGER")
+    if sql == "BLOB":
+        return value if isinstance(value, bytes) else None
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_number(v: Any, integer: bool) -> Any:
+    """``v`` when it is a number of the column's kind (a whole one for ``integer``), else None."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        return None
+    if not integer:
+        return float(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    f = float(v)
+    return int(f) if f == f and abs(f) < 2.0**63 and f.is_integer() else None
+
+
+def _numbers(series: pd.Series, integer: bool) -> tuple[pd.Series, bool]:
+    """A numeric column as float64 / Int64 (int64 when complete); True when some value did not
+    fit and was read as missing. Numeric chunks take the numpy path; only a chunk holding
+    another type pays a Python call per value."""
+    if series.dtype.kind in "iuf":
+        values = series.to_numpy(dtype="float64")
+        if not integer:
+            return pd.Series(values, index=series.index), False
+        if series.dtype.kind in "iu":
+            return series.astype("int64"), False
+        nan = np.isnan(values)
+        whole = _whole(values)
+        bad = bool((~nan & ~whole).any())
+        out = pd.array(np.where(whole, values, 0).astype(np.int64), dtype="Int64")
+        out[~whole] = pd.NA
+        return pd.Series(out, index=series.index), bad
+    try:  # None and numbers: converted in C
+        return series.astype("Int64" if integer else "float64"), False
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raw = series.tolist()
+    conv = [_as_number(v, integer) for v in raw]
+    bad = any(c is None and v is not None and v == v for v, c in zip(raw, conv, strict=True))
+    if not integer:
+        return pd.Series(conv, index=series.index, dtype="float64"), bad
+    return pd.Series(pd.array(conv, dtype="Int64"), index=series.index), bad
+
+
+def _frame(rows: list[tuple[Any, ...]], cols: list[str], on_bad: Any = None) -> pd.DataFrame:
+    """Rows as a DataFrame of the schema's dtypes. A value that does not fit its column
+    (possible only in a store written by another tool) is read as missing, and ``on_bad`` is
+    called with the column's name."""
     df = pd.DataFrame.from_records(rows, columns=cols)
+    bad: list[str] = []
     if "samples_ms" in df.columns:
-        df["samples_ms"] = [S.unpack_samples(b) for b in df["samples_ms"]]
+        samples = []
+        for b in df["samples_ms"]:
+            try:
+                samples.append(S.unpack_samples(b))
+            except (DatasetError, TypeError):
+                samples.append(None)
+                if "samples_ms" not in bad:
+                    bad.append("samples_ms")
+        df["samples_ms"] = samples
     for c in S.FLOAT_COLUMNS:
         if c in df.columns:
-            df[c] = df[c].astype("float64")
-    for c in ("batch", "threads", "schema_version"):
-        if c in df.columns and len(df):
+            df[c], misfit = _numbers(df[c], integer=False)
+            if misfit:
+                bad.append(c)
+    for c in S.INT_COLUMNS:
+        if c not in df.columns:
+            continue
+        df[c], misfit = _numbers(df[c], integer=True)
+        if misfit:
+            bad.append(c)
+        # NOT NULL columns are int64; a misfit read as missing leaves them Int64
+        if c in ("batch", "threads", "schema_version") and not df[c].isna().any():
             df[c] = df[c].astype("int64")
-    for c in ("arch_index", "runs", "loops", "warmup_runs"):
-        if c in df.columns:
+        elif c not in ("batch", "threads", "schema_version"):
             df[c] = df[c].astype("Int64")
+    if on_bad is not None:
+        for c in bad:
+            on_bad(c)
     return df
+
+
+def remove_if_empty(path: str | os.PathLike[str]) -> bool:
+    """Delete the store at ``path`` (and its -wal, -shm, -journal files) when it holds nothing
+    and no other connection uses it; True when it was deleted.
+
+    What a failed command calls on the store it created. Another process (a collection) may
+    have opened the same file meanwhile, so the file is deleted only from inside an exclusive
+    lock, after leaving WAL mode (refused at once while any other connection has the file
+    open, idle ones included), and only when ``measurements``, ``collections`` and ``drift``
+    are empty. A :class:`Store` that opened the file before the deletion sees it gone once it
+    gets the lock, and opens the path again. Anything else (a file that is not a store, a lock
+    held, a read error) leaves the file alone.
+    """
+    p = Path(path)
+    try:
+        if not check_store_file(p):
+            return False  # missing, or 0 bytes: another process may be creating it right now
+    except DatasetError:
+        return False
+    try:
+        conn = sqlite3.connect(p, isolation_level=None, timeout=0)
+    except sqlite3.Error:
+        return False
+    switched = False
+
+    def holds_anything() -> bool:
+        return any(
+            conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None
+            for t in ("measurements", "collections", "drift")
+        )
+
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        if holds_anything():
+            return False
+        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        if str(mode).lower() != "delete":
+            return False
+        switched = True
+        conn.execute("BEGIN EXCLUSIVE")
+        # another connection may have switched the file back to WAL before the lock was taken
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "delete":
+            conn.execute("ROLLBACK")
+            switched = False
+            return False
+        if holds_anything():
+            conn.execute("ROLLBACK")
+            return False
+        for f in (p, Path(f"{p}-wal"), Path(f"{p}-shm"), Path(f"{p}-journal")):
+            f.unlink(missing_ok=True)
+        conn.execute("ROLLBACK")
+        switched = False
+        return True
+    except (sqlite3.Error, OSError):
+        return False
+    finally:
+        if switched:  # kept: back to WAL, as every store is
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("PRAGMA journal_mode = WAL")
+        conn.close()
 
 
 def open_store(
