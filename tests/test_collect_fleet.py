@@ -6,14 +6,13 @@ the collector drives the local worker and the board's agent over SSH at once.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import latbench.datasets as lds
-from devices_servers import SSHD, Sshd
+from device_fixtures import sshd_fixture
+from devices_servers import Sshd
 from latbench.cli import main
 from latbench.spaces import NB201Space
 
@@ -23,13 +22,7 @@ FAST = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not os.access(SSHD, os.X_OK):
-        pytest.fail(f"{SSHD} is missing: run `make sysdeps` (installs openssh-server)")
-    server = Sshd(tmp_path_factory.mktemp("sshd")).start()
-    yield server
-    server.stop()
+sshd = sshd_fixture()
 
 
 def _toml(table: dict[str, object]) -> str:

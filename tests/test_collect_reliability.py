@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import psutil
 
 import latbench.datasets as lds
+from device_fixtures import count_rows
 from latbench.datasets.collect import CollectSettings, collect
 from latbench.devices import get_device
 from latbench.profilers.harness import HarnessSettings
@@ -43,25 +43,6 @@ def _collect_cmd(db: Path, n: int, seed: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _count(db: Path) -> int:
-    """Rows stored so far, read without waiting on the writer's locks (0 when not readable yet).
-
-    A plain read-only connection with a 50 ms busy timeout: the store's own readonly open waits
-    up to 30 s on a lock, which can stall the polling loop past the end of a fast collection.
-    """
-    if not db.exists():
-        return 0
-    try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=0.05)
-        try:
-            (n,) = conn.execute("SELECT COUNT(*) FROM measurements").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:  # created but tables not committed yet, or busy: poll again
-        return 0
-    return int(n)
-
-
 def _foreground_sigint() -> None:
     """In the child: SIGINT as a terminal's foreground process has it (the default handler).
 
@@ -75,7 +56,7 @@ def _foreground_sigint() -> None:
 def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        n = _count(db)
+        n = count_rows(db)
         if n >= at_least:
             return n
         if proc.poll() is not None:
@@ -103,7 +84,7 @@ def test_sigkill_mid_run_then_rerun_gives_exactly_the_planned_rows(tmp_path: Pat
     assert 4 <= killed_at < n_archs
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{_count(db)} " and "already stored" in rerun.stdout
+    assert f"{count_rows(db)} " and "already stored" in rerun.stdout
     with lds.open(db, readonly=True) as store:
         df = store.to_pandas()
     assert len(df) == n_archs

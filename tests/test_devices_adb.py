@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from device_fixtures import bench_bin_fixture, phone_fixture
 from devices_servers import ADB, AdbServer
 from latbench.config import Config
 from latbench.devices import get_device
@@ -36,34 +34,8 @@ FAST = HarnessSettings(
 )
 
 
-def _script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
-@pytest.fixture(scope="module")
-def phone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdbServer]:
-    if not os.access(ADB, os.X_OK):
-        pytest.fail(f"{ADB} is missing: run `make sysdeps` (installs adb)")
-    root = tmp_path_factory.mktemp("phone")
-    bin_dir = root / "bin"
-    bin_dir.mkdir()
-    _script(bin_dir / "getprop", f"#!/bin/sh\ncat {FIXTURES / 'getprop_pixel6.txt'}\n")
-    _script(
-        bin_dir / "dumpsys",
-        f'#!/bin/sh\n[ "$1" = battery ] && exec cat {FIXTURES / "dumpsys_battery.txt"}\nexit 1\n',
-    )
-    server = AdbServer(root / "sandbox", bin_dir=bin_dir).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def bench_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = (FIXTURES / "benchmark_model_standin.py").read_text()
-    out = tmp_path_factory.mktemp("bin") / "benchmark_model"
-    return _script(out, f"#!{sys.executable}\n{src}")
+phone = phone_fixture()
+bench_bin = bench_bin_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devices_servers import SSHD, Sshd, free_port, tiny_onnx
+from device_fixtures import sshd_fixture
+from devices_servers import Sshd, free_port, tiny_onnx
 from latbench.config import Config
 from latbench.devices.fleet import Fleet, FleetProgress, FleetTask
 from latbench.devices.remote import failure_kind
@@ -22,13 +21,7 @@ FAST = HarnessSettings(
 )
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not os.access(SSHD, os.X_OK):
-        pytest.fail(f"{SSHD} is missing: run `make sysdeps` (installs openssh-server)")
-    server = Sshd(tmp_path_factory.mktemp("sshd")).start()
-    yield server
-    server.stop()
+sshd = sshd_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from devices_servers import SSHD, Sshd, tiny_onnx
+from device_fixtures import sshd_fixture
+from devices_servers import Sshd, tiny_onnx
 from latbench.config import Config
 from latbench.devices import get_device
 from latbench.devices.remote import failure_kind, file_sha256
@@ -33,14 +33,7 @@ FAST = HarnessSettings(
 )
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not os.access(SSHD, os.X_OK):
-        pytest.fail(f"{SSHD} is missing: run `make sysdeps` (installs openssh-server)")
-    server = Sshd(tmp_path_factory.mktemp("sshd"))
-    server.start()
-    yield server
-    server.stop()
+sshd = sshd_fixture()
 
 
 @pytest.fixture

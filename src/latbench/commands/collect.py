@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from latbench.commands._archfile import read_archs
-from latbench.commands.measure import harness_settings
+from latbench.commands.measure import harness_settings, measure_sources
 from latbench.config import Config, load_config
 from latbench.errors import ConfigError
 
@@ -114,12 +114,15 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch if args.batch is not None else int(cfg.measure.get("batch", 1)),
         resolution=args.resolution,
         seed=args.weights_seed,
-        harness=harness_settings(args, cfg.measure),
+        harness=harness_settings(args, cfg.measure, sources=measure_sources(cfg, "")),
         device_harness={
-            n: harness_settings(args, cfg.measure_for(n))
+            n: harness_settings(args, cfg.measure_for(n), sources=measure_sources(cfg, n))
             for n in names
             if cfg.measure_for(n) != cfg.measure
         },
+        # --runtime given: every device measures it (a device that cannot is refused); else
+        # each device's table may name its own (a board's tflite_runtime, a phone's litert)
+        device_runtime={} if args.runtime else None,
         drift_every=int(
             args.drift_every if args.drift_every is not None else coll.get("drift_every", 50)
         ),
@@ -158,9 +161,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"store: {store.path}")
     except BaseException:
         if created:  # a run that failed before its first measurement leaves no empty store
-            from latbench.commands.dataset import remove_if_empty
+            from latbench.datasets.store import remove_if_empty
 
-            remove_if_empty(Path(path))
+            remove_if_empty(Path(path))  # unless another process opened it meanwhile
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

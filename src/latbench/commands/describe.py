@@ -6,6 +6,9 @@ fixed reference architectures. It is stored as ``<store dir>/descriptors/DEV.jso
 ``--samples-csv`` also writes the reference latencies as few-shot samples for ``latbench adapt``.
 Each item is printed as it completes, with the time left; the descriptor so far is kept in
 ``DEV.json.partial`` beside it, so that an interrupted run started again measures only the rest.
+Kernels and reference architectures are written in the device's own format (TFLite for an adb
+phone or a LiteRT board). An item whose connection dropped is tried again after the device
+reconnects; when the device still fails, the partial file is kept and the command exits 1.
 
 This module adds its options to the ``devices`` command; ``latbench devices describe DEV``
 dispatches here.
@@ -19,9 +22,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from latbench.commands._json import dumps
 from latbench.commands._progress import ItemProgress
 from latbench.config import load_config
-from latbench.errors import ConfigError, DatasetError
+from latbench.errors import ConfigError, DatasetError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def add_describe_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def run_describe(args: argparse.Namespace, names: list[str]) -> int:
-    from latbench.commands.measure import harness_settings
+    from latbench.commands.measure import harness_settings, measure_sources
     from latbench.devices import get_device
     from latbench.devices.descriptor import (
         MICRO_KERNELS,
@@ -66,7 +70,9 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
         raise ConfigError(f"devices describe takes one device name; got {names or 'none'}")
     name = names[0]
     cfg = load_config(args.config)
-    settings = harness_settings(args, cfg.measure_for(name), max_time_caps_min=True)
+    settings = harness_settings(
+        args, cfg.measure_for(name), max_time_caps_min=True, sources=measure_sources(cfg, name)
+    )
     if args.refs < 1:
         raise ConfigError(f"--refs {args.refs}; expected >= 1")
 
@@ -109,6 +115,16 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
             resume=resume,
             checkpoint=lambda d: d.save(partial_path),
         )
+    if desc.unfinished:
+        # the device's link or setup failed on some items: keep the partial descriptor, so that
+        # the same command run again (once the device is back or fixed) measures only those
+        desc.save(partial_path)
+        first = desc.failed.get(desc.unfinished[0], "")
+        raise DeviceError(
+            f"descriptor of {name} incomplete: {len(desc.unfinished)} of {len(items)} items not "
+            f"measured because of the device ({first}); kept {partial_path}: run the same "
+            "command again to measure the rest"
+        )
     desc.save(path)
     partial_path.unlink(missing_ok=True)
     if args.samples_csv:
@@ -116,7 +132,7 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     if args.json:
         doc: dict[str, Any] = json.loads(desc.to_json())
         doc["path"] = str(path)
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        print(dumps(doc, indent=2, sort_keys=True))
     else:
         print(
             f"descriptor of {name}: {len(desc.kernels_ms)} micro-kernels, "

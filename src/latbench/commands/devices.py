@@ -1,13 +1,17 @@
-"""``latbench devices``: the devices of bench.toml plus ``local``, probed, with descriptors."""
+"""``latbench devices``: the devices of bench.toml plus ``local``, probed, with descriptors.
+
+Exit status: 0 when every device listed is available, 1 when one is not (UNAVAILABLE, with the
+reason; with --json the list is printed all the same), 2 when a device table is malformed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from latbench.commands._json import dumps
 from latbench.config import load_config
-from latbench.errors import LatbenchError
+from latbench.errors import ConfigError, LatbenchError
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +39,8 @@ def probe(name: str, cfg: Any) -> dict[str, Any]:
             entry["descriptor"] = dev.describe()
             entry["fingerprint"] = dev.fingerprint()
             entry["available"] = True
+    except ConfigError:  # a malformed table is the user's to fix: exit 2 with its message
+        raise
     except (LatbenchError, OSError) as exc:
         entry["available"] = False
         entry["reason"] = str(exc)
@@ -52,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, a.dest, a.default) != a.default
     ]
     if given:
-        from latbench.errors import ConfigError
-
         raise ConfigError(
             f"{', '.join(given)}: only `latbench devices describe NAME` reads "
             f"{'it' if len(given) == 1 else 'them'}; the device list takes --json and names"
@@ -61,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     names = args.names or ["local", *sorted(n for n in cfg.devices if n != "local")]
     entries = [probe(n, cfg) for n in names]
+    rc = 0 if all(e["available"] for e in entries) else 1
     if args.json:
-        print(json.dumps(entries, indent=2, sort_keys=True, default=str))
-        return 0
+        print(dumps(entries, indent=2, sort_keys=True))
+        return rc
     for e in entries:
         status = "ok" if e["available"] else "UNAVAILABLE"
         print(f"{e['name']}  [{e['transport']}]  {status}")
@@ -75,4 +80,4 @@ def run(args: argparse.Namespace) -> int:
             if key in ("name", "kind") or value in (None, {}, []):
                 continue
             print(f"    {key}: {value}")
-    return 0
+    return rc

@@ -23,8 +23,16 @@ run goes on; a rerun does not retry it unless ``retry_failed`` is set (an ``ok``
 replaces the failed row). A failure of the link to the device (kind ``"transport"``, after the
 fleet's reconnect and retry, or once the fleet gave up on the device) is not the
 architecture's: it is counted as failed and reported, but not stored, so the same command run
-again once the device is back measures those architectures. Errors of the command itself
-(unknown runtime, missing runtime package, bad settings) stop the run at once. After a stop
+again once the device is back measures those architectures. So is a fault of the device's setup
+(kind ``"device"``: the board's agent does not start, its runtime package is missing there, its
+remote directory is unusable, SSH authentication fails, its ``cpus`` do not exist): that device
+stops at once ("N not measured: device X: <reason>"), the others go on, the command exits
+non-zero, and the rerun measures those architectures once the device is fixed. Errors of the
+command itself (unknown runtime, missing runtime package on this machine, bad settings) stop the
+run at once. Each device is measured with its own runtime where its table names one (an ssh or
+cuda table's ``runtime``; an adb phone runs LiteRT), so ``--device pi4,phone1,local`` emits
+TFLite for the board and phone and ONNX for this CPU. A result another collection of the same
+store wrote first is not counted as this run's. After a stop
 request, failed results are not stored: the interrupt may have killed the worker, and a rerun
 measures those architectures.
 
@@ -40,11 +48,12 @@ import logging
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, cast
@@ -52,10 +61,12 @@ from typing import Any, Protocol, cast
 from latbench.datasets import schema as S
 from latbench.datasets.store import Store
 from latbench.devices.base import Device
-from latbench.devices.remote import failure_kind
+from latbench.devices.remote import DEVICE_FAILURES, failure_kind
 from latbench.errors import (
     ArchError,
     ConfigError,
+    DeviceError,
+    LatbenchError,
     RuntimeNotInstalledError,
     UnknownNameError,
 )
@@ -102,6 +113,10 @@ class CollectSettings:
     harness: HarnessSettings = field(default_factory=HarnessSettings)
     # devices whose bench.toml table sets harness keys of its own: their settings (over harness)
     device_harness: Mapping[str, HarnessSettings] = field(default_factory=dict)
+    # each device's runtime where it differs from ``runtime``; None: :func:`collect` takes it
+    # from every device's table (``table_runtime``: an ssh/cuda table's ``runtime``, adb's
+    # litert), a mapping (``{}`` too) is used as given
+    device_runtime: Mapping[str, str] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # runtime options
     drift_every: int = 50  # re-measure the reference model every N archs; 0 disables
     drift_threshold: float = 0.10  # warn when |ratio - 1| exceeds this
@@ -127,7 +142,14 @@ class CollectSettings:
         d.pop("device_harness")
         if self.device_harness:  # absent when unused: earlier collections' params are unchanged
             d["device_harness"] = {n: s.to_dict() for n, s in sorted(self.device_harness.items())}
+        d.pop("device_runtime")
+        if self.device_runtime:  # likewise
+            d["device_runtime"] = dict(sorted(self.device_runtime.items()))
         return d
+
+    def runtime_of(self, device: str) -> str:
+        """The runtime ``device`` is measured with."""
+        return (self.device_runtime or {}).get(device, self.runtime)
 
 
 @dataclass
@@ -139,6 +161,11 @@ class DeviceProgress:
     drift_ratio: float | None = None
     unreachable: int = 0  # not measured: the device's link failed (not stored; a rerun retries)
     unreachable_reason: str = ""
+    # of ``unreachable``: not measured because the device's setup failed (kind "device")
+    device_fault: int = 0
+    device_fault_reason: str = ""
+    # results another run stored first (two collections of one store at once): not counted
+    stored_elsewhere: int = 0
 
 
 @dataclass
@@ -191,11 +218,22 @@ class CollectReport:
                 f"  {name}: {d.already} already stored, {d.ok} ok, {d.failed} failed "
                 f"of {d.planned} to do{drift}"
             )
-            if d.unreachable:
+            if d.device_fault:
                 parts.append(
-                    f"  {name}: {d.unreachable} not measured, the device could not be reached "
-                    f"({d.unreachable_reason}); not stored: run the same command again once "
-                    "it is back"
+                    f"  {name}: {d.device_fault} not measured: device {name}: "
+                    f"{d.device_fault_reason}; not stored: fix the device and run the same "
+                    "command again"
+                )
+            if d.unreachable > d.device_fault:
+                parts.append(
+                    f"  {name}: {d.unreachable - d.device_fault} not measured, the device could "
+                    f"not be reached ({d.unreachable_reason}); not stored: run the same command "
+                    "again once it is back"
+                )
+            if d.stored_elsewhere:
+                parts.append(
+                    f"  {name}: {d.stored_elsewhere} measured but already stored by another "
+                    "run of this store meanwhile (not counted)"
                 )
         if self.interrupted:
             parts.append("  interrupted: run the same command again to continue")
@@ -291,6 +329,14 @@ class _Progress:
         if self._bar is not None:
             self._bar.write(text)
 
+    def say(self, text: str) -> None:
+        """A message the user must see: above the bar, or on stderr without one."""
+        if self._bar is not None:
+            self._bar.write(text)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -302,7 +348,10 @@ class _Lent:
     * an emission failure (:class:`_EmitFailed`) becomes a failed record with its error;
     * a fatal error (bad runtime, missing package: every architecture would fail the same way)
       is kept in ``fatal`` and stops the fleet;
-    * any other exception of the device becomes a failed record, and the run goes on.
+    * a :class:`~latbench.errors.DeviceError` or an unexpected exception of the device is the
+      device's fault (kind ``"device"``): the fleet stops that device and nothing is stored;
+    * another latbench error (the model was rejected) becomes a failed record of kind
+      ``"model"``, and the run goes on.
 
     The caller opened the device and closes it; the fleet's ``close`` is a no-op here.
     """
@@ -315,11 +364,16 @@ class _Lent:
         self._fatal = fatal
         self._stop = stop
 
-    def _failed(self, error: str) -> Measurement:
+    def _failed(self, error: str, kind: str = "model") -> Measurement:
         s = self._settings
-        return Measurement.failed(
-            error, runtime=s.runtime, batch=s.batch, threads=s.threads, started_at=S.utc_now()
+        m = Measurement.failed(
+            error,
+            runtime=s.runtime_of(self.name),
+            batch=s.batch,
+            threads=s.threads,
+            started_at=S.utc_now(),
         )
+        return m.with_(harness={**m.harness, "failure": kind})
 
     def measure(self, model: Any, **kwargs: Any) -> Measurement:
         if isinstance(model, _EmitFailed):
@@ -332,11 +386,16 @@ class _Lent:
         except FATAL_ERRORS as exc:
             self._fatal.append(exc)
             self._stop()
-            m = self._failed(f"{type(exc).__name__}: {exc}")
-            return m.with_(harness={**m.harness, "failure": "fatal"})
-        except Exception as exc:
+            return self._failed(f"{type(exc).__name__}: {exc}", "fatal")
+        except DeviceError as exc:
+            log.debug("measuring on %s failed", self.name, exc_info=True)
+            return self._failed(f"{exc}", "device")
+        except LatbenchError as exc:
             log.debug("measuring on %s failed", self.name, exc_info=True)
             return self._failed(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.debug("measuring on %s failed", self.name, exc_info=True)
+            return self._failed(f"the device adapter failed: {type(exc).__name__}: {exc}", "device")
 
     def fingerprint(self) -> str:
         return self._device.fingerprint()
@@ -359,10 +418,11 @@ def _run_fleet(
     devices: Sequence[MeasureTarget],
     plans: Mapping[str, list[str]],
     settings: CollectSettings,
-    emit: Emitter,
+    emit: Mapping[str, Emitter],
     drift_arch: str | None,
     stop: threading.Event,
     out: queue.Queue[_Item],
+    workdir: Path,
 ) -> Any:
     """Measure every device's plan through :class:`latbench.devices.fleet.Fleet`.
 
@@ -382,7 +442,6 @@ def _run_fleet(
         kwargs["options"] = dict(settings.options)
     fatal: list[BaseException] = []
     by_name = {d.name: d for d in devices if plans[d.name]}
-    workdir = Path(tempfile.mkdtemp(prefix="latbench-collect-"))
     fleet = Fleet(
         {name: {} for name in by_name},
         measure_kwargs=kwargs,
@@ -400,18 +459,20 @@ def _run_fleet(
         started[device] = time.perf_counter()
         if stop.is_set():
             fleet.stop()
+        runtime = settings.runtime_of(device)
+        extra = {"runtime": runtime} if runtime != settings.runtime else {}
         try:
-            model = emit(work.arch, workdir / device)
+            model = emit[device](work.arch, workdir / device)
         except FATAL_ERRORS:
             raise
         except Exception as exc:
             log.debug("emitting %s failed", work.arch, exc_info=True)
-            return _EmitFailed(f"{type(exc).__name__}: {exc}")
+            return _EmitFailed(f"{type(exc).__name__}: {exc}"), extra
         finally:
             emitted[device] = time.perf_counter()
         if isinstance(model, Path):
             models[device] = model
-        return model
+        return model, extra
 
     def on_result(device: str, work: _Work, m: Measurement) -> None:
         model = models.pop(device, None)
@@ -469,7 +530,7 @@ def plan_todo(
         collection=settings.collection,
         space=space.name,
         device=device,
-        runtime=settings.runtime,
+        runtime=settings.runtime_of(device),
         batch=settings.batch,
         threads=settings.threads,
         include_failed=not settings.retry_failed,
@@ -483,6 +544,11 @@ def check_settings(space: SearchSpace, settings: CollectSettings) -> None:
     one: a batch or resolution no network of ``space`` has, a runtime that cannot run emitted
     architectures, a drift architecture that is not one of ``space``."""
     emit_format(settings.runtime)
+    for device, runtime in sorted((settings.device_runtime or {}).items()):
+        try:
+            emit_format(runtime)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"device {device!r}: {exc}") from None
     try:
         space.build(default_drift_arch(space), batch=settings.batch, resolution=settings.resolution)
     except ArchError as exc:
@@ -518,14 +584,27 @@ def collect(
     if len(set(names)) != len(names):
         raise ConfigError(f"device list {names} names a device twice")
     archs = list(dict.fromkeys(archs))
+    if settings.device_runtime is None:  # each device's table may name the runtime it has
+        own = {d.name: getattr(d, "table_runtime", None) for d in devices}
+        settings = replace(
+            settings,
+            device_runtime={
+                n: str(rt) for n, rt in own.items() if rt and str(rt) != settings.runtime
+            },
+        )
     check_settings(space, settings)
-    emit = emit or make_emitter(
-        space,
-        settings.runtime,
-        batch=settings.batch,
-        resolution=settings.resolution,
-        seed=settings.seed,
-    )
+    emitters: dict[str, Emitter] = {}
+    by_runtime: dict[str, Emitter] = {}
+    for dev in devices:
+        rt = settings.runtime_of(dev.name)
+        if emit is not None:
+            emitters[dev.name] = emit
+            continue
+        if rt not in by_runtime:
+            by_runtime[rt] = make_emitter(
+                space, rt, batch=settings.batch, resolution=settings.resolution, seed=settings.seed
+            )
+        emitters[dev.name] = by_runtime[rt]
     drift_arch = None
     if settings.drift_every > 0:
         drift_arch = space.canonical(settings.drift_arch or default_drift_arch(space))
@@ -547,9 +626,12 @@ def collect(
     index_fn = getattr(space, "index", None)
 
     out: queue.Queue[_Item] = queue.Queue()
+    # made (and removed) here, in the main thread: the runner is a daemon thread, whose own
+    # cleanup never runs when a second Ctrl-C ends the process
+    workdir = Path(tempfile.mkdtemp(prefix="latbench-collect-"))
     runner = threading.Thread(
         target=_run_fleet,
-        args=(devices, plans, settings, emit, drift_arch, stop, out),
+        args=(devices, plans, settings, emitters, drift_arch, stop, out, workdir),
         name="latbench-collect-fleet",
         daemon=True,
     )
@@ -566,7 +648,7 @@ def collect(
             raise KeyboardInterrupt
         stop.set()
         report.interrupted = True
-        bar.write("stopping after the current architecture (Ctrl-C again to abort)")
+        bar.say("stopping after the current architecture (Ctrl-C again to abort)")
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         del signum, frame
@@ -621,10 +703,13 @@ def collect(
         stop.set()
         bar.close()
         report.wall_s = time.perf_counter() - t_start
+        # done with it: the runner has finished, or the run is ending on an error or a
+        # second Ctrl-C and the models being written there will not be measured
+        shutil.rmtree(workdir, ignore_errors=True)
     if runner.is_alive():
         runner.join(timeout=5.0)
     report.interrupted = fatal is None and any(
-        d.ok + d.failed < d.planned for d in report.devices.values()
+        d.ok + d.failed + d.stored_elsewhere < d.planned for d in report.devices.values()
     )
     if fatal is not None:
         raise fatal
@@ -690,13 +775,19 @@ def _write_row(
     if not m.ok and stopping:
         report.dropped += 1  # the interrupt may have killed the worker: measure again next run
         return
-    if not m.ok and failure_kind(m) == "transport":
-        # the link to the device failed (after the fleet's reconnect and retry): a fault of the
-        # device, not of the architecture. Stored as failed, it would be skipped by every rerun
-        # unless --retry-failed; not stored, the rerun measures it once the device is back
+    kind = failure_kind(m)
+    if not m.ok and kind in DEVICE_FAILURES:
+        # the link to the device failed (after the fleet's reconnect and retry), or the device
+        # cannot measure at all (its setup: kind "device"): a fault of the device, not of the
+        # architecture. Stored as failed, it would be skipped by every rerun unless
+        # --retry-failed; not stored, the rerun measures it once the device is fixed or back
         d.failed += 1
         d.unreachable += 1
-        d.unreachable_reason = d.unreachable_reason or str(m.error or "")  # the first says why
+        if kind == "device":
+            d.device_fault += 1
+            d.device_fault_reason = d.device_fault_reason or _reason(item.device, m.error)
+        else:
+            d.unreachable_reason = d.unreachable_reason or str(m.error or "")  # the first
         log.info("arch %s not measured on %s: %s", item.arch, item.device, m.error)
         return
     if m.ok:
@@ -704,7 +795,7 @@ def _write_row(
         report.inference_s += timed
         report.warmup_s += warm
     m = m.with_(
-        runtime=m.runtime or settings.runtime,
+        runtime=m.runtime or settings.runtime_of(item.device),
         batch=m.batch or settings.batch,
         threads=settings.threads,
     )
@@ -719,9 +810,33 @@ def _write_row(
         drift_ratio=ratio.get(item.device),
     )
     row["batch"] = settings.batch
-    store.add(row)
+    if not store.add(row):
+        # another run of the same store wrote this key first (or an ok row is already there):
+        # count only what this run stored
+        d.stored_elsewhere += 1
+        log.info("arch %s on %s was already stored by another run", item.arch, item.device)
+        return
     if m.ok:
         d.ok += 1
     else:
         d.failed += 1
         log.info("arch %s failed on %s: %s", item.arch, item.device, m.error)
+
+
+def _reason(device: str, error: str | None) -> str:
+    """A failure's error without the ``device:`` / ``device 'device':`` prefixes it gathered."""
+    text = str(error or "the device failed")
+    prefixes = (
+        f"{device}: ",
+        f"device {device!r}: ",
+        f"{device} (ssh): ",
+        f"{device} (adb): ",
+        "not measured: ",
+    )
+    while True:
+        for p in prefixes:
+            if text.startswith(p):
+                text = text[len(p) :]
+                break
+        else:
+            return text

@@ -31,6 +31,7 @@ model waits up to ``reconnect_timeout_s`` for the phone to come back.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 import time
@@ -39,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from latbench.devices import parsers
-from latbench.devices._config import number
+from latbench.devices._config import format_cpu_list, number, parse_cpu_list, text
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.devices.remote import check_args, failed_record, file_sha256, settings_from
 from latbench.devices.transports import (
     AdbTransport,
     CommandTimeout,
     ConnectionLost,
+    RemoteCommandError,
     RemoteDiskFull,
     quote_argv,
 )
@@ -53,7 +55,7 @@ from latbench.errors import ConfigError, DeviceError, ParseError
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
-__all__ = ["AdbDevice", "cpu_mask"]
+__all__ = ["AdbDevice", "PhoneFault", "cpu_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +85,22 @@ GETPROP_KEYS = {
 }
 
 
-def cpu_mask(cpus: Any) -> str | None:
-    """``"4-7"``, ``"4,5"``, ``[4, 5]`` -> the hex mask ``taskset`` takes (``"f0"``)."""
-    if cpus in (None, "", []):
+def cpu_mask(cpus: Any, where: str = "adb device") -> str | None:
+    """``"4-7"``, ``"4,5"``, ``[4, 5]`` -> the hex mask ``taskset`` takes (``"f0"``).
+
+    A reversed (``"7-4"``) or open (``"4-"``) range is a ConfigError naming ``where``.
+    """
+    ids = parse_cpu_list(cpus, where=where)
+    if not ids:
         return None
-    ids: set[int] = set()
-    items = cpus if isinstance(cpus, list | tuple) else str(cpus).split(",")
-    try:
-        for part in items:
-            text = str(part).strip()
-            if "-" in text:
-                lo, hi = text.split("-", 1)
-                ids.update(range(int(lo), int(hi) + 1))
-            else:
-                ids.add(int(text))
-    except ValueError:
-        raise ConfigError(f"cpus = {cpus!r}; expected a CPU list like '4-7' or '4,5'") from None
     return format(sum(1 << i for i in ids), "x")
+
+
+_TASKSET_FAILED = re.compile(r"taskset:.*(affinity|invalid|mask)", re.IGNORECASE)
+
+
+class PhoneFault(DeviceError):
+    """The phone cannot measure anything until its setup is fixed (a ``"device"`` failure)."""
 
 
 @DEVICES.register("adb")
@@ -107,6 +108,9 @@ class AdbDevice(Device):
     """An Android phone over adb (see the module docstring for the bench.toml keys)."""
 
     kind = "adb"
+    #: the one runtime benchmark_model runs (what collection and descriptors emit for)
+    default_runtime = "litert"
+    table_runtime = "litert"
     config_keys = AdbTransport.config_keys | {
         "benchmark_binary",
         "benchmark_version",
@@ -119,19 +123,34 @@ class AdbDevice(Device):
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
-        self.transport = AdbTransport(self.config, label=f"{name} (adb)")
-        binary = self.config.get("benchmark_binary")
-        self.benchmark_binary = Path(str(binary)).expanduser() if binary else None
-        self.remote_dir = str(self.config.get("remote_dir", "/data/local/tmp/latbench"))
-        self.mask = cpu_mask(self.config.get("cpus"))
         where = f"device {name!r}"
+        self.transport = AdbTransport(self.config, label=f"{name} (adb)", where=where)
+        binary = text(
+            self.config, "benchmark_binary", None, where=where, what="the path of benchmark_model"
+        )
+        self.benchmark_binary = Path(binary).expanduser() if binary else None
+        self.remote_dir = text(
+            self.config,
+            "remote_dir",
+            "/data/local/tmp/latbench",
+            where=where,
+            what="a directory on the phone",
+        ).rstrip("/")
+        if not self.remote_dir.startswith("/"):
+            raise ConfigError(
+                f"{where}: remote_dir = {self.config.get('remote_dir')!r}; expected an absolute "
+                "directory on the phone such as '/data/local/tmp/latbench'"
+            )
+        text(self.config, "benchmark_version", None, where=where, what="a version label")
+        self.cpu_ids = parse_cpu_list(self.config.get("cpus"), where=where)
+        self.mask = cpu_mask(self.config.get("cpus"), where)
         self.cooldown_s = number(self.config, "cooldown_s", 0.0, where=where, minimum=0)
         self.rounds = number(self.config, "rounds", 3, where=where, integer=True, minimum=1)
         extra = self.config.get("extra_args", [])
         if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
             raise ConfigError(f"device {name!r}: extra_args = {extra!r}; expected a string list")
         self.extra_args: list[str] = extra
-        self.timeout_s = number(self.config, "timeout_s", None, where=where, minimum=0)
+        self.timeout_s = number(self.config, "timeout_s", None, where=where, positive=True)
         self.reconnect_timeout_s = number(
             self.config, "reconnect_timeout_s", 60.0, where=where, minimum=0
         )
@@ -164,12 +183,51 @@ class AdbDevice(Device):
                     f"{str(self.benchmark_binary) if self.benchmark_binary else None!r}; expected "
                     "LiteRT's benchmark_model for the phone's ABI (see docs/devices.md)"
                 )
-            self.transport.run(["mkdir", "-p", self.remote_dir], timeout_s=30.0).check(
-                f"{self.name}: mkdir {self.remote_dir}"
-            )
-            self.transport.push(self.benchmark_binary, self.remote_binary)
-            self.transport.run(["chmod", "755", self.remote_binary], timeout_s=30.0).check()
+            self._check_cpus()
+            try:
+                self.transport.run(["mkdir", "-p", self.remote_dir], timeout_s=30.0).check(
+                    f"mkdir {self.remote_dir}"
+                )
+                self.transport.push(self.benchmark_binary, self.remote_binary)
+                self.transport.run(["chmod", "755", self.remote_binary], timeout_s=30.0).check(
+                    f"chmod 755 {self.remote_binary}"
+                )
+            except RemoteCommandError as exc:
+                raise PhoneFault(
+                    f"device {self.name!r}: remote_dir = {self.remote_dir!r} is not usable on "
+                    f"the phone ({exc}); expected a writable directory such as "
+                    "'/data/local/tmp/latbench'"
+                ) from None
+            except (RemoteDiskFull, ConnectionLost, CommandTimeout):
+                raise
+            except DeviceError as exc:  # the push itself was refused (not disk full, not gone)
+                raise PhoneFault(
+                    f"device {self.name!r}: cannot copy benchmark_binary to {self.remote_binary!r}"
+                    f" on the phone: {exc}"
+                ) from None
             self._binary_pushed = True
+
+    def _phone_cpus(self) -> list[int] | None:
+        """The phone's CPU ids (``/sys/devices/system/cpu/present``); None when unknown."""
+        res = self.transport.run(["cat", "/sys/devices/system/cpu/present"], timeout_s=30.0)
+        if res.returncode != 0:
+            return None
+        try:
+            return parse_cpu_list(res.stdout.strip(), where=self.name)
+        except ConfigError:
+            return None
+
+    def _check_cpus(self) -> None:
+        """``cpus`` the phone does not have is the table's fault, said before any model runs."""
+        if not self.cpu_ids:
+            return
+        have = self._phone_cpus()
+        if have is not None and not set(self.cpu_ids) <= set(have):
+            raise PhoneFault(
+                f"device {self.name!r}: cpus {self.config.get('cpus')!r} names CPU(s) "
+                f"{format_cpu_list(set(self.cpu_ids) - set(have))} the phone does not have; "
+                f"the phone has CPUs {format_cpu_list(have)}"
+            )
 
     def _shell_text(self, command: str) -> str:
         return self.transport.run_shell(command, timeout_s=30.0).stdout
@@ -271,8 +329,10 @@ class AdbDevice(Device):
                 f"device {self.name!r}: batch = {batch!r}; benchmark_model runs the model's own "
                 "batch size, so export the model with that batch instead"
             )
+        # the settings' timeout: given settings (the command line over the device table, see
+        # Config.measure_for) win; without settings those of the device table apply
         s = settings_from(settings, self.config)
-        timeout = float(self.timeout_s) if self.timeout_s else s.timeout_s
+        timeout = float(s.timeout_s)
         t0 = time.perf_counter()
         fp = self._fingerprint or ""
 
@@ -311,6 +371,13 @@ class AdbDevice(Device):
                     )
                     if res.returncode != 0:
                         self._probe()  # a vanished phone raises ConnectionLost here
+                        said = res.stdout + res.stderr
+                        if self.mask and _TASKSET_FAILED.search(said):
+                            raise PhoneFault(
+                                f"device {self.name!r}: taskset refused cpus "
+                                f"{self.config.get('cpus')!r} (mask {self.mask}): "
+                                f"{said.strip()[-300:]}; expected CPUs the phone has online"
+                            )
                     outputs.append(res.stdout + res.stderr)
                 env_after = self._snapshot()
             except RemoteDiskFull as exc:
@@ -320,6 +387,8 @@ class AdbDevice(Device):
             except ConnectionLost as exc:
                 self.transport.close()
                 return fail(f"phone disconnected: {exc}", "transport")
+            except DeviceError as exc:  # remote_dir, cpus, the binary: the phone's setup
+                return fail(str(exc), "device")
             finally:
                 if self.transport.connected:
                     try:

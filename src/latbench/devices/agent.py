@@ -237,6 +237,39 @@ def serve(stdin: Any, stdout: Any) -> int:
     return 0
 
 
+def pin_cpus(cpus: str) -> dict[str, Any] | None:
+    """Pin this process to the comma-separated CPU ids ``cpus``; None when done, else the
+    ``{"error": ..., "type": "BadCpus", "cpus": [...], "available": [...]}`` reply that says
+    which CPUs the board has."""
+    try:
+        wanted = {int(c) for c in cpus.split(",")}
+    except ValueError:
+        wanted = set()
+    try:
+        available = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = list(range(os.cpu_count() or 1))
+    problem = ""
+    if not wanted:
+        problem = "is not a CPU list"
+    elif not wanted <= set(available):
+        problem = f"names CPU(s) {sorted(wanted - set(available))} the board does not have"
+    else:
+        try:
+            os.sched_setaffinity(0, wanted)
+        except (AttributeError, OSError) as exc:
+            problem = f"cannot be pinned ({exc})"
+    if not problem:
+        return None
+    return {
+        "ok": False,
+        "type": "BadCpus",
+        "error": f"cpus {cpus!r} {problem}",
+        "cpus": sorted(wanted),
+        "available": available,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent.py", description="latbench on-device agent")
     parser.add_argument("mode", choices=["serve", "measure", "describe"])
@@ -246,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _bootstrap_path()
     if args.cpus:
-        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        bad = pin_cpus(args.cpus)
+        if bad is not None:  # a bench.toml error, told to the host as such (not a traceback)
+            sys.stdout.write(json.dumps(bad) + "\n")
+            sys.stdout.flush()
+            return 3
     if args.version:
         import latbench.profilers.env as env_mod
 

@@ -138,22 +138,32 @@ class CudaDevice(Device):
     kind = "cuda"
     config_keys = frozenset({"index", "runtime"})
 
+    @property
+    def table_runtime(self) -> str | None:
+        """The runtime the device table's ``runtime`` names (None: not set)."""
+        return self.default_runtime if "runtime" in self.config else None
+
     def __init__(self, name: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
+        where = f"device {name!r}"
+        # the table first: a typo is said as such, on machines with a GPU or without
+        self.index = number(self.config, "index", 0, where=where, integer=True, minimum=0)
+        runtime = self.config.get("runtime", "torch")
+        if runtime not in ("torch", "onnxruntime"):
+            raise ConfigError(
+                f"{where} (cuda): runtime = {runtime!r}; expected 'torch' or 'onnxruntime'"
+            )
+        self.default_runtime = str(runtime)
         reason = cuda_unavailable_reason()
         if reason is not None:
             raise DeviceError(f"device {name!r} (cuda): no CUDA GPU is available: {reason}")
         import torch
 
-        self.index = number(
-            self.config, "index", 0, where=f"device {name!r}", integer=True, minimum=0
-        )
         if not 0 <= self.index < torch.cuda.device_count():
             raise ConfigError(
                 f"device {name!r}: index = {self.index}; this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
-        self.default_runtime = str(self.config.get("runtime", "torch"))
         self._torch = torch
         self._dev = torch.device("cuda", self.index)
         self._describe: dict[str, Any] | None = None

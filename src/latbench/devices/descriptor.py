@@ -115,6 +115,60 @@ def kernel_onnx(k: MicroKernel, path: str | os.PathLike[str], seed: int = 0) -> 
     return os.fspath(path)
 
 
+#: the model format each runtime measures (what kernels and reference archs are written as)
+RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite", "torch": "torch"}
+
+
+def device_runtime(device: Any) -> str:
+    """The runtime a descriptor of ``device`` uses: the device's own (``default_runtime``: an
+    adb phone runs LiteRT, an ssh board what its table names), else onnxruntime."""
+    rt = getattr(device, "default_runtime", None)
+    return str(rt) if isinstance(rt, str) and rt in RUNTIME_FORMAT else "onnxruntime"
+
+
+def kernel_graph(k: MicroKernel) -> Any:
+    """Micro-kernel ``k`` as an architecture graph (for the TFLite and torch emitters)."""
+    from latbench.spaces.graph import GraphBuilder
+
+    b = GraphBuilder(meta={"name": k.name})
+    if k.op == "matmul":
+        m, kk, n = k.shape
+        x = b.flatten(b.input((m, kk, 1, 1)))  # the graph's inputs are NCHW: (M, K, 1, 1)
+        y = b.linear(x, n, bias=False)
+    else:
+        c, h, wd = k.shape
+        x = b.input((1, c, h, wd))
+        if k.op in ("conv", "dwconv"):
+            groups = c if k.op == "dwconv" else 1
+            y = b.conv(x, k.out_channels, k.kernel, k.stride, k.kernel // 2, groups=groups)
+        else:
+            y = b.pool(k.op, x, k.kernel, k.stride, k.kernel // 2)
+    return b.build([y])
+
+
+def emit_kernel(k: MicroKernel, runtime: str, directory: str, seed: int = 0) -> Any:
+    """Micro-kernel ``k`` as a model ``runtime`` measures (a file; torch: a module factory)."""
+    fmt = RUNTIME_FORMAT.get(runtime)
+    if fmt is None:
+        raise MeasurementError(
+            f"runtime {runtime!r} has no model format for descriptors; expected one of "
+            + ", ".join(sorted(RUNTIME_FORMAT))
+        )
+    if fmt == "onnx":
+        return kernel_onnx(k, os.path.join(directory, f"{k.name}.onnx"), seed=seed)
+    return _emit_graph(kernel_graph(k), fmt, os.path.join(directory, k.name), seed)
+
+
+def _emit_graph(graph: Any, fmt: str, stem: str, seed: int) -> Any:
+    if fmt == "torch":
+        from latbench.spaces.emit_torch import torch_factory
+
+        return torch_factory(graph, seed)
+    from latbench.spaces import export
+
+    return str(export(graph, fmt, f"{stem}.{fmt}", seed=seed))
+
+
 def reference_archs(space: str, n: int = 10, seed: int = 2021) -> list[str]:
     """``n`` fixed reference architectures of ``space``, spread over its MACs range.
 
@@ -149,6 +203,9 @@ class Descriptor:
     reference_ms: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
+    # items not measured because the device's link or setup failed (not the item's fault): a
+    # descriptor with any is incomplete, and a rerun resuming its partial file measures them
+    unfinished: list[str] = field(default_factory=list)
 
     def vector(self) -> list[float]:
         """The MAPLE vector: log-latency of each micro-kernel in :data:`MICRO_KERNELS` order."""
@@ -225,7 +282,7 @@ def describe(
     n_reference: int = 10,
     kernels: Sequence[MicroKernel] = MICRO_KERNELS,
     settings: HarnessSettings | None = None,
-    runtime: str = "onnxruntime",
+    runtime: str | None = None,
     counters: bool = True,
     seed: int = 0,
     progress: Callable[[str, float | None], None] | None = None,
@@ -234,15 +291,29 @@ def describe(
 ) -> Descriptor:
     """Measure ``device`` on the micro-kernels and (with ``space``) the reference archs.
 
-    ``device`` is a :class:`latbench.devices.Device`. A kernel or architecture whose measurement
-    fails is recorded in ``failed`` with its error and the rest goes on. ``counters`` asks for
-    hardware counters, kept where the device reports them. ``progress(item, ms)`` is called as
-    each item completes (``ms`` None: it failed). ``checkpoint(descriptor)`` is called with the
-    descriptor so far after each item, and ``resume`` (the partial descriptor an interrupted
-    run checkpointed) supplies the items it already holds, so that only the rest is measured;
-    its failed items are tried again. A partial descriptor of another device, fingerprint,
-    runtime or space (:func:`resumable`) is ignored with a warning.
+    ``device`` is a :class:`latbench.devices.Device`; ``runtime`` defaults to the device's own
+    (:func:`device_runtime`: LiteRT on an adb phone, whose kernels and architectures are then
+    written as TFLite). A kernel or architecture whose measurement fails is recorded in
+    ``failed`` with its error and the rest goes on. A failure of the device's link (kind
+    ``"transport"``) is tried once more after the device reconnects; one that persists, or a
+    fault of the device's setup (kind ``"device"``, which also stops the run), leaves the item
+    in ``unfinished`` too. ``counters`` asks for hardware counters, kept where the device
+    reports them. ``progress(item, ms)`` is called as each item completes (``ms`` None: it
+    failed). ``checkpoint(descriptor)`` is called with the descriptor so far after each item,
+    and ``resume`` (the partial descriptor an interrupted run checkpointed) supplies the items
+    it already holds, so that only the rest is measured; its failed items are tried again. A
+    partial descriptor of another device, fingerprint, runtime or space (:func:`resumable`) is
+    ignored with a warning.
     """
+    from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind
+
+    runtime = runtime or device_runtime(device)
+    fmt = RUNTIME_FORMAT.get(runtime)
+    if fmt is None:
+        raise MeasurementError(
+            f"runtime {runtime!r} has no model format for descriptors; expected one of "
+            + ", ".join(sorted(RUNTIME_FORMAT))
+        )
     info: dict[str, Any] = {}
     try:
         info = dict(device.describe())
@@ -268,15 +339,38 @@ def describe(
         if progress:
             progress(item, ms)
 
+    stopped = ""  # the device's setup failed: the rest is not tried
+
+    def measure(item: str, model: Any, **kwargs: Any) -> Any:
+        """Measure one item, once more after a dropped link; None when it failed."""
+        nonlocal stopped
+        if stopped:
+            desc.failed[item] = f"not measured: {stopped}"
+            desc.unfinished.append(item)
+            done(item, None)
+            return None
+        m = device.measure(model, runtime=runtime, settings=settings, **kwargs)
+        if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
+            log.info("%s: retrying %s after: %s", desc.device, item, m.error)
+            m = device.measure(model, runtime=runtime, settings=settings, **kwargs)
+        if m.ok:
+            desc.failed.pop(item, None)
+            return m
+        desc.failed[item] = str(m.error)
+        kind = failure_kind(m)
+        if kind in RETRYABLE_FAILURES or kind == "device":
+            desc.unfinished.append(item)
+            if kind == "device":
+                stopped = str(m.error)
+        done(item, None)
+        return None
+
     with tempfile.TemporaryDirectory(prefix="latbench-describe-") as tmp:
         for k in kernels:
             if k.name in desc.kernels_ms:
                 continue
-            path = kernel_onnx(k, os.path.join(tmp, f"{k.name}.onnx"), seed=seed)
-            m = device.measure(path, runtime=runtime, settings=settings, counters=counters)
-            if not m.ok:
-                desc.failed[k.name] = str(m.error)
-                done(k.name, None)
+            m = measure(k.name, emit_kernel(k, runtime, tmp, seed=seed), counters=counters)
+            if m is None:
                 continue
             desc.kernels_ms[k.name] = float(m.median_ms)
             got = {name: c for name, c in (m.counters or {}).items() if c.get("value") is not None}
@@ -284,29 +378,28 @@ def describe(
                 desc.kernel_counters[k.name] = got
             done(k.name, float(m.median_ms))
         if space:
-            from latbench.spaces import export, get_space
+            from latbench.spaces import get_space
 
             sp = get_space(space)
             for i, arch in enumerate(reference_archs(space, n_reference)):
                 if arch in desc.reference_ms:
                     continue
-                ref = export(sp.build(arch), "onnx", os.path.join(tmp, f"ref{i}.onnx"), seed=seed)
-                m = device.measure(str(ref), runtime=runtime, settings=settings)
-                if not m.ok:
-                    desc.failed[arch] = str(m.error)
-                    done(arch, None)
+                ref = _emit_graph(sp.build(arch), fmt, os.path.join(tmp, f"ref{i}"), seed)
+                m = measure(arch, ref)
+                if m is None:
                     continue
                 desc.reference_ms[arch] = float(m.median_ms)
                 done(arch, float(m.median_ms))
     return desc
 
 
-def identity(device: Any, runtime: str = "onnxruntime", space: str | None = None) -> Descriptor:
-    """An empty descriptor of ``device``: what a partial one must match to be resumed."""
+def identity(device: Any, runtime: str | None = None, space: str | None = None) -> Descriptor:
+    """An empty descriptor of ``device``: what a partial one must match to be resumed
+    (``runtime`` defaults to the device's own, :func:`device_runtime`)."""
     return Descriptor(
         device=str(getattr(device, "name", "device")),
         fingerprint=str(device.fingerprint()) if hasattr(device, "fingerprint") else "",
-        runtime=runtime,
+        runtime=runtime or device_runtime(device),
         space=space,
     )
 

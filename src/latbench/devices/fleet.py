@@ -20,7 +20,10 @@ Design (why the worker boundary looks like this):
   ``DeviceWorker.run_task`` can later run on another host, with ``FleetTask.to_dict()`` and
   ``Measurement.to_dict()`` as the wire format.
 * Failure isolation: anything a device does wrong becomes a failed record for that item; a
-  device that cannot be opened fails only its own items. A failure of kind ``"transport"`` (see
+  device that cannot be opened fails only its own items. A failure of kind ``"device"`` (the
+  device's setup: authentication, an agent that does not start, a runtime missing on the board)
+  stops that device: its remaining items are failed at once with the reason (kind
+  ``"device"``), the other devices go on. A failure of kind ``"transport"`` (see
   :mod:`latbench.devices.remote`) is retried ``retries`` times, after the device reconnects, so a
   dropped link loses nothing; after ``max_consecutive_failures`` transport failures in a row the
   device's remaining items are failed at once with the reason, instead of hammering a dead board.
@@ -43,7 +46,7 @@ from typing import Any
 from latbench.config import Config
 from latbench.devices.base import Device, ModelRef
 from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind
-from latbench.errors import LatbenchError
+from latbench.errors import DeviceError, LatbenchError
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
@@ -139,6 +142,8 @@ class DeviceWorker:
         self.retry_delay_s = retry_delay_s
         self.device: Device | None = None
         self.consecutive_transport_failures = 0
+        #: why the device cannot measure at all (a ``"device"`` failure); its queue then stops
+        self.fault: str | None = None
 
     def _open(self) -> Device:
         if self.device is None:
@@ -151,6 +156,8 @@ class DeviceWorker:
         while True:
             try:
                 m = self._open().measure(task.model, **dict(task.kwargs))
+            except DeviceError as exc:  # the device, not the model (auth, setup, ...)
+                return self._failed(task, f"{type(exc).__name__}: {exc}", "device")
             except LatbenchError as exc:
                 return self._failed(task, f"{type(exc).__name__}: {exc}", "model")
             kind = failure_kind(m)
@@ -315,6 +322,11 @@ class Fleet:
                         index, item = q.get_nowait()
                     except queue.Empty:
                         return
+                    if worker.fault is not None:
+                        task = FleetTask(index, item, str(item), self.measure_kwargs)
+                        reason = f"not measured: {worker.fault}"
+                        deliver(name, index, item, worker._failed(task, reason, "device"))
+                        continue
                     if worker.consecutive_transport_failures >= self.max_consecutive_failures:
                         reason = (
                             f"gave up after {worker.consecutive_transport_failures} transport "
@@ -331,6 +343,9 @@ class Fleet:
                         m = worker._failed(task, f"preparing the model failed: {exc!r}", "model")
                     else:
                         m = worker.run_task(task)
+                        if failure_kind(m) == "device":  # every other item would fail alike
+                            worker.fault = str(m.error or "the device failed")
+                            errors[name] = worker.fault
                     deliver(name, index, item, m)
             except Exception as exc:
                 log.exception("%s: worker failed", name)

@@ -8,7 +8,11 @@ after a reconnect, from a model that fails every time:
 * ``"timeout"`` -- the run exceeded its timeout and was killed;
 * ``"disk_full"`` -- the model could not be written on the device;
 * ``"crashed"`` -- the on-device process died;
-* ``"model"`` -- the model or runtime was rejected on the device.
+* ``"model"`` -- the model or runtime was rejected on the device;
+* ``"device"`` -- the device itself is not usable (the agent did not start, the runtime is not
+  installed on the board, the remote directory is unusable, SSH authentication failed, the
+  ``cpus`` do not exist there): no model can be measured on it until its setup is fixed, so
+  callers stop that device and do not store the failure as the model's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from latbench.profilers.record import Measurement
 from latbench.profilers.runtimes import RUNTIMES
 
 __all__ = [
+    "DEVICE_FAILURES",
     "FAILURE_KINDS",
     "RETRYABLE_FAILURES",
     "check_args",
@@ -34,8 +39,10 @@ __all__ = [
     "settings_from",
 ]
 
-FAILURE_KINDS = ("transport", "timeout", "disk_full", "crashed", "model")
+FAILURE_KINDS = ("transport", "timeout", "disk_full", "crashed", "model", "device")
 RETRYABLE_FAILURES = frozenset({"transport"})
+#: failures that are the device's, not the measured model's: never stored as the model's result
+DEVICE_FAILURES = frozenset({"transport", "device"})
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 

@@ -30,13 +30,13 @@ import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from latbench.devices._config import number
+from latbench.devices._config import number, text
 from latbench.errors import ConfigError, DeviceError
 
 __all__ = [
@@ -100,6 +100,31 @@ def quote_argv(argv: Sequence[str]) -> str:
 def _is_enospc(text: str) -> bool:
     low = text.lower()
     return "no space left" in low or "enospc" in low or "disk full" in low
+
+
+def _line_number(path: Path, line: str) -> str:
+    """The 1-based number of ``line`` in the text file ``path`` ("?" when not found)."""
+    try:
+        for i, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if text.strip() == line.strip():
+                return str(i)
+    except OSError:
+        pass
+    return "?"
+
+
+def _tcp_keepalive(sock: Any, seconds: float) -> None:
+    """TCP keepalive on the SSH socket: a board whose network went away is noticed."""
+    import socket
+
+    if not isinstance(sock, socket.socket):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = max(1, int(seconds))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
 class Transport(ABC):
@@ -201,7 +226,7 @@ class SSHTransport(Transport):
         | {"connect_timeout_s"}
     )
 
-    def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
+    def __init__(self, settings: Mapping[str, Any], label: str = "", where: str = "") -> None:
         try:
             import paramiko
         except ImportError as exc:
@@ -212,26 +237,42 @@ class SSHTransport(Transport):
         self._paramiko = paramiko
         host = settings.get("host")
         if not isinstance(host, str) or not host:
-            raise ConfigError(f"{label or 'ssh device'}: host = {host!r}; expected a host name")
+            raise ConfigError(
+                f"{where or label or 'ssh device'}: host = {host!r}; expected a host name"
+            )
         self.host = host
-        where = label or host
+        where = where or label or host
         self.port = number(
             settings, "port", 22, where=where, integer=True, minimum=1, maximum=65535
         )
-        self.user = str(settings.get("user") or os.environ.get("USER") or "root")
-        key = settings.get("key")
-        self.key = str(Path(str(key)).expanduser()) if key else None
+        self.user = text(settings, "user", None, where=where, what="a user name") or (
+            os.environ.get("USER") or "root"
+        )
+        key = text(settings, "key", None, where=where, what="the path of a private key file")
+        self.key = str(Path(key).expanduser()) if key else None
         if self.key and not Path(self.key).is_file():
-            raise ConfigError(f"{label or host}: key = {key!r} does not exist; expected a file")
-        self.password = settings.get("password")
-        self.host_key_check = str(settings.get("host_key_check", "accept-new"))
+            raise ConfigError(f"{where}: key = {key!r} does not exist; expected a file")
+        self.password = text(settings, "password", None, where=where)
+        self.host_key_check = text(
+            settings, "host_key_check", "accept-new", where=where, what="'accept-new' or 'yes'"
+        )
         if self.host_key_check not in ("accept-new", "yes"):
             raise ConfigError(
-                f"{label or host}: host_key_check = {self.host_key_check!r}; "
-                "expected 'accept-new' or 'yes'"
+                f"{where}: host_key_check = {self.host_key_check!r}; expected 'accept-new' or 'yes'"
             )
-        self.known_hosts = settings.get("known_hosts")
-        self.connect_timeout_s = number(settings, "connect_timeout_s", 10.0, where=where, minimum=0)
+        known = text(settings, "known_hosts", None, where=where, what="a known_hosts file")
+        self.known_hosts = str(Path(known).expanduser()) if known else None
+        if self.known_hosts and not Path(self.known_hosts).is_file():
+            raise ConfigError(
+                f"{where}: known_hosts = {known!r} does not exist; expected an OpenSSH "
+                "known_hosts file"
+            )
+        self.connect_timeout_s = number(
+            settings, "connect_timeout_s", 10.0, where=where, positive=True
+        )
+        #: seconds without a reply from the board before a transfer or command is given up
+        #: (the connection is then closed as lost); devices raise it to their per-model timeout
+        self.io_timeout_s = max(30.0, 3 * float(self.connect_timeout_s))
         self.label = label or f"{self.user}@{self.host}:{self.port}"
         self._client: Any = None
         self._sftp: Any = None
@@ -250,10 +291,7 @@ class SSHTransport(Transport):
             self.close()
             pk = self._paramiko
             client = pk.SSHClient()
-            with contextlib.suppress(OSError):
-                client.load_system_host_keys()
-            if self.known_hosts:
-                client.load_host_keys(str(Path(str(self.known_hosts)).expanduser()))
+            self._load_host_keys(client)
             policy = (
                 pk.AutoAddPolicy() if self.host_key_check == "accept-new" else pk.RejectPolicy()
             )
@@ -268,6 +306,7 @@ class SSHTransport(Transport):
                     timeout=self.connect_timeout_s,
                     banner_timeout=self.connect_timeout_s,
                     auth_timeout=self.connect_timeout_s,
+                    channel_timeout=self.connect_timeout_s,
                     allow_agent=self.key is None,
                     look_for_keys=self.key is None,
                 )
@@ -278,13 +317,57 @@ class SSHTransport(Transport):
                     "board's authorized_keys accepts (set key = ... in bench.toml)"
                 ) from None
             except (pk.SSHException, OSError, EOFError) as exc:
+                silent = self._no_banner(client, exc)
                 client.close()
+                if silent:
+                    raise ConnectionLost(
+                        f"{self.label}: host {self.host}:{self.port} accepted the connection but "
+                        f"sent no SSH banner within {self.connect_timeout_s:g} s; expected an SSH "
+                        "server there (is it the right port, or is the board overloaded?)"
+                    ) from None
                 raise ConnectionLost(f"{self.label}: cannot connect: {exc}") from None
             transport = client.get_transport()
             if transport is not None:
-                transport.set_keepalive(15)
+                # keepalives every few seconds: paramiko notices a peer that stopped answering
+                # (SSH level), TCP keepalive one whose network went away
+                transport.set_keepalive(max(1, min(15, int(self.connect_timeout_s))))
+                _tcp_keepalive(transport.sock, self.connect_timeout_s)
             self._client = client
             log.debug("connected to %s", self.label)
+
+    def _no_banner(self, client: Any, exc: BaseException) -> bool:
+        """Whether a failed connect is a host that accepted TCP but never spoke SSH."""
+        if "banner" in str(exc).lower():
+            return True
+        t = client.get_transport()
+        return bool(
+            t is not None and not getattr(t, "remote_version", "") and "session" in str(exc)
+        )
+
+    def _load_host_keys(self, client: Any) -> None:
+        """Load ~/.ssh/known_hosts and ``known_hosts``; a corrupt line is a ConfigError."""
+        pk = self._paramiko
+        system = Path("~/.ssh/known_hosts").expanduser()
+        files: list[tuple[Path, str, Any]] = [(system, "", client.load_system_host_keys)]
+        if self.known_hosts:
+            files.append((Path(self.known_hosts), "known_hosts = ", client.load_host_keys))
+        for path, key, load in files:
+            try:
+                if key:
+                    load(str(path))
+                elif path.is_file():
+                    load()
+            except pk.hostkeys.InvalidHostKey as exc:
+                line = _line_number(path, str(exc.line))
+                raise ConfigError(
+                    f"{self.label}: {key}{str(path)!r}: line {line} is not a valid known_hosts "
+                    f"entry ({exc.exc!r}); expected 'HOST KEYTYPE BASE64KEY': fix or delete it"
+                ) from None
+            except (OSError, UnicodeDecodeError, ValueError, pk.SSHException) as exc:
+                raise ConfigError(
+                    f"{self.label}: cannot read the known_hosts file {str(path)!r}: {exc}; "
+                    "expected an OpenSSH known_hosts file"
+                ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -298,7 +381,42 @@ class SSHTransport(Transport):
 
     def _lost(self, exc: BaseException, what: str) -> ConnectionLost:
         self.close()
+        if isinstance(exc, TimeoutError):
+            return self._stalled(what, self.io_timeout_s)
         return ConnectionLost(f"{self.label}: connection lost during {what}: {exc!r}")
+
+    def _stalled(self, what: str, seconds: float) -> ConnectionLost:
+        self.close()
+        return ConnectionLost(
+            f"{self.label}: the board sent nothing for {seconds:g} s during {what}; the "
+            "connection was closed (a frozen board or a network partition)"
+        )
+
+    @contextlib.contextmanager
+    def _watchdog(self, what: str, seconds: float) -> Iterator[None]:
+        """Bound a paramiko call that waits without a timeout of its own (channel requests):
+        past ``seconds`` the SSH connection is closed, which wakes the call up, and the call
+        raises :class:`ConnectionLost` saying the board stalled."""
+        fired = threading.Event()
+        client = self._client
+
+        def fire() -> None:
+            fired.set()
+            t = client.get_transport() if client is not None else None
+            if t is not None:
+                t.close()
+
+        timer = threading.Timer(seconds, fire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except Exception:
+            if fired.is_set():
+                raise self._stalled(what, seconds) from None
+            raise
+        finally:
+            timer.cancel()
 
     def _transport(self) -> Any:
         self.connect()
@@ -310,12 +428,19 @@ class SSHTransport(Transport):
     def open_channel(self, command: str) -> Any:
         """A session channel running the shell command line ``command`` (for long-lived agents).
 
-        The caller owns the channel (reads its stdout, closes it).
+        The caller owns the channel (reads its stdout, closes it). Sends and receives on it
+        time out after :attr:`io_timeout_s` (``TimeoutError``).
         """
         pk = self._paramiko
+        what = f"starting {command[:80]!r}"
         try:
-            chan = self._transport().open_session(timeout=self.connect_timeout_s)
-            chan.exec_command(command)
+            t = self._transport()
+            with self._watchdog(what, self.connect_timeout_s + 5.0):
+                chan = t.open_session(timeout=self.connect_timeout_s)
+                chan.settimeout(self.io_timeout_s)
+                chan.exec_command(command)
+        except ConnectionLost:
+            raise
         except (pk.SSHException, OSError, EOFError) as exc:
             raise self._lost(exc, "opening a channel") from None
         return chan
@@ -413,11 +538,18 @@ class SSHTransport(Transport):
         with self._lock:
             if self._sftp is None:
                 try:
-                    self._sftp = pk.SFTPClient.from_transport(self._transport())
+                    t = self._transport()
+                    with self._watchdog("opening SFTP", self.connect_timeout_s + 5.0):
+                        chan = t.open_session(timeout=self.connect_timeout_s)
+                        chan.invoke_subsystem("sftp")
+                        self._sftp = pk.SFTPClient(chan)
+                except ConnectionLost:
+                    raise
                 except (pk.SSHException, OSError, EOFError) as exc:
                     raise self._lost(exc, "opening SFTP") from None
-                if self._sftp is None:
-                    raise ConnectionLost(f"{self.label}: the server refused the SFTP subsystem")
+            # every SFTP reply is awaited at most this long: a board that stops answering
+            # mid-transfer raises TimeoutError instead of blocking forever
+            self._sftp.get_channel().settimeout(self.io_timeout_s)
             return self._sftp
 
     def push(self, local: str | os.PathLike[str], remote: str) -> None:
@@ -425,7 +557,7 @@ class SSHTransport(Transport):
         sftp = self._sftp_client()
         try:
             sftp.put(str(local), remote, confirm=False)  # a stat per file costs a round trip
-        except (pk.SSHException, EOFError) as exc:
+        except (pk.SSHException, EOFError, TimeoutError) as exc:
             raise self._lost(exc, f"push of {local}") from None
         except OSError as exc:
             if not self.connected:
@@ -436,7 +568,7 @@ class SSHTransport(Transport):
         """Turn an SFTP write failure into DiskFull when the remote file system is full."""
         # OpenSSH's sftp-server maps ENOSPC to the generic SSH_FX_FAILURE ("Failure"), so ask
         # the board how much room is left instead of trusting the message.
-        with contextlib.suppress(OSError, EOFError):
+        with contextlib.suppress(OSError, EOFError, self._paramiko.SSHException):
             self._sftp_client().remove(remote)
         size_kib = Path(local).stat().st_size // 1024
         free = self.free_kib(str(Path(remote).parent))
@@ -454,7 +586,7 @@ class SSHTransport(Transport):
         try:
             with sftp.open(remote, "wb") as f:
                 f.write(data)
-        except (pk.SSHException, EOFError) as exc:
+        except (pk.SSHException, EOFError, TimeoutError) as exc:
             raise self._lost(exc, f"write of {remote}") from None
         except OSError as exc:
             if not self.connected:
@@ -471,7 +603,7 @@ class SSHTransport(Transport):
         pk = self._paramiko
         try:
             self._sftp_client().mkdir(remote)
-        except (pk.SSHException, EOFError) as exc:
+        except (pk.SSHException, EOFError, TimeoutError) as exc:
             raise self._lost(exc, f"mkdir {remote}") from None
         except OSError as exc:
             if not self.connected:
@@ -483,7 +615,7 @@ class SSHTransport(Transport):
         sftp = self._sftp_client()
         try:
             sftp.get(remote, str(local))
-        except (pk.SSHException, EOFError) as exc:
+        except (pk.SSHException, EOFError, TimeoutError) as exc:
             raise self._lost(exc, f"pull of {remote}") from None
         except OSError as exc:
             if not self.connected:
@@ -492,8 +624,12 @@ class SSHTransport(Transport):
 
     def remove(self, remote: str) -> None:
         """Delete a remote file (missing files are fine)."""
-        with contextlib.suppress(OSError, EOFError):
+        try:
             self._sftp_client().remove(remote)
+        except TimeoutError as exc:
+            raise self._lost(exc, f"removing {remote}") from None
+        except (OSError, EOFError):
+            pass
 
 
 # ---- adb ---------------------------------------------------------------------------------
@@ -525,8 +661,9 @@ class AdbTransport(Transport):
     # the keys of a device table this transport reads
     config_keys = frozenset({"adb", "serial", "server", "connect_timeout_s"})
 
-    def __init__(self, settings: Mapping[str, Any], label: str = "") -> None:
-        adb = str(settings.get("adb") or "adb")
+    def __init__(self, settings: Mapping[str, Any], label: str = "", where: str = "") -> None:
+        where = where or label or "adb device"
+        adb = text(settings, "adb", "adb", where=where, what="the adb client (a path or name)")
         path = shutil.which(adb)
         if path is None:
             raise DeviceError(
@@ -534,10 +671,12 @@ class AdbTransport(Transport):
                 "(Debian: apt-get install adb; or Android's platform-tools) or set adb = '/path'"
             )
         self.adb = path
-        self.serial = settings.get("serial")
-        self.server = settings.get("server")
+        self.serial = text(settings, "serial", None, where=where, what="a serial (adb devices)")
+        self.server = text(
+            settings, "server", None, where=where, what="an adb server socket like 'tcp:HOST:PORT'"
+        )
         self.connect_timeout_s = number(
-            settings, "connect_timeout_s", 10.0, where=label or "adb device", minimum=0
+            settings, "connect_timeout_s", 10.0, where=where, positive=True
         )
         self.label = label or f"adb:{self.serial or 'any'}"
         self._connected = False
