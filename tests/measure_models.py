@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -50,3 +52,21 @@ def tiny_net(path: Path, dynamic_batch: bool = False) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def local_fixture() -> Any:
+    """A module-scoped ``local`` fixture: this machine's CPU as a LocalDevice, closed after."""
+    import pytest
+
+    from latbench.config import Config
+    from latbench.devices import get_device
+    from latbench.devices.local import LocalDevice
+
+    @pytest.fixture(scope="module")
+    def local() -> Iterator[LocalDevice]:
+        dev = get_device("local", Config())
+        assert isinstance(dev, LocalDevice)
+        yield dev
+        dev.close()
+
+    return local

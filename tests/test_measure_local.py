@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 from latbench.profilers.worker import default_cpus
 from latbench.spaces import NB201Space
-from measure_models import conv_net, tiny_net
+from measure_models import conv_net, local_fixture, tiny_net
 
 FAST = HarnessSettings(
     warmup_runs=2, warmup_time_s=0.0, min_runs=5, min_time_s=0.05, max_time_s=0.5
@@ -42,12 +41,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"conv": conv_net(d / "conv.onnx", channels=8, size=16), "tiny": tiny_net(d / "t.onnx")}
 
 
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalDevice]:
-    dev = get_device("local", Config())
-    assert isinstance(dev, LocalDevice)
-    yield dev
-    dev.close()
+local = local_fixture()
 
 
 def test_registry_and_get_device() -> None:
@@ -216,7 +210,7 @@ def test_cli_devices_lists_local_and_unavailable_adapters(
     toml = tmp_path / "bench.toml"
     toml.write_text('[devices.board]\ntransport = "fake"\n')
     rc, out, _ = cli(capsys, "--config", str(toml), "devices")
-    assert rc == 0
+    assert rc == 1  # a device that cannot be used: scripts can tell
     assert "local  [local]  ok" in out and "cpu_model" in out
     assert "board  [fake]  UNAVAILABLE" in out and "reason:" in out
     rc, out, _ = cli(capsys, "--config", str(toml), "devices", "--json")

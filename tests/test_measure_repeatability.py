@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from latbench.config import Config
-from latbench.devices import get_device
 from latbench.devices.local import LocalDevice
 from latbench.errors import ConfigError
 from latbench.profilers import stats
@@ -26,7 +23,7 @@ from latbench.profilers.reference import (
     store_calibration,
 )
 from latbench.profilers.task import reference_ratio
-from measure_models import conv_net, tiny_net
+from measure_models import conv_net, local_fixture, tiny_net
 
 PROC_STAT = """cpu  316056 4159 31170 803810 2031 0 530 7823 0 0
 cpu0 143891 3496 13211 417912 264 0 47 3934 0 0
@@ -209,12 +206,7 @@ FAST = HarnessSettings(
 )
 
 
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalDevice]:
-    dev = get_device("local", Config())
-    assert isinstance(dev, LocalDevice)
-    yield dev
-    dev.close()
+local = local_fixture()
 
 
 def test_measure_many_records_reference_ratio_and_calibration(

@@ -9,7 +9,6 @@ prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from latbench.errors import ConfigError
@@ -31,8 +30,12 @@ def register(subparsers: Any) -> None:
     )
     show.add_argument("arch", nargs="?", help="architecture string of that space")
     show.add_argument("--onnx", metavar="FILE", help="summarise this ONNX model instead")
-    show.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    show.add_argument("--resolution", type=int, default=None, help="input resolution")
+    show.add_argument(
+        "--batch", type=int, default=None, help="batch size (default 1; --onnx: the file's own)"
+    )
+    show.add_argument(
+        "--resolution", type=int, default=None, help="input resolution (not with --onnx)"
+    )
     show.add_argument("--nodes", action="store_true", help="also print every node")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=run_show)
@@ -45,12 +48,21 @@ def register(subparsers: Any) -> None:
 
 
 def graph_from_args(args: argparse.Namespace) -> Graph:
-    """The graph named by ``SPACE ARCH`` or ``--onnx FILE`` (shared with ``latbench export``)."""
-    if args.batch < 1:
-        raise ConfigError(f"--batch {args.batch} must be >= 1")
+    """The graph named by ``SPACE ARCH`` or ``--onnx FILE`` (shared with ``latbench export``).
+
+    ``--batch`` defaults to 1 for ``SPACE ARCH`` and to the model's own batch for ``--onnx``; an
+    ONNX model's resolution is its own (``--resolution`` is refused with ``--onnx``).
+    """
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch {args.batch}; expected an integer >= 1")
     if args.onnx:
         if args.space or args.arch:
             raise ConfigError("give either SPACE ARCH or --onnx FILE, not both")
+        if args.resolution is not None:
+            raise ConfigError(
+                f"--resolution {args.resolution} does not apply to --onnx {args.onnx!r}: an ONNX "
+                "model's input resolution is its own; expected no --resolution with --onnx"
+            )
         return from_onnx(args.onnx, batch=args.batch)
     if args.space and not args.arch and ":" in args.space:
         # SPACE:ARCH, the form `latbench measure` takes, is accepted here too
@@ -62,7 +74,7 @@ def graph_from_args(args: argparse.Namespace) -> Graph:
             f"--onnx FILE; got {got}"
         )
     space = get_space(args.space)
-    return space.build(args.arch, batch=args.batch, resolution=args.resolution)
+    return space.build(args.arch, batch=args.batch or 1, resolution=args.resolution)
 
 
 def _fmt_int(v: int) -> str:
@@ -84,7 +96,9 @@ def run_show(args: argparse.Namespace) -> int:
                 {**n.to_dict(), "macs": graph.node_macs(n), "params": graph.node_params(n)}
                 for n in graph.nodes
             ]
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        from latbench.commands.measure import dumps_json
+
+        print(dumps_json(doc))
         return 0
     labels = [
         ("space", summary.get("space", "")),

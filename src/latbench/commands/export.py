@@ -26,20 +26,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--onnx", metavar="FILE", help="re-emit this ONNX model's architecture instead")
     p.add_argument("--format", "-f", choices=FORMATS, default=None, help="default: from -o suffix")
     p.add_argument("-o", "--output", required=True, help="file to write")
-    p.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--resolution", type=int, default=None, help="input resolution")
+    p.add_argument("--seed", type=int, default=0, help="weight seed (default 0; >= 0)")
+    p.add_argument(
+        "--batch", type=int, default=None, help="batch size (default 1; --onnx: the file's own)"
+    )
+    p.add_argument(
+        "--resolution", type=int, default=None, help="input resolution (not with --onnx)"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from latbench.errors import ConfigError
+
+    if args.seed < 0:
+        # the weights' generator takes any integer, but latbench measure (whose inputs share
+        # the seed) refuses a negative one: refuse it here too, so every seed can be measured
+        raise ConfigError(f"--seed {args.seed}; expected an integer >= 0")
     fmt = args.format
     if fmt is None:
         by_suffix = {v: k for k, v in SUFFIXES.items()}
-        fmt = next((f for s, f in by_suffix.items() if args.output.endswith(s)), None)
+        out = args.output.lower()
+        fmt = next((f for s, f in by_suffix.items() if out.endswith(s)), None)
         if fmt is None:
-            from latbench.errors import ConfigError
-
             raise ConfigError(
                 f"cannot tell the format of {args.output!r}; pass --format "
                 f"{'|'.join(FORMATS)} or use a suffix {', '.join(SUFFIXES.values())}"

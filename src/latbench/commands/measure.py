@@ -10,22 +10,32 @@ included.
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import logging
 import os
+import re
 import sys
 import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from latbench.config import load_config
+from latbench.commands._json import dumps
+from latbench.config import Config, load_config
 from latbench.errors import ConfigError, ModelError
-from latbench.profilers.harness import HarnessSettings
+from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 from latbench.profilers.record import Measurement
 from latbench.profilers.stats import STATISTICS
 
+log = logging.getLogger(__name__)
+
 SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".tflite": "litert", ".pt": "torch", ".pt2": "torch"}
 RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite"}
+#: the statistics ``latbench measure`` offers (``normalized`` needs an interleaved reference)
+CLI_STATISTICS = [x for x in STATISTICS if x != "normalized"]
+#: the runtime options of measure and the one runtime each applies to
+RUNTIME_OPTIONS = {"--opt-level": "onnxruntime", "--no-xnnpack": "litert", "--input-shape": "torch"}
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +48,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("target", help="model file (.onnx, .tflite, .pt, .pt2) or SPACE:ARCH")
     p.add_argument("--device", default="local", help="device from bench.toml (default: local)")
     p.add_argument(
-        "--runtime", default=None, help="onnxruntime | litert | torch (default: from the file)"
+        "--runtime",
+        default=None,
+        help="onnxruntime | litert | torch (default: from the file's suffix; a file of another "
+        "suffix is read as this runtime's format)",
     )
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default 1)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")
@@ -46,7 +59,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--warmup-time", type=float, default=None, metavar="S", help="warm-up seconds")
     p.add_argument("--min-runs", type=int, default=None, metavar="N", help="minimum timed runs")
     p.add_argument("--min-time", type=float, default=None, metavar="S", help="minimum seconds")
-    p.add_argument("--max-time", type=float, default=None, metavar="S", help="maximum seconds")
+    p.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        metavar="S",
+        help="maximum seconds (alone, it also lowers the minimum to fit)",
+    )
     p.add_argument(
         "--spread", type=float, default=None, metavar="R", help="stop when IQR/median <= R (0 off)"
     )
@@ -54,12 +73,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--statistic",
         default=None,
-        choices=[x for x in STATISTICS if x != "normalized"],
+        choices=CLI_STATISTICS,
         help="what latency_ms is (default median; cpu_median and min resist load best)",
     )
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="worker timeout")
     p.add_argument("--cpus", default=None, help="pin the worker to these CPUs ('1', '0-3')")
-    p.add_argument("--seed", type=int, default=0, help="seed of inputs and emitted weights")
+    p.add_argument("--seed", type=int, default=0, help="seed of inputs and emitted weights (>= 0)")
     p.add_argument(
         "--opt-level",
         default=None,
@@ -67,6 +86,14 @@ def register(subparsers: Any) -> None:
         help="onnxruntime graph optimisation level (default all)",
     )
     p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=None,
+        metavar="[NAME=]SHAPE[:DTYPE]",
+        help="torch: an input's shape, e.g. 1x3x224x224 or x=1x3x224x224 or idx=1x5:int64; "
+        "repeat it per input, in order (needed for TorchScript .pt files)",
+    )
     p.add_argument("--per-op", action="store_true", help="add a per-operator profile")
     p.add_argument("--counters", action="store_true", help="add hardware/software counters")
     p.add_argument("--json", action="store_true", help="print the whole record as JSON")
@@ -87,14 +114,44 @@ TIMING_OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 )
 
 
+def measure_sources(cfg: Config, device: str) -> dict[str, str]:
+    """Where each harness key of ``cfg.measure_for(device)`` comes from, for error messages:
+    ``"bench.toml [devices.pi] min_runs"``, ``"bench.toml [measure] min_time_s"``; the keys
+    not set by the file are left out (they are latbench's defaults)."""
+    if cfg.path is None:
+        return {}
+    out = {k: f"{cfg.path} [measure] {k}" for k in file_measure(cfg) if k in HARNESS_KEYS}
+    table = cfg.devices.get(device, {})
+    out.update({k: f"{cfg.path} [devices.{device}] {k}" for k in table if k in HARNESS_KEYS})
+    return out
+
+
+def _named(key: str, value: Any, names: Mapping[str, str]) -> str:
+    """How to name harness setting ``key`` with ``value`` in a message: its option or
+    bench.toml key when known, else ``harness setting KEY``."""
+    label = names.get(key)
+    if label is None:
+        return f"harness setting {key} = {value!r}"
+    if label.startswith("--"):
+        return f"{label} {value:g}" if isinstance(value, float) else f"{label} {value}"
+    return f"{label} = {value!r}"
+
+
 def harness_settings(
-    args: argparse.Namespace, measure_cfg: dict[str, Any], *, max_time_caps_min: bool = False
+    args: argparse.Namespace,
+    measure_cfg: dict[str, Any],
+    *,
+    max_time_caps_min: bool = True,
+    sources: Mapping[str, str] | None = None,
 ) -> HarnessSettings:
     """Harness settings: bench.toml ``[measure]`` (and the device's table) overridden by the
     timing options the command has; an option out of range is refused by its name.
 
-    ``--min-time`` alone raises ``max_time_s`` to it; with ``max_time_caps_min``, ``--max-time``
-    alone lowers ``min_time_s`` to it (``devices describe``, whose one option is a cap).
+    ``--min-time`` alone raises ``max_time_s`` to it; ``--max-time`` alone lowers ``min_time_s``
+    to it (with ``max_time_caps_min``, the default). A ``--warmup-time`` longer than the
+    maximum time (it would be cut short) is refused; a default or bench.toml warm-up is
+    shortened. ``sources`` (:func:`measure_sources`) names where each bench.toml value came
+    from, so a bad one is reported by its file, table and key.
     """
     from latbench._validate import out_of_range
 
@@ -104,36 +161,160 @@ def harness_settings(
     bad = out_of_range((option, value, rule) for _, option, value, rule in given)
     if bad is not None:
         raise ConfigError(bad[1])
+    names: dict[str, str] = dict(sources or {})
+    names.update({key: option for key, option, value, _ in given if value is not None})
     values = dict(measure_cfg)
     if getattr(args, "statistic", None):
         values["statistic"] = args.statistic
+        names["statistic"] = "--statistic"
     values.update({key: value for key, _, value, _ in given if value is not None})
     min_time, max_time = getattr(args, "min_time", None), getattr(args, "max_time", None)
     if max_time is None and min_time is not None:
         values["max_time_s"] = max(float(values.get("max_time_s", 10.0)), min_time)
     if max_time_caps_min and min_time is None and max_time is not None:
-        values["min_time_s"] = min(float(values.get("min_time_s", 1.0)), max_time)
+        current = float(values.get("min_time_s", 1.0))
+        if current > max_time:
+            values["min_time_s"] = max_time
+            where = names.get("min_time_s")
+            (log.warning if where else log.info)(
+                "--max-time %g is below the minimum time %g s%s; using --min-time %g",
+                max_time,
+                current,
+                f" ({where})" if where else "",
+                max_time,
+            )
     try:
-        return HarnessSettings.from_mapping(values)
+        settings = HarnessSettings.from_mapping(values)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(_explain(str(exc), values, names)) from None
+    if settings.warmup_time_s > settings.max_time_s:
+        warm = _named("warmup_time_s", settings.warmup_time_s, names)
+        cap = _named("max_time_s", settings.max_time_s, names)
+        if names.get("warmup_time_s") == "--warmup-time":
+            raise ConfigError(
+                f"{warm} is longer than {cap}: the warm-up stops at the maximum time, so it "
+                "would be cut short; expected a warm-up time <= the maximum time"
+            )
+        # a default (or bench.toml) warm-up under a shorter --max-time: shortened to fit
+        (log.warning if "warmup_time_s" in names else log.info)(
+            "%s is longer than %s; the warm-up is cut to %g s", warm, cap, settings.max_time_s
+        )
+        settings = replace(settings, warmup_time_s=settings.max_time_s)
+    return settings
+
+
+def _explain(message: str, values: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """A HarnessSettings error with each setting named as the user gave it."""
+    m = re.match(r"harness setting (\w+) = (.+?) is below (\w+) = (.+?); ", message)
+    if m:
+        high, low = m.group(1), m.group(3)
+        return (
+            f"{_named(high, values.get(high), names)} is below "
+            f"{_named(low, values.get(low), names)}; expected the maximum time >= the minimum "
+            "time (give --min-time and --max-time together, or one alone)"
+        )
+
+    def repl(match: re.Match[str]) -> str:
+        key = match.group(1)
+        return _named(key, values.get(key), names) if key in names else match.group(0)
+
+    return re.sub(r"harness setting (\w+) = [^;]+", repl, message, count=1)
+
+
+def file_measure(cfg: Config) -> dict[str, Any]:
+    """The ``[measure]`` keys bench.toml itself sets (not latbench's defaults)."""
+    if cfg.path is None:
+        return {}
+    try:
+        data = tomllib.loads(Path(cfg.path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+    table = data.get("measure", {})
+    return dict(table) if isinstance(table, dict) else {}
+
+
+def _measure_defaults(cfg: Config) -> dict[str, Any]:
+    """bench.toml's own ``runtime``, ``threads``, ``batch``, ``statistic`` of ``[measure]``,
+    checked (the file and key named)."""
+    own = file_measure(cfg)
+    out: dict[str, Any] = {}
+    where = f"{cfg.path} [measure]"
+    if "runtime" in own:
+        from latbench.profilers.runtimes import RUNTIMES
+
+        rt = own["runtime"]
+        if rt not in RUNTIMES:
+            raise ConfigError(
+                f"{where} runtime = {rt!r}; expected one of: {', '.join(RUNTIMES.names())}"
+            )
+        out["runtime"] = rt
+    for key in ("threads", "batch"):
+        if key in own:
+            v = own[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{where} {key} = {v!r}; expected an integer >= 1")
+            out[key] = v
+    stat = own.get("statistic")
+    if stat is not None and stat not in STATISTICS:
+        raise ConfigError(
+            f"{where} statistic = {stat!r}; expected one of: {', '.join(CLI_STATISTICS)}"
+        )
+    return out
+
+
+_SPACE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def split_space_target(target: str) -> tuple[str, str] | None:
+    """``(space, arch)`` when TARGET is ``SPACE:ARCH`` (not an existing file and of that form;
+    the space need not exist: :func:`resolve_target` says it is unknown), else None."""
+    if Path(target).exists() or ":" not in target:
+        return None
+    space, arch = target.split(":", 1)
+    if not _SPACE_NAME.match(space) or Path(target).suffix.lower() in SUFFIX_RUNTIME:
+        return None
+    return space, arch
 
 
 def _is_space_target(target: str) -> bool:
-    if Path(target).exists() or ":" not in target:
-        return False
-    from latbench.spaces import list_spaces
-
-    return target.split(":", 1)[0] in list_spaces()
+    return split_space_target(target) is not None
 
 
-def resolve_target(target: str, runtime: str | None, seed: int, tmpdir: str) -> tuple[Any, str]:
-    """(model reference, runtime) for a TARGET: a file, or SPACE:ARCH emitted for the runtime."""
-    if _is_space_target(target):
+def check_file_target(target: str, runtime: str | None) -> str | None:
+    """Check a model-file TARGET before anything starts; the runtime its suffix names (None for
+    an unknown suffix). A missing file or a directory is a ModelError."""
+    from latbench.profilers.runtimes import MODEL_SUFFIXES, missing_model_message
+
+    path = Path(target)
+    if not path.is_file():
+        message = missing_model_message(path)
+        if not path.exists():
+            message += (
+                " (expected a .onnx/.tflite/.pt/.pt2 file or SPACE:ARCH such as "
+                "nb201:|nor_conv_3x3~0|+|...|)"
+            )
+        raise ModelError(message)
+    by_suffix = SUFFIX_RUNTIME.get(path.suffix.lower())
+    if runtime is not None and by_suffix is not None and by_suffix != runtime:
+        raise ConfigError(
+            f"--runtime {runtime}: {target!r} is a {by_suffix} model by its suffix "
+            f"{path.suffix!r}; expected a file ending in {' or '.join(MODEL_SUFFIXES[runtime])} "
+            "(or another suffix, read as that format), or no --runtime"
+        )
+    return by_suffix
+
+
+def resolve_target(
+    target: str, runtime: str | None, seed: int, tmpdir: str, batch: int | None = None
+) -> tuple[Any, str]:
+    """(model reference, runtime) for a TARGET: a file, or SPACE:ARCH emitted for the runtime
+    (at ``batch``, default 1, as ``latbench export --batch`` writes it)."""
+    split = split_space_target(target)
+    if split is not None:
         from latbench.spaces import export, get_space
 
-        space_name, arch = target.split(":", 1)
-        graph = get_space(space_name).build(arch)
+        space_name, arch = split
+        graph = get_space(space_name).build(arch, batch=batch or 1)
         rt = runtime or "onnxruntime"
         if rt == "torch":
             from latbench.spaces.emit_torch import torch_factory
@@ -148,61 +329,162 @@ def resolve_target(target: str, runtime: str | None, seed: int, tmpdir: str) -> 
         safe = space_name + "_" + graph.graph_id()[:12]
         path = export(graph, fmt, os.path.join(tmpdir, f"{safe}.{fmt}"), seed=seed)
         return str(path), rt
-    path = Path(target)
-    if not path.exists():
-        raise ModelError(
-            f"model file {target!r} does not exist (expected a .onnx/.tflite/.pt/.pt2 file or "
-            "SPACE:ARCH such as nb201:|nor_conv_3x3~0|+|...|)"
-        )
-    found = runtime or SUFFIX_RUNTIME.get(path.suffix.lower())
+    by_suffix = check_file_target(target, runtime)
+    found = runtime or by_suffix
     if found is None:
+        suffix = Path(target).suffix
         raise ModelError(
-            f"cannot tell the runtime of {target!r} (suffix {path.suffix!r}); expected "
-            f"{', '.join(SUFFIX_RUNTIME)} or pass --runtime"
+            f"cannot tell the runtime of {target!r} (suffix {suffix!r}); expected "
+            f"{', '.join(SUFFIX_RUNTIME)} or pass --runtime (the file is then read as that "
+            "runtime's format)"
         )
-    return str(path), found
+    return target, found
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    settings = harness_settings(args, cfg.measure_for(args.device))
-    threads = args.threads if args.threads is not None else cfg.measure.get("threads", 1)
-    if threads is not None and int(threads) < 1:
-        raise ConfigError(f"--threads {threads}; expected an integer >= 1")
-    if args.batch is not None and args.batch < 1:
-        raise ConfigError(f"--batch {args.batch}; expected an integer >= 1")
-    from latbench.devices import get_device
+def parse_input_shapes(values: list[str]) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """``--input-shape`` values -> (``input_shapes``, ``input_dtypes``) torch options.
 
+    Each value is ``[NAME=]DxDxD[:DTYPE]``; unnamed ones are ``input0``, ``input1``, ... by
+    position (torch passes the inputs positionally, so only the order matters).
+    """
+    from latbench.profilers.runtimes import _np_dtype
+
+    shapes: dict[str, list[int]] = {}
+    dtypes: dict[str, str] = {}
+    for i, raw in enumerate(values):
+        name, _, spec = raw.rpartition("=")
+        name = name or f"input{i}"
+        spec, _, dtype = spec.partition(":")
+        try:
+            dims = [int(d) for d in spec.lower().split("x")]
+        except ValueError:
+            dims = []
+        if not dims or any(d < 1 for d in dims):
+            raise ConfigError(
+                f"--input-shape {raw!r}; expected [NAME=]DIMS[:DTYPE] with DIMS like 1x3x224x224 "
+                "(integers >= 1)"
+            )
+        if name in shapes:
+            raise ConfigError(f"--input-shape {raw!r}: input {name!r} is given twice")
+        shapes[name] = dims
+        if dtype:
+            try:
+                _np_dtype(dtype)
+            except ModelError:
+                raise ConfigError(
+                    f"--input-shape {raw!r}: dtype {dtype!r}; expected one of float32, float16, "
+                    "float64, int64, int32, int16, int8, uint8, bool"
+                ) from None
+            dtypes[name] = dtype
+    return shapes, dtypes
+
+
+def _device_runtime(device: Any, table: Mapping[str, Any]) -> str | None:
+    """The runtime a device's bench.toml table sets (``runtime = ...``), as a latbench runtime."""
+    if "runtime" not in table:
+        return None
+    found = getattr(device, "default_runtime", None)
+    return str(found) if found else str(table["runtime"])
+
+
+def _runtime_options(args: argparse.Namespace, runtime: str) -> dict[str, Any]:
+    """The runtime options given, refusing those that do not apply to ``runtime`` (they would
+    do nothing, yet be recorded)."""
+    given = {
+        "--opt-level": args.opt_level is not None,
+        "--no-xnnpack": bool(args.no_xnnpack),
+        "--input-shape": bool(getattr(args, "input_shape", None)),
+    }
+    for option, used in given.items():
+        owner = RUNTIME_OPTIONS[option]
+        if used and runtime != owner:
+            raise ConfigError(
+                f"{option} applies to the {owner} runtime only; this measurement runs on "
+                f"{runtime} (expected --runtime {owner}, or no {option})"
+            )
     options: dict[str, Any] = {}
     if args.opt_level:
         options["opt_level"] = args.opt_level
     if args.no_xnnpack:
         options["xnnpack"] = False
+    if getattr(args, "input_shape", None):
+        shapes, dtypes = parse_input_shapes(args.input_shape)
+        options["input_shapes"] = shapes
+        if dtypes:
+            options["input_dtypes"] = dtypes
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    own = _measure_defaults(cfg)
+    settings = harness_settings(
+        args, cfg.measure_for(args.device), sources=measure_sources(cfg, args.device)
+    )
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}; expected an integer >= 1")
+    threads = args.threads if args.threads is not None else own.get("threads", 1)
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch {args.batch}; expected an integer >= 1")
+    batch = args.batch
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed}; expected an integer >= 0")
+    if args.runtime is not None:
+        from latbench.profilers.runtimes import RUNTIMES
+
+        RUNTIMES.get(args.runtime)  # UnknownNameError lists the runtimes
+    from latbench.devices import get_device
+
+    split = split_space_target(args.target)
+    if split is not None:
+        from latbench.spaces import get_space
+
+        get_space(split[0])  # an unknown space: UnknownNameError listing the spaces
+        if batch is None:  # [measure] batch: the batch architectures are emitted at
+            batch = own.get("batch")
+    else:
+        check_file_target(args.target, args.runtime)
+        if batch is None and own.get("batch", 1) != 1:
+            log.warning(
+                "%s [measure] batch = %s applies to SPACE:ARCH targets; the model file %r keeps "
+                "its own batch (pass --batch to change it)",
+                cfg.path,
+                own["batch"],
+                args.target,
+            )
     dev_cfg = cfg.device(args.device)
     if args.cpus is not None:
         cfg.devices[args.device] = {**dev_cfg, "cpus": args.cpus}
     elif cfg.measure.get("cpus") and "cpus" not in dev_cfg:
         cfg.devices[args.device] = {**dev_cfg, "cpus": cfg.measure["cpus"]}
-    with tempfile.TemporaryDirectory(prefix="latbench-measure-") as tmp:
-        model, runtime = resolve_target(args.target, args.runtime, args.seed, tmp)
-        with get_device(args.device, cfg) as device:
-            m = device.measure(
-                model,
-                runtime=runtime,
-                threads=int(threads) if threads else None,
-                batch=args.batch,
-                settings=settings,
-                per_op=args.per_op,
-                counters=args.counters,
-                options=options,
-                seed=args.seed,
-            )
+    with (
+        tempfile.TemporaryDirectory(prefix="latbench-measure-") as tmp,
+        get_device(args.device, cfg) as device,
+    ):
+        # --runtime, else the file's suffix, else the device's runtime, else [measure]'s
+        default = _device_runtime(device, dev_cfg) or own.get("runtime")
+        runtime = args.runtime
+        if runtime is None and (split is not None or not check_file_target(args.target, None)):
+            runtime = default
+        model, runtime = resolve_target(args.target, runtime, args.seed, tmp, batch)
+        options = _runtime_options(args, runtime)
+        m = device.measure(
+            model,
+            runtime=runtime,
+            threads=int(threads) if threads else None,
+            batch=batch,
+            settings=settings,
+            per_op=args.per_op,
+            counters=args.counters,
+            options=options,
+            seed=args.seed,
+        )
     if args.json:
         doc = m.to_dict()
         doc["summary"] = m.summary()
         doc["verdict"] = m.verdict()
         doc["target"] = args.target
-        print(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
+        print(dumps_json(doc))
     else:
         print(format_measurement(m, args.target))
     if not m.ok:
@@ -211,10 +493,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return str(obj)
+def dumps_json(doc: Any) -> str:
+    """Strict JSON of ``doc`` (non-finite floats as null, other odd values as strings)."""
+    return dumps(doc, indent=2, sort_keys=True)
 
 
 def _ms(x: float) -> str:
@@ -264,7 +545,11 @@ def format_measurement(m: Measurement, target: str = "") -> str:
         f"{m.wall_s:.1f} s (stopped: {stop})"
     )
     v = m.verdict()
-    if v["stable"]:
+    if not v.get("judged", True):
+        lines.append("verdict   unknown: " + "; ".join(v["reasons"]))
+        for a in v["advice"]:
+            lines.append(f"          advice: {a}")
+    elif v["stable"]:
         lines.append("verdict   stable")
     else:
         lines.append("verdict   UNSTABLE: " + "; ".join(v["reasons"]))

@@ -35,12 +35,18 @@ from latbench.profilers.reference import (
     reference_model,
     store_calibration,
 )
-from latbench.profilers.runtimes import RUNTIMES, get_runtime
+from latbench.profilers.runtimes import (
+    RUNTIMES,
+    check_seed,
+    get_runtime,
+    missing_model_message,
+)
 from latbench.profilers.task import (
     CONFIRM_TOLERANCE,
     EXTRA_ROUNDS_FACTOR,
     MeasureSpec,
     model_label,
+    probe_model,
     run_interleaved,
     run_measurement,
 )
@@ -67,14 +73,22 @@ def parse_cpus(value: Any) -> list[int] | None:
         try:
             for part in value.split(","):
                 if "-" in part:
-                    lo, hi = part.split("-", 1)
-                    cpus.update(range(int(lo), int(hi) + 1))
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    if hi < lo:
+                        raise ConfigError(
+                            f"cpus {value!r}: a range must go up (expected e.g. {hi}-{lo})"
+                        )
+                    cpus.update(range(lo, hi + 1))
                 else:
                     cpus.add(int(part))
-        except ValueError:
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(
                 f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'"
             ) from None
+        if any(c < 0 for c in cpus):
+            raise ConfigError(f"cpus = {value!r}; expected CPU numbers >= 0")
         return sorted(cpus)
     raise ConfigError(f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'")
 
@@ -106,7 +120,7 @@ class LocalDevice(Device):
 
     # ---- transport -----------------------------------------------------------------------
     def _worker(self, threads: int | None) -> Worker:
-        cpus = tuple(self.cpus or default_cpus(threads))
+        cpus = tuple(self._worker_cpus(threads))
         w = self._workers.get(cpus)
         if w is None:
             w = self._workers[cpus] = Worker(list(cpus), self.memory_limit_bytes)
@@ -117,7 +131,7 @@ class LocalDevice(Device):
         rt = RUNTIMES.get(runtime)  # UnknownNameError lists the runtimes
         rt.package_version()  # RuntimeNotInstalledError names the extra
         if isinstance(model, str | os.PathLike) and not os.path.isfile(model):
-            raise ModelError(f"model file {str(model)!r} does not exist")
+            raise ModelError(missing_model_message(model))
         threads = kw.get("threads", 1)
         if threads is not None and int(threads) < 1:
             raise ConfigError(f"threads = {threads!r}; expected an integer >= 1")
@@ -129,16 +143,20 @@ class LocalDevice(Device):
             runtime=runtime,
             threads=threads,
             batch=batch,
-            settings=kw.get("settings") or HarnessSettings(),
+            settings=kw.get("settings") or HarnessSettings.from_mapping(self.config),
             per_op=bool(kw.get("per_op", False)),
             counters=bool(kw.get("counters", False)),
             options=dict(kw.get("options") or {}),
-            seed=int(kw.get("seed", 0)),
+            seed=check_seed(kw.get("seed", 0)),
             device=self.name,
             device_fingerprint=self.fingerprint(),
         )
 
+    def _worker_cpus(self, threads: int | None) -> list[int]:
+        return list(self.cpus or default_cpus(threads))
+
     def _failed(self, spec: MeasureSpec, error: str) -> Measurement:
+        # the environment is read here, in the parent: name the CPUs the worker was pinned to
         return Measurement.failed(
             error,
             runtime=spec.runtime,
@@ -147,9 +165,32 @@ class LocalDevice(Device):
             model_path=model_label(spec.model),
             threads=spec.threads,
             batch=spec.batch or 1,
-            env=collect_env(),
+            env=collect_env({"pinned_cpus": self._worker_cpus(spec.threads)}),
             harness={"settings": spec.settings.to_dict()},
         )
+
+    def _failed_model(self, model: ModelRef, kwargs: Mapping[str, Any], error: str) -> Measurement:
+        """The failed record of a model that could not even be specified (a missing file)."""
+        settings = kwargs.get("settings") or HarnessSettings.from_mapping(self.config)
+        threads = kwargs.get("threads", 1)
+        return Measurement.failed(
+            error,
+            runtime=str(kwargs.get("runtime") or "onnxruntime"),
+            device=self.name,
+            device_fingerprint=self.fingerprint(),
+            model_path=model_label(model),
+            threads=threads,
+            batch=kwargs.get("batch") or 1,
+            env=collect_env({"pinned_cpus": self._worker_cpus(threads)}),
+            harness={"settings": settings.to_dict()},
+        )
+
+    def _measure_or_fail(self, model: ModelRef, kwargs: Mapping[str, Any]) -> Measurement:
+        """:meth:`measure`, a bad model (ModelError) coming back as a failed record."""
+        try:
+            return self.measure(model, **kwargs)
+        except ModelError as exc:
+            return self._failed_model(model, kwargs, str(exc))
 
     def measure(
         self,
@@ -209,6 +250,8 @@ class LocalDevice(Device):
           contention; see docs/measurement.md); otherwise the settings' statistic.
           ``median_ms`` is the median and ``normalized_ms`` the reference-scaled value regardless.
 
+        A bad model (a missing or corrupt file, a shape it rejects: ModelError) comes back as a
+        failed record in its place and the others are measured (interleaved without it).
         Interleaving needs every model loaded at once in one worker; when the worker crashes or
         times out the whole batch is retried one model at a time, so a bad model fails alone.
         """
@@ -223,31 +266,85 @@ class LocalDevice(Device):
         if statistic is None and rounds > 0 and len(models) >= 2:
             statistic = "min"
         if statistic is not None:
-            base = kwargs.get("settings") or HarnessSettings()
+            base = kwargs.get("settings") or HarnessSettings.from_mapping(self.config)
             try:
                 kwargs["settings"] = replace(base, statistic=str(statistic))
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         if rounds <= 0 or len(models) < 2:
-            return [self.measure(m, **kwargs) for m in models]
-        specs = [self._spec(m, **kwargs) for m in models]
-        ref_spec = self._reference_spec(specs[0]) if use_reference else None
+            return [self._measure_or_fail(m, kwargs) for m in models]
+        results: list[Measurement | None] = [None] * len(models)
+        specs: dict[int, MeasureSpec] = {}
+        for i, m in enumerate(models):
+            try:
+                specs[i] = self._spec(m, **kwargs)
+            except ModelError as exc:  # a missing file: fails alone
+                results[i] = self._failed_model(m, kwargs, str(exc))
         worker = self._worker(kwargs.get("threads", 1))
-        n = len(specs) + (len(specs) // max(1, every) + 2 if ref_spec is not None else 0)
-        timeout = self._timeout(specs[0].settings) * n
-        try:
-            out: list[Measurement] = worker.call(
-                run_interleaved,
-                specs,
+
+        def interleaved() -> Any:
+            return self._interleaved(
+                worker,
+                list(specs.values()),
                 rounds,
-                ref_spec,
+                use_reference,
                 every,
                 confirm,
                 extra_rounds,
-                timeout_s=timeout * (1 + EXTRA_ROUNDS_FACTOR),
+                recalibrate,
             )
-        except (WorkerCrashed, WorkerTimeout, MeasurementError):
-            return [self.measure(m, **kwargs) for m in models]
+
+        if len(specs) >= 2:
+            try:
+                out = interleaved()
+            except ModelError:
+                # a model the runtime refuses: find it (load only), interleave the others
+                for i, spec in list(specs.items()):
+                    try:
+                        worker.call(probe_model, spec, timeout_s=self._timeout(spec.settings))
+                    except (ModelError, WorkerCrashed, WorkerTimeout) as exc:
+                        results[i] = self._failed(spec, str(exc))
+                        del specs[i]
+                out = None
+                if len(specs) >= 2:
+                    try:
+                        out = interleaved()
+                    except (ModelError, MeasurementError):
+                        out = None
+            except (WorkerCrashed, WorkerTimeout, MeasurementError):
+                out = None
+            if out is not None:
+                for i, m in zip(specs, out, strict=True):
+                    results[i] = m
+        for i in range(len(models)):
+            if results[i] is None:
+                results[i] = self._measure_or_fail(models[i], kwargs)
+        return [m for m in results if m is not None]
+
+    def _interleaved(
+        self,
+        worker: Worker,
+        specs: list[MeasureSpec],
+        rounds: int,
+        use_reference: bool,
+        every: int,
+        confirm: float,
+        extra_rounds: Any,
+        recalibrate: bool,
+    ) -> list[Measurement]:
+        ref_spec = self._reference_spec(specs[0]) if use_reference else None
+        n = len(specs) + (len(specs) // max(1, every) + 2 if ref_spec is not None else 0)
+        timeout = self._timeout(specs[0].settings) * n
+        out: list[Measurement] = worker.call(
+            run_interleaved,
+            specs,
+            rounds,
+            ref_spec,
+            every,
+            confirm,
+            extra_rounds,
+            timeout_s=timeout * (1 + EXTRA_ROUNDS_FACTOR),
+        )
         if ref_spec is not None:
             out = self._calibrate(out, specs[0], recalibrate)
         return out
@@ -316,8 +413,8 @@ class LocalDevice(Device):
         ]
 
     def _timeout(self, settings: HarnessSettings) -> float:
-        configured = self.config.get("timeout_s")
-        return float(configured) if configured else settings.timeout_s
+        # the settings already hold the device table's timeout_s under the command line's
+        return settings.timeout_s
 
     # ---- descriptor ----------------------------------------------------------------------
     def fingerprint(self) -> str:

@@ -102,6 +102,8 @@ class HarnessSettings:
                     f"harness setting {key} = {value!r}; expected "
                     + ("a number" if numeric else "a string")
                 )
+            if numeric and not math.isfinite(value):
+                raise ValueError(f"harness setting {key} = {value!r}; expected a finite number")
         for key in ("warmup_runs", "min_runs", "max_runs", "loops"):
             if key in kw:
                 kw[key] = int(kw[key])

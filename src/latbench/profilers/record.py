@@ -181,6 +181,7 @@ class Measurement:
         if not self.ok:
             return {
                 "stable": False,
+                "judged": False,
                 "reasons": [f"measurement failed: {self.error}"],
                 "advice": [],
                 "spread": float("nan"),

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -92,6 +93,19 @@ def _missing(package: str, extra: str, exc: ImportError) -> RuntimeNotInstalledE
     )
 
 
+#: the model-file suffixes of each runtime (a file of another suffix is read as the format of
+#: the runtime asked for; one of another runtime's suffix is refused as a likely mix-up)
+MODEL_SUFFIXES = {"onnxruntime": (".onnx",), "litert": (".tflite",), "torch": (".pt", ".pt2")}
+
+
+def missing_model_message(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` cannot be read as a model file: missing, or a directory."""
+    p = Path(path)
+    if p.is_dir():
+        return f"model file {str(p)!r} is a directory; expected a model file"
+    return f"model file {str(p)!r} does not exist"
+
+
 def _check_file(model: Any, suffixes: tuple[str, ...], runtime: str) -> Path:
     if not isinstance(model, str | os.PathLike):
         raise ModelError(
@@ -99,13 +113,57 @@ def _check_file(model: Any, suffixes: tuple[str, ...], runtime: str) -> Path:
         )
     path = Path(model)
     if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist")
-    if path.suffix.lower() not in suffixes:
+        raise ModelError(missing_model_message(path))
+    suffix = path.suffix.lower()
+    owner = next(
+        (rt for rt, sfx in MODEL_SUFFIXES.items() if suffix in sfx and rt != runtime), None
+    )
+    if suffix not in suffixes and owner is not None:
         raise ModelError(
-            f"model file {str(path)!r} has suffix {path.suffix!r}; runtime {runtime!r} expects "
-            f"{' or '.join(suffixes)}"
+            f"model file {str(path)!r} has suffix {path.suffix!r} (a {owner} model); runtime "
+            f"{runtime!r} expects {' or '.join(suffixes)}"
         )
     return path
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int >= 0 (numpy's generators refuse negative seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{what} {seed!r}; expected an integer >= 0")
+    return seed
+
+
+def check_batch_applies(batch: int | None, shapes: Mapping[str, list[int]]) -> None:
+    """Refuse a batch other than 1 for a model none of whose inputs has a batch dimension."""
+    if batch is None or batch == 1 or any(len(s) > 0 for s in shapes.values()):
+        return
+    what = (
+        "has no inputs"
+        if not shapes
+        else "has only scalar inputs (" + ", ".join(repr(k) for k in shapes) + ")"
+    )
+    raise ModelError(
+        f"batch {batch}: the model {what}, so there is no batch dimension to set; "
+        "expected no batch (or batch 1)"
+    )
+
+
+def batch_of(shapes: Mapping[str, list[int]]) -> int:
+    """The batch of a model's inputs: dim 0 of the first input that has one, else 1."""
+    return next((int(s[0]) for s in shapes.values() if len(s) > 0), 1)
+
+
+def _runtime_message(exc: BaseException, limit: int = 500) -> str:
+    """The informative part of a runtime's exception text, on one line.
+
+    onnxruntime puts the detail on later lines ("index: 0 Got: 2 Expected: 1"), so keep every
+    line but the boilerplate advice and the status-code prefix.
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+    keep = [ln for ln in lines if ln and not ln.lower().startswith("please fix")]
+    text = "; ".join(keep) or type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:limit]
 
 
 def _np_dtype(name: str) -> Any:
@@ -137,7 +195,7 @@ def make_inputs(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> di
     """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     out: dict[str, Any] = {}
     for name, (shape, dtype_name) in specs.items():
         dt = _np_dtype(dtype_name)
@@ -210,8 +268,9 @@ class OnnxRuntimeSession(Session):
         for inp in self._sess.get_inputs():
             dtype = str(inp.type).removeprefix("tensor(").removesuffix(")")
             specs[inp.name] = (_shape_with_batch(inp.name, list(inp.shape), batch), dtype)
-        self.feeds = make_inputs(specs, seed)
         self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
+        check_batch_applies(batch, self.input_shapes)
+        self.feeds = make_inputs(specs, seed)
         self.settings = {
             "execution_provider": "CPUExecutionProvider",
             "intra_op_num_threads": self._opts.intra_op_num_threads,
@@ -226,7 +285,7 @@ class OnnxRuntimeSession(Session):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(
                 f"{path.name}: the model rejects the input shapes {self.input_shapes}: "
-                f"{str(exc).strip().splitlines()[0][:300]}"
+                f"{_runtime_message(exc)}"
             ) from None
 
     def _make_session(self, opts: Any) -> Any:
@@ -237,7 +296,7 @@ class OnnxRuntimeSession(Session):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(
                 f"{str(self._path)!r} is not a valid ONNX model onnxruntime can load: "
-                f"{str(exc).strip().splitlines()[0][:300]}"
+                f"{_runtime_message(exc, 300)}"
             ) from None
 
     def run(self) -> None:
@@ -334,7 +393,7 @@ class LiteRTSession(Session):
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"{str(path)!r} is not a valid TFLite model LiteRT can load: "
-                f"{str(exc).strip().splitlines()[0][:300]}"
+                f"{_runtime_message(exc, 300)}"
             ) from None
         details = self._it.get_input_details()
         specs: dict[str, tuple[list[int], str]] = {}
@@ -360,8 +419,9 @@ class LiteRTSession(Session):
                 f"{path.name}: the model rejects the input shapes "
                 f"{ {k: v[0] for k, v in specs.items()} }: {str(exc).strip()[:300]}"
             ) from None
-        feeds = make_inputs(specs, seed)
         self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
+        check_batch_applies(batch, self.input_shapes)
+        feeds = make_inputs(specs, seed)
         for d in details:
             self._it.set_tensor(d["index"], feeds[d["name"]])
         self.settings = {"num_threads": threads, "xnnpack": xnnpack, "op_resolver": resolver.name}
@@ -421,6 +481,14 @@ class LiteRT(Runtime):
 
 
 # ---- torch -------------------------------------------------------------------------------
+#: the hint of every "cannot tell the input shapes" error: the CLI option and the Python option
+INPUT_SHAPE_HINT = (
+    "pass --input-shape 1x3x224x224 (repeatable, NAME=1x3x224x224 or NAME=1x5:int64 to name an "
+    "input or give its dtype) on the command line, or options={'input_shapes': {'input': "
+    "[1, 3, 224, 224]}} (and 'input_dtypes': {'input': 'int64'}) in Python"
+)
+
+
 def _graph_json_inputs(module: Any) -> dict[str, list[int]] | None:
     """Input shapes of a latbench-emitted module (it carries its graph as JSON)."""
     text = getattr(module, "graph_json", None)
@@ -434,14 +502,65 @@ def _graph_json_inputs(module: Any) -> dict[str, list[int]] | None:
     }
 
 
-def _exported_inputs(program: Any) -> dict[str, list[int]]:
-    """Input shapes of a ``torch.export`` program, from its placeholders' example values."""
+def _torch_dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _exported_inputs(program: Any) -> dict[str, tuple[list[Any], str]]:
+    """(shape, dtype) of each user input of a ``torch.export`` program, from its placeholders'
+    example values; a symbolic dimension (a dynamic batch) is kept as its name."""
     user = set(program.graph_signature.user_inputs)
-    shapes: dict[str, list[int]] = {}
+    specs: dict[str, tuple[list[Any], str]] = {}
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name in user and "val" in node.meta:
-            shapes[node.name] = [int(x) for x in node.meta["val"].shape]
-    return shapes
+            val = node.meta["val"]
+            dims: list[Any] = []
+            for x in getattr(val, "shape", ()):
+                try:
+                    dims.append(int(x))
+                except (TypeError, ValueError, RuntimeError):  # a SymInt: a dynamic dimension
+                    dims.append(str(x))
+            specs[node.name] = (dims, _torch_dtype_name(getattr(val, "dtype", "float32")))
+    return specs
+
+
+@contextlib.contextmanager
+def _quiet_torch_logs() -> Any:
+    """Silence torch's loggers: ``torch.export.load`` logs a whole traceback at WARNING before
+    it raises, and the raised error (turned into a ModelError) says the same in one line."""
+    names = ["torch"] + [n for n in logging.root.manager.loggerDict if n.startswith("torch.")]
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, was in zip(loggers, saved, strict=True):
+            lg.disabled = was
+
+
+def _load_torch_file(torch: Any, path: Path) -> tuple[Any, str, Any]:
+    """(module, mode, exported program or None) of a ``.pt2`` / TorchScript ``.pt`` file; a file
+    of another suffix is tried as TorchScript, then as an exported program."""
+    suffix = path.suffix.lower()
+    kinds = ["exported"] if suffix == ".pt2" else ["torchscript"]
+    if suffix not in (".pt", ".pt2"):
+        kinds = ["torchscript", "exported"]
+    first: Exception | None = None
+    for kind in kinds:
+        try:
+            with _quiet_torch_logs():
+                if kind == "exported":
+                    program = torch.export.load(str(path))
+                    return program.module(), "exported", program
+                return torch.jit.load(str(path), map_location="cpu"), "torchscript", None
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            first = first or exc
+    assert first is not None
+    raise ModelError(
+        f"{str(path)!r} is not a torch model torch can load: {_runtime_message(first, 300)}"
+    )
 
 
 class TorchSession(Session):
@@ -450,9 +569,8 @@ class TorchSession(Session):
     def __init__(
         self,
         module: Any,
-        shapes: dict[str, list[int]],
+        specs: dict[str, tuple[list[int], str]],
         threads: int | None,
-        batch: int | None,
         seed: int,
         source: str,
     ) -> None:
@@ -467,10 +585,6 @@ class TorchSession(Session):
             with contextlib.suppress(NotImplementedError):  # exported programs refuse eval()
                 module.eval()
         self._module = module
-        specs = {
-            name: ([batch, *shape[1:]] if batch is not None and shape else shape, "float32")
-            for name, shape in shapes.items()
-        }
         arrays = make_inputs(specs, seed)
         self._inputs = tuple(torch.from_numpy(a) for a in arrays.values())
         self.input_shapes = {k: list(v[0]) for k, v in specs.items()}
@@ -483,10 +597,10 @@ class TorchSession(Session):
         self._no_grad = torch.inference_mode()
         try:
             self.run()
-        except (RuntimeError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad input
             raise ModelError(
-                f"the torch model rejects the input shapes {self.input_shapes}: "
-                f"{str(exc).strip().splitlines()[0][:300]}"
+                f"the torch model rejects the inputs {self.input_shapes} "
+                f"({', '.join(v[1] for v in specs.values())}): {_runtime_message(exc, 300)}"
             ) from None
 
     def run(self) -> None:
@@ -509,12 +623,34 @@ class TorchSession(Session):
         return _finish_profile(times, max(1, runs))
 
 
+def _option_shapes(opts: Mapping[str, Any]) -> dict[str, list[int]] | None:
+    shapes = opts.get("input_shapes")
+    if shapes is None:
+        return None
+    if not isinstance(shapes, Mapping) or not shapes:
+        raise ConfigError(
+            f"option input_shapes = {shapes!r}; expected a mapping {{name: [1, 3, 224, 224]}}"
+        )
+    out: dict[str, list[int]] = {}
+    for name, shape in shapes.items():
+        ok = isinstance(shape, list | tuple) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+        )
+        if not ok:
+            raise ConfigError(
+                f"input_shapes[{name!r}] = {shape!r}; expected a list of integers >= 1"
+            )
+        out[str(name)] = [int(d) for d in shape]
+    return out
+
+
 @RUNTIMES.register("torch")
 class TorchRuntime(Runtime):
     """torch eager on CPU: an ``nn.Module``, a zero-arg factory of one, or a ``.pt``/``.pt2`` file.
 
     Options: ``input_shapes`` ({name: shape}) when the module does not carry its input shapes
-    (latbench-emitted modules do).
+    (latbench-emitted modules and ``.pt2`` programs do; TorchScript files do not), and
+    ``input_dtypes`` ({name: dtype}, default float32, or the ``.pt2`` program's own dtypes).
     """
 
     name = "torch"
@@ -544,23 +680,14 @@ class TorchRuntime(Runtime):
         opts = dict(options or {})
         source = "eager"
         module: Any
-        shapes: Mapping[str, Any] | None = opts.get("input_shapes")
+        given = _option_shapes(opts)
+        dtypes = {str(k): str(v) for k, v in dict(opts.get("input_dtypes") or {}).items()}
+        recorded: dict[str, tuple[list[Any], str]] = {}
         if isinstance(model, str | os.PathLike):
             path = _check_file(model, self.suffixes, self.name)
-            try:
-                if path.suffix == ".pt2":
-                    program = torch.export.load(str(path))
-                    module = program.module()
-                    source = "exported"
-                    shapes = shapes or _exported_inputs(program)
-                else:
-                    module = torch.jit.load(str(path), map_location="cpu")
-                    source = "torchscript"
-            except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-                raise ModelError(
-                    f"{str(path)!r} is not a torch model torch can load: "
-                    f"{str(exc).strip().splitlines()[0][:300]}"
-                ) from None
+            module, source, program = _load_torch_file(torch, path)
+            if program is not None:
+                recorded = _exported_inputs(program)
         elif isinstance(model, torch.nn.Module):
             module = model
         elif callable(model):
@@ -573,17 +700,26 @@ class TorchRuntime(Runtime):
                 f"torch runtime expects an nn.Module, a zero-arg factory or a .pt/.pt2 file; "
                 f"got {type(model)!r}"
             )
-        shapes = shapes or _graph_json_inputs(module)
-        if not shapes:
-            raise ModelError(
-                "cannot tell the torch model's input shapes; pass options={'input_shapes': "
-                "{'input': [1, 3, 32, 32]}}"
-            )
-        return TorchSession(
-            module,
-            {str(k): [int(x) for x in v] for k, v in dict(shapes).items()},
-            threads,
-            batch,
-            seed,
-            source,
-        )
+        if given is not None:
+            if recorded and len(given) != len(recorded):
+                raise ConfigError(
+                    f"input_shapes gives {len(given)} input(s); the model has {len(recorded)} "
+                    f"({', '.join(recorded)})"
+                )
+            # the program's own dtypes, position by position, unless input_dtypes says otherwise
+            own = [v[1] for v in recorded.values()] or ["float32"] * len(given)
+            raw = {k: (list(v), dtypes.get(k, own[i])) for i, (k, v) in enumerate(given.items())}
+        elif recorded:
+            raw = {k: (dims, dtypes.get(k, dt)) for k, (dims, dt) in recorded.items()}
+        else:
+            emitted = _graph_json_inputs(module)
+            if not emitted:
+                raise ModelError(f"cannot tell the torch model's input shapes; {INPUT_SHAPE_HINT}")
+            raw = {k: (list(v), dtypes.get(k, "float32")) for k, v in emitted.items()}
+        specs = {
+            name: (_shape_with_batch(name, dims, batch), dt) for name, (dims, dt) in raw.items()
+        }
+        check_batch_applies(batch, {k: v[0] for k, v in specs.items()})
+        for _, dt in specs.values():
+            _np_dtype(dt)  # an unsupported dtype: a ModelError naming it
+        return TorchSession(module, specs, threads, seed, source)

@@ -131,6 +131,9 @@ def steal_fraction(before: Mapping[str, Any], after: Mapping[str, Any]) -> float
 
 # ---- stability verdict (pyperf ``format_checks`` in spirit) ---------------------------------
 MIN_RUNS_FOR_VERDICT = 10
+#: below this many samples neither the spread nor the drift can be judged: the verdict is
+#: "unknown" whatever ``min_runs`` says (one sample is not a stable measurement)
+MIN_SAMPLES_TO_JUDGE = 4
 SPREAD_LIMIT = 0.10  # IQR / median
 DRIFT_LIMIT = 0.05  # |median(second half) / median(first half) - 1|
 FREQ_CHANGE_LIMIT = 0.05
@@ -157,15 +160,17 @@ def stability(
     Checks: too few runs; spread (IQR/median) above ``spread_limit``; drift between the medians
     of the first and second half; a CPU frequency change between ``env_before`` and
     ``env_after``; steal time above ``STEAL_LIMIT``; thermal throttle counters that grew.
-    Returns ``{"stable": bool, "reasons": [...], "advice": [...], "spread": float, "drift":
-    float}``.
+    Returns ``{"stable": bool, "judged": bool, "reasons": [...], "advice": [...], "spread":
+    float, "drift": float}``; ``judged`` is False (and ``stable`` too) with fewer than
+    ``MIN_SAMPLES_TO_JUDGE`` samples: the verdict is unknown.
     """
     reasons: list[str] = []
     advice: list[str] = []
     n = len(samples)
     spread = drift = float("nan")
-    if n < min_runs:
-        reasons.append(f"too few runs: {n} < {min_runs}")
+    judged = n >= MIN_SAMPLES_TO_JUDGE
+    if n < max(min_runs, MIN_SAMPLES_TO_JUDGE):
+        reasons.append(f"too few runs: {n} < {max(min_runs, MIN_SAMPLES_TO_JUDGE)}")
         advice.append("raise --min-runs or --min-time")
     if n >= 2:
         med = median(samples)
@@ -205,6 +210,7 @@ def stability(
                 advice.append("cool the device down between runs (cooldown_s) or add a heatsink")
     return {
         "stable": not reasons,
+        "judged": judged,
         "reasons": reasons,
         "advice": list(dict.fromkeys(advice)),
         "spread": spread,

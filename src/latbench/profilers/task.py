@@ -28,12 +28,13 @@ from latbench.profilers import stats as _stats
 from latbench.profilers.env import collect_env, cpu_ticks, latbench_version, procs_running
 from latbench.profilers.harness import HarnessResult, HarnessSettings, run_harness
 from latbench.profilers.record import Measurement
-from latbench.profilers.runtimes import Session, get_runtime
+from latbench.profilers.runtimes import Session, batch_of, get_runtime
 
 __all__ = [
     "MeasureSpec",
     "model_label",
     "model_sha256",
+    "probe_model",
     "reference_ratio",
     "run_interleaved",
     "run_measurement",
@@ -97,6 +98,11 @@ def _load(spec: MeasureSpec) -> Session:
     )
 
 
+def probe_model(spec: MeasureSpec) -> None:
+    """Load ``spec``'s model and close it (raises what loading raises); nothing is timed."""
+    _load(spec).close()
+
+
 def _record(
     spec: MeasureSpec,
     session: Session,
@@ -135,7 +141,7 @@ def _record(
         device_fingerprint=spec.device_fingerprint,
         model_path=model_label(spec.model),
         model_sha256=sha,
-        batch=next(iter(session.input_shapes.values()), [1])[0] if session.input_shapes else 1,
+        batch=batch_of(session.input_shapes),
         threads=spec.threads,
         input_shapes=session.input_shapes,
         counters=counters,

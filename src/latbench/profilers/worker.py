@@ -11,18 +11,28 @@ with a timeout, and watches the child:
 
 One worker is reused across many models, so the process start and the runtime imports are paid
 once, not per model.
+
+Signals: the worker ignores SIGINT (Ctrl-C reaches the whole process group; the parent decides
+what an interrupt means) and, when the parent handles SIGTERM itself (``latbench collect``
+finishes the current architecture), SIGTERM too. An interrupt of the parent while it waits for
+a call kills the worker at once (its result is of no use any more); when the parent exits, every
+worker still running is killed. A worker whose parent went away exits quietly.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.util
 import os
+import pickle
 import resource
 import signal
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -30,7 +40,7 @@ from typing import Any, Self
 
 from latbench.errors import MeasurementError
 
-__all__ = ["Worker", "WorkerCrashed", "WorkerTimeout", "default_cpus"]
+__all__ = ["Worker", "WorkerCallError", "WorkerCrashed", "WorkerTimeout", "default_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,10 @@ class WorkerCrashed(MeasurementError):
 
 class WorkerTimeout(MeasurementError):
     """A call ran longer than its timeout; the worker was killed."""
+
+
+class WorkerCallError(MeasurementError):
+    """A call could not be sent to the worker (its function or arguments do not pickle)."""
 
 
 class _RemoteError(MeasurementError):
@@ -65,10 +79,30 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def _worker_main(conn: Connection, cpus: list[int] | None, memory_limit_bytes: int | None) -> None:
+#: how long a polite stop (``close``) waits for the worker to exit before it is killed
+CLOSE_WAIT_S = 2.0
+
+
+def _parent_handles_sigterm() -> bool:
+    """Whether this process has its own SIGTERM handler (a graceful stop, not death)."""
+    try:
+        return callable(signal.getsignal(signal.SIGTERM))
+    except (ValueError, OSError):  # pragma: no cover - no signals on this platform
+        return False
+
+
+def _worker_main(
+    conn: Connection,
+    cpus: list[int] | None,
+    memory_limit_bytes: int | None,
+    ignore_sigterm: bool = False,
+) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when to stop
-    # (e.g. a collection finishes the current model), so the worker must not die mid-call.
+    # (e.g. a collection finishes the current model), so the worker must not die mid-call. The
+    # same for a SIGTERM sent to the group (``timeout``, systemd) when the parent handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if cpus:
         os.sched_setaffinity(0, cpus)
     if memory_limit_bytes:
@@ -89,8 +123,28 @@ def _worker_main(conn: Connection, cpus: list[int] | None, memory_limit_bytes: i
             reply = ("error", (exc, tb))
         try:
             conn.send(reply)
+        except (BrokenPipeError, ConnectionError, EOFError):
+            return  # the parent is gone (interrupted, killed): nobody wants the result
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable exception or result
-            conn.send(("error", (_RemoteError(f"{type(exc).__name__}: {exc}"), "")))
+            try:
+                conn.send(("error", (_RemoteError(f"{type(exc).__name__}: {exc}"), "")))
+            except (OSError, EOFError):
+                return
+
+
+#: every worker of this process that may still run, killed when the process exits
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def _kill_all() -> None:
+    for w in list(_LIVE):
+        with contextlib.suppress(Exception):
+            w.kill()
+
+
+# registered after multiprocessing's own exit hook, so it runs first (atexit is LIFO): that hook
+# terminates daemon children with SIGTERM and waits, which a worker ignoring SIGTERM would not end
+atexit.register(_kill_all)
 
 
 class Worker:
@@ -98,6 +152,8 @@ class Worker:
 
     ``memory_limit_bytes`` sets ``RLIMIT_AS`` in the child so a runaway model fails with an
     out-of-memory error (MemoryError or an abort) instead of taking the machine down.
+    ``ignore_sigterm``: whether the child ignores SIGTERM; None (default) decides at each start:
+    yes when this process has a SIGTERM handler of its own (it stops gracefully), else no.
     """
 
     def __init__(
@@ -105,9 +161,11 @@ class Worker:
         cpus: Sequence[int] | None = None,
         memory_limit_bytes: int | None = None,
         start_method: str = "spawn",
+        ignore_sigterm: bool | None = None,
     ) -> None:
         self.cpus = list(cpus) if cpus else None
         self.memory_limit_bytes = memory_limit_bytes
+        self.ignore_sigterm = ignore_sigterm
         self._ctx: Any = mp.get_context(start_method)
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -121,25 +179,33 @@ class Worker:
         if self._proc is not None and self._proc.is_alive():
             return
         parent, child = self._ctx.Pipe(duplex=True)
+        ignore = self.ignore_sigterm
+        if ignore is None:
+            ignore = _parent_handles_sigterm()
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.cpus, self.memory_limit_bytes),
+            args=(child, self.cpus, self.memory_limit_bytes, ignore),
             name="latbench-worker",
             daemon=True,
         )
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        _LIVE.add(self)
         log.debug("started worker pid %s on cpus %s", proc.pid, self.cpus)
 
-    def _reap(self) -> int | None:
+    def _reap(self, wait_s: float = CLOSE_WAIT_S) -> int | None:
+        """Forget the child: wait up to ``wait_s`` for it to exit, then kill it (SIGKILL: it
+        may ignore SIGTERM)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
+        _LIVE.discard(self)
         if conn is not None:
             conn.close()
         if proc is None:
             return None
-        proc.join(timeout=5)
+        if wait_s > 0:
+            proc.join(timeout=wait_s)
         if proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
@@ -163,8 +229,34 @@ class Worker:
         assert self._conn is not None and self._proc is not None
         conn, proc = self._conn, self._proc
         # a child that is already gone is reported by the poll loop below
-        with contextlib.suppress(BrokenPipeError, OSError):
+        try:
             conn.send((fn, args, kwargs))
+        except (BrokenPipeError, OSError):
+            pass
+        except (pickle.PicklingError, AttributeError, TypeError) as unpicklable:
+            # pickled before anything is written: the pipe and the worker are still fine
+            kind = type(unpicklable).__name__
+            raise WorkerCallError(
+                f"cannot send the call to the worker process ({kind}: {unpicklable}); the "
+                "model and its arguments must be picklable: a module-level class or function, "
+                "not a lambda or a local object"
+            ) from None
+        try:
+            status, payload = self._wait(conn, proc, timeout_s)
+        except BaseException:
+            # Ctrl-C (or any exception of the parent) while the worker runs: its result is lost
+            # anyway, so stop it now rather than wait for the call to finish
+            self.kill()
+            raise
+        if status == "ok":
+            return payload
+        exc, tb = payload
+        log.debug("worker traceback:\n%s", tb)
+        if isinstance(exc, BaseException):
+            raise exc
+        raise _RemoteError(str(exc))
+
+    def _wait(self, conn: Connection, proc: Any, timeout_s: float | None) -> tuple[str, Any]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             try:
@@ -174,7 +266,7 @@ class Worker:
             if ready:
                 try:
                     status, payload = conn.recv()
-                    break
+                    return status, payload
                 except (EOFError, OSError):
                     pass
             if not proc.is_alive() or (ready is False and proc.exitcode is not None):
@@ -190,16 +282,16 @@ class Worker:
                 self._reap()
                 self.restarts += 1
                 raise WorkerTimeout(f"timed out after {timeout_s:g} s; the worker was killed")
-        if status == "ok":
-            return payload
-        exc, tb = payload
-        log.debug("worker traceback:\n%s", tb)
-        if isinstance(exc, BaseException):
-            raise exc
-        raise _RemoteError(str(exc))
+
+    def kill(self) -> None:
+        """Stop the worker at once (SIGKILL), e.g. on an interrupt. Idempotent."""
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.kill()
+        self._reap(wait_s=0)
 
     def close(self) -> None:
-        """Stop the worker (politely, then by force). Idempotent."""
+        """Stop the worker (politely, then by force after ``CLOSE_WAIT_S``). Idempotent."""
         if self._conn is not None:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self._conn.send(None)

@@ -107,8 +107,9 @@ class SearchSpace(ABC):
 
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """``n`` distinct architectures drawn uniformly with ``seed``."""
-        if n < 0:
-            raise ArchError(f"{self.name}: cannot sample {n} archs; expected a count >= 0")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ArchError(f"{self.name}: cannot sample {n!r} archs; expected a count >= 0")
+        n = int(n)
         if n > self.size():
             raise ArchError(f"{self.name}: cannot sample {n} distinct archs from {self.size()}")
         rng = random.Random(seed)
@@ -160,9 +161,10 @@ class SearchSpace(ABC):
                 raise ArchError(f"{self.name}: {key} = {value!r}; expected an integer >= 1")
         m = self.resolution_multiple
         if res % m:
+            below, above = res - res % m, res - res % m + m
+            nearest = f"{below} or {above}" if below >= m else f"{above}"
             raise ArchError(
-                f"{self.name}: resolution = {res}; expected a multiple of {m} "
-                f"(e.g. {max(m, res - res % m)} or {res - res % m + m})"
+                f"{self.name}: resolution = {res}; expected a multiple of {m} (e.g. {nearest})"
             )
         return int(batch), int(res)
 

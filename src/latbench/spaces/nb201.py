@@ -15,6 +15,7 @@ and build. Nodes that no output depends on are pruned.
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -124,6 +125,8 @@ class NB201Space(SearchSpace):
         return int(_code_to_index()[self.encode_int(arch)])
 
     def from_index(self, index: int) -> str:
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise ArchError(f"nb201: index {index!r}; expected an integer in 0..{self.size() - 1}")
         if not 0 <= int(index) < self.size():
             raise ArchError(f"nb201: index {index} out of range 0..{self.size() - 1}")
         return self.decode_int(int(_official_order()[int(index)]))
