@@ -64,7 +64,7 @@ def test_demo_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--sample", "5"], "--sample 5; expected an integer >= 8 (5 to fit and 3 to test"),
+        (["--sample", "5"], "--sample 5; expected an integer in [8, 15625] (5 to fit"),
         (["--sample", "10", "--train", "8"], "--train 8; expected an integer in [5, 7]"),
         (["--shots", "1"], "--shots 1; expected an integer >= 3"),
         (["--evaluations", "0"], "--evaluations 0; expected an integer >= 1"),

@@ -14,6 +14,7 @@ SHARED = {
     "latbench.errors",
     "latbench._registry",
     "latbench._validate",
+    "latbench._csvfile",
     "latbench.config",
 }
 # package -> latbench packages it may import (besides SHARED)

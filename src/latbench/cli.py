@@ -81,6 +81,9 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # paramiko logs tracebacks of failures latbench reports itself (a host that sends no SSH
+    # banner, a dropped link): shown with -vv only
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
 
 
 # the options that name a file a command writes: (attribute, how the user spelled it)
@@ -89,6 +92,7 @@ OUTPUT_OPTIONS = (
     ("plot", "--plot"),
     ("csv", "--csv"),
     ("samples_csv", "--samples-csv"),
+    ("save_samples", "--save-samples"),
 )
 
 
@@ -103,8 +107,16 @@ def check_outputs(args: argparse.Namespace) -> None:
     lost at the point of writing."""
     for attr, flag in OUTPUT_OPTIONS:
         value = getattr(args, attr, None)
-        if not isinstance(value, str) or not value or value == "-":
+        if not isinstance(value, str) or not value:
             continue
+        if value == "-":
+            # standard output where the command writes it there; elsewhere a file named "-"
+            # (and "-.png" beside it) is never what was meant
+            if attr in getattr(args, "stdout_options", ()):
+                continue
+            raise ConfigError(
+                f"{flag} -: this command does not write to standard output; expected a file name"
+            )
         path = Path(value)
         if attr == "plot" and path.suffix.lower() not in PLOT_SUFFIXES:
             raise ConfigError(

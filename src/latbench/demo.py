@@ -77,7 +77,11 @@ def check_options(o: DemoOptions) -> None:
 
     bad = out_of_range(
         [
-            ("--sample", o.sample, {"integer": True, "low": MIN_TRAIN + MIN_TEST}),
+            (
+                "--sample",
+                o.sample,
+                {"integer": True, "low": MIN_TRAIN + MIN_TEST, "high": get_space("nb201").size()},
+            ),
             ("--train", o.train, {"integer": True, "low": MIN_TRAIN, "high": o.sample - MIN_TEST}),
             ("--shots", o.shots, {"integer": True, "low": MIN_SHOTS}),
             ("--evaluations", o.evaluations, {"integer": True, "low": 1}),
@@ -86,7 +90,8 @@ def check_options(o: DemoOptions) -> None:
     )
     if bad is not None:
         why = {
-            "--sample": f" ({MIN_TRAIN} to fit and {MIN_TEST} to test at least)",
+            "--sample": f" ({MIN_TRAIN} to fit and {MIN_TEST} to test at least, of the "
+            f"{get_space('nb201').size()} nb201 architectures)",
             "--train": f" (at least {MIN_TEST} of --sample {o.sample} are left to test)",
             "--shots": " (few-shot adaptation needs 3)",
         }.get(bad[0], "")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 from typing import Any
 
+from latbench._csvfile import ENCODING, Reader
 from latbench.errors import ArchError, ConfigError
 
 
@@ -23,13 +23,13 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
         raise ConfigError(
             f"{option} {str(path)!r} does not exist; expected a file of architectures"
         )
-    text = p.read_text(encoding="utf-8")
+    text = p.read_text(encoding=ENCODING)
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     rows: list[tuple[int, str]]
     spaces: dict[int, str] = {}
     if p.suffix.lower() == ".csv" or "arch" in [c.strip() for c in first.split(",")]:
-        reader = csv.DictReader(io.StringIO(text))
+        reader = Reader(io.StringIO(text))
         if "arch" not in (reader.fieldnames or []):
             raise ConfigError(
                 f"{path}: columns {list(reader.fieldnames or [])}; expected an 'arch' column"

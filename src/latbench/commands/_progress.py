@@ -7,7 +7,9 @@ mean time per item so far, tells the user more than a bar would and survives a p
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import TextIO
 
 
 def duration(seconds: float) -> str:
@@ -19,8 +21,9 @@ def duration(seconds: float) -> str:
 class ItemProgress:
     """``line(text)`` prints ``  [i/N] text  (ETA ...)`` for the next of ``total`` items."""
 
-    def __init__(self, total: int, *, enabled: bool = True) -> None:
+    def __init__(self, total: int, *, enabled: bool = True, file: TextIO | None = None) -> None:
         self.total, self.enabled, self.done = total, enabled, 0
+        self.file = file
         self._t0 = time.perf_counter()
 
     def eta(self) -> str:
@@ -40,5 +43,5 @@ class ItemProgress:
         eta = self.step()
         out = f"  [{self.done}/{self.total}] {text}{eta}"
         if self.enabled:
-            print(out, flush=True)
+            print(out, flush=True, file=self.file or sys.stdout)
         return out

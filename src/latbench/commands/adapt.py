@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
+from latbench._csvfile import Reader, open_csv
 from latbench.commands._archfile import read_archs
+from latbench.commands._json import dumps
 from latbench.commands._progress import ItemProgress
 from latbench.config import load_config
 from latbench.errors import (
@@ -84,6 +86,21 @@ def _latency(path: str, line: int, text: str) -> float:
             f"{path}:{line}: latency_ms {text!r}; expected finite positive milliseconds"
         )
     return v
+
+
+#: the options of a live adaptation (``--device``): with ``--samples`` they would do nothing
+LIVE_ONLY = (
+    ("budget", "--budget"),
+    ("pick", "--pick"),
+    ("candidates", "--candidates"),
+    ("runtime", "--runtime"),
+    ("threads", "--threads"),
+    ("min_runs", "--min-runs"),
+    ("min_time", "--min-time"),
+    ("max_time", "--max-time"),
+    ("save_samples", "--save-samples"),
+    ("db", "--db"),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -174,7 +191,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="adapted predictor file (.lbp)")
     p.add_argument("--json", action="store_true", help="print the adaptation summary as JSON")
-    p.set_defaults(handler=run)
+    p.set_defaults(
+        handler=run,
+        live_defaults={dest: p.get_default(dest) for dest, _ in LIVE_ONLY},
+    )
 
 
 def read_samples(
@@ -197,8 +217,8 @@ def read_samples(
         check = str
     archs: list[str] = []
     lat: list[float] = []
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
+    with open_csv(path) as fh:
+        reader = Reader(fh)
         need = {"space", "arch", "latency_ms"}
         have = set(reader.fieldnames or [])
         if not need <= have:
@@ -214,6 +234,8 @@ def read_samples(
             except ArchError as exc:
                 raise ArchError(f"{path}:{i}: {exc}") from None
             lat.append(v)
+    if not archs:
+        raise ConfigError(f"samples file {path!r} holds no rows; expected K measured architectures")
     return archs, lat
 
 
@@ -234,8 +256,8 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
                 f"--embed-data {path!r} does not exist; expected 'reference' or a CSV"
             )
         archs, devices, lat = [], [], []
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
+        with open_csv(path) as fh:
+            reader = Reader(fh)
             need = {"arch", "device", "latency_ms"}
             have = set(reader.fieldnames or [])
             if not need <= have:
@@ -265,10 +287,17 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
     )
 
 
-def _settings(args: argparse.Namespace, measure_cfg: dict[str, Any]) -> Any:
-    from latbench.commands.measure import harness_settings
+def _status_file(args: argparse.Namespace) -> TextIO:
+    """Where the lines about progress go: stdout, or stderr with ``--json`` (whose stdout is
+    the JSON document alone, for ``| jq``)."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
 
-    return harness_settings(args, measure_cfg)
+
+def _settings(args: argparse.Namespace, cfg: Any, device: str) -> Any:
+    """The harness settings of ``--device``, a bad bench.toml value named by file and table."""
+    from latbench.commands.measure import harness_settings, measure_sources
+
+    return harness_settings(args, cfg.measure_for(device), sources=measure_sources(cfg, device))
 
 
 SAMPLE_COLUMNS = ("space", "arch", "latency_ms", "device")
@@ -288,8 +317,8 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
         return {}
     done: dict[str, float] = {}
     other = 0
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
+    with open_csv(path) as fh:
+        reader = Reader(fh)
         have = set(reader.fieldnames or [])
         if not set(SAMPLE_COLUMNS) <= have:
             raise ConfigError(
@@ -388,7 +417,7 @@ def measure_live(
         tempfile.TemporaryDirectory(prefix="latbench-adapt-") as tmp,
         get_device(args.device, config) as dev,
     ):
-        progress = ItemProgress(len(archs))
+        progress = ItemProgress(len(archs), file=_status_file(args))
         for i, arch in enumerate(archs):
             path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
             m = dev.measure(
@@ -453,6 +482,14 @@ def run(args: argparse.Namespace) -> int:
             "--method embed needs --embed-data (reference, or the source devices' measurements) "
             "or a base that stores its embed prior (predictor fit --devices all)"
         )
+    if args.samples:
+        defaults = getattr(args, "live_defaults", {})
+        given = [o for d, o in LIVE_ONLY if d in defaults and getattr(args, d) != defaults[d]]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} with --samples: for a live adaptation (--device) only; "
+                "expected them without --samples"
+            )
     ref = descriptor_reference(args, base.space_)
     if args.samples:
         archs, lat = read_samples(args.samples, base.space_)
@@ -464,7 +501,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         cfg.device(args.device)  # an unknown device fails before anything
         # bad timing options too, resumed or not
-        settings = _settings(args, cfg.measure_for(args.device))
+        settings = _settings(args, cfg, args.device)
         cands = (
             read_archs(args.candidates, get_space(base.space_), option="--candidates")
             if args.candidates
@@ -485,13 +522,17 @@ def run(args: argparse.Namespace) -> int:
         if len(todo) < len(picks):
             print(
                 f"resuming: {len(picks) - len(todo)} of {len(picks)} architectures already "
-                f"measured on {args.device} in {path}"
+                f"measured on {args.device} in {path}",
+                file=_status_file(args),
             )
 
         archs, lat = [a for a in picks if a in before], [before[a] for a in picks if a in before]
         if todo:
             db = record_store(args)
-            print(f"measuring {len(todo)} architectures on {args.device} (-> {path}, {db}):")
+            print(
+                f"measuring {len(todo)} architectures on {args.device} (-> {path}, {db}):",
+                file=_status_file(args),
+            )
             with _Recorder(path, db, base.space_, args.device) as record:
                 got, ms = measure_live(
                     args, base, todo, on_result=record, config=cfg, settings=settings
@@ -501,7 +542,10 @@ def run(args: argparse.Namespace) -> int:
             raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
         name = args.name or args.device
     if ref:
-        print(f"conditioning on the descriptor of {name}: {len(ref)} reference architectures")
+        print(
+            f"conditioning on the descriptor of {name}: {len(ref)} reference architectures",
+            file=_status_file(args),
+        )
     t0 = time.perf_counter()
     adapted = adapt(
         base,
@@ -521,7 +565,7 @@ def run(args: argparse.Namespace) -> int:
     summary["adapt_time_s"] = round(elapsed_s, 3)
     summary["output"] = args.output
     if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(dumps(summary, indent=2, sort_keys=True))
     else:
         print(
             f"adapted {summary['base']} to {name!r} with {summary['method']} from "

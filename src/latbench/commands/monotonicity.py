@@ -14,12 +14,12 @@ leave-one-out on the K samples for --samples (-o saves the adapted predictor).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from latbench.commands._json import dumps
 from latbench.errors import ConfigError
 
 
@@ -80,11 +80,16 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 
 
 def _fmt_matrix(m: pd.DataFrame) -> str:
-    short = [c.split("/")[-1][:10] for c in m.columns]
+    # whole short names (titan_rtx_1 and titan_rtx_32 cut to 10 characters read alike)
+    short = [c.split("/")[-1] for c in m.columns]
+    cols = [max(6, len(s)) for s in short]
     width = max(len(str(i)) for i in m.index)
-    lines = [" " * width + " " + " ".join(f"{s:>10}" for s in short)]
+    lines = [" " * width + " " + " ".join(f"{s:>{w}}" for s, w in zip(short, cols, strict=True))]
     for name, row in m.iterrows():
-        cells = " ".join(f"{v:10.3f}" if np.isfinite(v) else f"{'-':>10}" for v in row)
+        cells = " ".join(
+            f"{v:{w}.3f}" if np.isfinite(v) else f"{'-':>{w}}"
+            for v, w in zip(row, cols, strict=True)
+        )
         lines.append(f"{name!s:<{width}} {cells}")
     return "\n".join(lines)
 
@@ -129,7 +134,13 @@ def run(args: argparse.Namespace) -> int:
     adapt_report = None
     if args.target or args.samples:
         if args.target:
-            target = mono.select_devices(list(table.columns), [args.target])[0]
+            hits = mono.select_devices(list(table.columns), [args.target])
+            if len(hits) > 1:
+                raise ConfigError(
+                    f"--target {args.target!r} matches {len(hits)} devices "
+                    f"({', '.join(hits[:6])}{', ...' if len(hits) > 6 else ''}); expected one"
+                )
+            target = hits[0]
             archs, lat = mono.draw_target_samples(table, target, args.k, args.seed)
         else:
             from latbench.commands.adapt import read_samples
@@ -173,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             save(adapted, args.output)
             out["output"] = args.output
     if args.json:
-        print(json.dumps(out, indent=2, default=float))
+        print(dumps(out, indent=2))
         return 0
     print(f"{space}: Spearman rank correlation of latency across {len(order)} devices")
     print(_fmt_matrix(sp))

@@ -24,7 +24,7 @@ from latbench.errors import ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
-from latbench.predictors.metrics import evaluate
+from latbench.predictors.metrics import evaluate, top_k_for
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ def read_data(path: str, device: str | None = None) -> pd.DataFrame:
 
 
 def _data(args: argparse.Namespace) -> pd.DataFrame:
+    if getattr(args, "data", None) and getattr(args, "reference", None):
+        raise ConfigError(
+            f"--data {args.data} and --reference {args.reference}: expected one source of data"
+        )
     if getattr(args, "data", None):
         dev = getattr(args, "device", None)
         one = dev if dev and dev != "all" and "," not in dev else None
@@ -174,7 +178,8 @@ def _fit_cmd(args: argparse.Namespace) -> int:
             prior_note = f"; embed prior for adaptation in {prior_s:.1f} s"
         fit_s = time.perf_counter() - t0 - prior_s
     else:
-        p.fit(archs, lat, space=str(spaces[0]), devices=devices if multi or args.device else None)
+        # one device's rows: the model keeps the data's name for it (not "default")
+        p.fit(archs, lat, space=str(spaces[0]), devices=devices)
         fit_s = time.perf_counter() - t0
     save(p, args.output)
     print(
@@ -192,6 +197,13 @@ def _predict_cmd(args: argparse.Namespace) -> int:
             f"--space {args.space}, but {args.predictor} predicts architectures of space "
             f"{p.space_!r}"
         )
+    given = [
+        o
+        for o, v in (("--archs", args.archs), ("--all", args.all), ("--sample", args.sample))
+        if v not in (None, False)
+    ]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)}: expected one of --archs, --all, --sample")
     if args.all:
         space = args.space or p.space_
         archs = get_space(space).enumerate_all()
@@ -229,9 +241,10 @@ def write_table(df: pd.DataFrame, output: str) -> None:
         df.to_csv(output, index=False)
 
 
-def resolve_device(p: Any, device: str | None) -> str | None:
+def resolve_device(p: Any, device: str | None, option: str = "--device") -> str | None:
     """The predictor's name for ``device``: itself when the predictor knows it, else the one
-    device its short name or glob matches (``pixel3`` -> ``help/pixel3``)."""
+    device its short name or glob matches (``pixel3`` -> ``help/pixel3``); ``option`` names
+    the option in the message."""
     from latbench.predictors.monotonicity import select_devices
 
     known = list(getattr(p, "devices_", []) or [])
@@ -240,10 +253,13 @@ def resolve_device(p: Any, device: str | None) -> str | None:
     try:
         hits = select_devices(known, [device])
     except PredictorError:
-        return device
+        raise ConfigError(
+            f"{option} {device!r} matches none of the predictor's {len(known)} devices; "
+            f"expected one of {_listed(known)}"
+        ) from None
     if len(hits) > 1:
         raise ConfigError(
-            f"--device {device!r} matches {len(hits)} devices ({_listed(hits)}); pass one"
+            f"{option} {device!r} matches {len(hits)} devices ({_listed(hits)}); pass one"
         )
     return hits[0]
 
@@ -270,7 +286,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     if device is not None:
         device = str(df.device.iloc[0])  # the data's name for a short name or glob
     pred = p.predict(df.arch.tolist(), device=device if device in p.devices_ else None)
-    m = evaluate(df.latency_ms.to_numpy(), pred, k=min(50, len(df)))
+    m = evaluate(df.latency_ms.to_numpy(), pred, k=top_k_for(len(df)))
     for k, v in m.items():
         print(f"{k:10s} {v:.4f}")
     return 0
@@ -286,10 +302,12 @@ def _evaluate_each_device(p: Any, df: Any) -> int:
             "(or --device DEV to score one of the predictor's devices on the data's rows)"
         )
     rows = []
+    # one k for every device, so that the top-k column and its mean cover them all
+    k = top_k_for(min(int((df.device == dev).sum()) for dev in shared))
     for dev in shared:
         sub = df[df.device == dev]
         pred = p.predict(sub.arch.tolist(), device=dev)
-        m = evaluate(sub.latency_ms.to_numpy(), pred, k=min(50, len(sub)))
+        m = evaluate(sub.latency_ms.to_numpy(), pred, k=k)
         rows.append({"device": dev, "n": len(sub), **m})
     table = pd.DataFrame(rows)
     skipped = sorted(set(df.device.astype(str)) - set(shared))
@@ -308,11 +326,32 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     df = _select(_data(args), args.device, one="predictor compare")
     args.device = str(df.device.iloc[0])  # the data's name for a short name or glob
     space = str(df.space.iloc[0])
-    archs = df.arch.tolist()
-    y = df.latency_ms.to_numpy()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise ConfigError(
+            f"--models {args.models!r} names no model; expected a comma-separated list of "
+            f"{', '.join(PREDICTORS.names())}"
+        )
     for m in models:
         PREDICTORS.get(m)
+    if df.arch.duplicated().any():
+        # an architecture in both the training and the test split would leak: one row each
+        n_dup = int(df.arch.duplicated().sum())
+        log.warning(
+            "%d repeated measurement(s) of an architecture in the data; using the geometric "
+            "mean of each (the splits are of distinct architectures)",
+            n_dup,
+        )
+        df = (
+            df.assign(_log=np.log(df.latency_ms.to_numpy()))
+            .groupby("arch", sort=False)["_log"]
+            .mean()
+            .pipe(np.exp)
+            .rename("latency_ms")
+            .reset_index()
+        )
+    archs = df.arch.tolist()
+    y = df.latency_ms.to_numpy()
     if not 2 <= args.train_size <= len(archs) - 2:
         raise ConfigError(
             f"--train-size {args.train_size}: the data holds {len(archs)} architectures of "
@@ -343,7 +382,8 @@ def _compare_cmd(args: argparse.Namespace) -> int:
                 p = create(m).fit([archs[i] for i in tr], y[tr], space=space)
                 fit_s = time.perf_counter() - t0
                 pred = p.predict([archs[i] for i in te])
-                rows.append({"model": m, "seed": seed, "fit_s": fit_s, **evaluate(y[te], pred)})
+                scores = evaluate(y[te], pred, k=top_k_for(len(te)))
+                rows.append({"model": m, "seed": seed, "fit_s": fit_s, **scores})
                 if seed == 0:
                     scatter[m] = (y[te], pred)
                 bar.update(1)
@@ -388,7 +428,7 @@ def _compare_cmd(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("predictor", help="fit, apply, evaluate and compare latency predictors")
-    ps = p.add_subparsers(dest="predictor_command", metavar="ACTION")
+    ps = p.add_subparsers(dest="predictor_command", metavar="ACTION", required=True)
 
     f = ps.add_parser("fit", help="fit a predictor and save it (.lbp)")
     f.add_argument("--data", help="long table (space, arch, device, latency_ms), CSV or Parquet")
@@ -436,7 +476,7 @@ def register(sub: Any) -> None:
         required=True,
         help="table to write: .csv, .csv.gz, .parquet or .json (by the name); - is stdout",
     )
-    pr.set_defaults(handler=_predict_cmd)
+    pr.set_defaults(handler=_predict_cmd, stdout_options=("output",))
 
     e = ps.add_parser("evaluate", help="metrics of a saved predictor on measured data")
     e.add_argument("predictor")

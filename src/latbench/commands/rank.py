@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from latbench.commands._archfile import read_archs
+from latbench.commands._json import dumps
 from latbench.errors import ConfigError
 
 
@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
         help="write to this file instead of stdout (- is stdout); a .csv or .json name sets "
         "the format, any other name gets the text table",
     )
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, stdout_options=("output",))
 
 
 def load_predictors(paths: list[str]) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         archs = read_archs(args.archs, space)
     rows = rank_archs(archs, preds, space, top=args.top)
     if fmt == "json":
-        text = json.dumps(rows, indent=1)
+        text = dumps(rows, indent=1)
     elif fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

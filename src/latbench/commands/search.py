@@ -24,7 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from latbench._csvfile import Reader, open_csv
 from latbench._validate import out_of_range
+from latbench.commands._json import dumps
 from latbench.errors import ConfigError
 
 DEFAULT_PROXY_RESOLUTION = {"nb201": 32, "fbnet": 64}
@@ -206,7 +208,11 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     for i, ((label, p), budget) in enumerate(zip(preds.items(), args.budget_ms, strict=True)):
         if not (math.isfinite(budget) and budget > 0):
             raise ConfigError(f"--budget-ms {budget}; expected a positive number of ms")
-        dev = resolve_device(p, args.predictor_device[i]) if args.predictor_device else None
+        dev = (
+            resolve_device(p, args.predictor_device[i], "--predictor-device")
+            if args.predictor_device
+            else None
+        )
         c = objectives.latency_constraint(
             p,
             budget * (1 - margins[i]),
@@ -229,16 +235,20 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
 
 def _read_measured(path: str, space: Any) -> tuple[list[str], list[float]]:
     """``arch`` and ``latency_ms`` columns of a CSV of measured architectures."""
-    import csv
 
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        with open_csv(path) as fh:
+            rows = list(Reader(fh))
     except OSError as exc:
         raise ConfigError(f"--margin-from {path!r}: {exc}; expected a CSV file") from None
     if not rows or not {"arch", "latency_ms"} <= set(rows[0]):
         raise ConfigError(
             f"--margin-from {path!r}: expected columns arch and latency_ms and at least 5 rows"
+        )
+    if len(rows) < 5:
+        raise ConfigError(
+            f"--margin-from {path!r} holds {len(rows)} row(s); expected at least 5 (the margin "
+            "is cross-validated over 5 folds)"
         )
     from latbench.errors import ArchError
 
@@ -301,6 +311,12 @@ def _verify(
             if lat is not None:
                 budget = float(lat.info.get("budget_ms", lat.limit))
                 pred = cand.values[lat.name]
+                k = float(lat.info.get("sigmas", 0.0))
+                std = cand.std.get(lat.name)
+                if k > 0 and std is not None:
+                    # the constraint checked mean + k * std; the prediction is the mean
+                    row["checked_ms"] = pred
+                    pred = pred - k * std
                 row.update({"predicted_ms": pred, "budget_ms": budget, "predictor": lat.name})
             if m.ok:
                 row["measured_ms"] = m.median_ms
@@ -326,7 +342,10 @@ def _report(result: Any, verification: list[dict[str, Any]], out: Path, png: Pat
         f"{result.space} · {result.strategy} · {result.evaluations} evaluations in "
         f"{result.wall_s:.2f} s ({result.evaluations_per_s:,.0f}/s) · seed {result.seed}",
         f"objective {result.objective_name}; constraints: "
-        + ", ".join(f"{c['name']} <= {c['limit']:g} {c['unit']}" for c in result.constraints),
+        + (
+            ", ".join(f"{c['name']} <= {c['limit']:g} {c['unit']}" for c in result.constraints)
+            or "none (no Pareto front without a latency axis)"
+        ),
         f"Pareto front: {len(result.pareto)} architectures; best:",
     ]
     names = [c["name"] for c in result.constraints]
@@ -366,6 +385,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.verify < 0:
         raise ConfigError(f"--verify {args.verify}; expected >= 0")
+    if args.verify > args.top:
+        raise ConfigError(
+            f"--verify {args.verify} with --top {args.top}: only the returned architectures "
+            f"are measured; expected --verify <= --top (or --top {args.verify})"
+        )
     if not args.space:
         if not args.predictor:
             raise ConfigError("--space SPACE is needed when no --predictor names the space")
@@ -413,7 +437,7 @@ def run(args: argparse.Namespace) -> int:
         doc["verification"] = verification
         doc["verification_met"] = sum(1 for r in verification if r.get("met_budget"))
     out = Path(args.output)
-    out.write_text(json.dumps(doc, indent=1, default=float) + "\n", encoding="utf-8")
+    out.write_text(dumps(doc, indent=1) + "\n", encoding="utf-8")
     png = None
     if not args.no_plot:
         png = plot_pareto(result, out.with_suffix(".png"))

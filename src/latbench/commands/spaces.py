@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from latbench.commands._json import dumps
 from latbench.spaces import get_space, list_spaces
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             + ", ".join(list_spaces())
         )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows, indent=2))
         return 0
     print(f"{'name':<8} {'size':>12} {'positions':>9}  choices")
     for r in rows:

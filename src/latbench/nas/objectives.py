@@ -14,7 +14,6 @@ whole population, so a predictor runs one vectorised ``predict`` per batch.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._csvfile import Reader, open_csv
 from latbench._validate import expected_number
 from latbench.errors import ArchError, ConfigError, PredictorError, SearchError, UnknownNameError
 from latbench.nas.proxies import PROXIES, InputSpec, ProxyCache, ProxyEvaluator
@@ -204,8 +204,8 @@ def load_table(
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"objective table {str(p)!r} does not exist; expected a CSV file")
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    with open_csv(p) as fh:
+        reader = Reader(fh)
         cols = list(reader.fieldnames or [])
         if arch_column not in cols:
             raise ConfigError(f"{p}: no {arch_column!r} column; found {cols}")
@@ -236,8 +236,14 @@ def load_table(
             except ArchError as exc:
                 raise ArchError(f"{p}:{line}: {exc}") from None
             values[arch] = v
+    # a lower-is-better column is searched negated, and named so: "-error" = -8.4 is what the
+    # result holds, never a bare "error" of -8.4
     return TableObjective(
-        space, values, name=value_column, higher_is_better=higher_is_better, source=str(p)
+        space,
+        values,
+        name=value_column if higher_is_better else f"-{value_column}",
+        higher_is_better=higher_is_better,
+        source=str(p),
     )
 
 

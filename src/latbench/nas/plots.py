@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,10 +28,12 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
 
     rows = result.evaluated
     x_name = result.x_name or "evaluation"
-    x = np.array(
-        [r.values.get(x_name, float(r.order)) for r in rows],
-        dtype=np.float64,
-    )
+
+    def xval(r: Any) -> float:
+        # without a latency constraint the x axis is the evaluation order
+        return float(r.values.get(x_name, float(r.order)))
+
+    x = np.array([xval(r) for r in rows], dtype=np.float64)
     y = np.array([r.objective for r in rows], dtype=np.float64)
     feas = np.array([r.feasible for r in rows], dtype=bool)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -39,7 +41,7 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
     ax.scatter(x[feas], y[feas], s=8, c="tab:blue", label="feasible", lw=0)
     front = result.pareto
     if front:
-        fx = [r.values[x_name] for r in front]
+        fx = [xval(r) for r in front]
         fy = [r.objective for r in front]
         ax.step(fx, fy, where="post", c="tab:orange", lw=1.5, label="Pareto front")
         ax.scatter(fx, fy, s=14, c="tab:orange", zorder=3)
@@ -48,7 +50,7 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
         ax.axvline(limit, ls="--", c="tab:red", lw=1, label=f"budget {limit:g}")
     if result.best:
         ax.scatter(
-            [r.values[x_name] for r in result.best],
+            [xval(r) for r in result.best],
             [r.objective for r in result.best],
             marker="*",
             s=90,

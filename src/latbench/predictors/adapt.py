@@ -353,6 +353,28 @@ def check_samples(
     return uniq, lat
 
 
+#: samples this many times faster or slower than every source device predicts are suspect
+UNIT_RATIO = 300.0
+
+
+def _check_unit(base: Predictor, archs: list[str], lat: np.ndarray, sources: list[str]) -> None:
+    """Warn when the samples are far outside what every source predicts for them: latencies
+    in seconds (x 1/1000) or microseconds (x 1000) given as milliseconds fit without error,
+    and every prediction of the adapted model is then in the wrong unit."""
+    try:
+        logp = source_log_predictions(base, archs[:50], sources)
+    except (PredictorError, ValueError):
+        return
+    gap = float(np.mean(np.log(lat[:50]))) - logp.mean(axis=0)
+    ratio = float(np.exp(gap[np.argmin(np.abs(gap))]))  # the source nearest the samples
+    if ratio < 1.0 / UNIT_RATIO or ratio > UNIT_RATIO:
+        log.warning(
+            "the samples are %.3g times what the nearest source device predicts for them; "
+            "latency_ms expects milliseconds (seconds or microseconds?)",
+            ratio,
+        )
+
+
 def excluded_devices(base: Predictor, exclude: Sequence[str]) -> list[str]:
     """The base devices ``exclude`` names: full names, short names (``pixel3``) or globs
     (``'help/*'``). A name that matches none of them is a :class:`PredictorError`, not a
@@ -461,6 +483,7 @@ def adapt(
             f"no source device left: exclude {shown} names all "
             f"{len(dropped)} of them; expected at least one left to adapt from"
         )
+    _check_unit(base, uniq, lat, srcs)
     methods: tuple[str, ...] = fewshot.AUTO_METHODS
     if len(srcs) == 1 and embed_prior is None and not one_source_ok:
         log.warning(

@@ -103,6 +103,20 @@ def topk_overlap(y_true: Any, y_pred: Any, k: int = 50) -> float:
     return float(min(1.0, float(weight[fast].sum()) / k))
 
 
+#: the top-k overlap of the command line and the report looks at the fastest 50 ...
+TOP_K = 50
+#: ... or at the fastest fifth of a smaller set: top 50 of 50 rows is 1.0 whatever the order
+TOP_K_SHARE = 0.2
+
+
+def top_k_for(n: int) -> int:
+    """The k of a top-k overlap over ``n`` scored architectures: :data:`TOP_K`, or the fastest
+    fifth of fewer than ``TOP_K / TOP_K_SHARE`` (at least 1), so that the score still depends
+    on the ranking (with k = n every ranking scores 1). One k for every row of a table: pass
+    the smallest ``n``."""
+    return max(1, min(TOP_K, int(n * TOP_K_SHARE)))
+
+
 def evaluate(y_true: Any, y_pred: Any, k: int = 50) -> dict[str, float]:
     """Every metric at once: rmse_ms, mape_pct, acc5, acc10, spearman, kendall, top{k}."""
     return {

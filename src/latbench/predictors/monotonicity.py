@@ -583,13 +583,24 @@ def proxy_adaptation_cv(
     opts["screen_outliers"] = screen_outliers
     full = adapt_proxy(table, space, proxy, uniq, lat, method=method, **opts)
     held = {m: np.empty(len(uniq)) for m in dict.fromkeys(("proxy", method))}
-    for i in range(len(uniq)):
-        keep = [j for j in range(len(uniq)) if j != i]
-        for m, out in held.items():
-            fit_i = adapt_proxy(
-                table, space, proxy, [uniq[j] for j in keep], lat[keep], method=m, **opts
-            )
-            out[i] = fit_i.predict([uniq[i]])[0]
+    # the full fit above said what it left out; the K folds would say it K times again
+    quiet = [
+        logging.getLogger(n) for n in ("latbench.predictors.adapt", "latbench.predictors.fewshot")
+    ]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        for i in range(len(uniq)):
+            keep = [j for j in range(len(uniq)) if j != i]
+            for m, out in held.items():
+                fit_i = adapt_proxy(
+                    table, space, proxy, [uniq[j] for j in keep], lat[keep], method=m, **opts
+                )
+                out[i] = fit_i.predict([uniq[i]])[0]
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
     before, after = held["proxy"], held[method]
     report = AdaptationReport.scored(
         proxy, device, len(uniq), lat, before, after, full.method_, "leave-one-out",

@@ -238,6 +238,13 @@ def predictions_from_predictor(
         if known and dev not in known and len(known) > 1:
             continue
         target = dev if dev in known else None
+        if target is None and known and known[0] != "default":
+            log.warning(
+                "predictor %s was fitted on %s; scoring it on the measurements of %s",
+                predictor_path,
+                known[0],
+                dev,
+            )
         per_arch = sub.groupby("arch", sort=True)["latency_ms"].median()
         pred = model.predict(list(per_arch.index), device=target)
         frames.append(

@@ -200,7 +200,7 @@ def normalize_predictions(df: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def predictions_section(predictions: pd.DataFrame | None) -> Section:
     """Predicted against measured latency, log-log, with the accuracy and ranking metrics."""
-    from latbench.predictors.metrics import evaluate
+    from latbench.predictors.metrics import evaluate, top_k_for
 
     sid, title = "predictions", "Predicted vs measured"
     df = normalize_predictions(predictions)
@@ -215,11 +215,13 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
     fig = new_figure(6.5, 6.0)
     ax = fig.add_subplot()
     rows = []
+    # one k for every predictor and device, so that the top-k column covers them all
+    k = top_k_for(int(df.groupby(keys, sort=True).size().min()))
     for i, (key, sub) in enumerate(df.groupby(keys, sort=True)):
         name = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
         y, p = sub["latency_ms"].to_numpy(), sub["predicted_ms"].to_numpy()
         ax.plot(y, p, ".", ms=4, alpha=0.6, color=_PALETTE[i % len(_PALETTE)], label=name)
-        metrics = evaluate(y, p, k=min(50, len(y)))
+        metrics = evaluate(y, p, k=k)
         topk = next(k for k in metrics if k.startswith("top"))
         rows.append(
             {
