@@ -104,6 +104,16 @@ def test_cli_scalar_model_keeps_its_result(
     assert rc == 0 and "Traceback" not in err and "batch 1" in out
 
 
+@pytest.mark.parametrize(
+    ("name", "message"), [("scalar", "is a scalar (shape [])"), ("norank", "has no known rank")]
+)
+def test_arch_show_names_an_input_without_nchw(
+    capsys: pytest.CaptureFixture[str], models: dict[str, Path], name: str, message: str
+) -> None:
+    rc, _, err = cli(capsys, "arch", "show", "--onnx", str(models[name]))
+    assert rc != 0 and message in err and "Traceback" not in err
+
+
 def test_batch_on_a_model_without_a_batch_dimension_is_refused(
     local: LocalDevice, models: dict[str, Path]
 ) -> None:

@@ -390,7 +390,12 @@ def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
 
 
 def _dims_with_batch(vi: onnx.ValueInfoProto, batch: int | None) -> tuple[int, ...]:
-    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        raise ModelError(f"input {vi.name!r} has no known rank; expected NCHW (4-D)")
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim]
+    if not dims:
+        raise ModelError(f"input {vi.name!r} is a scalar (shape []); expected NCHW (4-D)")
     if any(d <= 0 for d in dims[1:]):
         raise ModelError(f"input {vi.name!r} has dynamic dims {dims}; expected static C, H, W")
     return (batch or 1, *dims[1:])
