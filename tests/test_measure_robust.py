@@ -609,3 +609,38 @@ def test_bench_toml_keys_read_from_the_file_only(tmp_path: Path) -> None:
     toml.write_text("[measure]\nthreads = 2\n")
     assert file_measure(load_config(toml)) == {"threads": 2}  # not latbench's defaults
     assert file_measure(Config()) == {}
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_a_script_without_a_main_guard_measures_once(
+    models: dict[str, Path], tmp_path: Path, how: str
+) -> None:
+    """A spawned worker must not re-run the user's script (or look for ``<stdin>``)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "measure_it.py"
+    script.write_text(
+        "from latbench.devices import get_device\n"
+        "from latbench.profilers.harness import HarnessSettings\n"
+        "print('RUN', flush=True)\n"
+        "s = HarnessSettings(warmup_runs=1, warmup_time_s=0.0, min_runs=3, min_time_s=0.02,"
+        " max_time_s=0.1)\n"
+        "with get_device('local') as dev:\n"
+        f"    m = dev.measure({str(models['tiny'])!r}, settings=s)\n"
+        "print('OK', m.ok, m.runs >= 3, flush=True)\n"
+    )
+    argv = [sys.executable, str(script)] if how == "script" else [sys.executable, "-"]
+    stdin = None if how == "script" else script.read_text()
+    out = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("RUN") == 1 and "OK True True" in out.stdout
+
+
+def test_statistics_of_a_failed_measurement_are_nan() -> None:
+    m = Measurement(status="failed", error="it broke")
+    assert not m.ok
+    for v in (m.median_ms, m.mean_ms, m.iqr_ms, m.p90_ms, m.p99_ms, m.min_ms, m.std_ms):
+        assert np.isnan(v)

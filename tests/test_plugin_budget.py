@@ -167,6 +167,9 @@ def test_misspelt_settings_and_budgets_below_zero_are_errors(pytester: pytest.Py
         ("--latbench-max-time=0", "--latbench-max-time 0.0; expected a number > 0"),
         ("--latbench-threads=0", "--latbench-threads 0; expected an integer >= 1"),
         ("--latbench-budget-scale=-1", "--latbench-budget-scale -1.0; expected a number > 0"),
+        ("--latbench-device=nosuch", "unknown device 'nosuch'"),
+        ("--latbench-runtime=nosuch", "unknown runtime 'nosuch'"),
+        ("--latbench-config=/nonexistent.toml", "/nonexistent.toml"),
     ],
 )
 def test_bad_timing_options_are_refused_at_start(
@@ -209,3 +212,48 @@ def test_plugin_load_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_max_below_min_is_refused_and_check_needs_a_budget(pytester: pytest.Pytester) -> None:
+    tiny_onnx(pytester.path / "tiny.onnx")
+    result = pytester.runpytest_inprocess("--latbench-min-time=0.5", "--latbench-max-time=0.1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--latbench-max-time 0.1 is below --latbench-min-time 0.5*"])
+    pytester.makepyfile(
+        test_two="""
+        import pytest
+
+        def test_contradiction(latbench):
+            with pytest.raises(ValueError, match="max_time_s = 0.5 is below min_time_s = 2"):
+                latbench.measure("tiny.onnx", min_time_s=2, max_time_s=0.5)
+
+        def test_no_budget(latbench):
+            with pytest.raises(TypeError, match="check.. needs at least one budget"):
+                latbench.check("tiny.onnx")
+            assert latbench.results == []  # nothing was measured
+
+        def test_twice(latbench):
+            for _ in range(3):
+                latbench.check("tiny.onnx", median_ms=1000)
+            assert [r.name for r in latbench.results] == [
+                "test_twice", "test_twice[tiny.onnx]", "test_twice[tiny.onnx#2]"
+            ]
+        """
+    )
+    pytester.runpytest_inprocess(*FAST).assert_outcomes(passed=3)
+
+
+def test_the_runtime_follows_the_files_suffix(pytester: pytest.Pytester) -> None:
+    """As ``latbench measure``: a .tflite file is measured with LiteRT without --runtime."""
+    from latbench.spaces import export, get_space
+
+    sp = get_space("nb201")
+    export(sp.build(sp.from_index(0), resolution=8), "tflite", pytester.path / "m.tflite", seed=0)
+    pytester.makepyfile(
+        test_lite="""
+        def test_lite(latbench):
+            m = latbench.check("m.tflite", median_ms=10_000)
+            assert m.runtime == "litert", m.runtime
+        """
+    )
+    pytester.runpytest_inprocess(*FAST).assert_outcomes(passed=1)

@@ -125,6 +125,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if bad is not None:
         raise pytest.UsageError(bad[1])
+    lo, hi = config.getoption("--latbench-min-time"), config.getoption("--latbench-max-time")
+    if lo is not None and hi is not None and hi < lo:
+        raise pytest.UsageError(
+            f"--latbench-max-time {hi:g} is below --latbench-min-time {lo:g}; expected a "
+            "maximum of at least the minimum"
+        )
+    _check_names(config)
     json_path = config.getoption("--latbench-json")
     if json_path and not Path(json_path).parent.is_dir():
         # refused now rather than after every measurement of the run
@@ -133,6 +140,29 @@ def pytest_configure(config: pytest.Config) -> None:
             "exist; create it first"
         )
     config.stash[_SESSION_KEY] = LatbenchSession(config)
+
+
+def _check_names(config: pytest.Config) -> None:
+    """A config file, device or runtime given on the command line that does not exist is a
+    usage error at start, not the same traceback in every test that measures."""
+    path = config.getoption("--latbench-config")
+    device = config.getoption("--latbench-device")
+    runtime = config.getoption("--latbench-runtime")
+    if not path and (not device or device == "local") and not runtime:
+        return  # nothing given: nothing to import (the plugin loads in every pytest run)
+    from latbench.config import load_config
+    from latbench.errors import LatbenchError
+
+    try:
+        cfg = load_config(path) if path else None
+        if device and device != "local":
+            (cfg or load_config(None)).device(device)
+        if runtime:
+            from latbench.profilers.runtimes import RUNTIMES
+
+            RUNTIMES.get(runtime)
+    except LatbenchError as exc:
+        raise pytest.UsageError(f"latbench: {exc}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -220,9 +250,15 @@ class LatbenchSession:
                 f"unknown harness setting(s) {unknown}; expected some of "
                 f"{', '.join(sorted(HARNESS_KEYS))}"
             )
+        given_max = "max_time_s" in overrides or self.opt("--latbench-max-time") is not None
         values.update(overrides)
         if values.get("max_time_s", 0) < values.get("min_time_s", 0):
-            values["max_time_s"] = values["min_time_s"]
+            if given_max:  # both chosen: a contradiction to name, not to resolve silently
+                raise ValueError(
+                    f"max_time_s = {values['max_time_s']:g} is below min_time_s = "
+                    f"{values['min_time_s']:g}; expected a maximum of at least the minimum"
+                )
+            values["max_time_s"] = values["min_time_s"]  # a minimum alone raises the maximum
         return HarnessSettings.from_mapping(values)
 
     def device(self, name: str) -> Device:
@@ -278,6 +314,20 @@ class LatbenchFixture:
         chosen = self._session.opt("--latbench-runtime")
         return str(chosen or self._session.bench_config.measure.get("runtime") or "onnxruntime")
 
+    def _runtime_for(self, model: str | os.PathLike[str], device: str) -> str:
+        """As ``latbench measure`` chooses: ``--latbench-runtime``, else the file's suffix
+        (``.tflite``: litert), else the device table's ``runtime``, else ``[measure]``'s."""
+        from latbench.commands.measure import SUFFIX_RUNTIME
+
+        chosen = self._session.opt("--latbench-runtime")
+        if chosen:
+            return str(chosen)
+        by_suffix = SUFFIX_RUNTIME.get(Path(os.fspath(model)).suffix.lower())
+        if by_suffix:
+            return by_suffix
+        table = self._session.bench_config.devices.get(device, {})
+        return str(table.get("runtime") or self.runtime)
+
     def measure(
         self,
         model: str | os.PathLike[str],
@@ -296,8 +346,8 @@ class LatbenchFixture:
         that override the options for this measurement. A measurement that fails on the device
         is returned (``m.ok`` is False) and later fails :meth:`assert_budget`.
         """
-        rt = runtime or self.runtime
         dev_name = device or self.device_name
+        rt = runtime or self._runtime_for(model, dev_name)
         n_threads = threads if threads is not None else self._session.opt("--latbench-threads")
         if n_threads is None:
             n_threads = int(self._session.bench_config.measure.get("threads") or 1)
@@ -310,8 +360,13 @@ class LatbenchFixture:
             settings=self._session.settings(settings, dev_name),
         )
         label = name or self._node_name
-        if any(r.name == label for r in self._session.results):
+        taken = {r.name for r in self._session.results}
+        if label in taken:
             label = f"{label}[{os.fspath(model)}]"
+            n = 2
+            while label in taken:  # the same model measured again in one test: #2, #3, ...
+                label = f"{name or self._node_name}[{os.fspath(model)}#{n}]"
+                n += 1
         result = BudgetResult(name=label, model=os.fspath(model), measurement=m)
         if not m.ok:
             result.status = "failed"
@@ -391,6 +446,11 @@ class LatbenchFixture:
         budgets = {k: kw.pop(k) for k in list(kw) if k in BUDGET_STATS}
         if median_ms is not None:
             budgets["median_ms"] = median_ms
+        if not budgets:  # before measuring: a check without a budget checks nothing
+            raise TypeError(
+                f"check() needs at least one budget, e.g. median_ms=5.0; expected some of "
+                f"{', '.join(BUDGET_STATS)}"
+            )
         m = self.measure(model, **kw)
         self.assert_budget(m, **budgets)
         return m

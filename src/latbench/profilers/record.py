@@ -22,6 +22,7 @@ Raspberry Pi ships it together with :mod:`latbench.profilers.stats` and
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -88,31 +89,31 @@ class Measurement:
 
     @property
     def median_ms(self) -> float:
-        return _stats.median(self.samples_ms)
+        return _stats.median(self.samples_ms) if self.samples_ms else math.nan
 
     @property
     def mean_ms(self) -> float:
-        return _stats.mean(self.samples_ms)
+        return _stats.mean(self.samples_ms) if self.samples_ms else math.nan
 
     @property
     def std_ms(self) -> float:
-        return _stats.std(self.samples_ms)
+        return _stats.std(self.samples_ms) if self.samples_ms else math.nan
 
     @property
     def min_ms(self) -> float:
-        return min(self.samples_ms)
+        return min(self.samples_ms) if self.samples_ms else math.nan
 
     @property
     def iqr_ms(self) -> float:
-        return _stats.iqr(self.samples_ms)
+        return _stats.iqr(self.samples_ms) if self.samples_ms else math.nan
 
     @property
     def p90_ms(self) -> float:
-        return _stats.percentile(self.samples_ms, 90)
+        return _stats.percentile(self.samples_ms, 90) if self.samples_ms else math.nan
 
     @property
     def p99_ms(self) -> float:
-        return _stats.percentile(self.samples_ms, 99)
+        return _stats.percentile(self.samples_ms, 99) if self.samples_ms else math.nan
 
     @property
     def round_sizes(self) -> tuple[int, ...]:

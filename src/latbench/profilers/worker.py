@@ -30,10 +30,12 @@ import os
 import pickle
 import resource
 import signal
+import sys
+import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Self
@@ -132,6 +134,37 @@ def _worker_main(
                 return
 
 
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start a spawned child without it importing the caller's ``__main__``.
+
+    A spawned child re-runs the main script (its ``__file__``, or its module under ``-m``)
+    before it runs the target, so a script that measures without an ``if __name__ ==
+    "__main__":`` guard would measure again in every worker, or fail in multiprocessing's
+    bootstrapping check; from standard input the child cannot find ``<stdin>`` at all. The
+    worker's target and everything it is sent live in latbench, so the child needs nothing of
+    ``__main__``: hidden from multiprocessing's preparation data while the child starts.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    with _START_LOCK:
+        saved: dict[str, Any] = {
+            k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
+        }
+        main.__dict__.pop("__file__", None)
+        main.__dict__["__spec__"] = None
+        try:
+            yield
+        finally:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 #: every worker of this process that may still run, killed when the process exits
 _LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
 
@@ -188,7 +221,8 @@ class Worker:
             name="latbench-worker",
             daemon=True,
         )
-        proc.start()
+        with _main_not_reimported():
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
         _LIVE.add(self)
