@@ -260,3 +260,51 @@ def test_settings_are_validated() -> None:
         CollectSettings(threads=0)
     with pytest.raises(ConfigError, match="drift_every"):
         CollectSettings(drift_every=-1)
+
+
+def test_a_retried_architecture_that_fails_again_counts_as_failed(tmp_path: Path) -> None:
+    archs = NB.sample(4, seed=3)
+    bad = NB.arch_id(archs[1])
+    with lds.open(tmp_path / "rf.db") as store:
+        first = _run(store, archs, [ScriptedDevice(fail={bad})])
+        again = _run(store, archs, [ScriptedDevice(fail={bad})], retry_failed=True)
+    assert (first.ok, first.failed) == (3, 1)
+    assert (again.ok, again.failed) == (0, 1)
+    assert "another run" not in again.summary()
+
+
+def test_run_only_settings_and_other_devices_change_no_recorded_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archs = NB.sample(3, seed=4)
+    with lds.open(tmp_path / "s.db") as store:
+        _run(store, archs, [ScriptedDevice()])
+        with caplog.at_level("WARNING"):
+            _run(store, archs, [ScriptedDevice()], retry_failed=True, drift_every=5)
+        assert "recorded with other settings" not in caplog.text
+        store.upsert_collection("k", {"device_runtime": {"pi4": "tflite_runtime"}})
+        store.upsert_collection("k", {"device_runtime": {"phone": "litert"}})
+        params = store.collection_params("k")
+    assert params is not None
+    assert params["device_runtime"] == {"phone": "litert", "pi4": "tflite_runtime"}
+    assert "previous" not in params
+
+
+def test_a_collect_that_fails_before_measuring_leaves_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from latbench.cli import main
+    from latbench.errors import RuntimeNotInstalledError
+
+    class Broken(ScriptedDevice):
+        def measure(self, model: Any, **kw: Any) -> Measurement:
+            raise RuntimeNotInstalledError("onnxruntime is not installed here")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("latbench.devices.get_device", lambda name, cfg=None: Broken(name))
+    db = tmp_path / "x.db"
+    rc = main(["collect", "--space", "nb201", "--sample", "2", "--db", str(db), "--no-progress"])
+    assert rc == 1 and "onnxruntime is not installed here" in capsys.readouterr().err
+    assert not db.exists()

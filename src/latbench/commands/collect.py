@@ -163,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         if created:  # a run that failed before its first measurement leaves no empty store
             from latbench.datasets.store import remove_if_empty
 
-            remove_if_empty(Path(path))  # unless another process opened it meanwhile
+            # unless another process opened it meanwhile; the collection this run recorded
+            # before its first measurement is no content of its own
+            remove_if_empty(Path(path), own=[settings.collection])
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -811,6 +811,12 @@ def _write_row(
     )
     row["batch"] = settings.batch
     if not store.add(row):
+        if not m.ok and settings.retry_failed:
+            # a retried architecture that failed again: the stored failed row stays, and this
+            # run's failure is counted as one (not as a row another run wrote)
+            d.failed += 1
+            log.info("arch %s failed again on %s: %s", item.arch, item.device, m.error)
+            return
         # another run of the same store wrote this key first (or an ok row is already there):
         # count only what this run stored
         d.stored_elsewhere += 1

@@ -761,8 +761,20 @@ class Store:
                 with contextlib.suppress(ValueError, TypeError):
                     old = dict(json.loads(row[0]))
             history = list(old.pop("previous", None) or [])
-            if old and old != new:
-                changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+            for key in _PER_DEVICE_PARAMS:  # this run's devices over the earlier runs' ones
+                if isinstance(old.get(key), dict):
+                    new[key] = {**old[key], **(new.get(key) or {})}
+
+            def differs(k: str) -> bool:
+                if k in _RUN_ONLY_PARAMS:
+                    return False
+                if k in _PER_DEVICE_PARAMS and isinstance(old.get(k), dict):
+                    # a device added is no change; one measured otherwise than before is
+                    return any(new[k].get(d) != v for d, v in old[k].items())
+                return bool(old.get(k) != new.get(k))
+
+            changed = sorted(k for k in {*old, *new} if differs(k))
+            if old and changed:
                 log.warning(
                     "collection %r was recorded with other settings before (changed: %s); "
                     "the new settings are recorded, the earlier ones are kept under 'previous'",
@@ -1287,7 +1299,14 @@ def _frame(rows: list[tuple[Any, ...]], cols: list[str], on_bad: Any = None) -> 
     return df
 
 
-def remove_if_empty(path: str | os.PathLike[str]) -> bool:
+#: collection settings of one run only, not of how its rows were measured: a change of them is
+#: no change of the collection's settings
+_RUN_ONLY_PARAMS = ("retry_failed", "drift_every", "drift_threshold", "drift_arch")
+#: collection settings kept per device: a run of other devices adds to them, replacing nothing
+_PER_DEVICE_PARAMS = ("device_harness", "device_runtime")
+
+
+def remove_if_empty(path: str | os.PathLike[str], *, own: Sequence[str] = ()) -> bool:
     """Delete the store at ``path`` (and its -wal, -shm, -journal files) when it holds nothing
     and no other connection uses it; True when it was deleted.
 
@@ -1295,9 +1314,11 @@ def remove_if_empty(path: str | os.PathLike[str]) -> bool:
     have opened the same file meanwhile, so the file is deleted only from inside an exclusive
     lock, after leaving WAL mode (refused at once while any other connection has the file
     open, idle ones included), and only when ``measurements``, ``collections`` and ``drift``
-    are empty. A :class:`Store` that opened the file before the deletion sees it gone once it
-    gets the lock, and opens the path again. Anything else (a file that is not a store, a lock
-    held, a read error) leaves the file alone.
+    are empty (``own``: collections the failed command recorded itself, which count as
+    nothing while no measurement or drift row names them). A :class:`Store` that opened the
+    file before the deletion refuses its next write (the file it opened is gone: run the
+    command again). Anything else (a file that is not a store, a lock held, a read error)
+    leaves the file alone.
     """
     p = Path(path)
     try:
@@ -1311,10 +1332,17 @@ def remove_if_empty(path: str | os.PathLike[str]) -> bool:
         return False
     switched = False
 
+    names = [str(n) for n in own]
+
     def holds_anything() -> bool:
-        return any(
+        if any(
             conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None
-            for t in ("measurements", "collections", "drift")
+            for t in ("measurements", "drift")
+        ):
+            return True
+        others = f" WHERE name NOT IN ({', '.join('?' * len(names))})" if names else ""
+        return (
+            conn.execute(f"SELECT 1 FROM collections{others} LIMIT 1", names).fetchone() is not None
         )
 
     try:
