@@ -58,6 +58,20 @@ def _device(phone: AdbServer, bench_bin: Path, **extra: object) -> AdbDevice:
     return dev
 
 
+def test_close_keeps_what_latbench_did_not_put_there(
+    phone: AdbServer, bench_bin: Path, tflites: list[Path]
+) -> None:
+    """A remote_dir shared with other files (the phone's /data/local/tmp) keeps them."""
+    shared = phone.root / "data/local/tmp/shared"
+    shared.mkdir(parents=True, exist_ok=True)
+    (shared / "notes.txt").write_text("the user's own file\n")
+    with _device(phone, bench_bin, cpus="0", remote_dir="/data/local/tmp/shared") as dev:
+        assert dev.measure(tflites[0], settings=FAST).ok
+        assert (shared / "benchmark_model").is_file()
+    assert (shared / "notes.txt").read_text() == "the user's own file\n"
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
+
+
 def test_measures_models_with_benchmark_model(
     phone: AdbServer, bench_bin: Path, tflites: list[Path]
 ) -> None:

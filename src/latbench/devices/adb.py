@@ -155,6 +155,7 @@ class AdbDevice(Device):
             self.config, "reconnect_timeout_s", 60.0, where=where, minimum=0
         )
         self._binary_pushed = False
+        self._pushed: set[str] = set()  # the model files this device put on the phone
         self._was_connected = False
         self._describe: dict[str, Any] | None = None
         self._fingerprint: str | None = None
@@ -357,6 +358,7 @@ class AdbDevice(Device):
                 self._ready()
                 fp = self.fingerprint()
                 self.transport.push(path, remote_model)
+                self._pushed.add(remote_model)
                 if self.cooldown_s > 0:
                     time.sleep(self.cooldown_s)
                 env = self._snapshot()
@@ -497,14 +499,19 @@ class AdbDevice(Device):
         )
 
     def close(self) -> None:
-        """Remove the pushed binary and directory from the phone. Idempotent."""
+        """Remove what latbench put on the phone (the binary, the models, the pid file) and
+        the directory if that leaves it empty: a ``remote_dir`` shared with other files
+        (``/data/local/tmp``) keeps them. Idempotent."""
         with self._lock:
             if self._binary_pushed and self.transport.connected:
+                ours = [self.remote_binary, f"{self.remote_dir}/run.pid", *sorted(self._pushed)]
                 try:
-                    self.transport.run(["rm", "-rf", self.remote_dir], timeout_s=30.0)
+                    self.transport.run(["rm", "-f", *ours], timeout_s=30.0)
+                    self.transport.run(["rmdir", self.remote_dir], timeout_s=30.0)  # if empty
                 except DeviceError as exc:
                     log.warning("%s: could not remove %s: %s", self.name, self.remote_dir, exc)
             self._binary_pushed = False
+            self._pushed.clear()
             self.transport.close()
 
 
