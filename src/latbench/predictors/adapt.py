@@ -58,7 +58,7 @@ from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors import fewshot
-from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, latency_array, register
+from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register, sample_latencies
 from latbench.predictors.fewshot_bayes import cost_features
 from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
@@ -314,18 +314,7 @@ def check_samples(
             "not on imported graphs"
         )
     arch_list = enc.canonical_archs(space, list(archs))
-    y = latency_array(latency_ms)
-    if y.shape[0] != len(arch_list):
-        raise PredictorError(
-            f"got {len(arch_list)} architectures but {y.shape[0]} latencies; expected one each"
-        )
-    bad = ~np.isfinite(y) | (y <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise PredictorError(
-            f"latency_ms[{i}] = {float(y[i])!r} (architecture {arch_list[i]}); expected finite "
-            "positive milliseconds"
-        )
+    y = sample_latencies(arch_list, latency_ms)
     groups: dict[str, list[float]] = {}
     for a, v in zip(arch_list, y, strict=True):
         groups.setdefault(a, []).append(float(v))

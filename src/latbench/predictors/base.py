@@ -318,6 +318,25 @@ def latency_array(latency_ms: Any) -> np.ndarray:
     raise PredictorError(f"latency_ms = {latency_ms!r}; expected numbers of milliseconds")
 
 
+def sample_latencies(archs: Sequence[Any], latency_ms: Any) -> np.ndarray:
+    """The measured ``latency_ms`` of ``archs`` (few-shot samples, proxy targets) as float64:
+    one per architecture, each finite and positive; the first bad one is a
+    :class:`PredictorError` naming its architecture."""
+    y = latency_array(latency_ms)
+    if y.shape[0] != len(archs):
+        raise PredictorError(
+            f"got {len(archs)} architectures but {y.shape[0]} latencies; expected one each"
+        )
+    bad = ~np.isfinite(y) | (y <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PredictorError(
+            f"latency_ms[{i}] = {float(y[i])!r} (architecture {archs[i]}); expected finite "
+            "positive milliseconds"
+        )
+    return y
+
+
 def register(name: str) -> Any:
     """Class decorator: register a :class:`Predictor` subclass under ``name``."""
 

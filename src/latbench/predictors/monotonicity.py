@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from latbench.errors import PredictorError
-from latbench.predictors.base import latency_array
+from latbench.predictors.base import sample_latencies
 from latbench.predictors.metrics import kendall, spearman
 
 log = logging.getLogger(__name__)
@@ -236,19 +236,7 @@ def best_proxies(
     if isinstance(archs, str):
         raise PredictorError(f"archs={archs!r} is one string; expected a list of architectures")
     arch_list = list(archs)
-    lat = latency_array(latency_ms)
-    if lat.shape[0] != len(arch_list):
-        raise PredictorError(
-            f"got {len(arch_list)} architectures but {lat.shape[0]} latencies; expected one each"
-        )
-    bad = ~np.isfinite(lat) | (lat <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise PredictorError(
-            f"latency_ms[{i}] = {float(lat[i])!r} (architecture {arch_list[i]}); expected finite "
-            "positive milliseconds"
-        )
-    y = pd.Series(lat, index=arch_list)
+    y = pd.Series(sample_latencies(arch_list, latency_ms), index=arch_list)
     if y.index.has_duplicates:  # as adaptation does: one latency per architecture
         n_dup = int(y.index.duplicated(keep=False).sum())
         log.warning(
