@@ -71,8 +71,18 @@ def find_chromium() -> str:
 class Browser:
     """A headless chromium driven over the DevTools pipe."""
 
-    def __init__(self, chromium: str, profile: Path, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        chromium: str,
+        profile: Path,
+        timeout_s: float = 60.0,
+        startup_timeout_s: float = 120.0,
+    ) -> None:
+        # generous limits: on two loaded cores (the whole suite running) chromium has taken over
+        # 15 s to answer its first command; a limit only costs time when something is wrong
         self.timeout_s = timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self._started = False
         cmd_r, self._cmd_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
         self._stderr_path = profile / "stderr.log"
@@ -105,7 +115,10 @@ class Browser:
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("chromium did not answer in time")
+                raise TimeoutError(
+                    "chromium did not answer in time; its stderr ends with: "
+                    + self._stderr_path.read_text(errors="replace")[-2000:]
+                )
             ready, _, _ = select.select([self._resp_r], [], [], left)
             if ready:
                 chunk = os.read(self._resp_r, 1 << 16)
@@ -125,10 +138,12 @@ class Browser:
         if session and self.session:
             msg["sessionId"] = self.session
         os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + self.timeout_s
+        limit = self.timeout_s if self._started else self.startup_timeout_s
+        deadline = time.monotonic() + limit
         while True:
             reply = self._read_message(deadline)
             if reply.get("id") == self._next_id:
+                self._started = True
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
