@@ -217,14 +217,29 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET) -> onnx.Mod
         else:  # pragma: no cover - Graph validates ops against the vocabulary
             raise ArchError(f"node {n.name!r}: op {op!r} has no ONNX mapping")
 
+    # An output that is a graph input (or that is listed twice) needs a node of its own to
+    # produce it: an Identity into a fresh name. The outputs' names are kept apart from ``tn``,
+    # which still names the input tensors the nodes above read and the input value_info.
+    taken = set(tn.values()) | {n.name for n in gp.node}
+    out_names: list[str] = []
     for o in graph.outputs:
-        if graph[o].op == "input":  # an output that is an input needs a node to produce it
-            w.node("Identity", [tn[o]], [f"{tn[o]}_out"], f"{o}/out")
-            tn[o] = f"{tn[o]}_out"
+        name = tn[o]
+        if graph[o].op == "input" or name in out_names:
+            alias = f"{name}_out"
+            while alias in taken:
+                alias = "t_" + alias
+            taken.add(alias)
+            node_name = f"{o}/out"
+            while node_name in taken:
+                node_name = "t_" + node_name
+            taken.add(node_name)
+            w.node("Identity", [name], [alias], node_name)
+            name = alias
+        out_names.append(name)
     for n in graph.inputs:
         _value_info(gp.input.add(), tn[n.name], n.shape)
-    for o in graph.outputs:
-        _value_info(gp.output.add(), tn[o], graph[o].shape)
+    for o, name in zip(graph.outputs, out_names, strict=True):
+        _value_info(gp.output.add(), name, graph[o].shape)
     props = {f"latbench.{k}": str(graph.meta[k]) for k in ("space", "arch") if k in graph.meta}
     props["latbench.seed"] = str(int(seed))
     for key, value in props.items():

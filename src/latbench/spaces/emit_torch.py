@@ -1,6 +1,7 @@
 """Emit an architecture graph as a ``torch.nn.Module``.
 
-The module holds one sub-module per parametrised node (``Conv2d``, ``BatchNorm2d``, ``Linear``)
+The module holds one sub-module per parametrised node (``Conv2d``, ``BatchNorm2d`` or, on a
+2-D ``(N, F)`` tensor, ``BatchNorm1d``, ``Linear``)
 loaded with the weights of :func:`latbench.spaces.graph.init_params`, and its ``forward`` walks
 the graph in topological order. It is returned in eval mode, float32, on the CPU, so its output is
 the reference the ONNX and TFLite emitters are checked against.
@@ -101,7 +102,9 @@ def _make_module(graph: Graph, n: Node, p: Mapping[str, np.ndarray]) -> nn.Modul
                 conv.bias.copy_(torch.from_numpy(p["bias"]))
         return conv
     if n.op == "batchnorm":
-        bn = nn.BatchNorm2d(n.shape[1], eps=float(a.get("eps", 1e-5)))
+        # (N, C, H, W) after a conv; (N, F) after a linear layer, which BatchNorm2d refuses
+        bn_cls = nn.BatchNorm1d if len(n.shape) == 2 else nn.BatchNorm2d
+        bn = bn_cls(n.shape[1], eps=float(a.get("eps", 1e-5)))
         with torch.no_grad():
             bn.weight.copy_(torch.from_numpy(p["gamma"]))
             bn.bias.copy_(torch.from_numpy(p["beta"]))

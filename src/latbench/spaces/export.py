@@ -6,8 +6,12 @@ files of one architecture and seed compute the same function on every runtime.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from latbench.errors import ConfigError
 from latbench.spaces.graph import Graph, make_input
@@ -23,6 +27,8 @@ def export(graph: Graph, fmt: str, path: str | os.PathLike[str], seed: int = 0) 
 
     ``torch`` writes a ``torch.export`` program (``.pt2``, load it with ``torch.export.load``,
     no latbench needed); it traces the module, so it takes seconds rather than milliseconds.
+    The file is written to a temporary name in the same folder and renamed into place, so a
+    failed write leaves neither a truncated model nor a clobbered previous file.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
@@ -38,14 +44,18 @@ def export(graph: Graph, fmt: str, path: str | os.PathLike[str], seed: int = 0) 
         )
     if out.parent and not out.parent.exists():
         raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"output {str(out)!r} is a directory; expected a file name")
     if fmt == "onnx":
         from latbench.spaces.emit_onnx import to_onnx
 
-        out.write_bytes(to_onnx(graph, seed).SerializeToString())
+        data = to_onnx(graph, seed).SerializeToString()
+        _write_atomic(out, lambda f: f.write(data))
     elif fmt == "tflite":
         from latbench.spaces.emit_tflite import to_tflite
 
-        out.write_bytes(to_tflite(graph, seed))
+        flatbuffer = to_tflite(graph, seed)
+        _write_atomic(out, lambda f: f.write(flatbuffer))
     else:
         import torch
 
@@ -53,5 +63,28 @@ def export(graph: Graph, fmt: str, path: str | os.PathLike[str], seed: int = 0) 
 
         module = to_torch(graph, seed)
         example = tuple(torch.from_numpy(x) for x in make_input(graph, seed).values())
-        torch.export.save(torch.export.export(module, example), str(out))
+        program = torch.export.export(module, example)
+        _write_atomic(out, lambda f: torch.export.save(program, f))
     return out
+
+
+def _write_atomic(out: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``out`` through a temporary file in its folder, then rename it into place.
+
+    A failed write (disk full, file size limit, interrupt) leaves no partial model and keeps a
+    file already at ``out`` untouched: ``os.replace`` swaps the complete file in atomically.
+    """
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("xb") as f:
+            write(f)
+        os.replace(tmp, out)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            if exc.filename is None:  # a failed write says only "File too large": name the file
+                raise OSError(exc.errno, f"{exc.strerror}; nothing written", str(out)) from exc
+            if exc.filename == str(tmp):  # name the file asked for, not the temporary one
+                raise OSError(exc.errno, exc.strerror, str(out)) from exc
+        raise

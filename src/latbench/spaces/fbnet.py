@@ -104,7 +104,8 @@ class FBNetSpace(SearchSpace):
             if t in FBNET_BLOCKS:
                 out.append(FBNET_BLOCKS.index(t))
                 continue
-            if not t.isdigit() or not 0 <= int(t) < len(FBNET_BLOCKS):
+            # one ASCII digit: str.isdigit() (and int()) would take "٣" or "03" too
+            if len(t) != 1 or t not in "0123456789"[: len(FBNET_BLOCKS)]:
                 raise ArchError(
                     f"fbnet: bad token {tok!r} at layer {pos}; expected an index 0-8 or a block "
                     f"name ({', '.join(FBNET_BLOCKS)})"

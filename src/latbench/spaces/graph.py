@@ -12,23 +12,29 @@ op                 attrs                                                    inpu
 =================  ======================================================  =====================
 ``input``          (shape only)                                             none
 ``conv``           out_channels, kernel, stride, padding, groups, bias      1
-``batchnorm``      eps                                                      1
+``batchnorm``      eps                                                      1 (4-D, or 2-D (N, F))
 ``relu``           --                                                       1
 ``relu6``          --                                                       1
 ``sigmoid``        --                                                       1
 ``hardswish``      --                                                       1
 ``add``            --                                                       >= 2 (same shape)
-``mul``            --                                                       2 (same shape)
+``mul``            --                                                       2 (the 2nd broadcasts)
 ``zeros``          --                                                       1 (output = 0 * x)
-``avgpool``        kernel, stride, padding, count_include_pad               1
-``maxpool``        kernel, stride, padding                                  1
+``avgpool``        kernel, stride, padding, count_include_pad               1 (padding <= k // 2)
+``maxpool``        kernel, stride, padding                                  1 (padding <= k // 2)
 ``global_avgpool`` --                                                       1 -> (N, C, 1, 1)
 ``flatten``        --                                                       1 -> (N, C*H*W)
 ``linear``         out_features, bias                                       1 (N, F)
 ``channel_shuffle`` groups                                                  1
-``concat``         --                                                       >= 2 (channel axis)
+``concat``         --                                                       >= 2 (channel axis 1)
 ``softmax``        --                                                       1 (N, F)
 =================  ======================================================  =====================
+
+The builder refuses what no runtime computes (with an :class:`~latbench.errors.ArchError` naming
+the op, the node and the values): inputs of the wrong rank, concatenations whose batch or spatial
+sizes differ, adds of different shapes, pooling padding above ``kernel // 2`` (onnxruntime
+requires padding < kernel, torch padding <= kernel / 2), windows larger than the padded input,
+group counts that do not divide the channels.
 
 Weights are not part of the graph: :func:`init_params` draws them deterministically from a seed,
 one independent stream per node, so every emitter produces the same numbers.
@@ -314,6 +320,56 @@ class GraphBuilder:
     def shape(self, name: str) -> tuple[int, ...]:
         return self._shapes[name]
 
+    def __contains__(self, name: object) -> bool:
+        """Whether a node of this name was added."""
+        return name in self._shapes
+
+    # ---- validation: every graph the builder returns is one every emitter and runtime runs
+    @staticmethod
+    def _label(op: str, name: str | None) -> str:
+        return f"{op} {name!r}" if name else op
+
+    def _rank(self, op: str, name: str | None, x: str, ranks: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of input ``x``, refused unless its rank is one of ``ranks``."""
+        s = self._shapes[x]
+        if len(s) not in ranks:
+            names = {4: "NCHW (4-D)", 2: "(N, features) (2-D)"}
+            want = " or ".join(names.get(r, f"{r}-D") for r in ranks)
+            raise ArchError(
+                f"{self._label(op, name)}: input {x!r} has shape {list(s)}; expected {want}"
+            )
+        return s
+
+    def _window(
+        self,
+        op: str,
+        name: str | None,
+        size: tuple[int, int],
+        kernel: int,
+        stride: int,
+        padding: int,
+    ) -> tuple[int, int]:
+        """Output (H, W) of a square window; refuses sizes no runtime computes."""
+        where = self._label(op, name)
+        if kernel < 1 or stride < 1 or padding < 0:
+            raise ArchError(
+                f"{where}: kernel {kernel}, stride {stride}, padding {padding}; expected "
+                "kernel >= 1, stride >= 1 and padding >= 0"
+            )
+        if op in ("avgpool", "maxpool") and 2 * padding > kernel:
+            # onnxruntime needs padding < kernel, torch padding <= kernel / 2 (the tighter rule)
+            raise ArchError(
+                f"{where}: padding {padding} with kernel {kernel}; expected padding <= "
+                f"kernel // 2 = {kernel // 2} (a pooling window must not be mostly padding)"
+            )
+        out = tuple((d + 2 * padding - kernel) // stride + 1 for d in size)
+        if min(out) < 1:
+            raise ArchError(
+                f"{where}: kernel {kernel} with padding {padding} does not fit the "
+                f"{size[0]}x{size[1]} input (output {out[0]}x{out[1]}); expected an output >= 1x1"
+            )
+        return out[0], out[1]
+
     def _add(
         self, op: str, inputs: Iterable[str], shape: Iterable[int], name: str | None, **attrs: Any
     ) -> str:
@@ -327,7 +383,10 @@ class GraphBuilder:
         return name
 
     def input(self, shape: Iterable[int], name: str = "input") -> str:
-        return self._add("input", (), shape, name)
+        dims = tuple(int(s) for s in shape)
+        if not dims or min(dims) < 1:
+            raise ArchError(f"input {name!r} has shape {list(dims)}; expected every dim >= 1")
+        return self._add("input", (), dims, name)
 
     def conv(
         self,
@@ -340,13 +399,15 @@ class GraphBuilder:
         bias: bool = False,
         name: str | None = None,
     ) -> str:
-        n, c, h, w = self._shapes[x]
+        n, c, h, w = self._rank("conv", name, x, (4,))
         if padding is None:
             padding = kernel // 2
-        if c % groups or out_channels % groups:
-            raise ArchError(f"conv groups={groups} must divide in={c} and out={out_channels}")
-        ho = (h + 2 * padding - kernel) // stride + 1
-        wo = (w + 2 * padding - kernel) // stride + 1
+        if groups < 1 or out_channels < 1 or c % groups or out_channels % groups:
+            raise ArchError(
+                f"{self._label('conv', name)}: groups={groups} must divide in={c} and "
+                f"out={out_channels}"
+            )
+        ho, wo = self._window("conv", name, (h, w), kernel, stride, padding)
         return self._add(
             "conv",
             [x],
@@ -361,7 +422,9 @@ class GraphBuilder:
         )
 
     def batchnorm(self, x: str, eps: float = 1e-5, name: str | None = None) -> str:
-        return self._add("batchnorm", [x], self._shapes[x], name, eps=eps)
+        # (N, C, H, W) after a conv, or (N, F) after a linear layer (BatchNorm1d)
+        shape = self._rank("batchnorm", name, x, (4, 2))
+        return self._add("batchnorm", [x], shape, name, eps=eps)
 
     def act(self, op: str, x: str, name: str | None = None) -> str:
         if op not in ELEMENTWISE_UNARY:
@@ -375,15 +438,27 @@ class GraphBuilder:
 
     def add(self, xs: Iterable[str], name: str | None = None) -> str:
         xs = list(xs)
-        shapes = {self._shapes[x] for x in xs}
-        if len(shapes) != 1:
-            raise ArchError(f"add of different shapes: {sorted(shapes)}")
+        if not xs:
+            raise ArchError(f"{self._label('add', name)}: no inputs; expected at least one")
+        shapes = [self._shapes[x] for x in xs]
+        if len(set(shapes)) != 1:
+            raise ArchError(
+                f"{self._label('add', name)} of different shapes "
+                f"{', '.join(str(list(s)) for s in shapes)}; expected equal shapes "
+                "(a broadcasting add is not supported)"
+            )
         if len(xs) == 1:
             return xs[0]
         return self._add("add", xs, self._shapes[xs[0]], name)
 
     def mul(self, a: str, b: str, name: str | None = None) -> str:
-        return self._add("mul", [a, b], self._shapes[a], name)
+        sa, sb = self._shapes[a], self._shapes[b]
+        if len(sa) != len(sb) or any(db not in (da, 1) for da, db in zip(sa, sb, strict=True)):
+            raise ArchError(
+                f"{self._label('mul', name)} of shapes {list(sa)} and {list(sb)}; expected the "
+                "second to equal the first or to broadcast to it (size-1 dims)"
+            )
+        return self._add("mul", [a, b], sa, name)
 
     def zeros(self, like: str, name: str | None = None) -> str:
         return self._add("zeros", [like], self._shapes[like], name)
@@ -398,39 +473,59 @@ class GraphBuilder:
         count_include_pad: bool = False,
         name: str | None = None,
     ) -> str:
-        n, c, h, w = self._shapes[x]
-        ho = (h + 2 * padding - kernel) // stride + 1
-        wo = (w + 2 * padding - kernel) // stride + 1
+        if op not in ("avgpool", "maxpool"):
+            raise ArchError(f"unknown pooling {op!r}; expected 'avgpool' or 'maxpool'")
+        n, c, h, w = self._rank(op, name, x, (4,))
+        ho, wo = self._window(op, name, (h, w), kernel, stride, padding)
         attrs: dict[str, Any] = {"kernel": kernel, "stride": stride, "padding": padding}
         if op == "avgpool":
             attrs["count_include_pad"] = count_include_pad
         return self._add(op, [x], (n, c, ho, wo), name, **attrs)
 
     def global_avgpool(self, x: str, name: str | None = None) -> str:
-        n, c, _, _ = self._shapes[x]
+        n, c, _, _ = self._rank("global_avgpool", name, x, (4,))
         return self._add("global_avgpool", [x], (n, c, 1, 1), name)
 
     def flatten(self, x: str, name: str | None = None) -> str:
-        s = self._shapes[x]
+        s = self._rank("flatten", name, x, (4, 2))
         return self._add("flatten", [x], (s[0], _numel(s[1:])), name)
 
     def linear(self, x: str, out_features: int, bias: bool = True, name: str | None = None) -> str:
-        n, _ = self._shapes[x]
+        n, _ = self._rank("linear", name, x, (2,))
+        if out_features < 1:
+            raise ArchError(
+                f"{self._label('linear', name)}: out_features {out_features}; expected >= 1"
+            )
         return self._add(
             "linear", [x], (n, out_features), name, out_features=out_features, bias=bias
         )
 
     def channel_shuffle(self, x: str, groups: int, name: str | None = None) -> str:
-        return self._add("channel_shuffle", [x], self._shapes[x], name, groups=groups)
+        s = self._rank("channel_shuffle", name, x, (4,))
+        if groups < 1 or s[1] % groups:
+            raise ArchError(
+                f"{self._label('channel_shuffle', name)}: groups={groups} must divide the "
+                f"{s[1]} channels"
+            )
+        return self._add("channel_shuffle", [x], s, name, groups=groups)
 
     def concat(self, xs: Iterable[str], name: str | None = None) -> str:
         xs = list(xs)
-        s0 = self._shapes[xs[0]]
-        c = sum(self._shapes[x][1] for x in xs)
+        if not xs:
+            raise ArchError(f"{self._label('concat', name)}: no inputs; expected at least one")
+        shapes = [self._rank("concat", name, x, (4, 2)) for x in xs]
+        s0 = shapes[0]
+        if any(len(s) != len(s0) or s[0] != s0[0] or s[2:] != s0[2:] for s in shapes):
+            raise ArchError(
+                f"{self._label('concat', name)} of shapes "
+                f"{', '.join(str(list(s)) for s in shapes)}; expected equal shapes except on "
+                "the channel axis 1"
+            )
+        c = sum(s[1] for s in shapes)
         return self._add("concat", xs, (s0[0], c, *s0[2:]), name)
 
     def softmax(self, x: str, name: str | None = None) -> str:
-        return self._add("softmax", [x], self._shapes[x], name)
+        return self._add("softmax", [x], self._rank("softmax", name, x, (4, 2)), name)
 
     def build(self, outputs: Iterable[str], prune: bool = True) -> Graph:
         g = Graph(self._nodes, outputs, self.meta)

@@ -30,7 +30,9 @@ from latbench.spaces.graph import Graph, GraphBuilder
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (target node, source node) of each of the 6 positions, in string order
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+# ASCII only, one digit (the input node is 0, 1 or 2), matched with fullmatch: "~00", "~٢" (an
+# Arabic-Indic digit, which \d matches) and a trailing "\n" ("$" matches before it) are refused
+_TOKEN = re.compile(r"([a-z0-9_]+)~([0-9])")
 
 
 @lru_cache(maxsize=1)
@@ -94,7 +96,7 @@ class NB201Space(SearchSpace):
                     f"nb201: node {node} group {g!r} has {len(tokens)} edge(s); expected {node}"
                 )
             for src, tok in enumerate(tokens):
-                m = _TOKEN.match(tok)
+                m = _TOKEN.fullmatch(tok)
                 if m is None:
                     raise ArchError(
                         f"nb201: bad token {tok!r}; expected op~{src} "

@@ -5,13 +5,21 @@ and measurement work on it exactly as on search-space architectures. Only the st
 operators, attributes and shapes; weights (initializers) are dropped, and emitting the imported
 graph again draws fresh deterministic weights from a seed.
 
-Supported operators: Conv (square kernels, symmetric padding, no dilation), BatchNormalization,
-Relu, Clip (only as ReLU6, i.e. 0..6), Sigmoid, HardSwish, Add, Sum, Mul (of two tensors, or by a
-zero constant: ``zeros``), AveragePool, MaxPool, GlobalAveragePool, ReduceMean over H and W,
-Flatten, Reshape to 2-D ``(N, -1)``, Gemm and MatMul (+ Add of a constant bias), Concat on the
-channel axis, Softmax on the last axis, Identity and Dropout (dropped), and the
-Reshape / Transpose / Reshape pattern of a channel shuffle. Anything else raises
-:class:`~latbench.errors.UnsupportedOperatorError` naming the operator and the node.
+Supported operators: Conv (square kernels, symmetric padding, no dilation), BatchNormalization
+(on NCHW or on 2-D ``(N, F)`` tensors), Relu, Clip (only as ReLU6, i.e. 0..6), Sigmoid,
+HardSwish, Add, Sum, Mul (of two tensors, or by a zero constant: ``zeros``), AveragePool,
+MaxPool, GlobalAveragePool, ReduceMean over H and W (``keepdims=0`` becomes global pooling +
+flatten), Flatten, Reshape to 2-D ``(N, -1)``, Gemm and MatMul on 2-D inputs (+ Add of a constant
+bias), Concat on the channel axis, Softmax on the last axis, Identity and Dropout (dropped; of a
+constant they pass the constant on), Constant (any ``value*`` attribute but sparse and string
+ones), and the Reshape / Transpose / Reshape pattern of a channel shuffle. Anything else raises
+:class:`~latbench.errors.UnsupportedOperatorError` naming the operator and the node; a node the
+graph cannot hold (a broadcasting Add, weights that do not fit the input, pooling padding above
+half the kernel, ...) raises :class:`~latbench.errors.ModelError` naming the node.
+
+Inputs must be float32 tensors. Weights stored as external data are never read (only their
+shapes are needed); the few small constants whose values matter (Reshape targets, Clip bounds,
+axes) are read relative to the model file's folder, whatever the working directory.
 
 Node names are the ONNX node names when they are unique (else the output tensor names), so a
 model written by :func:`latbench.spaces.emit_onnx.to_onnx` imports back to the very same graph.
@@ -25,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from latbench.errors import ModelError, UnsupportedOperatorError
+from latbench.errors import ArchError, ModelError, UnsupportedOperatorError
 from latbench.spaces.graph import Graph, GraphBuilder
 
 __all__ = ["SUPPORTED_OPS", "from_onnx"]
@@ -73,16 +81,28 @@ class _Shuffle:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, batch: int | None, source: str) -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        batch: int | None,
+        source: str,
+        label: str = "<model>",
+        base_dir: str = "",
+    ) -> None:
         self.model = model
+        self.label = label  # the file (or <bytes>, <model>) for messages
+        self.base_dir = base_dir  # where external data files are, relative to the model
         g = model.graph
-        self.consts: dict[str, np.ndarray] = {
-            t.name: numpy_helper.to_array(t) for t in g.initializer
-        }
+        # constants: initializers (and Constant values) as protos, read only when a value is
+        # needed (weights need only their shape: external data is never loaded for them) ...
+        self.inits: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
+        # ... and the values read so far (or given inline, e.g. Constant value_ints)
+        self.consts: dict[str, np.ndarray] = {}
         self.shapes: dict[str, tuple[int, ...] | None] = {}
         for vi in [*g.value_info, *g.input, *g.output]:
             self.shapes[vi.name] = _static_shape(vi)
         self.batch = batch
+        self.model_batch: int | None = None  # the file's own (static) batch, if any
         self.val: dict[str, str] = {}  # ONNX tensor -> graph node name
         self.shuffles: dict[str, _Shuffle] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -95,9 +115,23 @@ class _Importer:
         self.b = GraphBuilder(meta={"source": "onnx", "model": source})
 
     # ---- helpers ----------------------------------------------------------------------
-    def _err(self, node: onnx.NodeProto, why: str) -> UnsupportedOperatorError:
+    def _err(
+        self,
+        node: onnx.NodeProto,
+        why: str,
+        cls: type[ModelError] = UnsupportedOperatorError,
+    ) -> ModelError:
+        """An error naming the node: UnsupportedOperatorError, or ModelError for invalid ones."""
         label = node.name or (node.output[0] if node.output else "?")
-        return UnsupportedOperatorError(f"ONNX node {label!r} ({node.op_type}): {why}")
+        return cls(f"ONNX node {label!r} ({node.op_type}): {why}")
+
+    def _fresh(self, base: str) -> str:
+        """A graph node name not yet used, starting from ``base``."""
+        name, i = base, 1
+        while name in self.b:
+            name = f"{base}_{i}"
+            i += 1
+        return name
 
     def _name(self, node: onnx.NodeProto) -> str:
         return node.name if self.unique_names else node.output[0]
@@ -114,10 +148,53 @@ class _Importer:
             )
         return self.val[t]
 
-    def _const(self, node: onnx.NodeProto, i: int) -> np.ndarray | None:
+    def _is_const(self, t: str) -> bool:
+        return t in self.consts or t in self.inits
+
+    def _const_shape(self, node: onnx.NodeProto, i: int) -> tuple[int, ...] | None:
+        """The shape of constant input ``i`` (None if it is absent or not a constant).
+
+        Read from the tensor's ``dims``: no data is loaded, so an external-data weight costs
+        nothing and needs no data file.
+        """
         if i >= len(node.input) or not node.input[i]:
             return None
-        return self.consts.get(node.input[i])
+        t = node.input[i]
+        if t in self.consts:
+            return tuple(int(d) for d in self.consts[t].shape)
+        if t in self.inits:
+            return tuple(int(d) for d in self.inits[t].dims)
+        return None
+
+    def _const(self, node: onnx.NodeProto, i: int) -> np.ndarray | None:
+        """The value of constant input ``i`` (None if it is absent or not a constant)."""
+        if i >= len(node.input) or not node.input[i]:
+            return None
+        t = node.input[i]
+        if t in self.consts:
+            return self.consts[t]
+        proto = self.inits.get(t)
+        if proto is None:
+            return None
+        try:
+            arr = np.asarray(numpy_helper.to_array(proto, base_dir=self.base_dir))
+        except Exception as exc:  # noqa: BLE001 - onnx raises ValidationError, OSError, ...
+            where = node.name or node.output[0]
+            external = {e.key: e.value for e in proto.external_data}
+            if proto.data_location == TensorProto.EXTERNAL or external:
+                folder = self.base_dir or "."
+                raise ModelError(
+                    f"ONNX model {self.label}: tensor {t!r} (read by node {where!r}, "
+                    f"{node.op_type}) is stored in the external data file "
+                    f"{external.get('location', '?')!r}, which cannot be read ({exc}); expected "
+                    f"it in {folder!r}, next to the model"
+                ) from None
+            raise ModelError(
+                f"ONNX model {self.label}: tensor {t!r} (read by node {where!r}, "
+                f"{node.op_type}) cannot be read: {exc}"
+            ) from None
+        self.consts[t] = arr
+        return arr
 
     def _set(self, node: onnx.NodeProto, graph_node: str) -> None:
         self.val[node.output[0]] = graph_node
@@ -135,10 +212,10 @@ class _Importer:
         a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
         ks = list(a.get("kernel_shape", []))
         if not ks:
-            w = self._const(node, 1)
-            if w is None:
+            ws = self._const_shape(node, 1)
+            if ws is None:
                 raise self._err(node, "kernel_shape missing and weight not constant")
-            ks = list(w.shape[2:])
+            ks = list(ws[2:])
         if len(ks) != 2 or ks[0] != ks[1]:
             raise self._err(node, f"{kind} kernel {ks}; expected a square 2-D kernel")
         strides = list(a.get("strides", [1, 1]))
@@ -168,14 +245,27 @@ class _Importer:
     def run(self) -> Graph:
         g = self.model.graph
         for vi in g.input:
-            if vi.name in self.consts:
+            if self._is_const(vi.name):
                 continue
+            elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else None
+            if elem != TensorProto.FLOAT:
+                kind = TensorProto.DataType.Name(elem) if elem else "not a tensor"
+                raise ModelError(
+                    f"input {vi.name!r} is {kind}; expected a FLOAT (float32) tensor: "
+                    "latbench builds, emits and measures float32 models"
+                )
             shape = self.shapes.get(vi.name) or _dims_with_batch(vi, self.batch)
             if len(shape) != 4:
                 raise ModelError(f"input {vi.name!r} has shape {list(shape)}; expected NCHW (4-D)")
+            if self.model_batch is None:
+                d0 = vi.type.tensor_type.shape.dim[0]
+                self.model_batch = d0.dim_value if d0.HasField("dim_value") else None
             if self.batch is not None:
                 shape = (self.batch, *shape[1:])
-            self.val[vi.name] = self.b.input(shape, name=vi.name)
+            try:
+                self.val[vi.name] = self.b.input(shape, name=vi.name)
+            except ArchError as exc:
+                raise ModelError(str(exc)) from None
         if not self.val:
             raise ModelError("the model has no non-constant input")
         for node in g.node:
@@ -188,6 +278,12 @@ class _Importer:
         return self.b.build(outputs, prune=False)
 
     def _node(self, node: onnx.NodeProto) -> None:
+        try:
+            self._import_node(node)
+        except ArchError as exc:  # the graph builder refused it: say which ONNX node
+            raise self._err(node, str(exc), ModelError) from None
+
+    def _import_node(self, node: onnx.NodeProto) -> None:
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
             raise self._err(node, f"custom domain {node.domain!r} is not supported")
@@ -200,29 +296,63 @@ class _Importer:
             src = node.input[0]
             if src in self.shuffles:
                 self.shuffles[node.output[0]] = self.shuffles[src]
+            elif src not in self.val and self._is_const(src):
+                # Identity(weight), as torch.onnx writes for tied or unfolded parameters
+                out = node.output[0]
+                if src in self.consts:
+                    self.consts[out] = self.consts[src]
+                else:
+                    self.inits[out] = self.inits[src]
             else:
                 self._set(node, self._in(node))
             return
         if op == "Constant":
-            self.consts[node.output[0]] = numpy_helper.to_array(a["value"])
+            self._constant(node)
             return
         if op == "Conv":
-            w = self._const(node, 1)
-            if w is None:
+            ws = self._const_shape(node, 1)
+            if ws is None:
                 raise self._err(node, "weight is not a constant initializer")
+            x = self._in(node)
+            xs = b.shape(x)
             k, s, p = self._window(node, "conv")
+            groups = int(a.get("group", 1))
+            if len(ws) != 4 or list(ws[2:]) != [k, k]:
+                raise self._err(
+                    node,
+                    f"weight shape {list(ws)}; expected (out, in / group, {k}, {k})",
+                    ModelError,
+                )
+            if len(xs) == 4 and ws[1] * groups != xs[1]:
+                raise self._err(
+                    node,
+                    f"weight shape {list(ws)} with group={groups} takes {ws[1] * groups} input "
+                    f"channel(s), but the input {list(xs)} has {xs[1]}; expected "
+                    f"weight.shape[1] * group == {xs[1]}",
+                    ModelError,
+                )
             y = b.conv(
-                self._in(node),
-                int(w.shape[0]),
+                x,
+                int(ws[0]),
                 k,
                 stride=s,
                 padding=p,
-                groups=int(a.get("group", 1)),
+                groups=groups,
                 bias=len(node.input) > 2 and bool(node.input[2]),
                 name=name,
             )
         elif op == "BatchNormalization":
-            y = b.batchnorm(self._in(node), eps=_float(a.get("epsilon", 1e-5)), name=name)
+            x = self._in(node)
+            xs = b.shape(x)
+            for i, what in enumerate(("scale", "B", "mean", "var"), start=1):
+                cs = self._const_shape(node, i)
+                if cs is not None and len(xs) >= 2 and cs != (xs[1],):
+                    raise self._err(
+                        node,
+                        f"{what} shape {list(cs)} on input {list(xs)}; expected [{xs[1]}]",
+                        ModelError,
+                    )
+            y = b.batchnorm(x, eps=_float(a.get("epsilon", 1e-5)), name=name)
         elif op in ("Relu", "Sigmoid", "HardSwish"):
             y = b.act(op.lower(), self._in(node), name=name)
         elif op == "Clip":
@@ -237,16 +367,19 @@ class _Importer:
             else:
                 raise self._err(node, f"Clip({lo_v}, {hi_v}); only Clip(0, 6) (ReLU6) is supported")
         elif op in ("Add", "Sum"):
-            if any(i in self.consts for i in node.input):
+            if any(self._is_const(i) for i in node.input):
                 raise self._err(node, "adding a constant tensor is not supported")
             y = b.add([self._in(node, i) for i in range(len(node.input))], name=name)
         elif op == "Mul":
-            c0, c1 = self._const(node, 0), self._const(node, 1)
-            if c0 is not None or c1 is not None:
-                c = c1 if c1 is not None else c0
-                assert c is not None
-                if c.size == 1 and float(c.reshape(-1)[0]) == 0.0:
-                    y = b.zeros(self._in(node, 0 if c1 is not None else 1), name=name)
+            s0, s1 = self._const_shape(node, 0), self._const_shape(node, 1)
+            if s0 is not None or s1 is not None:
+                i = 1 if s1 is not None else 0
+                cs = s1 if s1 is not None else s0
+                assert cs is not None
+                # only a scalar's value is read (a large constant may be external data)
+                c = self._const(node, i) if int(np.prod(cs)) == 1 else None
+                if c is not None and float(c.reshape(-1)[0]) == 0.0:
+                    y = b.zeros(self._in(node, 1 - i), name=name)
                 else:
                     raise self._err(node, "multiplying by a constant other than 0 is not supported")
             else:
@@ -273,12 +406,21 @@ class _Importer:
             axes = a.get("axes")
             if axes is None:
                 c = self._const(node, 1)
-                axes = None if c is None else c.tolist()
-            if sorted(int(x) % 4 for x in (axes or [])) != [2, 3] or not int(a.get("keepdims", 1)):
+                axes = None if c is None else c.reshape(-1).tolist()
+            x = self._in(node)
+            xs = b.shape(x)
+            if len(xs) != 4 or sorted(int(v) % 4 for v in (axes or [])) != [2, 3]:
+                over = "all axes" if axes is None else f"axes {list(axes)}"
                 raise self._err(
-                    node, f"ReduceMean over axes {axes}; only axes [2, 3] with keepdims"
+                    node,
+                    f"ReduceMean over {over} of shape {list(xs)}; expected axes [2, 3] (H and W) "
+                    "of an NCHW tensor",
                 )
-            y = b.global_avgpool(self._in(node), name=name)
+            if int(a.get("keepdims", 1)):
+                y = b.global_avgpool(x, name=name)
+            else:  # x.mean([2, 3]): (N, C), i.e. global pooling then flatten
+                gap = b.global_avgpool(x, name=self._fresh(f"{name}/gap"))
+                y = b.flatten(gap, name=name)
         elif op == "Flatten":
             if int(a.get("axis", 1)) != 1:
                 raise self._err(node, f"Flatten axis={a.get('axis')}; expected 1")
@@ -298,8 +440,8 @@ class _Importer:
             self.shuffles[node.output[0]] = _Shuffle(sh.source, sh.groups, transposed=True)
             return
         elif op == "Gemm":
-            w = self._const(node, 1)
-            if w is None or w.ndim != 2:
+            ws = self._const_shape(node, 1)
+            if ws is None or len(ws) != 2:
                 raise self._err(node, "weight B is not a constant 2-D initializer")
             if (
                 int(a.get("transA", 0))
@@ -307,22 +449,29 @@ class _Importer:
                 or _float(a.get("beta", 1.0)) != 1.0
             ):
                 raise self._err(node, "only Gemm with transA=0, alpha=1, beta=1 is supported")
-            out_f = int(w.shape[0] if int(a.get("transB", 0)) else w.shape[1])
+            trans_b = int(a.get("transB", 0))
+            in_f, out_f = (ws[1], ws[0]) if trans_b else (ws[0], ws[1])
+            x = self._linear_input(node, in_f, f"weight B {list(ws)} (transB={trans_b})")
             has_bias = len(node.input) > 2 and bool(node.input[2])
-            y = b.linear(self._in(node), out_f, bias=has_bias, name=name)
+            cs = self._const_shape(node, 2)
+            if cs is not None and int(np.prod(cs)) != 1 and cs not in ((out_f,), (1, out_f)):
+                raise self._err(
+                    node,
+                    f"bias C shape {list(cs)}; expected [{out_f}] (one per output)",
+                    ModelError,
+                )
+            y = b.linear(x, int(out_f), bias=has_bias, name=name)
         elif op == "MatMul":
-            w = self._const(node, 1)
-            if w is None or w.ndim != 2:
+            ws = self._const_shape(node, 1)
+            if ws is None or len(ws) != 2:
                 raise self._err(node, "the second input is not a constant 2-D weight")
-            x = self._in(node)
-            if len(b.shape(x)) != 2:
-                raise self._err(node, f"input shape {list(b.shape(x))}; expected (N, features)")
+            x = self._linear_input(node, ws[0], f"weight {list(ws)}")
             bias_add = self._bias_add(node)
             if bias_add is None:
-                y = b.linear(x, int(w.shape[1]), bias=False, name=name)
+                y = b.linear(x, int(ws[1]), bias=False, name=name)
             else:  # MatMul + Add(bias) is one linear layer, named after the Add
                 self.absorbed.add(id(bias_add))
-                y = b.linear(x, int(w.shape[1]), bias=True, name=self._name(bias_add))
+                y = b.linear(x, int(ws[1]), bias=True, name=self._name(bias_add))
                 self.val[bias_add.output[0]] = y
         elif op == "Concat":
             if int(a.get("axis", 1)) % 4 != 1:
@@ -343,20 +492,69 @@ class _Importer:
         self._set(node, y)
         self._check_shape(node, y)
 
+    def _constant(self, node: onnx.NodeProto) -> None:
+        """A Constant node: its value, whichever ``value*`` attribute holds it."""
+        out = node.output[0]
+        attrs = {x.name: x for x in node.attribute}
+        if "value" in attrs:
+            self.inits[out] = attrs["value"].t  # read (from external data too) only if needed
+        elif "value_float" in attrs:
+            self.consts[out] = np.array(attrs["value_float"].f, np.float32)
+        elif "value_floats" in attrs:
+            self.consts[out] = np.array(list(attrs["value_floats"].floats), np.float32)
+        elif "value_int" in attrs:
+            self.consts[out] = np.array(attrs["value_int"].i, np.int64)
+        elif "value_ints" in attrs:
+            self.consts[out] = np.array(list(attrs["value_ints"].ints), np.int64)
+        else:
+            raise self._err(
+                node,
+                f"a Constant with attribute(s) {sorted(attrs) or 'none'} is not supported; "
+                "expected value, value_float(s) or value_int(s) (sparse and string constants are "
+                "not supported)",
+            )
+
+    def _linear_input(self, node: onnx.NodeProto, in_features: int, weight: str) -> str:
+        """The (N, features) input of a Gemm / MatMul, checked against the weight."""
+        x = self._in(node)
+        xs = self.b.shape(x)
+        if len(xs) != 2:
+            raise self._err(
+                node,
+                f"input shape {list(xs)}; expected (N, features) (2-D): flatten the feature "
+                "map first",
+            )
+        if xs[1] != in_features:
+            raise self._err(
+                node,
+                f"{weight} takes {in_features} input features, but the input {list(xs)} has "
+                f"{xs[1]}",
+                ModelError,
+            )
+        return x
+
     def _bias_add(self, node: onnx.NodeProto) -> onnx.NodeProto | None:
         """The Add of a constant bias that alone consumes this MatMul's output, if any."""
         cs = self.consumers.get(node.output[0], [])
         if len(cs) != 1 or cs[0].op_type != "Add" or len(cs[0].input) != 2:
             return None
         other = [t for t in cs[0].input if t != node.output[0]]
-        if len(other) != 1 or other[0] not in self.consts or self.consts[other[0]].ndim != 1:
+        if len(other) != 1 or not self._is_const(other[0]):
+            return None
+        shape = self._const_shape(cs[0], list(cs[0].input).index(other[0]))
+        if shape is None or len(shape) != 1:
             return None
         return cs[0]
 
     def _reshape(self, node: onnx.NodeProto, name: str) -> str | None:
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
         target = self._const(node, 1)
         if target is None:
             raise self._err(node, "target shape is not a constant")
+        if target.dtype.kind not in "iu":
+            raise self._err(
+                node, f"target shape of type {target.dtype}; expected int64", ModelError
+            )
         t = [int(v) for v in target.reshape(-1)]
         src = node.input[0]
         if src in self.shuffles:
@@ -370,13 +568,23 @@ class _Importer:
         if len(t) == 5 and len(shape) == 4 and t[2] * t[1] == shape[1] and t[3:] == list(shape[2:]):
             self.shuffles[node.output[0]] = _Shuffle(x, int(t[1]))
             return None
+        # (N, -1) flattening; torch.onnx folds x.view(x.size(0), -1) to the constant
+        # [batch, -1] of the file's own batch, which is the batch dim at any --batch
+        batch_dims = {shape[0], -1} | ({0} if not int(a.get("allowzero", 0)) else set())
+        if self.model_batch:
+            batch_dims.add(self.model_batch)
         if (
             len(t) == 2
-            and t[0] in (shape[0], 0, -1)
+            and t.count(-1) <= 1
+            and t[0] in batch_dims
             and (t[1] == -1 or t[1] == int(np.prod(shape[1:])))
         ):
             return self.b.flatten(x, name=name)
-        raise self._err(node, f"Reshape {list(shape)} -> {t}; only (N, -1) flattening is supported")
+        raise self._err(
+            node,
+            f"Reshape {list(shape)} -> {t}; only (N, -1) flattening and the channel-shuffle "
+            "Reshape / Transpose / Reshape pattern are supported",
+        )
 
 
 def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
@@ -393,12 +601,18 @@ def _dims_with_batch(vi: onnx.ValueInfoProto, batch: int | None) -> tuple[int, .
     tt = vi.type.tensor_type
     if not tt.HasField("shape"):
         raise ModelError(f"input {vi.name!r} has no known rank; expected NCHW (4-D)")
-    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim]
+    dims: list[int | str] = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim
+    ]
     if not dims:
         raise ModelError(f"input {vi.name!r} is a scalar (shape []); expected NCHW (4-D)")
-    if any(d <= 0 for d in dims[1:]):
+    if any(not isinstance(d, int) for d in dims[1:]):
         raise ModelError(f"input {vi.name!r} has dynamic dims {dims}; expected static C, H, W")
-    return (batch or 1, *dims[1:])
+    if any(isinstance(d, int) and d < 1 for d in dims[1:]):
+        raise ModelError(
+            f"input {vi.name!r} has shape {dims} with a zero-size dim; expected C, H, W >= 1"
+        )
+    return (batch or 1, *(int(d) for d in dims[1:]))
 
 
 def from_onnx(
@@ -407,24 +621,67 @@ def from_onnx(
     """Import an ONNX model (a path, serialised bytes or a ``ModelProto``) into a Graph.
 
     ``batch`` overrides the batch dimension (a dynamic batch defaults to 1). Runs ONNX shape
-    inference and checks every imported node's shape against it.
+    inference (strict: an inconsistent model is refused) and checks every imported node's shape
+    against it. A model with external data imports from any working directory: weights are not
+    read, and the small constants that are read come from the model's folder.
     """
-    source = "<model>"
+    source = label = "<model>"
+    base_dir = ""
     if isinstance(path_or_model, onnx.ModelProto):
         model = path_or_model
     elif isinstance(path_or_model, bytes):
-        model = _parse(path_or_model, "<bytes>")
+        source = label = "<bytes>"
+        model = _parse(path_or_model, label)
     else:
         p = Path(path_or_model)
-        source = p.name
+        source, label, base_dir = p.name, repr(str(p)), str(p.parent)
+        if p.is_dir():
+            raise ModelError(f"ONNX model {str(p)!r} is a directory; expected a .onnx file")
         if not p.is_file():
             raise ModelError(f"ONNX model {str(p)!r} does not exist; expected a .onnx file")
-        model = _parse(p.read_bytes(), str(p))
+        model = _parse(p.read_bytes(), str(p))  # external data stays unread ...
+        _load_small_external_data(model, base_dir)  # ... but for shapes, axes, bounds
+    # Strict inference refuses an inconsistent model (a Concat of mismatched maps, a Gemm on
+    # a 4-D tensor, declared shapes that differ from the computed ones). Its error is raised
+    # only after the import: a node the importer cannot take is named more precisely there.
+    strict_error = ""
     try:
-        inferred = shape_inference.infer_shapes(model)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ModelError(f"ONNX shape inference failed on {source}: {exc}") from None
-    return _Importer(inferred, batch, source).run()
+        inferred = shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, > 2 GB, ...
+        strict_error = " ".join(str(exc).split())
+        try:
+            inferred = shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001
+            raise ModelError(f"ONNX shape inference failed on {source}: {strict_error}") from None
+    graph = _Importer(inferred, batch, source, label, base_dir).run()
+    if strict_error:
+        raise ModelError(f"ONNX shape inference failed on {source}: {strict_error}")
+    return graph
+
+
+_SMALL = 64  # elements: shape, axes and bound constants; weights are larger and never read
+
+
+def _load_small_external_data(model: onnx.ModelProto, base_dir: str) -> None:
+    """Read the external data of small constants (shape inference needs Reshape targets).
+
+    Weights stay unread: a 2 GB model imports without loading its data. A small tensor whose
+    file cannot be read is left as it is: the importer names it if its value is needed.
+    """
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    tensors = [*model.graph.initializer]
+    for node in model.graph.node:
+        tensors.extend(a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR)
+    for t in tensors:
+        if not uses_external_data(t) or int(np.prod(t.dims)) > _SMALL:
+            continue
+        try:
+            load_external_data_for_tensor(t, base_dir)
+        except Exception:  # noqa: BLE001 - reported where (and if) the value is needed
+            continue
+        t.data_location = TensorProto.DEFAULT
+        del t.external_data[:]
 
 
 def _parse(data: bytes, label: str) -> onnx.ModelProto:
