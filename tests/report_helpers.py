@@ -35,6 +35,63 @@ def pick_archs(n: int = N_ARCHS) -> list[str]:
     return [str(a) for a in cpu["arch"].iloc[idx]]
 
 
+def harness_settings(**changes: Any) -> Any:
+    """The short harness settings of every report test measurement (``changes`` on top)."""
+    from latbench.profilers.harness import HarnessSettings
+
+    base: dict[str, Any] = {
+        "warmup_runs": 2,
+        "warmup_time_s": 0.01,
+        "min_runs": 10,
+        "min_time_s": 0.03,
+        "max_time_s": 0.2,
+    }
+    return HarnessSettings(**{**base, **changes})
+
+
+def measure_rows(
+    base: Path,
+    archs: list[str],
+    *,
+    collection: str,
+    threads: int = 1,
+    settings: Any = None,
+) -> list[tuple[dict[str, Any], Any]]:
+    """Real onnxruntime measurements of ``archs`` on this CPU: ``(store row, record)`` pairs,
+    the row as ``latbench collect`` stores it (``collection``, ``threads``, ``settings``)."""
+    from latbench.datasets.schema import row_from_measurement
+    from latbench.devices import get_device
+    from latbench.spaces import NB201Space, export, get_space
+
+    space = get_space("nb201")
+    assert isinstance(space, NB201Space)
+    out = []
+    with get_device(LOCAL) as dev:
+        for arch in archs:
+            model = base / f"{space.arch_id(arch)}.onnx"
+            if not model.exists():
+                export(space.build(arch), "onnx", model, seed=0)
+            m = dev.measure(
+                str(model),
+                runtime="onnxruntime",
+                threads=threads,
+                settings=settings if settings is not None else harness_settings(),
+            )
+            assert m.ok, m.error
+            row = row_from_measurement(
+                m,
+                collection=collection,
+                space="nb201",
+                arch=arch,
+                arch_id=space.arch_id(arch),
+                arch_index=space.index(arch),
+                device=LOCAL,
+                drift_ratio=1.0,
+            )
+            out.append((row, m))
+    return out
+
+
 def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with N_ARCHS real measurements on this CPU and one failed row."""
     if "store" in _CACHE:
@@ -42,36 +99,17 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return path
     from latbench.datasets import open as open_store
     from latbench.datasets.schema import row_from_measurement
-    from latbench.devices import get_device
-    from latbench.profilers.harness import HarnessSettings
     from latbench.profilers.record import Measurement
-    from latbench.spaces import NB201Space, export, get_space
+    from latbench.spaces import get_space
 
     base = tmp_path_factory.mktemp("report-store")
     space = get_space("nb201")
-    assert isinstance(space, NB201Space)
-    settings = HarnessSettings(
-        warmup_runs=2, warmup_time_s=0.01, min_runs=10, min_time_s=0.03, max_time_s=0.2
-    )
+    pairs = measure_rows(base, pick_archs(), collection="test")
     rows = []
-    with get_device(LOCAL) as dev:
-        for i, arch in enumerate(pick_archs()):
-            model = export(space.build(arch), "onnx", base / f"a{i}.onnx", seed=0)
-            m = dev.measure(str(model), runtime="onnxruntime", threads=1, settings=settings)
-            assert m.ok, m.error
-            rows.append(
-                row_from_measurement(
-                    m,
-                    collection="test",
-                    space="nb201",
-                    arch=arch,
-                    arch_id=space.arch_id(arch),
-                    arch_index=space.index(arch),
-                    device=LOCAL,
-                    drift_ratio=1.0 + 0.01 * i,
-                )
-            )
-    failed = Measurement.failed("worker crashed (SIGKILL)", runtime="onnxruntime")
+    for i, (row, _) in enumerate(pairs):
+        rows.append({**row, "drift_ratio": 1.0 + 0.01 * i})
+    # as ``latbench collect`` stores a failure: with the collection's thread count
+    failed = Measurement.failed("worker crashed (SIGKILL)", runtime="onnxruntime", threads=1)
     rows.append(
         row_from_measurement(
             failed,
@@ -87,7 +125,51 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with open_store(path) as store:
         store.add_many(rows)
     _CACHE["store"] = path
+    _CACHE["store_rows"] = rows
     return path
+
+
+#: The collections :func:`config_store` adds to :func:`real_store`'s ``test`` and their groups
+#: (``sections.group_labels``): threads and statistic vary, and two collections measured
+#: ``t1 · median``, so that group is split by collection.
+CONFIG_N = 3
+CONFIG_GROUPS = {
+    "test": "local · onnxruntime · t1 · median · test",
+    "few": "local · onnxruntime · t1 · median · few",
+    "t2": "local · onnxruntime · t2 · median",
+    "min": "local · onnxruntime · t1 · min",
+}
+
+
+def config_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """:func:`real_store` plus real measurements of CONFIG_N of its architectures with
+    ``threads=2`` (collection ``t2``), ``statistic = "min"`` (``min``) and ``min_runs=6``
+    capped at 6 runs (``few``). Returns the store and the records of the added rows by
+    ``(collection, arch)``."""
+    if "config" in _CACHE:
+        cached: tuple[Path, dict[str, Any]] = _CACHE["config"]
+        return cached
+    from latbench.datasets import open as open_store
+
+    real_store(tmp_path_factory)
+    base = tmp_path_factory.mktemp("report-config")
+    archs = pick_archs()[:: N_ARCHS // CONFIG_N][:CONFIG_N]
+    added = (
+        measure_rows(base, archs, collection="t2", threads=2)
+        + measure_rows(base, archs, collection="min", settings=harness_settings(statistic="min"))
+        + measure_rows(
+            base,
+            archs,
+            collection="few",
+            settings=harness_settings(min_runs=6, max_runs=6, loops=20, max_time_s=2.0),
+        )
+    )
+    path = base / "latbench.db"
+    with open_store(path) as store:
+        store.add_many([*_CACHE["store_rows"], *(row for row, _ in added)])
+    records = {(row["collection"], row["arch"]): m for row, m in added}
+    _CACHE["config"] = (path, records)
+    return path, records
 
 
 def store_frame(path: Path) -> pd.DataFrame:

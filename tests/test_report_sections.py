@@ -46,10 +46,12 @@ def test_full_report_has_every_section_with_a_plot(report: tuple[Path, list[Any]
     assert "<script" not in page
     # this machine among the 36 reference devices, over the architectures it measured
     mono = by_id["monotonicity"].summary
-    assert mono["local"] == [H.LOCAL]
+    # the column of this machine is named as its distribution group is
+    local = "local · onnxruntime"
+    assert mono["local"] == [local] == by_id["distributions"].summary["groups"]
     ref = H.reference()
     counts = ref[ref["arch"].isin(H.pick_archs())].groupby("device").size()
-    expected = {H.LOCAL, *counts.index[counts >= 10].astype(str)}
+    expected = {local, *counts.index[counts >= 10].astype(str)}
     assert set(mono["devices"]) == expected and len(expected) > 20
     assert mono["archs"] == H.N_ARCHS
     assert "Left out" in page  # the sparse reference devices, named
@@ -63,7 +65,8 @@ def test_full_report_has_every_section_with_a_plot(report: tuple[Path, list[Any]
     metrics = by_id["predictions"].summary["metrics"]
     assert len(metrics) == 1 and metrics[0]["archs"] == H.N_ARCHS
     assert -1.0 <= metrics[0]["Spearman"] <= 1.0
-    assert by_id["pareto"].summary == {"front": 4, "points": 6}
+    pareto = by_id["pareto"].summary
+    assert (pareto["front"], pareto["points"], pareto["budgets_ms"]) == (4, 6, [1.5])
 
 
 def test_empty_report_skips_every_section_visibly(tmp_path: Path) -> None:
@@ -115,6 +118,15 @@ def test_pareto_front(objective: str, values: list[float], front: set[str]) -> N
 def test_pareto_mask_ties_keep_the_best() -> None:
     mask = pareto_mask(np.array([1.0, 1.0, 2.0]), np.array([0.5, 0.7, 0.7]), maximize=True)
     assert mask.tolist() == [False, True, False]
+    # exact ties (the same latency and objective) are all on the front, as latbench search says
+    lat, obj = np.array([1.0, 1.0, 2.0, 2.0, 3.0]), np.array([0.7, 0.7, 0.9, 0.9, 0.8])
+    assert pareto_mask(lat, obj, maximize=True).tolist() == [True, True, True, True, False]
+    from latbench.nas.pareto import pareto_front
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # the same front as the search's own, ties included
+        lat, obj = rng.integers(0, 5, 12).astype(float), rng.integers(0, 5, 12).astype(float)
+        assert set(np.flatnonzero(pareto_mask(lat, obj, True))) == set(pareto_front(lat, obj))
 
 
 def test_search_without_objective_is_a_clear_error(tmp_path: Path) -> None:

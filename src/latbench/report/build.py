@@ -203,7 +203,11 @@ def predictions_from_predictor(
     """Evaluate a saved predictor on the store's measurements of its space and devices.
 
     For each measured device the predictor knows (or any device, for a single-device predictor
-    fitted with one device), predict the measured architectures. Returns None when the store
+    fitted with one device), predict the measured architectures, once per group of the store's
+    rows (device, runtime, thread count, batch, statistic, as
+    :func:`latbench.report.sections.group_labels` names them: two thread counts are two
+    evaluations, not one of their medians). The frame has ``predictor, device, group, arch,
+    latency_ms, predicted_ms``. Returns None when the store
     holds none of the predictor's architectures and devices; with ``strict`` that is a
     :class:`~latbench.errors.DatasetError` saying what the predictor and the store hold.
     """
@@ -220,6 +224,7 @@ def predictions_from_predictor(
     if ms is None:
         nothing("no store with measurements (pass --db)")
         return None
+    ms = ms.assign(group=S.group_labels(ms))
     ok = ms[(ms["status"] == "ok") & (ms["latency_ms"] > 0)]
     in_space = ok[ok["space"].astype(str) == model.space_]
     if in_space.empty:
@@ -233,12 +238,14 @@ def predictions_from_predictor(
     name = f"{model.name} ({Path(predictor_path).name})"
     known = list(getattr(model, "devices_", []) or [])
     frames = []
-    for device, sub in ok.groupby("device", sort=True):
-        dev = str(device)
+    warned: set[str] = set()
+    for group, sub in ok.groupby("group", sort=True):
+        dev = str(sub["device"].iloc[0])  # a group is of one device
         if known and dev not in known and len(known) > 1:
             continue
         target = dev if dev in known else None
-        if target is None and known and known[0] != "default":
+        if target is None and known and known[0] != "default" and dev not in warned:
+            warned.add(dev)
             log.warning(
                 "predictor %s was fitted on %s; scoring it on the measurements of %s",
                 predictor_path,
@@ -252,6 +259,7 @@ def predictions_from_predictor(
                 {
                     "predictor": name,
                     "device": dev,
+                    "group": str(group),
                     "arch": per_arch.index,
                     "latency_ms": per_arch.to_numpy(),
                     "predicted_ms": pred,

@@ -11,15 +11,26 @@ import base64
 import html
 import io
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Section", "df_table", "esc", "figure_img", "new_figure", "render_page"]
+__all__ = [
+    "Section",
+    "df_table",
+    "esc",
+    "figure_img",
+    "format_number",
+    "new_figure",
+    "render_page",
+]
 
 PLOT_DPI = 100
 
@@ -75,11 +86,32 @@ def figure_img(fig: Figure, alt: str) -> str:
     )
 
 
+def format_number(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, never in exponent form from 1,000 on.
+
+    The format is chosen from the value *after* rounding, so 999.7 at 3 digits is ``1,000``
+    (not ``1e+03``) and 9999.6 at 4 is ``10,000``; from 1,000 on, thousands are separated
+    (``1,234``) and the integer part is always whole (``12,346`` at 4 digits). Below 1,000 it is
+    ``:g`` (``0.7535``, ``1.5e-05``).
+    """
+    if not math.isfinite(value):
+        return "–"
+    digits = max(1, int(digits))
+    rounded = float(f"{value:.{digits}g}")
+    if abs(rounded) < 1000:
+        return f"{value:.{digits}g}"
+    integer_digits = len(str(int(abs(rounded))))
+    text = f"{value:,.{max(0, digits - integer_digits)}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")  # as ``:g`` drops trailing zeros
+    return text
+
+
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return "–"
-        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
+        return format_number(value, digits)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        return f"{int(value):,}"  # counts: separated as the floats are
     if value is None:
         return "–"
     return esc(value)
@@ -92,7 +124,7 @@ def df_table(df: pd.DataFrame, *, digits: int = 4, max_rows: int = 60) -> str:
     for rec in df.head(max_rows).itertuples(index=False):
         cells = []
         for v in rec:
-            num = isinstance(v, int | float) and not isinstance(v, bool)
+            num = isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
             cls = ' class="num"' if num else ""
             cells.append(f"<td{cls}>{_cell(v, digits)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -8,8 +8,11 @@ predictor, no search yet) still builds and says what it lacks.
 Inputs (all latencies in milliseconds):
 
 * ``measurements``: store rows (``latbench.datasets`` store ``to_pandas()``) or any long table
-  with ``space, arch, device, latency_ms``; optional ``runtime``, ``batch``, ``status``,
-  ``samples_ms`` (list of raw samples), ``drift_ratio``, ``error``.
+  with ``space, arch, device, latency_ms``; optional ``collection``, ``runtime``, ``threads``,
+  ``batch``, ``status``, ``samples_ms`` (list of raw samples), ``harness`` and ``env`` (dicts or
+  their JSON, as the store keeps them), ``env_after``, ``statistic``, ``drift_ratio``, ``error``.
+  Rows are grouped by device, runtime, thread count, batch, statistic and (where one
+  configuration was measured by several collections) collection: see :func:`group_labels`.
 * ``predictions``: one row per (predictor, architecture): ``latency_ms`` (measured),
   ``predicted_ms``; optional ``predictor``, ``device``, ``arch``.
 * ``reference``: long reference table (:func:`latbench.datasets.reference.load_reference`).
@@ -19,10 +22,14 @@ Inputs (all latencies in milliseconds):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import numbers
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -31,11 +38,13 @@ from latbench.report.html import Section, bullet_list, df_table, esc, figure_img
 
 __all__ = [
     "distributions_section",
+    "group_labels",
     "monotonicity_section",
     "normalize_measurements",
     "pareto_points",
     "pareto_section",
     "predictions_section",
+    "row_verdict",
     "stability_section",
 ]
 
@@ -55,8 +64,10 @@ _PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#57606a", "#
 def normalize_measurements(df: pd.DataFrame | None) -> pd.DataFrame | None:
     """Store rows or a minimal long table -> a frame with every column the sections read.
 
-    Returns None for no data. Missing optional columns get the store's defaults (runtime ``""``,
-    batch 1, status ``ok``).
+    Returns None for no data. Missing optional columns get the store's defaults (collection
+    ``""``, runtime ``""``, threads 0 = runtime default, batch 1, status ``ok``). ``statistic``
+    is what each row's ``latency_ms`` is: the row's own ``statistic`` column when it has one,
+    else ``harness.settings.statistic`` (the store keeps it there), else ``median``.
     """
     if df is None or len(df) == 0:
         return None
@@ -69,13 +80,85 @@ def normalize_measurements(df: pd.DataFrame | None) -> pd.DataFrame | None:
             "space, arch, device, latency_ms"
         )
     out = df.copy()
-    defaults: dict[str, Any] = {"runtime": "", "batch": 1, "status": "ok", "error": None}
+    defaults: dict[str, Any] = {
+        "collection": "",
+        "runtime": "",
+        "threads": 0,
+        "batch": 1,
+        "status": "ok",
+        "error": None,
+    }
     for col, value in defaults.items():
         if col not in out.columns:
             out[col] = value
+    out["collection"] = out["collection"].fillna("").astype(str)
     out["runtime"] = out["runtime"].fillna("").astype(str)
+    out["threads"] = pd.to_numeric(out["threads"], errors="coerce").fillna(0).astype("int64")
+    out["batch"] = pd.to_numeric(out["batch"], errors="coerce").fillna(1).astype("int64")
     out["latency_ms"] = pd.to_numeric(out["latency_ms"], errors="coerce").astype("float64")
+    out["statistic"] = _row_statistics(out)
     return out
+
+
+def _json_obj(value: Any) -> dict[str, Any]:
+    """A JSON column (the store's text, or a dict already) as a dict; ``{}`` when absent."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str | bytes) and value:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def _settings(harness: Mapping[str, Any]) -> dict[str, Any]:
+    settings = harness.get("settings")
+    return dict(settings) if isinstance(settings, Mapping) else {}
+
+
+def _row_statistics(df: pd.DataFrame) -> pd.Series:
+    """Which statistic of its samples each row's ``latency_ms`` is (``stats.STATISTICS``)."""
+    from latbench.profilers import stats
+
+    own = df["statistic"] if "statistic" in df.columns else pd.Series(None, index=df.index)
+    harness = df["harness"] if "harness" in df.columns else pd.Series(None, index=df.index)
+    samples = df["samples_ms"] if "samples_ms" in df.columns else pd.Series(None, index=df.index)
+    out: list[str | None] = []
+    for stat, h, lat, xs in zip(own, harness, df["latency_ms"], samples, strict=True):
+        if isinstance(stat, str) and stat in stats.STATISTICS:
+            out.append(stat)
+            continue
+        chosen = _settings(_json_obj(h)).get("statistic")
+        if not isinstance(chosen, str) or chosen not in stats.STATISTICS:
+            out.append(None)  # not recorded (a failed or imported row): see below
+            continue
+        if chosen == "normalized" and _is_median_of(lat, xs):
+            # a run without a reference model records the median instead (``task._statistic``)
+            chosen = "median"
+        out.append(chosen)
+    result = pd.Series(out, index=df.index, dtype=object)
+    unknown = result.isna()
+    if unknown.any():
+        # a row that records no statistic (a failed measurement keeps no settings) is of its
+        # collection's: the one its other rows of that device name; else the store's default
+        known = pd.DataFrame(
+            {"key": df["collection"] + "\0" + df["device"].astype(str), "stat": result}
+        )[~unknown]
+        common = known.groupby("key")["stat"].agg(lambda v: v.value_counts().index[0])
+        keys = (df["collection"] + "\0" + df["device"].astype(str))[unknown]
+        result.loc[unknown] = keys.map(common).fillna("median").to_numpy()
+    return result
+
+
+def _is_median_of(latency: Any, samples: Any) -> bool:
+    if not isinstance(samples, list | tuple | np.ndarray) or len(samples) == 0:
+        return False
+    xs = np.asarray(samples, dtype=np.float64)
+    if not (np.isfinite(xs).all() and isinstance(latency, float) and math.isfinite(latency)):
+        return False
+    return math.isclose(float(np.median(xs)), latency, rel_tol=1e-9)
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -83,14 +166,46 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & np.isfinite(lat) & (lat > 0)]
 
 
-def _group_label(df: pd.DataFrame) -> pd.Series:
-    """``device`` or ``device (runtime, batch N)`` when those vary or are known."""
+def _threads_text(n: int) -> str:
+    return f"t{n}" if n > 0 else "t default"
+
+
+def group_labels(df: pd.DataFrame) -> pd.Series:
+    """The group of each row: ``device · runtime``, then whatever else varies.
+
+    A thread count (``t2``), batch (``b4``) or statistic (``min``) is added when the rows hold
+    more than one of it, so no group mixes two configurations the store tells apart; the
+    collection is added to the groups that more than one collection measured (two runs of one
+    configuration are shown side by side, as pyperf and pytest-benchmark compare runs). Every
+    section groups with these labels, so a distribution row, a stability row, a heat-map column
+    and a predictor evaluation of the same rows carry the same name. ``df`` is a frame of
+    :func:`normalize_measurements` (another table is normalized first).
+    """
+    if not {"collection", "runtime", "threads", "batch", "statistic"} <= set(df.columns):
+        norm = normalize_measurements(df)
+        if norm is None:
+            return pd.Series([], index=df.index, dtype=object)
+        df = norm
     label = df["device"].astype(str)
     rt = df["runtime"].astype(str)
     label = label.where(rt == "", label + " · " + rt)
-    if "batch" in df.columns and df["batch"].nunique() > 1:
+    if df["threads"].nunique() > 1:
+        label = label + " · " + df["threads"].map(_threads_text)
+    if df["batch"].nunique() > 1:
         label = label + " · b" + df["batch"].astype(str)
-    return label
+    if df["statistic"].nunique() > 1:
+        label = label + " · " + df["statistic"].astype(str)
+    coll = df["collection"].astype(str)
+    runs = coll.groupby(label).transform("nunique")
+    return label.where(runs <= 1, label + " · " + coll)
+
+
+def _statistic_text(stats_used: Sequence[str]) -> str:
+    """How the notes name the statistic(s) of ``latency_ms``."""
+    names = sorted(set(stats_used))
+    if len(names) == 1:
+        return names[0]
+    return "the statistic of each group (" + ", ".join(names) + ")"
 
 
 def _busiest(labels: pd.Series) -> tuple[list[str], str]:
@@ -106,17 +221,18 @@ def _busiest(labels: pd.Series) -> tuple[list[str], str]:
 
 # ---- latency distributions ----------------------------------------------------------------------
 def distributions_section(measurements: pd.DataFrame | None) -> Section:
-    """Per device and runtime: the latency of the measured architectures (log scale)."""
+    """Per group (device, runtime, ...): the latency of the measured architectures (log scale)."""
     sid, title = "distributions", "Latency distributions"
     df = normalize_measurements(measurements)
     if df is None:
         return Section.skip(sid, title, "no measurements (run `latbench collect` or pass --db)")
+    df = df.assign(group=group_labels(df))
     ok = _ok(df)
     if ok.empty:
         return Section.skip(sid, title, f"all {len(df)} measurement(s) failed; nothing to draw")
-    ok = ok.assign(group=_group_label(ok))
     groups, note = _busiest(ok["group"])
     data = [ok.loc[ok["group"] == g, "latency_ms"].to_numpy(dtype=np.float64) for g in groups]
+    stat = _statistic_text(ok.loc[ok["group"].isin(groups), "statistic"].astype(str).tolist())
     fig = new_figure(8.5, max(2.4, 0.38 * len(groups) + 1.3))
     ax = fig.add_subplot()
     ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False, widths=0.6)
@@ -127,16 +243,24 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
         ax.plot(shown, i + jitter, ".", ms=2.5, alpha=0.45, color=_PALETTE[0])
     ax.set_yticks(range(1, len(groups) + 1), groups, fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("latency of one inference (ms, log scale); box 25-75 %, whiskers 5-95 %")
+    one_stat = "(" not in stat
+    ax.set_xlabel(
+        f"latency of one inference ({stat if one_stat else 'statistic per group'} of its "
+        "samples; ms, log scale); box 25-75 %, whiskers 5-95 %"
+    )
     ax.grid(axis="x", which="both", alpha=0.3)
     rows = []
+    repeated = 0
     for g, values in zip(groups, data, strict=True):
         sub = ok[ok["group"] == g]
+        archs = int(sub["arch"].nunique())
+        repeated += int(len(sub) > archs)
         rows.append(
             {
-                "device · runtime": g,
+                "device · configuration": g,
                 "space": ", ".join(sorted(sub["space"].astype(str).unique())),
-                "archs": int(sub["arch"].nunique()),
+                "archs": archs,
+                "statistic": ", ".join(sorted(sub["statistic"].astype(str).unique())),
                 "min ms": float(values.min()),
                 "median ms": float(np.median(values)),
                 "p90 ms": float(np.percentile(values, 90)),
@@ -152,15 +276,26 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
         if failed
         else ""
     )
+    repeat_note = (
+        f'<p class="note">{repeated} group(s) hold more than one measurement of an '
+        "architecture (a table without collections); each measurement is drawn.</p>"
+        if repeated
+        else ""
+    )
     body = (
-        '<p class="note">Each point is one architecture (its median latency). The spread across '
-        "architectures is what a latency predictor has to model.</p>"
-        + figure_img(fig, "Latency of the measured architectures per device and runtime")
+        '<p class="note">Each point is one architecture: its stored latency, the '
+        f"{esc(stat)} of the raw samples of its measurement (the collection's "
+        "<code>statistic</code> setting). The min, median, p90 and max columns are taken over "
+        "the architectures of a group. The spread across architectures is what a latency "
+        "predictor has to model.</p>"
+        + figure_img(fig, "Latency of the measured architectures per device and configuration")
         + note
         + df_table(table)
+        + repeat_note
         + failed_note
     )
-    return Section(sid, title, body, plots=1, summary={"groups": groups, "failed": failed})
+    summary = {"groups": groups, "failed": failed, "rows": rows}
+    return Section(sid, title, body, plots=1, summary=summary)
 
 
 # ---- predicted vs measured ----------------------------------------------------------------------
@@ -211,7 +346,9 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
             "no predictor results (pass --predictor FILE.lbp to evaluate a saved predictor on "
             "the store's measurements, or --predictions FILE with measured and predicted columns)",
         )
-    keys = ["predictor", "device"] if "device" in df.columns else ["predictor"]
+    # ``group`` (a predictor evaluated on store rows: device and configuration) else ``device``
+    where = next((c for c in ("group", "device") if c in df.columns), None)
+    keys = ["predictor", where] if where else ["predictor"]
     fig = new_figure(6.5, 6.0)
     ax = fig.add_subplot()
     rows = []
@@ -279,7 +416,7 @@ def monotonicity_section(
 
     sid, title = "monotonicity", "Latency monotonicity across devices"
     ms = normalize_measurements(measurements)
-    ok = _ok(ms) if ms is not None else None
+    ok = _ok(ms.assign(group=group_labels(ms))) if ms is not None else None
     ref = reference if reference is not None and len(reference) else None
     ref_devices = {str(d) for d in ref["device"].unique()} if ref is not None else set()
     if local_devices is None:
@@ -291,11 +428,16 @@ def monotonicity_section(
     notes: list[str] = []
     space = str(ref["space"].iloc[0]) if ref is not None and "space" in ref.columns else None
     mine = pd.DataFrame(columns=["arch", "device", "latency_ms"])
+    mine_stats: list[str] = []
     if ok is not None and local:
         mine = ok[ok["device"].astype(str).isin(local)]
         if space is not None:
             mine = mine[mine["space"].astype(str) == space]
-        mine = mine[["arch", "device", "latency_ms"]]
+        mine_stats = mine["statistic"].astype(str).tolist()
+        # one column per group (device and configuration), as the other sections group: two
+        # thread counts of this machine are two columns, not the median of both
+        mine = mine.assign(device=mine["group"])[["arch", "device", "latency_ms"]]
+    local_cols = sorted({str(d) for d in mine["device"]})
     mine_archs = pd.unique(mine["arch"])
     if ref is not None:
         # Pivot only the architectures the heat map uses: this machine's, when it measured
@@ -323,7 +465,9 @@ def monotonicity_section(
     if long["device"].nunique() < 2:
         return Section.skip(sid, title, "fewer than two devices; a correlation needs two")
     wide = mono.wide_table(long)
-    sparse = [d for d in wide.columns if d not in local and wide[d].notna().sum() < mono.MIN_SHARED]
+    sparse = [
+        d for d in wide.columns if d not in local_cols and wide[d].notna().sum() < mono.MIN_SHARED
+    ]
     if sparse:
         wide = wide.drop(columns=sparse)
         notes.append(
@@ -333,7 +477,15 @@ def monotonicity_section(
         )
     if wide.shape[1] < 2:
         return Section.skip(sid, title, "fewer than two devices share enough architectures")
-    present = [d for d in local if d in wide.columns]
+    present = [d for d in local_cols if d in wide.columns]
+    if present and set(mine_stats) - {"median"}:
+        notes.append(
+            f"This machine's latency is the {_statistic_text(mine_stats)} of each "
+            "measurement's samples (its collection's statistic setting)."
+            if len(set(mine_stats)) == 1
+            else "This machine's columns use different statistics of each measurement's "
+            f"samples ({', '.join(sorted(set(mine_stats)))}); their names say which."
+        )
     if present:
         n_mine = int(wide[present].notna().any(axis=1).sum())
         if n_mine >= mono.MIN_SHARED:
@@ -437,42 +589,57 @@ def _records(value: Any) -> list[Mapping[str, Any]]:
     return []
 
 
+def _number(value: Any) -> TypeGuard[float]:
+    """A finite real number: not a bool (JSON ``true`` is no latency), not NaN or infinite."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(float(value))
+    )
+
+
 def _first_key(records: list[Mapping[str, Any]], keys: Sequence[str]) -> str | None:
     for k in keys:
-        if any(
-            isinstance(r.get(k), int | float) and not isinstance(r.get(k), bool) for r in records
-        ):
+        if any(_number(r.get(k)) for r in records):
             return k
     return None
 
 
 def pareto_mask(latency_ms: np.ndarray, objective: np.ndarray, maximize: bool) -> np.ndarray:
-    """Points no other point beats on both latency (lower) and objective (higher if maximize)."""
+    """Points no other point dominates (at least as fast and at least as good, strictly better
+    in one): exact ties are all on the front, as in ``latbench search``'s own front."""
     obj = objective if maximize else -objective
     order = np.lexsort((-obj, latency_ms))  # by latency, then best objective first
     mask = np.zeros(latency_ms.size, dtype=bool)
-    best = -math.inf
+    best, best_lat = -math.inf, math.nan
     for i in order:
         if obj[i] > best:
             mask[i] = True
-            best = obj[i]
+            best, best_lat = obj[i], latency_ms[i]
+        elif obj[i] == best and latency_ms[i] == best_lat:
+            mask[i] = True
     return mask
 
 
 def pareto_points(search: Mapping[str, Any]) -> tuple[pd.DataFrame, str, str, bool]:
     """Candidates of a search result as ``arch, latency_ms, objective, on_front``.
 
-    Reads the candidate list (``evaluated``, ``candidates``, ``history``, ...) and the front
-    (``pareto``, ``pareto_front``, ``front``); when the file has no front it is computed.
-    Returns the frame, the latency and objective key names, and whether higher is better.
+    Reads the candidate list (``evaluated``, ``candidates``, ``history``, ...), the front
+    (``pareto``, ``pareto_front``, ``front``) and the returned ``best``; the front is computed
+    from them all. Returns the frame, the latency and objective key names, and whether higher is
+    better. A candidate whose latency or objective is not a finite number (absent or null, a
+    boolean, a string, NaN, infinite) is left out; ``df.attrs["left_out"]`` counts them by
+    cause (``missing``, ``invalid``) and the section says so.
     """
     from latbench.errors import SearchError
 
     front = next((_records(search[k]) for k in _FRONT_KEYS if k in search), [])
     cands = next((_records(search[k]) for k in _CANDIDATE_KEYS if k in search), [])
-    records = cands + [r for r in front if r not in cands]
+    records = list(cands)
+    for extra in (front, _records(search.get("best"))):
+        records += [r for r in extra if r not in records]
     # ``latbench search -o`` names the latency column of its front in ``pareto_x`` (the first
-    # latency constraint, e.g. ``latency_ms@local``)
+    # latency constraint, e.g. ``latency_ms[local]``)
     x_name = search.get("pareto_x")
     lat_key = (
         str(x_name)
@@ -487,22 +654,115 @@ def pareto_points(search: Mapping[str, Any]) -> tuple[pd.DataFrame, str, str, bo
             f"{', '.join(_CANDIDATE_KEYS + _FRONT_KEYS)} holding lists of such records"
         )
     maximize = obj_key != "error"
-    rows = [
-        {
-            "arch": str(r.get("arch", r.get("arch_id", ""))),
-            "latency_ms": float(r[lat_key]),
-            "objective": float(r[obj_key]),
-        }
-        for r in records
-        if isinstance(r.get(lat_key), int | float) and isinstance(r.get(obj_key), int | float)
-    ]
+    rows = []
+    left_out = {"missing": 0, "invalid": 0}
+    for r in records:
+        lat, obj = r.get(lat_key), r.get(obj_key)
+        if _number(lat) and _number(obj):
+            rows.append(
+                {
+                    "arch": str(r.get("arch", r.get("arch_id", ""))),
+                    "latency_ms": float(lat),
+                    "objective": float(obj),
+                }
+            )
+        elif lat is None or obj is None:
+            left_out["missing"] += 1  # e.g. an objective not computed for an infeasible arch
+        else:
+            left_out["invalid"] += 1
+    if not rows:
+        raise SearchError(
+            f"search result has no candidate with a finite number for both {lat_key} and "
+            f"{obj_key} ({left_out['missing']} lack one, {left_out['invalid']} hold a value "
+            "that is not a finite number: a boolean, a string, NaN or infinity)"
+        )
     df = pd.DataFrame(rows).drop_duplicates().reset_index(drop=True)
     df["on_front"] = pareto_mask(
         df["latency_ms"].to_numpy(dtype=np.float64),
         df["objective"].to_numpy(dtype=np.float64),
         maximize,
     )
+    df.attrs["left_out"] = left_out
     return df, lat_key, obj_key, maximize
+
+
+def _objective_name(search: Mapping[str, Any], obj_key: str) -> str:
+    """The objective's own name (``latbench search -o`` writes ``objective: {name, ...}``)."""
+    if obj_key == "objective":
+        declared = search.get("objective")
+        if isinstance(declared, Mapping) and isinstance(declared.get("name"), str):
+            return str(declared["name"])
+        if isinstance(declared, str) and declared:
+            return declared
+    return obj_key
+
+
+def _budgets(search: Mapping[str, Any], lat_key: str) -> list[tuple[str, float, float | None]]:
+    """``(constraint name, budget ms, searched limit ms or None)`` of the plotted latency axis.
+
+    A top-level ``budget_ms`` / ``latency_budget_ms``, else the latency constraint of
+    ``latbench search -o`` named like the axis (its ``budget_ms``, or its ``limit``; the limit
+    is returned too when a margin made it lower than the budget). Only the axis's own
+    constraint is drawn: another device's budget is on another latency scale.
+    """
+    for key in ("budget_ms", "latency_budget_ms"):
+        if _number(search.get(key)):
+            return [(lat_key, float(search[key]), None)]
+    cons = [
+        c for c in _records(search.get("constraints")) if str(c.get("kind", "latency")) == "latency"
+    ]
+    mine = [c for c in cons if str(c.get("name")) == lat_key]
+    if not mine and len(cons) == 1 and not cons[0].get("name"):
+        mine = cons
+    out: list[tuple[str, float, float | None]] = []
+    for c in mine:
+        budget = c.get("budget_ms") if _number(c.get("budget_ms")) else c.get("limit")
+        if not _number(budget):
+            continue
+        limit = c.get("limit")
+        searched = float(limit) if _number(limit) and float(limit) < float(budget) else None
+        out.append((str(c.get("name") or lat_key), float(budget), searched))
+    return out
+
+
+def _search_info(search: Mapping[str, Any], obj_name: str) -> list[str]:
+    """The lines above the plot: what was searched, how, under which constraints."""
+    info: list[str] = []
+
+    def named(value: Any) -> str | None:
+        if isinstance(value, Mapping):
+            value = value.get("name")
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        return None
+
+    for key in ("space", "device", "predictor"):
+        text = named(search.get(key))
+        if text is not None:
+            info.append(f"{key}: {text}")
+    predictors = search.get("predictors")
+    if isinstance(predictors, list) and predictors:
+        info.append("predictors: " + ", ".join(map(str, predictors)))
+    strategy = named(search.get("strategy"))
+    if strategy is not None:
+        info.append(f"strategy: {strategy}")
+    declared = search.get("objective")
+    if isinstance(declared, Mapping) and declared.get("description"):
+        info.append(f"objective: {obj_name}: {declared['description']}")
+    for c in _records(search.get("constraints")):
+        if not _number(c.get("limit")):
+            continue
+        text = f"constraint: {c.get('name', c.get('kind', '?'))} <= {float(c['limit']):g}"
+        text += f" {c['unit']}" if isinstance(c.get("unit"), str) and c["unit"] else ""
+        if _number(c.get("budget_ms")) and float(c["budget_ms"]) != float(c["limit"]):
+            text += f" (budget {float(c['budget_ms']):g} ms less a margin)"
+        info.append(text)
+    if _number(search.get("budget_ms")):
+        info.append(f"budget_ms: {search['budget_ms']}")
+    for key in ("evaluations", "seed"):
+        if _number(search.get(key)):
+            info.append(f"{key}: {search[key]}")
+    return info
 
 
 def pareto_section(search: Mapping[str, Any] | None) -> Section:
@@ -513,6 +773,7 @@ def pareto_section(search: Mapping[str, Any] | None) -> Section:
             sid, title, "no search result (run `latbench search -o result.json`, pass --search)"
         )
     df, lat_key, obj_key, maximize = pareto_points(search)
+    obj_name = _objective_name(search, obj_key)
     front = df[df["on_front"]].sort_values("latency_ms")
     fig = new_figure(7.5, 4.8)
     ax = fig.add_subplot()
@@ -535,37 +796,106 @@ def pareto_section(search: Mapping[str, Any] | None) -> Section:
         ms=5,
         label=f"Pareto front ({len(front)})",
     )
-    budget = search.get("budget_ms") or search.get("latency_budget_ms")
-    if isinstance(budget, int | float) and not isinstance(budget, bool):
-        ax.axvline(float(budget), color=_PALETTE[2], ls="--", lw=1, label=f"budget {budget} ms")
+    budgets = _budgets(search, lat_key)
+    for _, budget, searched in budgets:
+        ax.axvline(budget, color=_PALETTE[2], ls="--", lw=1, label=f"budget {budget:g} ms")
+        if searched is not None:
+            ax.axvline(
+                searched, color=_PALETTE[2], ls=":", lw=1, label=f"searched under {searched:g} ms"
+            )
     if df["latency_ms"].min() > 0 and df["latency_ms"].max() / df["latency_ms"].min() > 20:
         ax.set_xscale("log")
     ax.set_xlabel(f"{lat_key} (ms)")
-    ax.set_ylabel(obj_key + ("" if maximize else " (lower is better)"))
+    ax.set_ylabel(obj_name + ("" if maximize else " (lower is better)"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    info = [
-        f"{k}: {search[k]}"
-        for k in ("space", "device", "predictor", "strategy", "budget_ms", "seed")
-        if k in search and isinstance(search[k], str | int | float)
-    ]
+    info = _search_info(search, obj_name)
+    left_out = df.attrs.get("left_out", {})
+    notes = []
+    if left_out.get("missing"):
+        notes.append(
+            f"{left_out['missing']} candidate(s) without a {lat_key} or {obj_name} value left out"
+            " (a search does not compute an expensive objective of an infeasible candidate)."
+        )
+    if left_out.get("invalid"):
+        notes.append(
+            f"{left_out['invalid']} candidate(s) left out whose {lat_key} or {obj_name} is not a "
+            "finite number (a boolean, a string, NaN or infinity)."
+        )
     body = (
         (bullet_list(info) if info else "")
-        + figure_img(fig, f"{obj_key} against {lat_key}: candidates and Pareto front")
+        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
+        + figure_img(fig, f"{obj_name} against {lat_key}: candidates and Pareto front")
         + df_table(
             front[["arch", "latency_ms", "objective"]].rename(
-                columns={"latency_ms": f"{lat_key}", "objective": obj_key}
+                columns={"latency_ms": f"{lat_key}", "objective": obj_name}
             ),
             digits=4,
             max_rows=30,
         )
     )
-    return Section(sid, title, body, plots=1, summary={"front": len(front), "points": len(df)})
+    summary = {
+        "front": len(front),
+        "points": len(df),
+        "objective": obj_name,
+        "budgets_ms": [b for _, b, _ in budgets],
+        "info": info,
+        "left_out": dict(left_out),
+    }
+    return Section(sid, title, body, plots=1, summary=summary)
 
 
 # ---- measurement stability ----------------------------------------------------------------------
+def row_verdict(
+    samples_ms: Any, harness: Any = None, env: Any = None, env_after: Any = None
+) -> dict[str, Any]:
+    """The stability verdict of one stored measurement: what its record's own
+    :meth:`~latbench.profilers.record.Measurement.verdict` says (and ``latbench measure``
+    prints), rebuilt from the row's raw samples, ``harness`` settings (``min_runs``) and
+    environment. ``harness``, ``env`` and ``env_after`` are dicts or the store's JSON text.
+
+    The store keeps the environment before the measurement only (``env``); the checks that
+    compare it with the one after (CPU frequency, steal time, throttling) run where the rows
+    carry ``env_after`` too. Samples that are not finite non-negative numbers are not judged.
+    """
+    from latbench.profilers.record import Measurement
+
+    def unjudged(why: str) -> dict[str, Any]:
+        nan = float("nan")
+        return {"stable": False, "judged": False, "reasons": [why], "spread": nan, "drift": nan}
+
+    try:
+        xs = np.asarray(samples_ms, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return unjudged("unreadable samples")
+    bad = np.flatnonzero(~np.isfinite(xs) | (xs < 0))
+    if bad.size:
+        return unjudged(f"invalid sample: samples_ms[{int(bad[0])}] = {float(xs[bad[0]])!r}")
+    h = _json_obj(harness)
+    settings = _settings(h)
+    try:
+        m = Measurement(
+            status="ok",
+            samples_ms=tuple(float(x) for x in xs),
+            # the whole harness, its settings made a dict (``verdict`` reads ``min_runs``)
+            harness={**h, "settings": settings} if settings else {},
+            env=_json_obj(env),
+            env_after=_json_obj(env_after),
+        )
+        verdict: dict[str, Any] = m.verdict()
+    except (TypeError, ValueError, AttributeError) as exc:  # a min_runs that is no number
+        return unjudged(f"cannot judge: {exc}")
+    return verdict
+
+
+def _reason_kind(reason: str) -> str:
+    """``spread too wide: IQR/median = 12.3 % > 10 %`` -> ``spread too wide`` (to count them)."""
+    return re.split(r"[:(]|\d", reason, maxsplit=1)[0].strip() or reason[:40]
+
+
 def stability_section(measurements: pd.DataFrame | None) -> Section:
-    """Per device: how noisy its measurements are (IQR/median of the raw samples), failures."""
+    """Per group: how noisy its measurements are (IQR/median of the raw samples), the share
+    its records judge unstable, failures."""
     from latbench.profilers import stats
 
     sid, title = "stability", "Measurement stability"
@@ -574,7 +904,7 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
         return Section.skip(sid, title, "no measurements (run `latbench collect` or pass --db)")
     if "samples_ms" not in df.columns:
         return Section.skip(sid, title, "the measurements carry no raw samples")
-    df = df.assign(group=_group_label(df))
+    df = df.assign(group=group_labels(df))
     has = df["samples_ms"].map(lambda s: isinstance(s, list | tuple | np.ndarray) and len(s) >= 2)
     sampled = df[has & (df["status"] == "ok")]
     failed = df[df["status"] != "ok"]
@@ -582,20 +912,38 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
         return Section.skip(
             sid, title, "no raw samples (imported reference rows keep only their medians)"
         )
+    none = pd.Series(None, index=sampled.index, dtype=object)
+    columns = {c: sampled[c] if c in sampled.columns else none for c in ("harness", "env")}
+    after = sampled["env_after"] if "env_after" in sampled.columns else none
+    with_after = int(after.map(lambda v: bool(_json_obj(v))).sum())
+    verdict_of = {
+        idx: row_verdict(xs, h, e, a)
+        for idx, xs, h, e, a in zip(
+            sampled.index,
+            sampled["samples_ms"],
+            columns["harness"],
+            columns["env"],
+            after,
+            strict=True,
+        )
+    }
     rows = []
     spreads: dict[str, np.ndarray] = {}
     groups = sorted(set(sampled["group"]) | set(failed["group"]))
     for g in groups:
         sub = sampled[sampled["group"] == g]
-        verdicts = [stats.stability(list(s)) for s in sub["samples_ms"]]
+        verdicts = [verdict_of[i] for i in sub.index]
         spread = np.array([float(v["spread"]) for v in verdicts], dtype=np.float64)
         spreads[g] = spread[np.isfinite(spread)] * 100.0
         n_failed = int((failed["group"] == g).sum())
         errors = failed.loc[failed["group"] == g, "error"].dropna().astype(str)
         drift = sub["drift_ratio"].dropna() if "drift_ratio" in sub.columns else pd.Series([])
+        why = Counter(
+            _reason_kind(r) for v in verdicts if not v["stable"] for r in v.get("reasons", [])
+        )
         rows.append(
             {
-                "device · runtime": g,
+                "device · configuration": g,
                 "measurements": len(sub),
                 "median runs": float(np.median(sub["samples_ms"].map(len)))
                 if len(sub)
@@ -607,17 +955,32 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
                 "unstable %": 100.0 * float(np.mean([not v["stable"] for v in verdicts]))
                 if verdicts
                 else math.nan,
+                "why unstable": ", ".join(f"{k} ({n})" for k, n in why.most_common(3)),
                 "drift ratio": float(drift.iloc[-1]) if len(drift) else math.nan,
                 "failed": n_failed,
                 "most common failure": errors.value_counts().index[0][:80] if len(errors) else "",
             }
         )
+    env_note = (
+        " A CPU frequency change, steal time above "
+        f"{stats.STEAL_LIMIT:.0%} or thermal throttling between the environment before and "
+        "after also make it unstable."
+        if with_after
+        else " The store keeps the environment before each measurement only, so the checks "
+        "that compare it with the one after (CPU frequency, steal time, throttling), which the "
+        "record's own verdict also makes, are not made here."
+    )
     body = (
-        '<p class="note">Spread is IQR / median of one measurement\'s raw samples; a measurement '
-        f"is unstable when the spread exceeds {stats.SPREAD_LIMIT:.0%}, its second half drifts "
-        f"more than {stats.DRIFT_LIMIT:.0%} from its first, or it has fewer than "
-        f"{stats.MIN_RUNS_FOR_VERDICT} runs. Drift ratio is the latest latency of the "
-        "collection's reference model over its first (1.00 = the device did not change).</p>"
+        '<p class="note">Spread is IQR / median of one measurement\'s raw samples. Unstable is '
+        "the verdict of the measurement's record (<code>Measurement.verdict()</code>, what "
+        "<code>latbench measure</code> prints): the spread exceeds "
+        f"{stats.SPREAD_LIMIT:.0%}, its second half drifts more than {stats.DRIFT_LIMIT:.0%} "
+        "from its first, or it has fewer runs than its collection's <code>min_runs</code> "
+        f"(at most {stats.MIN_RUNS_FOR_VERDICT} are asked; below "
+        f"{stats.MIN_SAMPLES_TO_JUDGE} nothing can be judged)."
+        + esc(env_note)
+        + " Drift ratio is the latest latency of the collection's reference model over its "
+        "first (1.00 = the device did not change).</p>"
     )
     drawn = [g for g in groups if spreads.get(g) is not None and spreads[g].size]
     plots = 0
@@ -649,4 +1012,5 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
     else:
         body += '<p class="note">No raw samples to draw (only failed or imported rows).</p>'
     body += df_table(pd.DataFrame(rows), digits=3)
-    return Section(sid, title, body, plots=plots, summary={"rows": rows})
+    summary = {"rows": rows, "verdicts": verdict_of, "env_after": with_after}
+    return Section(sid, title, body, plots=plots, summary=summary)
