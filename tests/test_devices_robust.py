@@ -219,6 +219,25 @@ def test_given_settings_timeout_wins_over_the_table(sshd: Sshd, model: Path) -> 
     assert failure_kind(m) == "timeout" and "timed out after 1 s" in str(m.error)
 
 
+@pytest.mark.ssh
+def test_an_invalid_measurement_from_the_board_is_a_failed_record(
+    sshd: Sshd, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the host refuses (a NaN sample) comes back as a failed measurement naming
+    the device, not as an exception out of measure(). The agent and sshd are real; the NaN is
+    put into the samples as the host unpacks them (a healthy agent never sends one)."""
+    import latbench.devices.agent as agent_module
+
+    real = agent_module.unpack_floats
+    with SSHDevice("pi", sshd.device_config()) as dev:
+        assert dev.measure(model, settings=FAST).ok
+        monkeypatch.setattr(agent_module, "unpack_floats", lambda v: [float("nan"), *real(v)])
+        m = dev.measure(model, settings=FAST)
+    assert not m.ok and failure_kind(m) == "device"
+    assert "pi: the board's agent sent an invalid measurement" in str(m.error)
+    assert "nan" in str(m.error)
+
+
 # ---- finding 7: a host that accepts and stays silent --------------------------------------
 @pytest.fixture
 def silent_port() -> Iterator[int]:

@@ -521,7 +521,10 @@ class SSHDevice(Device):
         record = reply["measurement"]
         for key in agent.PACKED_FIELDS:
             record[key] = agent.unpack_floats(record.get(key, []))
-        m = Measurement.from_dict(record)
+        try:
+            m = Measurement.from_dict(record)
+        except (ValueError, TypeError, KeyError) as exc:  # a non-finite sample, a missing field
+            return fail(f"the board's agent sent an invalid measurement: {exc}", "device")
         wall = time.perf_counter() - t0
         harness = dict(m.harness)
         harness["remote"] = {

@@ -8,9 +8,14 @@ enabled around the counted inferences only, then read and scaled for multiplexin
 
 A counter that cannot be opened is reported as unavailable with the reason, never as 0: on a VM
 without a virtual PMU the hardware events fail with ``ENOENT``/``EOPNOTSUPP`` and come out as
-``{"value": None, "unavailable": "not supported: ..."}``. Software counters (task clock, context
-switches, page faults, CPU migrations) come from the kernel's software events, or from
-``getrusage`` where ``perf_event_open`` is refused; peak memory is the process's ``VmHWM``.
+``{"value": None, "unavailable": "not supported: ..."}``. So is a counter that opened but never
+ran on the PMU (``time_running == 0`` on every thread: multiplexed out for the whole window,
+perf stat's ``<not counted>``): ``{"value": None, "unavailable": "not counted: ..."}``. A value
+scaled for multiplexing is marked ``"multiplexed": True``; ``"uncounted_threads": k`` says that
+``k`` threads ran but their counter never did (the value is a lower bound). Software counters
+(task clock, context switches, page faults, CPU migrations) come from the kernel's software
+events, or from ``getrusage`` where ``perf_event_open`` is refused or never counted; peak
+memory is the process's ``VmHWM``.
 
 Counting runs in its own pass after timing, so it never distorts the timed samples.
 """
@@ -80,6 +85,12 @@ SOFTWARE_EVENTS = (
     Event("page_faults", _TYPE_SOFTWARE, 2, "count"),
     Event("cpu_migrations", _TYPE_SOFTWARE, 4, "count"),
 )
+
+
+#: the reason of an event that was enabled but never ran on the PMU (multiplexed out for the
+#: whole window: ``time_running == 0``); perf stat prints ``<not counted>``
+_NOT_COUNTED_MULTIPLEXED = "not counted: the event never ran on the PMU (multiplexed out)"
+_NOT_COUNTED_NEVER_ENABLED = "not counted: the event was never enabled (time_enabled = 0)"
 
 
 def _errno_reason(err: int, event: Event) -> str:
@@ -156,7 +167,9 @@ class CounterSet:
     """Counters for every thread of this process; ``start()`` / ``stop()`` bracket the work.
 
     ``results(n)`` gives ``{name: {"value": per_inference, "unit": ..., "total": ...}}`` for
-    each event that could be opened, and ``{"value": None, "unavailable": reason}`` for the rest.
+    each event that could be opened and was counted, and ``{"value": None, "unavailable":
+    reason}`` for the rest (never opened, or never ran on the PMU; a software event falls back
+    to ``getrusage`` where it can).
     """
 
     def __init__(self, events: tuple[Event, ...] = HARDWARE_EVENTS + SOFTWARE_EVENTS) -> None:
@@ -166,6 +179,7 @@ class CounterSet:
         self._syscall = _PerfEventOpen()
         self._totals: dict[str, float] = {}
         self._multiplexed: set[str] = set()
+        self._uncounted: dict[str, int] = {}  # event -> threads never counted (multiplexed out)
         self._rusage0: resource.struct_rusage | None = None
         self._rusage1: resource.struct_rusage | None = None
         exclude_kernel = os.geteuid() != 0 and (_paranoid() or 0) >= 2
@@ -201,16 +215,35 @@ class CounterSet:
     def stop(self) -> None:
         self._ioctl_all(_IOC_DISABLE)
         self._rusage1 = resource.getrusage(resource.RUSAGE_SELF)
+        self._totals = {}
+        self._multiplexed = set()
+        self._uncounted = {}
         for name, fds in self.fds.items():
             total = 0.0
+            ran = False  # did any thread's counter get time on the PMU?
+            uncounted = 0  # threads that ran (time_enabled > 0) but were never counted
             for fd in fds:
                 value, enabled, running = struct.unpack("QQQ", os.read(fd, 24))
-                if running and running < enabled:
-                    self._multiplexed.add(name)
-                    total += value * enabled / running
-                elif running or value:
-                    total += value
+                if running:
+                    ran = True
+                    if running < enabled:
+                        self._multiplexed.add(name)
+                        total += value * enabled / running
+                    else:
+                        total += value
+                elif enabled:
+                    uncounted += 1
+            if not ran:
+                # perf stat's <not counted>: nothing is known about this event, it is not 0
+                self.unavailable[name] = (
+                    _NOT_COUNTED_MULTIPLEXED if uncounted else _NOT_COUNTED_NEVER_ENABLED
+                )
+                continue
+            self.unavailable.pop(name, None)  # counted this time (a reason of an earlier stop)
             self._totals[name] = total
+            if uncounted:
+                self._multiplexed.add(name)
+                self._uncounted[name] = uncounted
 
     def _rusage_fallback(self, name: str) -> float | None:
         r0, r1 = self._rusage0, self._rusage1
@@ -239,6 +272,8 @@ class CounterSet:
                 }
                 if ev.name in self._multiplexed:
                     entry["multiplexed"] = True
+                if ev.name in self._uncounted:
+                    entry["uncounted_threads"] = self._uncounted[ev.name]
                 out[ev.name] = entry
                 continue
             reason = self.unavailable.get(ev.name, "not counted")

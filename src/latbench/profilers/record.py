@@ -14,6 +14,18 @@ ratio of the same rounds times the reference's calibrated latency.
 Version 1 records without ``cpu_samples_ms``, ``statistic`` or ``reference`` load with the
 defaults; a version 1 reader ignores these fields, so the version stays 1.
 
+A record is immutable all the way down: the mapping fields (``env``, ``env_after``,
+``harness``, ``counters``, ``reference``, ``runtime_settings``, ``input_shapes`` and the rows of
+``per_op``) are frozen copies of what the record was built from (read-only ``dict`` and ``list``
+subclasses, equal to the plain ones and still ``isinstance(x, dict)``), so neither the caller's
+objects nor the record can be changed through the other. :meth:`Measurement.to_dict` gives a
+plain, mutable copy; :meth:`Measurement.with_` a changed record. Records compare by value and
+are hashable (equal records hash equal). The raw times (``samples_ms``, ``warmup_ms``,
+``cpu_samples_ms``) must be finite numbers >= 0: a NaN, an infinity or a negative time is
+refused with a ``ValueError`` naming the field and the position. A failed record has no samples
+(its statistics are NaN by design); :meth:`Measurement.to_json` is strict JSON (a non-finite
+float anywhere in the metadata is written as ``null``).
+
 This module uses the standard library only: the on-device agent that latbench pushes to a
 Raspberry Pi ships it together with :mod:`latbench.profilers.stats` and
 :mod:`latbench.profilers.harness`.
@@ -23,12 +35,182 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, NoReturn
 
 from latbench.profilers import stats as _stats
 
 RECORD_VERSION = 1
+
+#: the fields that hold mappings; frozen (deeply read-only copies) when a record is built
+_MAPPING_FIELDS = (
+    "runtime_settings",
+    "input_shapes",
+    "counters",
+    "env",
+    "env_after",
+    "harness",
+    "reference",
+)
+#: the fields of raw times in ms: finite and >= 0
+_TIME_FIELDS = ("samples_ms", "warmup_ms", "cpu_samples_ms")
+
+
+def _refuse(what: str) -> NoReturn:
+    raise TypeError(
+        f"cannot {what}: a Measurement is immutable; use .to_dict() for a mutable copy or "
+        ".with_(...) for a changed record"
+    )
+
+
+class FrozenDict(dict[Any, Any]):
+    """A read-only ``dict`` (its values frozen too): equal to a plain dict, and hashable."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> NoReturn:
+        _refuse(f"set [{key!r}]")
+
+    def __delitem__(self, key: Any) -> NoReturn:
+        _refuse(f"delete [{key!r}]")
+
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        _refuse("update a frozen mapping")
+
+    def clear(self) -> NoReturn:
+        _refuse("clear a frozen mapping")
+
+    def pop(self, *args: Any) -> NoReturn:
+        _refuse("pop from a frozen mapping")
+
+    def popitem(self) -> NoReturn:
+        _refuse("pop from a frozen mapping")
+
+    def setdefault(self, *args: Any) -> NoReturn:
+        _refuse("setdefault on a frozen mapping")
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("update a frozen mapping")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A read-only ``list`` (its items frozen too): equal to a plain list, and hashable."""
+
+    __slots__ = ()
+
+    def __setitem__(self, index: Any, value: Any) -> NoReturn:
+        _refuse("set an item of a frozen list")
+
+    def __delitem__(self, index: Any) -> NoReturn:
+        _refuse("delete an item of a frozen list")
+
+    def __iadd__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        _refuse("extend a frozen list")
+
+    def __imul__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        _refuse("extend a frozen list")
+
+    def append(self, item: Any) -> NoReturn:
+        _refuse("append to a frozen list")
+
+    def extend(self, items: Any) -> NoReturn:
+        _refuse("extend a frozen list")
+
+    def insert(self, index: Any, item: Any) -> NoReturn:
+        _refuse("insert into a frozen list")
+
+    def pop(self, *args: Any) -> NoReturn:
+        _refuse("pop from a frozen list")
+
+    def remove(self, item: Any) -> NoReturn:
+        _refuse("remove from a frozen list")
+
+    def clear(self) -> NoReturn:
+        _refuse("clear a frozen list")
+
+    def sort(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("sort a frozen list")
+
+    def reverse(self) -> NoReturn:
+        _refuse("reverse a frozen list")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+
+def _freeze(value: Any) -> Any:
+    """A deeply read-only copy of JSON-like ``value`` (mappings, lists, tuples, sets)."""
+    if isinstance(value, FrozenDict | FrozenList):
+        return value  # frozen all the way down when it was built
+    if isinstance(value, Mapping):
+        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList(_freeze(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """A plain, mutable deep copy of a frozen value (tuples stay tuples, as ``asdict`` does)."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_thaw(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_thaw(v) for v in value)
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _times(name: str, value: Any) -> tuple[float, ...]:
+    """``value`` as a tuple of finite times in ms >= 0; ValueError naming the bad one."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} = {value!r}; expected a sequence of times in ms")
+    out = []
+    for i, x in enumerate(value):
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+            raise ValueError(f"{name}[{i}] = {x!r}; expected a finite time in ms >= 0")
+        f = float(x)
+        if not (math.isfinite(f) and f >= 0.0):
+            raise ValueError(f"{name}[{i}] = {f!r}; expected a finite time in ms >= 0")
+        out.append(f)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -77,6 +259,17 @@ class Measurement:
     # per-round target_low_ms / reference_low_ms / ratios / discarded, ratio, calibrated_ms,
     # calibration (where calibrated_ms came from)
     reference: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # frozen dataclass: the validated, frozen values replace the given ones in place
+        for name in _TIME_FIELDS:
+            object.__setattr__(self, name, _times(name, getattr(self, name)))
+        per_op = self.per_op
+        if isinstance(per_op, str | bytes | Mapping) or not isinstance(per_op, Iterable):
+            raise ValueError(f"per_op = {per_op!r}; expected a sequence of operator rows")
+        object.__setattr__(self, "per_op", tuple(_freeze(row) for row in per_op))
+        for name in _MAPPING_FIELDS:
+            object.__setattr__(self, name, _freeze(getattr(self, name)))
 
     # ---- statistics, computed from the raw samples -------------------------------------
     @property
@@ -232,18 +425,23 @@ class Measurement:
 
     # ---- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["samples_ms"] = list(self.samples_ms)
-        d["warmup_ms"] = list(self.warmup_ms)
-        d["per_op"] = list(self.per_op)
-        d["cpu_samples_ms"] = list(self.cpu_samples_ms)
+        """A plain, mutable deep copy of the record (lists and dicts; JSON-ready)."""
+        d = {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
+        for key in (*_TIME_FIELDS, "per_op"):
+            d[key] = list(d[key])
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        """Strict JSON of :meth:`to_dict` (a non-finite float in the metadata becomes null)."""
+        return json.dumps(_json_safe(self.to_dict()), sort_keys=True, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
+        """The record of ``d`` (as :meth:`to_dict` writes it); ``d`` is copied, never shared.
+
+        Raises ValueError for a record version newer than this latbench, or a raw time that is
+        not a finite number >= 0 (naming the field and the position).
+        """
         version = int(d.get("record_version", 1))
         if version > RECORD_VERSION:
             raise ValueError(
@@ -251,13 +449,8 @@ class Measurement:
                 f"({RECORD_VERSION}); upgrade latbench"
             )
         known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        for key in ("samples_ms", "warmup_ms", "cpu_samples_ms"):
-            if key in kw:
-                kw[key] = tuple(float(x) for x in kw[key])
-        if "per_op" in kw:
-            kw["per_op"] = tuple(kw["per_op"])
-        return cls(**kw)
+        # __post_init__ validates the times and freezes copies of every container
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
     def from_json(cls, text: str) -> Measurement:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +23,15 @@ def std(xs: Sequence[float]) -> float:
 
 
 def percentile(xs: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile ``q`` in [0, 100] (numpy's default method)."""
+    """Linear-interpolated percentile ``q`` in [0, 100] (numpy's default method).
+
+    Raises ValueError for ``q`` outside [0, 100] or not a number (NaN included), and for no
+    samples. The samples must be finite (a :class:`~latbench.profilers.record.Measurement`
+    refuses others): NaN has no place in a sorted order.
+    """
+    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 <= q <= 100:
+        shown = q if isinstance(q, numbers.Real) else repr(q)
+        raise ValueError(f"percentile q={shown}; expected 0 <= q <= 100")
     s = sorted(xs)
     if not s:
         raise ValueError("percentile of no samples")

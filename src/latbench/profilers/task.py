@@ -111,11 +111,16 @@ def _record(
     started: str,
     t0: float,
     sha: str,
+    statistic: str | None = None,
 ) -> Measurement:
     settings = dict(session.settings)
     counters: dict[str, dict[str, Any]] = {}
     per_op: tuple[dict[str, Any], ...] = ()
-    env_after = collect_env()
+    # the same shape as ``env``: the pinning (and an interleaved run's rounds) recorded again
+    extra: dict[str, Any] = {"pinned_cpus": sorted(os.sched_getaffinity(0))}
+    if "interleaved" in env:
+        extra["interleaved"] = env["interleaved"]
+    env_after = collect_env(extra)
     if spec.per_op:
         try:
             per_op = tuple(session.profile_ops(runs=max(10, min(200, result.loops * 20))))
@@ -130,7 +135,7 @@ def _record(
         status="ok",
         samples_ms=result.samples_ms,
         cpu_samples_ms=result.cpu_samples_ms,
-        statistic=_statistic(spec, {}),
+        statistic=statistic or _statistic(spec, {}),
         loops=result.loops,
         warmup_runs=len(result.warmup_ms),
         warmup_ms=result.warmup_ms,
@@ -378,15 +383,18 @@ def run_interleaved(
             )
         out = []
         for i, (spec, sess, p, sha) in enumerate(zip(specs, sessions, parts, shas, strict=True)):
-            m = _record(spec, sess, _merge(p), env, started, t0, sha)
-            harness = {**m.harness, "round_sizes": [len(x.samples_ms) for x in p]}
-            harness["rounds"] = round_info
             ref: dict[str, Any] = {}
             if reference is not None and ref_windows:
                 ref = _reference_part(
                     reference, i, every, len(groups), p[:rounds], ref_windows, window_steal
                 )
-            out.append(m.with_(harness=harness, reference=ref, statistic=_statistic(spec, ref)))
+            # the statistic is judged once, with the reference known (no false warning that
+            # 'normalized' fell back to the median)
+            chosen = _statistic(spec, ref)
+            m = _record(spec, sess, _merge(p), env, started, t0, sha, statistic=chosen)
+            harness = {**m.harness, "round_sizes": [len(x.samples_ms) for x in p]}
+            harness["rounds"] = round_info
+            out.append(m.with_(harness=harness, reference=ref, statistic=chosen))
         return out
     finally:
         for sess in sessions:
