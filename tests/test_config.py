@@ -33,6 +33,23 @@ from latbench.errors import ConfigError
         ),
         ("[devices]\npi = 3", "[devices.pi] = 3; expected dict"),
         ("[devices.pi]\nhost = 'x'", '[devices.pi] needs transport = "local", "ssh"'),
+        # an unknown transport is malformed (exit 2), not an UNAVAILABLE device
+        (
+            "[devices.x]\ntransport = 'sshh'",
+            "[devices.x] transport = 'sshh': no such device transport; expected one of: adb, "
+            "cuda, local, ssh",
+        ),
+        ('[store]\npath = ""', "store.path = ''; expected the store file's name"),
+        ('[measure]\ncpus = "abc"', "measure.cpus = 'abc'; expected a CPU list"),
+        ("[measure]\ncpus = [1.5]", "measure.cpus = [1.5]; expected a CPU list"),
+        (
+            "[devices.x]\ntransport = 'local'\ncpus = [0, 'a']",
+            "[devices.x] cpus = [0, 'a']; expected a CPU list: CPU ids >= 0",
+        ),
+        (
+            "[devices.x]\ntransport = 'ssh'\nhost = 'h'\ncpus = '3-1'",
+            "[devices.x] cpus '3-1': a range must go up (expected e.g. 1-3)",
+        ),
     ],
 )
 def test_a_broken_file_names_the_key_and_what_was_expected(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -17,7 +19,8 @@ from latbench.devices.descriptor import (
     kernel_onnx,
     reference_archs,
 )
-from latbench.errors import DatasetError
+from latbench.errors import ConfigError, DatasetError
+from latbench.profilers.harness import HarnessSettings
 
 
 @pytest.mark.parametrize("k", MICRO_KERNELS, ids=lambda k: k.name)
@@ -44,6 +47,11 @@ def test_descriptor_round_trip_and_version(tmp_path: Path) -> None:
         MICRO_KERNELS.index(next(k for k in MICRO_KERNELS if k.name == "matmul_64"))
     ] == pytest.approx(np.log(0.5))
     doc = json.loads(p.read_text())
+    assert doc["settings"] == {} and doc["threads"] is None  # not given: none recorded
+    for key, bad in (("settings", "fast"), ("threads", 1.5)):
+        p.write_text(json.dumps({**doc, key: bad}))
+        with pytest.raises(DatasetError, match="descriptor settings"):
+            Descriptor.load(p)
     doc["version"] = 99
     p.write_text(json.dumps(doc))
     with pytest.raises(DatasetError, match="version 99"):
@@ -80,6 +88,9 @@ def test_cli_devices_describe_local(tmp_path: Path, capsys) -> None:
     # a bigger matmul takes longer than a small one on any real CPU
     assert d.kernels_ms["matmul_256"] > d.kernels_ms["matmul_64"]
     assert samples.read_text().startswith("space,arch,latency_ms\nnb201,")
+    # the timing settings and the thread count the items were measured with are recorded
+    assert d.settings["max_time_s"] == 0.1 and d.settings["min_runs"] == 3 and d.threads == 1
+    assert json.loads(out.read_text())["settings"] == d.settings
 
 
 def test_cli_devices_describe_resumes_an_interrupted_run(
@@ -161,3 +172,87 @@ def test_describe_options_without_describe_are_refused(capsys: pytest.CaptureFix
     assert "--refs, --no-kernels: only `latbench devices describe NAME` reads them" in (
         capsys.readouterr().err
     )
+
+
+def test_cli_devices_describe_samples_csv_needs_space_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --space there are no reference archs to write: refused before the kernels."""
+    from latbench.devices.local import LocalDevice
+
+    calls: list[Any] = []
+    monkeypatch.setattr(LocalDevice, "measure", lambda self, model, **kw: calls.append(model))
+    out, samples = tmp_path / "d.json", tmp_path / "s.csv"
+    rc = main(["devices", "describe", "local", "-o", str(out), "--samples-csv", str(samples)])
+    err = capsys.readouterr().err
+    assert rc == 2 and calls == []
+    assert "--samples-csv" in err and "expected --space SPACE too" in err
+    assert not out.exists() and not samples.exists()
+    assert not (tmp_path / "d.json.partial").exists()
+
+
+def test_cli_devices_describe_refuses_to_resume_with_other_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial run of --max-time 0.05 is not continued with --max-time 0.2 (it would mix
+    items timed both ways): refused, the partial kept; the same settings resume it."""
+    from latbench.devices.local import LocalDevice
+
+    toml = tmp_path / "bench.toml"
+    toml.write_text(f"[store]\npath = {json.dumps(str(tmp_path / 's.db'))}\n")
+    out = tmp_path / "local.json"
+    partial = tmp_path / "local.json.partial"
+    base = ["--config", str(toml), "devices", "describe", "local", "--no-kernels"]
+    base += ["--space", "nb201", "--refs", "3", "--min-runs", "3", "-o", str(out)]
+    real = LocalDevice.measure
+    calls: list[str] = []
+    stop_at = [2]
+
+    @functools.wraps(real)  # keeps measure's signature (its threads default) visible
+    def measure(self: LocalDevice, model: Any, **kwargs: Any) -> Any:
+        calls.append(str(model))
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt
+        return real(self, model, **kwargs)
+
+    monkeypatch.setattr(LocalDevice, "measure", measure)
+    assert main([*base, "--max-time", "0.05"]) == 130
+    kept = Descriptor.load(partial)
+    assert len(kept.reference_ms) == 1 and kept.settings["max_time_s"] == 0.05
+    assert kept.threads == 1
+    capsys.readouterr()
+
+    calls.clear()
+    stop_at[0] = 0
+    assert main([*base, "--max-time", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert calls == []  # nothing measured
+    assert "max_time_s 0.05 (this run: 0.2)" in err and "would mix" in err
+    assert "--max-time 0.05" in err and f"delete {str(partial)!r}" in err
+    assert Descriptor.load(partial) == kept and not out.exists()
+    # another thread count is refused the same way (Python API)
+    from latbench.devices.descriptor import describe
+
+    with (
+        LocalDevice("local") as dev,
+        pytest.raises(ConfigError, match=r"threads 1 \(this run: 2\)"),
+    ):
+        describe(
+            dev, space="nb201", n_reference=3, kernels=(), threads=2, resume=kept,
+            settings=HarnessSettings(**kept.settings),
+        )  # fmt: skip
+    assert calls == []
+
+    # the settings it was made with: resumed, the two missing archs measured
+    assert main([*base, "--max-time", "0.05"]) == 0, capsys.readouterr().err
+    assert "resuming from" in capsys.readouterr().out and len(calls) == 2
+    d = Descriptor.load(out)
+    assert len(d.reference_ms) == 3 and d.settings == kept.settings and not partial.exists()
+
+    # a partial of an older latbench (no settings recorded) is not continued: measured anew
+    old = Descriptor(device="local", fingerprint=d.fingerprint, space="nb201")
+    old.reference_ms = dict(list(d.reference_ms.items())[:1])
+    old.save(partial)
+    calls.clear()
+    assert main([*base, "--max-time", "0.05"]) == 0
+    assert len(calls) == 3 and not partial.exists()

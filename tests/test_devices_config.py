@@ -34,6 +34,11 @@ def _device(table: dict[str, Any]) -> Any:
         ),
         ({"transport": "local", "min_runs": "ten"}, ["min_runs = 'ten'", "a number"]),
         ({"transport": "local", "max_time_s": -1}, ["max_time_s = -1", ">= 0"]),
+        # cpus: the strict parser of every transport, never int() truncation or a traceback
+        ({"transport": "local", "cpus": [1.7]}, ["device 'd'", "cpus = [1.7]", "CPU list"]),
+        ({"transport": "local", "cpus": [0, "a"]}, ["device 'd'", "cpus = [0, 'a']", ">= 0"]),
+        ({"transport": "local", "cpus": "1-0"}, ["device 'd'", "cpus '1-0'", "must go up"]),
+        ({"transport": "local", "cpus": "abc"}, ["device 'd'", "cpus = 'abc'", "'4-7'"]),
         ({"transport": "ssh", "host": "h", "type": "pi"}, ["'type'", "host", "workdir"]),
         (
             {"transport": "ssh", "host": "h", "port": "22a"},

@@ -40,7 +40,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
     )
     parser.add_argument(
-        "--config", default=None, help="bench.toml to read (default: ./bench.toml if present)"
+        "--config",
+        default=None,
+        help="bench.toml to read (default: $LATBENCH_CONFIG if set, else ./bench.toml if present)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     names = command_modules()

@@ -90,19 +90,30 @@ def _check_table(
         _check_type(path, f"{section}.{key}", value, keys[key])
 
 
+#: the environment variable naming the bench.toml to read when no ``--config`` is given
+CONFIG_ENV = "LATBENCH_CONFIG"
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read bench.toml (``path``, else ``$LATBENCH_CONFIG``, else ``./bench.toml`` if present)."""
+    """Read bench.toml (``path``, else ``$LATBENCH_CONFIG``, else ``./bench.toml`` if present).
+
+    A file named by ``path`` or ``$LATBENCH_CONFIG`` must exist; the error for a missing one
+    says when its name came from the environment variable.
+    """
+    source = ""
     if path is None:
-        env = os.environ.get("LATBENCH_CONFIG")
+        env = os.environ.get(CONFIG_ENV)
         if env:
-            path = env
+            path, source = env, f" (from ${CONFIG_ENV})"
         elif Path(DEFAULT_CONFIG_NAME).is_file():
             path = DEFAULT_CONFIG_NAME
         else:
             return Config()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist; expected a bench.toml")
+        what = "is a directory" if p.is_dir() else "does not exist"
+        hint = f" (point {CONFIG_ENV} at one, unset it, or pass --config FILE)" if source else ""
+        raise ConfigError(f"config file {str(p)!r}{source} {what}; expected a bench.toml{hint}")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -123,7 +134,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             raise ConfigError(f"{p}: unknown key measure.{key}; expected one of {known}")
         if key in ("runtime", "statistic"):
             _check_type(p, f"measure.{key}", value, str)
-        elif key != "cpus":
+        elif key == "cpus":
+            _check_cpus(p, "measure.cpus", value)
+        else:
             _check_type(p, f"measure.{key}", value, (int, float))
             if value < 0:
                 raise ConfigError(f"{p}: measure.{key} = {value!r}; expected a value >= 0")
@@ -131,6 +144,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     store = data.get("store", {})
     _check_type(p, "[store]", store, dict)
     _check_table(p, "store", store, {"path": str})
+    if "path" in store and not store["path"].strip():
+        raise ConfigError(
+            f"{p}: store.path = {store['path']!r}; expected the store file's name, such as "
+            '"latbench.db" (leave the key out for that default)'
+        )
     cfg.store.update(store)
     collect = data.get("collect", {})
     _check_type(p, "[collect]", collect, dict)
@@ -150,5 +168,33 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             raise ConfigError(
                 f'{p}: [devices.{name}] needs transport = "local", "ssh", "adb" or "cuda"'
             )
+        builtin = _check_transport(p, name, transport)
+        if builtin:  # every built-in transport reads cpus the same way; plugins their own way
+            _check_cpus(p, f"[devices.{name}] cpus", table.get("cpus"))
         cfg.devices[name] = dict(table)
     return cfg
+
+
+def _check_cpus(path: Path, key: str, value: Any) -> None:
+    """A ``cpus`` value of ``[measure]`` or a device table: CPU ids >= 0, lists or ranges."""
+    from latbench.devices._config import parse_cpu_list
+
+    parse_cpu_list(value, where=str(path), key=key)
+
+
+def _check_transport(path: Path, name: str, transport: str) -> bool:
+    """Refuse a ``transport`` no adapter serves (built in or a plugin of the entry-point group
+    ``latbench.devices``); True for a built-in one."""
+    # imported here: latbench.devices imports this module
+    from latbench.devices import ADAPTER_MODULES
+    from latbench.devices.base import DEVICES
+
+    if transport in ADAPTER_MODULES:
+        return True
+    if transport in DEVICES:  # a plugin (loads the entry points, only for an unknown name)
+        return False
+    known = ", ".join(sorted(set(ADAPTER_MODULES) | set(DEVICES.names())))
+    raise ConfigError(
+        f"{path}: [devices.{name}] transport = {transport!r}: no such device transport; "
+        f"expected one of: {known}"
+    )

@@ -6,6 +6,9 @@ fixed reference architectures. It is stored as ``<store dir>/descriptors/DEV.jso
 ``--samples-csv`` also writes the reference latencies as few-shot samples for ``latbench adapt``.
 Each item is printed as it completes, with the time left; the descriptor so far is kept in
 ``DEV.json.partial`` beside it, so that an interrupted run started again measures only the rest.
+The descriptor records the timing settings and thread count its items were measured with; a
+partial one of other settings (``--max-time``, ``--min-runs``, the bench.toml harness keys) is
+refused rather than mixed with this run's items: rerun with its settings or delete it.
 Kernels and reference architectures are written in the device's own format (TFLite for an adb
 phone or a LiteRT board). An item whose connection dropped is tried again after the device
 reconnects; when the device still fails, the partial file is kept and the command exits 1.
@@ -49,7 +52,11 @@ def add_describe_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             "--max-time", type=float, default=None, help="describe: harness max seconds"
         ),
         g.add_argument("-o", "--output", default=None, help="describe: descriptor file (.json)"),
-        g.add_argument("--samples-csv", default=None, help="describe: write reference samples CSV"),
+        g.add_argument(
+            "--samples-csv",
+            default=None,
+            help="describe: write reference samples CSV (needs --space)",
+        ),
     ]
 
 
@@ -64,11 +71,19 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
         identity,
         reference_archs,
         resumable,
+        settings_conflict,
     )
 
     if len(names) != 1:
         raise ConfigError(f"devices describe takes one device name; got {names or 'none'}")
     name = names[0]
+    if args.samples_csv and not args.space:
+        # refused before measuring: the CSV holds the reference archs' latencies, which only
+        # --space measures (the kernels alone take minutes on a phone)
+        raise ConfigError(
+            f"--samples-csv {args.samples_csv!r} writes the latencies of a space's reference "
+            "architectures; expected --space SPACE too (e.g. --space nb201)"
+        )
     cfg = load_config(args.config)
     settings = harness_settings(
         args, cfg.measure_for(name), max_time_caps_min=True, sources=measure_sources(cfg, name)
@@ -89,10 +104,15 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     items += reference_archs(args.space, args.refs) if args.space else []
 
     with get_device(name, cfg) as dev:
-        why = resumable(resume, identity(dev, space=args.space)) if resume is not None else ""
+        fresh = identity(dev, space=args.space, settings=settings)
+        why = resumable(resume, fresh) if resume is not None else ""
         if resume is not None and why:
             log.warning("not resuming from %s: %s; starting over", partial_path, why)
             resume = None
+        if resume is not None:
+            conflict = settings_conflict(resume, fresh)
+            if conflict:
+                raise ConfigError(_conflict_message(name, partial_path, resume, fresh, conflict))
         held = {*resume.kernels_ms, *resume.reference_ms} if resume is not None else set()
         todo = len([i for i in items if i not in held])
         bar = ItemProgress(todo, enabled=not args.json)
@@ -139,3 +159,26 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
             f"{len(desc.reference_ms)} reference archs, {len(desc.failed)} failed -> {path}"
         )
     return 1 if desc.failed and not (desc.kernels_ms or desc.reference_ms) else 0
+
+
+#: the describe options that set a harness setting
+_SETTING_OPTIONS = {"min_runs": "--min-runs", "max_time_s": "--max-time"}
+
+
+def _conflict_message(
+    name: str, partial_path: Path, partial: Any, fresh: Any, conflict: str
+) -> str:
+    """A partial descriptor measured with other timing settings: refused, never mixed."""
+    held = len(partial.kernels_ms) + len(partial.reference_ms)
+    options = [
+        f"{option} {partial.settings[key]!r}"
+        for key, option in _SETTING_OPTIONS.items()
+        if key in partial.settings and partial.settings[key] != fresh.settings.get(key)
+    ]
+    same = f" ({' '.join(options)})" if options else ""
+    return (
+        f"devices describe {name}: the partial descriptor {str(partial_path)!r} ({held} items) "
+        f"was measured with {conflict}; continuing it would mix items timed both ways. "
+        f"Expected the settings it was made with{same}, or delete {str(partial_path)!r} to "
+        "start over"
+    )

@@ -61,6 +61,18 @@ def get_device(name: str, config: Config | None = None) -> Device:
     cfg = config or Config()
     table = cfg.device(name)
     kind = table.get("transport")
+    where = f" in {cfg.path}" if cfg.path else ""
     if not isinstance(kind, str):
-        raise ConfigError(f"device {name!r} has no transport; expected local, ssh, adb or cuda")
-    return adapter_class(kind)(name, table)
+        raise ConfigError(
+            f"device {name!r}{where} has no transport; expected local, ssh, adb or cuda"
+        )
+    try:
+        cls = adapter_class(kind)
+    except UnknownNameError as exc:  # a Config built in Python (load_config checks its file's)
+        raise UnknownNameError(f"device {name!r}{where}: {exc}") from None
+    if "cpus" not in table and cfg.measure.get("cpus") is not None:
+        # [measure] cpus is every device's default, as its harness keys are (the table's own
+        # cpus go over it): collect, describe, adapt --device and search --verify pin as
+        # measure does
+        table = {**table, "cpus": cfg.measure["cpus"]}
+    return cls(name, table)

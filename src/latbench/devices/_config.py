@@ -92,17 +92,35 @@ def text(
     return value
 
 
-def parse_cpu_list(value: Any, *, where: str) -> list[int] | None:
+#: what a ``cpus`` value may be, in the messages that refuse one
+CPU_LIST_FORM = (
+    "a CPU list: CPU ids >= 0 as an integer (3), a list of integers ([2, 3]) or a string of "
+    "ids and LOW-HIGH ranges ('4-7', '2,3', '0-1,4')"
+)
+
+
+#: the largest CPU id a ``cpus`` value may name (Linux supports at most 8192 CPUs; a larger one
+#: is a typo, and a range up to it would be a set of millions)
+MAX_CPU_ID = 65535
+
+
+def _is_cpu_id(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def parse_cpu_list(value: Any, *, where: str, key: str = "cpus") -> list[int] | None:
     """``"4-7"``, ``"2,3"``, ``"0-1,4"``, ``3`` or ``[2, 3]`` -> sorted CPU ids; None/"" -> None.
 
-    A reversed range (``"7-4"``), an open one (``"4-"``) or a negative id is refused, naming
-    ``where`` (the device).
+    A list holds integers (or strings of the same form as above); a float (``1.7``), a bool, a
+    negative id, a reversed range (``"7-4"``) or an open one (``"4-"``) is refused with a
+    :class:`~latbench.errors.ConfigError` naming ``where`` (the device, or the file and table)
+    and ``key``.
     """
     if value is None or value == "" or value == []:
         return None
-    want = "a CPU list like '4-7', '2,3' or [2, 3]"
+    bad = f"{where}: {key} = {value!r}; expected {CPU_LIST_FORM}"
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: cpus = {value!r}; expected {want}")
+        raise ConfigError(bad)
     if isinstance(value, int):
         items: list[Any] = [value]
     elif isinstance(value, list | tuple):
@@ -110,21 +128,26 @@ def parse_cpu_list(value: Any, *, where: str) -> list[int] | None:
     elif isinstance(value, str):
         items = value.replace(" ", "").split(",")
     else:
-        raise ConfigError(f"{where}: cpus = {value!r}; expected {want}")
+        raise ConfigError(bad)
     ids: set[int] = set()
     for part in items:
         if isinstance(part, bool) or not isinstance(part, int | str):
-            raise ConfigError(f"{where}: cpus = {value!r}; expected {want}")
+            raise ConfigError(bad)
         text_part = str(part).strip()
         lo_s, sep, hi_s = text_part.partition("-")
-        if not lo_s.isdigit() or (sep and not hi_s.isdigit()):
-            raise ConfigError(f"{where}: cpus = {value!r}; expected {want}")
+        if not _is_cpu_id(lo_s) or (sep and not _is_cpu_id(hi_s)):
+            raise ConfigError(bad)
         lo = int(lo_s)
         hi = int(hi_s) if sep else lo
+        if max(lo, hi) > MAX_CPU_ID:
+            raise ConfigError(
+                f"{where}: {key} = {value!r}: CPU {max(lo, hi)} is beyond any machine's; "
+                f"expected CPU ids in [0, {MAX_CPU_ID}]"
+            )
         if hi < lo:
             raise ConfigError(
-                f"{where}: cpus = {value!r}: the range {text_part!r} is reversed (an empty set); "
-                f"expected LOW-HIGH such as '{hi}-{lo}'"
+                f"{where}: {key} {value!r}: a range must go up (expected e.g. {hi}-{lo}); the "
+                f"range {text_part!r} is reversed (an empty set)"
             )
         ids.update(range(lo, hi + 1))
     return sorted(ids)

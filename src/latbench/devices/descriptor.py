@@ -18,6 +18,7 @@ the measurement store (``<store dir>/descriptors/<device>.json``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -25,14 +26,22 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from latbench.errors import DatasetError, MeasurementError
+from latbench.errors import ConfigError, DatasetError, MeasurementError
 from latbench.profilers.harness import HarnessSettings
 
 log = logging.getLogger(__name__)
 
 DESCRIPTOR_VERSION = 1
+
+#: harness settings that do not change a descriptor's numbers (the per-model timeout; the
+#: statistic of ``latency_ms``, while a descriptor keeps each item's median): a partial run
+#: measured with other values of these is resumed all the same
+SETTINGS_NOT_COMPARED = frozenset({"timeout_s", "statistic"})
+
+#: ``describe(threads=DEVICE_THREADS)``: the thread count the device's ``measure`` defaults to
+DEVICE_THREADS: Literal["device"] = "device"
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,11 @@ class Descriptor:
     # items not measured because the device's link or setup failed (not the item's fault): a
     # descriptor with any is incomplete, and a rerun resuming its partial file measures them
     unfinished: list[str] = field(default_factory=list)
+    # the timing-harness settings every item was measured with (HarnessSettings.to_dict();
+    # empty in a descriptor of an older latbench) and the intra-op thread count (None: the
+    # device's own choice)
+    settings: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
 
     def vector(self) -> list[float]:
         """The MAPLE vector: log-latency of each micro-kernel in :data:`MICRO_KERNELS` order."""
@@ -231,6 +245,14 @@ class Descriptor:
         if not isinstance(v, int) or v > DESCRIPTOR_VERSION:
             raise DatasetError(
                 f"descriptor version {v!r}; this latbench reads versions 1..{DESCRIPTOR_VERSION}"
+            )
+        settings, threads = doc.get("settings", {}), doc.get("threads")
+        if not isinstance(settings, dict) or not (
+            threads is None or (isinstance(threads, int) and not isinstance(threads, bool))
+        ):
+            raise DatasetError(
+                f"descriptor settings = {settings!r}, threads = {threads!r}; expected an object "
+                "of timing settings and an integer (or null)"
             )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: val for k, val in doc.items() if k in known})
@@ -283,6 +305,7 @@ def describe(
     kernels: Sequence[MicroKernel] = MICRO_KERNELS,
     settings: HarnessSettings | None = None,
     runtime: str | None = None,
+    threads: int | Literal["device"] | None = DEVICE_THREADS,
     counters: bool = True,
     seed: int = 0,
     progress: Callable[[str, float | None], None] | None = None,
@@ -293,7 +316,10 @@ def describe(
 
     ``device`` is a :class:`latbench.devices.Device`; ``runtime`` defaults to the device's own
     (:func:`device_runtime`: LiteRT on an adb phone, whose kernels and architectures are then
-    written as TFLite). A kernel or architecture whose measurement fails is recorded in
+    written as TFLite). ``settings`` (default: the device table's harness settings, as
+    ``Device.measure`` uses them) and ``threads`` (default :data:`DEVICE_THREADS`: what the
+    device's ``measure`` defaults to, 1 on local, ssh and adb devices) are recorded in the
+    descriptor. A kernel or architecture whose measurement fails is recorded in
     ``failed`` with its error and the rest goes on. A failure of the device's link (kind
     ``"transport"``) is tried once more after the device reconnects; one that persists, or a
     fault of the device's setup (kind ``"device"``, which also stops the run), leaves the item
@@ -302,8 +328,10 @@ def describe(
     failed). ``checkpoint(descriptor)`` is called with the descriptor so far after each item,
     and ``resume`` (the partial descriptor an interrupted run checkpointed) supplies the items
     it already holds, so that only the rest is measured; its failed items are tried again. A
-    partial descriptor of another device, fingerprint, runtime or space (:func:`resumable`) is
-    ignored with a warning.
+    partial descriptor of another device, fingerprint, runtime or space, or one that records no
+    settings (:func:`resumable`), is ignored with a warning; one measured with other timing
+    settings or another thread count (:func:`settings_conflict`) is refused with a
+    :class:`~latbench.errors.ConfigError`, as continuing it would mix items measured both ways.
     """
     from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind
 
@@ -319,12 +347,20 @@ def describe(
         info = dict(device.describe())
     except (OSError, MeasurementError) as exc:  # a descriptor without device info is still useful
         log.warning("describe() of %s failed: %s", getattr(device, "name", device), exc)
-    desc = identity(device, runtime, space)
+    settings = device_settings(device, settings)
+    desc = identity(device, runtime, space, settings=settings, threads=threads)
     desc.device_info = info
+    run_kwargs: dict[str, Any] = {} if threads == DEVICE_THREADS else {"threads": threads}
     why = resumable(resume, desc) if resume is not None else "no partial run"
     if resume is not None and why:
         log.warning("not resuming the descriptor of %s: %s; starting over", desc.device, why)
     if resume is not None and not why:
+        conflict = settings_conflict(resume, desc)
+        if conflict:
+            raise ConfigError(
+                f"the partial descriptor of {desc.device} was measured with {conflict}; "
+                "expected the same settings (or no partial descriptor, to start over)"
+            )
         wanted = {k.name for k in kernels}
         desc.kernels_ms = {k: v for k, v in resume.kernels_ms.items() if k in wanted}
         desc.kernel_counters = {
@@ -349,10 +385,10 @@ def describe(
             desc.unfinished.append(item)
             done(item, None)
             return None
-        m = device.measure(model, runtime=runtime, settings=settings, **kwargs)
+        m = device.measure(model, runtime=runtime, settings=settings, **run_kwargs, **kwargs)
         if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
             log.info("%s: retrying %s after: %s", desc.device, item, m.error)
-            m = device.measure(model, runtime=runtime, settings=settings, **kwargs)
+            m = device.measure(model, runtime=runtime, settings=settings, **run_kwargs, **kwargs)
         if m.ok:
             desc.failed.pop(item, None)
             return m
@@ -393,22 +429,76 @@ def describe(
     return desc
 
 
-def identity(device: Any, runtime: str | None = None, space: str | None = None) -> Descriptor:
-    """An empty descriptor of ``device``: what a partial one must match to be resumed
-    (``runtime`` defaults to the device's own, :func:`device_runtime`)."""
+def device_threads(device: Any) -> int | None:
+    """The thread count ``device.measure`` uses when given none (1 on local, ssh and adb
+    devices; None, the device's own choice, on cuda or when its ``measure`` says nothing)."""
+    try:
+        param = inspect.signature(device.measure).parameters.get("threads")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    default = param.default
+    return int(default) if isinstance(default, int) and not isinstance(default, bool) else None
+
+
+def device_settings(device: Any, settings: HarnessSettings | None = None) -> HarnessSettings:
+    """``settings``, else the harness settings of ``device``'s bench.toml table (what
+    ``Device.measure`` given no settings uses)."""
+    if settings is not None:
+        return settings
+    try:
+        return HarnessSettings.from_mapping(getattr(device, "config", None) or {})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"device {getattr(device, 'name', device)!r}: {exc}") from None
+
+
+def identity(
+    device: Any,
+    runtime: str | None = None,
+    space: str | None = None,
+    *,
+    settings: HarnessSettings | None = None,
+    threads: int | Literal["device"] | None = DEVICE_THREADS,
+) -> Descriptor:
+    """An empty descriptor of ``device``: what a partial one must match to be resumed.
+
+    ``runtime`` defaults to the device's own (:func:`device_runtime`), ``settings`` to the
+    device table's (:func:`device_settings`), ``threads`` to the device's (:func:`device_threads`).
+    """
     return Descriptor(
         device=str(getattr(device, "name", "device")),
         fingerprint=str(device.fingerprint()) if hasattr(device, "fingerprint") else "",
         runtime=runtime or device_runtime(device),
         space=space,
+        settings=device_settings(device, settings).to_dict(),
+        threads=device_threads(device) if threads == DEVICE_THREADS else threads,
     )
 
 
 def resumable(partial: Descriptor, fresh: Descriptor) -> str:
     """Why ``partial`` cannot be continued as ``fresh`` (same device, fingerprint, runtime and
-    space), or ``""`` when it can."""
+    space, and timing settings recorded), or ``""`` when it can -- provided the settings match
+    (:func:`settings_conflict`)."""
     for what in ("device", "fingerprint", "runtime", "space"):
         old, new = getattr(partial, what), getattr(fresh, what)
         if old != new:
             return f"the partial run has {what} {old!r}; this run {new!r}"
+    if not partial.settings:
+        return "the partial run does not record its timing settings (an older latbench wrote it)"
     return ""
+
+
+def settings_conflict(partial: Descriptor, fresh: Descriptor) -> str:
+    """How the timing settings and thread count of ``partial`` differ from ``fresh``'s, as
+    ``"max_time_s 0.1 (this run: 5.0), ..."``; ``""`` when they match. The settings of
+    :data:`SETTINGS_NOT_COMPARED` do not count."""
+    keys = (set(partial.settings) | set(fresh.settings)) - SETTINGS_NOT_COMPARED
+    diffs = [
+        f"{key} {partial.settings.get(key)!r} (this run: {fresh.settings.get(key)!r})"
+        for key in sorted(keys)
+        if partial.settings.get(key) != fresh.settings.get(key)
+    ]
+    if partial.threads != fresh.threads:
+        diffs.append(f"threads {partial.threads!r} (this run: {fresh.threads!r})")
+    return ", ".join(diffs)

@@ -6,9 +6,9 @@ models); the "parser" is trivial, as the worker returns the
 comes back as a failed record and the next model gets a fresh worker.
 
 bench.toml keys (``[devices.NAME]`` with ``transport = "local"``, all optional): ``cpus``
-(``"1"``, ``"0-3"``, ``"0,2"`` or a list; default: the last ``threads`` CPUs this process may
-use), ``timeout_s``, ``memory_limit_mb``, ``reference_cache`` (the JSON file of reference
-calibrations; default ``$LATBENCH_CACHE_DIR`` or ``~/.cache/latbench``).
+(``"1"``, ``"0-3"``, ``"0,2"`` or a list of integers; default: the last ``threads`` CPUs this
+process may use), ``timeout_s``, ``memory_limit_mb``, ``reference_cache`` (the JSON file of
+reference calibrations; default ``$LATBENCH_CACHE_DIR`` or ``~/.cache/latbench``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from latbench.devices._config import number
+from latbench.devices._config import number, parse_cpu_list
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.errors import ConfigError, MeasurementError, ModelError
 from latbench.profilers.env import collect_env, hardware_identity
@@ -60,37 +60,14 @@ log = logging.getLogger(__name__)
 DEFAULT_ROUNDS = 10
 
 
-def parse_cpus(value: Any) -> list[int] | None:
-    """``"0-3"``, ``"1,3"``, ``3`` or ``[1, 3]`` -> sorted CPU list; None/"" -> None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list | tuple):
-        return sorted({int(v) for v in value})
-    if isinstance(value, str):
-        cpus: set[int] = set()
-        try:
-            for part in value.split(","):
-                if "-" in part:
-                    lo, hi = (int(x) for x in part.split("-", 1))
-                    if hi < lo:
-                        raise ConfigError(
-                            f"cpus {value!r}: a range must go up (expected e.g. {hi}-{lo})"
-                        )
-                    cpus.update(range(lo, hi + 1))
-                else:
-                    cpus.add(int(part))
-        except ValueError as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(
-                f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'"
-            ) from None
-        if any(c < 0 for c in cpus):
-            raise ConfigError(f"cpus = {value!r}; expected CPU numbers >= 0")
-        return sorted(cpus)
-    raise ConfigError(f"cpus = {value!r}; expected a CPU list like '1', '0-3' or '0,2'")
+def parse_cpus(value: Any, *, where: str = "local device", key: str = "cpus") -> list[int] | None:
+    """``"0-3"``, ``"1,3"``, ``3`` or ``[1, 3]`` -> sorted CPU list; None/"" -> None.
+
+    The parser of every transport (:func:`latbench.devices._config.parse_cpu_list`): a
+    non-integer id (``[0, "a"]``, ``[1.7]``), a negative one or a reversed range (``"1-0"``) is
+    a :class:`~latbench.errors.ConfigError` naming ``where`` and ``key``, never truncated.
+    """
+    return parse_cpu_list(value, where=where, key=key)
 
 
 @DEVICES.register("local")
@@ -102,7 +79,7 @@ class LocalDevice(Device):
 
     def __init__(self, name: str = "local", config: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, config)
-        self.cpus = parse_cpus(self.config.get("cpus"))
+        self.cpus = parse_cpus(self.config.get("cpus"), where=f"device {name!r}")
         allowed = set(os.sched_getaffinity(0))
         if self.cpus and not set(self.cpus) <= allowed:
             raise ConfigError(
