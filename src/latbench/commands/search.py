@@ -9,25 +9,34 @@ Each ``--predictor`` is one device with its own ``--budget-ms`` (same order). ``
 on a small batch of scikit-learn digits, cached), or a CSV file ``arch,accuracy``. Writes
 ``result.json`` (Pareto front, returned architectures, configuration, seed, history) and
 ``result.png`` (the Pareto plot). ``--verify N`` measures the N best on ``--verify-device``
-(default ``local``: this machine) and reports predicted vs measured latency and whether each met
-the first predictor's budget.
+(default ``local``: this machine), exported for ``--verify-runtime`` (default: the device's), and
+reports predicted vs measured latency and whether each met the first predictor's budget. The
+verification options are checked before the search starts, and the result is written before the
+verification runs: a verification that fails leaves the search's result.json in place.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import logging
 import math
 import os
+import shlex
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from latbench._csvfile import Reader, open_csv
 from latbench._validate import out_of_range
 from latbench.commands._json import dumps
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, LatbenchError, UnknownNameError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PROXY_RESOLUTION = {"nb201": 32, "fbnet": 64}
 
@@ -127,9 +136,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=10, help="architectures returned (default 10)")
     p.add_argument("--verify", type=int, default=0, metavar="N", help="measure the N best")
-    p.add_argument("--verify-device", default="local", help="device of --verify")
-    p.add_argument("--verify-runtime", default="onnxruntime")
-    p.add_argument("--verify-threads", type=int, default=1)
+    p.add_argument(
+        "--verify-device",
+        default="local",
+        help="device of --verify (local: this machine; or any device of bench.toml)",
+    )
+    p.add_argument(
+        "--verify-runtime",
+        default=None,
+        help="runtime of --verify, whose format the candidates are exported in (default: the "
+        "device's own, e.g. litert on an adb phone, else bench.toml [measure] runtime, else "
+        "onnxruntime)",
+    )
+    p.add_argument("--verify-threads", type=int, default=1, help="runtime threads of --verify")
     p.add_argument("--verify-min-time", type=float, default=0.5, help="seconds per model")
     p.add_argument("-o", "--output", required=True, help="result JSON")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -159,7 +178,10 @@ def _objective(args: argparse.Namespace, space: Any, stats: Any) -> Any:
     return objectives.make_objective(obj, space, stats=stats)
 
 
-def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
+def _constraints(
+    args: argparse.Namespace, space: Any, stats: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """The constraints of the search, and the predictors (``{label: predictor}``) loaded."""
     from latbench.commands.predictor import resolve_device
     from latbench.commands.rank import load_predictors
     from latbench.nas import objectives
@@ -230,7 +252,7 @@ def _constraints(args: argparse.Namespace, space: Any, stats: Any) -> list[Any]:
     ):
         if value is not None:
             out.append(objectives.metric_constraint(metric, value * scale, stats))
-    return out + trust
+    return out + trust, preds
 
 
 def _read_measured(path: str, space: Any) -> tuple[list[str], list[float]]:
@@ -272,48 +294,170 @@ def _read_measured(path: str, space: Any) -> tuple[list[str], list[float]]:
     return archs, lat
 
 
-def _verify(
-    args: argparse.Namespace, space: Any, result: Any, constraints: list[Any]
-) -> list[dict[str, Any]]:
-    """Measure the best ``args.verify`` architectures; predicted vs measured per candidate."""
+#: the model format the candidates are exported in for each runtime (as collection emits them)
+VERIFY_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "torch": "torch"}
+#: the runtimes a device kind can run, where it cannot run them all
+KIND_RUNTIMES = {"adb": ("litert",), "cuda": ("torch", "onnxruntime")}
+#: device kinds that measure in this process's machine (a torch model may be a module factory);
+#: the others are handed model files
+IN_PROCESS_KINDS = ("local", "cuda")
+
+
+def _reraised(exc: LatbenchError, message: str) -> LatbenchError:
+    """``exc``'s kind (and exit code) with another message."""
+    try:
+        new = type(exc)(message)
+    except TypeError:  # an error class with another signature
+        new = LatbenchError(message)
+        new.exit_code = exc.exit_code
+    return new
+
+
+@dataclass
+class VerifyPlan:
+    """What ``--verify`` measures on, checked before the search: the open device, the runtime,
+    the exported format and the harness settings."""
+
+    device: Any
+    runtime: str
+    fmt: str
+    settings: Any
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "device": self.device.name,
+            "runtime": self.runtime,
+            "format": self.fmt,
+            "settings": self.settings.to_dict(),
+        }
+
+
+def _verify_plan(args: argparse.Namespace, stack: contextlib.ExitStack) -> VerifyPlan:
+    """Check every ``--verify-*`` option and open the device, before any search work.
+
+    The runtime is ``--verify-runtime``, else the device table's (an adb phone: litert), else
+    bench.toml's ``[measure] runtime``, else the device's default, else onnxruntime (as
+    ``latbench measure`` picks it); the candidates are exported in its format.
+    """
+    from latbench._validate import out_of_range
+    from latbench.commands.measure import _measure_defaults
     from latbench.config import load_config
     from latbench.devices import get_device
     from latbench.profilers.harness import HarnessSettings
+    from latbench.profilers.runtimes import RUNTIMES
+
+    bad = out_of_range(
+        [
+            ("--verify-threads", args.verify_threads, {"integer": True, "low": 1}),
+            ("--verify-min-time", args.verify_min_time, {"positive": True}),
+        ]
+    )
+    if bad is not None:
+        raise ConfigError(bad[1])
+    name = args.verify_device
+    cfg = load_config(args.config)
+    try:
+        cfg.device(name)
+    except ConfigError as exc:
+        raise ConfigError(f"--verify-device: {exc}") from None
+    given = args.verify_runtime
+    if given is not None:
+        try:
+            RUNTIMES.get(given)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"--verify-runtime: {exc}") from None
+    try:
+        settings = HarnessSettings.from_mapping(
+            {
+                **cfg.measure_for(name),
+                "min_time_s": args.verify_min_time,
+                "max_time_s": max(args.verify_min_time * 4, 2.0),
+                "warmup_runs": 5,
+            }
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--verify-device {name!r}: {exc}") from None
+    own = _measure_defaults(cfg)  # a bad [measure] runtime: named by its file and key
+    try:
+        device = stack.enter_context(get_device(name, cfg))
+    except LatbenchError as exc:
+        raise _reraised(exc, f"--verify-device {name!r}: {exc}") from None
+    runtime = str(
+        given
+        or getattr(device, "table_runtime", None)
+        or own.get("runtime")
+        or getattr(device, "default_runtime", None)
+        or "onnxruntime"
+    )
+    where = f"--verify-runtime {runtime}" if given else f"the runtime {runtime!r} of {name!r}"
+    fmt = VERIFY_FORMATS.get(runtime)
+    if fmt is None:
+        raise UnknownNameError(
+            f"{where}: latbench cannot export architectures for it; expected one of "
+            + ", ".join(sorted(VERIFY_FORMATS))
+        )
+    kind = str(getattr(device, "kind", ""))
+    allowed = KIND_RUNTIMES.get(kind)
+    if allowed is not None and runtime not in allowed:
+        raise ConfigError(
+            f"{where}: device {name!r} ({kind}) runs {' or '.join(allowed)}; expected "
+            f"--verify-runtime {allowed[0]} (or no --verify-runtime: the device's own)"
+        )
+    if kind == "local":
+        try:
+            RUNTIMES.get(runtime).package_version()  # not installed: names the extra
+        except LatbenchError as exc:
+            raise _reraised(exc, f"{where}: {exc}") from None
+    return VerifyPlan(device=device, runtime=runtime, fmt=fmt, settings=settings)
+
+
+def _emit(space: Any, arch: str, plan: VerifyPlan, directory: str, i: int) -> Any:
+    """Candidate ``arch`` as a model ``plan.runtime`` measures: a file of its format, or (torch
+    on a device of this machine) a module factory."""
     from latbench.spaces import export
 
+    graph = space.build(arch, batch=1)
+    if plan.fmt == "torch" and getattr(plan.device, "kind", "") in IN_PROCESS_KINDS:
+        from latbench.spaces.emit_torch import torch_factory
+
+        return torch_factory(graph, 0)
+    suffix = {"onnx": ".onnx", "tflite": ".tflite", "torch": ".pt2"}[plan.fmt]
+    return str(export(graph, plan.fmt, os.path.join(directory, f"cand{i}{suffix}"), seed=0))
+
+
+def _verify(
+    args: argparse.Namespace,
+    plan: VerifyPlan,
+    space: Any,
+    result: Any,
+    constraints: list[Any],
+    rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Measure the best ``args.verify`` architectures; predicted vs measured per candidate,
+    appended to ``rows`` as each is measured (what was measured survives an error)."""
     lat = next((c for c in constraints if c.kind == "latency"), None)
-    cfg = load_config(args.config)
-    settings = HarnessSettings.from_mapping(
-        {
-            **cfg.measure_for(args.verify_device),
-            "min_time_s": args.verify_min_time,
-            "max_time_s": max(args.verify_min_time * 4, 2.0),
-            "warmup_runs": 5,
-        }
-    )
-    rows = []
     picks = result.best[: args.verify]
-    with (
-        tempfile.TemporaryDirectory(prefix="latbench-verify-") as tmp,
-        get_device(args.verify_device, cfg) as device,
-    ):
+    with tempfile.TemporaryDirectory(prefix="latbench-verify-") as tmp:
         for i, cand in enumerate(picks):
-            graph = space.build(cand.arch)
-            path = export(graph, "onnx", os.path.join(tmp, f"cand{i}.onnx"), seed=0)
-            m = device.measure(
-                str(path),
-                runtime=args.verify_runtime,
+            model = _emit(space, cand.arch, plan, tmp, i)
+            m = plan.device.measure(
+                model,
+                runtime=plan.runtime,
                 threads=args.verify_threads,
-                settings=settings,
+                settings=plan.settings,
             )
-            row: dict[str, Any] = {"arch": cand.arch, "device": args.verify_device}
+            row: dict[str, Any] = {
+                "arch": cand.arch,
+                "device": plan.device.name,
+                "runtime": plan.runtime,
+            }
             row["status"] = m.status
             if lat is not None:
                 budget = float(lat.info.get("budget_ms", lat.limit))
                 pred = cand.values[lat.name]
                 k = float(lat.info.get("sigmas", 0.0))
                 std = cand.std.get(lat.name)
-                if k > 0 and std is not None:
+                if lat.info.get("sigmas_applied") and k > 0 and std is not None:
                     # the constraint checked mean + k * std; the prediction is the mean
                     row["checked_ms"] = pred
                     pred = pred - k * std
@@ -335,6 +479,81 @@ def _verify(
                     file=sys.stderr,
                 )
     return rows
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``latbench search`` command line of ``args``, shell-quoted (:func:`shlex.join`), that
+    parses back to the same options: every option that differs from its default, by its long
+    name, as ``--option=value`` (a value that starts with ``-`` or holds spaces or quotes, such
+    as ``--strategy-params``' JSON, stays one word)."""
+    from latbench.cli import build_parser
+
+    top = build_parser("search")
+    words = ["latbench"]
+    sub: argparse.ArgumentParser | None = None
+    for parser in (top, None):
+        if parser is None:
+            if sub is None:
+                break
+            words.append("search")
+            parser = sub
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get("search")
+                continue
+            if not action.option_strings or isinstance(
+                action, argparse._HelpAction | argparse._VersionAction
+            ):
+                continue
+            value: Any = getattr(args, action.dest, None)
+            if value == action.default or (value in (None, []) and not action.default):
+                continue
+            flag = next((o for o in action.option_strings if o.startswith("--")), None)
+            flag = flag or action.option_strings[0]
+            if isinstance(action, argparse._StoreTrueAction):
+                words.append(flag)
+            elif isinstance(action, argparse._CountAction):
+                words.extend([flag] * int(value))
+            elif isinstance(action, argparse._AppendAction):
+                words.extend(f"{flag}={v}" for v in value)
+            else:
+                words.append(f"{flag}={value}")
+    return shlex.join(words)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def predictor_records(paths: list[str], preds: dict[str, Any]) -> list[dict[str, Any]]:
+    """What identifies each ``--predictor`` file later: the path as given, its absolute path,
+    the sha256 of its bytes, the label its constraint is named after, the model and its
+    devices."""
+    out = []
+    for path, (label, p) in zip(paths, preds.items(), strict=True):
+        out.append(
+            {
+                "label": label,
+                "path": path,
+                "abs_path": str(Path(path).resolve()),
+                "sha256": _sha256(path),
+                "model": getattr(p, "name", type(p).__name__),
+                "devices": [str(d) for d in getattr(p, "devices_", None) or []],
+            }
+        )
+    return out
+
+
+def _write(out: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``out`` through a temporary file, so an interrupted write never leaves a
+    truncated result."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(dumps(doc, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
 
 
 def _report(result: Any, verification: list[dict[str, Any]], out: Path, png: Path | None) -> str:
@@ -375,6 +594,7 @@ def run(args: argparse.Namespace) -> int:
     from latbench.nas.plots import plot_pareto
     from latbench.spaces import get_space
 
+    command = command_line(args)  # before anything below fills in a default (--space)
     if args.evaluations < 1:
         raise ConfigError(f"--evaluations {args.evaluations}; expected >= 1")
     if not args.no_plot and Path(args.output).suffix.lower() == ".png":
@@ -401,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.predictor[0]} names no search space; pass --space SPACE")
     space = get_space(args.space)
     stats = objectives.GraphStats(space)
-    constraints = _constraints(args, space, stats)
+    constraints, preds = _constraints(args, space, stats)
     objective = _objective(args, space, stats)
     params: dict[str, Any] = {}
     if args.strategy_params:
@@ -416,30 +636,71 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--table-only works with --strategy exhaustive or random")
         params["candidates"] = sorted(objective.table)
     strat = strategies.create_strategy(args.strategy, **params)
-    result = search.run_search(
-        space,
-        objective,
-        constraints,
-        strat,
-        evaluations=args.evaluations,
-        seed=args.seed,
-        top=args.top,
-        progress=not args.quiet,
-    )
-    verification = _verify(args, space, result, constraints) if args.verify else []
-    doc = result.to_dict(history=not args.no_history)
-    doc["strategy"]["params"] = {
-        k: v for k, v in doc["strategy"]["params"].items() if k != "candidates"
-    }
-    doc["command"] = " ".join(["latbench", *sys.argv[1:]]) if sys.argv else "latbench search"
-    doc["predictors"] = list(args.predictor)
-    if verification:
-        doc["verification"] = verification
-        doc["verification_met"] = sum(1 for r in verification if r.get("met_budget"))
-    out = Path(args.output)
-    out.write_text(dumps(doc, indent=1) + "\n", encoding="utf-8")
-    png = None
-    if not args.no_plot:
-        png = plot_pareto(result, out.with_suffix(".png"))
+    with contextlib.ExitStack() as stack:
+        # the verification device and runtime are checked (and the device opened) before the
+        # search: a typo must not cost a search
+        plan = _verify_plan(args, stack) if args.verify else None
+        if not args.verify:
+            given = [
+                opt
+                for opt, value, default in (
+                    ("--verify-device", args.verify_device, "local"),
+                    ("--verify-runtime", args.verify_runtime, None),
+                    ("--verify-threads", args.verify_threads, 1),
+                    ("--verify-min-time", args.verify_min_time, 0.5),
+                )
+                if value != default
+            ]
+            if given:
+                log.warning("%s given without --verify N: nothing is measured", ", ".join(given))
+        result = search.run_search(
+            space,
+            objective,
+            constraints,
+            strat,
+            evaluations=args.evaluations,
+            seed=args.seed,
+            top=args.top,
+            progress=not args.quiet,
+        )
+        doc = result.to_dict(history=not args.no_history)
+        doc["strategy"]["params"] = {
+            k: v for k, v in doc["strategy"]["params"].items() if k != "candidates"
+        }
+        doc["command"] = command
+        doc["cwd"] = os.getcwd()
+        doc["predictors"] = predictor_records(list(args.predictor), preds)
+        if plan is not None:
+            doc["verify"] = plan.describe()
+        out = Path(args.output)
+        # the search is saved before it is verified: a verification that fails keeps it
+        _write(out, doc)
+        png = None
+        if not args.no_plot:
+            png = plot_pareto(result, out.with_suffix(".png"))
+        verification: list[dict[str, Any]] = []
+        if plan is not None:
+            try:
+                _verify(args, plan, space, result, constraints, verification)
+            except BaseException as exc:
+                doc["verification"] = verification
+                doc["verification_error"] = (
+                    str(exc)
+                    if isinstance(exc, LatbenchError)
+                    else (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                )
+                _write(out, doc)
+                kept = (
+                    f"the search result was kept in {out} (verification_error, with the "
+                    f"{len(verification)} candidate(s) measured before it)"
+                )
+                if isinstance(exc, LatbenchError):
+                    print(_report(result, verification, out, png))  # the search, at least
+                    raise _reraised(exc, f"--verify: {exc}; {kept}") from exc
+                print(f"latbench: {kept}", file=sys.stderr)
+                raise
+            doc["verification"] = verification
+            doc["verification_met"] = sum(1 for r in verification if r.get("met_budget"))
+            _write(out, doc)
     print(_report(result, verification, out, png))
     return 0

@@ -34,9 +34,14 @@ class Candidate:
     """One evaluated architecture.
 
     ``objective`` is NaN when it was not computed (an expensive objective of a candidate that
-    breaks a constraint). ``values`` maps each constraint name to its value, ``std`` the latency
-    constraints to the predictor's uncertainty (ms) where it has one. ``violation`` is the sum of
-    the relative excesses ``max(0, value / limit - 1)``; ``order`` is the evaluation index.
+    breaks a constraint); it may be ``-inf`` when it was computed and is minus infinity (NASWOT of
+    a singular activation kernel). ``values`` maps each constraint name to its value, ``std`` the
+    latency constraints to the predictor's uncertainty (ms) where it has one. ``violation`` is the
+    sum of the relative excesses ``max(0, value / limit - 1)``; ``order`` is the evaluation index.
+
+    :meth:`to_dict` is strict JSON: NaN (not computed) becomes ``null`` and an infinity the
+    string ``"-inf"`` or ``"inf"``, so that a computed ``-inf`` stays distinct from "not computed"
+    (Python's ``float`` reads both strings back).
     """
 
     arch: str
@@ -56,15 +61,26 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "arch": self.arch,
-            "objective": None if math.isnan(self.objective) else self.objective,
+            "objective": json_number(self.objective),
             "feasible": self.feasible,
-            "violation": self.violation,
+            "violation": json_number(self.violation),
             "order": self.order,
-            **self.values,
+            **{k: json_number(v) for k, v in self.values.items()},
         }
         for k, v in self.std.items():
-            d[f"{k}_std"] = None if math.isnan(v) else v
+            d[f"{k}_std"] = json_number(v)
         return d
+
+
+def json_number(value: float) -> float | str | None:
+    """``value`` for a JSON result: NaN (not computed) as None, an infinity as ``"inf"`` or
+    ``"-inf"`` (a value that was computed: strict JSON has no infinity), else the float."""
+    v = float(value)
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
 
 
 class Evaluator:

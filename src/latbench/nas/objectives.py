@@ -349,6 +349,11 @@ def latency_constraint(
 
     With ``sigmas > 0`` and a predictor that gives an uncertainty (the ensemble), the value
     checked is ``mean + sigmas * std``: a safety margin for budgets that must hold when measured.
+    A predictor without an uncertainty (ridge, ...) can only be checked by its mean: a warning
+    says so, and the constraint's ``info`` records ``sigmas_applied: False`` (``True`` only when
+    the margin was added). ``info["device"]`` is the predictor's device (``device``, else the one
+    device the predictor was fitted for); the constraint is named ``latency_ms[LABEL]`` after
+    ``label`` (the CLI: the file stem), else the device.
     Predictions are made in one vectorised call per batch; the search caches them per arch.
     """
     check_predictor_space(predictor, space, label)
@@ -357,22 +362,36 @@ def latency_constraint(
     if expected_number(sigmas, low=0) is not None:
         raise ConfigError(f"sigmas {sigmas!r}; expected a number >= 0 (standard deviations)")
     dev = device
-    if dev is None:
-        devs = list(getattr(predictor, "devices_", []))
-        if len(devs) > 1:
-            raise PredictorError(
-                f"predictor {label or predictor.name!r} knows {len(devs)} devices "
-                f"({', '.join(devs)}); name one with device="
-            )
-    name_dev = dev or label or (predictor.devices_[0] if predictor.devices_ else "default")
+    devs = [str(d) for d in getattr(predictor, "devices_", None) or []]
+    if dev is None and len(devs) > 1:
+        raise PredictorError(
+            f"predictor {label or predictor.name!r} knows {len(devs)} devices "
+            f"({', '.join(devs)}); name one with device="
+        )
+    real_dev = dev if dev is not None else (devs[0] if devs else None)
+    name_dev = dev or label or real_dev or "default"
     k = float(sigmas)
+    applied = False
+    if k > 0:
+        # one probe tells whether the predictor has an uncertainty at all
+        _, probe = predictor.predict_with_uncertainty(space.sample(1, seed=0), device=dev)
+        applied = probe is not None
+        if not applied:
+            log.warning(
+                "predictor %r (%s) has no uncertainty: sigmas %g (--sigmas) has no effect, "
+                "its mean latency is checked against the budget (sigmas_applied: false); use "
+                "an ensemble predictor, or a budget margin (--budget-margin)",
+                label or predictor.name,
+                predictor.name,
+                k,
+            )
     last_std: dict[str, float] = {}
 
     def fn(archs: Sequence[str]) -> np.ndarray:
         mean, std = predictor.predict_with_uncertainty(list(archs), device=dev)
         if std is not None:
             last_std.update(zip(archs, std.tolist(), strict=True))
-            if k > 0:
+            if applied:
                 return mean + k * std
         return mean
 
@@ -389,9 +408,10 @@ def latency_constraint(
         fn=fn,
         std_fn=std_fn,
         info={
-            "device": name_dev,
+            "device": real_dev,
             "predictor": label or predictor.name,
             "sigmas": k,
+            "sigmas_applied": applied,
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,14 +12,32 @@ import numpy as np
 if TYPE_CHECKING:
     from latbench.nas.search import SearchResult
 
-__all__ = ["plot_pareto"]
+__all__ = ["budget_lines", "plot_pareto"]
+
+
+def budget_lines(result: SearchResult) -> list[tuple[float, str, str]]:
+    """``(x, linestyle, label)`` of the budget lines of the plot: the budget as given (dashed),
+    and, when a margin (``--budget-margin``, ``--margin-from``) held the search under a lower
+    limit, that limit (dotted), each labelled with its own value."""
+    limit = result.x_limit
+    if limit is None:
+        return []
+    info = next((c for c in result.constraints if c.get("name") == result.x_name), {})
+    given = info.get("budget_ms")
+    budget = float(given) if isinstance(given, int | float) and given > 0 else float(limit)
+    lines = [(budget, "--", f"budget {budget:g}")]
+    if not math.isclose(budget, limit):
+        margin = 100 * (1 - limit / budget)
+        lines.append((float(limit), ":", f"search limit {limit:.4g} (margin {margin:.3g} %)"))
+    return lines
 
 
 def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
     """Write a PNG of latency (x, first latency constraint) against the objective (y).
 
     Grey: evaluated candidates that break a constraint; blue: feasible ones; the orange step line
-    is the Pareto front, the dashed line the latency budget, stars the returned architectures.
+    is the Pareto front, the dashed line the latency budget (and, with a budget margin, a dotted
+    line the lower limit the search was held to), stars the returned architectures.
     Uses the Agg backend, so it works without a display.
     """
     import matplotlib
@@ -45,9 +64,8 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
         fy = [r.objective for r in front]
         ax.step(fx, fy, where="post", c="tab:orange", lw=1.5, label="Pareto front")
         ax.scatter(fx, fy, s=14, c="tab:orange", zorder=3)
-    limit = result.x_limit
-    if limit is not None:
-        ax.axvline(limit, ls="--", c="tab:red", lw=1, label=f"budget {limit:g}")
+    for x_at, style, label in budget_lines(result):
+        ax.axvline(x_at, ls=style, c="tab:red", lw=1, label=label)
     if result.best:
         ax.scatter(
             [xval(r) for r in result.best],

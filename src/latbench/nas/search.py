@@ -113,30 +113,45 @@ def _explain_infeasible(
     constraints: Sequence[Constraint],
     evaluated: Sequence[Candidate],
     exhaustive: bool,
+    pool: int | None = None,
 ) -> str:
-    """A message saying which constraint no candidate met, and the best value seen."""
+    """A message saying which constraint no candidate met, and the best value seen.
+
+    ``pool`` is the number of candidate architectures a strategy draws from (``candidates``,
+    e.g. ``--table-only``), None for the whole space.
+    """
     parts = []
     for c in constraints:
         best = min((cand.values[c.name] for cand in evaluated), default=math.nan)
         if best > c.limit:
             parts.append(f"{c.name} <= {c.limit:g} {c.unit} (lowest seen {best:.4g})")
     where = f"none of the {len(evaluated)} evaluated {space.name} architectures"
-    if exhaustive:
+    if exhaustive and pool is None:
         where = f"no architecture of {space.name} ({len(evaluated)} evaluated, all of them)"
+    elif pool is not None and len(evaluated) >= pool:
+        where = f"none of the {pool} candidate {space.name} architectures (all of them evaluated)"
     if not parts:
         parts = ["the constraints together (each alone is met by some architecture)"]
     msg = f"{where} meets " + "; ".join(parts)
-    if not exhaustive and space.size() <= EXPLAIN_MAX_SIZE:
+    if not (exhaustive and pool is None) and space.size() <= EXPLAIN_MAX_SIZE:
         every = all_archs(space)
         ok = np.ones(len(every), dtype=bool)
         for c in constraints:
             ok &= c.values(every) <= c.limit
         n = int(ok.sum())
-        msg += (
-            f"; {n} of the {len(every)} architectures of the space would: evaluate more"
-            if n
-            else "; no architecture of the whole space does: raise the budget"
-        )
+        if pool is not None and len(evaluated) >= pool:
+            msg += (
+                f"; {n} of the {len(every)} architectures of the whole space would, outside "
+                "the candidates"
+                if n
+                else "; no architecture of the whole space does: raise the budget"
+            )
+        else:
+            msg += (
+                f"; {n} of the {len(every)} architectures of the space would: evaluate more"
+                if n
+                else "; no architecture of the whole space does: raise the budget"
+            )
     return msg + "; expected a budget some architecture can meet"
 
 
@@ -154,8 +169,10 @@ def run_search(
 ) -> SearchResult:
     """Search ``space`` for the best ``objective`` under ``constraints``; see the module doc.
 
-    ``evaluations`` is the budget of distinct architectures (``exhaustive`` ignores it);
-    ``progress`` shows a tqdm bar on stderr when stderr is a terminal.
+    ``evaluations`` is the budget of distinct architectures (``exhaustive`` ignores it); a budget
+    that covers the whole space, or every architecture of a strategy's ``candidates``, evaluates
+    all of them (``exhaustive`` over the same architectures). ``progress`` shows a tqdm bar on
+    stderr when stderr is a terminal.
     """
     if expected_number(evaluations, integer=True, low=1) is not None:
         raise ConfigError(f"evaluations = {evaluations!r}; expected an integer >= 1")
@@ -168,17 +185,22 @@ def run_search(
         else create_strategy(strategy, **(strategy_params or {}))
     )
     exhaustive = strat.name == "exhaustive"
-    if not exhaustive and evaluations >= space.size() and space.size() <= 1_000_000:
-        # a budget that covers the space: evaluating every architecture is exact, and faster
-        # than a strategy proposing ever more duplicates to find the last unseen ones
+    # a strategy restricted to a pool of candidates (``candidates=``, the CLI's --table-only)
+    # searches that pool, not the space: the pool is what an exhaustive switch must cover
+    candidates = getattr(strat, "_candidates", None)
+    pool = None if candidates is None else list(dict.fromkeys(candidates))
+    size = space.size() if pool is None else len(pool)
+    if not exhaustive and evaluations >= size and size <= 1_000_000:
+        # a budget that covers the space (or the pool): evaluating every architecture is exact,
+        # and faster than a strategy proposing ever more duplicates to find the last unseen ones
         log.info(
             "evaluations %d >= the %d architectures of %s: evaluating all of them (exhaustive)",
             evaluations,
-            space.size(),
-            space.name,
+            size,
+            space.name if pool is None else f"the candidates of {space.name}",
         )
-        strat, exhaustive = create_strategy("exhaustive"), True
-    total = space.size() if exhaustive and space.size() <= 10**7 else evaluations
+        strat, exhaustive = create_strategy("exhaustive", candidates=pool), True
+    total = size if exhaustive and size <= 10**7 else min(evaluations, size)
     from tqdm import tqdm
 
     bar = tqdm(
@@ -210,7 +232,11 @@ def run_search(
     )
     feasible = [c for c in evaluated if c.feasible and not math.isnan(c.objective)]
     if not feasible:
-        raise SearchError(_explain_infeasible(space, constraints, evaluated, exhaustive))
+        raise SearchError(
+            _explain_infeasible(
+                space, constraints, evaluated, exhaustive, None if pool is None else len(pool)
+            )
+        )
     best = sorted(feasible, key=lambda c: (-c.objective, c.order))[:top]
 
     # Pareto front: first latency constraint (else the first constraint) vs objective, among
