@@ -59,6 +59,11 @@ def test_list_show_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no rows match --device 'pj*' (the store holds: pi4)" in err
     assert main(["dataset", "stats", "--db", db, "--space", "nb999"]) == 0
     assert "no rows match --space 'nb999' (the store holds: nb201)" in capsys.readouterr().err
+    # --status failed on a store of ok rows: not "holds no rows"
+    argv = ["dataset", "export", "-o", str(tmp_path / "f.csv"), "--db", db, "--status", "failed"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "no rows match --status 'failed' (the store holds 2 ok, 0 failed row(s))" in err
     assert main(["dataset", "show", "nope", "--db", db]) == 2
     assert "no collection 'nope'" in capsys.readouterr().err
 

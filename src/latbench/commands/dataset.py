@@ -160,6 +160,11 @@ def _no_match_hint(store: Any, args: argparse.Namespace) -> str:
             held = sorted({str(v) for v in everything[key]}) if not everything.empty else []
             shown = ", ".join(held[:12]) + (", ..." if len(held) > 12 else "")
             parts.append(f"--{key} {getattr(args, key)!r} (the store holds: {shown or 'none'})")
+    status = getattr(args, "status", None)
+    if status not in (None, "all") and not everything.empty:
+        counts = {"ok": int(everything["ok"].sum()), "failed": int(everything["failed"].sum())}
+        holds = ", ".join(f"{n} {k}" for k, n in counts.items())
+        parts.append(f"--status {status!r} (the store holds {holds} row(s))")
     if not parts:
         return f"{store.path} holds no rows"
     return "no rows match " + "; ".join(parts)

@@ -540,9 +540,13 @@ def format_measurement(m: Measurement, target: str = "") -> str:
             f"reference, calibrated {_ms(float(m.reference['calibrated_ms']))})"
         )
     stop = m.harness.get("stop_reason", "?")
+    timed = m.harness.get("elapsed_s")
+    # the timed window is what --max-time caps; the wall time adds loading, warm-up, counters
+    # and per-operator profiling
+    window = f"{float(timed):.1f} s timed, " if isinstance(timed, int | float) else ""
     lines.append(
         f"runs      {m.runs} samples x {m.loops} loop(s), {m.warmup_runs} warm-up, "
-        f"{m.wall_s:.1f} s (stopped: {stop})"
+        f"{window}{m.wall_s:.1f} s in all (stopped: {stop})"
     )
     v = m.verdict()
     if not v.get("judged", True):

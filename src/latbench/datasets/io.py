@@ -140,30 +140,109 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
                 f"{path}: column(s) {twice} appear more than once in the header; expected "
                 "each column once"
             )
+        fast = _read_csv_arrow(path, sep, cells)
+        if fast is not None:
+            return fast, "line"
         header = pd.read_csv(path, sep=sep, nrows=0, skipinitialspace=True).columns
-        text = [c for c in header if c in _TEXT_COLUMNS]
+        # raw header names (" arch " in a spaced header), judged by their stripped name
+        text = [c for c in header if str(c).strip() in _TEXT_COLUMNS]
         na = {c: ([""] if c in text else _NA_TEXT) for c in header}
         # integers as text too: parsed exactly by the import (a float64 column would round
-        # 9223372036854775807 up, out of range)
-        exact = [c for c in header if c in S.INT_COLUMNS]
+        # 9223372036854775807 up, out of range). Python strings (object), not pandas' Arrow
+        # "str" dtype: building Arrow arrays cell by cell costs the read ~2.5x its time, and
+        # the import factorises these columns and makes its own Arrow arrays anyway.
+        exact = [c for c in header if str(c).strip() in S.INT_COLUMNS]
         df = pd.read_csv(
             path,
             sep=sep,
             keep_default_na=False,
             na_values=na,
-            dtype={c: str for c in (*text, *exact)},
+            dtype={c: object for c in (*text, *exact)},
             low_memory=False,
             skipinitialspace=True,
         )
         df.columns = [str(c).strip() for c in df.columns]
         for c in text:
-            if c.strip() in df.columns and df[c.strip()].dtype == object:
-                df[c.strip()] = df[c.strip()].str.strip()
+            df[str(c).strip()] = _stripped(df[str(c).strip()])
         return df, "line"
     except LatbenchError:
         raise
     except (ValueError, OSError, EOFError, UnicodeDecodeError, lzma.LZMAError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
+
+
+def _read_csv_arrow(path: Path, sep: str, names: list[str]) -> pd.DataFrame | None:
+    """The table of a plain (uncompressed) CSV/TSV file read by Arrow's multi-threaded reader,
+    as the pandas reader below would give it; None where this reader does not apply (a
+    compressed file, or anything Arrow refuses: ragged rows, invalid UTF-8), so that the
+    pandas reader reads it and reports what is wrong as before.
+
+    Every cell is read as text, then: blanks around it are stripped; text columns hold
+    strings (pandas' Arrow-backed "str" dtype), "" -> missing; integer columns stay text (the
+    import parses them exactly) with the NA spellings missing; number columns become float64
+    (other columns int64 when every cell is an integer, as pandas infers) and stay text when
+    a cell is no number, so the
+    import names it. About 4x faster than pandas' reader on the 371,139-row reference CSV.
+    """
+    if not names or path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pcsv.ParseOptions(delimiter=sep),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError):
+        return None
+    na_text = pa.array(_NA_TEXT, type=pa.string())
+    missing = pa.scalar(None, pa.string())
+    columns = []
+    for name in names:
+        col = pc.utf8_trim_whitespace(table.column(name))
+        if name in _TEXT_COLUMNS:
+            columns.append(pc.if_else(pc.equal(col, ""), missing, col))
+            continue
+        col = pc.if_else(pc.is_in(col, value_set=na_text), missing, col)
+        if name in S.INT_COLUMNS:
+            columns.append(col)
+            continue
+        kinds = [pa.float64()] if name in S.FLOAT_COLUMNS or col.null_count else []
+        for kind in kinds or [pa.int64(), pa.float64()]:
+            try:
+                col = pc.cast(col, kind)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        columns.append(col)
+    # text stays Arrow-backed (pandas' "str" dtype, as ``dtype=str`` gives): no Python string
+    # per cell; the import factorises these columns
+    df: pd.DataFrame = pa.table(columns, names=[f"c{i}" for i in range(len(names))]).to_pandas()
+    df.columns = names
+    return df
+
+
+def _stripped(column: pd.Series) -> pd.Series:
+    """A text column without surrounding blanks (``"arch "`` -> ``"arch"``), stripped once per
+    distinct value: a column holds few of them (36 devices, 15,625 architectures), and a
+    row-wise ``str.strip`` on 371,139 rows costs the import a second."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = np.asarray(uniques, dtype=object)
+    stripped = np.array([v.strip() if isinstance(v, str) else v for v in values], dtype=object)
+    if len(values) == 0 or bool((stripped == values).all()):
+        return column
+    out = stripped[np.asarray(codes).clip(0)]
+    out[np.asarray(codes) < 0] = None
+    return pd.Series(out, index=column.index, dtype=object)
 
 
 def _locate(kind: str, pos: int) -> str:
