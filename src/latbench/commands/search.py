@@ -38,6 +38,15 @@ from latbench.errors import ConfigError, LatbenchError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
+#: the --verify-* options' defaults (argparse dest -> value): given without --verify N, a
+#: changed one is named in a warning
+_VERIFY_DEFAULTS: dict[str, object] = {
+    "verify_device": "local",
+    "verify_runtime": None,
+    "verify_threads": 1,
+    "verify_min_time": 0.5,
+}
+
 DEFAULT_PROXY_RESOLUTION = {"nb201": 32, "fbnet": 64}
 
 
@@ -138,7 +147,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--verify", type=int, default=0, metavar="N", help="measure the N best")
     p.add_argument(
         "--verify-device",
-        default="local",
+        default=_VERIFY_DEFAULTS["verify_device"],
         help="device of --verify (local: this machine; or any device of bench.toml)",
     )
     p.add_argument(
@@ -148,8 +157,18 @@ def register(subparsers: Any) -> None:
         "device's own, e.g. litert on an adb phone, else bench.toml [measure] runtime, else "
         "onnxruntime)",
     )
-    p.add_argument("--verify-threads", type=int, default=1, help="runtime threads of --verify")
-    p.add_argument("--verify-min-time", type=float, default=0.5, help="seconds per model")
+    p.add_argument(
+        "--verify-threads",
+        type=int,
+        default=_VERIFY_DEFAULTS["verify_threads"],
+        help="runtime threads of --verify",
+    )
+    p.add_argument(
+        "--verify-min-time",
+        type=float,
+        default=_VERIFY_DEFAULTS["verify_min_time"],
+        help="seconds per model",
+    )
     p.add_argument("-o", "--output", required=True, help="result JSON")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--no-history", action="store_true", help="leave the history out of JSON")
@@ -642,14 +661,9 @@ def run(args: argparse.Namespace) -> int:
         plan = _verify_plan(args, stack) if args.verify else None
         if not args.verify:
             given = [
-                opt
-                for opt, value, default in (
-                    ("--verify-device", args.verify_device, "local"),
-                    ("--verify-runtime", args.verify_runtime, None),
-                    ("--verify-threads", args.verify_threads, 1),
-                    ("--verify-min-time", args.verify_min_time, 0.5),
-                )
-                if value != default
+                "--" + dest.replace("_", "-")
+                for dest, default in _VERIFY_DEFAULTS.items()
+                if getattr(args, dest) != default
             ]
             if given:
                 log.warning("%s given without --verify N: nothing is measured", ", ".join(given))

@@ -607,17 +607,12 @@ def _first_key(records: list[Mapping[str, Any]], keys: Sequence[str]) -> str | N
 
 def pareto_mask(latency_ms: np.ndarray, objective: np.ndarray, maximize: bool) -> np.ndarray:
     """Points no other point dominates (at least as fast and at least as good, strictly better
-    in one): exact ties are all on the front, as in ``latbench search``'s own front."""
-    obj = objective if maximize else -objective
-    order = np.lexsort((-obj, latency_ms))  # by latency, then best objective first
+    in one): the front of ``latbench search`` itself (:func:`latbench.nas.pareto.pareto_front`),
+    exact ties included."""
+    from latbench.nas.pareto import pareto_front
+
     mask = np.zeros(latency_ms.size, dtype=bool)
-    best, best_lat = -math.inf, math.nan
-    for i in order:
-        if obj[i] > best:
-            mask[i] = True
-            best, best_lat = obj[i], latency_ms[i]
-        elif obj[i] == best and latency_ms[i] == best_lat:
-            mask[i] = True
+    mask[pareto_front(latency_ms, objective if maximize else -objective)] = True
     return mask
 
 
