@@ -124,7 +124,8 @@ def test_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     con.execute("PRAGMA journal_mode = DELETE")  # header in the main file
     con.close()
     before = _sha(path)
-    with pytest.raises(SchemaVersionError, match=r"schema version 2.*upgrade latbench"):
+    newer = S.SCHEMA_VERSION + 1
+    with pytest.raises(SchemaVersionError, match=rf"schema version {newer}.*upgrade latbench"):
         lds.open(path)
     assert _sha(path) == before
 

@@ -432,7 +432,18 @@ def test_a_reversed_cpu_range_is_refused(
     with pytest.raises(ConfigError, match=r"cpus '3-1': a range must go up \(expected e.g. 1-3\)"):
         parse_cpus("3-1")
     rc, _, err = cli(capsys, "measure", str(models["tiny"]), "--cpus", "3-1", *FAST_ARGS)
-    assert rc == 2 and "a range must go up" in err
+    assert rc == 2 and "a range must go up" in err and "--cpus" in err
+
+
+def test_cpus_beyond_this_process_name_the_value_and_the_usable_cpus(
+    capsys: pytest.CaptureFixture[str], models: dict[str, Path]
+) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    beyond = max(usable) + 1
+    rc, _, err = cli(capsys, "measure", str(models["tiny"]), "--cpus", f"0-{beyond}", *FAST_ARGS)
+    assert rc == 2
+    assert f"cpus = '0-{beyond}'" in err and f"names CPU {beyond}," in err
+    assert "expected ids within" in err
 
 
 # ---- 10. --runtime and unknown suffixes ------------------------------------------------------

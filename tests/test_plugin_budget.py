@@ -8,43 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+
+from plugin_helpers import FAST, tiny_onnx
 
 pytest_plugins = ["pytester"]
 
 NB201_ARCH = "nb201:|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|"
-
-# Short measurements; the inner runs leave out plugins they do not need (hypothesis's alone
-# takes seconds to import on a loaded machine).
-FAST = [
-    "--latbench-min-runs=5",
-    "--latbench-min-time=0.05",
-    "--latbench-max-time=0.2",
-    "-p",
-    "no:hypothesispytest",
-    "-p",
-    "no:benchmark",
-]
-
-
-def tiny_onnx(path: Path) -> Path:
-    """A 1x64 @ 64x64 MatMul + Relu: microseconds per inference on onnxruntime."""
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
 
 
 @pytest.fixture

@@ -343,7 +343,7 @@ def test_fit_and_evaluate_read_one_devices_samples_without_a_device_column(
     model = tmp_path / "alone.lbp"
     fit = ["predictor", "fit", "--data", str(train), "--model", "ridge", "-o", str(model)]
     assert main(fit) == 1
-    assert "needs the device named (--device NAME)" in capsys.readouterr().err
+    assert "needs the device named (--device NAME" in capsys.readouterr().err
     assert main([*fit, "--device", "my_phone"]) == 0
     assert load(model).devices_ == ["my_phone"]
     capsys.readouterr()

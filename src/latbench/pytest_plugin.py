@@ -19,8 +19,13 @@ pytest-benchmark's (name, min, median, IQR, p90, runs, budget, status).
 Command-line options (``pytest --help``, group "latbench"): ``--latbench-device``,
 ``--latbench-runtime``, ``--latbench-threads``, ``--latbench-min-runs``, ``--latbench-min-time``,
 ``--latbench-max-time``, ``--latbench-budget-scale`` (multiply every budget, e.g. for a slower CI
-runner), ``--latbench-json`` (write every measurement with its raw samples) and
-``--latbench-config`` (a bench.toml naming remote devices).
+runner), ``--latbench-json`` (write every measurement with its raw samples),
+``--latbench-compare`` / ``--latbench-compare-fail`` (compare with a saved ``--latbench-json``
+and fail on a regression), ``--latbench-skip`` / ``--latbench-only`` (leave out, or run only, the
+tests that use the fixture) and ``--latbench-config`` (a bench.toml naming remote devices).
+
+Under pytest-xdist every worker measures on its own and sends its results to the controller,
+which prints the one table, writes the one JSON file and compares with the baseline.
 
 Why this module imports almost nothing at load time: pytest loads every ``pytest11`` plugin in
 every run of every project where latbench is installed, so the heavy parts (numpy, onnxruntime,
@@ -32,8 +37,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +52,39 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, keeps plugin load light
     from latbench.devices.base import Device
     from latbench.profilers.record import Measurement
 
-__all__ = ["BudgetResult", "LatbenchFixture", "LatbenchSession"]
+__all__ = [
+    "BudgetResult",
+    "Comparison",
+    "LatbenchFixture",
+    "LatbenchSession",
+    "RegressionRule",
+    "compare_with_baseline",
+    "load_baseline",
+    "parse_compare_fail",
+]
 
 #: Statistics a budget may bound, all in milliseconds (``Measurement`` properties).
 BUDGET_STATS = ("median_ms", "min_ms", "mean_ms", "p90_ms", "p99_ms", "iqr_ms")
 #: The model format each runtime measures, for models given as ``space:arch``.
 RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "torch": "torch"}
 _SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "torch": ".pt2"}
+#: What ``--latbench-json`` writes: ``{"format": RESULTS_FORMAT, "version": RESULTS_VERSION, ...}``.
+RESULTS_FORMAT = "latbench-pytest-results"
+RESULTS_VERSION = 1
+#: The fields of two measurements that must agree for their times to be compared: the same
+#: hardware (``device_fingerprint`` hashes its identity), runtime and version, and the same
+#: measurement (threads, batch, input shapes). The model itself may differ: that is what a
+#: baseline comparison is for.
+COMPARABLE_FIELDS = (
+    "device",
+    "device_fingerprint",
+    "runtime",
+    "runtime_version",
+    "threads",
+    "batch",
+    "input_shapes",
+)
+_WORKER_KEY = "latbench_results"
 
 _SESSION_KEY = pytest.StashKey["LatbenchSession"]()
 
@@ -103,6 +137,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write every measurement (raw samples, budget, verdict) to this JSON file",
     )
     group.addoption(
+        "--latbench-compare",
+        default=None,
+        metavar="PATH",
+        help="compare every measurement with the same test's in this --latbench-json file "
+        "(a baseline measured on the same device, runtime and version)",
+    )
+    group.addoption(
+        "--latbench-compare-fail",
+        action="append",
+        default=None,
+        metavar="STAT:LIMIT",
+        help="with --latbench-compare: fail the run when STAT (min, median, mean, p90, p99, iqr) "
+        "grew by more than LIMIT over the baseline, a percentage (median:10%%) or milliseconds "
+        "(p90:0.5ms); several separated by commas or by repeating the option",
+    )
+    group.addoption(
+        "--latbench-skip",
+        action="store_true",
+        default=False,
+        help="skip every test that uses the latbench fixture",
+    )
+    group.addoption(
+        "--latbench-only",
+        action="store_true",
+        default=False,
+        help="run only the tests that use the latbench fixture",
+    )
+    group.addoption(
         "--latbench-config",
         default=None,
         metavar="PATH",
@@ -139,7 +201,45 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--latbench-json {json_path!r}: directory {str(Path(json_path).parent)!r} does not "
             "exist; create it first"
         )
-    config.stash[_SESSION_KEY] = LatbenchSession(config)
+    if config.getoption("--latbench-skip") and config.getoption("--latbench-only"):
+        raise pytest.UsageError(
+            "--latbench-skip and --latbench-only contradict each other; expected one of them"
+        )
+    session = LatbenchSession(config)
+    compare = config.getoption("--latbench-compare")
+    fail = config.getoption("--latbench-compare-fail")
+    if fail and not compare:
+        raise pytest.UsageError(
+            f"--latbench-compare-fail {','.join(fail)} needs a baseline; expected "
+            "--latbench-compare PATH too"
+        )
+    from latbench.errors import LatbenchError
+
+    try:
+        session.rules = parse_compare_fail(fail or [])
+        if compare and not _is_worker(config):  # the controller compares, once
+            session.baseline = load_baseline(compare)
+    except LatbenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_SESSION_KEY] = session
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker (it sends its results to the controller)."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--latbench-skip`` / ``--latbench-only``: mark the tests with or without the fixture."""
+    skip, only = config.getoption("--latbench-skip"), config.getoption("--latbench-only")
+    if not (skip or only):
+        return
+    for item in items:
+        uses = "latbench" in getattr(item, "fixturenames", ())
+        if skip and uses:
+            item.add_marker(pytest.mark.skip(reason="latency test: --latbench-skip"))
+        elif only and not uses:
+            item.add_marker(pytest.mark.skip(reason="not a latency test: --latbench-only"))
 
 
 def _check_names(config: pytest.Config) -> None:
@@ -174,7 +274,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # ---- results -----------------------------------------------------------------------------------
 @dataclass
 class BudgetResult:
-    """One measurement taken in a test, with the budget it was checked against (if any)."""
+    """One measurement taken in a test, with the budget it was checked against (if any).
+
+    ``name`` is what the table shows (the test's name, ``name=`` of :meth:`LatbenchFixture.
+    measure`, ``[model]`` / ``[model#2]`` for a repeat in one test); ``fullname`` is unique in a
+    run and stable across runs (the test's node id with ``name`` in place of the test's name),
+    the key a baseline comparison matches results on.
+    """
 
     name: str
     model: str
@@ -182,19 +288,39 @@ class BudgetResult:
     budgets_ms: dict[str, float] = field(default_factory=dict)
     status: str = "measured"  # measured | pass | over | failed
     message: str = ""
+    fullname: str = ""
+
+    def __post_init__(self) -> None:
+        self.fullname = self.fullname or self.name
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
         return {
             "name": self.name,
+            "fullname": self.fullname,
             "model": self.model,
             "status": self.status,
             "message": self.message,
             "budgets_ms": dict(self.budgets_ms),
-            "stats": m.summary(),
+            "stats": _jsonable(m.summary()),
             "verdict": _jsonable(m.verdict()),
             "measurement": m.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BudgetResult:
+        """The result :meth:`to_dict` wrote (as a pytest-xdist worker sends it)."""
+        from latbench.profilers.record import Measurement
+
+        return cls(
+            name=str(d["name"]),
+            fullname=str(d.get("fullname") or d["name"]),
+            model=str(d.get("model", "")),
+            measurement=Measurement.from_dict(d["measurement"]),
+            budgets_ms={str(k): float(v) for k, v in dict(d.get("budgets_ms") or {}).items()},
+            status=str(d.get("status", "measured")),
+            message=str(d.get("message", "")),
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -204,6 +330,199 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    return value
+
+
+# ---- baseline comparison ---------------------------------------------------------------------
+_RULE = re.compile(r"^\s*([a-z0-9_]+)\s*:\s*([^%\s]+?)\s*(%|ms)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RegressionRule:
+    """``median:10%`` or ``p90:0.5ms``: the growth of a statistic over the baseline that fails
+    the run (a percentage of the baseline's value, or milliseconds)."""
+
+    stat: str  # one of BUDGET_STATS, e.g. "median_ms"
+    limit: float
+    unit: str  # "%" or "ms"
+
+    def growth(self, base_ms: float, new_ms: float) -> float:
+        """How much ``new_ms`` exceeds ``base_ms``, in this rule's unit."""
+        if self.unit == "ms":
+            return new_ms - base_ms
+        return (new_ms - base_ms) / base_ms * 100.0 if base_ms > 0 else math.inf
+
+    def __str__(self) -> str:
+        return f"{self.stat.removesuffix('_ms')}:{self.limit:g}{self.unit}"
+
+
+def parse_compare_fail(values: list[str] | tuple[str, ...]) -> list[RegressionRule]:
+    """The rules of ``--latbench-compare-fail`` values (each may hold several, comma-separated).
+
+    A limit must say its unit (``10%`` or ``0.5ms``): a bare ``0.5`` could be a fraction, a
+    percentage or seconds, so it is refused rather than guessed.
+    """
+    from latbench.errors import ConfigError
+
+    stats = ", ".join(k.removesuffix("_ms") for k in BUDGET_STATS)
+    rules = []
+    for value in values:
+        for text in str(value).split(","):
+            if not text.strip():
+                continue
+            match = _RULE.match(text)
+            stat = match.group(1).lower() if match else ""
+            stat = stat if stat.endswith("_ms") else f"{stat}_ms"
+            if match is None or stat not in BUDGET_STATS:
+                raise ConfigError(
+                    f"--latbench-compare-fail {text.strip()!r}; expected STAT:LIMIT with STAT one "
+                    f"of {stats} and LIMIT a percentage (median:10%) or milliseconds (p90:0.5ms)"
+                )
+            number, unit = match.group(2), match.group(3)
+            try:
+                limit = float(number)
+            except ValueError:
+                limit = math.nan
+            if unit is None and math.isfinite(limit):
+                raise ConfigError(
+                    f"--latbench-compare-fail {text.strip()!r}: limit {number!r} has no unit; "
+                    f"expected a percentage ({number}%) or milliseconds ({number}ms)"
+                )
+            if unit is None or not math.isfinite(limit) or limit < 0:
+                raise ConfigError(
+                    f"--latbench-compare-fail {text.strip()!r}: limit {number + (unit or '')!r}; "
+                    "expected a number >= 0 with its unit, a percentage (10%) or milliseconds "
+                    "(0.5ms)"
+                )
+            rules.append(RegressionRule(stat, limit, unit.lower()))
+    return rules
+
+
+def load_baseline(path: str | os.PathLike[str]) -> dict[str, Measurement]:
+    """The measurements of a ``--latbench-json`` file, by ``fullname``.
+
+    Raises :class:`~latbench.errors.DatasetError` naming the file for a file that is missing,
+    not JSON, not a latbench results file, written before results had a format version, or
+    holding a malformed measurement; :class:`~latbench.errors.SchemaVersionError` for a newer
+    version.
+    """
+    from latbench.errors import DatasetError, SchemaVersionError
+    from latbench.profilers.record import Measurement
+
+    where = f"--latbench-compare {os.fspath(path)!r}"
+    expected = f'expected a results file written by --latbench-json ("format": "{RESULTS_FORMAT}")'
+    p = Path(path)
+    if not p.is_file():
+        why = "is a directory" if p.is_dir() else "does not exist"
+        raise DatasetError(f"{where} {why}; {expected}")
+    try:
+        payload = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{where} is not text ({exc.reason}); {expected}") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{where} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {expected}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != RESULTS_FORMAT:
+        if isinstance(payload, dict) and "format" not in payload and "results" in payload:
+            raise DatasetError(
+                f"{where} was written by an older latbench, before results had a format version "
+                "and test ids; record the baseline again with --latbench-json"
+            )
+        if isinstance(payload, dict):
+            found = f"format {payload['format']!r}" if "format" in payload else "no format field"
+        else:
+            found = f"a JSON {type(payload).__name__}"
+        raise DatasetError(f"{where} is not a latbench results file ({found}); {expected}")
+    version = payload.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DatasetError(f"{where}: version {version!r}; expected an integer >= 1")
+    if version > RESULTS_VERSION:
+        raise SchemaVersionError(
+            f"{where} has version {version}, newer than this latbench reads ({RESULTS_VERSION}); "
+            "upgrade latbench or record the baseline again"
+        )
+    results = payload.get("results")
+    if not isinstance(results, list):
+        raise DatasetError(f"{where}: results {type(results).__name__}; expected a list")
+    out: dict[str, Measurement] = {}
+    for i, entry in enumerate(results):
+        try:
+            key = entry["fullname"]
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"fullname {key!r}; expected a test id")
+            out[key] = Measurement.from_dict(entry["measurement"])
+        except (KeyError, TypeError, ValueError) as exc:
+            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise DatasetError(f"{where}: results[{i}] is malformed ({what})") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One result against the baseline's result of the same ``fullname``.
+
+    ``state``: ``compared``, ``new`` (the baseline has no such test), ``incomparable`` (another
+    machine or setup: ``reasons`` says what differs) or ``failed`` (a failed measurement on either
+    side: nothing to compare). ``changes`` maps each statistic to ``(baseline_ms, now_ms)``;
+    ``regressions`` says which rules were exceeded, and by how much.
+    """
+
+    state: str
+    changes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    regressions: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+    def change_text(self, stat: str = "median_ms") -> str:
+        """The column of the table: ``+12.3%``, or the state when nothing was compared."""
+        if self.state != "compared":
+            return self.state
+        base, now = self.changes[stat]
+        text = f"{(now - base) / base * 100:+.1f}%" if base > 0 else f"{now - base:+.4g}ms"
+        return f"{text} REGRESSED" if self.regressions else text
+
+
+def compare_with_baseline(
+    now: Measurement, base: Measurement | None, rules: list[RegressionRule]
+) -> Comparison:
+    """Compare ``now`` with ``base`` (None: not in the baseline) under ``rules``.
+
+    Two measurements are compared only when every :data:`COMPARABLE_FIELDS` agrees; a baseline
+    taken on another machine, runtime version, thread count or batch is refused with the
+    differences named, since its times say nothing about a regression here.
+    """
+    if base is None:
+        return Comparison("new")
+    if not (now.ok and base.ok):
+        side = "this run's" if not now.ok else "the baseline's"
+        return Comparison("failed", reasons=(f"{side} measurement failed",))
+    reasons = tuple(
+        f"{key} {_plain(getattr(base, key))!r} in the baseline, {_plain(getattr(now, key))!r} now"
+        for key in COMPARABLE_FIELDS
+        if _plain(getattr(base, key)) != _plain(getattr(now, key))
+    )
+    if reasons:
+        return Comparison("incomparable", reasons=reasons)
+    stats = dict.fromkeys(["median_ms", *(r.stat for r in rules)])
+    changes = {k: (float(getattr(base, k)), float(getattr(now, k))) for k in stats}
+    regressions = []
+    for rule in rules:
+        base_ms, now_ms = changes[rule.stat]
+        grown = rule.growth(base_ms, now_ms)
+        if grown > rule.limit:
+            regressions.append(
+                f"{rule.stat.removesuffix('_ms')} {now_ms:.4g} ms vs {base_ms:.4g} ms in the "
+                f"baseline (+{grown:.4g}{rule.unit} > {rule})"
+            )
+    return Comparison("compared", changes=changes, regressions=tuple(regressions))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with frozen containers as plain ones (so the repr in a reason reads plainly)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -217,6 +536,12 @@ class LatbenchSession:
         self._config: Config | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._emitted: dict[tuple[str, str], str] = {}
+        #: --latbench-compare: the baseline's measurements by fullname, and the fail rules
+        self.baseline: dict[str, Measurement] | None = None
+        self.rules: list[RegressionRule] = []
+        self.comparisons: dict[str, Comparison] = {}
+        #: pytest-xdist workers whose results reached the controller
+        self.workers: set[str] = set()
 
     # settings ---------------------------------------------------------------------------------
     def opt(self, name: str) -> Any:
@@ -277,8 +602,15 @@ class LatbenchSession:
         fmt = RUNTIME_FORMATS.get(runtime, "onnx")
         key = (text, fmt)
         if key not in self._emitted:
-            from latbench.spaces import export, get_space
+            from latbench.errors import ModelError
+            from latbench.spaces import SPACES, export, get_space
 
+            if space_name not in SPACES.names():  # "models:v2.onnx", "C:/m.onnx": a file
+                raise ModelError(
+                    f"model {text!r}: no such file, and {space_name!r} is not a search space; "
+                    f"expected a model file or SPACE:ARCH with SPACE one of "
+                    f"{', '.join(SPACES.names())}"
+                )
             space = get_space(space_name)
             graph = space.build(space.canonical(arch))
             if self._tmp is None:
@@ -287,6 +619,58 @@ class LatbenchSession:
             export(graph, fmt, path, seed=0)
             self._emitted[key] = str(path)
         return self._emitted[key]
+
+    def add_worker_results(self, payload: str) -> None:
+        """Results a pytest-xdist worker sent: JSON of ``{"worker", "results"}``, each result
+        as :meth:`BudgetResult.to_dict` wrote it."""
+        sent = json.loads(payload)
+        if sent["results"]:
+            self.workers.add(str(sent["worker"]))
+        self.results.extend(BudgetResult.from_dict(d) for d in sent["results"])
+
+    def compare(self) -> list[str]:
+        """Compare every result with the baseline (``--latbench-compare``); the regressions."""
+        if self.baseline is None:
+            return []
+        self.comparisons = {
+            r.fullname: compare_with_baseline(
+                r.measurement, self.baseline.get(r.fullname), self.rules
+            )
+            for r in self.results
+        }
+        return [
+            f"{r.fullname}: {text}"
+            for r in self.results
+            for text in self.comparisons[r.fullname].regressions
+        ]
+
+    def payload(self) -> dict[str, Any]:
+        """What ``--latbench-json`` writes (versioned; ``--latbench-compare`` reads it back)."""
+        from latbench import __version__
+
+        results = []
+        for r in self.results:
+            d = r.to_dict()
+            c = self.comparisons.get(r.fullname)
+            if c is not None:
+                d["baseline"] = {
+                    "state": c.state,
+                    "changes_ms": {
+                        k: {"baseline_ms": b, "now_ms": n} for k, (b, n) in c.changes.items()
+                    },
+                    "regressions": list(c.regressions),
+                    "reasons": list(c.reasons),
+                }
+            results.append(d)
+        return {
+            "format": RESULTS_FORMAT,
+            "version": RESULTS_VERSION,
+            "latbench_version": __version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "baseline": self.opt("--latbench-compare"),
+            "compare_fail": [str(r) for r in self.rules],
+            "results": _jsonable(results),
+        }
 
     def close(self) -> None:
         for dev in self._devices.values():
@@ -300,9 +684,14 @@ class LatbenchSession:
 class LatbenchFixture:
     """What the ``latbench`` fixture gives a test: ``measure``, ``assert_budget``, ``check``."""
 
-    def __init__(self, session: LatbenchSession, node_name: str) -> None:
+    def __init__(self, session: LatbenchSession, node_name: str, nodeid: str = "") -> None:
         self._session = session
         self._node_name = node_name
+        # the node id up to the test's name ("tests/test_x.py::TestA::"), before each label
+        nodeid = nodeid or node_name
+        self._prefix = (
+            nodeid.removesuffix(node_name) if nodeid.endswith(node_name) else nodeid + "::"
+        )
         self.results: list[BudgetResult] = []
 
     @property
@@ -346,34 +735,55 @@ class LatbenchFixture:
         that override the options for this measurement. A measurement that fails on the device
         is returned (``m.ok`` is False) and later fails :meth:`assert_budget`.
         """
+        from latbench.errors import LatbenchError
+
+        __tracebackhide__ = True
+        try:
+            m = self._measure(model, device, runtime, threads, batch, settings)
+        except LatbenchError as exc:
+            # a mistake the message says all about (a missing or malformed model, an unknown
+            # space, a device that refused): shown from the test's line, not latbench's insides
+            raise exc.with_traceback(None) from exc.__cause__
+        result = self._new_result(name or self._node_name, os.fspath(model), m)
+        if not m.ok:
+            result.status = "failed"
+            result.message = f"measurement failed: {m.error}"
+        return m
+
+    def _new_result(self, base: str, model: str, m: Measurement) -> BudgetResult:
+        """Record ``m`` under ``base``, made unique in the run: ``[model]``, ``[model#2]``."""
+        taken = {r.fullname for r in self._session.results}
+        label, n = base, 1
+        while self._prefix + label in taken:
+            label = f"{base}[{model}{'' if n == 1 else f'#{n}'}]"
+            n += 1
+        result = BudgetResult(name=label, fullname=self._prefix + label, model=model, measurement=m)
+        self.results.append(result)
+        self._session.results.append(result)
+        return result
+
+    def _measure(
+        self,
+        model: str | os.PathLike[str],
+        device: str | None,
+        runtime: str | None,
+        threads: int | None,
+        batch: int | None,
+        settings: dict[str, Any],
+    ) -> Measurement:
         dev_name = device or self.device_name
         rt = runtime or self._runtime_for(model, dev_name)
         n_threads = threads if threads is not None else self._session.opt("--latbench-threads")
         if n_threads is None:
             n_threads = int(self._session.bench_config.measure.get("threads") or 1)
         path = self._session.model_file(model, rt)
-        m = self._session.device(dev_name).measure(
+        return self._session.device(dev_name).measure(
             path,
             runtime=rt,
             threads=n_threads,
             batch=batch,
             settings=self._session.settings(settings, dev_name),
         )
-        label = name or self._node_name
-        taken = {r.name for r in self._session.results}
-        if label in taken:
-            label = f"{label}[{os.fspath(model)}]"
-            n = 2
-            while label in taken:  # the same model measured again in one test: #2, #3, ...
-                label = f"{name or self._node_name}[{os.fspath(model)}#{n}]"
-                n += 1
-        result = BudgetResult(name=label, model=os.fspath(model), measurement=m)
-        if not m.ok:
-            result.status = "failed"
-            result.message = f"measurement failed: {m.error}"
-        self.results.append(result)
-        self._session.results.append(result)
-        return m
 
     def assert_budget(self, m: Measurement, **budgets_ms: float) -> None:
         """Fail the test when a statistic of ``m`` exceeds its budget (milliseconds).
@@ -405,9 +815,7 @@ class LatbenchFixture:
         scaled = {k: float(v) * scale for k, v in budgets_ms.items()}
         result = next((r for r in reversed(self.results) if r.measurement is m), None)
         if result is None:  # a Measurement taken elsewhere: record it now
-            result = BudgetResult(name=self._node_name, model=m.model_path, measurement=m)
-            self.results.append(result)
-            self._session.results.append(result)
+            result = self._new_result(self._node_name, m.model_path, m)
         result.budgets_ms = scaled
         where = f"{result.model} on {m.device}/{m.runtime}"
         if not m.ok:
@@ -443,6 +851,7 @@ class LatbenchFixture:
         Keyword arguments named like a budget (``median_ms``, ``p90_ms``, ...) are budgets; the
         rest go to :meth:`measure`.
         """
+        __tracebackhide__ = True
         budgets = {k: kw.pop(k) for k in list(kw) if k in BUDGET_STATS}
         if median_ms is not None:
             budgets["median_ms"] = median_ms
@@ -464,7 +873,7 @@ def latbench(request: pytest.FixtureRequest) -> LatbenchFixture:
     ``latbench.check(model, median_ms=...)``. See ``docs/pytest-plugin.md``.
     """
     session = request.config.stash[_SESSION_KEY]
-    return LatbenchFixture(session, request.node.name)
+    return LatbenchFixture(session, request.node.name, request.node.nodeid)
 
 
 # ---- reporting --------------------------------------------------------------------------------
@@ -472,9 +881,19 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "-"
 
 
-def summary_rows(results: list[BudgetResult]) -> tuple[list[str], list[list[str]]]:
-    """The summary table: header and one row per result (times in ms)."""
+def summary_rows(
+    results: list[BudgetResult], comparisons: Mapping[str, Comparison] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """The summary table: header and one row per result (times in ms).
+
+    A name that several tests share (``test_one`` in two modules) is shown as each one's
+    ``fullname``; with ``comparisons`` (``--latbench-compare``) a column gives the median's
+    change over the baseline.
+    """
     header = ["Name (time in ms)", "Min", "Median", "IQR", "P90", "Runs", "Budget", "Status"]
+    if comparisons is not None:
+        header.append("Vs baseline")
+    names = display_names(results)
     rows = []
     for r in results:
         m = r.measurement
@@ -485,8 +904,21 @@ def summary_rows(results: list[BudgetResult]) -> tuple[list[str], list[list[str]
         else:
             stats, runs = ["-"] * 4, "0"
         status = {"pass": "PASS", "over": "OVER", "failed": "FAILED"}.get(r.status, "-")
-        rows.append([r.name, *stats, runs, budget or "-", status])
+        row = [names[r.fullname], *stats, runs, budget or "-", status]
+        if comparisons is not None:
+            c = comparisons.get(r.fullname)
+            row.append(c.change_text() if c is not None else "-")
+        rows.append(row)
     return header, rows
+
+
+def display_names(results: list[BudgetResult]) -> dict[str, str]:
+    """The name to show for each ``fullname``: the short ``name``, unless several tests share it
+    (``test_one`` in two modules), which are then shown by their ``fullname``."""
+    owners: dict[str, set[str]] = {}
+    for r in results:
+        owners.setdefault(r.name, set()).add(r.fullname)
+    return {r.fullname: r.fullname if len(owners[r.name]) > 1 else r.name for r in results}
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -500,32 +932,118 @@ def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "-" * len(line(header)), *(line(r) for r in rows)]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist controller: take the results a worker sent when it finished."""
+    session = node.config.stash.get(_SESSION_KEY, None)
+    output = getattr(node, "workeroutput", None) or {}
+    if session is not None and _WORKER_KEY in output:
+        session.add_worker_results(output[_WORKER_KEY])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Send the results to the controller (in an xdist worker), or compare with the baseline,
+    write ``--latbench-json`` and fail the run on a regression (everywhere else)."""
+    config = session.config
+    ls = config.stash.get(_SESSION_KEY, None)
+    if ls is None:
+        return
+    if _is_worker(config):
+        worker = str(config.workerinput.get("workerid", ""))  # type: ignore[attr-defined]
+        results = [r.to_dict() for r in ls.results]
+        output = config.workeroutput  # type: ignore[attr-defined]
+        output[_WORKER_KEY] = json.dumps({"worker": worker, "results": results})
+        return
+    regressions = ls.compare()
+    path = None if config.option.collectonly else config.getoption("--latbench-json")
+    if path:  # always written, also with no measurement: never a stale file from an older run
+        Path(path).write_text(json.dumps(ls.payload(), indent=1, sort_keys=True), encoding="utf-8")
+    if regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(_SESSION_KEY, None)
-    if session is None or not session.results:
+    if session is None or _is_worker(config):
         return
-    first = session.results[0].measurement
-    devices = sorted({r.measurement.device for r in session.results})
-    runtimes = sorted({r.measurement.runtime for r in session.results})
+    path = None if config.option.collectonly else config.getoption("--latbench-json")
+    if not session.results:
+        if path:
+            terminalreporter.write_line(f"latbench: no measurement in this run; wrote {path}")
+        return
+    devices = sorted({r.measurement.device for r in session.results if r.measurement.device})
+    runtimes = sorted(
+        {
+            f"{m.runtime} {m.runtime_version}".strip()
+            for m in (r.measurement for r in session.results)
+            if m.runtime
+        }
+    )
     title = (
-        f"latbench: {len(session.results)} measurement(s) on {', '.join(devices)} "
-        f"with {', '.join(runtimes)} {first.runtime_version}".rstrip()
+        f"latbench: {len(session.results)} measurement(s) on {', '.join(devices) or '-'} "
+        f"with {', '.join(runtimes) or '-'}"
     )
     terminalreporter.write_sep("-", title)
-    header, rows = summary_rows(session.results)
+    compared = session.comparisons if session.baseline is not None else None
+    header, rows = summary_rows(session.results, compared)
     for text in format_table(header, rows):
         terminalreporter.write_line(text)
-    unstable = [r.name for r in session.results if r.measurement.ok and not _stable(r)]
+    names = display_names(session.results)
+    unstable = [names[r.fullname] for r in session.results if r.measurement.ok and not _stable(r)]
     if unstable:
         terminalreporter.write_line(
             f"unstable measurement(s): {', '.join(unstable)} (see the verdict in --latbench-json; "
             "raise --latbench-min-time or pin an idle CPU)"
         )
-    path = config.getoption("--latbench-json")
+    if len(session.workers) > 1:
+        terminalreporter.write_line(
+            f"latbench: measured by {len(session.workers)} pytest-xdist workers at once, which "
+            "share this machine's CPUs; for latencies that mean something, run the latency tests "
+            "in one process (-n 0, or --latbench-skip here and --latbench-only without -n)"
+        )
+    if compared is not None:
+        _write_comparison(terminalreporter, session)
     if path:
-        payload = {"results": [r.to_dict() for r in session.results]}
-        Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
         terminalreporter.write_line(f"latbench: wrote {path}")
+
+
+def _write_comparison(terminalreporter: Any, session: LatbenchSession) -> None:
+    baseline = session.opt("--latbench-compare")
+    names = display_names(session.results)
+    by_state: dict[str, list[str]] = {}
+    for r in session.results:
+        c = session.comparisons[r.fullname]
+        by_state.setdefault(c.state, []).append(names[r.fullname])
+        if c.state == "incomparable":
+            terminalreporter.write_line(
+                f"latbench: {names[r.fullname]} not compared with {baseline} (another machine "
+                f"or setup: {'; '.join(c.reasons)}); record the baseline again here",
+                yellow=True,
+            )
+    if by_state.get("new"):
+        terminalreporter.write_line(
+            f"latbench: not in the baseline {baseline}: {', '.join(by_state['new'])}"
+        )
+    regressions = [
+        f"{names[r.fullname]}: {text}"
+        for r in session.results
+        for text in session.comparisons[r.fullname].regressions
+    ]
+    if regressions:
+        terminalreporter.write_line(
+            f"latbench: performance regressed against {baseline} (--latbench-compare-fail "
+            f"{','.join(str(x) for x in session.rules)}):",
+            red=True,
+            bold=True,
+        )
+        for text in regressions:
+            terminalreporter.write_line(f"  {text}", red=True)
+    elif session.rules:
+        n = len(by_state.get("compared", []))
+        terminalreporter.write_line(
+            f"latbench: no regression against {baseline} ({n} compared, "
+            f"--latbench-compare-fail {','.join(str(x) for x in session.rules)})"
+        )
 
 
 def _stable(r: BudgetResult) -> bool:

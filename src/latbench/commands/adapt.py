@@ -52,6 +52,8 @@ from latbench.config import load_config
 from latbench.errors import (
     ArchError,
     ConfigError,
+    DeviceError,
+    LatbenchError,
     MeasurementError,
     PredictorError,
     UnknownNameError,
@@ -74,9 +76,22 @@ def live_format(runtime: str) -> str:
     return fmt
 
 
-def _latency(path: str, line: int, text: str) -> float:
+def _cells(path: str, line: int, row: dict[str, Any], need: Any) -> None:
+    """Refuse a row with fewer cells than the header (``csv`` fills the missing ones with
+    None), naming the file, the line and the columns it lacks."""
+    missing = [c for c in need if row.get(c) is None]
+    if missing:
+        raise ConfigError(
+            f"{path}:{line}: no {', '.join(missing)} cell; expected a value in every column of "
+            f"the header ({', '.join(need)})"
+        )
+
+
+def _latency(path: str, line: int, text: str | None) -> float:
     """The ``latency_ms`` cell of a samples file: finite positive milliseconds, else an error
     that names the file and line."""
+    if text is None:
+        raise ConfigError(f"{path}:{line}: no latency_ms cell; expected a number")
     try:
         v = float(text)
     except ValueError:
@@ -201,7 +216,8 @@ def read_samples(
     path: str, space: str, *, of: str = "the base predictor"
 ) -> tuple[list[str], list[float]]:
     """Rows of a ``space,arch,latency_ms`` CSV; every row must be of ``space`` (the space of
-    ``of``, named in the error).
+    ``of``, named in the error) and, where the file has a ``device`` column (the samples file
+    of a live run), of one device.
 
     Architectures of a registered space come back canonical; a bad one, like a bad latency,
     is reported with the file and line.
@@ -217,6 +233,7 @@ def read_samples(
         check = str
     archs: list[str] = []
     lat: list[float] = []
+    devices: dict[str, int] = {}  # a device column (the live samples file has one): name -> line
     with open_csv(path) as fh:
         reader = Reader(fh)
         need = {"space", "arch", "latency_ms"}
@@ -224,6 +241,9 @@ def read_samples(
         if not need <= have:
             raise ConfigError(f"{path}: columns {sorted(have)}; expected at least {sorted(need)}")
         for i, row in enumerate(reader, start=2):
+            _cells(path, i, row, ("space", "arch", "latency_ms"))
+            if row.get("device"):
+                devices.setdefault(row["device"], i)
             if row["space"] != space:
                 raise PredictorError(
                     f"{path}:{i}: space {row['space']!r}; expected {space!r}, the space of {of}"
@@ -236,6 +256,13 @@ def read_samples(
             lat.append(v)
     if not archs:
         raise ConfigError(f"samples file {path!r} holds no rows; expected K measured architectures")
+    if len(devices) > 1:
+        # one target only: the rows of two devices would be fitted as one device's
+        named = ", ".join(f"{d} (from line {line})" for d, line in devices.items())
+        raise ConfigError(
+            f"{path}: rows of {len(devices)} devices, {named}; expected the measurements of "
+            "one device (keep only the new device's rows)"
+        )
     return archs, lat
 
 
@@ -264,15 +291,14 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
                 raise ConfigError(
                     f"{path}: columns {sorted(have)}; expected at least {sorted(need)}"
                 )
+            first_line: dict[str, int] = {}
             for i, row in enumerate(reader, start=2):
-                try:
-                    lat.append(float(row["latency_ms"]))
-                except ValueError:
-                    raise ConfigError(
-                        f"{path}:{i}: latency_ms {row['latency_ms']!r}; expected a number"
-                    ) from None
+                _cells(path, i, row, ("arch", "device", "latency_ms"))
+                lat.append(_latency(path, i, row["latency_ms"]))
                 archs.append(row["arch"])
                 devices.append(row["device"])
+                first_line.setdefault(row["arch"], i)
+        _check_archs(path, base.space_, first_line)
     from latbench.predictors.adapt import excluded_devices
 
     dropped = set(excluded_devices(base, exclude))
@@ -285,6 +311,22 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
         [devices[i] for i in keep],
         sources=sources,
     )
+
+
+def _check_archs(path: str, space: str, first_line: dict[str, int]) -> None:
+    """Each distinct architecture of ``path`` must parse in ``space``; the first that does not
+    is an :class:`ArchError` naming its line (``first_line``: arch -> the line it is first on)."""
+    from latbench.spaces import get_space
+
+    try:
+        check = get_space(space).canonical
+    except UnknownNameError:  # a user dataset's own space: taken as written
+        return
+    for arch, line in first_line.items():
+        try:
+            check(arch)
+        except ArchError as exc:
+            raise ArchError(f"{path}:{line}: {exc}") from None
 
 
 def _status_file(args: argparse.Namespace) -> TextIO:
@@ -327,6 +369,7 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
                 "--save-samples or remove it"
             )
         for i, row in enumerate(reader, start=2):
+            _cells(path, i, row, SAMPLE_COLUMNS)
             if row["device"] != device or row["space"] != space:
                 other += 1
                 continue
@@ -368,6 +411,15 @@ class _Recorder:
     def __call__(self, arch: str, m: Any) -> None:
         from latbench.datasets import schema
 
+        if m.ok:
+            # the samples file first: it is what a rerun resumes from, so a measurement is kept
+            # even when the store then cannot be written (disk full, locked, ...)
+            new = not os.path.isfile(self.csv_path)
+            with open(self.csv_path, "a", newline="") as fh:
+                w = csv.writer(fh)
+                if new:
+                    w.writerow(SAMPLE_COLUMNS)
+                w.writerow([self.space, arch, f"{m.latency_ms:.6g}", self.device])
         self._store.add(
             schema.row_from_measurement(
                 m,
@@ -379,14 +431,6 @@ class _Recorder:
                 device=self.device,
             )
         )
-        if not m.ok:
-            return
-        new = not os.path.isfile(self.csv_path)
-        with open(self.csv_path, "a", newline="") as fh:
-            w = csv.writer(fh)
-            if new:
-                w.writerow(SAMPLE_COLUMNS)
-            w.writerow([self.space, arch, f"{m.latency_ms:.6g}", self.device])
 
 
 def measure_live(
@@ -399,14 +443,21 @@ def measure_live(
     settings: Any,
 ) -> tuple[list[str], list[float]]:
     """Emit and measure ``archs`` on ``args.device`` with the harness ``settings`` (those
-    ``run`` checked before choosing them); failed measurements are skipped.
+    ``run`` checked before choosing them); an architecture whose measurement fails is skipped.
 
     ``on_result(arch, measurement)`` is called as each measurement completes, failed ones
     included (the CLI appends it to the samples file and to the store, so that an interrupted
     run loses nothing). A measurement's latency is its ``latency_ms``: the statistic of the
     harness settings (``[measure] statistic`` in bench.toml; the median by default).
+
+    A failure of the device rather than of the architecture (a dropped link, kind
+    ``"transport"``, tried once more first, as ``devices describe`` does; or a device that
+    cannot measure at all, kind ``"device"``) stops the run with a
+    :class:`~latbench.errors.DeviceError`: every later measurement would fail the same way,
+    each after its timeout, and the rerun measures what is left once the device is back.
     """
     from latbench.devices import get_device
+    from latbench.devices.remote import DEVICE_FAILURES, RETRYABLE_FAILURES, failure_kind
     from latbench.spaces import export, get_space
 
     fmt = live_format(args.runtime)
@@ -423,8 +474,18 @@ def measure_live(
             m = dev.measure(
                 str(path), runtime=args.runtime, threads=args.threads, settings=settings
             )
+            if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
+                log.info("%s: measuring %s again after: %s", args.device, arch, m.error)
+                m = dev.measure(
+                    str(path), runtime=args.runtime, threads=args.threads, settings=settings
+                )
             if on_result is not None:
                 on_result(arch, m)
+            if not m.ok and failure_kind(m) in DEVICE_FAILURES:
+                raise DeviceError(
+                    f"device {args.device!r} failed while measuring {arch} "
+                    f"({i + 1} of {len(archs)}): {m.error}"
+                )
             if not m.ok:
                 log.warning("measurement of %s failed: %s%s", arch, m.error, progress.step())
                 continue
@@ -432,6 +493,19 @@ def measure_live(
             done.append(arch)
             lat.append(float(m.latency_ms))
     return done, lat
+
+
+def _kept(path: str, space: str, device: str, picks: list[str]) -> str:
+    """What an interrupted live run leaves behind, and how to go on from it."""
+    try:
+        done = measured_before(path, space, device)
+    except LatbenchError:
+        done = {}
+    n = len([a for a in picks if a in done])
+    return (
+        f"{n} of {len(picks)} architectures measured on {device} are kept in {path}; run the "
+        "same command again to measure only the rest"
+    )
 
 
 def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, float] | None:
@@ -470,6 +544,7 @@ def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, floa
 def run(args: argparse.Namespace) -> int:
     from latbench.predictors import load, save
     from latbench.predictors.adapt import adapt, choose_samples, stored_prior
+    from latbench.predictors.fewshot import MIN_SAMPLES
     from latbench.spaces import get_space
 
     base = load(args.base)
@@ -495,8 +570,10 @@ def run(args: argparse.Namespace) -> int:
         archs, lat = read_samples(args.samples, base.space_)
         name = args.name or os.path.splitext(os.path.basename(args.samples))[0]
     else:
-        if args.budget < 3:
-            raise ConfigError(f"--budget {args.budget}; expected at least 3 architectures")
+        if args.budget < MIN_SAMPLES:
+            raise ConfigError(
+                f"--budget {args.budget}; expected at least {MIN_SAMPLES} architectures"
+            )
         live_format(args.runtime)  # as an unknown device, refused before anything is chosen
         cfg = load_config(args.config)
         cfg.device(args.device)  # an unknown device fails before anything
@@ -533,13 +610,37 @@ def run(args: argparse.Namespace) -> int:
                 f"measuring {len(todo)} architectures on {args.device} (-> {path}, {db}):",
                 file=_status_file(args),
             )
-            with _Recorder(path, db, base.space_, args.device) as record:
-                got, ms = measure_live(
-                    args, base, todo, on_result=record, config=cfg, settings=settings
+            try:
+                with _Recorder(path, db, base.space_, args.device) as record:
+                    got, ms = measure_live(
+                        args, base, todo, on_result=record, config=cfg, settings=settings
+                    )
+            except (LatbenchError, OSError) as exc:  # the device, the disk, the store
+                kept = _kept(path, base.space_, args.device, picks)
+                raise type(exc)(f"{exc}; {kept}") from exc
+            except KeyboardInterrupt:
+                print(
+                    f"latbench adapt: {_kept(path, base.space_, args.device, picks)}",
+                    file=sys.stderr,
                 )
+                raise
             archs, lat = archs + got, lat + ms
-        if not archs:
-            raise MeasurementError(f"every measurement on {args.device!r} failed; nothing to adapt")
+            failed = len(todo) - len(got)
+            if failed and archs and len(archs) + len(ref or ()) >= MIN_SAMPLES:
+                print(
+                    f"measured {len(archs)} of {len(picks)} architectures on {args.device}: "
+                    f"{failed} failed (see the warnings; not used, measured again by a rerun)",
+                    file=_status_file(args),
+                )
+        # the descriptor's reference architectures count towards the samples adapt needs
+        if not archs or len(archs) + len(ref or ()) < MIN_SAMPLES:
+            raise MeasurementError(
+                f"{len(archs)} of {len(picks)} architectures measured on {args.device!r} "
+                f"(the others failed, see the warnings); expected at least {MIN_SAMPLES} to "
+                f"adapt from. The measured ones are kept in {path}: run the same command again "
+                "to measure the failed ones once more, or pick others with --candidates or a "
+                "larger --budget"
+            )
         name = args.name or args.device
     if ref:
         print(

@@ -454,6 +454,11 @@ def run(args: argparse.Namespace) -> int:
             )
     dev_cfg = cfg.device(args.device)
     if args.cpus is not None:
+        from latbench.devices.local import parse_cpus
+
+        parse_cpus(
+            args.cpus, where="latbench measure", key="--cpus"
+        )  # a bad value names the option
         cfg.devices[args.device] = {**dev_cfg, "cpus": args.cpus}
     elif cfg.measure.get("cpus") and "cpus" not in dev_cfg:
         cfg.devices[args.device] = {**dev_cfg, "cpus": cfg.measure["cpus"]}

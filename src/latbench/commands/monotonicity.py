@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from latbench.commands._json import dumps
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, PredictorError
 
 
 def register(subparsers: Any) -> None:
@@ -110,10 +110,22 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.output and not (args.target or args.samples):
         raise ConfigError(f"-o {args.output}: expected --target or --samples to adapt to")
-    long, space = _load(args)
     if args.devices is not None:  # as predictor fit takes them: help/pixel3,help/gold_6240
-        args.devices = [d.strip() for v in args.devices for d in v.split(",") if d.strip()]
-    table = mono.wide_table(long, args.devices)
+        given = args.devices
+        args.devices = [d.strip() for v in given for d in v.split(",") if d.strip()]
+        if not args.devices:
+            # an empty list would select every device, not the ones meant
+            raise ConfigError(
+                f"--devices {' '.join(repr(v) for v in given) or '(nothing)'} names no device; "
+                "expected device names or globs (or no --devices for all of them)"
+            )
+    long, space = _load(args)
+    table = mono.wide_table(long)
+    if args.devices:
+        try:
+            table = table[mono.select_devices(list(table.columns), args.devices)]
+        except PredictorError as exc:  # the option's value: a usage error that names it
+            raise ConfigError(f"--devices: {exc}") from None
     sp, kd = mono.rank_correlations(table, with_kendall=args.kendall)
     order = mono.cluster_order(sp)
     sp = sp.loc[order, order]
@@ -134,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
     adapt_report = None
     if args.target or args.samples:
         if args.target:
-            hits = mono.select_devices(list(table.columns), [args.target])
+            try:
+                hits = mono.select_devices(list(table.columns), [args.target])
+            except PredictorError as exc:
+                raise ConfigError(f"--target: {exc}") from None
             if len(hits) > 1:
                 raise ConfigError(
                     f"--target {args.target!r} matches {len(hits)} devices "

@@ -22,7 +22,7 @@ import pandas as pd
 from latbench.commands._archfile import read_archs
 from latbench.errors import ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
-from latbench.predictors.base import GRAPH_SPACE
+from latbench.predictors.base import DEFAULT_DEVICE, GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
 from latbench.predictors.metrics import evaluate, top_k_for
 
@@ -59,6 +59,35 @@ def _data(args: argparse.Namespace) -> pd.DataFrame:
 
         return load_reference(args.reference)
     raise ConfigError("give --data FILE or --reference nb201|fbnet")
+
+
+def _source(args: argparse.Namespace) -> str:
+    """How the data of ``args`` is named in a message: the file, or the reference table."""
+    data = getattr(args, "data", None)
+    return str(data) if data else f"reference {getattr(args, 'reference', None)}"
+
+
+def check_measured(df: pd.DataFrame, source: str) -> None:
+    """Refuse a table with a latency that is missing, not finite, or not positive, naming the
+    first such row by its architecture and device.
+
+    Checked once, before any model is fitted or scored: the models and the metrics refuse
+    such values too, but name them by their index in a training or test split, and only after
+    the fits before them have run (a ``compare`` of several models).
+    """
+    y = pd.to_numeric(df.latency_ms, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(y) | (y <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        row = df.iloc[i]
+        value = row.latency_ms
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            value = float(value)  # nan, not np.float64(nan)
+        raise DatasetError(
+            f"{source}: latency_ms = {value!r} for {row.arch} on {row.device}; "
+            f"expected finite positive milliseconds ({int(bad.sum())} such row(s); drop "
+            "unmeasured rows first)"
+        )
 
 
 def _select(df: pd.DataFrame, device: str | None, *, one: str | None = None) -> pd.DataFrame:
@@ -125,11 +154,13 @@ def _train_rows(df: Any, train_size: int, seed: int) -> Any:
     if not train_size:
         return df
     archs = df.arch.unique()
-    if train_size >= len(archs):
-        log.warning(
-            "--train-size %d: the data holds %d architectures; fitting on all of them",
-            train_size, len(archs),
-        )  # fmt: skip
+    if train_size > len(archs):
+        devices = sorted(df.device.astype(str).unique())
+        raise ConfigError(
+            f"--train-size {train_size}: the data holds {len(archs)} architectures of "
+            f"{_listed(devices)}; expected 1 to {len(archs)} (0: all of them)"
+        )
+    if train_size == len(archs):
         return df
     # the split of ``predictor compare`` and the benchmarks: the same seed, the same archs
     keep = set(archs[np.random.default_rng(seed).permutation(len(archs))[:train_size]])
@@ -147,6 +178,7 @@ def _train_rows(df: Any, train_size: int, seed: int) -> Any:
 
 def _fit_cmd(args: argparse.Namespace) -> int:
     df = _select(_data(args), args.device)
+    check_measured(df, _source(args))
     spaces = df.space.unique()
     if len(spaces) != 1:
         raise ConfigError(f"the data mixes spaces {sorted(spaces)}; expected one")
@@ -192,6 +224,14 @@ def _fit_cmd(args: argparse.Namespace) -> int:
 
 def _predict_cmd(args: argparse.Namespace) -> int:
     p = load(args.predictor)
+    if p.space_ == GRAPH_SPACE and not args.space:
+        from latbench.spaces import SPACES
+
+        raise ConfigError(
+            f"{args.predictor} predicts graphs (it was fitted with space 'graph'); pass "
+            f"--space {' or '.join(SPACES.names())} to predict that space's architectures "
+            "through their graphs"
+        )
     if args.space and p.space_ != GRAPH_SPACE and args.space != p.space_:
         raise ConfigError(
             f"--space {args.space}, but {args.predictor} predicts architectures of space "
@@ -204,27 +244,33 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     ]
     if len(given) > 1:
         raise ConfigError(f"{' and '.join(given)}: expected one of --archs, --all, --sample")
+    space = args.space or p.space_
     if args.all:
-        space = args.space or p.space_
         archs = get_space(space).enumerate_all()
     elif args.sample is not None:
-        space = args.space or p.space_
         if args.sample < 1:
             raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")
         archs = get_space(space).sample(args.sample, seed=args.seed)
     elif args.archs:
-        space = args.space or p.space_
-        archs = read_archs(args.archs, None if space == GRAPH_SPACE else get_space(space))
+        archs = read_archs(args.archs, get_space(space))
     else:
         raise ConfigError("give --archs FILE, --all or --sample N")
     device = resolve_device(p, args.device)
-    mean, std = p.predict_with_uncertainty(archs, device=device)
+    mean, std = p.predict_with_uncertainty(_inputs(p, [space] * len(archs), archs), device=device)
     out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
     if std is not None:
         out["uncertainty_ms"] = std
     write_table(out, args.output)
     print(f"predicted {len(archs)} architectures -> {args.output}", file=sys.stderr)
     return 0
+
+
+def _inputs(p: Any, spaces: list[str], archs: list[str]) -> list[Any]:
+    """What ``p`` predicts for these architectures of these spaces: the strings themselves, or
+    for a predictor fitted on graphs (``space="graph"``) each architecture's built graph."""
+    if p.space_ != GRAPH_SPACE:
+        return archs
+    return [get_space(s).build(a) for s, a in zip(spaces, archs, strict=True)]
 
 
 def write_table(df: pd.DataFrame, output: str) -> None:
@@ -277,22 +323,33 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     if device is None and len(p.devices_) == 1 and p.devices_[0] in set(df.device):
         device = p.devices_[0]
     if device is None and len(p.devices_) > 1:
-        return _evaluate_each_device(p, df)
+        return _evaluate_each_device(p, df, _source(args))
     if device is not None and len(p.devices_) > 1:
         sub = _select(df, device)
         if sub.device.nunique() > 1:  # a glob or list: a row per device, as without --device
-            return _evaluate_each_device(p, sub)
+            return _evaluate_each_device(p, sub, _source(args))
     df = _select(df, device, one="predictor evaluate")
-    if device is not None:
-        device = str(df.device.iloc[0])  # the data's name for a short name or glob
-    pred = p.predict(df.arch.tolist(), device=device if device in p.devices_ else None)
+    check_measured(df, _source(args))
+    # the rows' device (the data's name for a short name or glob) must be one the predictor
+    # knows: scoring one device's predictions against another's measurements is no score of
+    # the predictor (a model fitted without a device name, "default", serves any)
+    measured_on = str(df.device.iloc[0])
+    device = resolve_device(p, measured_on)
+    if device not in p.devices_ and p.devices_ != [DEFAULT_DEVICE]:
+        raise PredictorError(
+            f"{args.data} holds measurements of {measured_on}; {args.predictor} was fitted on "
+            f"{_listed(list(p.devices_))}: expected rows of "
+            f"{'that device' if len(p.devices_) == 1 else 'one of them'} (--device picks a "
+            "device's rows of a table of several; latbench adapt fits a new device)"
+        )
+    pred = p.predict(_inputs(p, df.space.astype(str).tolist(), df.arch.tolist()), device=device)
     m = evaluate(df.latency_ms.to_numpy(), pred, k=top_k_for(len(df)))
     for k, v in m.items():
         print(f"{k:10s} {v:.4f}")
     return 0
 
 
-def _evaluate_each_device(p: Any, df: Any) -> int:
+def _evaluate_each_device(p: Any, df: Any, source: str) -> int:
     """A multi-device predictor on data of several devices: a row per device both know."""
     shared = [d for d in sorted(set(df.device.astype(str))) if d in set(p.devices_)]
     if not shared:
@@ -301,12 +358,13 @@ def _evaluate_each_device(p: Any, df: Any) -> int:
             f"{', '.join(sorted(set(df.device.astype(str))))}: expected a device in both "
             "(or --device DEV to score one of the predictor's devices on the data's rows)"
         )
+    check_measured(df[df.device.astype(str).isin(shared)], source)
     rows = []
     # one k for every device, so that the top-k column and its mean cover them all
     k = top_k_for(min(int((df.device == dev).sum()) for dev in shared))
     for dev in shared:
         sub = df[df.device == dev]
-        pred = p.predict(sub.arch.tolist(), device=dev)
+        pred = p.predict(_inputs(p, sub.space.astype(str).tolist(), sub.arch.tolist()), device=dev)
         m = evaluate(sub.latency_ms.to_numpy(), pred, k=k)
         rows.append({"device": dev, "n": len(sub), **m})
     table = pd.DataFrame(rows)
@@ -324,6 +382,7 @@ def _evaluate_each_device(p: Any, df: Any) -> int:
 
 def _compare_cmd(args: argparse.Namespace) -> int:
     df = _select(_data(args), args.device, one="predictor compare")
+    check_measured(df, _source(args))
     args.device = str(df.device.iloc[0])  # the data's name for a short name or glob
     space = str(df.space.iloc[0])
     models = [m.strip() for m in args.models.split(",") if m.strip()]

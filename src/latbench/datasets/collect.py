@@ -18,8 +18,9 @@ a rerun skips every stored key, so a collection killed at any instant (SIGKILL i
 again ends with exactly one row per (architecture, device), none lost and none twice.
 
 Failures: an architecture whose emission or measurement fails (the runtime crashed or hung the
-worker, an operator is unsupported) is stored with ``status = "failed"`` and its error, and the
-run goes on; a rerun does not retry it unless ``retry_failed`` is set (an ``ok`` result then
+worker, an operator is unsupported), or whose record the store cannot hold (a device adapter's
+metadata that is not JSON), is stored with ``status = "failed"`` and its error, and the run
+goes on; a rerun does not retry it unless ``retry_failed`` is set (an ``ok`` result then
 replaces the failed row). A failure of the link to the device (kind ``"transport"``, after the
 fleet's reconnect and retry, or once the fleet gave up on the device) is not the
 architecture's: it is counted as failed and reported, but not stored, so the same command run
@@ -560,6 +561,22 @@ def check_settings(space: SearchSpace, settings: CollectSettings) -> None:
             raise ConfigError(f"drift architecture: {exc}") from None
 
 
+def _canonical_archs(space: SearchSpace, archs: Sequence[str]) -> list[str]:
+    """The canonical string of every architecture; ArchError naming a bad one's position."""
+    out = []
+    for i, arch in enumerate(archs):
+        if not isinstance(arch, str):
+            raise ArchError(
+                f"architecture {i + 1} of {len(archs)} to collect is {arch!r}; expected an "
+                f"architecture string of {space.name}"
+            )
+        try:
+            out.append(space.canonical(arch))
+        except ArchError as exc:
+            raise ArchError(f"architecture {i + 1} of {len(archs)} to collect: {exc}") from None
+    return out
+
+
 def collect(
     store: Store,
     space: SearchSpace,
@@ -573,9 +590,12 @@ def collect(
 ) -> CollectReport:
     """Measure ``archs`` on every device into ``store``; resumable, crash-safe (module doc).
 
-    ``archs`` must be canonical strings of ``space`` (``space.canonical``); duplicates are
-    measured once. ``stop`` lets a caller request a clean stop (the CLI sets it on Ctrl-C); a
-    ``KeyboardInterrupt`` in the calling thread does the same, and a second one aborts.
+    ``archs`` are architecture strings of ``space``; each is stored as its canonical string
+    (``space.canonical``), so two spellings of one architecture are measured once, and one that
+    is not of ``space`` raises :class:`~latbench.errors.ArchError` (naming it and its
+    position) before anything is recorded. ``stop`` lets a caller request a clean stop (the
+    CLI sets it on Ctrl-C); a ``KeyboardInterrupt`` in the calling thread does the same, and a
+    second one aborts (the row being written then is rolled back, never half-written).
     """
     settings = settings or CollectSettings()
     if not devices:
@@ -583,7 +603,7 @@ def collect(
     names = [d.name for d in devices]
     if len(set(names)) != len(names):
         raise ConfigError(f"device list {names} names a device twice")
-    archs = list(dict.fromkeys(archs))
+    archs = list(dict.fromkeys(_canonical_archs(space, archs)))
     if settings.device_runtime is None:  # each device's table may name the runtime it has
         own = {d.name: getattr(d, "table_runtime", None) for d in devices}
         settings = replace(
@@ -693,7 +713,7 @@ def collect(
                 report.measure_s += item.measure_s
                 if item.kind == "drift":
                     continue
-                postfix: dict[str, Any] = {"failed": report.failed}
+                postfix: dict[str, Any] = {"ok": report.ok, "failed": report.failed}
                 if len(devices) > 1 and line:
                     postfix["devices"] = line
                 bar.update(postfix)
@@ -790,26 +810,47 @@ def _write_row(
             d.unreachable_reason = d.unreachable_reason or str(m.error or "")  # the first
         log.info("arch %s not measured on %s: %s", item.arch, item.device, m.error)
         return
-    if m.ok:
-        timed, warm = _inference_s(m)
-        report.inference_s += timed
-        report.warmup_s += warm
     m = m.with_(
         runtime=m.runtime or settings.runtime_of(item.device),
         batch=m.batch or settings.batch,
         threads=settings.threads,
     )
-    row = S.row_from_measurement(
-        m,
-        collection=settings.collection,
-        space=space.name,
-        arch=item.arch,
-        arch_id=space.arch_id(item.arch),
-        arch_index=int(index_fn(item.arch)) if index_fn is not None else None,
-        device=item.device,
-        drift_ratio=ratio.get(item.device),
-    )
-    row["batch"] = settings.batch
+
+    def row_of(m: Measurement) -> dict[str, Any]:
+        row = S.row_from_measurement(
+            m,
+            collection=settings.collection,
+            space=space.name,
+            arch=item.arch,
+            arch_id=space.arch_id(item.arch),
+            arch_index=int(index_fn(item.arch)) if index_fn is not None else None,
+            device=item.device,
+            drift_ratio=ratio.get(item.device),
+        )
+        row["batch"] = settings.batch
+        return row
+
+    try:
+        row = row_of(m)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # a record the device adapter filled with what a row cannot hold (metadata that is not
+        # JSON, such as keys of mixed types): this architecture fails with the reason, the
+        # sweep goes on
+        log.debug("record of %s on %s cannot be stored", item.arch, item.device, exc_info=True)
+        m = Measurement.failed(
+            f"the device's record cannot be stored: {type(exc).__name__}: {exc}",
+            runtime=m.runtime,
+            runtime_version=m.runtime_version,
+            device_fingerprint=m.device_fingerprint,
+            batch=m.batch,
+            threads=m.threads,
+            started_at=m.started_at,
+        )
+        row = row_of(m)
+    if m.ok:
+        timed, warm = _inference_s(m)
+        report.inference_s += timed
+        report.warmup_s += warm
     if not store.add(row):
         if not m.ok and settings.retry_failed:
             # a retried architecture that failed again: the stored failed row stays, and this

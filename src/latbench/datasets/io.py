@@ -315,7 +315,8 @@ def _missing_hint(df: pd.DataFrame, missing: list[str]) -> str:
     if missing == ["device"]:
         hints.append(
             "a file of one device's samples (space,arch,latency_ms) needs the device named "
-            "(--device NAME)"
+            "(--device NAME of the commands that read one device's file, device= in Python) "
+            "or a device column"
         )
     if "arch" in df.columns and "latency_ms" in missing and "device" in missing:
         hints.append(

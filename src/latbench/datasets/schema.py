@@ -8,6 +8,12 @@ store's ``PRAGMA user_version``, the parquet metadata key ``latbench.schema_vers
 written by a newer schema is refused with :class:`~latbench.errors.SchemaVersionError` rather
 than misread.
 
+Versions: 1, the first; 2 adds ``env_after`` (the environment captured after the timed loops,
+which the before/after checks of a record's verdict need). A store of version 1 is upgraded in
+place when it is opened for writing (the column is added, every row kept, ``env_after`` NULL in
+the rows measured before) and read with ``env_after`` empty when it is opened read-only; a
+file of version 1 reads with ``env_after`` empty.
+
 Units live in names: every time is in milliseconds (``*_ms``) except ``wall_s``. Raw samples are
 kept whole: in the store as a little-endian float64 blob (8 bytes a sample), in pandas and
 parquet as a list of floats, in CSV as a JSON list.
@@ -28,7 +34,7 @@ from typing import Any
 from latbench.errors import DatasetError, SchemaVersionError
 from latbench.profilers.record import Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The minimal long format every reader accepts.
 LONG_COLUMNS: tuple[str, ...] = ("space", "arch", "device", "latency_ms")
@@ -70,7 +76,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("warmup_runs", "INTEGER", "untimed warm-up inferences"),
     Column("samples_ms", "BLOB", "every timed sample (ms per inference)"),
     Column("counters", "TEXT", "JSON {name: {value, unit} or {value: null, unavailable}}"),
-    Column("env", "TEXT", "JSON environment (CPU, governor, versions, ...)"),
+    Column("env", "TEXT", "JSON environment before timing (CPU, governor, versions, ...)"),
+    Column("env_after", "TEXT", "JSON environment after timing (the keys of env)"),
     Column("harness", "TEXT", "JSON of the timing loop: settings, stop_reason, elapsed_s"),
     Column("drift_ratio", "REAL", "latest reference-model latency / its first latency"),
     Column("wall_s", "REAL", "wall time of the whole measurement (s)"),
@@ -82,7 +89,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-JSON_COLUMNS = ("input_shape", "counters", "env", "harness")
+JSON_COLUMNS = ("input_shape", "counters", "env", "env_after", "harness")
 INT_COLUMNS = ("arch_index", "batch", "threads", "runs", "loops", "warmup_runs", "schema_version")
 FLOAT_COLUMNS = (
     "latency_ms",
@@ -209,6 +216,7 @@ def row_from_measurement(
         "input_shape": _json(m.input_shapes),
         "counters": _json(m.counters),
         "env": _json(m.env),
+        "env_after": _json(m.env_after),
         "harness": _json(getattr(m, "harness", None)),
         "drift_ratio": drift_ratio,
         "wall_s": float(m.wall_s) if m.wall_s else None,
@@ -243,6 +251,124 @@ def row_from_measurement(
             samples_ms=pack_samples(m.samples_ms),
         )
     return {name: row.get(name) for name in COLUMN_NAMES}
+
+
+#: the statistics a record rebuilt from a row can compute (the others need fields a row lacks)
+_ROW_STATISTICS = ("median", "min", "p10", "p25", "round_min")
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, ``pd.NA``: what a row read from the store or a DataFrame holds for NULL."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN
+    except TypeError:  # pd.NA: its truth value is ambiguous
+        return True
+    except ValueError:  # an array: a value
+        return False
+
+
+def _json_field(row: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    """The JSON object of column ``name`` of ``row`` ({} for NULL)."""
+    value = row.get(name)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if not isinstance(value, str):
+        if _missing(value):
+            return {}
+        raise DatasetError(f"{where}: {name} {value!r}; expected JSON text of an object")
+    try:
+        out = json.loads(value)
+    except ValueError:
+        raise DatasetError(
+            f"{where}: {name} {value[:80]!r} is not JSON; expected JSON text of an object"
+        ) from None
+    if out is None:
+        return {}
+    if not isinstance(out, dict):
+        raise DatasetError(f"{where}: {name} {value[:80]!r}; expected JSON text of an object")
+    return out
+
+
+def measurement_from_row(row: Mapping[str, Any], *, where: str = "row") -> Measurement:
+    """The measurement record of a store row: the inverse of :func:`row_from_measurement`.
+
+    ``row`` is a row as the store holds it (samples as a float64 blob, JSON as text) or as
+    :meth:`~latbench.datasets.store.Store.to_pandas` gives it (samples as a list, NaN or
+    ``<NA>`` for NULL). The record gets what a row keeps: status and error, every raw sample,
+    loops and warm-up count, runtime and its version, the row's device name and fingerprint,
+    batch, threads (0 becomes None, "runtime default"), input shapes, counters, ``env``,
+    ``env_after``, ``harness``, ``measured_at`` (as ``started_at``), ``wall_s`` and the latbench
+    version. A row does not keep the warm-up times, the per-operator profile, the CPU samples,
+    a reference re-measurement or the model path, so those are empty; ``statistic`` is the
+    harness setting when the record can compute it from its samples, else the median.
+    Raises :class:`DatasetError` naming ``where`` and the column of a value that is not what
+    the column holds.
+    """
+
+    def integer(name: str, default: int) -> int:
+        value: Any = row.get(name)
+        if _missing(value):
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: {name} {value!r}; expected an integer") from None
+
+    def text(name: str) -> str:
+        value = row.get(name)
+        return "" if _missing(value) else str(value)
+
+    harness = _json_field(row, "harness", where)
+    settings = harness.get("settings")
+    statistic = settings.get("statistic") if isinstance(settings, dict) else None
+    input_shapes = _json_field(row, "input_shape", where)
+    counters = _json_field(row, "counters", where)
+    env = _json_field(row, "env", where)
+    env_after = _json_field(row, "env_after", where)
+    samples: Any = row.get("samples_ms")
+    if isinstance(samples, bytes | bytearray | memoryview):
+        try:
+            samples = unpack_samples(bytes(samples))
+        except DatasetError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
+    elif isinstance(samples, str):  # a JSON list, as CSV files hold it
+        try:
+            samples = json.loads(samples)
+        except ValueError:
+            raise DatasetError(
+                f"{where}: samples_ms {samples[:80]!r}; expected a JSON list of times in ms"
+            ) from None
+    elif not isinstance(samples, Iterable):
+        if not _missing(samples):
+            raise DatasetError(f"{where}: samples_ms {samples!r}; expected a list of times in ms")
+        samples = ()
+    try:
+        return Measurement(
+            status=text("status") or "ok",
+            error=text("error") or None,
+            samples_ms=tuple(float(x) for x in samples),
+            loops=integer("loops", 1),
+            warmup_runs=integer("warmup_runs", 0),
+            runtime=text("runtime"),
+            runtime_version=text("runtime_version"),
+            device=text("device") or "local",
+            device_fingerprint=text("device_fingerprint"),
+            batch=integer("batch", 1),
+            threads=integer("threads", 0) or None,
+            started_at=text("measured_at"),
+            wall_s=0.0 if _missing(row.get("wall_s")) else float(row["wall_s"]),
+            latbench_version=text("latbench_version"),
+            input_shapes=input_shapes,
+            counters=counters,
+            env=env,
+            env_after=env_after,
+            harness=harness,
+            statistic=statistic if statistic in _ROW_STATISTICS else "median",
+        )
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{where}: cannot rebuild the measurement record: {exc}") from None
 
 
 def ordered(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:

@@ -14,7 +14,17 @@ is refused with a clear error and left untouched.
 
 A row is identified by :data:`~latbench.datasets.schema.KEY_COLUMNS` (a unique index): writing a
 row whose key exists does nothing, except that an ``ok`` row replaces a ``failed`` one (a
-retried architecture).
+retried architecture). A measured (``ok``) row is never changed. Every write is one
+transaction that is rolled back on any exception, an interrupt included, so a connection is
+never left inside a transaction; SQLite errors become :class:`~latbench.errors.DatasetError`
+naming the file (a lock held longer than the busy timeout is reported as such, not as
+corruption).
+
+Schema upgrades: a store of an older schema version is upgraded in place when it is opened for
+writing: one transaction adds the columns of the newer versions (NULL in the rows stored
+before: nothing is rewritten, no row is lost), sets ``PRAGMA user_version`` and records
+``upgraded_from`` in ``meta``. Opened read-only, it is read as it is: the columns it lacks
+read as NULL, and the file is not changed.
 
 Bulk paths (imports, exports) move columns between SQLite and Arrow in C through the ADBC
 SQLite driver (``adbc-driver-sqlite``) instead of one Python object per cell. That driver
@@ -55,6 +65,7 @@ import pandas as pd
 
 from latbench.datasets import schema as S
 from latbench.errors import DatasetError, SchemaVersionError
+from latbench.profilers.record import Measurement
 
 log = logging.getLogger(__name__)
 
@@ -223,19 +234,27 @@ def check_store_file(path: str | os.PathLike[str]) -> bool:
             f"0x{app_id:08x}, expected 0x{APPLICATION_ID:08x}); latbench will not modify it"
         )
     if user_version > S.SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{p} was written with dataset schema version {user_version}; this latbench "
-            f"({S.latbench_version()}) reads versions <= {S.SCHEMA_VERSION}: upgrade latbench"
-        )
+        raise _newer(p, user_version)
     return True
 
 
-def _where(filters: Mapping[str, Any], table: str = "measurements") -> tuple[str, list[Any]]:
+def _newer(path: Path, version: int) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"{path} was written with dataset schema version {version}; this latbench "
+        f"({S.latbench_version()}) reads versions <= {S.SCHEMA_VERSION}: upgrade latbench"
+    )
+
+
+def _where(
+    filters: Mapping[str, Any], table: str = "measurements", absent: Iterable[str] = ()
+) -> tuple[str, list[Any]]:
     """SQL WHERE clause of ``filters``: exact match, or a glob when the value has * ? [.
 
     A value that some row of ``table`` holds exactly is matched exactly even when it has glob
-    characters, so a collection named ``lab[1]`` can be selected by its name.
+    characters, so a collection named ``lab[1]`` can be selected by its name. A column of
+    ``absent`` (a schema column an older store lacks) is NULL in every row.
     """
+    missing = set(absent)
     clauses: list[str] = []
     params: list[Any] = []
     for key, value in filters.items():
@@ -244,16 +263,17 @@ def _where(filters: Mapping[str, Any], table: str = "measurements") -> tuple[str
         if key not in S.COLUMN_NAMES:
             raise DatasetError(f"unknown filter column {key!r}; expected one of {S.COLUMN_NAMES}")
         values = [value] if isinstance(value, str | int | float) else list(value)
+        col = "NULL" if key in missing else key
         ors = []
         for v in values:
             if isinstance(v, str) and any(ch in v for ch in "*?["):
                 ors.append(
-                    f"({key} = ? OR ({key} GLOB ? AND NOT EXISTS "
-                    f"(SELECT 1 FROM {table} WHERE {key} = ?)))"
+                    f"({col} = ? OR ({col} GLOB ? AND NOT EXISTS "
+                    f"(SELECT 1 FROM {table} WHERE {col} = ?)))"
                 )
                 params.extend([v, v, v])
             else:
-                ors.append(f"{key} = ?")
+                ors.append(f"{col} = ?")
                 params.append(v)
         clauses.append("(" + " OR ".join(ors) + ")")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
@@ -327,6 +347,9 @@ class Store:
         self.readonly = readonly
         self._file: tuple[int, int] | None = None
         self._warned: set[str] = set()
+        # schema columns the ``measurements`` table lacks (a store of an older schema opened
+        # read-only): read as NULL in every row
+        self._absent: frozenset[str] = frozenset()
         # Another process may remove a new, empty store (a failed import) while this one is
         # opening it: the file is then opened again rather than written after its unlink.
         for _ in range(3):
@@ -364,6 +387,9 @@ class Store:
                 self._retry_busy(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
                 self._conn.execute("PRAGMA synchronous = FULL")
             self._retry_busy(self._check_tables)
+            if not self.readonly:
+                self._retry_busy(self._upgrade)
+            self._absent = self._missing_columns()
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise db_error(self.path, exc) from None
@@ -394,10 +420,10 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_S)
         else:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        conn.execute("PRAGMA busy_timeout = 30000")
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_S)
+        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_S * 1000)}")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk imports
         if not self.readonly:
             conn.execute("PRAGMA synchronous = FULL")
@@ -457,10 +483,85 @@ class Store:
             )
         (version,) = self._conn.execute("PRAGMA user_version").fetchone()
         if version > S.SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{self.path} was written with dataset schema version {version}; this latbench "
-                f"reads versions <= {S.SCHEMA_VERSION}: upgrade latbench"
-            )
+            raise _newer(self.path, version)
+
+    def _table_columns(self) -> set[str]:
+        return {str(r[1]) for r in self._conn.execute("PRAGMA table_info(measurements)")}
+
+    def _missing_columns(self) -> frozenset[str]:
+        return frozenset(S.COLUMN_NAMES) - self._table_columns()
+
+    def _upgrade(self) -> None:
+        """Upgrade a store of an older schema in place, in one transaction: add the columns
+        of the newer versions (NULL in the rows already stored: nothing is rewritten, no row is
+        lost) and record the new version. Another process may have upgraded it meanwhile."""
+        c = self._conn
+        if c.execute("PRAGMA user_version").fetchone()[0] >= S.SCHEMA_VERSION:
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            (old,) = c.execute("PRAGMA user_version").fetchone()
+            if old < S.SCHEMA_VERSION:
+                have = self._table_columns()
+                added = [col for col in S.COLUMNS if col.name not in have]
+                for col in added:
+                    if "NOT NULL" in col.sql:  # the rows stored have no value to give it
+                        raise DatasetError(
+                            f"{self.path}: cannot add column {col.name} ({col.sql}) to the rows "
+                            f"of schema version {old}; expected a column that may be NULL"
+                        )
+                    c.execute(f"ALTER TABLE measurements ADD COLUMN {col.name} {col.sql}")
+                c.execute(f"PRAGMA user_version = {S.SCHEMA_VERSION}")
+                c.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", str(S.SCHEMA_VERSION)),
+                        ("upgraded_from", str(old)),
+                        ("upgraded_at", S.utc_now()),
+                        ("upgraded_by", f"latbench {S.latbench_version()}"),
+                    ],
+                )
+                log.info(
+                    "%s: upgraded from dataset schema version %d to %d (added %s)",
+                    self.path,
+                    old,
+                    S.SCHEMA_VERSION,
+                    ", ".join(col.name for col in added) or "no column",
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        """The dataset schema version of the store (``PRAGMA user_version``)."""
+        (version,) = self._execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    def _columns_sql(self, columns: Iterable[str]) -> str:
+        """A SELECT list of schema ``columns``; one the table lacks (an older store opened
+        read-only) is selected as NULL under its name."""
+        absent = self._current_absent()
+        return ", ".join(f"NULL AS {c}" if c in absent else c for c in columns)
+
+    def _expr(self, column: str) -> str:
+        """``column`` in an SQL expression: NULL when the table lacks it."""
+        return "NULL" if column in self._current_absent() else column
+
+    def _current_absent(self) -> frozenset[str]:
+        """The schema columns the table lacks now (another process may have upgraded the store
+        since it was opened: then they are read from the table)."""
+        if self._absent:
+            try:
+                self._absent = self._missing_columns()
+            except sqlite3.DatabaseError as exc:
+                raise db_error(self.path, exc) from None
+        return self._absent
+
+    def _where(self, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        return _where(filters, absent=self._current_absent())
 
     def _close_quietly(self) -> None:
         conn = getattr(self, "_conn", None)
@@ -670,16 +771,53 @@ class Store:
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (S.utc_now(),)
             )
             c.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise DatasetError(f"{self.path}: could not write {n} row(s): {exc}") from None
+        except BaseException as exc:
+            # an interrupt (a second Ctrl-C) too: the connection never stays in a transaction,
+            # which would make its next write fail
+            self._rollback()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise self._write_error(n, exc) from None
+            raise
         finally:
             if bulk:
                 c.execute("PRAGMA main.synchronous = FULL")
             if rollback:
                 self._enter_wal()
         return stored, n - stored
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if any (SQLite may have rolled it back already)."""
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _write_error(self, n: int, exc: sqlite3.Error) -> DatasetError:
+        if _is_busy(exc):
+            return DatasetError(
+                f"store {str(self.path)!r}: could not write {n} row(s): it is locked by another "
+                f"process for longer than the {_BUSY_S:g} s busy timeout ({exc}); nothing was "
+                "written, the rows stored before are kept: try again when it is done"
+            )
+        return DatasetError(f"{self.path}: could not write {n} row(s): {exc}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on any
+        exception, an interrupt included, so the connection never stays inside a transaction.
+        SQLite errors become :class:`DatasetError` (a lock held too long is not corruption)."""
+        if self.readonly:
+            raise DatasetError(f"{self.path} is open read-only")
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            self._check_same_file()
+            yield c
+            c.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise db_error(self.path, exc) from None
+            raise
 
     def _leave_wal(self) -> bool:
         """Switch to rollback-journal mode; False (still WAL) when another connection holds
@@ -752,10 +890,8 @@ class Store:
         """
         now = S.utc_now()
         new = json.loads(json.dumps(dict(params), sort_keys=True, default=str))
-        self._execute("BEGIN IMMEDIATE")
-        try:
-            self._check_same_file()
-            row = self._execute("SELECT params FROM collections WHERE name = ?", (name,)).fetchone()
+        with self._transaction() as c:
+            row = c.execute("SELECT params FROM collections WHERE name = ?", (name,)).fetchone()
             old: dict[str, Any] = {}
             if row is not None and row[0]:
                 with contextlib.suppress(ValueError, TypeError):
@@ -784,17 +920,12 @@ class Store:
                 history.append({**old, "replaced_at": now})
             if history:
                 new["previous"] = history
-            self._execute(
+            c.execute(
                 "INSERT INTO collections(name, created_at, updated_at, params) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "updated_at = excluded.updated_at, params = excluded.params",
                 (name, now, now, json.dumps(new, sort_keys=True, default=str)),
             )
-            self._execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
 
     def collection_records(self) -> list[tuple[Any, ...]]:
         """The ``collections`` table: (name, created_at, updated_at, params) per collection."""
@@ -822,10 +953,7 @@ class Store:
         store twice adds nothing."""
         if not collections and not drift:
             return
-        c = self._conn
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            self._check_same_file()
+        with self._transaction() as c:
             c.executemany(
                 "INSERT INTO collections(name, created_at, updated_at, params) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
@@ -837,11 +965,6 @@ class Store:
                 "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [r for r in drift if (r[0], r[1]) not in have],
             )
-            c.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise db_error(self.path, exc) from None
 
     def add_drift(
         self,
@@ -859,14 +982,12 @@ class Store:
             if latency_ms is not None and baseline_ms is not None and baseline_ms > 0
             else None
         )
-        self._execute("BEGIN IMMEDIATE")
-        self._check_same_file()
-        self._execute(
-            "INSERT INTO drift(collection, device, arch, latency_ms, baseline_ms, ratio, "
-            "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (collection, device, arch, latency_ms, baseline_ms, ratio, after_rows, S.utc_now()),
-        )
-        self._execute("COMMIT")
+        with self._transaction() as c:
+            c.execute(
+                "INSERT INTO drift(collection, device, arch, latency_ms, baseline_ms, ratio, "
+                "after_rows, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (collection, device, arch, latency_ms, baseline_ms, ratio, after_rows, S.utc_now()),
+            )
         return ratio
 
     # ---- reading ---------------------------------------------------------------------
@@ -914,7 +1035,7 @@ class Store:
         return {r[0] for r in self._fetch(cur)}
 
     def count(self, **filters: Any) -> int:
-        where, params = _where(filters)
+        where, params = self._where(filters)
         (n,) = self._execute(f"SELECT COUNT(*) FROM measurements{where}", params).fetchone()
         return int(n)
 
@@ -936,8 +1057,8 @@ class Store:
             raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
         if not samples and "samples_ms" in cols:
             cols.remove("samples_ms")
-        where, params = _where(filters)
-        sql = f"SELECT {', '.join(cols)} FROM measurements{where} ORDER BY id"
+        where, params = self._where(filters)
+        sql = f"SELECT {self._columns_sql(cols)} FROM measurements{where} ORDER BY id"
         cur = self._execute(sql, params)
         while True:
             chunk = self._fetch(cur, chunk_rows)
@@ -951,9 +1072,10 @@ class Store:
         One scan in SQLite's C code; exports then fetch only these columns, which halves the
         Python-side cost on imported tables (most statistics columns are NULL there).
         """
-        where, params = _where(filters)
+        where, params = self._where(filters)
         counts = self._execute(
-            f"SELECT {', '.join(f'COUNT({c})' for c in S.COLUMN_NAMES)} FROM measurements{where}",
+            f"SELECT {', '.join(f'COUNT({self._expr(c)})' for c in S.COLUMN_NAMES)} "
+            f"FROM measurements{where}",
             params,
         ).fetchone()
         return [c for c, n in zip(S.COLUMN_NAMES, counts, strict=True) if n]
@@ -967,9 +1089,10 @@ class Store:
         object, and on typical stores about half the columns hold one value (space, runtime,
         status, versions, settings).
         """
-        where, params = _where(filters)
+        where, params = self._where(filters)
         first = self._execute(
-            f"SELECT {', '.join(S.COLUMN_NAMES)} FROM measurements{where} ORDER BY id LIMIT 1",
+            f"SELECT {self._columns_sql(S.COLUMN_NAMES)} FROM measurements{where} "
+            "ORDER BY id LIMIT 1",
             params,
         ).fetchone()
         if first is None:
@@ -980,9 +1103,9 @@ class Store:
         bind: list[Any] = []
         for c, v in zip(S.COLUMN_NAMES, first, strict=True):
             if v is None or c == "samples_ms":
-                parts.append(f"COUNT({c})")
+                parts.append(f"COUNT({self._expr(c)})")
             else:
-                parts.append(f"TOTAL({c} IS NOT ?)")
+                parts.append(f"TOTAL({self._expr(c)} IS NOT ?)")
                 bind.append(v)
         row = self._execute(
             f"SELECT {', '.join(parts)} FROM measurements{where}", [*bind, *params]
@@ -1034,11 +1157,11 @@ class Store:
             raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
         if chunk_rows < 1:
             raise DatasetError(f"chunk_rows {chunk_rows}; expected an integer >= 1")
-        where, params = _where(filters)
+        where, params = self._where(filters)
         sentinel = ", ".join(f"{_TYPE_SENTINEL[_sql_type(c)]} AS {c}" for c in cols)
         sql = (
             f"SELECT -1 AS id, {sentinel} UNION ALL "
-            f"SELECT id, {', '.join(cols)} FROM measurements{where} ORDER BY 1"
+            f"SELECT id, {self._columns_sql(cols)} FROM measurements{where} ORDER BY 1"
         )
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         errors = (dbapi.Error, OSError, pa.ArrowException)  # pyarrow turns driver statuses
@@ -1077,9 +1200,9 @@ class Store:
         unknown = [c for c in columns if c not in S.COLUMN_NAMES]
         if unknown:
             raise DatasetError(f"unknown column(s) {unknown}; expected some of {S.COLUMN_NAMES}")
-        where, params = _where(filters)
+        where, params = self._where(filters)
         cur = self._execute(
-            f"SELECT {', '.join(columns)} FROM measurements{where} ORDER BY id", params
+            f"SELECT {self._columns_sql(columns)} FROM measurements{where} ORDER BY id", params
         )
         while True:
             chunk = self._fetch(cur, chunk_rows)
@@ -1095,14 +1218,15 @@ class Store:
         fits = _FITS.get(_sql_type(column))
         if fits is None:
             return 0, []
-        where, params = _where(filters)
-        cond = f"typeof({column}) NOT IN ({', '.join(repr(t) for t in (*fits, 'null'))})"
+        where, params = self._where(filters)
+        col = self._expr(column)
+        cond = f"typeof({col}) NOT IN ({', '.join(repr(t) for t in (*fits, 'null'))})"
         if column == "samples_ms":
-            cond += f" OR (typeof({column}) = 'blob' AND length({column}) % 8 != 0)"
+            cond += f" OR (typeof({col}) = 'blob' AND length({col}) % 8 != 0)"
         sql = f"FROM measurements{where}{' AND' if where else ' WHERE'} ({cond})"
         (n,) = self._execute(f"SELECT COUNT(*) {sql}", params).fetchone()
         first = self._fetch(
-            self._execute(f"SELECT id, quote({column}) {sql} ORDER BY id LIMIT {limit}", params)
+            self._execute(f"SELECT id, quote({col}) {sql} ORDER BY id LIMIT {limit}", params)
         )
         return int(n), [(int(i), str(v)) for i, v in first]
 
@@ -1130,8 +1254,9 @@ class Store:
     ) -> pd.DataFrame:
         """The rows matching ``filters`` (``space="nb201"``, ``device="help/*"``, ...).
 
-        JSON columns (``input_shape``, ``counters``, ``env``) stay JSON strings; ``samples_ms``
-        becomes a list of floats (``samples=False`` leaves it out, faster on big stores).
+        JSON columns (``input_shape``, ``counters``, ``env``, ``env_after``, ``harness``) stay
+        JSON strings; ``samples_ms`` becomes a list of floats (``samples=False`` leaves it out,
+        faster on big stores). :meth:`measurements` gives measurement records instead.
         """
         cols = list(columns or S.COLUMN_NAMES)
         frames = list(self.iter_frames(columns=cols, samples=samples, **filters))
@@ -1140,6 +1265,28 @@ class Store:
         if len(frames) == 1:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
+
+    def measurements(self, **filters: Any) -> list[Measurement]:
+        """The rows matching ``filters`` as measurement records, in the order they were stored
+        (:func:`~latbench.datasets.schema.measurement_from_row`: what a row keeps of a record,
+        ``env`` and ``env_after`` included). Values of another type than their column's read
+        as missing, as in :meth:`to_pandas`."""
+        cols = list(S.COLUMN_NAMES)
+        where, params = self._where(filters)
+        cur = self._execute(
+            f"SELECT id, {self._columns_sql(cols)} FROM measurements{where} ORDER BY id", params
+        )
+        out: list[Measurement] = []
+        while True:
+            chunk = self._fetch(cur, 10_000)
+            if not chunk:
+                return out
+            ids = [r[0] for r in chunk]
+            df = _frame(
+                [r[1:] for r in chunk], cols, on_bad=lambda c: self.warn_misfits(c, filters)
+            )
+            for i, rec in zip(ids, df.to_dict("records"), strict=True):
+                out.append(S.measurement_from_row(rec, where=f"{self.path} id {i}"))
 
     def collections(self) -> pd.DataFrame:
         """One row per collection or import source: counts, devices, time span.
@@ -1188,7 +1335,7 @@ class Store:
         Only numeric latencies count: a value of another type (written by another tool) is
         left out, as the other reads leave it out.
         """
-        where, params = _where(filters)
+        where, params = self._where(filters)
         lat = "(CASE WHEN typeof(latency_ms) IN ('real', 'integer') THEN latency_ms END)"
         sql = (
             "SELECT collection, space, device, runtime, batch, COUNT(*) AS rows, "

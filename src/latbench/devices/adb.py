@@ -23,9 +23,14 @@ timed runs (``loops`` in the record is the smallest ``count``); every round's fu
 ``harness["rounds"]``. The environment (cpufreq, thermal zones, battery) is read before and
 after, and the model file is removed afterwards.
 
-Faults: a phone that disappears (``adb`` reports it missing), a run past ``timeout_s`` (killed on
-the phone through its pid file) or a full ``/data`` give a failed record for that model; the next
-model waits up to ``reconnect_timeout_s`` for the phone to come back.
+Faults: a phone that disappears (``adb`` reports it missing, or a command's output ends before
+its exit status), a run past ``timeout_s`` (killed on the phone through its pid file), a
+``benchmark_model`` that exits non-zero (its output is never used: a run killed after its warm-up
+has printed only the warm-up's numbers) or a full ``/data`` give a failed record for that model;
+the next model waits up to ``reconnect_timeout_s`` for the phone to come back. A phone that cannot
+measure anything -- not authorized for USB debugging, ``remote_dir`` unusable, ``cpus`` it does
+not have, a ``benchmark_binary`` it cannot execute (another ABI) -- or one that stops answering
+outside the benchmark run gives a failed record of kind ``"device"``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.devices.remote import check_args, failed_record, file_sha256, settings_from
 from latbench.devices.transports import (
     AdbTransport,
+    CommandResult,
     CommandTimeout,
     ConnectionLost,
     RemoteCommandError,
@@ -111,6 +117,8 @@ class AdbDevice(Device):
     #: the one runtime benchmark_model runs (what collection and descriptors emit for)
     default_runtime = "litert"
     table_runtime = "litert"
+    #: seconds a command other than the benchmark run (mkdir, getprop, dumpsys, rm) may take
+    command_timeout_s = 30.0
     config_keys = AdbTransport.config_keys | {
         "benchmark_binary",
         "benchmark_version",
@@ -186,13 +194,13 @@ class AdbDevice(Device):
                 )
             self._check_cpus()
             try:
-                self.transport.run(["mkdir", "-p", self.remote_dir], timeout_s=30.0).check(
-                    f"mkdir {self.remote_dir}"
-                )
+                self.transport.run(
+                    ["mkdir", "-p", self.remote_dir], timeout_s=self.command_timeout_s
+                ).check(f"mkdir {self.remote_dir}")
                 self.transport.push(self.benchmark_binary, self.remote_binary)
-                self.transport.run(["chmod", "755", self.remote_binary], timeout_s=30.0).check(
-                    f"chmod 755 {self.remote_binary}"
-                )
+                self.transport.run(
+                    ["chmod", "755", self.remote_binary], timeout_s=self.command_timeout_s
+                ).check(f"chmod 755 {self.remote_binary}")
             except RemoteCommandError as exc:
                 raise PhoneFault(
                     f"device {self.name!r}: remote_dir = {self.remote_dir!r} is not usable on "
@@ -210,7 +218,9 @@ class AdbDevice(Device):
 
     def _phone_cpus(self) -> list[int] | None:
         """The phone's CPU ids (``/sys/devices/system/cpu/present``); None when unknown."""
-        res = self.transport.run(["cat", "/sys/devices/system/cpu/present"], timeout_s=30.0)
+        res = self.transport.run(
+            ["cat", "/sys/devices/system/cpu/present"], timeout_s=self.command_timeout_s
+        )
         if res.returncode != 0:
             return None
         try:
@@ -231,7 +241,7 @@ class AdbDevice(Device):
             )
 
     def _shell_text(self, command: str) -> str:
-        return self.transport.run_shell(command, timeout_s=30.0).stdout
+        return self.transport.run_shell(command, timeout_s=self.command_timeout_s).stdout
 
     def _snapshot(self) -> dict[str, Any]:
         """Momentary state: per-CPU governor and frequencies, thermal zones."""
@@ -247,7 +257,7 @@ class AdbDevice(Device):
         return env
 
     def _battery(self) -> dict[str, Any]:
-        res = self.transport.run(["dumpsys", "battery"], timeout_s=30.0)
+        res = self.transport.run(["dumpsys", "battery"], timeout_s=self.command_timeout_s)
         try:
             return parsers.parse_dumpsys_battery(res.stdout)
         except ParseError as exc:
@@ -260,14 +270,21 @@ class AdbDevice(Device):
             return dict(self._describe)
         with self._lock:
             try:
-                self.transport.connect()
-                props = parsers.parse_getprop(self._shell_text("getprop"))
-                snap = self._snapshot()
-                battery = self._battery()
+                return self._describe_raw()
             except (ConnectionLost, CommandTimeout) as exc:
                 raise DeviceError(f"{self.name}: cannot describe the phone: {exc}") from None
-            except ParseError as exc:
-                raise DeviceError(f"{self.name}: unexpected getprop output: {exc}") from None
+
+    def _describe_raw(self) -> dict[str, Any]:
+        """:meth:`describe`, letting a dropped link (ConnectionLost) or a hung command
+        (CommandTimeout) through, so that :meth:`measure` reports them as such and not as a
+        fault of the phone's setup."""
+        self.transport.connect()
+        try:
+            props = parsers.parse_getprop(self._shell_text("getprop"))
+        except ParseError as exc:
+            raise DeviceError(f"{self.name}: unexpected getprop output: {exc}") from None
+        snap = self._snapshot()
+        battery = self._battery()
         desc: dict[str, Any] = {"kind": self.kind, "name": self.name}
         desc.update({GETPROP_KEYS[k]: v for k, v in props.items() if k in GETPROP_KEYS})
         desc.setdefault("serial", self.transport.serial)
@@ -354,37 +371,39 @@ class AdbDevice(Device):
         with self._lock:
             remote_model = f"{self.remote_dir}/m-{file_sha256(path)[:16]}.tflite"
             outputs: list[str] = []
+            stage = "setup"
             try:
                 self._ready()
+                if self._describe is None:
+                    self._describe_raw()
                 fp = self.fingerprint()
+                stage = "push of the model"
                 self.transport.push(path, remote_model)
                 self._pushed.add(remote_model)
                 if self.cooldown_s > 0:
                     time.sleep(self.cooldown_s)
+                stage = "reading of its cpufreq and thermal state"
                 env = self._snapshot()
                 started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
                 for r in range(self.rounds):
                     argv = self._command(remote_model, threads, s, per_op and r == self.rounds - 1)
+                    stage = "run"
                     res = self.transport.run_shell(
                         quote_argv(argv),
                         timeout_s=timeout,
                         argv=tuple(argv),
                         pidfile=f"{self.remote_dir}/run.pid",
                     )
+                    stage = "reading of its cpufreq and thermal state"
                     if res.returncode != 0:
-                        self._probe()  # a vanished phone raises ConnectionLost here
-                        said = res.stdout + res.stderr
-                        if self.mask and _TASKSET_FAILED.search(said):
-                            raise PhoneFault(
-                                f"device {self.name!r}: taskset refused cpus "
-                                f"{self.config.get('cpus')!r} (mask {self.mask}): "
-                                f"{said.strip()[-300:]}; expected CPUs the phone has online"
-                            )
+                        return self._failed_round(res, r, fail)
                     outputs.append(res.stdout + res.stderr)
                 env_after = self._snapshot()
             except RemoteDiskFull as exc:
                 return fail(str(exc), "disk_full")
-            except CommandTimeout:
+            except CommandTimeout as exc:
+                if stage != "run":
+                    return fail(f"the phone did not answer during the {stage}: {exc}", "device")
                 return fail(f"timed out after {timeout:g} s; the run was killed", "timeout")
             except ConnectionLost as exc:
                 self.transport.close()
@@ -394,7 +413,9 @@ class AdbDevice(Device):
             finally:
                 if self.transport.connected:
                     try:
-                        self.transport.run(["rm", "-f", remote_model], timeout_s=30.0)
+                        self.transport.run(
+                            ["rm", "-f", remote_model], timeout_s=self.command_timeout_s
+                        )
                     except DeviceError as exc:
                         log.warning("%s: could not remove %s: %s", self.name, remote_model, exc)
         try:
@@ -403,14 +424,52 @@ class AdbDevice(Device):
             return fail(str(exc), "model")
         return self._record(path, rt, threads, s, parsed, outputs, env, env_after, started, fp, t0)
 
-    def _probe(self) -> None:
-        try:
-            self.transport.close()
-            self.transport.connect()
-        except ConnectionLost:
-            raise
-        except CommandTimeout as exc:
-            raise ConnectionLost(str(exc)) from None
+    def _failed_round(
+        self, res: CommandResult, r: int, fail: Callable[[str, str], Measurement]
+    ) -> Measurement:
+        """The record of a round whose ``benchmark_model`` exited non-zero: its output is never
+        used as a result (a process killed after its warm-up printed the warm-up's line).
+
+        * ``taskset`` refusing the mask, or a binary the phone cannot execute (status 126/127:
+          wrong ABI, a ``noexec`` remote_dir, a missing loader), is the phone's setup
+          (``"device"``): every model would fail alike;
+        * killed by a signal (status > 128: a segfault, the low-memory killer) is a crash;
+        * any other non-zero exit is the model's failure (with benchmark_model's reason,
+          ``Failed to mmap model``, ..., where it printed one).
+        """
+        said = (res.stdout + res.stderr).strip()
+        tail = said[-300:] or "no output"
+        where = f"round {r + 1} of {self.rounds}"
+        if self.mask and _TASKSET_FAILED.search(said):
+            raise PhoneFault(
+                f"device {self.name!r}: taskset refused cpus {self.config.get('cpus')!r} "
+                f"(mask {self.mask}): {tail}; expected CPUs the phone has online"
+            )
+        if res.returncode in (126, 127):
+            raise PhoneFault(
+                f"device {self.name!r}: benchmark_binary cannot be executed on the phone "
+                f"from {self.remote_binary!r} (exit status {res.returncode}: {tail}); expected "
+                "LiteRT's benchmark_model built for the phone's ABI in a remote_dir that allows "
+                "executables (such as /data/local/tmp/latbench)"
+            )
+        if res.returncode > 128:
+            return fail(
+                f"benchmark_model was killed by signal {res.returncode - 128} (exit status "
+                f"{res.returncode}) in {where}; its output is not used: {tail}",
+                "crashed",
+            )
+        reasons = parsers.benchmark_model_errors(said)
+        if reasons:  # its own reason: Failed to mmap model, ...
+            return fail(
+                f"benchmark_model failed: {' | '.join(reasons[:5])[:500]} (exit status "
+                f"{res.returncode}, {where})",
+                "model",
+            )
+        return fail(
+            f"benchmark_model exited with status {res.returncode} in {where}; its output is not "
+            f"used: {tail}",
+            "model",
+        )
 
     def _record(
         self,
@@ -440,6 +499,12 @@ class AdbDevice(Device):
         per_op: tuple[dict[str, Any], ...] = ()
         settings: dict[str, Any] = {
             "tool": "benchmark_model",
+            # benchmark_model prints no version: the binary's hash tells two builds apart
+            "benchmark_binary_sha256": (
+                file_sha256(self.benchmark_binary)
+                if self.benchmark_binary is not None and self.benchmark_binary.is_file()
+                else None
+            ),
             "num_threads": int(threads or 1),
             "taskset_mask": self.mask,
             "extra_args": list(self.extra_args),
@@ -506,8 +571,10 @@ class AdbDevice(Device):
             if self._binary_pushed and self.transport.connected:
                 ours = [self.remote_binary, f"{self.remote_dir}/run.pid", *sorted(self._pushed)]
                 try:
-                    self.transport.run(["rm", "-f", *ours], timeout_s=30.0)
-                    self.transport.run(["rmdir", self.remote_dir], timeout_s=30.0)  # if empty
+                    self.transport.run(["rm", "-f", *ours], timeout_s=self.command_timeout_s)
+                    self.transport.run(
+                        ["rmdir", self.remote_dir], timeout_s=self.command_timeout_s
+                    )  # if empty
                 except DeviceError as exc:
                     log.warning("%s: could not remove %s: %s", self.name, self.remote_dir, exc)
             self._binary_pushed = False

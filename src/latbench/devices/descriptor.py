@@ -254,6 +254,15 @@ class Descriptor:
                 f"descriptor settings = {settings!r}, threads = {threads!r}; expected an object "
                 "of timing settings and an integer (or null)"
             )
+        for key in ("kernels_ms", "reference_ms"):
+            _check_latencies(key, doc.get(key, {}))
+        for key, kind in _FIELD_TYPES.items():
+            value = doc.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise DatasetError(
+                    f"descriptor {key} = {value!r}; expected a JSON "
+                    f"{_JSON_NAMES.get(kind, kind.__name__)}"
+                )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: val for k, val in doc.items() if k in known})
 
@@ -289,6 +298,38 @@ class Descriptor:
             for arch, ms in self.reference_ms.items():
                 w.writerow([self.space, arch, f"{ms:.6g}"])
         return p
+
+
+#: the JSON type of each descriptor field other than the latencies (checked on load, so that a
+#: hand-edited or foreign file fails with its field named, not later in an adaptation)
+_FIELD_TYPES: dict[str, type] = {
+    "device": str,
+    "fingerprint": str,
+    "runtime": str,
+    "space": str,
+    "kernel_counters": dict,
+    "failed": dict,
+    "device_info": dict,
+    "unfinished": list,
+}
+_JSON_NAMES: dict[type, str] = {str: "string", dict: "object", list: "array"}
+
+
+def _check_latencies(key: str, value: Any) -> None:
+    """``kernels_ms`` / ``reference_ms`` of a descriptor file: an object of finite positive
+    milliseconds, else a :class:`DatasetError` naming the field and the entry."""
+    import math
+
+    if not isinstance(value, dict):
+        raise DatasetError(
+            f"descriptor {key} = {value!r}; expected an object of {{name: milliseconds}}"
+        )
+    for name, ms in value.items():
+        ok = isinstance(ms, int | float) and not isinstance(ms, bool)
+        if not (ok and math.isfinite(ms) and ms > 0):
+            raise DatasetError(
+                f"descriptor {key}[{name!r}] = {ms!r}; expected finite positive milliseconds"
+            )
 
 
 def default_path(store_path: str | os.PathLike[str], device: str) -> Path:
@@ -342,6 +383,14 @@ def describe(
             f"runtime {runtime!r} has no model format for descriptors; expected one of "
             + ", ".join(sorted(RUNTIME_FORMAT))
         )
+    if space is not None:
+        # the space and the reference count are checked before anything is measured: the
+        # micro-kernels come first and take minutes on a phone
+        from latbench.spaces import get_space
+
+        get_space(space)
+        if n_reference < 1:
+            raise MeasurementError(f"reference architectures n = {n_reference}; expected >= 1")
     info: dict[str, Any] = {}
     try:
         info = dict(device.describe())

@@ -21,12 +21,14 @@ Design (why the worker boundary looks like this):
   ``Measurement.to_dict()`` as the wire format.
 * Failure isolation: anything a device does wrong becomes a failed record for that item; a
   device that cannot be opened fails only its own items. A failure of kind ``"device"`` (the
-  device's setup: authentication, an agent that does not start, a runtime missing on the board)
-  stops that device: its remaining items are failed at once with the reason (kind
-  ``"device"``), the other devices go on. A failure of kind ``"transport"`` (see
-  :mod:`latbench.devices.remote`) is retried ``retries`` times, after the device reconnects, so a
-  dropped link loses nothing; after ``max_consecutive_failures`` transport failures in a row the
-  device's remaining items are failed at once with the reason, instead of hammering a dead board.
+  device's setup: authentication, an agent that does not start, a runtime missing on the board;
+  also a device the factory cannot build and a ``ConfigError`` or ``UnknownNameError`` out of
+  ``measure``, which every item would meet alike) stops that device: its remaining items are
+  failed at once with the reason (kind ``"device"``), the other devices go on. A failure of kind
+  ``"transport"`` (see :mod:`latbench.devices.remote`) is retried ``retries`` times, after the
+  device reconnects, so a dropped link loses nothing; after ``max_consecutive_failures``
+  transport failures in a row the device's remaining items are failed at once with the reason,
+  instead of hammering a dead board.
 * ``on_result`` and ``on_progress`` are called under one lock, so the caller may write to one
   store and draw one progress display without locking of its own.
 * :meth:`Fleet.stop` (or Ctrl-C in :meth:`Fleet.run`) lets every worker finish the model it is
@@ -46,7 +48,7 @@ from typing import Any
 from latbench.config import Config
 from latbench.devices.base import Device, ModelRef
 from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind
-from latbench.errors import DeviceError, LatbenchError
+from latbench.errors import ConfigError, DeviceError, LatbenchError, UnknownNameError
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
@@ -155,11 +157,17 @@ class DeviceWorker:
         attempt = 0
         while True:
             try:
-                m = self._open().measure(task.model, **dict(task.kwargs))
-            except DeviceError as exc:  # the device, not the model (auth, setup, ...)
-                return self._failed(task, f"{type(exc).__name__}: {exc}", "device")
+                device = self._open()
+            except Exception as exc:  # noqa: BLE001 - a device that cannot be built fails alone
+                return self._failed(task, f"cannot open the device: {_why(exc)}", "device")
+            try:
+                m = device.measure(task.model, **dict(task.kwargs))
+            except (DeviceError, ConfigError, UnknownNameError) as exc:
+                # the device or its table, not the model (auth, setup, a missing
+                # benchmark_binary, a runtime it does not run): every item would fail alike
+                return self._failed(task, _why(exc), "device")
             except LatbenchError as exc:
-                return self._failed(task, f"{type(exc).__name__}: {exc}", "model")
+                return self._failed(task, _why(exc), "model")
             kind = failure_kind(m)
             if kind in RETRYABLE_FAILURES:
                 self.consecutive_transport_failures += 1
@@ -196,6 +204,10 @@ class DeviceWorker:
             except LatbenchError as exc:
                 log.warning("%s: close failed: %s", self.name, exc)
             self.device = None
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _default_factory(name: str, table: Mapping[str, Any]) -> Device:

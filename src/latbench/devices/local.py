@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from latbench.devices._config import number, parse_cpu_list
+from latbench.devices._config import format_cpu_list, number, parse_cpu_list
 from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.errors import ConfigError, MeasurementError, ModelError
 from latbench.profilers.env import collect_env, hardware_identity
@@ -82,9 +82,10 @@ class LocalDevice(Device):
         self.cpus = parse_cpus(self.config.get("cpus"), where=f"device {name!r}")
         allowed = set(os.sched_getaffinity(0))
         if self.cpus and not set(self.cpus) <= allowed:
+            missing = format_cpu_list(set(self.cpus) - allowed)
             raise ConfigError(
-                f"device {name!r}: cpus {self.cpus} are not all available; this process may use "
-                f"{sorted(allowed)}"
+                f"device {name!r}: cpus = {self.config.get('cpus')!r} names CPU {missing}, which "
+                f"this process may not use; expected ids within {format_cpu_list(allowed)}"
             )
         limit_mb = number(  # 0 or absent: no cap
             self.config, "memory_limit_mb", None, where=f"device {name!r}", integer=True, minimum=0

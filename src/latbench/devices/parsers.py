@@ -25,12 +25,14 @@ handled here:
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from latbench.errors import ParseError
 
 __all__ = [
+    "benchmark_model_errors",
     "parse_benchmark_model",
     "parse_cpufreq_table",
     "parse_dumpsys_battery",
@@ -83,11 +85,19 @@ _FAILED = re.compile(
     re.IGNORECASE,
 )
 _PARAM = re.compile(r"^([A-Za-z][\w #()/.-]*?):\s*\[(.*)\]\s*$")
+_RUN_START = re.compile(r"^Running benchmark for at least")
 
 
 def strip_log_prefix(line: str) -> str:
     """``INFO: count=...`` / ``I tflite  : count=...`` / glog prefixes -> ``count=...``."""
     return _PREFIX.sub("", line.rstrip("\r\n"), count=1).strip()
+
+
+def benchmark_model_errors(text: str) -> list[str]:
+    """The lines in which ``benchmark_model`` says it failed (``Failed to mmap model ...``,
+    ``Benchmarking failed.``), log prefixes stripped; delegate fallback lines are not failures."""
+    lines = (strip_log_prefix(raw) for raw in text.splitlines())
+    return [ln for ln in lines if ln and _FAILED.search(ln) and not _FALLBACK.search(ln)]
 
 
 def _stat_line(rest: str, count: int) -> dict[str, Any]:
@@ -111,8 +121,12 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     counts: list[dict[str, Any]] = []
     out: dict[str, Any] = {"delegates": [], "fallback": False, "fallback_lines": [], "params": {}}
     failures: list[str] = []
+    runs_started = 0
     for line in lines:
         if not line:
+            continue
+        if _RUN_START.match(line):
+            runs_started += 1
             continue
         m = _COUNT.search(line)
         if m and line.startswith("count="):
@@ -159,8 +173,16 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
         p = _PARAM.match(line)
         if p:
             out["params"][p.group(1).strip()] = p.group(2)
-    if failures and not counts:
+    if failures and (not counts or any("benchmarking failed" in f.lower() for f in failures)):
         raise ParseError(f"benchmark_model failed: {' | '.join(failures[:5])[:500]}")
+    if counts and runs_started > len(counts):
+        # each run (warm-up, then timed) announces itself before its count= line: a run that
+        # started and never reported was cut short, and the line before it is not the result
+        raise ParseError(
+            f"benchmark_model's output ends before the results of its run {runs_started} "
+            f"({runs_started} runs started, {len(counts)} reported): the run was cut short; "
+            "expected a 'count=N ... avg=...' line for every 'Running benchmark' line"
+        )
     if counts:
         out["timed"] = counts[-1]
         out["warmup"] = counts[0] if len(counts) > 1 else None
@@ -175,9 +197,33 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
                 + (repr(text.strip()[-300:]) if text.strip() else "no output")
             )
         out["timed"] = {"count": 0, "avg_us": out["inference_avg_us"]}
+    _check_times(out)
     if failures:
         out["errors"] = failures
     return out
+
+
+def _check_times(out: dict[str, Any]) -> None:
+    """Every time must be a finite number >= 0 and the timed average > 0: an ``avg=0``,
+    ``avg=-3`` or an overflowing ``avg=1e400`` is not a latency, and a record of it would be
+    wrong or refused later with less context."""
+    stats = [("timed", out["timed"]), ("warm-up", out.get("warmup") or {})]
+    for what, row in stats:
+        for key, value in row.items():
+            if key.endswith("_us") and not (math.isfinite(value) and value >= 0):
+                raise ParseError(
+                    f"benchmark_model's {what} {key.removesuffix('_us')}={value!r}; expected a "
+                    "finite time in microseconds >= 0"
+                )
+    for key in ("init_us", "first_inference_us", "warmup_avg_us", "inference_avg_us"):
+        value = out.get(key)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ParseError(f"benchmark_model's {key} = {value!r}; expected a finite time >= 0")
+    if not out["timed"]["avg_us"] > 0:
+        raise ParseError(
+            f"benchmark_model's timed average is {out['timed']['avg_us']!r} us; expected a "
+            "positive time (a run that measured nothing)"
+        )
 
 
 _OP_HEADER = re.compile(r"=+\s*Summary by node type\s*=+")
@@ -206,16 +252,15 @@ def parse_op_profile(text: str) -> list[dict[str, Any]]:
         if len(cells) < 4:
             break
         try:
-            rows.append(
-                {
-                    "op": cells[0],
-                    "name": cells[0],
-                    "count": int(float(cells[1])),
-                    "time_ms": float(cells[2]),
-                }
-            )
-        except ValueError:
+            count, time_ms = int(float(cells[1])), float(cells[2])
+        except (ValueError, OverflowError):
             break
+        if count < 0 or not (math.isfinite(time_ms) and time_ms >= 0):
+            raise ParseError(
+                f"the 'Summary by node type' row {line.strip()[:120]!r} has count {count} and "
+                f"time {time_ms!r} ms; expected a count >= 0 and a finite time >= 0"
+            )
+        rows.append({"op": cells[0], "name": cells[0], "count": count, "time_ms": time_ms})
     if not rows:
         raise ParseError("the 'Summary by node type' table has no rows")
     total = sum(r["time_ms"] for r in rows) or 1.0
@@ -278,6 +323,8 @@ def parse_thermal_table(text: str) -> dict[str, float]:
             raw = float(parts[2])
         except ValueError:
             continue
+        if not math.isfinite(raw):
+            continue
         temps[f"{parts[0]}:{parts[1]}"] = raw if abs(raw) < 200 else raw / 1000.0
     return temps
 
@@ -294,11 +341,20 @@ def parse_dumpsys_battery(text: str) -> dict[str, Any]:
             fields[key.strip()] = value.strip()
     if "level" not in fields:
         raise ParseError(f"no battery level in dumpsys battery output: {text.strip()[:200]!r}")
-    out: dict[str, Any] = {"level_pct": int(fields["level"])}
+
+    def integer(key: str) -> int:
+        value = _int_or_none(fields[key])
+        if value is None:
+            raise ParseError(
+                f"dumpsys battery printed {key}: {fields[key][:50]!r}; expected an integer"
+            )
+        return value
+
+    out: dict[str, Any] = {"level_pct": integer("level")}
     if "temperature" in fields:
-        out["temperature_c"] = int(fields["temperature"]) / 10.0  # tenths of a degree
+        out["temperature_c"] = integer("temperature") / 10.0  # tenths of a degree
     if "voltage" in fields:
-        out["voltage_mv"] = int(fields["voltage"])
+        out["voltage_mv"] = integer("voltage")
     if "status" in fields:
         code = _int_or_none(fields["status"])
         out["status"] = _BATTERY_STATUS.get(code or 1, fields["status"])
@@ -325,7 +381,7 @@ _THROTTLE_BITS = {
 
 def parse_vcgencmd_throttled(text: str) -> dict[str, Any]:
     """Raspberry Pi ``vcgencmd get_throttled`` (``throttled=0x50005``) -> flags by name."""
-    m = re.search(r"throttled=(0x[0-9a-fA-F]+|\d+)", text)
+    m = re.search(r"throttled=(0x[0-9a-fA-F]+|\d+)(?![\w.])", text)
     if not m:
         raise ParseError(f"expected 'throttled=0x...' from vcgencmd; got {text.strip()[:200]!r}")
     value = int(m.group(1), 0)

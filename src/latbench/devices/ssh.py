@@ -27,10 +27,10 @@ timeout, at least ``connect_timeout_s``), a hung run (killed through the agent's
 ``timeout_s``), a full remote disk or a crashed agent each give a failed record for that model
 (``harness["failure"]`` says which); the next model reconnects (retrying for
 ``reconnect_timeout_s``) and restarts the agent as needed. A board that cannot measure anything
-(authentication refused, the agent does not start with ``python`` or within
-``startup_timeout_s``, the runtime is not installed there, ``workdir`` is unusable, ``cpus`` the
-board does not have) gives a failed record of kind ``"device"``: the device's fault, not the
-model's.
+(authentication refused, a ``key`` that is not a private key, the agent does not start with
+``python`` or within ``startup_timeout_s``, the runtime is not installed there, ``workdir`` is
+unusable, ``cpus`` the board does not have) gives a failed record of kind ``"device"``: the
+device's fault, not the model's.
 
 Temporary directories of earlier runs whose connection dropped (so that ``close()`` could not
 delete them) are removed on the next connection, once their agent is gone and they have been
@@ -529,6 +529,8 @@ class SSHDevice(Device):
         harness = dict(m.harness)
         harness["remote"] = {
             "transport": "ssh",
+            "host": self.transport.host,
+            "port": self.transport.port,
             "push_s": push_s,
             "agent_s": reply.get("agent_s"),
             "round_trip_s": wall,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -218,6 +219,10 @@ class SSHTransport(Transport):
     (discouraged), ``host_key_check`` (``"accept-new"`` adds an unknown host key to the
     in-memory list as OpenSSH's ``accept-new`` does; ``"yes"`` refuses hosts not in
     ``~/.ssh/known_hosts`` or ``known_hosts``), ``connect_timeout_s`` (10).
+
+    A refused key, or a ``key`` that does not load as a private key, is a
+    :class:`~latbench.errors.DeviceError` (waiting would not help); a link that drops, even
+    during authentication, is :class:`ConnectionLost`.
     """
 
     # the keys of a device table this transport reads
@@ -296,6 +301,8 @@ class SSHTransport(Transport):
                 pk.AutoAddPolicy() if self.host_key_check == "accept-new" else pk.RejectPolicy()
             )
             client.set_missing_host_key_policy(policy)
+            if self.key:
+                self._check_key()
             try:
                 client.connect(
                     self.host,
@@ -311,7 +318,14 @@ class SSHTransport(Transport):
                     look_for_keys=self.key is None,
                 )
             except pk.AuthenticationException as exc:
+                t = client.get_transport()
+                dropped = t is None or not t.is_active()
                 client.close()
+                if dropped:  # the link died during authentication: not a refused key
+                    raise ConnectionLost(
+                        f"{self.label}: the connection to {self.host}:{self.port} dropped during "
+                        f"SSH authentication ({exc})"
+                    ) from None
                 raise DeviceError(
                     f"{self.label}: SSH authentication failed ({exc}); expected a key that the "
                     "board's authorized_keys accepts (set key = ... in bench.toml)"
@@ -325,7 +339,11 @@ class SSHTransport(Transport):
                         f"sent no SSH banner within {self.connect_timeout_s:g} s; expected an SSH "
                         "server there (is it the right port, or is the board overloaded?)"
                     ) from None
-                raise ConnectionLost(f"{self.label}: cannot connect: {exc}") from None
+                target = f"{self.user}@{self.host}:{self.port}"
+                to = "" if target in self.label else f" to {target}"
+                raise ConnectionLost(
+                    f"{self.label}: cannot connect{to}: {exc or type(exc).__name__}"
+                ) from None
             transport = client.get_transport()
             if transport is not None:
                 # keepalives every few seconds: paramiko notices a peer that stopped answering
@@ -335,9 +353,37 @@ class SSHTransport(Transport):
             self._client = client
             log.debug("connected to %s", self.label)
 
+    def _check_key(self) -> None:
+        """``key`` must load as a private key (as paramiko's client loads it), else a
+        :class:`DeviceError` that names the file: paramiko's own error for a ``.pub`` file, a
+        corrupt key or a wrong passphrase is a generic ``SSHException`` that would read as a
+        network fault and be retried as one."""
+        pk = self._paramiko
+        errors: list[str] = []
+        for name in ("RSAKey", "ECDSAKey", "Ed25519Key"):
+            cls = getattr(pk, name, None)
+            if cls is None:
+                continue
+            try:
+                cls.from_private_key_file(self.key, self.password)
+                return
+            except pk.PasswordRequiredException:
+                return  # authentication reports the encrypted key (no passphrase given)
+            except (pk.SSHException, ValueError, OSError) as exc:
+                if str(exc) not in errors:
+                    errors.append(str(exc))
+        raise DeviceError(
+            f"{self.label}: key = {self.key!r} cannot be loaded as a private key "
+            f"({'; '.join(errors)[:300]}); expected an OpenSSH private key file (RSA, ECDSA or "
+            "Ed25519; not the .pub file), and for an encrypted key its passphrase as password"
+        )
+
     def _no_banner(self, client: Any, exc: BaseException) -> bool:
         """Whether a failed connect is a host that accepted TCP but never spoke SSH."""
-        if "banner" in str(exc).lower():
+        low = str(exc).lower()
+        if "reset by peer" in low or "[errno" in low:
+            return False  # the host broke the connection: it did not stay silent
+        if "banner" in low:
             return True
         t = client.get_transport()
         return bool(
@@ -633,17 +679,16 @@ class SSHTransport(Transport):
 
 
 # ---- adb ---------------------------------------------------------------------------------
-_ADB_GONE = (
-    "not found",
-    "no devices/emulators",
-    "device offline",
-    "device unauthorized",
-    "closed",
-    "cannot connect to daemon",
-    "protocol fault",
-    "failed to get feature set",
-    "no devices",
+#: what the adb client prints when the phone or the adb server went away (a transient fault)
+_ADB_GONE = re.compile(
+    r"device '[^']*' not found|no devices(?:/emulators)? found|device offline|error: closed"
+    r"|cannot connect to daemon|protocol fault|failed to get feature set|device still connecting"
+    r"|connection reset|broken pipe",
+    re.IGNORECASE,
 )
+#: the last line of every ``adb shell`` command latbench runs: the command's exit status
+_EXIT_MARK = "__latbench_exit__"
+_EXIT_LINE = re.compile(rf"\r?\n{_EXIT_MARK} (\d+)\r?\n?\Z")
 
 
 class AdbTransport(Transport):
@@ -653,9 +698,17 @@ class AdbTransport(Transport):
     default ``adb`` on PATH), ``server`` (the adb server socket, e.g. ``"tcp:127.0.0.1:5037"``;
     passed as ``ADB_SERVER_SOCKET``), ``connect_timeout_s`` (10).
 
-    Shell commands go through ``adb shell`` (the shell v2 protocol carries the exit status);
-    every argument is quoted for the phone's shell. A command past its timeout is killed on the
-    phone through the process id it wrote to a pid file.
+    Shell commands go through ``adb shell``; every argument is quoted for the phone's shell. The
+    command runs in a subshell followed by ``printf`` of its exit status, and that last line is
+    what says the command finished: the adb client's own exit status cannot be trusted for it (an
+    adb client whose connection drops mid-command exits 0 with the output cut short, and a phone
+    without the shell v2 protocol always reports 0). Output that ends without the line is a
+    dropped connection (:class:`ConnectionLost`), never a result. A command past its timeout is
+    killed on the phone through the process id it wrote to a pid file.
+
+    A phone that has not authorized this computer (``unauthorized``), or a missing ``serial``
+    with several phones attached, is a :class:`~latbench.errors.DeviceError` that says what to
+    do, not a dropped link: waiting for it to come back would not help.
     """
 
     # the keys of a device table this transport reads
@@ -703,8 +756,25 @@ class AdbTransport(Transport):
             ) from exc
 
     def _gone(self, text: str) -> bool:
-        low = text.lower()
-        return any(s in low for s in _ADB_GONE)
+        return _ADB_GONE.search(text) is not None
+
+    def _unusable(self, said: str) -> DeviceError | None:
+        """The error for a phone adb reaches but cannot use until someone acts; else None."""
+        low = said.lower()
+        serial = f" {self.serial!r}" if self.serial else ""
+        if "unauthorized" in low:
+            return DeviceError(
+                f"{self.label}: the phone{serial} has not authorized this computer for USB "
+                f"debugging (adb: {said.strip()[:300]}); expected: unlock the phone and accept "
+                "its 'Allow USB debugging?' prompt (adb devices lists it as 'unauthorized' "
+                "until then)"
+            )
+        if "more than one device" in low:
+            return DeviceError(
+                f"{self.label}: several phones are attached and no serial is set (adb: "
+                f"{said.strip()[:200]}); expected serial = one of the serials `adb devices` lists"
+            )
+        return None
 
     @property
     def connected(self) -> bool:
@@ -720,6 +790,9 @@ class AdbTransport(Transport):
         state = res.stdout.decode(errors="replace").strip()
         if res.returncode != 0 or state != "device":
             msg = (res.stderr or res.stdout).decode(errors="replace").strip()
+            unusable = self._unusable(f"{state} {msg}")
+            if unusable is not None:
+                raise unusable
             raise ConnectionLost(
                 f"{self.label}: the phone is not available (state {state or '?'}): {msg}"
             )
@@ -748,11 +821,19 @@ class AdbTransport(Transport):
         argv: tuple[str, ...] = (),
         pidfile: str | None = None,
     ) -> CommandResult:
-        """Run a shell command line on the phone; with ``pidfile`` a timeout kills it there."""
+        """Run a shell command line on the phone; with ``pidfile`` a timeout kills it there.
+
+        Raises :class:`ConnectionLost` when the output ends before the command's exit status
+        (the phone or the link went away while it ran), :class:`CommandTimeout` past
+        ``timeout_s``.
+        """
         self.connect()
-        line = command
         if pidfile:
-            line = f"echo $$ > {shlex.quote(pidfile)}; exec {command}"
+            # a child shell writes its pid and becomes the command, so the pid is the command's
+            inner = "sh -c " + shlex.quote(f"echo $$ > {shlex.quote(pidfile)}; exec {command}")
+        else:
+            inner = f"(\n{command}\n)"  # a subshell: an `exit` or a trailing comment is harmless
+        line = f"{inner}\nprintf '\\n{_EXIT_MARK} %d\\n' \"$?\""
         t0 = time.perf_counter()
         try:
             res = self._adb(["shell", line], timeout_s)
@@ -762,13 +843,21 @@ class AdbTransport(Transport):
             raise
         out = res.stdout.decode("utf-8", "replace")
         err = res.stderr.decode("utf-8", "replace")
-        if res.returncode != 0 and self._gone(err) and not out:
+        end = _EXIT_LINE.search(out)
+        if end is None:
             self._connected = False
-            raise ConnectionLost(f"{self.label}: {err.strip() or 'adb shell failed'}")
+            unusable = self._unusable(err)
+            if unusable is not None:
+                raise unusable
+            said = err.strip()[-300:] or f"adb exited with status {res.returncode}"
+            raise ConnectionLost(
+                f"{self.label}: the connection to the phone dropped while running "
+                f"{command[:100]!r}: its output ended before the command's exit status ({said})"
+            )
         return CommandResult(
             argv=argv or (command,),
-            returncode=res.returncode,
-            stdout=out,
+            returncode=int(end.group(1)),
+            stdout=out[: end.start()],
             stderr=err,
             wall_s=time.perf_counter() - t0,
         )
@@ -788,10 +877,22 @@ class AdbTransport(Transport):
             return
         if _is_enospc(text):
             raise RemoteDiskFull(f"{self.label}: {what}: remote disk full: {text[-300:]}")
-        if self._gone(text):
+        unusable = self._unusable(text)
+        if unusable is not None:
+            self._connected = False
+            raise unusable
+        if self._gone(text) or not self._still_there():
             self._connected = False
             raise ConnectionLost(f"{self.label}: {what}: {text[-300:]}")
         raise DeviceError(f"{self.label}: {what} failed: {text[-300:]}")
+
+    def _still_there(self) -> bool:
+        """Whether adb still sees the phone (``get-state``), after a failure adb did not explain."""
+        try:
+            res = self._adb(["get-state"], self.connect_timeout_s)
+        except CommandTimeout:
+            return False
+        return res.returncode == 0 and res.stdout.decode(errors="replace").strip() == "device"
 
     def push(self, local: str | os.PathLike[str], remote: str, timeout_s: float = 300.0) -> None:
         self._transfer(["push", str(local), remote], f"push {local} -> {remote}", timeout_s)

@@ -31,6 +31,9 @@ Input checks and fallbacks
 * fewer than 3 distinct architectures, non-finite or non-positive latencies, or all latencies
   equal: :class:`~latbench.errors.PredictorError` naming the problem;
 * architectures of another space than the base's: :class:`~latbench.errors.ArchError`;
+* architectures given as a set or latencies as a mapping (neither pairs a latency with an
+  architecture), or a descriptor latency that is not finite and positive:
+  :class:`~latbench.errors.PredictorError`;
 * the same architecture measured twice: the measurements are merged (geometric mean) and a
   warning is logged;
 * a base fitted on one device only: there is nothing to choose between, so ``proxy``, ``soft``
@@ -45,6 +48,7 @@ self-contained.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -55,10 +59,17 @@ from typing import Any
 import numpy as np
 
 from latbench._validate import expected_number
-from latbench.errors import PredictorError
+from latbench.errors import ArchError, PredictorError
 from latbench.predictors import encodings as enc
 from latbench.predictors import fewshot
-from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor, register, sample_latencies
+from latbench.predictors.base import (
+    GRAPH_SPACE,
+    PREDICTORS,
+    Predictor,
+    latency_array,
+    register,
+    sample_latencies,
+)
 from latbench.predictors.fewshot_bayes import cost_features
 from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
@@ -132,8 +143,11 @@ def prepare_context(
     seed: int = 0,
 ) -> AdaptationContext:
     """Predict a random ``population`` of the base's space on ``sources`` (for standardising)."""
-    if population < 10:
-        raise PredictorError(f"population = {population}; expected at least 10 architectures")
+    if expected_number(population, integer=True, low=10) is not None:
+        raise PredictorError(
+            f"population = {population!r}; expected an integer of at least 10 architectures"
+        )
+    population = int(population)
     space_obj = enc.space(base.space_)
     pop_archs = space_obj.sample(min(population, space_obj.size()), seed=seed)
     pop_log = source_log_predictions(base, pop_archs, list(sources))
@@ -313,6 +327,7 @@ def check_samples(
             "few-shot adaptation needs a base fitted on a search space (nb201, fbnet, ...), "
             "not on imported graphs"
         )
+    _check_ordered(archs, latency_ms)
     arch_list = enc.canonical_archs(space, list(archs))
     y = sample_latencies(arch_list, latency_ms)
     groups: dict[str, list[float]] = {}
@@ -336,10 +351,53 @@ def check_samples(
         )
     if np.all(lat == lat[0]):
         raise PredictorError(
-            f"all {len(uniq)} latencies equal {float(lat[0])!r} ms; expected measurements that "
+            f"all {len(uniq)} latencies equal {float(lat[0]):.6g} ms; expected measurements that "
             "differ (nothing to rank by)"
         )
     return uniq, lat
+
+
+def _check_ordered(archs: Any, latency_ms: Any) -> None:
+    """Refuse samples whose pairing of architecture and latency is not defined: a set of
+    architectures has no order, so its i-th element is not the architecture of the i-th
+    latency; a mapping of latencies would be read as one object."""
+    if isinstance(archs, set | frozenset | Mapping):
+        raise PredictorError(
+            f"archs is a {type(archs).__name__}, which has no order to pair with latency_ms; "
+            "expected a list of architectures, one per latency"
+        )
+    if isinstance(latency_ms, Mapping):
+        raise PredictorError(
+            "latency_ms is a mapping; expected a sequence of milliseconds, one per "
+            "architecture (for {arch: ms}: adapt(base, list(d), list(d.values())))"
+        )
+
+
+def _descriptor_samples(
+    space: str, descriptor: Mapping[str, float]
+) -> tuple[list[Any], np.ndarray]:
+    """The reference architectures and latencies of a descriptor: architectures of ``space``
+    (else an :class:`~latbench.errors.ArchError` that says it is the descriptor's), latencies
+    finite and positive (else a :class:`PredictorError` naming the architecture)."""
+    if not isinstance(descriptor, Mapping):
+        raise PredictorError(
+            f"descriptor is a {type(descriptor).__name__}; expected {{arch: latency_ms}} of the "
+            "reference architectures (Descriptor.reference_ms)"
+        )
+    archs = list(descriptor)
+    values = list(descriptor.values())
+    try:
+        if space != GRAPH_SPACE:  # a base of graphs is refused by check_samples
+            enc.canonical_archs(space, archs)
+    except ArchError as exc:
+        raise ArchError(f"descriptor: {exc} (a reference architecture)") from None
+    for a, v in zip(archs, values, strict=True):
+        if expected_number(v, positive=True) is not None:
+            raise PredictorError(
+                f"descriptor[{a!r}] = {v!r}; expected finite positive milliseconds "
+                "(the reference architecture's latency)"
+            )
+    return archs, np.asarray(values, dtype=np.float64)
 
 
 #: samples this many times faster or slower than every source device predicts are suspect
@@ -403,7 +461,8 @@ def adapt(
     need ``embed_prior``; see :mod:`latbench.predictors.fewshot`).
     ``sources``: the base devices to combine (default: all); ``exclude``: base devices to leave
     out (e.g. a near-copy of the target). ``population``: random architectures of the space used
-    to standardise the sources. The base is not modified.
+    to standardise the sources. The base is not modified; the adapted predictor keeps its own
+    copy of it, so that refitting the base later does not change the adapted one.
 
     ``descriptor``: the device's HELP-style descriptor, ``{arch: latency_ms}`` of the fixed
     reference architectures of the space (``Descriptor.reference_ms``, measured by ``latbench
@@ -433,16 +492,18 @@ def adapt(
     """
     base = _unwrap(base)
     base._check_fitted()
+    # the adapted predictor predicts through its base: its own copy, so that refitting or
+    # changing the caller's base later does not change (or break) the adapted one
+    base = copy.deepcopy(base)
     n_desc = 0
+    if descriptor is not None and not isinstance(descriptor, Mapping):
+        _descriptor_samples(base.space_, descriptor)  # raises: not a mapping
     if descriptor:
-        n_desc = len(descriptor)
-        archs = list(archs) + list(descriptor)
-        latency_ms = np.concatenate(
-            [
-                np.asarray(latency_ms, dtype=np.float64).reshape(-1),
-                np.asarray(list(descriptor.values()), dtype=np.float64),
-            ]
-        )
+        _check_ordered(archs, latency_ms)
+        d_archs, d_ms = _descriptor_samples(base.space_, descriptor)
+        n_desc = len(d_archs)
+        archs = list(archs) + d_archs
+        latency_ms = np.concatenate([latency_array(latency_ms), d_ms])
     if method != "auto" and method not in fewshot.METHODS:
         raise PredictorError(
             f"unknown adaptation method {method!r}; expected auto or one of "

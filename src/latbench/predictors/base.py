@@ -164,6 +164,11 @@ class Predictor:
         """Validate long-format device names; returns them as an array (None: single device)."""
         if devices is None:
             return None
+        if isinstance(devices, str) or not hasattr(devices, "__iter__"):
+            raise PredictorError(
+                f"devices = {devices!r:.80}; expected one device name per row (a list of "
+                f"{n}), or None for a single device"
+            )
         d = np.asarray([str(x) for x in devices], dtype=object)
         if d.shape[0] != n:
             raise PredictorError(f"got {n} architectures but {d.shape[0]} device names")
@@ -257,7 +262,7 @@ class Predictor:
         """Spearman rank correlation of predicted vs measured latency (ranking is the use)."""
         from latbench.predictors.metrics import spearman
 
-        y = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
+        y = latency_array(latency_ms)  # a value that is no number is named
         return spearman(y, self.predict(archs, device=device))
 
     def adapt(self, archs: Archs, latency_ms: Any, **kw: Any) -> Predictor:

@@ -98,6 +98,11 @@ def canonical_archs(space_name: str, archs: Sequence[Any]) -> list[Any]:
         raise PredictorError(
             f"expected a sequence of architectures, got a single {type(archs).__name__}"
         )
+    if not hasattr(archs, "__iter__"):
+        raise PredictorError(
+            f"archs = {archs!r:.80}; expected a sequence of architectures (a list of strings "
+            "of the space, or of Graphs)"
+        )
     if space_name == GRAPH_SPACE:
         for i, a in enumerate(archs):
             if not isinstance(a, Graph):

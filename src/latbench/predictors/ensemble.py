@@ -173,9 +173,18 @@ def log_calibration(blend_log: np.ndarray, y_log: np.ndarray) -> tuple[float, fl
 def _members(spec: Sequence[MemberSpec]) -> list[Predictor]:
     from latbench.predictors.base import create
 
+    if isinstance(spec, str | bytes | dict) or not isinstance(spec, Sequence):
+        raise PredictorError(
+            f"ensemble: members={spec!r:.80}; expected a sequence of (name, params dict) pairs"
+        )
     out = []
     for i, m in enumerate(spec):
-        if not isinstance(m, list | tuple) or len(m) != 2 or not isinstance(m[0], str):
+        if (
+            not isinstance(m, list | tuple)
+            or len(m) != 2
+            or not isinstance(m[0], str)
+            or not isinstance(m[1], dict | None)
+        ):
             raise PredictorError(f"ensemble member {i} is {m!r}; expected (name, params dict)")
         out.append(create(m[0], **dict(m[1] or {})))
     if not out:

@@ -319,6 +319,44 @@ class GCNPredictor(Predictor):
         return np.exp(z * sd + mu)
 
     # ---- persistence -----------------------------------------------------------------------------
+    def _check_weights(self, arrays: dict[str, np.ndarray]) -> None:
+        """The settings and the stored weights describe one network, before it is built:
+        the network's size comes from the settings, so settings edited to a size the weights
+        do not have (``hidden=10**9``, ``layers=10**6``) are refused, not allocated."""
+        embed, devices = arrays.get("sd.embed.weight"), arrays.get("sd.devices.weight")
+        if embed is None or devices is None or embed.ndim != 2 or devices.ndim != 2:
+            raise PredictorError(
+                "the weights sd.embed.weight and sd.devices.weight are missing or not matrices"
+            )
+        layers = len({k.split(".")[2] for k in arrays if k.startswith("sd.convs.")})
+        stored = {
+            "hidden": int(embed.shape[0]),
+            "n_features_in": int(embed.shape[1]),
+            "layers": layers,
+            "device_dim": int(devices.shape[1]),
+            "devices": int(devices.shape[0]),
+        }
+        given = {
+            "hidden": self.hidden,
+            "n_features_in": self.n_features_in_,
+            "layers": self.layers,
+            "device_dim": self.device_dim,
+            "devices": max(len(self.devices_), 1),
+        }
+        for key, want in stored.items():
+            if given[key] != want:
+                raise PredictorError(
+                    f"{key} = {given[key]!r}, but the stored weights are of a network "
+                    f"with {key} = {want}"
+                )
+        for key in ("log_mean", "log_std"):
+            a = arrays.get(key)
+            if a is None or a.shape != (stored["devices"],) or not np.isfinite(a).all():
+                raise PredictorError(
+                    f"{key} of shape {None if a is None else a.shape}; expected "
+                    f"{stored['devices']} finite numbers, one per device"
+                )
+
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         sd = {f"sd.{k}": v.detach().numpy().copy() for k, v in self.net_.state_dict().items()}
         sd["log_mean"] = self.log_mean_
@@ -328,7 +366,9 @@ class GCNPredictor(Predictor):
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         import torch
 
+        self._check_params()
         self.n_features_in_ = int(meta["n_features_in"])
+        self._check_weights(arrays)
         self.log_mean_ = arrays["log_mean"]
         self.log_std_ = arrays["log_std"]
         net = _build_net(

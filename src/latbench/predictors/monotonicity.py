@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors.base import sample_latencies
 from latbench.predictors.metrics import kendall, spearman
@@ -235,6 +236,13 @@ def best_proxies(
     """
     if isinstance(archs, str):
         raise PredictorError(f"archs={archs!r} is one string; expected a list of architectures")
+    if isinstance(archs, set | frozenset | Mapping):
+        raise PredictorError(
+            f"archs is a {type(archs).__name__}, which has no order to pair with latency_ms; "
+            "expected a list of architectures, one per latency"
+        )
+    if expected_number(threshold) is not None:  # above 1: adaptation is always called for
+        raise PredictorError(f"threshold = {threshold!r}; expected a number (a Spearman value)")
     arch_list = list(archs)
     y = pd.Series(sample_latencies(arch_list, latency_ms), index=arch_list)
     if y.index.has_duplicates:  # as adaptation does: one latency per architecture
@@ -473,6 +481,9 @@ def draw_target_samples(
         raise PredictorError(
             f"device {target!r} is not in the table; expected one of {list(table.columns)}"
         )
+    if expected_number(k, integer=True, low=1) is not None:
+        raise PredictorError(f"k = {k!r}; expected an integer >= 1 (samples to draw)")
+    k = int(k)
     col = table[target].dropna()
     if k > len(col):
         raise PredictorError(
@@ -506,6 +517,8 @@ def proxy_adaptation(
             raise PredictorError(
                 f"device {d!r} is not in the table; expected one of {list(table.columns)}"
             )
+    if expected_number(k, integer=True, low=1) is not None:
+        raise PredictorError(f"k = {k!r}; expected an integer >= 1 (samples to draw)")
     tgt = table[target].dropna()
     if len(tgt) < k + 10:
         raise PredictorError(

@@ -236,13 +236,15 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         raise PredictorError(
             f"predictor file {p!r} is a directory; expected an .lbp file"
         ) from None
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+        # NotImplementedError: a header that asks for a zip version zipfile lacks
         raise PredictorError(f"{p}: not a latbench predictor file (.lbp zip): {exc}") from None
     try:
         with zf:
             manifest, arrays = _read_members(zf, p)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        # a member whose CRC or compressed stream is broken: a damaged copy or download
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
+        # a member whose CRC or compressed stream is broken: a damaged copy or download (a
+        # flipped header byte reads as a compression method or zip version zipfile lacks)
         raise PredictorError(f"{p}: the file is damaged ({exc}); copy or save it again") from None
     name = manifest["predictor"]
     cls = PREDICTORS.get(name)

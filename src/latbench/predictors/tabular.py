@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors import _trees
 from latbench.predictors import encodings as enc
@@ -133,6 +134,20 @@ class _Tabular(Predictor):
                 f"{self.n_features_in_}"
             )
         return x
+
+    def _number(self, key: str, *, integer: bool, none: bool = False) -> Any:
+        """Setting ``key`` as the int or float scikit-learn is given (None passes where
+        ``none``); a value of another type is a :class:`PredictorError` naming it. Ranges are
+        scikit-learn's to check (its message names the range)."""
+        value = getattr(self, key)
+        if value is None and none:
+            return None
+        want = expected_number(value, integer=integer)
+        if want is not None:
+            raise PredictorError(
+                f"{self.name}: {key}={value!r}; expected {want}{' or None' if none else ''}"
+            )
+        return int(value) if integer else float(value)
 
     def _y(self, y_ms: np.ndarray) -> np.ndarray:
         return np.log(y_ms) if self.log_target else y_ms
@@ -383,6 +398,58 @@ class RidgePredictor(_Linear):
         self.cell = cell
 
 
+def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
+    """Refuse tree arrays that do not form trees over ``n_features`` features.
+
+    The trees are walked by compiled code (scikit-learn's) that trusts its node records: a
+    child or feature index out of range would read outside the arrays, and a child that
+    points back up a tree would loop for ever. So every array is one-dimensional, of one
+    length and kind; ``roots`` start at 0 and increase; an inner node's children lie after it
+    and within its own tree; a leaf has no children; an inner node's feature is in
+    ``[0, n_features)``; thresholds and leaf values are finite.
+    """
+    ints = ("left", "right", "feature", "roots")
+    for key, arr in forest.items():
+        kind = "iu" if key in ints else "fiu"
+        if arr.ndim != 1 or arr.dtype.kind not in kind:
+            raise PredictorError(
+                f"forest_{key} of shape {arr.shape} ({arr.dtype}); expected a 1-d array of "
+                f"{'integers' if key in ints else 'numbers'}"
+            )
+    left, right, roots = forest["left"], forest["right"], forest["roots"]
+    n = left.size
+    for key in ("right", "feature", "threshold", "value"):
+        if forest[key].size != n:
+            raise PredictorError(
+                f"forest_{key} holds {forest[key].size} nodes; forest_left holds {n}"
+            )
+    if n_features < 1:
+        raise PredictorError(f"n_features_in = {n_features}; expected at least 1")
+    if roots.size == 0 or roots[0] != 0 or (np.diff(roots) <= 0).any() or roots[-1] >= n:
+        raise PredictorError(
+            f"forest_roots = {roots.tolist()!r:.80}; expected increasing node indices from 0, "
+            f"each below the {n} nodes"
+        )
+    idx = np.arange(n)
+    end = np.append(roots, n)[np.searchsorted(roots, idx, side="right")]  # end of each tree
+    inner = left >= 0
+    bad = np.flatnonzero(
+        (inner & ((left <= idx) | (left >= end) | (right <= idx) | (right >= end)))
+        | (~inner & ((left != -1) | (right != -1)))
+        | (inner & ((forest["feature"] < 0) | (forest["feature"] >= n_features)))
+        | ~np.isfinite(forest["threshold"])
+        | ~np.isfinite(forest["value"])
+    )
+    if bad.size:
+        i = int(bad[0])
+        raise PredictorError(
+            f"tree node {i} (left {int(left[i])}, right {int(right[i])}, feature "
+            f"{int(forest['feature'][i])}, threshold {float(forest['threshold'][i])}, value "
+            f"{float(forest['value'][i])}) is no node of a tree over {n_features} features "
+            f"({bad.size} such node(s))"
+        )
+
+
 class _Forest(_Tabular):
     forest_: dict[str, np.ndarray]
     init_: float
@@ -412,11 +479,22 @@ class _Forest(_Tabular):
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.forest_ = {k: arrays[f"forest_{k}"] for k in _trees.FOREST_KEYS}
-        self.base_coef_ = arrays.get("base_coef")
+        n_features = int(meta["n_features_in"])
+        forest = {k: arrays[f"forest_{k}"] for k in _trees.FOREST_KEYS}
+        check_forest(forest, n_features)
+        base_coef = arrays.get("base_coef")
+        if base_coef is not None and (
+            base_coef.shape != (n_features + 1,) or base_coef.dtype.kind not in "fiu"
+        ):
+            raise PredictorError(
+                f"base_coef of shape {base_coef.shape} ({base_coef.dtype}); expected "
+                f"({n_features + 1},) numbers"
+            )
+        self.forest_ = forest
+        self.base_coef_ = base_coef
         self.init_ = float(meta["init"])
         self.scale_out_ = float(meta["scale_out"])
-        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_features_in_ = n_features
 
     def _base(self, x: np.ndarray, y: np.ndarray, use: bool) -> np.ndarray:
         """Optional least-squares base model the trees then correct (residual boosting)."""
@@ -444,7 +522,7 @@ class GBMPredictor(_Forest):
         self,
         n_estimators: int = 600,
         learning_rate: float = 0.05,
-        max_depth: int = 4,
+        max_depth: int | None = 4,
         subsample: float = 0.8,
         features: str = "rich",
         log_target: bool = True,
@@ -471,16 +549,17 @@ class GBMPredictor(_Forest):
         self.n_features_in_ = x.shape[1]
         y = self._y(y_ms)
         base = self._base(x, y, bool(self.linear_base))
+        learning_rate = self._number("learning_rate", integer=False)
         model = GradientBoostingRegressor(
-            n_estimators=int(self.n_estimators),
-            learning_rate=float(self.learning_rate),
-            max_depth=int(self.max_depth),
-            subsample=float(self.subsample),
-            random_state=int(self.random_state),
+            n_estimators=self._number("n_estimators", integer=True),
+            learning_rate=learning_rate,
+            max_depth=self._number("max_depth", integer=True, none=True),
+            subsample=self._number("subsample", integer=False),
+            random_state=self._number("random_state", integer=True),
         ).fit(x, y - base)
         self.forest_ = _trees.pack([e.tree_ for e in model.estimators_[:, 0]])
         self.init_ = float(np.asarray(model.init_.constant_).reshape(-1)[0])
-        self.scale_out_ = float(self.learning_rate)
+        self.scale_out_ = learning_rate
 
     def _combine(self, total: np.ndarray) -> np.ndarray:
         return total
@@ -495,7 +574,7 @@ class RFPredictor(_Forest):
         n_estimators: int = 200,
         max_depth: int | None = None,
         min_samples_leaf: int = 1,
-        max_features: float = 0.5,
+        max_features: float | str | None = 0.5,
         features: str = "rich",
         log_target: bool = True,
         random_state: int = 0,
@@ -517,12 +596,17 @@ class RFPredictor(_Forest):
 
         x = self._x(archs, space)
         self.n_features_in_ = x.shape[1]
+        # a number is the share of the features each split tries (1 = all of them, as 1.0);
+        # None and scikit-learn's names ("sqrt", "log2") pass as they are
+        max_features = self.max_features
+        if max_features is not None and not isinstance(max_features, str):
+            max_features = self._number("max_features", integer=False)
         model = RandomForestRegressor(
-            n_estimators=int(self.n_estimators),
-            max_depth=None if self.max_depth is None else int(self.max_depth),
-            min_samples_leaf=int(self.min_samples_leaf),
-            max_features=float(self.max_features),
-            random_state=int(self.random_state),
+            n_estimators=self._number("n_estimators", integer=True),
+            max_depth=self._number("max_depth", integer=True, none=True),
+            min_samples_leaf=self._number("min_samples_leaf", integer=True),
+            max_features=max_features,
+            random_state=self._number("random_state", integer=True),
             n_jobs=1,
         ).fit(x, self._y(y_ms))
         self.forest_ = _trees.pack([e.tree_ for e in model.estimators_])

@@ -849,9 +849,10 @@ def row_verdict(
     prints), rebuilt from the row's raw samples, ``harness`` settings (``min_runs``) and
     environment. ``harness``, ``env`` and ``env_after`` are dicts or the store's JSON text.
 
-    The store keeps the environment before the measurement only (``env``); the checks that
-    compare it with the one after (CPU frequency, steal time, throttling) run where the rows
-    carry ``env_after`` too. Samples that are not finite non-negative numbers are not judged.
+    The store keeps the environment before (``env``) and, from schema version 2, after the
+    measurement (``env_after``); the checks that compare the two (CPU frequency, steal time,
+    throttling) run where the rows carry ``env_after`` (rows of older stores and files do
+    not). Samples that are not finite non-negative numbers are not judged.
     """
     from latbench.profilers.record import Measurement
 
@@ -961,9 +962,10 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
         f"{stats.STEAL_LIMIT:.0%} or thermal throttling between the environment before and "
         "after also make it unstable."
         if with_after
-        else " The store keeps the environment before each measurement only, so the checks "
-        "that compare it with the one after (CPU frequency, steal time, throttling), which the "
-        "record's own verdict also makes, are not made here."
+        else " These rows carry no environment after each measurement (stores before schema "
+        "version 2 kept only the one before), so the checks that compare the two (CPU "
+        "frequency, steal time, throttling), which the record's own verdict also makes, are not "
+        "made here."
     )
     body = (
         '<p class="note">Spread is IQR / median of one measurement\'s raw samples. Unstable is '
