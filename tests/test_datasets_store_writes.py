@@ -177,3 +177,23 @@ def test_a_write_to_a_store_opened_read_only_says_so(tmp_path: Path, write: str)
         with pytest.raises(DatasetError, match=r"s\.db is open read-only$"):
             WRITES[write](store)
         assert store.count() == 1 and store.add_many([]) == (0, 0)
+
+
+def test_a_write_that_fails_for_another_reason_is_not_called_corruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or a read-only file) during a write says the write failed and that the
+    rows stored before are kept, not that the store is corrupt."""
+    store = Store(tmp_path / "t.db")
+
+    def full() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_check_same_file", full)
+    with pytest.raises(DatasetError) as err:
+        store.add_drift(
+            collection="c", device="local", arch="x", latency_ms=1.0, baseline_ms=1.0, after_rows=0
+        )
+    text = str(err.value)
+    assert "could not write to it: database or disk is full" in text
+    assert "rows stored before are kept" in text and "corrupt" not in text

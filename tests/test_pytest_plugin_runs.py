@@ -81,6 +81,24 @@ def test_one_name_in_several_modules_keeps_each_test_apart(pytester: pytest.Pyte
     ]
 
 
+def test_a_shared_name_keeps_each_tests_fullname_whichever_tests_run(
+    pytester: pytest.Pytester,
+) -> None:
+    """Two tests measuring under one ``name=``: each fullname comes from its own test, so it
+    is the same when both run and when ``-k`` (or an xdist worker) runs one alone."""
+    tiny_onnx(pytester.path / "tiny.onnx")
+    body = "    latbench.check('tiny.onnx', median_ms=1000, name='resnet')\n"
+    pytester.makepyfile(test_x=f"def test_a(latbench):\n{body}\ndef test_b(latbench):\n{body}")
+    out = pytester.path / "out.json"
+
+    def fullnames(*args: str) -> list[str]:
+        pytester.runpytest_inprocess(*FAST, f"--latbench-json={out}", *args)
+        return [r["fullname"] for r in json.loads(out.read_text(encoding="utf-8"))["results"]]
+
+    assert fullnames() == ["test_x.py::test_a::resnet", "test_x.py::test_b::resnet"]
+    assert fullnames("-k", "test_b") == ["test_x.py::test_b::resnet"]
+
+
 def test_a_malformed_model_fails_on_the_tests_line_with_the_reason(
     pytester: pytest.Pytester,
 ) -> None:

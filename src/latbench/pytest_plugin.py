@@ -687,11 +687,7 @@ class LatbenchFixture:
     def __init__(self, session: LatbenchSession, node_name: str, nodeid: str = "") -> None:
         self._session = session
         self._node_name = node_name
-        # the node id up to the test's name ("tests/test_x.py::TestA::"), before each label
-        nodeid = nodeid or node_name
-        self._prefix = (
-            nodeid.removesuffix(node_name) if nodeid.endswith(node_name) else nodeid + "::"
-        )
+        self._nodeid = nodeid or node_name
         self.results: list[BudgetResult] = []
 
     @property
@@ -744,20 +740,25 @@ class LatbenchFixture:
             # a mistake the message says all about (a missing or malformed model, an unknown
             # space, a device that refused): shown from the test's line, not latbench's insides
             raise exc.with_traceback(None) from exc.__cause__
-        result = self._new_result(name or self._node_name, os.fspath(model), m)
+        result = self._new_result(os.fspath(model), m, name)
         if not m.ok:
             result.status = "failed"
             result.message = f"measurement failed: {m.error}"
         return m
 
-    def _new_result(self, base: str, model: str, m: Measurement) -> BudgetResult:
-        """Record ``m`` under ``base``, made unique in the run: ``[model]``, ``[model#2]``."""
-        taken = {r.fullname for r in self._session.results}
-        label, n = base, 1
-        while self._prefix + label in taken:
-            label = f"{base}[{model}{'' if n == 1 else f'#{n}'}]"
+    def _new_result(self, model: str, m: Measurement, name: str | None = None) -> BudgetResult:
+        """Record ``m`` as the test's (or under ``name=``): its fullname is the test's node id
+        (``::name`` after it), made unique within the test by ``[model]``, ``[model#2]``; it
+        depends on this test alone, so it is the same whichever tests run (``-k``, xdist)."""
+        base = name or self._node_name
+        stem = f"{self._nodeid}::{name}" if name else self._nodeid
+        taken = {r.fullname for r in self.results}
+        label, fullname, n = base, stem, 1
+        while fullname in taken:
+            suffix = f"[{model}{'' if n == 1 else f'#{n}'}]"
+            label, fullname = base + suffix, stem + suffix
             n += 1
-        result = BudgetResult(name=label, fullname=self._prefix + label, model=model, measurement=m)
+        result = BudgetResult(name=label, fullname=fullname, model=model, measurement=m)
         self.results.append(result)
         self._session.results.append(result)
         return result
@@ -815,7 +816,7 @@ class LatbenchFixture:
         scaled = {k: float(v) * scale for k, v in budgets_ms.items()}
         result = next((r for r in reversed(self.results) if r.measurement is m), None)
         if result is None:  # a Measurement taken elsewhere: record it now
-            result = self._new_result(self._node_name, m.model_path, m)
+            result = self._new_result(m.model_path, m)
         result.budgets_ms = scaled
         where = f"{result.model} on {m.device}/{m.runtime}"
         if not m.ok:

@@ -337,7 +337,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     device = resolve_device(p, measured_on)
     if device not in p.devices_ and p.devices_ != [DEFAULT_DEVICE]:
         raise PredictorError(
-            f"{args.data} holds measurements of {measured_on}; {args.predictor} was fitted on "
+            f"{_source(args)} holds measurements of {measured_on}; {args.predictor} was fitted on "
             f"{_listed(list(p.devices_))}: expected rows of "
             f"{'that device' if len(p.devices_) == 1 else 'one of them'} (--device picks a "
             "device's rows of a table of several; latbench adapt fits a new device)"

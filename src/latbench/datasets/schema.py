@@ -33,6 +33,7 @@ from typing import Any
 
 from latbench.errors import DatasetError, SchemaVersionError
 from latbench.profilers.record import Measurement
+from latbench.profilers.stats import STATISTICS
 
 SCHEMA_VERSION = 2
 
@@ -253,8 +254,9 @@ def row_from_measurement(
     return {name: row.get(name) for name in COLUMN_NAMES}
 
 
-#: the statistics a record rebuilt from a row can compute (the others need fields a row lacks)
-_ROW_STATISTICS = ("median", "min", "p10", "p25", "round_min")
+#: the statistics a record rebuilt from a row can compute: all but those that need fields a
+#: row lacks (the CPU-time samples, the reference re-measurement)
+_ROW_STATISTICS = tuple(s for s in STATISTICS if s not in ("cpu_median", "normalized"))
 
 
 def _missing(value: Any) -> bool:

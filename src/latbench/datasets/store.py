@@ -130,14 +130,20 @@ def _is_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text or "busy" in text
 
 
-def db_error(path: Path, exc: BaseException) -> DatasetError:
-    """A ``sqlite3`` error while reading ``path`` as a user-facing error: a lock held too long
-    is not corruption."""
+def db_error(path: Path, exc: BaseException, writing: str | None = None) -> DatasetError:
+    """A ``sqlite3`` error on ``path`` as a user-facing error: a lock held too long is not
+    corruption, nor is a failed write (``writing`` says what: a full disk, a read-only file)."""
+    kept = "; nothing was written, the rows stored before are kept" if writing else ""
     if _is_busy(exc):
+        what = f": could not {writing}: it" if writing else ""
         return DatasetError(
-            f"store {str(path)!r} is locked by another process for longer than the "
-            f"{_BUSY_S:g} s busy timeout ({exc}); try again when it is done"
+            f"store {str(path)!r}{what} is locked by another process for longer than the "
+            f"{_BUSY_S:g} s busy timeout ({exc}){kept}: try again when it is done"
         )
+    # a damaged file raises the base class ("database disk image is malformed"); a write that
+    # fails for another reason (a full disk, a read-only file, a constraint) a subclass
+    if writing and type(exc) is not sqlite3.DatabaseError:
+        return DatasetError(f"store {str(path)!r}: could not {writing}: {exc}{kept}")
     return DatasetError(f"store {str(path)!r} is corrupt or unreadable: {exc}")
 
 
@@ -792,13 +798,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
 
     def _write_error(self, n: int, exc: sqlite3.Error) -> DatasetError:
-        if _is_busy(exc):
-            return DatasetError(
-                f"store {str(self.path)!r}: could not write {n} row(s): it is locked by another "
-                f"process for longer than the {_BUSY_S:g} s busy timeout ({exc}); nothing was "
-                "written, the rows stored before are kept: try again when it is done"
-            )
-        return DatasetError(f"{self.path}: could not write {n} row(s): {exc}")
+        return db_error(self.path, exc, f"write {n} row(s)")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -816,7 +816,7 @@ class Store:
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.DatabaseError):
-                raise db_error(self.path, exc) from None
+                raise db_error(self.path, exc, "write to it") from None
             raise
 
     def _leave_wal(self) -> bool:
