@@ -111,6 +111,19 @@ def test_evaluate_refuses_the_measurements_of_another_device(
     assert rc == 0
 
 
+def test_a_short_device_name_is_matched_by_a_one_device_predictor_too(
+    rows: pd.DataFrame,
+    ridge_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``pixel3`` is help/pixel3 for a predictor of one device as for one of several."""
+    short = tmp_path / "short.csv"
+    rows.assign(device="pixel3").to_csv(short, index=False)
+    rc, err = _cli(capsys, "predictor", "evaluate", str(ridge_file), "--data", str(short))
+    assert rc == 0, err
+
+
 def test_a_predictor_of_graphs_predicts_a_space_through_its_graphs(
     rows: pd.DataFrame, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

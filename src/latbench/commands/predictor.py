@@ -294,11 +294,13 @@ def resolve_device(p: Any, device: str | None, option: str = "--device") -> str 
     from latbench.predictors.monotonicity import select_devices
 
     known = list(getattr(p, "devices_", []) or [])
-    if device is None or device in known or len(known) < 2:
-        return device  # the predictor's own error names what it knows
+    if device is None or device in known or not known or known == [DEFAULT_DEVICE]:
+        return device  # a model fitted without a device name serves any
     try:
         hits = select_devices(known, [device])
     except PredictorError:
+        if len(known) == 1:
+            return device  # the predictor's own error names the one device it knows
         raise ConfigError(
             f"{option} {device!r} matches none of the predictor's {len(known)} devices; "
             f"expected one of {_listed(known)}"

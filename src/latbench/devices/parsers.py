@@ -120,7 +120,7 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     lines = [strip_log_prefix(raw) for raw in text.splitlines()]
     counts: list[dict[str, Any]] = []
     out: dict[str, Any] = {"delegates": [], "fallback": False, "fallback_lines": [], "params": {}}
-    failures: list[str] = []
+    failures = benchmark_model_errors(text)
     runs_started = 0
     for line in lines:
         if not line:
@@ -168,8 +168,6 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
         elif _FALLBACK.search(line):
             out["fallback"] = True
             out["fallback_lines"].append(line)
-        if _FAILED.search(line) and not _FALLBACK.search(line):
-            failures.append(line)
         p = _PARAM.match(line)
         if p:
             out["params"][p.group(1).strip()] = p.group(2)

@@ -492,9 +492,6 @@ def adapt(
     """
     base = _unwrap(base)
     base._check_fitted()
-    # the adapted predictor predicts through its base: its own copy, so that refitting or
-    # changing the caller's base later does not change (or break) the adapted one
-    base = copy.deepcopy(base)
     n_desc = 0
     if descriptor is not None and not isinstance(descriptor, Mapping):
         _descriptor_samples(base.space_, descriptor)  # raises: not a mapping
@@ -589,7 +586,9 @@ def adapt(
     fit_s = time.perf_counter() - t0
 
     out = AdaptedPredictor(method=method)
-    out.base_ = base
+    # the adapted predictor predicts through its base: its own copy (made once the inputs
+    # passed), so that refitting or changing the caller's base later does not change it
+    out.base_ = copy.deepcopy(base)
     out.space_ = space
     out.devices_ = [device]
     out.method_ = fit.method
