@@ -170,6 +170,20 @@ def procs_running() -> int | None:
     return int(m.group(1)) if m else None
 
 
+def board_serial(cpuinfo: str | None = None, device_tree: str | None = None) -> str | None:
+    """The board's serial number (a Raspberry Pi's: ``/proc/device-tree/serial-number``, else
+    the ``Serial`` line of ``/proc/cpuinfo``); None where the machine has none (x86 PCs) or it
+    reads as zeros. Recorded to tell two boards of one model apart; not in the fingerprint, so
+    the same model's measurements stay comparable."""
+    text = device_tree if device_tree is not None else _read("/proc/device-tree/serial-number")
+    serial = (text or "").strip("\x00 \n")
+    if not serial:
+        info = cpuinfo if cpuinfo is not None else _cpuinfo()
+        m = re.search(r"^Serial\s*:\s*(\S+)", info, re.MULTILINE)
+        serial = m.group(1) if m else ""
+    return serial if serial.strip("0") else None
+
+
 def hardware_identity() -> dict[str, Any]:
     """The stable part of the environment (what identifies this machine's hardware)."""
     ident: dict[str, Any] = {
@@ -217,6 +231,9 @@ def collect_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         env["clock_ticks_per_s"] = os.sysconf("SC_CLK_TCK")
     env.update(_meminfo())
+    serial = board_serial()
+    if serial:
+        env["board_serial"] = serial
     env["temperatures_c"] = _temperatures_c()
     env["throttle_counts"] = _throttle_counts()
     if extra:
