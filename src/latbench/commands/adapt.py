@@ -457,7 +457,7 @@ def measure_live(
     each after its timeout, and the rerun measures what is left once the device is back.
     """
     from latbench.devices import get_device
-    from latbench.devices.remote import DEVICE_FAILURES, RETRYABLE_FAILURES, failure_kind
+    from latbench.devices.remote import DEVICE_FAILURES, failure_kind, measure_once_more
     from latbench.spaces import export, get_space
 
     fmt = live_format(args.runtime)
@@ -471,14 +471,9 @@ def measure_live(
         progress = ItemProgress(len(archs), file=_status_file(args))
         for i, arch in enumerate(archs):
             path = export(sp.build(arch), fmt, os.path.join(tmp, f"a{i}.{fmt}"), seed=args.seed)
-            m = dev.measure(
-                str(path), runtime=args.runtime, threads=args.threads, settings=settings
+            m = measure_once_more(
+                dev, str(path), arch, runtime=args.runtime, threads=args.threads, settings=settings
             )
-            if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
-                log.info("%s: measuring %s again after: %s", args.device, arch, m.error)
-                m = dev.measure(
-                    str(path), runtime=args.runtime, threads=args.threads, settings=settings
-                )
             if on_result is not None:
                 on_result(arch, m)
             if not m.ok and failure_kind(m) in DEVICE_FAILURES:

@@ -374,7 +374,7 @@ def describe(
     settings or another thread count (:func:`settings_conflict`) is refused with a
     :class:`~latbench.errors.ConfigError`, as continuing it would mix items measured both ways.
     """
-    from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind
+    from latbench.devices.remote import RETRYABLE_FAILURES, failure_kind, measure_once_more
 
     runtime = runtime or device_runtime(device)
     fmt = RUNTIME_FORMAT.get(runtime)
@@ -434,10 +434,9 @@ def describe(
             desc.unfinished.append(item)
             done(item, None)
             return None
-        m = device.measure(model, runtime=runtime, settings=settings, **run_kwargs, **kwargs)
-        if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
-            log.info("%s: retrying %s after: %s", desc.device, item, m.error)
-            m = device.measure(model, runtime=runtime, settings=settings, **run_kwargs, **kwargs)
+        m = measure_once_more(
+            device, model, item, runtime=runtime, settings=settings, **run_kwargs, **kwargs
+        )
         if m.ok:
             desc.failed.pop(item, None)
             return m

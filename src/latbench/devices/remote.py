@@ -18,6 +18,7 @@ after a reconnect, from a model that fails every time:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 from latbench.profilers.runtimes import RUNTIMES
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEVICE_FAILURES",
     "FAILURE_KINDS",
@@ -36,6 +39,7 @@ __all__ = [
     "failed_record",
     "failure_kind",
     "file_sha256",
+    "measure_once_more",
     "settings_from",
 ]
 
@@ -126,6 +130,17 @@ def failed_record(
         wall_s=wall_s,
         harness={"settings": settings.to_dict(), "failure": kind},
     )
+
+
+def measure_once_more(device: Any, model: Any, what: str = "", **kwargs: Any) -> Measurement:
+    """``device.measure(model, **kwargs)``, measured once more after a dropped link (a
+    :data:`RETRYABLE_FAILURES` record): the one retry of the commands that measure item by
+    item (``devices describe``, live ``adapt``); ``what`` names the item in the log."""
+    m: Measurement = device.measure(model, **kwargs)
+    if not m.ok and failure_kind(m) in RETRYABLE_FAILURES:
+        log.info("%s: measuring %s again after: %s", device.name, what or model, m.error)
+        m = device.measure(model, **kwargs)
+    return m
 
 
 def failure_kind(m: Measurement) -> str | None:
