@@ -174,6 +174,33 @@ def test_transport_runs_argv_and_kills_a_hung_command(sshd: Sshd, tmp_path: Path
         assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
 
 
+def test_a_timed_out_command_is_killed_on_the_board_with_its_children(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    """A helper command without a pidfile (a shell line that starts children) that runs past
+    its timeout is stopped on the board, every process of it, not left running."""
+
+    def leftovers() -> list[list[str]]:
+        return [
+            p.info["cmdline"]
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "sleep" and p.info["cmdline"] in (["sleep", "31"], ["sleep", "32"])
+        ]
+
+    t = SSHTransport(sshd.device_config(), label="board")
+    with t:
+        with pytest.raises(CommandTimeout, match=r"ran longer than 0\.5 s") as info:
+            t.run_shell("sleep 31 & sleep 32; wait", timeout_s=0.5)
+        assert info.value.remote_pid is not None
+        deadline = time.monotonic() + 5
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers() == []
+        # the transport's own stderr line never reaches the caller, and the link still works
+        res = t.run_shell("echo e >&2; echo o")
+        assert (res.stdout, res.stderr) == ("o\n", "e\n")
+
+
 def test_wrong_key_is_a_clear_error(sshd: Sshd, tmp_path: Path) -> None:
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)

@@ -91,7 +91,7 @@ def test_prediction_columns_aliases_and_metrics() -> None:
     (row,) = section.summary["metrics"]
     assert row["archs"] == 5
     assert row["MAPE %"] == pytest.approx(3.0)
-    assert row["±10 % acc"] == 1.0 and row["±5 % acc"] == 1.0
+    assert row["within ±10 % (%)"] == 100.0 and row["within ±5 % (%)"] == 100.0
     assert row["Spearman"] == pytest.approx(1.0)
 
 

@@ -64,8 +64,13 @@ def graph_from_args(args: argparse.Namespace) -> Graph:
                 "model's input resolution is its own; expected no --resolution with --onnx"
             )
         return from_onnx(args.onnx, batch=args.batch)
-    if args.space and not args.arch and ":" in args.space:
+    if args.space and ":" in args.space:
         # SPACE:ARCH, the form `latbench measure` takes, is accepted here too
+        if args.arch:
+            raise ConfigError(
+                f"{args.space!r} is SPACE:ARCH, followed by {args.arch!r}; expected SPACE ARCH "
+                "or SPACE:ARCH, not both"
+            )
         args.space, args.arch = args.space.split(":", 1)
     if not args.space or not args.arch:
         got = " ".join(repr(v) for v in (args.space, args.arch) if v) or "neither"
@@ -108,7 +113,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("arch_id", summary.get("arch_id", "")),
         ("nb201_index", summary.get("nb201_index", "")),
         ("graph_id", summary["graph_id"]),
-        ("input", "x".join(str(d) for d in summary["input_shape"])),
+        ("input", ", ".join("x".join(str(d) for d in n.shape) for n in graph.inputs)),
         ("output", ", ".join("x".join(str(d) for d in s) for s in summary["output_shape"])),
         ("nodes", summary["nodes"]),
         ("MACs", _fmt_int(summary["macs"])),

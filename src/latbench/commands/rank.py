@@ -109,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.sample is not None:
         if args.sample < 1:
             raise ConfigError(f"--sample {args.sample}; expected >= 1")
+        if args.sample > space.size():
+            raise ConfigError(
+                f"--sample {args.sample}; expected at most {space.size()} (the architectures "
+                f"of {space.name}; --all ranks every one)"
+            )
         archs = space.sample(args.sample, seed=args.seed)
     else:
         archs = read_archs(args.archs, space)

@@ -185,10 +185,23 @@ def _objective(args: argparse.Namespace, space: Any, stats: Any) -> Any:
         return objectives.load_table(
             obj, space, value_column=args.objective_column, higher_is_better=not args.minimize
         )
-    if args.table_only:
-        raise ConfigError("--table-only needs a CSV --objective")
+    for flag, given in (
+        ("--table-only", args.table_only),
+        ("--minimize", args.minimize),
+        ("--objective-column", args.objective_column is not None),
+    ):
+        if given:  # about the columns of a table: without one it would change nothing
+            raise ConfigError(
+                f"{flag} needs a CSV --objective; got --objective {obj!r} (expected a .csv file)"
+            )
     if obj in PROXIES:
-        res = args.proxy_resolution or DEFAULT_PROXY_RESOLUTION.get(space.name, 64)
+        res = args.proxy_resolution
+        if res is None:  # not ``or``: --proxy-resolution 0 is refused, not replaced
+            res = DEFAULT_PROXY_RESOLUTION.get(space.name, 64)
+        try:
+            space.input_size(1, res, res)  # checked now, not at the first feasible candidate
+        except LatbenchError as exc:
+            raise ConfigError(f"--proxy-resolution {res}: {exc}") from None
         spec = InputSpec(data=args.proxy_data, resolution=res, batch=args.proxy_batch, seed=0)
         cache = ProxyCache(
             None if args.no_proxy_cache else (args.proxy_cache or default_cache_path())
@@ -616,6 +629,10 @@ def run(args: argparse.Namespace) -> int:
     command = command_line(args)  # before anything below fills in a default (--space)
     if args.evaluations < 1:
         raise ConfigError(f"--evaluations {args.evaluations}; expected >= 1")
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}; expected >= 1")
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed}; expected an integer >= 0")
     if not args.no_plot and Path(args.output).suffix.lower() == ".png":
         raise ConfigError(
             f"-o {args.output!r}: the Pareto plot is written next to the result as "
@@ -684,6 +701,13 @@ def run(args: argparse.Namespace) -> int:
         doc["command"] = command
         doc["cwd"] = os.getcwd()
         doc["predictors"] = predictor_records(list(args.predictor), preds)
+        if getattr(objective, "source", ""):
+            # a table objective: which file, and which bytes, the quality came from
+            doc["objective"].update(
+                path=objective.source,
+                abs_path=str(Path(objective.source).resolve()),
+                sha256=_sha256(objective.source),
+            )
         if plan is not None:
             doc["verify"] = plan.describe()
         out = Path(args.output)

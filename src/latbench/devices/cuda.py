@@ -10,15 +10,20 @@ bench.toml::
 Timing. GPU work is asynchronous, so a host clock around a launch measures nothing. The harness
 (:func:`latbench.profilers.harness.run_harness`) runs with a clock that first calls
 ``torch.cuda.synchronize()`` (as ``torch.utils.benchmark`` does for CUDA), so each timed sample
-covers ``loops`` complete inferences, launch overhead included. A second pass then times single
-inferences with CUDA events (``torch.cuda.Event(enable_timing=True)``; device-side time, no host
-overhead) and keeps every value in ``harness["cuda_event_ms"]``. With ONNX Runtime, inputs and
-outputs are bound on the GPU with I/O binding, so no host copy lands inside a sample; its run is
-synchronous.
+covers ``loops`` complete inferences, launch overhead included. With torch, a second pass then
+times single inferences with CUDA events (``torch.cuda.Event(enable_timing=True)``; device-side
+time, no host overhead) and keeps every value in ``harness["cuda_event_ms"]``. With ONNX
+Runtime, inputs and outputs are bound on the GPU with I/O binding, so no host copy lands inside
+a sample; it runs on a CUDA stream of its own, which events recorded on torch's stream would not
+time, so its ``cuda_event_ms`` is empty. Floating inputs and weights take the ``dtype`` option
+(torch: float32, float16, bfloat16); integer inputs (``input_dtypes``) keep their type. The
+onnxruntime options are the CPU runtime's (``opt_level``).
 
 Descriptor and counters come from NVML (``nvidia-ml-py``, module ``pynvml``): name, UUID,
 driver, memory, SM/memory clocks (current and max), power draw and limit, temperature,
-utilisation, performance state; read before and after timing (``env`` / ``env_after``).
+utilisation, performance state, clock event (throttle) reasons; read before and after timing
+(``env`` / ``env_after``). The GPU is found in NVML by the UUID torch reports, since NVML's
+device numbers are not CUDA's (``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER``).
 
 Without a GPU (or with a CPU-only torch build) constructing the device raises a
 :class:`~latbench.errors.DeviceError` that says so and what to install.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -66,10 +72,30 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
-def nvml_snapshot(index: int = 0) -> dict[str, Any]:
-    """NVML readings of GPU ``index``; ``{"unavailable": reason}`` when NVML cannot be used.
+def _nvml_handle(pynvml: Any, index: int, uuid: str | None) -> Any:
+    """The NVML handle of the GPU: by its UUID when known, else by ``index``.
 
-    Each reading is best-effort: a query the GPU does not support is left out.
+    NVML numbers the GPUs of the machine in PCI order; CUDA numbers those it may use
+    (``CUDA_VISIBLE_DEVICES``) fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so CUDA
+    device 0 is not NVML's 0 in general. torch gives the UUID bare, NVML prefixes ``GPU-``
+    (``MIG-`` for a MIG instance).
+    """
+    if uuid is None:
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+    names = [uuid] if uuid.startswith(("GPU-", "MIG-")) else [f"GPU-{uuid}", f"MIG-{uuid}"]
+    for name in names[:-1]:
+        with contextlib.suppress(pynvml.NVMLError):
+            return pynvml.nvmlDeviceGetHandleByUUID(name)
+    return pynvml.nvmlDeviceGetHandleByUUID(names[-1])
+
+
+def nvml_snapshot(index: int = 0, uuid: str | None = None) -> dict[str, Any]:
+    """NVML readings of CUDA device ``index``; ``{"unavailable": reason}`` when NVML cannot be
+    used.
+
+    ``uuid`` (``torch.cuda.get_device_properties(index).uuid``) finds the GPU in NVML whatever
+    ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` say; without it ``index`` is taken as
+    NVML's own index. Each reading is best-effort: a query the GPU does not support is left out.
     """
     try:
         import pynvml
@@ -80,8 +106,12 @@ def nvml_snapshot(index: int = 0) -> dict[str, Any]:
     except pynvml.NVMLError as exc:
         return {"unavailable": f"NVML cannot start: {exc}"}
     out: dict[str, Any] = {}
+    # the name of NVML 12.2 on; the older one is deprecated and goes with CUDA 14
+    reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
     try:
-        h = pynvml.nvmlDeviceGetHandleByIndex(index)
+        h = _nvml_handle(pynvml, index, uuid)
         queries: dict[str, Callable[[], Any]] = {
             "gpu_name": lambda: _text(pynvml.nvmlDeviceGetName(h)),
             "gpu_uuid": lambda: _text(pynvml.nvmlDeviceGetUUID(h)),
@@ -100,15 +130,17 @@ def nvml_snapshot(index: int = 0) -> dict[str, Any]:
             "utilization_gpu_pct": lambda: pynvml.nvmlDeviceGetUtilizationRates(h).gpu,
             "utilization_memory_pct": lambda: pynvml.nvmlDeviceGetUtilizationRates(h).memory,
             "pstate": lambda: pynvml.nvmlDeviceGetPerformanceState(h),
-            "throttle_reasons": lambda: pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h),
         }
+        if reasons is not None:
+            queries["throttle_reasons"] = lambda: reasons(h)
         for key, query in queries.items():
             try:
                 out[key] = query()
             except pynvml.NVMLError as exc:
                 log.debug("NVML %s: %s", key, exc)
     except pynvml.NVMLError as exc:
-        out["unavailable"] = f"NVML cannot read GPU {index}: {exc}"
+        which = f"CUDA device {index}" + (f" (UUID {uuid})" if uuid else "")
+        out["unavailable"] = f"NVML cannot read {which}: {exc}"
     finally:
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
@@ -159,13 +191,18 @@ class CudaDevice(Device):
             raise DeviceError(f"device {name!r} (cuda): no CUDA GPU is available: {reason}")
         import torch
 
-        if not 0 <= self.index < torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        if not 0 <= self.index < count:
             raise ConfigError(
-                f"device {name!r}: index = {self.index}; this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
+                f"device {name!r} (cuda): index = {self.index}; expected 0 to {count - 1}: "
+                f"this machine has {count} CUDA device(s) visible "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
             )
         self._torch = torch
         self._dev = torch.device("cuda", self.index)
+        # NVML's own numbering is not CUDA's: the UUID names the same GPU to both
+        uuid = getattr(torch.cuda.get_device_properties(self.index), "uuid", None)
+        self._uuid: str | None = str(uuid) if uuid is not None and str(uuid) else None
         self._describe: dict[str, Any] | None = None
         self._fingerprint: str | None = None
 
@@ -179,6 +216,7 @@ class CudaDevice(Device):
                 "name": self.name,
                 "index": self.index,
                 "gpu_name": props.name,
+                "gpu_uuid": self._uuid,
                 "compute_capability": f"{props.major}.{props.minor}",
                 "multiprocessors": props.multi_processor_count,
                 "total_memory_bytes": int(props.total_memory),
@@ -193,7 +231,7 @@ class CudaDevice(Device):
                 desc["onnxruntime_providers"] = ort.get_available_providers()
             except ImportError:
                 desc["onnxruntime"] = "unavailable"
-            desc["nvml"] = nvml_snapshot(self.index)
+            desc["nvml"] = nvml_snapshot(self.index, self._uuid)
             self._describe = desc
         return dict(self._describe)
 
@@ -219,20 +257,23 @@ class CudaDevice(Device):
         from latbench.profilers.runtimes import get_runtime
 
         torch = self._torch
+        dtype_name = str(options.get("dtype", "float32"))
+        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if dtype_name not in dtypes:
+            raise ConfigError(f"dtype = {dtype_name!r}; expected float32, float16 or bfloat16")
+        dtype = dtypes[dtype_name]
         # The CPU runtime resolves modules, factories, files and input shapes; then move to GPU.
         cpu = get_runtime("torch").load(
             model, threads=None, batch=batch, options=options, seed=seed
         )
         module = cpu._module  # type: ignore[attr-defined]
         shapes = dict(cpu.input_shapes)
-        dtype_name = str(options.get("dtype", "float32"))
-        dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if dtype_name not in dtype:
-            raise ConfigError(f"dtype = {dtype_name!r}; expected float32, float16 or bfloat16")
-        module = module.to(self._dev, dtype=dtype[dtype_name]).eval()
-        arrays = make_inputs({k: (v, "float32") for k, v in shapes.items()}, seed)
+        module = module.to(self._dev, dtype=dtype).eval()
+        # the CPU runtime's seeded inputs, of the model's own dtypes (``input_dtypes``, a .pt2
+        # program's): token ids stay integers, only floating inputs take ``dtype``
         inputs = tuple(
-            torch.from_numpy(a).to(self._dev, dtype=dtype[dtype_name]) for a in arrays.values()
+            t.to(self._dev, dtype=dtype) if t.is_floating_point() else t.to(self._dev)
+            for t in cpu._inputs  # type: ignore[attr-defined]
         )
         mode = torch.inference_mode()
 
@@ -248,8 +289,21 @@ class CudaDevice(Device):
     ) -> tuple[Callable[[], Any], dict[str, list[int]], dict[str, Any]]:
         import onnxruntime as ort
 
-        from latbench.profilers.runtimes import _shape_with_batch
+        from latbench.profilers.runtimes import _ORT_LEVELS, _shape_with_batch
 
+        # the options of the CPU runtime that apply here; another one would do nothing, yet be
+        # recorded as if it had
+        unknown = [k for k in options if k != "opt_level"]
+        if unknown:
+            raise ConfigError(
+                f"runtime 'onnxruntime' on {self.name!r} (cuda) has no option {unknown[0]!r}; "
+                "expected opt_level"
+            )
+        level = str(options.get("opt_level", "all"))
+        if level not in _ORT_LEVELS:
+            raise ConfigError(
+                f"onnxruntime opt_level {level!r}; expected one of {', '.join(_ORT_LEVELS)}"
+            )
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise DeviceError(
                 f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (providers: "
@@ -259,6 +313,7 @@ class CudaDevice(Device):
             raise ModelError(f"onnxruntime on {self.name!r} needs an .onnx file; got {model!r}")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel(_ORT_LEVELS[level])
         sess = ort.InferenceSession(
             str(model),
             opts,
@@ -292,6 +347,7 @@ class CudaDevice(Device):
             "execution_provider": "CUDAExecutionProvider",
             "providers": sess.get_providers(),
             "io_binding": True,
+            "opt_level": level,
         }
         return run, {k: v[0] for k, v in specs.items()}, settings
 
@@ -328,6 +384,23 @@ class CudaDevice(Device):
             raise ConfigError(
                 f"device {self.name!r} (cuda): runtime = {rt!r}; expected torch or onnxruntime"
             )
+        for what, value in (("threads", threads), ("batch", batch)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
+            ):
+                raise ConfigError(
+                    f"device {self.name!r} (cuda): {what} = {value!r}; expected an integer >= 1"
+                )
+        if not isinstance(options, Mapping | None):
+            raise ConfigError(f"options = {options!r}; expected a mapping of runtime options")
+        if rt == "onnxruntime":
+            try:
+                import onnxruntime as ort
+            except ImportError as exc:
+                raise DeviceError(
+                    f"device {self.name!r} (cuda): runtime 'onnxruntime' is not installed "
+                    f"({exc}); install onnxruntime-gpu"
+                ) from None
         s = settings or HarnessSettings.from_mapping(self.config)
         opts = dict(options or {})
         t0 = time.perf_counter()
@@ -338,19 +411,19 @@ class CudaDevice(Device):
                 run, shapes, rt_settings = self._torch_session(model, batch, opts, seed)
                 version = self._torch.__version__
             else:
-                import onnxruntime as ort
-
                 run, shapes, rt_settings = self._ort_session(model, batch, opts, seed)
                 version = ort.__version__
             run()
             self._torch.cuda.synchronize(self._dev)
-            env = {"gpu_index": self.index, **nvml_snapshot(self.index)}
+            env = {"gpu_index": self.index, **nvml_snapshot(self.index, self._uuid)}
             self._torch.cuda.reset_peak_memory_stats(self._dev)
             result = run_harness(run, s, clock=self._sync_clock())
-            after = nvml_snapshot(self.index)
+            after = nvml_snapshot(self.index, self._uuid)
             n_events = max(10, min(200, len(result.samples_ms)))
             events = self._event_times_ms(run, n_events) if rt == "torch" else []
-        except (ModelError, ConfigError):
+        except (ModelError, ConfigError, DeviceError):
+            # a bad model or setting, or a GPU runtime that is not there (no
+            # CUDAExecutionProvider): raised, not one failed row per model of a collection
             raise
         except (RuntimeError, LatbenchError, ValueError) as exc:  # CUDA errors are RuntimeError
             return Measurement.failed(
@@ -367,10 +440,11 @@ class CudaDevice(Device):
             for key, unit in COUNTER_UNITS.items()
             if key in after
         }
-        counter_values["torch_peak_allocated_bytes"] = {
-            "value": int(self._torch.cuda.max_memory_allocated(self._dev)),
-            "unit": "bytes",
-        }
+        if rt == "torch":  # onnxruntime allocates through its own arena: torch would say 0
+            counter_values["torch_peak_allocated_bytes"] = {
+                "value": int(self._torch.cuda.max_memory_allocated(self._dev)),
+                "unit": "bytes",
+            }
         if events:
             ordered = sorted(events)
             counter_values["cuda_event_median_ms"] = {

@@ -62,6 +62,25 @@ class ConnectionLost(DeviceError):
 class CommandTimeout(DeviceError):
     """A remote command ran longer than its timeout and was stopped."""
 
+    #: the remote shell's process id, where the transport learnt it before the timeout
+    remote_pid: int | None = None
+
+
+#: the first stderr line of every SSH command: its shell's process id (see ``run_shell``)
+_PID_MARK = "__latbench_pid__="
+
+
+def _split_pid_mark(err: bytes | bytearray) -> tuple[int | None, bytearray]:
+    """The process id named by the first stderr line, and stderr without that line."""
+    mark = _PID_MARK.encode()
+    if not err.startswith(mark):
+        return None, bytearray(err)
+    end = err.find(b"\n")
+    if end < 0:
+        return None, bytearray()  # the line itself was cut short
+    digits = bytes(err[len(mark) : end])
+    return (int(digits) if digits.isdigit() else None), bytearray(err[end + 1 :])
+
 
 class RemoteDiskFull(DeviceError):
     """A file could not be written on the device because its file system is full."""
@@ -511,23 +530,35 @@ class SSHTransport(Transport):
         argv: tuple[str, ...] = (),
         pidfile: str | None = None,
     ) -> CommandResult:
-        """Run a shell command line (the caller quoted it); with ``pidfile`` a timeout kills it.
+        """Run a shell command line (the caller quoted it); a timeout kills it on the board.
 
-        Closing an SSH channel does not stop the remote process, so a command that may hang
-        writes its process id to ``pidfile`` and a timeout sends it ``SIGKILL``.
+        Closing an SSH channel does not stop the remote process, so every command first names
+        its shell's process id on stderr (a line the caller never sees). sshd starts each
+        command's shell as a session leader, so on a timeout ``kill -9 -- -PID`` stops the whole
+        process group: the command and whatever it started (a helper's ``rm -rf`` or ``df`` on a
+        hung NFS mount would otherwise run on after we gave up). With ``pidfile`` the id is also
+        written there, for callers that kill the process later themselves.
         """
         pk = self._paramiko
         t0 = time.perf_counter()
-        line = f"echo $$ > {shlex.quote(pidfile)}; exec {command}" if pidfile else command
+        head = f"echo {_PID_MARK}$$ >&2; "
+        if pidfile:
+            line = f"{head}echo $$ > {shlex.quote(pidfile)}; exec {command}"
+        else:
+            line = head + command
         try:
             return self._run_channel(line, command, timeout_s, argv, t0)
-        except CommandTimeout:
-            if pidfile and self.connected:
-                q = shlex.quote(pidfile)
+        except CommandTimeout as exc:
+            pid = exc.remote_pid
+            if self.connected and (pid is not None or pidfile):
+                if pid is not None:
+                    kill = f"kill -9 -- -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null"
+                else:
+                    kill = f"kill -9 $(cat {shlex.quote(str(pidfile))}) 2>/dev/null"
+                if pidfile:
+                    kill += f"; rm -f {shlex.quote(pidfile)}"
                 try:
-                    self._run_channel(
-                        f"kill -9 $(cat {q}) 2>/dev/null; rm -f {q}", "kill", 10.0, (), t0
-                    )
+                    self._run_channel(kill, "kill", 10.0, (), t0)
                 except (DeviceError, pk.SSHException):
                     log.warning("%s: could not kill the timed-out command", self.label)
             raise
@@ -558,9 +589,11 @@ class SSHTransport(Transport):
                         f"{self.label}: connection dropped while running {command[:100]!r}"
                     )
                 if time.monotonic() > deadline:
-                    raise CommandTimeout(
+                    timeout = CommandTimeout(
                         f"{self.label}: {command[:200]!r} ran longer than {timeout_s:g} s"
                     )
+                    timeout.remote_pid = _split_pid_mark(err)[0]
+                    raise timeout
                 time.sleep(nap)
                 nap = min(nap * 2, 0.02)
             status = chan.recv_exit_status()
@@ -571,6 +604,7 @@ class SSHTransport(Transport):
             raise
         finally:
             chan.close()
+        err = _split_pid_mark(err)[1]
         return CommandResult(
             argv=argv or (command,),
             returncode=int(status),

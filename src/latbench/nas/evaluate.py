@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from latbench.errors import SearchError
 from latbench.nas.objectives import Constraint, Objective
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,15 @@ class Evaluator:
             v = c.values(new)
             if v.shape[0] != n:
                 raise ValueError(f"constraint {c.name} returned {v.shape[0]} values for {n}")
+            bad = np.flatnonzero(np.isnan(v))
+            if bad.size:
+                # NaN <= limit is False: left alone it would pass for a violation of NaN size,
+                # breaking every comparison of candidates and the infeasibility report
+                raise SearchError(
+                    f"constraint {c.name} gave NaN for {bad.size} of {n} architecture(s), e.g. "
+                    f"{new[int(bad[0])]!r}; expected a number ({c.unit}) for every "
+                    "architecture: check the predictor (or function) behind it"
+                )
             cols.append((c.name, v))
             ok = v <= c.limit
             feasible &= ok

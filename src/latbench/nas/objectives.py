@@ -160,7 +160,10 @@ class TableObjective(Objective):
         for a, v in values.items():
             table[space.canonical(a)] = float(v) if higher_is_better else -float(v)
         if not table:
-            raise SearchError(f"objective table {source or name!r} is empty")
+            raise SearchError(
+                f"objective table {source or name!r} is empty; expected at least one row "
+                "(architecture, value)"
+            )
         self.table = table
         self.space = space
         self.source = source
@@ -223,19 +226,32 @@ def load_table(
         if value_column not in cols:
             raise ConfigError(f"{p}: no {value_column!r} column; found {cols}")
         values: dict[str, float] = {}
+        lines: dict[str, int] = {}
         for line, row in enumerate(reader, start=2):
             try:
                 v = float(row[value_column])
             except (TypeError, ValueError):
+                v = math.nan
+            # "nan" would be taken for "not computed", an architecture silently never returned;
+            # an infinity is a value (-inf: the worst quality there is)
+            if math.isnan(v):
                 raise ConfigError(
-                    f"{p}:{line}: {value_column} = {row[value_column]!r}; expected a number"
-                ) from None
+                    f"{p}:{line}: {value_column} = {row[value_column]!r}; expected a number "
+                    "(leave out a row that has no value)"
+                )
             arch = row[arch_column] or ""
             try:
                 arch = space.canonical(arch)  # checked here, where the line is known
             except ArchError as exc:
                 raise ArchError(f"{p}:{line}: {exc}") from None
+            if arch in values and values[arch] != v:
+                raise ConfigError(
+                    f"{p}:{line}: {arch!r} has {value_column} = {v:g}, but line "
+                    f"{lines[arch]} gave it {values[arch]:g}; expected one value per "
+                    "architecture"
+                )
             values[arch] = v
+            lines.setdefault(arch, line)
     # a lower-is-better column is searched negated, and named so: "-error" = -8.4 is what the
     # result holds, never a bare "error" of -8.4
     return TableObjective(
@@ -495,16 +511,22 @@ def trust_region(
 
 
 _METRIC_UNITS = {"params": "parameters", "flops": "MACs", "memory": "bytes"}
+#: what a metric constraint (and its per-candidate value) is named: the memory one carries its
+#: unit, as the CLI takes megabytes (--max-memory-mb) and the value is in bytes
+_METRIC_NAMES = {"params": "max_params", "flops": "max_flops", "memory": "max_memory_bytes"}
 
 
 def metric_constraint(metric: str, limit: float, stats: GraphStats) -> Constraint:
-    """``params``, ``flops`` (MACs) or ``memory`` (peak activation bytes) ``<= limit``."""
+    """``params``, ``flops`` (MACs) or ``memory`` (peak activation bytes) ``<= limit``.
+
+    Named ``max_params``, ``max_flops`` and ``max_memory_bytes``.
+    """
     if metric not in _METRIC_UNITS:
         raise UnknownNameError(
             f"unknown constraint {metric!r}; expected one of {', '.join(_METRIC_UNITS)}"
         )
     return Constraint(
-        name=f"max_{metric}",
+        name=_METRIC_NAMES[metric],
         kind=metric,
         limit=float(limit),
         unit=_METRIC_UNITS[metric],

@@ -9,6 +9,7 @@ ensemble) adds a ``..._std`` column; a multi-device predictor contributes one co
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from latbench.errors import ConfigError, SearchError
 from latbench.nas.objectives import check_predictor_space
 from latbench.predictors.base import Predictor
 from latbench.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
 
 __all__ = ["rank_archs", "rank_columns"]
 
@@ -45,6 +48,7 @@ def rank_archs(
     """Rows ``{"rank", "arch", "latency_ms[label]", "latency_ms[label]_std"?, ...}``.
 
     Sorted by the first column, fastest first (ties: input order); ``top`` keeps the first rows.
+    An architecture given more than once is ranked once (a warning says how many repeated).
     Every predictor must be fitted on ``space`` (SearchError otherwise).
     """
     if not predictors:
@@ -53,9 +57,19 @@ def rank_archs(
         raise ConfigError(f"--top {top}; expected >= 1")
     for label, p in predictors.items():
         check_predictor_space(p, space, label, task="the architectures to rank are of")
-    canon = [space.canonical(a) for a in archs]
-    if not canon:
+    given = [space.canonical(a) for a in archs]
+    if not given:
         raise SearchError("no architectures to rank; expected --all or a non-empty --archs file")
+    # one row per architecture: a list that names one twice (or in two spellings) would give it
+    # two ranks
+    canon = list(dict.fromkeys(given))
+    if len(canon) < len(given):
+        log.warning(
+            "%d of the %d architectures to rank repeat an earlier one; each is ranked once "
+            "(first occurrence)",
+            len(given) - len(canon),
+            len(given),
+        )
     cols = rank_columns(predictors)
     means: dict[str, np.ndarray] = {}
     stds: dict[str, np.ndarray] = {}

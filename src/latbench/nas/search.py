@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from latbench import __version__
 from latbench._validate import expected_number
 from latbench.errors import ConfigError, SearchError
 from latbench.nas.evaluate import Candidate, Evaluator
 from latbench.nas.objectives import Constraint, Objective, all_archs
 from latbench.nas.pareto import pareto_front
-from latbench.nas.strategies import Strategy, create_strategy
+from latbench.nas.strategies import Strategy, candidate_pool, create_strategy
 from latbench.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class SearchResult:
     def to_dict(self, history: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "format_version": RESULT_VERSION,
+            "latbench_version": __version__,
             "space": self.space,
             "strategy": {"name": self.strategy, "params": self.strategy_params},
             "seed": self.seed,
@@ -178,7 +180,10 @@ def run_search(
         raise ConfigError(f"evaluations = {evaluations!r}; expected an integer >= 1")
     if expected_number(top, integer=True, low=1) is not None:
         raise ConfigError(f"top = {top!r}; expected an integer >= 1")
-    evaluations, top = int(evaluations), int(top)
+    if expected_number(seed, integer=True, low=0) is not None:
+        # numpy's generators take no negative seed: refused here, not as a numpy traceback
+        raise ConfigError(f"seed = {seed!r}; expected an integer >= 0")
+    evaluations, top, seed = int(evaluations), int(top), int(seed)
     strat = (
         strategy
         if isinstance(strategy, Strategy)
@@ -188,7 +193,7 @@ def run_search(
     # a strategy restricted to a pool of candidates (``candidates=``, the CLI's --table-only)
     # searches that pool, not the space: the pool is what an exhaustive switch must cover
     candidates = getattr(strat, "_candidates", None)
-    pool = None if candidates is None else list(dict.fromkeys(candidates))
+    pool = None if candidates is None else candidate_pool(space, candidates)
     size = space.size() if pool is None else len(pool)
     if not exhaustive and evaluations >= size and size <= 1_000_000:
         # a budget that covers the space (or the pool): evaluating every architecture is exact,
@@ -231,6 +236,15 @@ def run_search(
         evaluator.proposals,
     )
     feasible = [c for c in evaluated if c.feasible and not math.isnan(c.objective)]
+    met = [c for c in evaluated if c.feasible]
+    if met and not feasible:
+        # every candidate that meets the constraints has a NaN objective: the objective failed,
+        # the constraints did not
+        raise SearchError(
+            f"objective {objective.name!r} is NaN for all {len(met)} evaluated {space.name} "
+            f"architecture(s) that meet the constraints, e.g. {met[0].arch!r}; expected a "
+            "number for each: check the objective"
+        )
     if not feasible:
         raise SearchError(
             _explain_infeasible(
@@ -238,6 +252,25 @@ def run_search(
             )
         )
     best = sorted(feasible, key=lambda c: (-c.objective, c.order))[:top]
+    for con in constraints:
+        if con.kind != "latency" or len(evaluated) < 2:
+            continue
+        slowest = max(c.values[con.name] for c in evaluated)
+        if slowest <= con.limit and (exhaustive or con.limit >= 10 * slowest):
+            # a budget in another unit (microseconds for milliseconds) passes everything: said
+            # when every architecture was seen, or when the budget is far above all of them
+            log.warning(
+                "every one of the %d evaluated architectures meets %s <= %g %s (the slowest "
+                "%.4g %s): the budget constrains nothing; expected a budget in %s that some "
+                "architecture exceeds",
+                len(evaluated),
+                con.name,
+                con.limit,
+                con.unit,
+                slowest,
+                con.unit,
+                con.unit,
+            )
 
     # Pareto front: first latency constraint (else the first constraint) vs objective, among
     # candidates that meet every *other* constraint.
@@ -247,13 +280,13 @@ def run_search(
     pareto: list[Candidate] = []
     if x_con is not None:
         others = [c for c in constraints if c is not x_con]
-        pool = [
+        on_axes = [
             c
             for c in evaluated
             if not math.isnan(c.objective) and all(c.values[o.name] <= o.limit for o in others)
         ]
-        idx = pareto_front([c.values[x_con.name] for c in pool], [c.objective for c in pool])
-        pareto = [pool[i] for i in idx]
+        idx = pareto_front([c.values[x_con.name] for c in on_axes], [c.objective for c in on_axes])
+        pareto = [on_axes[i] for i in idx]
     params = strat.params()
     extra: dict[str, Any] = {}
     if hasattr(strat, "final_probs"):

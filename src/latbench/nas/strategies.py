@@ -91,11 +91,20 @@ def _setting(
     integer: bool = True,
     high: float | None = None,
     positive: bool = False,
-) -> None:
-    """Refuse a setting outside ``[low, high]`` (``> 0`` with ``positive``) or not an integer."""
+) -> Any:
+    """Refuse a setting outside ``[low, high]`` (``> 0`` with ``positive``) or not an integer;
+    return it as the ``int`` (``integer``) or ``float`` the strategy computes with (JSON's
+    ``2.0`` for a population of 2)."""
     want = expected_number(value, integer=integer, low=low, high=high, positive=positive)
     if want:
         raise ConfigError(f"{strategy}: {key}={value!r}; expected {want}")
+    return int(value) if integer else float(value)
+
+
+def candidate_pool(space: SearchSpace, candidates: Sequence[str]) -> list[str]:
+    """The distinct canonical architectures of ``candidates``, in their first order (ArchError
+    for one that is not of ``space``)."""
+    return list(dict.fromkeys(space.canonical(a) for a in candidates))
 
 
 @STRATEGIES.register("exhaustive")
@@ -113,10 +122,8 @@ class Exhaustive(Strategy):
         max_size: int = 1_000_000,
         candidates: Sequence[str] | None = None,
     ) -> None:
-        _setting("exhaustive", "batch", batch, low=1)
-        _setting("exhaustive", "max_size", max_size, low=1)
-        self.batch = batch
-        self.max_size = max_size
+        self.batch = _setting("exhaustive", "batch", batch, low=1)
+        self.max_size = _setting("exhaustive", "max_size", max_size, low=1)
         self._candidates = None if candidates is None else list(candidates)
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
@@ -126,7 +133,11 @@ class Exhaustive(Strategy):
                 f"not possible; expected a space of at most {self.max_size:,}: use random, "
                 "evolution or reinforce"
             )
-        it = iter(self._candidates) if self._candidates is not None else space.enumerate()
+        it = (
+            iter(candidate_pool(space, self._candidates))
+            if self._candidates is not None
+            else space.enumerate()
+        )
         while True:
             chunk = [a for _, a in zip(range(self.batch), it, strict=False)]
             if not chunk:
@@ -141,15 +152,16 @@ class RandomSearch(Strategy):
     name = "random"
 
     def __init__(self, batch: int = 256, candidates: Sequence[str] | None = None) -> None:
-        _setting("random", "batch", batch, low=1)
-        self.batch = batch
+        self.batch = _setting("random", "batch", batch, low=1)
         self._candidates = None if candidates is None else list(candidates)
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
         rng = random.Random(seed)
         pool = self._candidates
         if pool is not None:
-            order = list(pool)
+            # distinct architectures: a pool that names one twice (or in two spellings) must
+            # not cost budget slots that evaluate nothing new
+            order = candidate_pool(space, pool)
             rng.shuffle(order)
             for i in range(0, min(evaluations, len(order)), self.batch):
                 evaluator.evaluate(order[i : min(i + self.batch, evaluations)])
@@ -202,20 +214,13 @@ class RegularizedEvolution(Strategy):
         boundary: float = 0.5,
         tolerance: float = 0.1,
     ) -> None:
-        _setting("evolution", "population", population, low=1)
-        _setting("evolution", "children", children, low=1)
-        _setting("evolution", "retries", retries, low=0)
-        _setting("evolution", "sample", sample, low=1, high=population)
-        _setting("evolution", "exploit", exploit, low=0, high=1, integer=False)
-        _setting("evolution", "boundary", boundary, low=0, high=1, integer=False)
-        _setting("evolution", "tolerance", tolerance, low=0, integer=False)
-        self.population = population
-        self.sample = sample
-        self.children = children
-        self.exploit = exploit
-        self.retries = retries
-        self.boundary = boundary
-        self.tolerance = tolerance
+        self.population = _setting("evolution", "population", population, low=1)
+        self.sample = _setting("evolution", "sample", sample, low=1, high=self.population)
+        self.children = _setting("evolution", "children", children, low=1)
+        self.exploit = _setting("evolution", "exploit", exploit, low=0, high=1, integer=False)
+        self.retries = _setting("evolution", "retries", retries, low=0)
+        self.boundary = _setting("evolution", "boundary", boundary, low=0, high=1, integer=False)
+        self.tolerance = _setting("evolution", "tolerance", tolerance, low=0, integer=False)
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
         rng = random.Random(seed)
@@ -418,12 +423,9 @@ class Reinforce(Strategy):
     name = "reinforce"
 
     def __init__(self, batch: int = 32, lr: float = 1.0, entropy: float = 0.01) -> None:
-        _setting("reinforce", "batch", batch, low=2)
-        _setting("reinforce", "lr", lr, low=0, integer=False, positive=True)
-        _setting("reinforce", "entropy", entropy, low=0, integer=False)
-        self.batch = batch
-        self.lr = lr
-        self.entropy = entropy
+        self.batch = _setting("reinforce", "batch", batch, low=2)
+        self.lr = _setting("reinforce", "lr", lr, low=0, integer=False, positive=True)
+        self.entropy = _setting("reinforce", "entropy", entropy, low=0, integer=False)
 
     def run(self, space: SearchSpace, evaluator: Evaluator, evaluations: int, seed: int) -> None:
         rng = np.random.default_rng(seed)

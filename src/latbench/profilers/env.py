@@ -65,6 +65,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpuinfo_mhz(info: str) -> dict[int, float]:
+    """``cpu MHz`` of each ``processor`` block of /proc/cpuinfo, by CPU number (an offline CPU
+    has no block, so the n-th value is not always CPU n's)."""
+    out: dict[int, float] = {}
+    for block in re.split(r"\n\s*\n", info):
+        num = re.search(r"^processor\s*:\s*(\d+)\s*$", block, re.MULTILINE)
+        mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)\s*$", block, re.MULTILINE)
+        if num and mhz:
+            out[int(num.group(1))] = float(mhz.group(1))
+    return out
+
+
 def _cpu_freqs_khz(cpus: list[int]) -> dict[str, Any]:
     """Current/min/max frequency from cpufreq, else ``cpu MHz`` of /proc/cpuinfo."""
     out: dict[str, Any] = {}
@@ -86,10 +98,9 @@ def _cpu_freqs_khz(cpus: list[int]) -> dict[str, Any]:
             if gov:
                 out["governor"] = gov
     if not cur:
-        mhz = re.findall(r"^cpu MHz\s*:\s*([\d.]+)$", _cpuinfo(), re.MULTILINE)
-        for i, v in enumerate(mhz):
-            if i in cpus:
-                cur[str(i)] = round(float(v) * 1000)
+        for c, mhz in _cpuinfo_mhz(_cpuinfo()).items():
+            if c in cpus:
+                cur[str(c)] = round(mhz * 1000)
         if cur:
             out["cpu_freq_source"] = "/proc/cpuinfo"
     else:

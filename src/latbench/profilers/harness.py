@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import gc
 import math
+import numbers
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,11 @@ from typing import Any
 from latbench.profilers import stats as _stats
 
 Clock = Callable[[], float]
+
+#: the settings that count (runs, loops) rather than measure seconds
+_INT_KEYS = ("warmup_runs", "min_runs", "max_runs", "loops")
+#: the settings that may be None (no cap, calibrate)
+_OPTIONAL_KEYS = ("max_runs", "loops")
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,32 @@ class HarnessSettings:
                 f"{', '.join(_stats.STATISTICS)}"
             )
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int | float) and value < 0:
+            value: Any = getattr(self, f.name)
+            if f.name == "statistic" or (value is None and f.name in _OPTIONAL_KEYS):
+                continue
+            whole = f.name in _INT_KEYS
+            kind = numbers.Integral if whole else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(
+                    f"harness setting {f.name} = {value!r}; expected "
+                    + ("an integer" if whole else "a number of seconds")
+                    + (" or None" if f.name in _OPTIONAL_KEYS else "")
+                )
+            if not math.isfinite(value):  # NaN passes every comparison below: no stop at all
+                raise ValueError(f"harness setting {f.name} = {value!r}; expected a finite number")
+            if value < 0:
                 raise ValueError(f"harness setting {f.name} = {value!r}; expected a value >= 0")
+            # plain numbers (a numpy int64 would not go into a record's JSON)
+            raw: Any = value  # narrowed to numbers.Real above, which int() does not take
+            object.__setattr__(self, f.name, int(raw) if whole else float(raw))
         if not self.timeout_s > 0:
             raise ValueError(
                 f"harness setting timeout_s = {self.timeout_s!r}; expected seconds > 0"
             )
-        if self.loops is not None and self.loops < 1:
-            raise ValueError(f"harness setting loops = {self.loops!r}; expected >= 1 or None")
+        for key in _OPTIONAL_KEYS:  # 0 samples per window, or 0 timed samples: nothing timed
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"harness setting {key} = {value!r}; expected >= 1 or None")
         if self.max_time_s < self.min_time_s:
             raise ValueError(
                 f"harness setting max_time_s = {self.max_time_s!r} is below "
@@ -104,8 +127,10 @@ class HarnessSettings:
                 )
             if numeric and not math.isfinite(value):
                 raise ValueError(f"harness setting {key} = {value!r}; expected a finite number")
-        for key in ("warmup_runs", "min_runs", "max_runs", "loops"):
+        for key in _INT_KEYS:
             if key in kw:
+                if kw[key] != int(kw[key]):  # 2.7 runs is no count (int() would make it 2)
+                    raise ValueError(f"harness setting {key} = {kw[key]!r}; expected an integer")
                 kw[key] = int(kw[key])
         return cls(**kw)
 

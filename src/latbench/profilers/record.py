@@ -54,6 +54,8 @@ _MAPPING_FIELDS = (
     "harness",
     "reference",
 )
+#: the statuses of a record
+_STATUSES = ("ok", "failed")
 #: the fields of raw times in ms: finite and >= 0
 _TIME_FIELDS = ("samples_ms", "warmup_ms", "cpu_samples_ms")
 
@@ -167,10 +169,9 @@ def _freeze(value: Any) -> Any:
         return value  # frozen all the way down when it was built
     if isinstance(value, Mapping):
         return FrozenDict({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
+        # a tuple becomes a list, as JSON reads it back: a record equals its from_json(to_json())
         return FrozenList(_freeze(v) for v in value)
-    if isinstance(value, tuple):
-        return tuple(_freeze(v) for v in value)
     if isinstance(value, set | frozenset):
         return frozenset(_freeze(v) for v in value)
     return value
@@ -261,6 +262,19 @@ class Measurement:
     reference: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.status not in _STATUSES:
+            raise ValueError(
+                f"status = {self.status!r}; expected one of {', '.join(map(repr, _STATUSES))}"
+            )
+        if self.statistic not in _stats.STATISTICS:
+            raise ValueError(
+                f"statistic = {self.statistic!r}; expected one of {', '.join(_stats.STATISTICS)}"
+            )
+        for name, low in (("loops", 1), ("warmup_runs", 0), ("record_version", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} = {value!r}; expected an integer >= {low}")
+            object.__setattr__(self, name, int(value))
         # frozen dataclass: the validated, frozen values replace the given ones in place
         for name in _TIME_FIELDS:
             object.__setattr__(self, name, _times(name, getattr(self, name)))
@@ -317,6 +331,8 @@ class Measurement:
     @property
     def round_min_ms(self) -> float:
         """Median over rounds of each round's minimum (5 blocks for a single window)."""
+        if not self.samples_ms:
+            return math.nan
         return _stats.round_min(self.samples_ms, self.round_sizes)
 
     @property
@@ -347,7 +363,8 @@ class Measurement:
             "round_min": lambda: self.round_min_ms,
         }
         if statistic in simple:
-            return float(simple[statistic]())
+            # a record without samples (a failed one) has NaN statistics, whichever is asked
+            return float(simple[statistic]()) if self.samples_ms else math.nan
         if statistic == "cpu_median":
             value = self.cpu_median_ms
         elif statistic == "normalized":
@@ -367,7 +384,9 @@ class Measurement:
 
     @property
     def ci_median_ms(self) -> tuple[float, float]:
-        """95 % distribution-free confidence interval of the median."""
+        """95 % distribution-free confidence interval of the median ((NaN, NaN) without samples)."""
+        if not self.samples_ms:
+            return math.nan, math.nan
         return _stats.median_ci(self.samples_ms, 0.95)
 
     def verdict(self) -> dict[str, Any]:
@@ -439,10 +458,18 @@ class Measurement:
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
         """The record of ``d`` (as :meth:`to_dict` writes it); ``d`` is copied, never shared.
 
-        Raises ValueError for a record version newer than this latbench, or a raw time that is
-        not a finite number >= 0 (naming the field and the position).
+        Raises ValueError for ``d`` that is not a mapping, a record version newer than this
+        latbench, an unknown ``status`` or ``statistic``, a ``loops`` below 1, or a raw time
+        that is not a finite number >= 0 (naming the field and the position).
         """
-        version = int(d.get("record_version", 1))
+        if not isinstance(d, Mapping):
+            raise ValueError(
+                f"a measurement record is a mapping of its fields; got {type(d).__name__} "
+                f"{str(d)[:80]}"
+            )
+        version = d.get("record_version", 1)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"record_version = {version!r}; expected an integer >= 1")
         if version > RECORD_VERSION:
             raise ValueError(
                 f"measurement record version {version} is newer than this latbench supports "

@@ -24,6 +24,7 @@ import contextlib
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -104,22 +105,45 @@ def _read(path: Path) -> dict[str, Any]:
 def load_calibration(path: Path, key: str) -> dict[str, Any] | None:
     """The calibration entry ``key`` (``{"calibrated_ms", "at", "loadavg", ...}``) or None."""
     entry = _read(path).get(key)
-    if isinstance(entry, dict) and isinstance(entry.get("calibrated_ms"), int | float):
-        return entry
-    return None
+    if not isinstance(entry, dict):
+        return None
+    value = entry.get("calibrated_ms")
+    # a hand-edited or damaged entry (NaN, 0, a negative, true) would scale every normalized_ms
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not (math.isfinite(value) and value > 0):
+        log.warning(
+            "ignoring reference calibration %r in %s: calibrated_ms = %r; expected a finite "
+            "latency in ms > 0",
+            key,
+            path,
+            value,
+        )
+        return None
+    return entry
 
 
 def store_calibration(path: Path, key: str, calibrated_ms: float, **info: Any) -> dict[str, Any]:
     """Store ``calibrated_ms`` under ``key`` (atomic replace) and return the entry.
 
     A cache that cannot be written is logged and skipped: the measurement still stands, with
-    ``calibration`` saying the value came from this run only.
+    ``calibration`` saying the value came from this run only. So is a ``calibrated_ms`` that is
+    not a finite latency > 0 (it is returned, never stored).
     """
     entry = {
         "calibrated_ms": float(calibrated_ms),
         "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **info,
     }
+    if not (math.isfinite(entry["calibrated_ms"]) and entry["calibrated_ms"] > 0):
+        # not cached: every later invocation would scale by it (and NaN is not strict JSON)
+        log.warning(
+            "not storing the reference calibration %r: calibrated_ms = %r; expected a finite "
+            "latency in ms > 0",
+            key,
+            calibrated_ms,
+        )
+        return entry
     doc = _read(path)
     doc[key] = entry
     try:

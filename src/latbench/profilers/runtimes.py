@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import numbers
 import os
 import re
 import tempfile
@@ -62,6 +64,7 @@ class Runtime(ABC):
     name: ClassVar[str] = ""
     extra: ClassVar[str] = ""  # the latbench extra that installs the runtime's package
     suffixes: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[str, ...]] = ()  # the option keys ``load`` understands
 
     @abstractmethod
     def load(
@@ -133,6 +136,46 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return seed
 
 
+def check_threads(threads: Any) -> int | None:
+    """``threads`` as an int >= 1, or None (the runtime's default)."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
+    ):
+        raise ConfigError(
+            f"threads = {threads!r}; expected an integer >= 1, or None for the runtime's default"
+        )
+    return None if threads is None else int(threads)
+
+
+def check_batch(batch: Any) -> int | None:
+    """``batch`` as an int >= 1, or None (the model's own batch)."""
+    if batch is not None and (
+        isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1
+    ):
+        raise ConfigError(
+            f"batch = {batch!r}; expected an integer >= 1, or None for the model's own batch"
+        )
+    return None if batch is None else int(batch)
+
+
+def check_options(
+    options: Mapping[str, Any] | None, runtime: str, known: tuple[str, ...]
+) -> dict[str, Any]:
+    """``options`` as a dict, refusing a key ``runtime`` does not know (a misspelt option would
+    do nothing, yet be recorded as if it had)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options = {options!r}; expected a mapping of runtime options")
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ConfigError(
+            f"runtime {runtime!r} has no option {unknown[0]!r}; expected "
+            + (", ".join(known) if known else "no options")
+        )
+    return dict(options)
+
+
 def check_batch_applies(batch: int | None, shapes: Mapping[str, list[int]]) -> None:
     """Refuse a batch other than 1 for a model none of whose inputs has a batch dimension."""
     if batch is None or batch == 1 or any(len(s) > 0 for s in shapes.values()):
@@ -179,11 +222,17 @@ def _np_dtype(name: str) -> Any:
         "int32": np.int32,
         "int16": np.int16,
         "int8": np.int8,
+        "uint64": np.uint64,
+        "uint32": np.uint32,
+        "uint16": np.uint16,
         "uint8": np.uint8,
         "bool": np.bool_,
     }
     if name not in table:
-        raise ModelError(f"input element type {name!r} is not supported for generated inputs")
+        raise ModelError(
+            f"input element type {name!r} is not supported for generated inputs; expected one "
+            f"of {', '.join(table)}"
+        )
     return table[name]
 
 
@@ -313,23 +362,40 @@ class OnnxRuntimeSession(Session):
             opts.log_severity_level = 3
             opts.enable_profiling = True
             opts.profile_file_prefix = os.path.join(tmp, "ort")
+            # one session (a profiling session cannot be restarted): its first runs are the
+            # cold ones (allocation, first-touch), profiled too but left out of the table
             sess = self._make_session(opts)
-            for _ in range(3):
-                sess.run(None, self.feeds)
-            trace_path = sess.end_profiling()
-            sess = self._make_session(opts)
-            for _ in range(runs):
+            for _ in range(PROFILE_WARMUP_RUNS + runs):
                 sess.run(None, self.feeds)
             trace_path = sess.end_profiling()
             events = json.loads(Path(trace_path).read_text(encoding="utf-8"))
-        return parse_ort_profile(events, runs)
+        return parse_ort_profile(events, runs, skip_runs=PROFILE_WARMUP_RUNS)
 
 
-def parse_ort_profile(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
-    """Aggregate onnxruntime profiler events (``cat == "Node"``, ``*_kernel_time``) per node."""
+#: runs of a profiling session left out of its per-operator table (the first run of a fresh
+#: onnxruntime session is about 1.7x slower than the next ones)
+PROFILE_WARMUP_RUNS = 3
+
+
+def parse_ort_profile(
+    events: list[dict[str, Any]], runs: int, skip_runs: int = 0
+) -> list[dict[str, Any]]:
+    """Aggregate onnxruntime profiler events (``cat == "Node"``, ``*_kernel_time``) per node.
+
+    ``skip_runs``: leave out the node events of the first ``skip_runs`` runs (those before the
+    start of the next ``model_run`` event), so ``time_ms`` is the mean over the ``runs`` after.
+    """
+    starts = sorted(
+        float(ev.get("ts", 0))
+        for ev in events
+        if ev.get("cat") == "Session" and ev.get("name") == "model_run"
+    )
+    cutoff = starts[skip_runs] if 0 < skip_runs < len(starts) else -math.inf
     times: dict[tuple[str, str], float] = {}
     for ev in events:
         if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        if float(ev.get("ts", 0)) < cutoff:
             continue
         args = ev.get("args", {})
         key = (str(args.get("op_name", "?")), str(ev["name"]).removesuffix("_kernel_time"))
@@ -344,6 +410,7 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     extra = ""
     suffixes = (".onnx",)
+    options = ("opt_level",)
 
     @classmethod
     def package_version(cls) -> str:
@@ -362,8 +429,10 @@ class OnnxRuntime(Runtime):
         options: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> Session:
+        opts = check_options(options, self.name, self.options)
+        threads, batch = check_threads(threads), check_batch(batch)
         path = _check_file(model, self.suffixes, self.name)
-        return OnnxRuntimeSession(path, threads, batch, dict(options or {}), seed)
+        return OnnxRuntimeSession(path, threads, batch, opts, seed)
 
 
 # ---- LiteRT ------------------------------------------------------------------------------
@@ -380,7 +449,9 @@ class LiteRTSession(Session):
         except ImportError as exc:
             raise _missing("ai-edge-litert", "litert", exc) from None
         self.version = str(getattr(ai_edge_litert, "__version__", "") or _dist_version())
-        xnnpack = bool(opts.get("xnnpack", True))
+        xnnpack = opts.get("xnnpack", True)
+        if not isinstance(xnnpack, bool):  # bool("false") is True
+            raise ConfigError(f"litert option xnnpack = {xnnpack!r}; expected true or false")
         resolver = (
             OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
@@ -457,6 +528,7 @@ class LiteRT(Runtime):
     name = "litert"
     extra = "litert"
     suffixes = (".tflite",)
+    options = ("xnnpack",)
 
     @classmethod
     def package_version(cls) -> str:
@@ -475,9 +547,11 @@ class LiteRT(Runtime):
         options: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> Session:
+        opts = check_options(options, self.name, self.options)
+        threads, batch = check_threads(threads), check_batch(batch)
         path = _check_file(model, self.suffixes, self.name)
         self.package_version()
-        return LiteRTSession(path, threads, batch, dict(options or {}), seed)
+        return LiteRTSession(path, threads, batch, opts, seed)
 
 
 # ---- torch -------------------------------------------------------------------------------
@@ -656,6 +730,8 @@ class TorchRuntime(Runtime):
     name = "torch"
     extra = ""
     suffixes = (".pt", ".pt2")
+    # ``dtype`` is read by the cuda device, which loads its modules through this runtime
+    options = ("input_shapes", "input_dtypes", "dtype")
 
     @classmethod
     def package_version(cls) -> str:
@@ -674,14 +750,20 @@ class TorchRuntime(Runtime):
         options: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> Session:
+        opts = check_options(options, self.name, self.options)
+        threads, batch = check_threads(threads), check_batch(batch)
         self.package_version()
         import torch
 
-        opts = dict(options or {})
         source = "eager"
         module: Any
         given = _option_shapes(opts)
-        dtypes = {str(k): str(v) for k, v in dict(opts.get("input_dtypes") or {}).items()}
+        raw_dtypes = opts.get("input_dtypes") or {}
+        if not isinstance(raw_dtypes, Mapping):
+            raise ConfigError(
+                f"option input_dtypes = {raw_dtypes!r}; expected a mapping {{name: 'int64'}}"
+            )
+        dtypes = {str(k): str(v) for k, v in raw_dtypes.items()}
         recorded: dict[str, tuple[list[Any], str]] = {}
         if isinstance(model, str | os.PathLike):
             path = _check_file(model, self.suffixes, self.name)
@@ -716,6 +798,12 @@ class TorchRuntime(Runtime):
             if not emitted:
                 raise ModelError(f"cannot tell the torch model's input shapes; {INPUT_SHAPE_HINT}")
             raw = {k: (list(v), dtypes.get(k, "float32")) for k, v in emitted.items()}
+        stray = [k for k in dtypes if k not in raw]
+        if stray:
+            raise ConfigError(
+                f"input_dtypes names the input {stray[0]!r}; the model's inputs are "
+                f"{', '.join(map(repr, raw))}"
+            )
         specs = {
             name: (_shape_with_batch(name, dims, batch), dt) for name, (dims, dt) in raw.items()
         }

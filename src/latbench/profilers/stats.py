@@ -51,6 +51,8 @@ def median_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     Uses the normal approximation of the binomial(n, 1/2) for the ranks:
     ``j, k = n/2 -+ z * sqrt(n)/2``. With fewer than 6 samples the interval is (min, max).
     """
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"confidence level {level!r}; expected 0 < level < 1 (0.95 for 95 %)")
     s = sorted(xs)
     n = len(s)
     if n == 0:
@@ -149,6 +151,13 @@ FREQ_CHANGE_LIMIT = 0.05
 STEAL_LIMIT = 0.05  # share of the pinned CPUs' time stolen by the hypervisor
 
 
+def _relative(delta: float, base: float) -> float:
+    """``delta / base``; 0 for no change at all, infinite for a change of a zero base."""
+    if base > 0:
+        return delta / base
+    return 0.0 if delta == 0 else math.copysign(math.inf, delta)
+
+
 def _freq_values(env: Mapping[str, Any]) -> list[float]:
     cur = env.get("cpu_cur_freq_khz")
     if isinstance(cur, dict):
@@ -183,7 +192,8 @@ def stability(
         advice.append("raise --min-runs or --min-time")
     if n >= 2:
         med = median(samples)
-        spread = iqr(samples) / med if med > 0 else float("inf")
+        # all-equal samples have no spread, zero ones included (0 / 0 is not "too wide")
+        spread = _relative(iqr(samples), med)
         if spread > spread_limit:
             reasons.append(f"spread too wide: IQR/median = {spread:.1%} > {spread_limit:.0%}")
             advice.append(
@@ -193,7 +203,7 @@ def stability(
     if n >= max(4, min_runs):
         half = n // 2
         m1, m2 = median(samples[:half]), median(samples[half:])
-        drift = m2 / m1 - 1 if m1 > 0 else float("inf")
+        drift = _relative(m2 - m1, m1)
         if abs(drift) > drift_limit:
             reasons.append(f"drift: the second half's median is {drift:+.1%} off the first half's")
             advice.append("warm up longer (--warmup-time) or check for background load")

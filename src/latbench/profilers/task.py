@@ -121,14 +121,15 @@ def _record(
     if "interleaved" in env:
         extra["interleaved"] = env["interleaved"]
     env_after = collect_env(extra)
+    per_call_s = (sorted(result.samples_ms)[len(result.samples_ms) // 2] / 1e3) or 1e-3
     if spec.per_op:
+        runs = _pass_runs(per_call_s, max(10, min(200, result.loops * 20)))
         try:
-            per_op = tuple(session.profile_ops(runs=max(10, min(200, result.loops * 20))))
+            per_op = tuple(session.profile_ops(runs=runs))
         except NotImplementedError as exc:
             settings["per_op_unavailable"] = str(exc)
     if spec.counters:
-        per_call_s = (sorted(result.samples_ms)[len(result.samples_ms) // 2] / 1e3) or 1e-3
-        n = max(20, min(10_000, int(0.5 / per_call_s)))
+        n = _pass_runs(per_call_s, max(20, min(10_000, int(0.5 / per_call_s))))
         counters.update(_counters.count_inferences(session.run, n))
     counters["peak_rss_bytes"] = _counters.peak_rss_bytes()
     return Measurement(
@@ -165,6 +166,18 @@ def _record(
             "options": dict(spec.options),
         },
     )
+
+
+#: the most time (seconds) the per-operator pass and the counter pass each spend after timing:
+#: a model of seconds per inference still gets its profile and counters in the worker's
+#: ``timeout_s`` instead of 20 inferences per pass, and a timeout losing the whole measurement
+PASS_BUDGET_S = 2.0
+
+
+def _pass_runs(per_call_s: float, wanted: int) -> int:
+    """``wanted`` inferences for an after-timing pass, fewer (at least 1) when they would take
+    longer than ``PASS_BUDGET_S``."""
+    return max(1, min(wanted, int(PASS_BUDGET_S / per_call_s)))
 
 
 def _now() -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import multiprocessing.util
 import os
@@ -40,7 +41,7 @@ from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Self
 
-from latbench.errors import MeasurementError
+from latbench.errors import ConfigError, MeasurementError
 
 __all__ = ["Worker", "WorkerCallError", "WorkerCrashed", "WorkerTimeout", "default_cpus"]
 
@@ -122,7 +123,7 @@ def _worker_main(
             reply: tuple[str, Any] = ("ok", result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
             tb = traceback.format_exc(limit=8)
-            reply = ("error", (exc, tb))
+            reply = ("error", (_sendable(exc), tb))
         try:
             conn.send(reply)
         except (BrokenPipeError, ConnectionError, EOFError):
@@ -132,6 +133,24 @@ def _worker_main(
                 conn.send(("error", (_RemoteError(f"{type(exc).__name__}: {exc}"), "")))
             except (OSError, EOFError):
                 return
+
+
+def _sendable(exc: BaseException) -> BaseException:
+    """``exc`` as the parent can receive it: itself, or a :class:`_RemoteError` naming it.
+
+    A SystemExit or KeyboardInterrupt raised by the measured code must not stop the parent (it
+    would exit ``latbench`` or look like the user's Ctrl-C), and an exception that pickles but
+    does not unpickle (a constructor with other arguments than ``args``) would fail the parent
+    with an unrelated TypeError.
+    """
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if not isinstance(exc, Exception):
+        return _RemoteError(f"the measured code raised {what} in the worker")
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - whatever breaks the round trip, send its text
+        return _RemoteError(what)
+    return exc
 
 
 _START_LOCK = threading.Lock()
@@ -253,9 +272,18 @@ class Worker:
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` in the worker and return its result.
 
-        Re-raises the worker's exception; raises :class:`WorkerCrashed` when the process dies and
+        Re-raises the worker's exception (a MeasurementError naming it when it cannot come back
+        as itself: it does not unpickle, or it is a SystemExit or KeyboardInterrupt of the
+        measured code); raises :class:`WorkerCrashed` when the process dies and
         :class:`WorkerTimeout` after ``timeout_s`` seconds (the worker restarts on the next call).
+        ``timeout_s`` is None (no limit) or finite seconds > 0 (ConfigError otherwise).
         """
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not (math.isfinite(timeout_s) and timeout_s > 0)
+        ):
+            raise ConfigError(f"timeout_s = {timeout_s!r}; expected seconds > 0, or None")
         if self._proc is not None and not self._proc.is_alive():
             self._reap()
             self.restarts += 1
@@ -303,6 +331,10 @@ class Worker:
                     return status, payload
                 except (EOFError, OSError):
                     pass
+                except Exception as exc:  # noqa: BLE001 - the reply arrived but does not unpickle
+                    raise _RemoteError(
+                        f"the worker's reply could not be read ({type(exc).__name__}: {exc})"
+                    ) from None
             if not proc.is_alive() or (ready is False and proc.exitcode is not None):
                 code = self._reap()
                 self.restarts += 1

@@ -10,10 +10,12 @@ Two entry points:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,13 +66,20 @@ def render_report(
     title: str = "latbench report",
     meta: Mapping[str, Any] | None = None,
 ) -> tuple[str, list[Section]]:
-    """The report's HTML and its sections (see :func:`build_report` for the arguments)."""
+    """The report's HTML and its sections (see :func:`build_report` for the arguments).
+
+    A measurement table without the columns every section reads is a
+    :class:`~latbench.errors.DatasetError` that names them (not three skipped sections and then
+    the same error).
+    """
+    # normalized once: each section would otherwise parse every row's harness JSON again
+    ms = S.normalize_measurements(measurements)
     sections = [
-        _section(S.distributions_section, measurements),
+        _section(S.distributions_section, ms),
         _section(S.predictions_section, predictions),
-        _section(S.monotonicity_section, measurements, reference, local_devices),
+        _section(S.monotonicity_section, ms, reference, local_devices),
         _section(S.pareto_section, search),
-        _section(S.stability_section, measurements),
+        _section(S.stability_section, ms),
     ]
     from latbench import __version__
 
@@ -79,7 +88,6 @@ def render_report(
         ("latbench", __version__),
         ("host", f"{platform.node()} ({platform.machine()}, {platform.system()})"),
     ]
-    ms = S.normalize_measurements(measurements)
     if ms is not None:
         ok = int((ms["status"] == "ok").sum())
         info.append(
@@ -130,6 +138,8 @@ def build_report(
     out = Path(out_path)
     if not out.parent.is_dir():
         raise ConfigError(f"directory {str(out.parent)!r} of the report does not exist")
+    if out.is_dir():
+        raise ConfigError(f"report path {str(out)!r} is a directory; expected a file to write")
     page, sections = render_report(
         measurements=measurements,
         predictions=predictions,
@@ -139,10 +149,30 @@ def build_report(
         title=title,
         meta=meta,
     )
-    out.write_text(page, encoding="utf-8")
+    _write_atomic(out, page)
     shown = [s.id for s in sections if s.skipped is None]
     log.info("wrote %s (%d bytes; sections %s)", out, len(page), ", ".join(shown) or "none")
     return out
+
+
+def _write_atomic(out: Path, page: str) -> None:
+    """Write ``page`` to ``out`` through a temporary file in its folder, renamed into place.
+
+    A write that fails midway (disk full, file size limit) leaves no half page and keeps the
+    report already at ``out`` (a report is often remade over the last one); the error names
+    ``out``, not the temporary file.
+    """
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            why = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"cannot write the report: {why}", str(out)) from exc
+        raise
 
 
 # ---- inputs from files -------------------------------------------------------------------
@@ -175,6 +205,12 @@ def load_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
             f"{p}: expected a JSON list of records, or an object with a 'rows' or "
             "'predictions' list"
         )
+    stray = next((i for i, r in enumerate(data) if not isinstance(r, Mapping)), None)
+    if stray is not None:
+        raise DatasetError(
+            f"{p}: record {stray} is {json.dumps(data[stray])[:60]}; expected an object such as "
+            '{"arch": ..., "latency_ms": ..., "predicted_ms": ...}'
+        )
     return pd.DataFrame.from_records(data)
 
 
@@ -185,8 +221,8 @@ def load_search(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SearchError(f"search result {str(p)!r} does not exist")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SearchError(f"{p}: not valid JSON: {exc}") from None
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SearchError(f"{p}: not a readable JSON file: {exc}") from None
     if not isinstance(data, dict):
         raise SearchError(
             f"{p}: expected a JSON object (a search result), got {type(data).__name__}"

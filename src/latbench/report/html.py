@@ -29,6 +29,7 @@ __all__ = [
     "figure_img",
     "format_number",
     "new_figure",
+    "plot_text",
     "render_page",
 ]
 
@@ -62,6 +63,16 @@ class Section:
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def plot_text(value: Any) -> str:
+    """``value`` as a matplotlib label that shows as written.
+
+    Matplotlib reads text between two ``$`` as mathtext: a device, predictor or objective named
+    with a ``$`` would be drawn as a formula, and one mathtext cannot parse (``$$``) fails the
+    whole figure. Escaped (``\\$``), every dollar sign is drawn as itself.
+    """
+    return str(value).replace("$", r"\$")
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:

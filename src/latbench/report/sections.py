@@ -34,7 +34,15 @@ from typing import Any, TypeGuard
 import numpy as np
 import pandas as pd
 
-from latbench.report.html import Section, bullet_list, df_table, esc, figure_img, new_figure
+from latbench.report.html import (
+    Section,
+    bullet_list,
+    df_table,
+    esc,
+    figure_img,
+    new_figure,
+    plot_text,
+)
 
 __all__ = [
     "distributions_section",
@@ -126,11 +134,17 @@ def _row_statistics(df: pd.DataFrame) -> pd.Series:
     harness = df["harness"] if "harness" in df.columns else pd.Series(None, index=df.index)
     samples = df["samples_ms"] if "samples_ms" in df.columns else pd.Series(None, index=df.index)
     out: list[str | None] = []
+    parsed: dict[str, Any] = {}  # a collection's rows share one harness text: parse it once
     for stat, h, lat, xs in zip(own, harness, df["latency_ms"], samples, strict=True):
         if isinstance(stat, str) and stat in stats.STATISTICS:
             out.append(stat)
             continue
-        chosen = _settings(_json_obj(h)).get("statistic")
+        if isinstance(h, str):
+            if h not in parsed:
+                parsed[h] = _settings(_json_obj(h)).get("statistic")
+            chosen = parsed[h]
+        else:
+            chosen = _settings(_json_obj(h)).get("statistic")
         if not isinstance(chosen, str) or chosen not in stats.STATISTICS:
             out.append(None)  # not recorded (a failed or imported row): see below
             continue
@@ -148,7 +162,10 @@ def _row_statistics(df: pd.DataFrame) -> pd.Series:
         )[~unknown]
         common = known.groupby("key")["stat"].agg(lambda v: v.value_counts().index[0])
         keys = (df["collection"] + "\0" + df["device"].astype(str))[unknown]
-        result.loc[unknown] = keys.map(common).fillna("median").to_numpy()
+        # a plain lookup: with no known statistic at all (a table of failures) ``common`` is an
+        # empty float Series, and filling its NaN with a string is refused by pandas
+        found = common.to_dict()
+        result.loc[unknown] = [found.get(k, "median") for k in keys]
     return result
 
 
@@ -228,8 +245,18 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
         return Section.skip(sid, title, "no measurements (run `latbench collect` or pass --db)")
     df = df.assign(group=group_labels(df))
     ok = _ok(df)
+    failed = int((df["status"] != "ok").sum())
+    # a row that says ok but holds no positive finite latency (a NaN, an infinity, a zero or a
+    # negative value of an edited or imported table) is no point to draw: counted, not hidden
+    invalid = len(df) - len(ok) - failed
     if ok.empty:
-        return Section.skip(sid, title, f"all {len(df)} measurement(s) failed; nothing to draw")
+        why = (
+            f"all {len(df)} measurement(s) failed"
+            if not invalid
+            else f"none of the {len(df)} measurement(s) is usable ({failed} failed, {invalid} "
+            "marked ok hold no positive finite latency_ms)"
+        )
+        return Section.skip(sid, title, f"{why}; nothing to draw")
     groups, note = _busiest(ok["group"])
     data = [ok.loc[ok["group"] == g, "latency_ms"].to_numpy(dtype=np.float64) for g in groups]
     stat = _statistic_text(ok.loc[ok["group"].isin(groups), "statistic"].astype(str).tolist())
@@ -241,7 +268,7 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
         shown = values if values.size <= 400 else rng.choice(values, 400, replace=False)
         jitter = rng.uniform(-0.18, 0.18, shown.size)
         ax.plot(shown, i + jitter, ".", ms=2.5, alpha=0.45, color=_PALETTE[0])
-    ax.set_yticks(range(1, len(groups) + 1), groups, fontsize=8)
+    ax.set_yticks(range(1, len(groups) + 1), [plot_text(g) for g in groups], fontsize=8)
     ax.set_xscale("log")
     one_stat = "(" not in stat
     ax.set_xlabel(
@@ -269,13 +296,17 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
             }
         )
     table = pd.DataFrame(rows)
-    failed = int((df["status"] != "ok").sum())
     failed_note = (
         f'<p class="note bad">{failed} failed measurement(s) left out (see Measurement '
         "stability).</p>"
         if failed
         else ""
     )
+    if invalid:
+        failed_note += (
+            f'<p class="note bad">{invalid} measurement(s) marked ok left out: their latency_ms '
+            "is not a positive finite number (NaN, infinite, zero or negative).</p>"
+        )
     repeat_note = (
         f'<p class="note">{repeated} group(s) hold more than one measurement of an '
         "architecture (a table without collections); each measurement is drawn.</p>"
@@ -294,7 +325,7 @@ def distributions_section(measurements: pd.DataFrame | None) -> Section:
         + repeat_note
         + failed_note
     )
-    summary = {"groups": groups, "failed": failed, "rows": rows}
+    summary = {"groups": groups, "failed": failed, "invalid": invalid, "rows": rows}
     return Section(sid, title, body, plots=1, summary=summary)
 
 
@@ -346,6 +377,9 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
             "no predictor results (pass --predictor FILE.lbp to evaluate a saved predictor on "
             "the store's measurements, or --predictions FILE with measured and predicted columns)",
         )
+    # a NaN, infinite, zero or negative latency (a predictor's output, an edited table) has no
+    # place on a log-log plot nor in a MAPE: the note counts the rows left out
+    dropped = len(predictions) - len(df) if predictions is not None else 0
     # ``group`` (a predictor evaluated on store rows: device and configuration) else ``device``
     where = next((c for c in ("group", "device") if c in df.columns), None)
     keys = ["predictor", where] if where else ["predictor"]
@@ -357,7 +391,8 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
     for i, (key, sub) in enumerate(df.groupby(keys, sort=True)):
         name = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
         y, p = sub["latency_ms"].to_numpy(), sub["predicted_ms"].to_numpy()
-        ax.plot(y, p, ".", ms=4, alpha=0.6, color=_PALETTE[i % len(_PALETTE)], label=name)
+        color = _PALETTE[i % len(_PALETTE)]
+        ax.plot(y, p, ".", ms=4, alpha=0.6, color=color, label=plot_text(name))
         metrics = evaluate(y, p, k=k)
         topk = next(k for k in metrics if k.startswith("top"))
         rows.append(
@@ -366,8 +401,10 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
                 "archs": len(y),
                 "RMSE ms": metrics["rmse_ms"],
                 "MAPE %": metrics["mape_pct"],
-                "±5 % acc": metrics["acc5"],
-                "±10 % acc": metrics["acc10"],
+                # shares of the architectures, in percent as MAPE is (a bare 0.95 under a
+                # "±10 %" header reads as 0.95 %)
+                "within ±5 % (%)": 100.0 * metrics["acc5"],
+                "within ±10 % (%)": 100.0 * metrics["acc10"],
                 "Spearman": metrics["spearman"],
                 "Kendall": metrics["kendall"],
                 f"{topk} overlap": metrics[topk],
@@ -392,10 +429,16 @@ def predictions_section(predictions: pd.DataFrame | None) -> Section:
         "predictor can stand in for a measurement; rank metrics (Spearman, Kendall, top-k "
         "overlap) say whether it orders architectures correctly, which is what a search "
         "needs.</p>"
+        + (
+            f'<p class="note bad">{dropped} row(s) left out: their latency_ms or predicted_ms '
+            "is not a positive finite number (NaN, infinite, zero or negative).</p>"
+            if dropped
+            else ""
+        )
         + figure_img(fig, "Predicted against measured latency (log-log)")
         + df_table(pd.DataFrame(rows), digits=3)
     )
-    return Section(sid, title, body, plots=1, summary={"metrics": rows})
+    return Section(sid, title, body, plots=1, summary={"metrics": rows, "left_out": dropped})
 
 
 # ---- monotonicity heat map ----------------------------------------------------------------------
@@ -458,9 +501,10 @@ def monotonicity_section(
         if p is not None and len(p)
     ]
     if not parts:
-        return Section.skip(
-            sid, title, "no measurements and no reference data (pass --reference nb201)"
-        )
+        what = "no measurements" if ok is None else "no successful measurement"
+        if ok is not None and not ok.empty:
+            what = f"no measurement of {', '.join(local) or 'a device that is not a reference'}"
+        return Section.skip(sid, title, f"{what} and no reference data (pass --reference nb201)")
     long = pd.concat(parts, ignore_index=True)
     if long["device"].nunique() < 2:
         return Section.skip(sid, title, "fewer than two devices; a correlation needs two")
@@ -517,11 +561,13 @@ def monotonicity_section(
     finite = m[np.isfinite(m)]
     vmin = min(0.0, float(finite.min())) if finite.size else 0.0
     im = ax.imshow(np.ma.masked_invalid(m), vmin=vmin, vmax=1.0, cmap="viridis")
-    ax.set_xticks(range(n), order, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), order, fontsize=7)
+    ticks = [plot_text(d) for d in order]
+    ax.set_xticks(range(n), ticks, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), ticks, fontsize=7)
+    marked = {plot_text(d) for d in present}
     for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
         for lab in labels:
-            if lab.get_text() in present:
+            if lab.get_text() in marked:
                 lab.set_color("#cf222e")
                 lab.set_fontweight("bold")
     if n <= 14:
@@ -800,8 +846,8 @@ def pareto_section(search: Mapping[str, Any] | None) -> Section:
             )
     if df["latency_ms"].min() > 0 and df["latency_ms"].max() / df["latency_ms"].min() > 20:
         ax.set_xscale("log")
-    ax.set_xlabel(f"{lat_key} (ms)")
-    ax.set_ylabel(obj_name + ("" if maximize else " (lower is better)"))
+    ax.set_xlabel(plot_text(f"{lat_key} (ms)"))
+    ax.set_ylabel(plot_text(obj_name + ("" if maximize else " (lower is better)")))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     info = _search_info(search, obj_name)
@@ -899,7 +945,8 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
     if df is None:
         return Section.skip(sid, title, "no measurements (run `latbench collect` or pass --db)")
     if "samples_ms" not in df.columns:
-        return Section.skip(sid, title, "the measurements carry no raw samples")
+        # no raw samples to judge, but the failures (and their reasons) are still shown here
+        df = df.assign(samples_ms=None)
     df = df.assign(group=group_labels(df))
     has = df["samples_ms"].map(lambda s: isinstance(s, list | tuple | np.ndarray) and len(s) >= 2)
     sampled = df[has & (df["status"] == "ok")]
@@ -1000,7 +1047,7 @@ def stability_section(measurements: pd.DataFrame | None) -> Section:
             lw=1,
             label=f"unstable above {stats.SPREAD_LIMIT:.0%}",
         )
-        ax.set_yticks(range(1, len(drawn) + 1), drawn, fontsize=8)
+        ax.set_yticks(range(1, len(drawn) + 1), [plot_text(g) for g in drawn], fontsize=8)
         ax.set_xlabel("spread of one measurement: IQR / median of its raw samples (%)")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=8)

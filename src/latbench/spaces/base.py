@@ -52,7 +52,21 @@ class SearchSpace(ABC):
         return True
 
     def _check_ops(self, ops: Sequence[int]) -> tuple[int, ...]:
-        t = tuple(int(o) for o in ops)
+        try:
+            items = list(ops)
+        except TypeError:
+            raise ArchError(
+                f"{self.name}: choices {ops!r}; expected a sequence of {self.num_positions} "
+                f"integers 0..{len(self.choices) - 1}"
+            ) from None
+        for pos, o in enumerate(items):
+            # int() would truncate 2.7 to 2 and read "2": an architecture no one meant
+            if type(o) is not int and (isinstance(o, bool) or not isinstance(o, numbers.Integral)):
+                raise ArchError(
+                    f"{self.name}: choice {o!r} at position {pos}; expected an integer "
+                    f"0..{len(self.choices) - 1}"
+                )
+        t = tuple(int(o) for o in items)
         if len(t) != self.num_positions:
             raise ArchError(
                 f"{self.name}: expected {self.num_positions} choices, got {len(t)}; "
@@ -78,6 +92,11 @@ class SearchSpace(ABC):
         return code
 
     def decode_int(self, code: int) -> str:
+        if isinstance(code, bool) or not isinstance(code, numbers.Integral):
+            raise ArchError(
+                f"{self.name}: code {code!r}; expected an integer in 0..{self.size() - 1}"
+            )
+        code = int(code)
         if not 0 <= code < self.size():
             raise ArchError(f"{self.name}: code {code} out of range 0..{self.size() - 1}")
         ops = []

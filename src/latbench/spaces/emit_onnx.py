@@ -20,6 +20,8 @@ Operator mapping: ``conv`` -> Conv, ``batchnorm`` -> BatchNormalization, ``relu6
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -67,9 +69,31 @@ class _Writer:
     ``raw_data`` halves the emission time.
     """
 
-    def __init__(self, graph: onnx.GraphProto) -> None:
+    def __init__(
+        self, graph: onnx.GraphProto, tensors: Iterable[str] = (), nodes: Iterable[str] = ()
+    ) -> None:
         self.graph = graph
         self._shared: dict[str, str] = {}
+        # names in use: the graph's tensors and nodes, so that a weight, a helper tensor or a
+        # helper node never takes a name the graph's nodes have (which ONNX would refuse)
+        self._tensors = set(tensors)
+        self._nodes = set(nodes)
+
+    @staticmethod
+    def _fresh(base: str, taken: set[str]) -> str:
+        name = base
+        while name in taken:
+            name = "t_" + name
+        taken.add(name)
+        return name
+
+    def fresh_tensor(self, base: str) -> str:
+        """``base``, or ``t_``-prefixed until no tensor has the name; reserved from now on."""
+        return self._fresh(base, self._tensors)
+
+    def fresh_node(self, base: str) -> str:
+        """``base``, or ``t_``-prefixed until no node has the name; reserved from now on."""
+        return self._fresh(base, self._nodes)
 
     def node(
         self, op_type: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any
@@ -95,7 +119,7 @@ class _Writer:
 
     def const(self, name: str, arr: np.ndarray) -> str:
         t = self.graph.initializer.add()
-        t.name = name
+        t.name = name = self.fresh_tensor(name)
         t.data_type = TensorProto.FLOAT if arr.dtype == np.float32 else TensorProto.INT64
         t.dims.extend(arr.shape)
         t.raw_data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
@@ -121,8 +145,16 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET) -> onnx.Mod
     The model passes ``onnx.checker.check_model``; it is not checked here, to keep emission
     cheap (the tests check it).
     """
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
+        raise ArchError(f"ONNX opset {opset!r}; expected an integer {_MIN_OPSET}..{newest}")
     if opset < _MIN_OPSET:
         raise ArchError(f"ONNX opset {opset} is too old; expected >= {_MIN_OPSET}")
+    if opset > newest:
+        raise ArchError(
+            f"ONNX opset {opset} is newer than the installed onnx {onnx.__version__} knows; "
+            f"expected {_MIN_OPSET}..{newest}"
+        )
     params = init_params(graph, seed)
     tn = _tensor_names(graph)
     model = onnx.ModelProto()
@@ -133,7 +165,7 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET) -> onnx.Mod
     opset_id.version = int(opset)
     gp = model.graph
     gp.name = str(graph.meta.get("space", "latbench"))
-    w = _Writer(gp)
+    w = _Writer(gp, set(tn.values()), {n.name for n in graph.nodes})
 
     for n in graph.nodes:
         if n.op == "input":
@@ -206,9 +238,11 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET) -> onnx.Mod
             b, c, h, wd = n.shape
             s5 = w.const(f"{n.name}.shape5", np.array([b, g, c // g, h, wd], np.int64))
             s4 = w.const(f"{n.name}.shape4", np.array([b, c, h, wd], np.int64))
-            t1, t2 = f"{out}/grouped", f"{out}/transposed"
-            w.node("Reshape", [ins[0], s5], [t1], f"{n.name}/reshape")
-            w.node("Transpose", [t1], [t2], f"{n.name}/transpose", perm=[0, 2, 1, 3, 4])
+            t1, t2 = w.fresh_tensor(f"{out}/grouped"), w.fresh_tensor(f"{out}/transposed")
+            w.node("Reshape", [ins[0], s5], [t1], w.fresh_node(f"{n.name}/reshape"))
+            w.node(
+                "Transpose", [t1], [t2], w.fresh_node(f"{n.name}/transpose"), perm=[0, 2, 1, 3, 4]
+            )
             w.node("Reshape", [t2, s4], [out], n.name)
         elif op == "concat":
             w.node("Concat", ins, [out], n.name, axis=1)
@@ -220,20 +254,12 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET) -> onnx.Mod
     # An output that is a graph input (or that is listed twice) needs a node of its own to
     # produce it: an Identity into a fresh name. The outputs' names are kept apart from ``tn``,
     # which still names the input tensors the nodes above read and the input value_info.
-    taken = set(tn.values()) | {n.name for n in gp.node}
     out_names: list[str] = []
     for o in graph.outputs:
         name = tn[o]
         if graph[o].op == "input" or name in out_names:
-            alias = f"{name}_out"
-            while alias in taken:
-                alias = "t_" + alias
-            taken.add(alias)
-            node_name = f"{o}/out"
-            while node_name in taken:
-                node_name = "t_" + node_name
-            taken.add(node_name)
-            w.node("Identity", [name], [alias], node_name)
+            alias = w.fresh_tensor(f"{name}_out")
+            w.node("Identity", [name], [alias], w.fresh_node(f"{o}/out"))
             name = alias
         out_names.append(name)
     for n in graph.inputs:

@@ -34,10 +34,14 @@ _UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+# attributes of a ModuleDict ("keys", "training", "forward", ...), which add_module refuses as keys
+_RESERVED_KEYS = frozenset(dir(nn.ModuleDict()))
+
+
 def _module_key(name: str, taken: set[str]) -> str:
-    """A ``ModuleDict`` key for a node name (no dots, not empty, unique)."""
+    """A ``ModuleDict`` key for a node name (no dots, not empty, unique, not an attribute)."""
     key = re.sub(r"\W", "_", name) or "node"
-    if key[0].isdigit():
+    if key[0].isdigit() or key in _RESERVED_KEYS:
         key = "n_" + key
     base, i = key, 1
     while key in taken:

@@ -42,8 +42,12 @@ def export(graph: Graph, fmt: str, path: str | os.PathLike[str], seed: int = 0) 
             f"{str(out)!r}: the suffix {suffix} is that of {owner} models, but the format is "
             f"{fmt}; expected a name ending in {SUFFIXES[fmt]}"
         )
-    if out.parent and not out.parent.exists():
-        raise ConfigError(f"output directory {str(out.parent)!r} does not exist")
+    if not out.parent.is_dir():
+        what = "is not a directory" if out.parent.exists() else "does not exist"
+        raise ConfigError(
+            f"output directory {str(out.parent)!r} {what}; expected an existing directory for "
+            f"{str(out)!r}"
+        )
     if out.is_dir():
         raise ConfigError(f"output {str(out)!r} is a directory; expected a file name")
     if fmt == "onnx":

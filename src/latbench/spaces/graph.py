@@ -144,6 +144,8 @@ class Graph:
                 if i not in seen:
                     raise ArchError(f"node {n.name!r} reads {i!r}, which is not defined before it")
             seen.add(n.name)
+        if not self.outputs:
+            raise ArchError("the graph has no output; expected at least one")
         for o in self.outputs:
             if o not in seen:
                 raise ArchError(f"graph output {o!r} is not a node")
@@ -265,15 +267,30 @@ class Graph:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Graph:
-        version = int(d.get("format_version", 0))
+        if not isinstance(d, Mapping):
+            raise ArchError(
+                f"a latbench graph is a JSON object; got {type(d).__name__}, expected "
+                "{format_version, nodes, outputs, meta}"
+            )
+        version = d.get("format_version", 0)
         if version != GRAPH_FORMAT_VERSION:
             raise ArchError(
                 f"graph format version {version!r} is not supported; "
                 f"expected {GRAPH_FORMAT_VERSION}"
             )
-        return cls(
-            [Node.from_dict(n) for n in d["nodes"]], [str(o) for o in d["outputs"]], d.get("meta")
-        )
+        try:
+            nodes = [Node.from_dict(n) for n in d["nodes"]]
+            outputs = [str(o) for o in d["outputs"]]
+            meta = d.get("meta")
+            return cls(nodes, outputs, None if meta is None else dict(meta))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ArchError):
+                raise
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ArchError(
+                f"malformed latbench graph ({what}); expected nodes of "
+                "{name, op, inputs, shape, attrs} and a list of outputs"
+            ) from None
 
     @classmethod
     def from_json(cls, text: str) -> Graph:

@@ -7,10 +7,12 @@ graph again draws fresh deterministic weights from a seed.
 
 Supported operators: Conv (square kernels, symmetric padding, no dilation), BatchNormalization
 (on NCHW or on 2-D ``(N, F)`` tensors), Relu, Clip (only as ReLU6, i.e. 0..6), Sigmoid,
-HardSwish, Add, Sum, Mul (of two tensors, or by a zero constant: ``zeros``), AveragePool,
-MaxPool, GlobalAveragePool, ReduceMean over H and W (``keepdims=0`` becomes global pooling +
-flatten), Flatten, Reshape to 2-D ``(N, -1)``, Gemm and MatMul on 2-D inputs (+ Add of a constant
-bias), Concat on the channel axis, Softmax on the last axis, Identity and Dropout (dropped; of a
+HardSwish, Add, Sum, Mul (of two tensors, either one broadcasting, or by a zero constant:
+``zeros``), AveragePool, MaxPool, GlobalAveragePool, ReduceMean over H and W (``keepdims=0``
+becomes global pooling + flatten), Flatten, Reshape to 2-D ``(N, -1)``, Gemm and MatMul on 2-D
+inputs (+ Add of a constant bias), Concat on the channel axis, Softmax on axis 1 (before opset
+13, where it normalises over every axis from ``axis`` on, only of ``(N, F)`` or ``(N, C, 1, 1)``
+tensors), Identity and Dropout (dropped; of a
 constant they pass the constant on), Constant (any ``value*`` attribute but sparse and string
 ones), and the Reshape / Transpose / Reshape pattern of a channel shuffle. Anything else raises
 :class:`~latbench.errors.UnsupportedOperatorError` naming the operator and the node; a node the
@@ -21,12 +23,15 @@ Inputs must be float32 tensors. Weights stored as external data are never read (
 shapes are needed); the few small constants whose values matter (Reshape targets, Clip bounds,
 axes) are read relative to the model file's folder, whatever the working directory.
 
-Node names are the ONNX node names when they are unique (else the output tensor names), so a
-model written by :func:`latbench.spaces.emit_onnx.to_onnx` imports back to the very same graph.
+Nodes written out of topological order are sorted first (onnxruntime runs such models); a cycle
+is refused naming its nodes. Node names are the ONNX node names when they are unique (else the
+output tensor names; ``_1``, ... appended to one that a graph input already has), so a model
+written by :func:`latbench.spaces.emit_onnx.to_onnx` imports back to the very same graph.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +117,10 @@ class _Importer:
         self.absorbed: set[int] = set()  # id() of Add nodes folded into a MatMul as its bias
         names = [n.name for n in g.node]
         self.unique_names = len(set(names)) == len(names) and all(names)
+        # the default domain's opset: Softmax changed meaning at 13, Concat's axis default at 4
+        self.opset = next(
+            (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None
+        )
         self.b = GraphBuilder(meta={"source": "onnx", "model": source})
 
     # ---- helpers ----------------------------------------------------------------------
@@ -134,7 +143,17 @@ class _Importer:
         return name
 
     def _name(self, node: onnx.NodeProto) -> str:
-        return node.name if self.unique_names else node.output[0]
+        # ONNX node and tensor names live apart: a node may be named like a graph input (or
+        # like a name made up here), which the graph, one namespace, cannot hold twice
+        return self._fresh(node.name if self.unique_names else node.output[0])
+
+    def _axis(self, node: onnx.NodeProto, axis: int, rank: int) -> int:
+        """``axis`` of a rank-``rank`` input, in 0..rank-1 (negative axes count from the end)."""
+        if not -rank <= axis < rank:
+            raise self._err(
+                node, f"axis={axis} on a {rank}-D input; expected -{rank}..{rank - 1}", ModelError
+            )
+        return axis % rank
 
     def _in(self, node: onnx.NodeProto, i: int = 0) -> str:
         t = node.input[i]
@@ -268,6 +287,8 @@ class _Importer:
                 raise ModelError(str(exc)) from None
         if not self.val:
             raise ModelError("the model has no non-constant input")
+        if not g.output:
+            raise ModelError(f"ONNX model {self.label} has no graph output; expected at least one")
         for node in g.node:
             self._node(node)
         outputs = []
@@ -356,10 +377,8 @@ class _Importer:
         elif op in ("Relu", "Sigmoid", "HardSwish"):
             y = b.act(op.lower(), self._in(node), name=name)
         elif op == "Clip":
-            lo = self._const(node, 1)
-            hi = self._const(node, 2)
-            lo_v = float(lo) if lo is not None else float(a.get("min", -np.inf))
-            hi_v = float(hi) if hi is not None else float(a.get("max", np.inf))
+            lo_v = self._clip_bound(node, 1, _float(a.get("min", -np.inf)))
+            hi_v = self._clip_bound(node, 2, _float(a.get("max", np.inf)))
             if lo_v == 0.0 and hi_v == 6.0:
                 y = b.act("relu6", self._in(node), name=name)
             elif lo_v == 0.0 and hi_v == np.inf:
@@ -383,7 +402,14 @@ class _Importer:
                 else:
                     raise self._err(node, "multiplying by a constant other than 0 is not supported")
             else:
-                y = b.mul(self._in(node, 0), self._in(node, 1), name=name)
+                x0, x1 = self._in(node, 0), self._in(node, 1)
+                s0, s1 = b.shape(x0), b.shape(x1)
+                first_broadcasts = len(s0) == len(s1) and all(
+                    d in (e, 1) for d, e in zip(s0, s1, strict=True)
+                )
+                if s0 != s1 and first_broadcasts:
+                    x0, x1 = x1, x0  # Mul(scale, x), as in s * x: the graph's mul broadcasts 2nd
+                y = b.mul(x0, x1, name=name)
         elif op in ("AveragePool", "MaxPool"):
             k, s, p = self._window(node, "pool")
             if op == "AveragePool":
@@ -422,9 +448,11 @@ class _Importer:
                 gap = b.global_avgpool(x, name=self._fresh(f"{name}/gap"))
                 y = b.flatten(gap, name=name)
         elif op == "Flatten":
-            if int(a.get("axis", 1)) != 1:
-                raise self._err(node, f"Flatten axis={a.get('axis')}; expected 1")
-            y = b.flatten(self._in(node), name=name)
+            x = self._in(node)
+            axis = int(a.get("axis", 1))
+            if self._axis(node, axis, len(b.shape(x))) != 1:
+                raise self._err(node, f"Flatten axis={axis}; expected 1")
+            y = b.flatten(x, name=name)
         elif op == "Reshape":
             y_opt = self._reshape(node, name)
             if y_opt is None:
@@ -474,15 +502,25 @@ class _Importer:
                 y = b.linear(x, int(ws[1]), bias=True, name=self._name(bias_add))
                 self.val[bias_add.output[0]] = y
         elif op == "Concat":
-            if int(a.get("axis", 1)) % 4 != 1:
-                raise self._err(node, f"Concat axis={a.get('axis')}; expected the channel axis 1")
-            y = b.concat([self._in(node, i) for i in range(len(node.input))], name=name)
+            parts = [self._in(node, i) for i in range(len(node.input))]
+            axis = int(a.get("axis", 1))  # required from opset 4; 1 before
+            if self._axis(node, axis, len(b.shape(parts[0]))) != 1:
+                raise self._err(node, f"Concat axis={axis}; expected the channel axis 1")
+            y = b.concat(parts, name=name)
         elif op == "Softmax":
             x = self._in(node)
-            axis = int(a.get("axis", -1))
-            if axis % len(b.shape(x)) != 1:
+            xs = b.shape(x)
+            old = self.opset is not None and self.opset < 13
+            axis = int(a.get("axis", 1 if old else -1))
+            if self._axis(node, axis, len(xs)) != 1:
+                raise self._err(node, f"Softmax axis={axis} on shape {list(xs)}; expected axis 1")
+            if old and len(xs) == 4 and xs[2] * xs[3] > 1:
+                # before opset 13 Softmax normalises over every axis from `axis` on (C, H and
+                # W together), not over the channels alone as the graph's softmax does
                 raise self._err(
-                    node, f"Softmax axis={axis} on shape {list(b.shape(x))}; expected axis 1"
+                    node,
+                    f"Softmax at opset {self.opset} on shape {list(xs)} normalises over C, H and W "
+                    "together; expected a (N, F) or (N, C, 1, 1) input, or opset >= 13",
                 )
             y = b.softmax(x, name=name)
         else:
@@ -491,6 +529,22 @@ class _Importer:
             )
         self._set(node, y)
         self._check_shape(node, y)
+
+    def _clip_bound(self, node: onnx.NodeProto, i: int, default: float) -> float:
+        """Clip's bound input ``i`` (opset 11 on; before, the ``default`` attribute)."""
+        if i >= len(node.input) or not node.input[i]:
+            return default
+        c = self._const(node, i)
+        what = ("min", "max")[i - 1]
+        if c is None:
+            raise self._err(
+                node, f"{what} bound {node.input[i]!r} is not a constant; expected Clip(0, 6)"
+            )
+        if c.size != 1:
+            raise self._err(
+                node, f"{what} bound of shape {list(c.shape)}; expected a scalar", ModelError
+            )
+        return float(c.reshape(-1)[0])
 
     def _constant(self, node: onnx.NodeProto) -> None:
         """A Constant node: its value, whichever ``value*`` attribute holds it."""
@@ -641,6 +695,13 @@ def from_onnx(
             raise ModelError(f"ONNX model {str(p)!r} does not exist; expected a .onnx file")
         model = _parse(p.read_bytes(), str(p))  # external data stays unread ...
         _load_small_external_data(model, base_dir)  # ... but for shapes, axes, bounds
+    order = _topological_order(list(model.graph.node), label)
+    if order != list(range(len(order))):  # shape inference and the import walk need sorted nodes
+        if model is path_or_model:
+            model = onnx.ModelProto.FromString(model.SerializeToString())  # the caller's stays
+        nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in model.graph.node]
+        del model.graph.node[:]
+        model.graph.node.extend(nodes[i] for i in order)
     # Strict inference refuses an inconsistent model (a Concat of mismatched maps, a Gemm on
     # a 4-D tensor, declared shapes that differ from the computed ones). Its error is raised
     # only after the import: a node the importer cannot take is named more precisely there.
@@ -682,6 +743,47 @@ def _load_small_external_data(model: onnx.ModelProto, base_dir: str) -> None:
             continue
         t.data_location = TensorProto.DEFAULT
         del t.external_data[:]
+
+
+def _topological_order(nodes: list[onnx.NodeProto], label: str) -> list[int]:
+    """Indices of ``nodes`` in topological order: the file's own where it is one already.
+
+    ONNX asks for sorted nodes, but onnxruntime sorts them itself and runs a model written out
+    of order, so the importer does too; a cycle is refused, naming the nodes on it.
+    """
+    producer = {t: i for i, n in enumerate(nodes) for t in n.output if t}
+    deps = [{producer[t] for t in n.input if t in producer} for n in nodes]
+    waiting = [len(d) for d in deps]
+    readers: list[list[int]] = [[] for _ in nodes]
+    for i, d in enumerate(deps):
+        for j in d:
+            readers[j].append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)  # always the earliest ready node: a sorted file keeps its order
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for r in readers[i]:
+            waiting[r] -= 1
+            if not waiting[r]:
+                heapq.heappush(ready, r)
+    if len(order) < len(nodes):
+        # drop the nodes that only read from a cycle: what stays is on (or between) cycles
+        left = {i for i, w in enumerate(waiting) if w}
+        changed = True
+        while changed:
+            changed = False
+            for i in sorted(left):
+                if not any(r in left for r in readers[i]):
+                    left.discard(i)
+                    changed = True
+        names = [repr(nodes[i].name or nodes[i].output[0]) for i in sorted(left)]
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ModelError(
+            f"ONNX model {label} has a cycle through node(s) {shown}; expected an acyclic graph"
+        )
+    return order
 
 
 def _parse(data: bytes, label: str) -> onnx.ModelProto:
