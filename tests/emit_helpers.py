@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from ai_edge_litert.interpreter import Interpreter
+from onnx import helper
 
 from latbench.spaces.emit_onnx import to_onnx
 from latbench.spaces.emit_tflite import to_tflite
@@ -47,3 +49,16 @@ def assert_close(a: np.ndarray, ref: np.ndarray, rtol: float = 1e-4, label: str 
     scale = max(float(np.abs(ref).max()), 1e-6)
     err = float(np.abs(a - ref).max())
     assert err <= rtol * scale, f"{label}: max abs error {err:.3g} > {rtol} x scale {scale:.3g}"
+
+
+def onnx_model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    inits: list[onnx.TensorProto] | None = None,
+    opset: int = 17,
+    name: str = "test",
+) -> onnx.ModelProto:
+    """A hand-built ONNX model of ``nodes`` (the importer tests' malformed and edge models)."""
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits or [])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

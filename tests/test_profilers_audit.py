@@ -362,8 +362,10 @@ def test_counters_and_per_op_of_a_slow_model_keep_to_the_pass_budget(
         counters=True,
     )
     m = run_measurement(spec)
-    assert m.counters["task_clock_ms"]["inferences"] == 3  # not 20 (1.6 s)
-    assert profiled == [3] and m.per_op  # still profiled, with 3 runs instead of 10
+    # sized from the measured latency (0.08 s, more on a loaded machine): at most 3 runs fit
+    # the 0.25 s budget, not 20 (1.6 s); still profiled, with those runs instead of 10
+    assert 1 <= m.counters["task_clock_ms"]["inferences"] <= 3
+    assert len(profiled) == 1 and 1 <= profiled[0] <= 3 and m.per_op
 
 
 # ---- environment and calibration -----------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from emit_helpers import assert_close, run_onnx, run_tflite, run_torch
+from emit_helpers import assert_close, onnx_model, run_onnx, run_tflite, run_torch
 from latbench.cli import main
 from latbench.errors import ArchError, ConfigError, ModelError, UnsupportedOperatorError
 from latbench.spaces import FBNetSpace, Graph, GraphBuilder, NB201Space, export, make_input
@@ -40,14 +40,13 @@ def _model(
     inits: list[onnx.TensorProto] | None = None,
     opset: int = 17,
 ) -> onnx.ModelProto:
-    graph = helper.make_graph(
+    return onnx_model(
         nodes,
-        "audit",
         inputs if inputs is not None else [_vi("x", [1, 3, 4, 4])],
         outputs if outputs is not None else [_vi("y", None)],
-        inits or [],
+        inits,
+        opset,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:

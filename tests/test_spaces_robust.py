@@ -25,7 +25,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from emit_helpers import assert_close, run_onnx, run_tflite, run_torch
+from emit_helpers import assert_close, onnx_model, run_onnx, run_tflite, run_torch
 from latbench.cli import main
 from latbench.errors import ArchError, ConfigError, ModelError
 from latbench.spaces import (
@@ -58,14 +58,13 @@ def _model(
     inits: list[onnx.TensorProto] | None = None,
     opset: int = 17,
 ) -> onnx.ModelProto:
-    graph = helper.make_graph(
+    return onnx_model(
         nodes,
-        "robust",
         inputs if inputs is not None else [_vi("x", [1, 3, 8, 8])],
         outputs if outputs is not None else [_vi("y", None)],
-        inits or [],
+        inits,
+        opset,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _w(name: str, *shape: int, seed: int = 0) -> onnx.TensorProto:

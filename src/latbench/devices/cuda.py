@@ -263,8 +263,10 @@ class CudaDevice(Device):
             raise ConfigError(f"dtype = {dtype_name!r}; expected float32, float16 or bfloat16")
         dtype = dtypes[dtype_name]
         # The CPU runtime resolves modules, factories, files and input shapes; then move to GPU.
+        # ``dtype`` is this adapter's option (the CPU runtime refuses it: it runs float32)
+        cpu_options = {k: v for k, v in options.items() if k != "dtype"}
         cpu = get_runtime("torch").load(
-            model, threads=None, batch=batch, options=options, seed=seed
+            model, threads=None, batch=batch, options=cpu_options, seed=seed
         )
         module = cpu._module  # type: ignore[attr-defined]
         shapes = dict(cpu.input_shapes)

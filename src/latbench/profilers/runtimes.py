@@ -136,26 +136,23 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return seed
 
 
+def _optional_count(name: str, value: Any, default: str) -> int | None:
+    """``value`` as an int >= 1, or None (``default`` then applies)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
+    ):
+        raise ConfigError(f"{name} = {value!r}; expected an integer >= 1, or None for {default}")
+    return None if value is None else int(value)
+
+
 def check_threads(threads: Any) -> int | None:
     """``threads`` as an int >= 1, or None (the runtime's default)."""
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
-    ):
-        raise ConfigError(
-            f"threads = {threads!r}; expected an integer >= 1, or None for the runtime's default"
-        )
-    return None if threads is None else int(threads)
+    return _optional_count("threads", threads, "the runtime's default")
 
 
 def check_batch(batch: Any) -> int | None:
     """``batch`` as an int >= 1, or None (the model's own batch)."""
-    if batch is not None and (
-        isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1
-    ):
-        raise ConfigError(
-            f"batch = {batch!r}; expected an integer >= 1, or None for the model's own batch"
-        )
-    return None if batch is None else int(batch)
+    return _optional_count("batch", batch, "the model's own batch")
 
 
 def check_options(
@@ -731,7 +728,7 @@ class TorchRuntime(Runtime):
     extra = ""
     suffixes = (".pt", ".pt2")
     # ``dtype`` is read by the cuda device, which loads its modules through this runtime
-    options = ("input_shapes", "input_dtypes", "dtype")
+    options = ("input_shapes", "input_dtypes")
 
     @classmethod
     def package_version(cls) -> str:
