@@ -75,7 +75,7 @@ def _cpu_stand_in() -> CudaDevice:
     (argument checks, session set-up) runs unchanged, with real torch and onnxruntime."""
     dev = CudaDevice.__new__(CudaDevice)
     Device.__init__(dev, "gpu0", {"transport": "cuda"})
-    dev.index, dev.default_runtime = 0, "torch"
+    dev.index, dev.default_runtime, dev.dtype = 0, "torch", "float32"
     dev._torch, dev._dev, dev._uuid = torch, torch.device("cpu"), None
     dev._describe, dev._fingerprint = None, "0" * 16
     return dev
@@ -194,3 +194,27 @@ def test_a_missing_cuda_provider_and_bad_arguments_are_raised(tmp_path: Path) ->
         dev.measure(model, runtime="onnxruntime", threads=0, settings=FAST)
     with pytest.raises(ConfigError, match=r"batch = 'x'; expected an integer >= 1"):
         dev.measure(model, batch="x", settings=FAST)  # type: ignore[arg-type]
+
+
+def test_the_tables_dtype_is_checked_before_the_gpu_and_is_the_default(tmp_path: Path) -> None:
+    """``dtype`` could only be given in Python (``options``), never in bench.toml, where a
+    fleet's GPUs are set up. The table is checked before the GPU, so these run here; the
+    session with the table's dtype runs on the CPU stand-in (:func:`_cpu_stand_in`)."""
+    with pytest.raises(ConfigError, match=r"dtype = 'float8'; expected one of float32, float16"):
+        CudaDevice("gpu0", {"transport": "cuda", "dtype": "float8"})
+    with pytest.raises(ConfigError, match=r"dtype = 'float16' with runtime = 'onnxruntime'"):
+        CudaDevice("gpu0", {"transport": "cuda", "dtype": "float16", "runtime": "onnxruntime"})
+    if REASON is not None:  # a valid table gets as far as the missing GPU
+        with pytest.raises(DeviceError, match="no CUDA GPU is available"):
+            CudaDevice("gpu0", {"transport": "cuda", "dtype": "float16"})
+    dev = _cpu_stand_in()
+    dev.dtype = "bfloat16"
+    lin = torch.nn.Linear(4, 2)
+    run, _, settings = dev._torch_session(lin, None, {"input_shapes": {"x": [1, 4]}}, 0)
+    assert run().dtype == torch.bfloat16 and settings["dtype"] == "bfloat16"
+    run, _, settings = dev._torch_session(
+        torch.nn.Linear(4, 2), None, {"input_shapes": {"x": [1, 4]}, "dtype": "float32"}, 0
+    )
+    assert run().dtype == torch.float32 and settings["dtype"] == "float32"  # options go over it
+    with pytest.raises(ConfigError, match=r"dtype = 'bfloat16' applies to the torch runtime"):
+        dev._ort_session(tiny_onnx(tmp_path / "m.onnx"), None, {}, 0)

@@ -217,6 +217,21 @@ def test_verdict_flags_frequency_change_and_throttling() -> None:
     assert "frequency changed" in text and "throttling" in text
 
 
+def test_verdict_flags_a_gpu_held_down_by_power_or_heat() -> None:
+    """A GPU whose NVML clock-event reasons show a thermal or power slowdown was judged stable
+    on its samples alone. The readings are what the cuda device records (``nvml_snapshot``);
+    idle (0x1) and sync boost (0x10) are normal states, not slowdowns."""
+    calm = stats.stability([1.0] * 40, {"throttle_reasons": 0x1}, {"throttle_reasons": 0x10})
+    assert calm["stable"], calm["reasons"]
+    hot = stats.stability([1.0] * 40, {"throttle_reasons": 0x1}, {"throttle_reasons": 0x24})
+    assert not hot["stable"]
+    assert hot["reasons"] == ["GPU clocks held down: power cap, software thermal slowdown"]
+    assert any("lock-gpu-clocks" in a for a in hot["advice"])
+    # a reading that is missing or not a bit mask judges nothing
+    odd = stats.stability([1.0] * 40, {"unavailable": "no NVML"}, {"throttle_reasons": True})
+    assert odd["stable"]
+
+
 def test_failed_record_verdict_and_summary() -> None:
     m = Measurement.failed("worker died with signal SIGSEGV")
     assert not m.ok and m.summary()["runs"] == 0

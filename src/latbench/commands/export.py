@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from latbench.commands.arch import graph_from_args
@@ -25,7 +26,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("arch", nargs="?", help="architecture string of that space")
     p.add_argument("--onnx", metavar="FILE", help="re-emit this ONNX model's architecture instead")
     p.add_argument("--format", "-f", choices=FORMATS, default=None, help="default: from -o suffix")
-    p.add_argument("-o", "--output", required=True, help="file to write")
+    # dest "out_file": the shared output check (latbench.cli.check_outputs) would call a parent
+    # that is a regular file a missing directory; run() checks the path itself
+    p.add_argument(
+        "-o",
+        "--output",
+        dest="out_file",
+        metavar="OUTPUT",
+        required=True,
+        help="file to write",
+    )
     p.add_argument("--seed", type=int, default=0, help="weight seed (default 0; >= 0)")
     p.add_argument(
         "--batch", type=int, default=None, help="batch size (default 1; --onnx: the file's own)"
@@ -36,8 +46,30 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _check_output(value: str) -> None:
+    """Refuse an output path that cannot be written before the graph is built."""
+    from latbench.errors import ConfigError
+
+    if value == "-":
+        raise ConfigError(
+            "-o/--output -: this command does not write to standard output; expected a file name"
+        )
+    path = Path(value)
+    if path.is_dir():
+        raise ConfigError(f"-o/--output {value!r} is a directory; expected a file to write")
+    if not path.parent.is_dir():
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        raise ConfigError(
+            f"-o/--output {value!r}: the parent {str(path.parent)!r} {what}; expected an "
+            "existing directory"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.errors import ConfigError
+
+    output = args.out_file
+    _check_output(output)
 
     if args.seed < 0:
         # the weights' generator takes any integer, but latbench measure (whose inputs share
@@ -46,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt is None:
         by_suffix = {v: k for k, v in SUFFIXES.items()}
-        out = args.output.lower()
+        out = output.lower()
         fmt = next((f for s, f in by_suffix.items() if out.endswith(s)), None)
         if fmt is None:
             raise ConfigError(
-                f"cannot tell the format of {args.output!r}; pass --format "
+                f"cannot tell the format of {output!r}; pass --format "
                 f"{'|'.join(FORMATS)} or use a suffix {', '.join(SUFFIXES.values())}"
             )
     graph = graph_from_args(args)
-    path = export(graph, fmt, args.output, seed=args.seed)
+    path = export(graph, fmt, output, seed=args.seed)
     print(f"wrote {path} ({fmt}, {path.stat().st_size:,} bytes, graph {graph.graph_id()})")
     return 0

@@ -201,6 +201,12 @@ def _read_header(path: Path) -> tuple[int, int] | None:
         size = path.stat().st_size
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        parent = next((a for a in path.parents if a.exists() and not a.is_dir()), path.parent)
+        raise DatasetError(
+            f"store {str(path)!r}: the parent {str(parent)!r} is not a directory; expected a "
+            "store file in an existing directory"
+        ) from None
     if size == 0:
         return None
     with path.open("rb") as fh:

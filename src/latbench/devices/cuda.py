@@ -6,6 +6,7 @@ bench.toml::
     transport = "cuda"
     index = 0                  # CUDA device ordinal
     runtime = "torch"          # default runtime: "torch" or "onnxruntime"
+    dtype = "float16"          # torch: float32 (default), float16 or bfloat16
 
 Timing. GPU work is asynchronous, so a host clock around a launch measures nothing. The harness
 (:func:`latbench.profilers.harness.run_harness`) runs with a clock that first calls
@@ -16,8 +17,10 @@ time, no host overhead) and keeps every value in ``harness["cuda_event_ms"]``. W
 Runtime, inputs and outputs are bound on the GPU with I/O binding, so no host copy lands inside
 a sample; it runs on a CUDA stream of its own, which events recorded on torch's stream would not
 time, so its ``cuda_event_ms`` is empty. Floating inputs and weights take the ``dtype`` option
-(torch: float32, float16, bfloat16); integer inputs (``input_dtypes``) keep their type. The
-onnxruntime options are the CPU runtime's (``opt_level``).
+(torch: float32, float16, bfloat16; the table's ``dtype`` is the default, an option given to
+``measure`` goes over it); integer inputs (``input_dtypes``) keep their type. The onnxruntime
+options are the CPU runtime's (``opt_level``); an ONNX model's tensors carry their own types, so
+a table ``dtype`` other than float32 is refused for a measurement on onnxruntime.
 
 Descriptor and counters come from NVML (``nvidia-ml-py``, module ``pynvml``): name, UUID,
 driver, memory, SM/memory clocks (current and max), power draw and limit, temperature,
@@ -163,12 +166,16 @@ COUNTER_UNITS = {
 }
 
 
+#: the floating types a torch measurement may cast the module and its floating inputs to
+_TORCH_DTYPES = ("float32", "float16", "bfloat16")
+
+
 @DEVICES.register("cuda")
 class CudaDevice(Device):
     """One NVIDIA GPU (see the module docstring)."""
 
     kind = "cuda"
-    config_keys = frozenset({"index", "runtime"})
+    config_keys = frozenset({"index", "runtime", "dtype"})
 
     @property
     def table_runtime(self) -> str | None:
@@ -186,6 +193,17 @@ class CudaDevice(Device):
                 f"{where} (cuda): runtime = {runtime!r}; expected 'torch' or 'onnxruntime'"
             )
         self.default_runtime = str(runtime)
+        dtype = self.config.get("dtype", "float32")
+        if dtype not in _TORCH_DTYPES:
+            raise ConfigError(
+                f"{where} (cuda): dtype = {dtype!r}; expected one of {', '.join(_TORCH_DTYPES)}"
+            )
+        self.dtype = str(dtype)
+        if self.dtype != "float32" and self.default_runtime == "onnxruntime":
+            raise ConfigError(
+                f"{where} (cuda): dtype = {dtype!r} with runtime = 'onnxruntime'; expected "
+                "runtime = 'torch' (an ONNX model's tensors carry their own types) or no dtype"
+            )
         reason = cuda_unavailable_reason()
         if reason is not None:
             raise DeviceError(f"device {name!r} (cuda): no CUDA GPU is available: {reason}")
@@ -257,11 +275,10 @@ class CudaDevice(Device):
         from latbench.profilers.runtimes import get_runtime
 
         torch = self._torch
-        dtype_name = str(options.get("dtype", "float32"))
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if dtype_name not in dtypes:
-            raise ConfigError(f"dtype = {dtype_name!r}; expected float32, float16 or bfloat16")
-        dtype = dtypes[dtype_name]
+        dtype_name = options.get("dtype", getattr(self, "dtype", "float32"))
+        if dtype_name not in _TORCH_DTYPES:
+            raise ConfigError(f"dtype = {dtype_name!r}; expected one of {', '.join(_TORCH_DTYPES)}")
+        dtype = getattr(torch, str(dtype_name))
         # The CPU runtime resolves modules, factories, files and input shapes; then move to GPU.
         # ``dtype`` is this adapter's option (the CPU runtime refuses it: it runs float32)
         cpu_options = {k: v for k, v in options.items() if k != "dtype"}
@@ -293,6 +310,13 @@ class CudaDevice(Device):
 
         from latbench.profilers.runtimes import _ORT_LEVELS, _shape_with_batch
 
+        table_dtype = getattr(self, "dtype", "float32")
+        if table_dtype != "float32":
+            raise ConfigError(
+                f"device {self.name!r} (cuda): dtype = {table_dtype!r} applies to the torch "
+                "runtime; an ONNX model's tensors carry their own types (expected --runtime "
+                "torch, or no dtype in the device's table)"
+            )
         # the options of the CPU runtime that apply here; another one would do nothing, yet be
         # recorded as if it had
         unknown = [k for k in options if k != "opt_level"]

@@ -149,6 +149,16 @@ SPREAD_LIMIT = 0.10  # IQR / median
 DRIFT_LIMIT = 0.05  # |median(second half) / median(first half) - 1|
 FREQ_CHANGE_LIMIT = 0.05
 STEAL_LIMIT = 0.05  # share of the pinned CPUs' time stolen by the hypervisor
+#: NVML clock-event (throttle) reasons that hold a GPU's clocks below what it would run at
+#: (``nvmlClocksEventReason*``); idle (0x1), application clocks (0x2), sync boost (0x10) and
+#: display clocks (0x100) are settings or normal states, not slowdowns
+GPU_SLOWDOWN_REASONS = {
+    0x4: "power cap",
+    0x8: "hardware slowdown",
+    0x20: "software thermal slowdown",
+    0x40: "hardware thermal slowdown",
+    0x80: "power brake",
+}
 
 
 def _relative(delta: float, base: float) -> float:
@@ -165,6 +175,14 @@ def _freq_values(env: Mapping[str, Any]) -> list[float]:
     return []
 
 
+def _gpu_slowdowns(env: Mapping[str, Any]) -> set[int]:
+    """The :data:`GPU_SLOWDOWN_REASONS` bits set in ``env["throttle_reasons"]`` (none: empty)."""
+    bits = env.get("throttle_reasons")
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        return set()
+    return {b for b in GPU_SLOWDOWN_REASONS if bits & b}
+
+
 def stability(
     samples: Sequence[float],
     env_before: Mapping[str, Any] | None = None,
@@ -177,7 +195,11 @@ def stability(
 
     Checks: too few runs; spread (IQR/median) above ``spread_limit``; drift between the medians
     of the first and second half; a CPU frequency change between ``env_before`` and
-    ``env_after``; steal time above ``STEAL_LIMIT``; thermal throttle counters that grew.
+    ``env_after``; steal time above ``STEAL_LIMIT``; thermal throttle counters that grew; a GPU
+    whose NVML clock-event reasons (``throttle_reasons``, read before and after timing) show a
+    slowdown (:data:`GPU_SLOWDOWN_REASONS`). A change of the GPU's SM clock is not judged: the
+    reading before timing follows a single warm-up inference, which cannot tell a clock that
+    is still ramping up from one that drifted.
     Returns ``{"stable": bool, "judged": bool, "reasons": [...], "advice": [...], "spread":
     float, "drift": float}``; ``judged`` is False (and ``stable`` too) with fewer than
     ``MIN_SAMPLES_TO_JUDGE`` samples: the verdict is unknown.
@@ -227,6 +249,14 @@ def stability(
             if grown:
                 reasons.append(f"thermal throttling seen ({', '.join(sorted(grown)[:3])})")
                 advice.append("cool the device down between runs (cooldown_s) or add a heatsink")
+        slow = _gpu_slowdowns(env_before) | _gpu_slowdowns(env_after)
+        if slow:
+            names = [GPU_SLOWDOWN_REASONS[b] for b in sorted(slow)]
+            reasons.append(f"GPU clocks held down: {', '.join(names)}")
+            advice.append(
+                "let the GPU cool between runs (cooldown_s), check its power limit "
+                "(nvidia-smi -q -d POWER) or lock its clocks (nvidia-smi --lock-gpu-clocks)"
+            )
     return {
         "stable": not reasons,
         "judged": judged,

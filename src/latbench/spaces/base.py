@@ -130,7 +130,10 @@ class SearchSpace(ABC):
             raise ArchError(f"{self.name}: cannot sample {n!r} archs; expected a count >= 0")
         n = int(n)
         if n > self.size():
-            raise ArchError(f"{self.name}: cannot sample {n} distinct archs from {self.size()}")
+            raise ArchError(
+                f"{self.name}: cannot sample {n} distinct archs; expected at most "
+                f"{self.size():,} (the size of the space)"
+            )
         rng = random.Random(seed)
         size = self.size()
         if size <= 2**62:  # random.sample needs len(range) to fit a C ssize_t
