@@ -308,3 +308,24 @@ def test_a_collect_that_fails_before_measuring_leaves_no_store(
     rc = main(["collect", "--space", "nb201", "--sample", "2", "--db", str(db), "--no-progress"])
     assert rc == 1 and "onnxruntime is not installed here" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_progress_without_a_terminal_is_plain_lines_with_an_eta(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a real collect on this CPU, stderr captured (no terminal): no carriage returns (a bar
+    # would make one ever-growing line of a log), a line for the first and the last
+    from latbench.cli import main
+
+    db = tmp_path / "p.db"
+    rc = main(
+        ["collect", "--space", "nb201", "--sample", "3", "--db", str(db), "--name", "p",
+         "--min-runs", "3", "--min-time", "0", "--max-time", "0.05", "--spread", "0",
+         "--warmup", "1", "--warmup-time", "0", "--drift-every", "0"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0 and "\r" not in err
+    lines = [x for x in err.splitlines() if " arch (" in x]
+    assert lines[0].startswith("nb201 p: 1/3 arch (33%)") and "ETA " in lines[0]
+    assert lines[-1].startswith("nb201 p: 3/3 arch (100%)") and "ok=3" in lines[-1]
+    assert "ETA" not in lines[-1]

@@ -21,7 +21,6 @@ from latbench.errors import ConfigError
         ),
         ("[measure]\nnope = 1", "unknown key measure.nope; expected one of ['batch', 'cpus'"),
         ('[measure]\nmin_time_s = "x"', "measure.min_time_s = 'x'; expected int or float"),
-        ("[measure]\nmin_runs = -1", "measure.min_runs = -1; expected a value >= 0"),
         ("[measure]\nstatistic = 3", "measure.statistic = 3; expected str"),
         ("[store]\npath = 3", "store.path = 3; expected str"),
         ("[store]\nbogus = 1", "unknown key store.bogus; expected one of ['path']"),

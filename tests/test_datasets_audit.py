@@ -66,3 +66,18 @@ def test_dataset_list_with_a_store_under_a_file_is_one_line(
     err = capsys.readouterr().err
     assert rc == 1 and "Errno" not in err and "Traceback" not in err
     assert f"{str(blocker)!r} is not a directory" in err
+
+
+def test_dataset_list_shows_a_missing_time_as_a_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # imported rows carry no measurement time: the listing says "-", not None
+    src = tmp_path / "lab.csv"
+    src.write_text(f"space,arch,device,latency_ms\nnb201,{ARCH},labdev,1.5\n")
+    db = tmp_path / "s.db"
+    assert main(["dataset", "import", str(src), "--name", "lab", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "list", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("lab"))
+    assert row.split()[-2:] == ["-", "-"] and "None" not in out and "NaN" not in out

@@ -3,6 +3,7 @@ interrupt inside a store write, two processes collecting into one store."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -242,9 +243,18 @@ def test_two_processes_collecting_into_one_store_at_once(tmp_path: Path) -> None
     con.close()
 
 
+class _Terminal(io.StringIO):
+    """stderr as a terminal shows it (the bar is drawn only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_the_progress_bar_shows_rate_eta_and_the_ok_and_failed_counts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     archs = NB.sample(4, seed=7)
     bad = NB.arch_id(archs[2])
 
@@ -258,7 +268,8 @@ def test_the_progress_bar_shows_rate_eta_and_the_ok_and_failed_counts(
     with lds.open(tmp_path / "s.db") as store:
         settings = CollectSettings(collection="c", drift_every=0)
         collect(store, NB, archs, [OneFails()], settings, emit=emit, progress=True)
-    err = capsys.readouterr().err
+    err = terminal.getvalue()
+    assert "\r" in err  # redrawn in place
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     assert "4/4" in last and ("arch/s" in last or "s/arch" in last)
     assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", last)  # elapsed < remaining (the ETA)

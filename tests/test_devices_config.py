@@ -100,7 +100,8 @@ def test_collect_with_a_broken_table_stops_before_the_store_is_made(
     (tmp_path / "bench.toml").write_text('[devices.board]\ntransport = "local"\ntimout_s = 3\n')
     rc = main(["collect", "--space", "nb201", "--device", "board", "--sample", "1"])
     err = capsys.readouterr().err
-    assert rc == 2 and "device 'board': unknown key(s) 'timout_s'" in err
+    # refused when bench.toml is loaded, by its table
+    assert rc == 2 and "[devices.board] (transport = 'local'): unknown key(s) 'timout_s'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.toml"]
 
 

@@ -15,6 +15,7 @@ SHARED = {
     "latbench._registry",
     "latbench._validate",
     "latbench._csvfile",
+    "latbench._atomic",
     "latbench.config",
 }
 # package -> latbench packages it may import (besides SHARED)

@@ -153,6 +153,45 @@ def test_an_output_that_is_a_folder_is_refused(
     assert f"-o/--output '{tmp_path}' is a directory; expected a file to write" in err
 
 
+def test_an_output_under_a_file_names_the_file(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me\n")
+    out_path = blocker / "sub" / "out.csv"
+    rc, out, err = run(
+        capsys, "predictor", "predict", str(lbp["pixel3"]), "--all", "-o", str(out_path)
+    )
+    assert rc == 2 and out == ""
+    assert f"the parent '{blocker}' is not a directory" in err
+    assert blocker.read_text() == "keep me\n"
+
+
+def test_an_output_in_a_read_only_folder_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    lbp: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the tests may run as root, for whom every folder is writable: the permission answer is
+    # what is replaced here, for this one folder, not the check
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, **kw: False if Path(p) == locked else real_access(p, mode, **kw),
+    )
+    rc, _, err = run(
+        capsys, "predictor", "predict", str(lbp["pixel3"]), "--all", "-o", str(locked / "o.csv")
+    )
+    assert rc == 2
+    assert f"directory '{locked}' is not writable" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "name"),
     [

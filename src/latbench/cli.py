@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -128,9 +129,20 @@ def check_outputs(args: argparse.Namespace) -> None:
         if path.is_dir():
             raise ConfigError(f"{flag} {value!r} is a directory; expected a file to write")
         if not path.parent.is_dir():
+            blocker = next((p for p in path.parents if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise ConfigError(
+                    f"{flag} {value!r}: the parent {str(blocker)!r} is not a directory; "
+                    "expected an existing directory"
+                )
             raise ConfigError(
                 f"{flag} {value!r}: directory {str(path.parent)!r} does not exist; "
                 "create it first or pick another path"
+            )
+        if not os.access(path.parent, os.W_OK):
+            raise ConfigError(
+                f"{flag} {value!r}: directory {str(path.parent)!r} is not writable; "
+                "expected a directory this user may write in"
             )
 
 

@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from latbench._atomic import write_text_atomic
+
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps plugin load light
     from latbench.config import Config
     from latbench.devices.base import Device
@@ -195,12 +197,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     _check_names(config)
     json_path = config.getoption("--latbench-json")
-    if json_path and not Path(json_path).parent.is_dir():
-        # refused now rather than after every measurement of the run
-        raise pytest.UsageError(
-            f"--latbench-json {json_path!r}: directory {str(Path(json_path).parent)!r} does not "
-            "exist; create it first"
-        )
+    if json_path:  # refused now rather than after every measurement of the run
+        _check_json_path(json_path)
     if config.getoption("--latbench-skip") and config.getoption("--latbench-only"):
         raise pytest.UsageError(
             "--latbench-skip and --latbench-only contradict each other; expected one of them"
@@ -222,6 +220,38 @@ def pytest_configure(config: pytest.Config) -> None:
     except LatbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_SESSION_KEY] = session
+
+
+def _check_json_path(value: str) -> None:
+    """A ``--latbench-json`` path that cannot be written: a directory, a name under a file, a
+    folder that does not exist or that this user may not write in."""
+    path = Path(value)
+    if path.is_dir():
+        raise pytest.UsageError(
+            f"--latbench-json {value!r} is a directory; expected a file to write"
+        )
+    if not path.parent.is_dir():
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise pytest.UsageError(
+                f"--latbench-json {value!r}: the parent {str(blocker)!r} is not a directory; "
+                "expected an existing directory"
+            )
+        raise pytest.UsageError(
+            f"--latbench-json {value!r}: directory {str(path.parent)!r} does not exist; "
+            "create it first"
+        )
+    if not os.access(path.parent, os.W_OK):
+        raise pytest.UsageError(
+            f"--latbench-json {value!r}: directory {str(path.parent)!r} is not writable; "
+            "expected a directory this user may write in"
+        )
+
+
+def _write_results(value: str, text: str) -> None:
+    """Write the results file whole or not at all: a run killed while writing (or a full disk)
+    keeps the file already there, which may be the baseline of ``--latbench-compare``."""
+    write_text_atomic(value, text)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -958,7 +988,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     regressions = ls.compare()
     path = None if config.option.collectonly else config.getoption("--latbench-json")
     if path:  # always written, also with no measurement: never a stale file from an older run
-        Path(path).write_text(json.dumps(ls.payload(), indent=1, sort_keys=True), encoding="utf-8")
+        _write_results(path, json.dumps(ls.payload(), indent=1, sort_keys=True))
     if regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -16,14 +16,25 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
 
     With ``space`` (a search space) each one is checked and returned canonical, and a bad one
     is reported with its file and line, as is a row whose ``space`` column names another
-    space; without it (imported graphs) they are returned as written.
+    space (an architecture may be written ``SPACE:ARCH``, as ``latbench measure`` takes it);
+    without it (imported graphs) they are returned as written.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"{option} {str(path)!r} is a directory; expected a file of architectures"
+        )
     if not p.is_file():
         raise ConfigError(
             f"{option} {str(path)!r} does not exist; expected a file of architectures"
         )
-    text = p.read_text(encoding=ENCODING)
+    try:
+        text = p.read_text(encoding=ENCODING)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{option} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "expected architectures one per line or a CSV with an 'arch' column"
+        ) from None
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     rows: list[tuple[int, str]]
@@ -48,8 +59,11 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
     if space is None:
         return [a for _, a in rows]
     out = []
+    prefix = f"{space.name}:"
     for lineno, arch in rows:
         named = spaces.get(lineno, "")
+        if arch.startswith(prefix):  # SPACE:ARCH, as `latbench measure` takes it
+            arch = arch[len(prefix) :]
         if named and named != space.name:
             raise ArchError(
                 f"{path} line {lineno}: space {named!r}; expected {space.name!r} ({option} "

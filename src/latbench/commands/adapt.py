@@ -212,6 +212,16 @@ def register(subparsers: Any) -> None:
     )
 
 
+def _check_input(path: str, what: str, expected: str, missing: str = "") -> None:
+    """Refuse an input ``path`` that is a directory or missing, naming it as ``what``;
+    ``missing`` is what follows "does not exist" (``"; expected"``: the expected kind too)."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{what} {path!r} is a directory; expected {expected}")
+    if not os.path.isfile(path):
+        tail = f"{missing} {expected}" if missing else ""
+        raise ConfigError(f"{what} {path!r} does not exist{tail}")
+
+
 def read_samples(
     path: str, space: str, *, of: str = "the base predictor"
 ) -> tuple[list[str], list[float]]:
@@ -224,8 +234,7 @@ def read_samples(
     """
     from latbench.spaces import get_space
 
-    if not os.path.isfile(path):
-        raise ConfigError(f"samples file {path!r} does not exist")
+    _check_input(path, "samples file", "a CSV of space,arch,latency_ms")
     check: Callable[[str], str]
     try:
         check = get_space(space).canonical
@@ -278,10 +287,7 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
         devices = df["device"].astype(str).tolist()
         lat = df["latency_ms"].astype(float).tolist()
     else:
-        if not os.path.isfile(path):
-            raise ConfigError(
-                f"--embed-data {path!r} does not exist; expected 'reference' or a CSV"
-            )
+        _check_input(path, "--embed-data", "'reference' or a CSV", missing="; expected")
         archs, devices, lat = [], [], []
         with open_csv(path) as fh:
             reader = Reader(fh)
@@ -514,8 +520,7 @@ def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, floa
     if args.no_descriptor:
         return None
     if args.descriptor:
-        if not os.path.isfile(args.descriptor):
-            raise ConfigError(f"--descriptor {args.descriptor!r} does not exist")
+        _check_input(args.descriptor, "--descriptor", "a descriptor file (JSON)")
         desc = Descriptor.load(args.descriptor)
         if desc.space != space or not desc.reference_ms:
             raise ConfigError(
@@ -537,11 +542,15 @@ def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, floa
 
 
 def run(args: argparse.Namespace) -> int:
+    from latbench.commands.predictor import check_seed
     from latbench.predictors import load, save
     from latbench.predictors.adapt import adapt, choose_samples, stored_prior
     from latbench.predictors.fewshot import MIN_SAMPLES
     from latbench.spaces import get_space
 
+    if args.name is not None and not args.name.strip():
+        raise ConfigError(f"--name {args.name!r}; expected a non-empty device name")
+    check_seed(args.seed)
     base = load(args.base)
     prior = None
     use_stored = not args.no_embed_prior

@@ -86,6 +86,40 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+#: the numeric options of collect checked here, by the name the user gave them: (option,
+#: attribute, what it takes); the timing options are checked by ``harness_settings``
+COLLECT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--threads", "threads", {"integer": True, "low": 1}),
+    ("--batch", "batch", {"integer": True, "low": 1}),
+    ("--weights-seed", "weights_seed", {"integer": True, "low": 0}),
+    ("--drift-every", "drift_every", {"integer": True, "low": 0}),
+    ("--drift-threshold", "drift_threshold", {"positive": True}),
+)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse an option out of range, by its name (bench.toml's are checked as it is read):
+    ``--drift-threshold nan`` would otherwise never warn, ``--weights-seed -1`` is refused by
+    ``measure --seed`` too, and an empty ``--name`` would silently be the default name."""
+    from latbench._validate import out_of_range
+
+    bad = out_of_range(
+        (option, getattr(args, attr, None), rule) for option, attr, rule in COLLECT_OPTIONS
+    )
+    if bad is not None:
+        raise ConfigError(bad[1])
+    if args.drift_arch is not None and args.drift_every == 0:
+        raise ConfigError(
+            f"--drift-arch {args.drift_arch!r} with --drift-every 0: drift control is off, so "
+            "the reference would never be measured; expected --drift-every N >= 1, or no "
+            "--drift-arch"
+        )
+    if args.name is not None and not args.name.strip():
+        raise ConfigError(
+            f"--name {args.name!r}; expected a collection name (or no --name: SPACE-RUNTIME)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.datasets import open_store
     from latbench.datasets.collect import CollectSettings, check_settings, collect
@@ -103,10 +137,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.sample < 1:
             raise ConfigError(f"--sample {args.sample}; expected an integer >= 1")
+        from latbench.spaces.base import ENUMERATE_LIMIT
+
+        if args.sample > ENUMERATE_LIMIT:  # drawing them alone would take hours and the memory
+            raise ConfigError(
+                f"--sample {args.sample}; expected at most {ENUMERATE_LIMIT:,} architectures "
+                "per collection (run several collections, or list them in --archs FILE)"
+            )
         archs = space.sample(args.sample, args.seed)
     names = [n.strip() for n in str(args.device).split(",") if n.strip()]
     if not names:
         raise ConfigError(f"--device {args.device!r}; expected device names such as local")
+    check_options(args)
     settings = CollectSettings(
         collection=args.name or f"{space.name}-{runtime}",
         runtime=runtime,

@@ -103,8 +103,12 @@ def _print_table(df: pd.DataFrame) -> None:
     if df.empty:
         print("(no rows)")
         return
+    # a missing value (an imported row has no measurement time, a collection with no
+    # successful row no latency) reads as "-", not as None or NaN
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    df = df.assign(**{c: df[c].where(df[c].notna(), "-") for c in text})
     with pd.option_context("display.max_rows", 500, "display.width", 160):
-        print(df.to_string(index=False))
+        print(df.to_string(index=False, na_rep="-"))
 
 
 def run_list(args: argparse.Namespace) -> int:

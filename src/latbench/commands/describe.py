@@ -25,12 +25,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from latbench._atomic import atomic_path
 from latbench.commands._json import dumps
 from latbench.commands._progress import ItemProgress
 from latbench.config import load_config
 from latbench.errors import ConfigError, DatasetError, DeviceError
 
 log = logging.getLogger(__name__)
+
+#: how many architectures ``reference_archs`` draws its references from (at most)
+REFERENCE_CANDIDATES = 200
 
 
 def add_describe_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -90,6 +94,20 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     )
     if args.refs < 1:
         raise ConfigError(f"--refs {args.refs}; expected >= 1")
+    if args.no_kernels and not args.space:
+        raise ConfigError(
+            f"devices describe {name}: --no-kernels without --space leaves nothing to measure; "
+            "expected --space SPACE (reference architectures), or the micro-kernels"
+        )
+    if args.space:
+        from latbench.spaces import get_space
+
+        most = min(REFERENCE_CANDIDATES, get_space(args.space).size())
+        if args.refs > most:
+            raise ConfigError(
+                f"--refs {args.refs}; expected at most {most} (the reference architectures of "
+                f"{args.space} are drawn from {most})"
+            )
 
     path = Path(args.output or default_path(cfg.store_path, name))
     partial_path = path.with_name(path.name + ".partial")
@@ -148,7 +166,9 @@ def run_describe(args: argparse.Namespace, names: list[str]) -> int:
     desc.save(path)
     partial_path.unlink(missing_ok=True)
     if args.samples_csv:
-        desc.reference_samples_csv(args.samples_csv)
+        # written beside and swapped in whole: an interrupted write keeps the file already there
+        with atomic_path(args.samples_csv) as tmp:
+            desc.reference_samples_csv(tmp)
     if args.json:
         doc: dict[str, Any] = json.loads(desc.to_json())
         doc["path"] = str(path)

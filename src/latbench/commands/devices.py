@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
             f"{'it' if len(given) == 1 else 'them'}; the device list takes --json and names"
         )
     cfg = load_config(args.config)
-    names = args.names or ["local", *sorted(n for n in cfg.devices if n != "local")]
+    # a name given twice is probed and listed once
+    names = list(dict.fromkeys(args.names)) or [
+        "local",
+        *sorted(n for n in cfg.devices if n != "local"),
+    ]
     entries = [probe(n, cfg) for n in names]
     rc = 0 if all(e["available"] for e in entries) else 1
     if args.json:

@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold {args.threshold}; expected a Spearman value in [-1, 1]")
     if args.top < 1:
         raise ConfigError(f"--top {args.top}; expected at least 1 proxy to list")
+    from latbench.commands.predictor import check_seed
+
+    check_seed(args.seed)
     if args.target and args.samples:
         raise ConfigError(
             "--target and --samples both given; expected one target (a device of the table, "
@@ -141,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
         mono.plot_heatmap(sp, args.plot)
         out["plot"] = args.plot
     if args.csv:
-        sp.to_csv(args.csv)
+        from latbench._atomic import atomic_path
+
+        with atomic_path(args.csv) as tmp:
+            sp.to_csv(tmp)
     report = None
     adapt_report = None
     if args.target or args.samples:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latbench._atomic import atomic_path
 from latbench.commands._archfile import read_archs
 from latbench.errors import ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
@@ -35,6 +36,8 @@ def read_data(path: str, device: str | None = None) -> pd.DataFrame:
     device of a file without a device column (one device's samples)."""
     from latbench.datasets import read_table
 
+    if Path(path).is_dir():
+        raise DatasetError(f"data file {path!r} is a directory; expected a dataset file")
     if not Path(path).is_file():
         raise DatasetError(f"data file {path!r} does not exist")
     df: pd.DataFrame = read_table(path, device=device)
@@ -143,6 +146,12 @@ def _params(text: str | None) -> dict[str, Any]:
     return out
 
 
+def check_seed(seed: Any, option: str = "--seed") -> None:
+    """Refuse a seed numpy cannot take (a negative one) with a message naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"{option} {seed!r}; expected a non-negative integer")
+
+
 def _train_rows(df: Any, train_size: int, seed: int) -> Any:
     """The rows of ``train_size`` random architectures (every device's rows of each; 0: all).
 
@@ -153,6 +162,7 @@ def _train_rows(df: Any, train_size: int, seed: int) -> Any:
     """
     if not train_size:
         return df
+    check_seed(seed)
     archs = df.arch.unique()
     if train_size > len(archs):
         devices = sorted(df.device.astype(str).unique())
@@ -184,6 +194,7 @@ def _fit_cmd(args: argparse.Namespace) -> int:
         raise ConfigError(f"the data mixes spaces {sorted(spaces)}; expected one")
     if args.train_size < 0:
         raise ConfigError(f"--train-size {args.train_size}; expected N >= 1 architectures (0: all)")
+    check_seed(args.seed)
     df = _train_rows(df, args.train_size, args.seed)
     p = create(args.model, **_params(args.params))
     multi = df.device.nunique() > 1
@@ -279,12 +290,14 @@ def write_table(df: pd.DataFrame, output: str) -> None:
     low = output.lower()
     if output == "-":
         df.to_csv(sys.stdout, index=False)
-    elif low.endswith((".parquet", ".pq")):
-        df.to_parquet(output, index=False)
-    elif low.endswith(".json"):
-        df.to_json(output, orient="records", indent=1)
-    else:
-        df.to_csv(output, index=False)
+        return
+    with atomic_path(output) as tmp:
+        if low.endswith((".parquet", ".pq")):
+            df.to_parquet(tmp, index=False)
+        elif low.endswith(".json"):
+            df.to_json(tmp, orient="records", indent=1)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 def resolve_device(p: Any, device: str | None, option: str = "--device") -> str | None:
@@ -457,7 +470,8 @@ def _compare_cmd(args: argparse.Namespace) -> int:
         table["spearman_min"] = rho.min()
         table["spearman_max"] = rho.max()
     if args.csv:
-        res.to_csv(args.csv, index=False)
+        with atomic_path(args.csv) as tmp:
+            res.to_csv(tmp, index=False)
     print(
         f"{args.device}: {args.train_size} training architectures, {len(archs) - args.train_size} "
         f"test, {args.seeds} seed(s); means over seeds"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from latbench._atomic import write_text_atomic
 from latbench.commands._archfile import read_archs
 from latbench.commands._json import dumps
 from latbench.errors import ConfigError
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = _format_table(rows)
     if args.output and args.output != "-":
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        # written beside and swapped in whole: a failed write keeps the file already there
+        write_text_atomic(args.output, text + "\n")
         print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from latbench._atomic import write_text_atomic
 from latbench._csvfile import Reader, open_csv
 from latbench._validate import out_of_range
 from latbench.commands._json import dumps
@@ -583,9 +584,7 @@ def predictor_records(paths: list[str], preds: dict[str, Any]) -> list[dict[str,
 def _write(out: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` to ``out`` through a temporary file, so an interrupted write never leaves a
     truncated result."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(dumps(doc, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, dumps(doc, indent=1) + "\n")
 
 
 def _report(result: Any, verification: list[dict[str, Any]], out: Path, png: Path | None) -> str:

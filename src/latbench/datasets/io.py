@@ -31,7 +31,6 @@ import logging
 import lzma
 import math
 import os
-import secrets
 import sys
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -42,6 +41,7 @@ from typing import IO, Any, TypeAlias
 import numpy as np
 import pandas as pd
 
+from latbench._atomic import atomic_path
 from latbench.datasets import schema as S
 from latbench.datasets.reference import REFERENCE_TABLES, batch_of, load_reference
 from latbench.datasets.store import (
@@ -1339,12 +1339,8 @@ def export_store(
     what = what_is(out)
     if what is not None:
         raise ConfigError(f"output {str(out)!r} is {what}; expected a file name")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-    try:
+    with atomic_path(out) as tmp:
         n = _write_export(store, tmp, out.name, fmt, chunk_rows, filters)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return n
 
 

@@ -2,7 +2,9 @@
 
 A typo in a device table (``timout_s = 30``) or a value of the wrong type (``port = "22a"``)
 is a :class:`~latbench.errors.ConfigError` that names the device, the key, the value and what
-was expected, raised when the device is created rather than as a traceback mid-run.
+was expected, raised when the device is created rather than as a traceback mid-run; for the
+built-in transports :func:`check_table` does the checks that need no machine when bench.toml is
+loaded.
 """
 
 from __future__ import annotations
@@ -23,17 +25,21 @@ COMMON_KEYS = frozenset({"transport", "cpus", "timeout_s"}) | HARNESS_KEYS
 _INTEGER_HARNESS_KEYS = frozenset({"warmup_runs", "min_runs", "max_runs", "loops"})
 
 
-def check_keys(config: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+def check_keys(
+    config: Mapping[str, Any], allowed: Iterable[str], where: str, *, harness: bool = True
+) -> None:
     """Refuse keys of ``config`` that are neither ``allowed`` nor :data:`COMMON_KEYS`, and
-    harness settings that are not finite numbers of their range."""
+    (with ``harness``) harness settings that are not finite numbers of their range."""
     known = COMMON_KEYS | frozenset(allowed)
     unknown = sorted(set(config) - known)
     if unknown:
         keys = ", ".join(repr(k) for k in unknown)
         raise ConfigError(
             f"{where}: unknown key(s) {keys} in its bench.toml table; expected some of "
-            f"{', '.join(sorted(known))}"
+            f"{', '.join(sorted(known))}" + did_you_mean(unknown[0], known)
         )
+    if not harness:
+        return
     for key in sorted(HARNESS_KEYS & set(config)):
         value = config[key]
         if key == "statistic" or isinstance(value, bool) or not isinstance(value, int | float):
@@ -167,3 +173,92 @@ def format_cpu_list(ids: Iterable[int]) -> str:
     if run:
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ",".join(out)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'timeout_s'?)"`` for a close match of ``word`` among ``choices``; ``""``
+    when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+#: how the built-in adapters read the values of their tables, so that a bench.toml is refused
+#: when it is loaded rather than when the device is first used: key -> the keywords of
+#: :func:`number`, or the words of :func:`text` (what a string key holds)
+NUMBER_KEYS: dict[str, dict[str, Any]] = {
+    "port": {"integer": True, "minimum": 1, "maximum": 65535},
+    "index": {"integer": True, "minimum": 0},
+    "rounds": {"integer": True, "minimum": 1},
+    "memory_limit_mb": {"integer": True, "minimum": 0},
+    "timeout_s": {"positive": True},
+    "connect_timeout_s": {"positive": True},
+    "startup_timeout_s": {"positive": True},
+    "reconnect_timeout_s": {"minimum": 0},
+    "cooldown_s": {"minimum": 0},
+}
+TEXT_KEYS: dict[str, str] = {
+    "host": "a host name",
+    "user": "a user name",
+    "key": "the path of a private key file",
+    "password": "a string",
+    "known_hosts": "a known_hosts file",
+    "python": "the board's Python (a command)",
+    "workdir": "a directory on the board",
+    "adb": "the adb client (a path or name)",
+    "serial": "a serial (adb devices)",
+    "server": "an adb server socket (tcp:HOST:PORT)",
+    "benchmark_binary": "the path of benchmark_model",
+    "benchmark_version": "a version label",
+    "remote_dir": "a directory on the phone",
+    "runtime": "a runtime name",
+    "dtype": "a dtype name",
+}
+#: the values some string keys may take, per transport
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ssh", "runtime"): ("ai_edge_litert", "litert", "onnxruntime", "tflite_runtime", "torch"),
+    ("cuda", "runtime"): ("onnxruntime", "torch"),
+    ("cuda", "dtype"): ("bfloat16", "float16", "float32"),
+    ("ssh", "host_key_check"): ("accept-new", "yes"),
+}
+#: the keys a transport cannot do without, and what each holds
+REQUIRED_KEYS: dict[str, dict[str, str]] = {"ssh": {"host": "a host name"}}
+
+
+def check_table(
+    config: Mapping[str, Any], kind: str, allowed: Iterable[str] | None, where: str
+) -> None:
+    """Check a built-in transport ``kind``'s table without connecting anywhere or looking at
+    this machine: known keys (:func:`check_keys`, unless ``allowed`` is None), the keys the
+    transport needs, and every value of its type and range but the harness settings (checked
+    with ``[measure]`` by the caller). A :class:`ConfigError` names ``where``, the key, the
+    value and what was expected."""
+    if allowed is not None:
+        check_keys(config, allowed, where, harness=False)
+    for key, what in REQUIRED_KEYS.get(kind, {}).items():
+        if key not in config:
+            raise ConfigError(
+                f"{where}: {key} is missing; transport = {kind!r} needs {key} = {what}"
+            )
+    for key in sorted(config):
+        if key in NUMBER_KEYS:
+            number(config, key, None, where=where, **NUMBER_KEYS[key])
+        elif key in TEXT_KEYS or (kind, key) in CHOICES:
+            value = text(config, key, None, where=where, what=TEXT_KEYS.get(key, "a string"))
+            choices = CHOICES.get((kind, key))
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{where}: {key} = {value!r}; expected one of {', '.join(choices)}"
+                    + did_you_mean(value, choices)
+                )
+    if kind == "adb":
+        extra = config.get("extra_args", [])
+        if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+            raise ConfigError(f"{where}: extra_args = {extra!r}; expected a list of strings")
+        remote = config.get("remote_dir")
+        if remote is not None and not str(remote).startswith("/"):
+            raise ConfigError(
+                f"{where}: remote_dir = {remote!r}; expected an absolute directory on the "
+                "phone such as '/data/local/tmp/latbench'"
+            )

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from latbench._atomic import write_text_atomic
 from latbench.errors import ConfigError, DatasetError, MeasurementError
 from latbench.profilers.harness import HarnessSettings
 
@@ -270,10 +271,7 @@ class Descriptor:
         """Write the descriptor to ``path`` atomically (a killed run leaves the old file)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, p)
-        return p
+        return write_text_atomic(p, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Descriptor:

@@ -490,6 +490,16 @@ def adapt(
     :func:`latbench.predictors.monotonicity.adapt_proxy`), so the warning that such a base
     only calibrates is not logged.
     """
+    if not isinstance(device, str) or not device.strip():
+        raise PredictorError(
+            f"device = {device!r:.80}; expected a non-empty device name (str) for the adapted "
+            "predictor"
+        )
+    if not isinstance(base, Predictor):
+        raise PredictorError(
+            f"base = {base!r:.80}: got a {type(base).__name__}; expected a fitted latbench "
+            "Predictor (a multi-device one: predictor fit --devices all)"
+        )
     base = _unwrap(base)
     base._check_fitted()
     n_desc = 0

@@ -169,7 +169,13 @@ class Predictor:
                 f"devices = {devices!r:.80}; expected one device name per row (a list of "
                 f"{n}), or None for a single device"
             )
-        d = np.asarray([str(x) for x in devices], dtype=object)
+        names = list(devices)
+        for i, x in enumerate(names):
+            if x is None or not str(x).strip():
+                raise PredictorError(
+                    f"devices[{i}] = {x!r}; expected a non-empty device name for every row"
+                )
+        d = np.asarray([str(x) for x in names], dtype=object)
         if d.shape[0] != n:
             raise PredictorError(f"got {n} architectures but {d.shape[0]} device names")
         uniq = sorted(set(d.tolist()))
@@ -189,6 +195,11 @@ class Predictor:
             raise PredictorError(
                 f"{self.name}: trained on {len(self.devices_)} devices; pass device= "
                 f"(--device on the command line) one of {', '.join(self.devices_)}"
+            )
+        if not isinstance(device, str):
+            raise PredictorError(
+                f"{self.name}: device = {device!r:.80}; expected a device name (str), one of "
+                f"{', '.join(self.devices_)}"
             )
         if device in self.devices_:
             return device
@@ -308,6 +319,23 @@ PREDICTORS: Registry[type[Predictor]] = Registry("predictors")
 def latency_array(latency_ms: Any) -> np.ndarray:
     """``latency_ms`` as a flat float64 array; a value that is not a number (a string, an
     object) is a :class:`PredictorError` naming it, not numpy's conversion error."""
+    if latency_ms is None:
+        raise PredictorError(
+            "latency_ms = None; expected one number of milliseconds per architecture"
+        )
+    try:
+        raw = np.asarray(latency_ms)
+    except ValueError:  # a ragged nesting
+        raw = np.asarray(latency_ms, dtype=object)
+    if raw.dtype == bool:
+        raise PredictorError(
+            f"latency_ms = {latency_ms!r:.80} holds booleans; expected numbers of milliseconds"
+        )
+    if sum(1 for n in raw.shape if n > 1) > 1:
+        raise PredictorError(
+            f"latency_ms has shape {raw.shape}; expected one latency per architecture (a flat "
+            "sequence or a single column)"
+        )
     try:
         return np.asarray(latency_ms, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -369,6 +397,11 @@ def create(name: str, **params: Any) -> Predictor:
 
 def clone(predictor: Predictor) -> Predictor:
     """An unfitted copy with the same settings (scikit-learn ``clone``)."""
+    if not isinstance(predictor, Predictor):
+        raise PredictorError(
+            f"clone({predictor!r:.80}): got a {type(predictor).__name__}; expected a latbench "
+            "Predictor (create(name) makes one)"
+        )
     params = {k: copy.deepcopy(v) for k, v in predictor.get_params().items()}
     return type(predictor)(**params)
 

@@ -50,7 +50,14 @@ def rmse(y_true: Any, y_pred: Any) -> float:
 def mape(y_true: Any, y_pred: Any) -> float:
     """Mean absolute percentage error, in percent."""
     t, p = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(p - t) / np.abs(t)) * 100.0)
+    bad = t <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PredictorError(
+            f"measured[{i}] = {float(t[i])!r} ({int(bad.sum())} value(s) <= 0); expected "
+            "latencies > 0 (a percentage error of a zero or negative measurement is undefined)"
+        )
+    return float(np.mean(np.abs(p - t) / t) * 100.0)
 
 
 def acc_within(y_true: Any, y_pred: Any, pct: float = 10.0) -> float:

@@ -483,13 +483,15 @@ def draw_target_samples(
         )
     if expected_number(k, integer=True, low=1) is not None:
         raise PredictorError(f"k = {k!r}; expected an integer >= 1 (samples to draw)")
+    if expected_number(seed, integer=True, low=0) is not None:
+        raise PredictorError(f"seed = {seed!r}; expected a non-negative integer")
     k = int(k)
     col = table[target].dropna()
     if k > len(col):
         raise PredictorError(
             f"--k {k}: device {target!r} measured {len(col)} architectures; expected at most that"
         )
-    pick = np.random.default_rng(seed).choice(len(col), size=k, replace=False)
+    pick = np.random.default_rng(int(seed)).choice(len(col), size=k, replace=False)
     return [col.index[i] for i in pick], col.to_numpy()[pick]
 
 

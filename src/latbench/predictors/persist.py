@@ -31,11 +31,13 @@ import platform
 import zipfile
 import zlib
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from latbench import __version__
+from latbench._atomic import atomic_path
 from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors.base import GRAPH_SPACE, PREDICTORS, Predictor
@@ -77,7 +79,17 @@ def _plain(value: Any) -> Any:
 
 
 def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
-    """Write a fitted ``predictor`` to ``path`` (an ``.lbp`` zip)."""
+    """Write a fitted ``predictor`` to ``path`` (an ``.lbp`` zip).
+
+    The file is written next to ``path`` and renamed over it: an interrupted or failed save
+    leaves a previous file at ``path`` as it was, never a truncated one.
+    """
+    if not isinstance(predictor, Predictor):
+        raise PredictorError(
+            f"save({predictor!r:.80}, ...): got a {type(predictor).__name__}; expected a fitted "
+            "latbench Predictor"
+        )
+    out = _output_path(path)
     predictor._check_fitted()
     meta, arrays = predictor._get_state()
     prior = getattr(predictor, "embed_prior_", None)
@@ -106,15 +118,59 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
         raise PredictorError(
             f"{predictor.name}: parameters are not JSON-serialisable: {exc}"
         ) from None
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, text)
-        for key, arr in arrays.items():
-            a = np.asarray(arr)
-            if a.dtype == object:
-                raise PredictorError(f"{predictor.name}: array {key!r} has dtype object; not saved")
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            zf.writestr(f"arrays/{key}.npy", buf.getvalue())
+    blobs: dict[str, bytes] = {}
+    for key, arr in arrays.items():
+        a = np.asarray(arr)
+        if a.dtype == object:
+            raise PredictorError(f"{predictor.name}: array {key!r} has dtype object; not saved")
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        blobs[f"arrays/{key}.npy"] = buf.getvalue()
+    try:
+        with (
+            atomic_path(out) as tmp,
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        ):
+            zf.writestr(MANIFEST, text)
+            for name, blob in blobs.items():
+                zf.writestr(name, blob)
+    except OSError as exc:
+        raise PredictorError(
+            f"cannot write predictor file {os.fspath(path)!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def _output_path(path: Any) -> Path:
+    """``path`` as a Path to write, or a :class:`PredictorError` naming it: a missing parent
+    directory, a parent that is a file, or a directory is not a file that can be written."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise PredictorError(f"predictor path {path!r:.80}; expected a file path (.lbp)")
+    p = os.fspath(path)
+    if not p:
+        raise PredictorError("predictor path ''; expected a file path (.lbp)")
+    out = Path(p)
+    if out.is_dir():
+        raise PredictorError(f"predictor file {p!r} is a directory; expected a file path (.lbp)")
+    parent = out.parent
+    if not parent.exists():
+        # a parent under a file: some ancestor is a file, not a directory
+        for up in parent.parents:
+            if up.exists():
+                if not up.is_dir():
+                    raise PredictorError(
+                        f"predictor file {p!r}: {str(up)!r} is a file, not a directory; "
+                        "expected a path in an existing directory"
+                    )
+                break
+        raise PredictorError(
+            f"predictor file {p!r}: directory {str(parent)!r} does not exist; create it first"
+        )
+    if not parent.is_dir():
+        raise PredictorError(
+            f"predictor file {p!r}: {str(parent)!r} is a file, not a directory; expected a "
+            "path in an existing directory"
+        )
+    return out
 
 
 def _check_versions(manifest: dict[str, Any], cls: type[Predictor], path: str) -> None:
@@ -227,6 +283,8 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     """Read a predictor saved by :func:`save`; it is fitted and ready to predict."""
     import latbench.predictors  # noqa: F401  (registers the built-in predictors)
 
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise PredictorError(f"predictor path {path!r:.80}; expected an .lbp file path")
     p = os.fspath(path)
     try:
         zf = zipfile.ZipFile(p)

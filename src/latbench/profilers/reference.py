@@ -20,15 +20,15 @@ NAS-Bench-201 cell, about 0.5 ms on one x86 core (a third to a tenth of an NB201
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from latbench._atomic import atomic_path
 
 __all__ = [
     "REFERENCE_NAME",
@@ -148,12 +148,8 @@ def store_calibration(path: Path, key: str, calibrated_ms: float, **info: Any) -
     doc[key] = entry
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calib-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not write the reference calibration to %s: %s", path, exc)
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
     return entry

@@ -10,12 +10,10 @@ Two entry points:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import platform
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from latbench._atomic import write_text_atomic
 from latbench.errors import ConfigError, DatasetError, SearchError
 from latbench.report import sections as S
 from latbench.report.html import Section, render_page
@@ -162,14 +161,10 @@ def _write_atomic(out: Path, page: str) -> None:
     report already at ``out`` (a report is often remade over the last one); the error names
     ``out``, not the temporary file.
     """
-    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and exc.errno is not None:
+        write_text_atomic(out, page)
+    except OSError as exc:
+        if exc.errno is not None:
             why = exc.strerror or str(exc)
             raise OSError(exc.errno, f"cannot write the report: {why}", str(out)) from exc
         raise

@@ -6,13 +6,12 @@ files of one architecture and seed compute the same function on every runtime.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from latbench._atomic import atomic_path
 from latbench.errors import ConfigError
 from latbench.spaces.graph import Graph, make_input
 
@@ -78,17 +77,5 @@ def _write_atomic(out: Path, write: Callable[[BinaryIO], object]) -> None:
     A failed write (disk full, file size limit, interrupt) leaves no partial model and keeps a
     file already at ``out`` untouched: ``os.replace`` swaps the complete file in atomically.
     """
-    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:
-            write(f)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and exc.errno is not None:
-            if exc.filename is None:  # a failed write says only "File too large": name the file
-                raise OSError(exc.errno, f"{exc.strerror}; nothing written", str(out)) from exc
-            if exc.filename == str(tmp):  # name the file asked for, not the temporary one
-                raise OSError(exc.errno, exc.strerror, str(out)) from exc
-        raise
+    with atomic_path(out) as tmp, tmp.open("xb") as f:
+        write(f)
