@@ -114,25 +114,36 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
     if fmt is None:
         names = ", ".join((*_STORE_SUFFIXES, *_PARQUET_SUFFIXES, *_CSV_SUFFIXES, *_TSV_SUFFIXES))
         raise DatasetError(f"{path}: unknown dataset format; expected a name ending in {names}")
+    _check_content(path, fmt)
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             meta = pq.read_schema(path).metadata or {}
             if _PARQUET_META_KEY in meta:
-                S.check_schema_version(meta[_PARQUET_META_KEY].decode(), str(path))
+                raw = meta[_PARQUET_META_KEY]
+                try:
+                    text = raw.decode()
+                except UnicodeDecodeError:
+                    raise DatasetError(
+                        f"{path}: parquet metadata {_PARQUET_META_KEY.decode()} is {raw!r}, "
+                        f"not text; expected an integer <= {S.SCHEMA_VERSION}"
+                    ) from None
+                S.check_schema_version(text, str(path))
             return pd.read_parquet(path), "row"
         sep = "\t" if fmt == "tsv" else ","
-        # skipinitialspace: "arch, latency_ms" (a space after each comma) reads as written
+        # skipinitialspace: "arch, latency_ms" (a space after each comma) reads as written.
+        # Two lines: a first data row longer than the header would otherwise make pandas
+        # take the first column for an index and shift every value one column right.
         first = pd.read_csv(
             path,
             sep=sep,
             header=None,
-            nrows=1,
+            nrows=2,
             dtype=str,
             keep_default_na=False,
             skipinitialspace=True,
-        )
+        ).iloc[:1]
         cells = [str(c).strip() for c in first.iloc[0].tolist()] if len(first) else []
         twice = sorted({c for c in cells if cells.count(c) > 1})
         if twice:  # pandas would rename the second one (latency_ms.1) and drop it silently
@@ -167,8 +178,130 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
         return df, "line"
     except LatbenchError:
         raise
-    except (ValueError, OSError, EOFError, UnicodeDecodeError, lzma.LZMAError, zlib.error) as exc:
+    except pd.errors.EmptyDataError:
+        raise DatasetError(
+            f"{path}: the file is empty (no header line); expected a header such as "
+            f"{','.join(S.LONG_COLUMNS)} and one row per measurement"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(_not_utf8(path, exc)) from None
+    except pd.errors.ParserError as exc:
+        raise DatasetError(_ragged(path, exc)) from None
+    except EOFError as exc:
+        raise DatasetError(
+            f"{path}: cannot read as a table: {exc}: the compressed file is truncated (an "
+            "interrupted copy or download?); expected a whole file"
+        ) from None
+    except (ValueError, OSError, lzma.LZMAError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
+
+
+# The first bytes of the formats a misnamed file most often holds.
+_MAGIC = (
+    (b"PAR1", "a parquet file", ".parquet"),
+    (b"\x1f\x8b", "gzip-compressed", ".csv.gz"),
+    (b"BZh", "bzip2-compressed", ".csv.bz2"),
+    (b"\xfd7zXZ\x00", "xz-compressed", ".csv.xz"),
+    (b"PK\x03\x04", "a zip archive (a spreadsheet?)", ".csv (exported as CSV text)"),
+)
+
+
+def _check_content(path: Path, fmt: str) -> None:
+    """A file whose first bytes say another format than its name: the name says what to use."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return  # the reader below names the error
+    low = path.name.lower()
+    compressed = {".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ\x00"}
+    for magic, what, suffix in _MAGIC:
+        if not head.startswith(magic):
+            continue
+        if fmt == "parquet" and magic == b"PAR1":
+            break
+        if fmt != "parquet" and any(low.endswith(k) and m == magic for k, m in compressed.items()):
+            return
+        raise DatasetError(
+            f"{path}: the file is {what}, but its name says {fmt.upper()}; expected a name "
+            f"ending in {suffix}"
+        )
+    if fmt == "parquet" and head.startswith(b"PAR1"):
+        with contextlib.suppress(OSError), path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            if fh.read(4) != b"PAR1":
+                raise DatasetError(
+                    f"{path}: the file ends without the parquet footer: it is truncated (an "
+                    "interrupted copy or download?); expected a whole parquet file"
+                )
+    if fmt == "parquet" and head and not head.startswith(b"PAR1"):
+        kind = "text (CSV?)" if _looks_text(head) else "not parquet"
+        raise DatasetError(
+            f"{path}: the file does not start with the parquet magic bytes PAR1 (it is {kind}); "
+            "expected a parquet file (a .csv name for CSV text)"
+        )
+    for suffix, magic in compressed.items():
+        if fmt != "parquet" and low.endswith(suffix) and head and not head.startswith(magic):
+            raise DatasetError(
+                f"{path}: the name ends in {suffix} but the file is not {suffix[1:]}-compressed; "
+                "expected a compressed file, or a name without the suffix"
+            )
+
+
+def _looks_text(head: bytes) -> bool:
+    try:
+        head.decode()
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def _raw_bytes(path: Path) -> bytes:
+    """The (decompressed) bytes of a CSV file, for naming where it goes wrong."""
+    low = path.name.lower()
+    opener: Callable[..., Any] = (
+        gzip.open
+        if low.endswith(".gz")
+        else bz2.open
+        if low.endswith(".bz2")
+        else lzma.open
+        if low.endswith(".xz")
+        else open
+    )
+    with opener(path, "rb") as fh:
+        data: bytes = fh.read()
+    return data
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """Where a CSV file stops being UTF-8: its line and the byte there."""
+    try:
+        data = _raw_bytes(path)
+        data.decode()
+    except UnicodeDecodeError as found:
+        at = found.start
+        line = data.count(b"\n", 0, at) + 1
+        return (
+            f"{path} line {line}: byte 0x{data[at]:02x} is not UTF-8; expected UTF-8 text "
+            "(re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8)"
+        )
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        pass
+    return f"{path}: cannot read as a table: {exc}; expected UTF-8 text"
+
+
+def _ragged(path: Path, exc: Exception) -> str:
+    """A row with more values than the header, in words."""
+    import re
+
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if found is None:
+        return f"{path}: cannot read as a table: {exc}"
+    want, line, saw = found.groups()
+    return (
+        f"{path} line {line}: {saw} values, but the header has {want} columns; expected one "
+        "value per column (quote a value that holds the separator)"
+    )
 
 
 def _read_csv_arrow(path: Path, sep: str, names: list[str]) -> pd.DataFrame | None:
@@ -346,6 +479,18 @@ def _columns_check(
             return _wide_to_long(df, space, where)
     if "space" not in cols and space is not None:
         df = df.assign(space=space)
+    elif space is not None:
+        held = pd.Series(df["space"], dtype=object)
+        blank = held.isna() | (held.astype(str).str.strip() == "")
+        others = sorted({str(v).strip() for v in held[~blank].unique()} - {space})
+        if others:
+            raise DatasetError(
+                f"{where}: the space {space!r} was given, but the file's space column holds "
+                f"{others[:5]}; expected the file's own spaces (leave the space out) or rows of "
+                f"{space!r}"
+            )
+        if blank.any():  # the rows without a space are of the space given
+            df = df.assign(space=held.where(~blank, space))
     if "device" not in cols and device is not None and "latency_ms" in cols:
         df = df.assign(device=device)  # one device's samples (the adapt --samples format)
     missing = [c for c in S.LONG_COLUMNS if c not in df.columns]
@@ -391,10 +536,10 @@ def read_table(
             out[name] = S.DEFAULTS.get(name)
     if out["latbench_version"].isna().all():
         out["latbench_version"] = None
-    latency = pd.to_numeric(out["latency_ms"], errors="coerce").astype("float64")
+    latency = pd.Series(_floats(out["latency_ms"]), index=out.index)
     text_lat = out["latency_ms"].astype(object)
     unread = latency.isna().to_numpy() & text_lat.map(
-        lambda v: isinstance(v, str) and v.strip() != ""
+        lambda v: (isinstance(v, str) and v.strip() != "") or isinstance(v, bool | np.bool_)
     ).to_numpy(dtype=bool)
     if unread.any():  # "abc" is a typo to name, not an unmeasured row to drop later as NaN
         i = int(np.flatnonzero(unread)[0])
@@ -535,7 +680,16 @@ def _reasons_of(whys: np.ndarray) -> Callable[[np.ndarray], list[str]]:
 
 
 def _floats(raw: pd.Series) -> np.ndarray:
-    """A REAL column as float64 (NaN where missing or not a number)."""
+    """A REAL column as float64 (NaN where missing or not a number; True and False are not
+    numbers of milliseconds, though numpy would read them as 1 and 0)."""
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return np.full(len(raw), np.nan)
+    if raw.dtype == object:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        flags = np.array([isinstance(u, bool | np.bool_) for u in uniques], dtype=bool)
+        if flags.any():
+            codes = np.asarray(codes)
+            raw = raw.where(~((codes >= 0) & flags[codes.clip(0)]), None)
     try:
         num = pd.to_numeric(raw, errors="coerce")
     except TypeError:  # lists or dicts among the values
@@ -566,7 +720,13 @@ def _per_value(
     return u_values[at], u_reasons[at]
 
 
+# JSON columns that hold an object (name -> value) in every record latbench writes.
+_JSON_OBJECTS = ("counters", "env", "env_after", "harness")
+
+
 def _json_cell(name: str) -> Callable[[Any], tuple[Any, str | None]]:
+    expected = "expected JSON text of an object" if name in _JSON_OBJECTS else "expected JSON text"
+
     def check(v: Any) -> tuple[Any, str | None]:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return None, None
@@ -574,14 +734,18 @@ def _json_cell(name: str) -> Callable[[Any], tuple[Any, str | None]]:
             if not v.strip():
                 return None, None
             try:
-                json.loads(v)
+                parsed = json.loads(v)
             except ValueError:
-                return None, f"{name} {_short(v)!r}; expected JSON text"
+                return None, f"{name} {_short(v)!r}; {expected}"
+            if name in _JSON_OBJECTS and not isinstance(parsed, dict):
+                return None, f"{name} {_short(v)!r}; {expected}"
             return v, None
+        if name in _JSON_OBJECTS and not isinstance(v, dict):
+            return None, f"{name} {_short(v)!r}; {expected}"
         try:
             return json.dumps(v, sort_keys=True, default=str), None
         except (TypeError, ValueError):
-            return None, f"{name} {_short(v)!r}; expected JSON text"
+            return None, f"{name} {_short(v)!r}; {expected}"
 
     return check
 
@@ -669,12 +833,23 @@ def _arch_resolver(
         if hit is not None:
             return hit
         idx: int | None = None
-        if given is not None and from_index is not None and arch == from_index(int(given)):
+        named: str | None = None
+        if given is not None and from_index is not None:
+            try:
+                named = from_index(int(given))
+            except ArchError as exc:
+                raise ArchError(f"arch_index {int(given)}: {exc}") from None
+        if named is not None and arch == named:
             canon, idx = arch, int(given)
         else:
             canon = space.canonical(arch)
             if index_fn is not None:
                 idx = int(index_fn(canon))
+                if given is not None and idx != int(given):
+                    raise ArchError(
+                        f"arch_index {int(given)} is {named or 'another architecture'}, not "
+                        f"this arch (index {idx}); expected the arch's own index or no arch_index"
+                    )
             elif given is not None:
                 idx = int(given)
         hit = (canon, arch_id(canon), idx)
@@ -780,7 +955,8 @@ def _resolve(
         try:
             canon[u], ids[u], indexes[u] = res(name, None if np.isnan(g) else int(g))
         except (ArchError, ValueError, TypeError) as exc:
-            reasons[u] = f"unknown arch {name!r}: {exc}"
+            lead = "arch" if str(exc).startswith("arch_index") else "unknown arch"
+            reasons[u] = f"{lead} {name!r}: {exc}"
     return group, canon, ids, indexes, reasons
 
 
@@ -896,6 +1072,36 @@ def _import_rows(
 
     for name, codes in (("space", space), ("arch", arch), ("device", device)):
         flag(codes.empty(), f"{name} is empty")
+    for name in df.columns:  # SQLite text ends at a NUL: the value would be cut, or refused
+        if name not in S.COLUMN_NAMES or name in (*S.FLOAT_COLUMNS, *S.INT_COLUMNS, "samples_ms"):
+            continue
+        try:
+            nul = _Codes(df[name]) if name not in ("space", "arch", "device") else None
+        except TypeError:  # lists or dicts (a DataFrame's JSON columns): not text
+            continue
+        codes = nul or {"space": space, "arch": arch, "device": device}[name]
+        has = np.array([isinstance(u, str) and "\x00" in u for u in codes.uniques], dtype=bool)
+        if has.any():
+            flag(
+                codes.rows(has), described(df[name], name, " holds a NUL character; expected text")
+            )
+    at_col = column("measured_at")
+    if at_col is not None:
+        when = _Codes(at_col)
+        stamps = pd.to_datetime(
+            pd.Series([str(u) for u in when.uniques], dtype=object),
+            format="ISO8601",
+            errors="coerce",
+            utc=True,
+        )
+        late = np.asarray(stamps.isna(), dtype=bool) & np.array(
+            [str(u).strip() != "" for u in when.uniques], dtype=bool
+        )
+        flag(
+            when.rows(late),
+            described(at_col, "measured_at", "; expected an ISO 8601 time, e.g. "
+                      "2026-12-03T10:00:00+00:00"),
+        )  # fmt: skip
     st_text = np.array([str(u) for u in status.uniques], dtype=object)
     flag(
         status.rows(~np.isin(st_text, S.STATUSES)) | (status.codes < 0),
