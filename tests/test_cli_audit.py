@@ -12,6 +12,7 @@ import pytest
 
 from latbench.cli import main
 from latbench.commands._archfile import read_archs
+from latbench.errors import ConfigError
 from latbench.spaces import get_space
 
 pytest_plugins = ["pytester"]
@@ -92,6 +93,13 @@ def test_archs_file_that_is_a_directory_says_so(
     assert rc == 2
     assert "--archs 'archs' is a directory; expected a file of architectures" in err
     assert "does not exist" not in err
+
+
+def test_an_empty_archs_file_says_empty_not_columns(tmp_path: Path) -> None:
+    for name, text in (("a.csv", ""), ("b.txt", "\n  \n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=f"--archs '{tmp_path / name}' is empty; expected"):
+            read_archs(tmp_path / name, get_space("nb201"))
 
 
 def test_archs_file_takes_space_colon_arch_lines(tmp_path: Path) -> None:

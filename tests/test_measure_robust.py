@@ -463,7 +463,7 @@ def test_runtime_option_reads_a_file_of_unknown_suffix(
     assert "runtime   onnxruntime" in out
     # a suffix of another runtime is a likely mix-up: refused, with the reason
     rc, _, err = cli(capsys, "measure", str(models["tiny"]), "--runtime", "litert", *FAST_ARGS)
-    assert rc == 2 and "is a onnxruntime model by its suffix '.onnx'" in err
+    assert rc == 2 and "is an onnxruntime model by its suffix '.onnx'" in err
 
 
 # ---- 11. unknown spaces ----------------------------------------------------------------------

@@ -37,6 +37,11 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
         ) from None
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
+    if not first:
+        raise ConfigError(
+            f"{option} {str(path)!r} is empty; expected architectures one per line or a CSV "
+            "with an 'arch' column"
+        )
     rows: list[tuple[int, str]]
     spaces: dict[int, str] = {}
     if p.suffix.lower() == ".csv" or "arch" in [c.strip() for c in first.split(",")]:

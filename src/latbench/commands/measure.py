@@ -296,8 +296,9 @@ def check_file_target(target: str, runtime: str | None) -> str | None:
         raise ModelError(message)
     by_suffix = SUFFIX_RUNTIME.get(path.suffix.lower())
     if runtime is not None and by_suffix is not None and by_suffix != runtime:
+        article = "an" if by_suffix[0] in "aeiou" else "a"
         raise ConfigError(
-            f"--runtime {runtime}: {target!r} is a {by_suffix} model by its suffix "
+            f"--runtime {runtime}: {target!r} is {article} {by_suffix} model by its suffix "
             f"{path.suffix!r}; expected a file ending in {' or '.join(MODEL_SUFFIXES[runtime])} "
             "(or another suffix, read as that format), or no --runtime"
         )

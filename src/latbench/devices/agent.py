@@ -56,10 +56,30 @@ def pack_floats(values: list[float]) -> dict[str, str]:
 
 
 def unpack_floats(obj: Any) -> list[float]:
-    """Inverse of :func:`pack_floats`; plain lists pass through."""
+    """Inverse of :func:`pack_floats`; plain lists pass through.
+
+    Raises ValueError, naming what came, for anything else: text that is not base64, a byte
+    count that is no multiple of 8 (a reply cut short), a string or a number in place of the
+    list (``list("abc")`` would be three "samples").
+    """
     if isinstance(obj, dict) and "f64le" in obj:
-        raw = base64.b64decode(obj["f64le"])
+        text = obj["f64le"]
+        try:
+            raw = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+        except ValueError:  # binascii.Error
+            raw = None
+        if raw is None or len(raw) % 8:
+            got = f"{len(raw)} bytes" if raw is not None else f"{str(text)[:40]!r}"
+            raise ValueError(
+                f"packed floats {{'f64le': ...}} hold {got}; expected base64 of a multiple of 8 "
+                "bytes (little-endian float64)"
+            )
         return list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    if not isinstance(obj, (list, tuple)):
+        raise ValueError(
+            f"samples {str(obj)[:60]!r} ({type(obj).__name__}); expected a list of numbers or "
+            "{'f64le': base64}"
+        )
     return list(obj)
 
 
@@ -227,6 +247,14 @@ def serve(stdin: Any, stdout: Any) -> int:
         except json.JSONDecodeError as exc:
             reply: dict[str, Any] = {"ok": False, "error": f"bad request line: {exc}"}
         else:
+            if not isinstance(req, dict):  # req.get would kill the agent with a traceback
+                reply = {
+                    "ok": False,
+                    "error": f"bad request line: {line[:80]!r}; expected a JSON object",
+                }
+                stdout.write(json.dumps(reply) + "\n")
+                stdout.flush()
+                continue
             if req.get("op") == "quit":
                 return 0
             t0 = time.perf_counter()

@@ -37,7 +37,9 @@ from latbench.profilers.reference import (
 )
 from latbench.profilers.runtimes import (
     RUNTIMES,
+    check_batch,
     check_seed,
+    check_threads,
     get_runtime,
     missing_model_message,
 )
@@ -110,12 +112,8 @@ class LocalDevice(Device):
         rt.package_version()  # RuntimeNotInstalledError names the extra
         if isinstance(model, str | os.PathLike) and not os.path.isfile(model):
             raise ModelError(missing_model_message(model))
-        threads = kw.get("threads", 1)
-        if threads is not None and int(threads) < 1:
-            raise ConfigError(f"threads = {threads!r}; expected an integer >= 1")
-        batch = kw.get("batch")
-        if batch is not None and int(batch) < 1:
-            raise ConfigError(f"batch = {batch!r}; expected an integer >= 1")
+        threads = check_threads(kw.get("threads", 1))  # before int(), which takes 2.5 and "7"
+        batch = check_batch(kw.get("batch"))
         return MeasureSpec(
             model=model,
             runtime=runtime,

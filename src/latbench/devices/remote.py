@@ -24,10 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from latbench.errors import ConfigError, ModelError
+from latbench.errors import ModelError
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
-from latbench.profilers.runtimes import RUNTIMES
+from latbench.profilers.runtimes import (
+    RUNTIMES,
+    check_batch,
+    check_threads,
+    missing_model_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +88,14 @@ def check_args(
         )
     path = Path(model)
     if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist")
+        raise ModelError(missing_model_message(path))
     if suffixes and path.suffix.lower() not in suffixes:
         raise ModelError(
             f"model file {str(path)!r} has suffix {path.suffix!r}; device {device!r} with "
             f"runtime {runtime!r} expects {' or '.join(suffixes)}"
         )
-    if threads is not None and int(threads) < 1:
-        raise ConfigError(f"threads = {threads!r}; expected an integer >= 1")
-    if batch is not None and int(batch) < 1:
-        raise ConfigError(f"batch = {batch!r}; expected an integer >= 1")
+    check_threads(threads)  # int("abc") would be a ValueError, int(2.5) a silent 2
+    check_batch(batch)
     return path
 
 

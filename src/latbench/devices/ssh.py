@@ -518,10 +518,14 @@ class SSHDevice(Device):
                     "device",
                 )
             return fail(error, "model")
-        record = reply["measurement"]
-        for key in agent.PACKED_FIELDS:
-            record[key] = agent.unpack_floats(record.get(key, []))
+        record = reply.get("measurement")
         try:
+            if not isinstance(record, dict):
+                raise ValueError(
+                    f"measurement = {str(record)[:60]!r}; expected an object (a record)"
+                )
+            for key in agent.PACKED_FIELDS:
+                record[key] = agent.unpack_floats(record.get(key, []))
             m = Measurement.from_dict(record)
         except (ValueError, TypeError, KeyError) as exc:  # a non-finite sample, a missing field
             return fail(f"the board's agent sent an invalid measurement: {exc}", "device")

@@ -122,8 +122,10 @@ def _check_file(model: Any, suffixes: tuple[str, ...], runtime: str) -> Path:
         (rt for rt, sfx in MODEL_SUFFIXES.items() if suffix in sfx and rt != runtime), None
     )
     if suffix not in suffixes and owner is not None:
+        article = "an" if owner[0] in "aeiou" else "a"
         raise ModelError(
-            f"model file {str(path)!r} has suffix {path.suffix!r} (a {owner} model); runtime "
+            f"model file {str(path)!r} has suffix {path.suffix!r} ({article} {owner} model); "
+            "runtime "
             f"{runtime!r} expects {' or '.join(suffixes)}"
         )
     return path
@@ -136,18 +138,28 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return seed
 
 
-def _optional_count(name: str, value: Any, default: str) -> int | None:
-    """``value`` as an int >= 1, or None (``default`` then applies)."""
+#: the most intra-op threads a runtime is asked for: onnxruntime starts every one of them when
+#: the session is created (a million would hang the worker until its timeout, 2**40 is a
+#: TypeError deep inside it), and no CPU latbench measures has this many cores
+MAX_THREADS = 1024
+
+
+def _optional_count(name: str, value: Any, default: str, high: int | None = None) -> int | None:
+    """``value`` as an int >= 1 (and <= ``high``), or None (``default`` then applies)."""
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or int(value) < 1
+        or (high is not None and int(value) > high)
     ):
-        raise ConfigError(f"{name} = {value!r}; expected an integer >= 1, or None for {default}")
+        span = f">= 1 and <= {high}" if high is not None else ">= 1"
+        raise ConfigError(f"{name} = {value!r}; expected an integer {span}, or None for {default}")
     return None if value is None else int(value)
 
 
 def check_threads(threads: Any) -> int | None:
-    """``threads`` as an int >= 1, or None (the runtime's default)."""
-    return _optional_count("threads", threads, "the runtime's default")
+    """``threads`` as an int >= 1 and <= :data:`MAX_THREADS`, or None (the runtime's default)."""
+    return _optional_count("threads", threads, "the runtime's default", MAX_THREADS)
 
 
 def check_batch(batch: Any) -> int | None:
@@ -233,6 +245,10 @@ def _np_dtype(name: str) -> Any:
     return table[name]
 
 
+#: the largest generated input (bytes): beyond it the batch or a shape is a mistake
+MAX_INPUT_BYTES = 1 << 34
+
+
 def make_inputs(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> dict[str, Any]:
     """Seeded random inputs: ``{name: (shape, dtype)}`` -> ``{name: numpy array}``.
 
@@ -245,6 +261,12 @@ def make_inputs(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> di
     out: dict[str, Any] = {}
     for name, (shape, dtype_name) in specs.items():
         dt = _np_dtype(dtype_name)
+        nbytes = math.prod(shape) * np.dtype(dt).itemsize
+        if nbytes > MAX_INPUT_BYTES:  # a batch of 10**12 is a MemoryError, not a latency
+            raise ModelError(
+                f"input {name!r} of shape {list(shape)} ({dtype_name}) needs {nbytes:,} bytes; "
+                f"expected an input of at most {MAX_INPUT_BYTES:,} bytes (a smaller batch)"
+            )
         if np.issubdtype(dt, np.floating):
             arr = rng.uniform(-1.0, 1.0, size=shape).astype(dt)
         elif dt is np.bool_:
@@ -255,6 +277,18 @@ def make_inputs(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> di
     return out
 
 
+def _integer_inputs_note(specs: Mapping[str, tuple[list[int], str]]) -> str:
+    """Why a model may refuse inputs of the right shape: generated integers are in [0, 8), which
+    an index input (token ids into a 3-row table, a Gather) can reject by *value*."""
+    ints = [f"{k} ({dt})" for k, (_, dt) in specs.items() if re.fullmatch(r"u?int\d+", dt)]
+    if not ints:
+        return ""
+    return (
+        f"; the integer inputs {', '.join(ints)} are generated in [0, 8): expected a model "
+        "that accepts such values there (an index into a table of at least 8 rows)"
+    )
+
+
 def _shape_with_batch(name: str, dims: list[Any], batch: int | None) -> list[int]:
     """Resolve a signature shape: dim 0 is the batch; other symbolic dims are an error."""
     shape: list[int] = []
@@ -263,6 +297,11 @@ def _shape_with_batch(name: str, dims: list[Any], batch: int | None) -> list[int
             shape.append(batch if batch is not None else 1)
         elif isinstance(d, int) and d >= 1:
             shape.append(d)
+        elif isinstance(d, int):
+            raise ModelError(
+                f"input {name!r} has dimension {i} of size {d}; expected a size >= 1 (an empty "
+                "tensor measures no computation)"
+            )
         else:
             raise ModelError(
                 f"input {name!r} has a dynamic dimension {i} ({d!r}); latbench needs static "
@@ -331,7 +370,7 @@ class OnnxRuntimeSession(Session):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(
                 f"{path.name}: the model rejects the input shapes {self.input_shapes}: "
-                f"{_runtime_message(exc)}"
+                f"{_runtime_message(exc)}{_integer_inputs_note(specs)}"
             ) from None
 
     def _make_session(self, opts: Any) -> Any:
