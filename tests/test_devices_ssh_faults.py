@@ -98,7 +98,9 @@ def test_a_refused_connection_names_the_host_and_port(model: Path) -> None:
     with SSHDevice("pi", {"transport": "ssh", **table, "reconnect_timeout_s": 0}) as dev:
         m = dev.measure(model, settings=FAST)
     assert failure_kind(m) == "transport"
-    assert f"cannot connect to pi@127.0.0.1:{port}" in str(m.error)
+    assert f"cannot connect to pi@127.0.0.1:{port}: 127.0.0.1: Connection refused" in str(m.error)
+    assert "expected an SSH server listening on that port" in str(m.error)
+    assert "connection lost" not in str(m.error) and "Errno None" not in str(m.error)
 
 
 @pytest.fixture

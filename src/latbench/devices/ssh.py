@@ -57,6 +57,7 @@ from latbench.devices.base import DEVICES, Device, ModelRef
 from latbench.devices.remote import check_args, failed_record, file_sha256, settings_from
 from latbench.devices.transports import (
     CommandTimeout,
+    ConnectFailed,
     ConnectionLost,
     RemoteCommandError,
     RemoteDiskFull,
@@ -490,7 +491,8 @@ class SSHDevice(Device):
                 return fail(f"timed out after {timeout:g} s; the agent was killed", "timeout")
             except ConnectionLost as exc:
                 self._drop_connection()
-                return fail(f"connection lost: {exc}", "transport")
+                lost = "" if isinstance(exc, ConnectFailed) else "connection lost: "
+                return fail(f"{lost}{exc}", "transport")
             except AgentDied as exc:
                 self._kill_agent()
                 return fail(f"the agent crashed: {exc}", "crashed")

@@ -22,6 +22,7 @@ methods, and build a device adapter on it (see ``docs/devices.md``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -44,6 +45,7 @@ __all__ = [
     "AdbTransport",
     "CommandResult",
     "CommandTimeout",
+    "ConnectFailed",
     "ConnectionLost",
     "RemoteCommandError",
     "RemoteDiskFull",
@@ -57,6 +59,11 @@ log = logging.getLogger(__name__)
 
 class ConnectionLost(DeviceError):
     """The link to the device dropped (killed connection, unplugged phone, rebooted board)."""
+
+
+class ConnectFailed(ConnectionLost):
+    """No link could be made at all (refused, unreachable, no SSH server): a transport fault,
+    retried as a dropped link is, but said as what it is."""
 
 
 class CommandTimeout(DeviceError):
@@ -230,6 +237,26 @@ class Transport(ABC):
 
 
 # ---- SSH ---------------------------------------------------------------------------------
+def _connect_reason(exc: BaseException) -> str:
+    """Why a connection failed, in words: paramiko's "[Errno None] Unable to connect to port 22
+    on 127.0.0.1" says neither refused nor unreachable."""
+    per_address = getattr(exc, "errors", None)  # paramiko's NoValidConnectionsError
+    if isinstance(per_address, dict) and per_address:
+        parts = []
+        for address, err in per_address.items():
+            no = getattr(err, "errno", None)
+            why = os.strerror(no) if isinstance(no, int) else str(err)
+            parts.append(f"{address[0]}: {why}")
+        refused = all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in per_address.values())
+        hint = (
+            "; expected an SSH server listening on that port (is sshd running, the port right?)"
+            if refused
+            else ""
+        )
+        return "; ".join(parts) + hint
+    return str(exc) or type(exc).__name__
+
+
 class SSHTransport(Transport):
     """SSH through paramiko: one TCP connection, many commands and SFTP transfers over it.
 
@@ -360,8 +387,8 @@ class SSHTransport(Transport):
                     ) from None
                 target = f"{self.user}@{self.host}:{self.port}"
                 to = "" if target in self.label else f" to {target}"
-                raise ConnectionLost(
-                    f"{self.label}: cannot connect{to}: {exc or type(exc).__name__}"
+                raise ConnectFailed(
+                    f"{self.label}: cannot connect{to}: {_connect_reason(exc)}"
                 ) from None
             transport = client.get_transport()
             if transport is not None:
