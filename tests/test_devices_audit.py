@@ -47,6 +47,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model.ir_version = 8
     save(model, str(d / "empty_dim.onnx"))
     out["empty_dim"] = d / "empty_dim.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "empty_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(d / "empty_batch.onnx"))
+    out["empty_batch"] = d / "empty_batch.onnx"
     (d / "dir.onnx").mkdir()
     out["dir"] = d / "dir.onnx"
     return out
@@ -123,6 +133,14 @@ def test_a_batch_no_machine_could_hold_is_a_model_error_naming_the_shape(
 def test_a_zero_size_dimension_is_not_called_dynamic(models: dict[str, Path]) -> None:
     with pytest.raises(ModelError, match=r"input 'x' has dimension 1 of size 0; expected a size"):
         get_runtime("onnxruntime").load(models["empty_dim"])
+
+
+def test_a_zero_size_batch_is_named_not_replaced_by_one(models: dict[str, Path]) -> None:
+    """A static batch of 0 was measured as batch 1, which onnxruntime then refused with
+    "index: 0 Got: 1 Expected: 0"."""
+    for batch in (None, 2):
+        with pytest.raises(ModelError, match=r"input 'x' has a batch dimension \(0\) of size 0"):
+            get_runtime("onnxruntime").load(models["empty_batch"], batch=batch)
 
 
 # ---- the agent's wire format -------------------------------------------------------------------
