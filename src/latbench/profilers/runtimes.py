@@ -289,6 +289,10 @@ def _integer_inputs_note(specs: Mapping[str, tuple[list[int], str]]) -> str:
     )
 
 
+#: onnxruntime's log severity for fatal messages (0 verbose ... 3 error, 4 fatal)
+_ORT_LOG_FATAL = 4
+
+
 def _shape_with_batch(name: str, dims: list[Any], batch: int | None) -> list[int]:
     """Resolve a signature shape: dim 0 is the batch; other symbolic dims are an error."""
     shape: list[int] = []
@@ -352,7 +356,9 @@ class OnnxRuntimeSession(Session):
         self._opts.inter_op_num_threads = 1
         self._opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self._opts.graph_optimization_level = ort.GraphOptimizationLevel(_ORT_LEVELS[level])
-        self._opts.log_severity_level = 3
+        # fatal only: an error also comes back as the exception latbench reports with its
+        # input shapes; onnxruntime's own coloured copy of it on stderr would say it twice
+        self._opts.log_severity_level = _ORT_LOG_FATAL
         self._sess = self._make_session(self._opts)
         specs: dict[str, tuple[list[int], str]] = {}
         for inp in self._sess.get_inputs():
@@ -400,7 +406,7 @@ class OnnxRuntimeSession(Session):
             opts.inter_op_num_threads = self._opts.inter_op_num_threads
             opts.execution_mode = self._opts.execution_mode
             opts.graph_optimization_level = self._opts.graph_optimization_level
-            opts.log_severity_level = 3
+            opts.log_severity_level = _ORT_LOG_FATAL
             opts.enable_profiling = True
             opts.profile_file_prefix = os.path.join(tmp, "ort")
             # one session (a profiling session cannot be restarted): its first runs are the
