@@ -624,6 +624,16 @@ def _canonical_archs(space: SearchSpace, archs: Sequence[str]) -> list[str]:
     return out
 
 
+def _first_repeat(archs: Sequence[str]) -> str | None:
+    """The first architecture of ``archs`` that repeats an earlier one (None: all distinct)."""
+    seen: set[str] = set()
+    for arch in archs:
+        if arch in seen:
+            return arch
+        seen.add(arch)
+    return None
+
+
 def collect(
     store: Store,
     space: SearchSpace,
@@ -650,7 +660,18 @@ def collect(
     names = [d.name for d in devices]
     if len(set(names)) != len(names):
         raise ConfigError(f"device list {names} names a device twice")
-    archs = list(dict.fromkeys(_canonical_archs(space, archs)))
+    given = _canonical_archs(space, archs)
+    archs = list(dict.fromkeys(given))
+    if len(archs) < len(given):
+        first = _first_repeat(given)
+        log.warning(
+            "%d of the %d architectures to collect repeat an earlier one (first: %s); each "
+            "distinct architecture is measured once (%d)",
+            len(given) - len(archs),
+            len(given),
+            first,
+            len(archs),
+        )
     if settings.device_runtime is None:  # each device's table may name the runtime it has
         own = {d.name: getattr(d, "table_runtime", None) for d in devices}
         settings = replace(

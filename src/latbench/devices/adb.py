@@ -407,7 +407,9 @@ class AdbDevice(Device):
                 return fail(f"timed out after {timeout:g} s; the run was killed", "timeout")
             except ConnectionLost as exc:
                 self.transport.close()
-                return fail(f"phone disconnected: {exc}", "transport")
+                # a phone never reached (a wrong serial, no adb server) did not disconnect
+                what = "phone disconnected" if self._was_connected else "phone not reachable"
+                return fail(f"{what}: {exc}", "transport")
             except DeviceError as exc:  # remote_dir, cpus, the binary: the phone's setup
                 return fail(str(exc), "device")
             finally:

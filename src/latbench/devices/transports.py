@@ -747,6 +747,14 @@ _ADB_GONE = re.compile(
     r"|connection reset|broken pipe",
     re.IGNORECASE,
 )
+#: what an ``adb`` client says when nothing listens on the server socket it was given
+_ADB_NO_SERVER = re.compile(
+    r"cannot connect to daemon at \S+: failed to connect to '([^']+)': Connection refused"
+)
+#: the adb server socket forms (``ADB_SERVER_SOCKET``) that the adb client understands
+_ADB_SOCKET_SPEC = re.compile(
+    r"^(?:tcp:(?:(?:\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):)?\d{1,5}|localfilesystem:\S+|local:\S+)$"
+)
 #: the last line of every ``adb shell`` command latbench runs: the command's exit status
 _EXIT_MARK = "__latbench_exit__"
 _EXIT_LINE = re.compile(rf"\r?\n{_EXIT_MARK} (\d+)\r?\n?\Z")
@@ -780,6 +788,11 @@ class AdbTransport(Transport):
         adb = text(settings, "adb", "adb", where=where, what="the adb client (a path or name)")
         path = shutil.which(adb)
         if path is None:
+            if os.sep in adb:  # a path, not a name looked up on PATH
+                raise DeviceError(
+                    f"{label or 'adb device'}: adb = {adb!r} is not an executable file; expected "
+                    "the path of the adb client (Android's platform-tools), or a name on PATH"
+                )
             raise DeviceError(
                 f"{label or 'adb device'}: the adb client {adb!r} is not on PATH; install it "
                 "(Debian: apt-get install adb; or Android's platform-tools) or set adb = '/path'"
@@ -789,6 +802,11 @@ class AdbTransport(Transport):
         self.server = text(
             settings, "server", None, where=where, what="an adb server socket like 'tcp:HOST:PORT'"
         )
+        if self.server is not None and not _ADB_SOCKET_SPEC.match(str(self.server)):
+            raise ConfigError(
+                f"{where}: server = {self.server!r}; expected an adb server socket such as "
+                "'tcp:127.0.0.1:5037' (tcp:PORT, tcp:HOST:PORT or localfilesystem:PATH)"
+            )
         self.connect_timeout_s = number(
             settings, "connect_timeout_s", 10.0, where=where, positive=True
         )
@@ -803,7 +821,7 @@ class AdbTransport(Transport):
 
     def _adb(self, args: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
         try:
-            return subprocess.run(
+            res = subprocess.run(
                 [*self._base(), *args],
                 capture_output=True,
                 timeout=timeout_s,
@@ -815,6 +833,22 @@ class AdbTransport(Transport):
             raise CommandTimeout(
                 f"{self.label}: adb {' '.join(args)[:200]} ran longer than {timeout_s:g} s"
             ) from exc
+        except OSError as exc:  # the client was removed (or lost its x bit) since it was found
+            raise DeviceError(
+                f"{self.label}: cannot run the adb client {self.adb!r}: "
+                f"{exc.strerror or exc}; expected an executable adb (set adb = '/path')"
+            ) from None
+        said = (res.stderr + res.stdout).decode("utf-8", "replace")
+        refused = _ADB_NO_SERVER.search(said)
+        if res.returncode != 0 and refused is not None:
+            self._connected = False
+            raise ConnectionLost(
+                f"{self.label}: {refused.group(1)}: Connection refused; expected an adb server "
+                "listening on that port (server = "
+                f"{self.server or 'the default tcp:localhost:5037'!r}: is `adb start-server` "
+                "running there, the port right?)"
+            )
+        return res
 
     def _gone(self, text: str) -> bool:
         return _ADB_GONE.search(text) is not None
@@ -854,10 +888,37 @@ class AdbTransport(Transport):
             unusable = self._unusable(f"{state} {msg}")
             if unusable is not None:
                 raise unusable
+            if self.serial and "not found" in msg:
+                attached = self._attached()
+                raise ConnectionLost(
+                    f"{self.label}: serial = {self.serial!r}: no such phone is attached (adb "
+                    f"devices lists {', '.join(attached) if attached else 'none'}); expected "
+                    "serial = one of the serials `adb devices` lists, with the phone plugged in"
+                )
             raise ConnectionLost(
                 f"{self.label}: the phone is not available (state {state or '?'}): {msg}"
             )
         self._connected = True
+
+    def _attached(self) -> list[str]:
+        """``SERIAL (STATE)`` of every phone the adb server lists (empty when it lists none)."""
+        try:
+            res = subprocess.run(
+                [self.adb, "devices"],
+                capture_output=True,
+                timeout=self.connect_timeout_s,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        found = []
+        for line in res.stdout.decode("utf-8", "replace").splitlines()[1:]:
+            serial, sep, state = line.rpartition("\t")
+            if sep and serial:
+                found.append(f"{serial!r} ({state.strip()})")
+        return found
 
     def close(self) -> None:
         self._connected = False
