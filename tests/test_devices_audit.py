@@ -33,30 +33,26 @@ FAST = HarnessSettings(
 sshd = sshd_fixture()
 
 
+def _relu_net(path: Path, shape: list[int]) -> Path:
+    """One Relu over an input of the static ``shape`` (sizes 0 included, which exporters emit)."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("devaudit")
     out = {"tiny": tiny_net(d / "tiny.onnx"), "dyn": tiny_net(d / "dyn.onnx", dynamic_batch=True)}
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "empty",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 0])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 0])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    save(model, str(d / "empty_dim.onnx"))
-    out["empty_dim"] = d / "empty_dim.onnx"
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "empty_batch",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 4])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    save(model, str(d / "empty_batch.onnx"))
-    out["empty_batch"] = d / "empty_batch.onnx"
+    for name, shape in (("empty_dim", [1, 0]), ("empty_batch", [0, 4])):
+        out[name] = _relu_net(d / f"{name}.onnx", shape)
     (d / "dir.onnx").mkdir()
     out["dir"] = d / "dir.onnx"
     return out
