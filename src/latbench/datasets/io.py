@@ -9,9 +9,11 @@ Accepted inputs, everywhere a dataset is read:
 - a wide table (``arch`` plus one latency column per device named ``source/device``, like the
   bundled reference tables); give ``space`` when the file has no ``space`` column.
 
-Import validates each row (known space, valid architecture string, positive finite latency for
-an ``ok`` row, known status, whole numbers within int64 in the integer columns, finite numbers,
-JSON text, a list of non-negative finite samples) and rejects bad rows with their line number
+Import validates each row (known space, valid architecture string and its own ``arch_index``,
+positive finite latency for an ``ok`` row (not True/False), known status, whole numbers within
+int64 in the integer columns, finite numbers, JSON text (an object in ``counters``, ``env``,
+``env_after``, ``harness``), an ISO 8601 ``measured_at``, no NUL in text, a list of
+non-negative finite samples) and rejects bad rows with their line number
 (CSV: the file line, header = line 1; parquet: ``row N`` counting from 1); the good rows are
 imported in one transaction. Rows already in the store (same key) are skipped, so importing a
 file twice adds nothing; a key repeated within the file with another latency is rejected.
@@ -31,6 +33,7 @@ import logging
 import lzma
 import math
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -196,56 +199,63 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, str]:
         raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
 
 
+# Compressed CSV suffixes: their first bytes and how to read them.
+_COMPRESSED: dict[str, tuple[bytes, Callable[..., Any]]] = {
+    ".gz": (b"\x1f\x8b", gzip.open),
+    ".bz2": (b"BZh", bz2.open),
+    ".xz": (b"\xfd7zXZ\x00", lzma.open),
+}
 # The first bytes of the formats a misnamed file most often holds.
 _MAGIC = (
     (b"PAR1", "a parquet file", ".parquet"),
-    (b"\x1f\x8b", "gzip-compressed", ".csv.gz"),
-    (b"BZh", "bzip2-compressed", ".csv.bz2"),
-    (b"\xfd7zXZ\x00", "xz-compressed", ".csv.xz"),
+    (_COMPRESSED[".gz"][0], "gzip-compressed", ".csv.gz"),
+    (_COMPRESSED[".bz2"][0], "bzip2-compressed", ".csv.bz2"),
+    (_COMPRESSED[".xz"][0], "xz-compressed", ".csv.xz"),
     (b"PK\x03\x04", "a zip archive (a spreadsheet?)", ".csv (exported as CSV text)"),
 )
 
 
 def _check_content(path: Path, fmt: str) -> None:
     """A file whose first bytes say another format than its name: the name says what to use."""
+    whole_parquet = True
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
+            if head.startswith(b"PAR1"):
+                fh.seek(-4, os.SEEK_END)
+                whole_parquet = fh.read(4) == b"PAR1"
     except OSError:
         return  # the reader below names the error
-    low = path.name.lower()
-    compressed = {".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ\x00"}
-    for magic, what, suffix in _MAGIC:
-        if not head.startswith(magic):
-            continue
-        if fmt == "parquet" and magic == b"PAR1":
-            break
-        if fmt != "parquet" and any(low.endswith(k) and m == magic for k, m in compressed.items()):
-            return
-        raise DatasetError(
-            f"{path}: the file is {what}, but its name says {fmt.upper()}; expected a name "
-            f"ending in {suffix}"
-        )
-    if fmt == "parquet" and head.startswith(b"PAR1"):
-        with contextlib.suppress(OSError), path.open("rb") as fh:
-            fh.seek(-4, os.SEEK_END)
-            if fh.read(4) != b"PAR1":
-                raise DatasetError(
-                    f"{path}: the file ends without the parquet footer: it is truncated (an "
-                    "interrupted copy or download?); expected a whole parquet file"
-                )
-    if fmt == "parquet" and head and not head.startswith(b"PAR1"):
-        kind = "text (CSV?)" if _looks_text(head) else "not parquet"
-        raise DatasetError(
-            f"{path}: the file does not start with the parquet magic bytes PAR1 (it is {kind}); "
-            "expected a parquet file (a .csv name for CSV text)"
-        )
-    for suffix, magic in compressed.items():
-        if fmt != "parquet" and low.endswith(suffix) and head and not head.startswith(magic):
+    if not head:
+        return  # empty: the reader says so
+    is_what = next((what for magic, what, _ in _MAGIC if head.startswith(magic)), None)
+    if fmt == "parquet":
+        if not head.startswith(b"PAR1"):
+            kind = is_what or ("text (CSV?)" if _looks_text(head) else "not parquet")
+            raise DatasetError(
+                f"{path}: the file does not start with the parquet magic bytes PAR1 (it is "
+                f"{kind}); expected a parquet file (a .csv name for CSV text)"
+            )
+        if not whole_parquet:
+            raise DatasetError(
+                f"{path}: the file ends without the parquet footer: it is truncated (an "
+                "interrupted copy or download?); expected a whole parquet file"
+            )
+        return
+    suffix = next((k for k in _COMPRESSED if path.name.lower().endswith(k)), None)
+    if suffix is not None:
+        if not head.startswith(_COMPRESSED[suffix][0]):
             raise DatasetError(
                 f"{path}: the name ends in {suffix} but the file is not {suffix[1:]}-compressed; "
                 "expected a compressed file, or a name without the suffix"
             )
+        return
+    if is_what is not None:
+        right = next(sfx for magic, _, sfx in _MAGIC if head.startswith(magic))
+        raise DatasetError(
+            f"{path}: the file is {is_what}, but its name says {fmt.upper()}; expected a name "
+            f"ending in {right}"
+        )
 
 
 def _looks_text(head: bytes) -> bool:
@@ -259,15 +269,7 @@ def _looks_text(head: bytes) -> bool:
 def _raw_bytes(path: Path) -> bytes:
     """The (decompressed) bytes of a CSV file, for naming where it goes wrong."""
     low = path.name.lower()
-    opener: Callable[..., Any] = (
-        gzip.open
-        if low.endswith(".gz")
-        else bz2.open
-        if low.endswith(".bz2")
-        else lzma.open
-        if low.endswith(".xz")
-        else open
-    )
+    opener = next((o for k, (_, o) in _COMPRESSED.items() if low.endswith(k)), open)
     with opener(path, "rb") as fh:
         data: bytes = fh.read()
     return data
@@ -292,8 +294,6 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
 
 def _ragged(path: Path, exc: Exception) -> str:
     """A row with more values than the header, in words."""
-    import re
-
     found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
     if found is None:
         return f"{path}: cannot read as a table: {exc}"
@@ -799,6 +799,10 @@ class ImportReport:
         )
 
 
+class _IndexMismatch(ArchError):
+    """A row's ``arch_index`` that is out of range or names another architecture."""
+
+
 def _arch_resolver(
     space_name: str,
 ) -> Callable[[str, Any], tuple[str, str, int | None]]:
@@ -838,7 +842,7 @@ def _arch_resolver(
             try:
                 named = from_index(int(given))
             except ArchError as exc:
-                raise ArchError(f"arch_index {int(given)}: {exc}") from None
+                raise _IndexMismatch(f"arch_index {int(given)}: {exc}") from None
         if named is not None and arch == named:
             canon, idx = arch, int(given)
         else:
@@ -846,7 +850,7 @@ def _arch_resolver(
             if index_fn is not None:
                 idx = int(index_fn(canon))
                 if given is not None and idx != int(given):
-                    raise ArchError(
+                    raise _IndexMismatch(
                         f"arch_index {int(given)} is {named or 'another architecture'}, not "
                         f"this arch (index {idx}); expected the arch's own index or no arch_index"
                     )
@@ -910,6 +914,18 @@ def _text_array(series: pd.Series) -> Any:
     return pa.array([None if pd.isna(v) else str(v) for v in series.tolist()], type=pa.string())
 
 
+def _iso_times(series: pd.Series) -> bool:
+    """Every value of ``series`` is missing or an ISO 8601 time with its zone (the form
+    latbench writes): Arrow's parse of the whole column, the fast path of the check."""
+    import pyarrow as pa
+
+    try:
+        _text_array(series).cast(pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
 def _resolve(
     space: _Codes, arch: _Codes, given: np.ndarray, free: np.ndarray
 ) -> tuple[np.ndarray, list[str | None], list[str | None], list[int | None], list[str | None]]:
@@ -954,9 +970,10 @@ def _resolve(
         g = given[r]
         try:
             canon[u], ids[u], indexes[u] = res(name, None if np.isnan(g) else int(g))
+        except _IndexMismatch as exc:
+            reasons[u] = f"arch {name!r}: {exc}"
         except (ArchError, ValueError, TypeError) as exc:
-            lead = "arch" if str(exc).startswith("arch_index") else "unknown arch"
-            reasons[u] = f"{lead} {name!r}: {exc}"
+            reasons[u] = f"unknown arch {name!r}: {exc}"
     return group, canon, ids, indexes, reasons
 
 
@@ -1072,22 +1089,22 @@ def _import_rows(
 
     for name, codes in (("space", space), ("arch", arch), ("device", device)):
         flag(codes.empty(), f"{name} is empty")
+    factorised = {"space": space, "arch": arch, "device": device}
     for name in df.columns:  # SQLite text ends at a NUL: the value would be cut, or refused
         if name not in S.COLUMN_NAMES or name in (*S.FLOAT_COLUMNS, *S.INT_COLUMNS, "samples_ms"):
             continue
-        try:
-            nul = _Codes(df[name]) if name not in ("space", "arch", "device") else None
-        except TypeError:  # lists or dicts (a DataFrame's JSON columns): not text
-            continue
-        codes = nul or {"space": space, "arch": arch, "device": device}[name]
-        has = np.array([isinstance(u, str) and "\x00" in u for u in codes.uniques], dtype=bool)
-        if has.any():
-            flag(
-                codes.rows(has), described(df[name], name, " holds a NUL character; expected text")
-            )
+        if name in factorised:
+            codes = factorised[name]
+            has = np.array([isinstance(u, str) and "\x00" in u for u in codes.uniques], bool)
+            nul = codes.rows(has)
+        else:  # one Arrow pass (a column of 371,139 distinct times costs no factorising)
+            found = pc.match_substring(_text_array(df[name]), "\x00")
+            nul = np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), bool)
+        if nul.any():
+            flag(nul, described(df[name], name, " holds a NUL character; expected text"))
     at_col = column("measured_at")
-    if at_col is not None:
-        when = _Codes(at_col)
+    if at_col is not None and not _iso_times(at_col):
+        when = _Codes(at_col)  # some are no ISO 8601 time: find which, once per value
         stamps = pd.to_datetime(
             pd.Series([str(u) for u in when.uniques], dtype=object),
             format="ISO8601",

@@ -252,14 +252,12 @@ def serve(stdin: Any, stdout: Any) -> int:
                     "ok": False,
                     "error": f"bad request line: {line[:80]!r}; expected a JSON object",
                 }
-                stdout.write(json.dumps(reply) + "\n")
-                stdout.flush()
-                continue
-            if req.get("op") == "quit":
+            elif req.get("op") == "quit":
                 return 0
-            t0 = time.perf_counter()
-            reply = handle(req)
-            reply["agent_s"] = time.perf_counter() - t0
+            else:
+                t0 = time.perf_counter()
+                reply = handle(req)
+                reply["agent_s"] = time.perf_counter() - t0
         stdout.write(json.dumps(reply, default=str) + "\n")
         stdout.flush()
     return 0

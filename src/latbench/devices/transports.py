@@ -819,10 +819,13 @@ class AdbTransport(Transport):
     def _base(self) -> list[str]:
         return [self.adb, *(["-s", str(self.serial)] if self.serial else [])]
 
-    def _adb(self, args: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    def _adb(
+        self, args: Sequence[str], timeout_s: float, *, phone: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """``adb [-s SERIAL] ARGS`` (``phone=False``: without the serial, a server command)."""
         try:
             res = subprocess.run(
-                [*self._base(), *args],
+                [*(self._base() if phone else [self.adb]), *args],
                 capture_output=True,
                 timeout=timeout_s,
                 env=self._env,
@@ -838,11 +841,12 @@ class AdbTransport(Transport):
                 f"{self.label}: cannot run the adb client {self.adb!r}: "
                 f"{exc.strerror or exc}; expected an executable adb (set adb = '/path')"
             ) from None
-        said = (res.stderr + res.stdout).decode("utf-8", "replace")
-        refused = _ADB_NO_SERVER.search(said)
-        if res.returncode != 0 and refused is not None:
+        if res.returncode == 0:
+            return res
+        refused = _ADB_NO_SERVER.search((res.stderr + res.stdout).decode("utf-8", "replace"))
+        if refused is not None:
             self._connected = False
-            raise ConnectionLost(
+            raise ConnectFailed(
                 f"{self.label}: {refused.group(1)}: Connection refused; expected an adb server "
                 "listening on that port (server = "
                 f"{self.server or 'the default tcp:localhost:5037'!r}: is `adb start-server` "
@@ -903,15 +907,8 @@ class AdbTransport(Transport):
     def _attached(self) -> list[str]:
         """``SERIAL (STATE)`` of every phone the adb server lists (empty when it lists none)."""
         try:
-            res = subprocess.run(
-                [self.adb, "devices"],
-                capture_output=True,
-                timeout=self.connect_timeout_s,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
+            res = self._adb(["devices"], self.connect_timeout_s, phone=False)
+        except DeviceError:
             return []
         found = []
         for line in res.stdout.decode("utf-8", "replace").splitlines()[1:]:

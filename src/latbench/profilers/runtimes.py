@@ -297,20 +297,16 @@ def _shape_with_batch(name: str, dims: list[Any], batch: int | None) -> list[int
     """Resolve a signature shape: dim 0 is the batch; other symbolic dims are an error."""
     shape: list[int] = []
     for i, d in enumerate(dims):
-        if i == 0 and isinstance(d, int) and not isinstance(d, bool) and d == 0:
+        if isinstance(d, int) and d == 0:  # static and empty: not a batch to fill in
+            where = "a batch dimension (0)" if i == 0 else f"dimension {i}"
             raise ModelError(
-                f"input {name!r} has a batch dimension (0) of size 0; expected a size >= 1 or a "
-                "dynamic batch (an empty tensor measures no computation)"
+                f"input {name!r} has {where} of size 0; expected a size >= 1 (an empty tensor "
+                "measures no computation)"
             )
         if i == 0 and (batch is not None or not isinstance(d, int) or d < 1):
             shape.append(batch if batch is not None else 1)
         elif isinstance(d, int) and d >= 1:
             shape.append(d)
-        elif isinstance(d, int):
-            raise ModelError(
-                f"input {name!r} has dimension {i} of size {d}; expected a size >= 1 (an empty "
-                "tensor measures no computation)"
-            )
         else:
             raise ModelError(
                 f"input {name!r} has a dynamic dimension {i} ({d!r}); latbench needs static "
