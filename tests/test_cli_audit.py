@@ -81,8 +81,8 @@ def test_archs_file_that_is_binary_is_a_one_line_error(
     (tmp_path / "archs.txt").write_bytes(b"\xff\xfe\x00\x89PNG\r\n")
     rc, _, err = cli(capsys, *collect()[:3], "--archs", "archs.txt", "--db", "s.db")
     assert rc == 2
-    assert "--archs 'archs.txt' is not UTF-8 text" in err
-    assert "expected architectures one per line" in err
+    assert "--archs archs.txt:1: byte 0xff is not UTF-8; expected UTF-8 text" in err
+    assert "(architectures one per line or a CSV with an 'arch' column)" in err
 
 
 def test_archs_file_that_is_a_directory_says_so(

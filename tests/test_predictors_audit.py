@@ -352,3 +352,20 @@ def test_csv_output_is_replaced_atomically(
     assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
     assert main(argv) == 0
     assert len(pd.read_csv(out)) >= 1
+
+
+# ---- latencies that numpy converts without a word ----------------------------------------------
+def test_complex_masked_and_generator_latencies_are_refused_by_what_they_are() -> None:
+    """A complex array kept its real part (a ComplexWarning only), a masked array's masked
+    cells were read as whatever they hold, and a generator was named by its repr."""
+    from latbench.predictors.base import latency_array
+
+    with pytest.raises(PredictorError, match=r"holds complex numbers; expected real milli"):
+        latency_array(np.array([1 + 1j, 2.0]))
+    with pytest.raises(PredictorError, match=r"masked array with masked cell 1; expected a lat"):
+        latency_array(np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]))
+    with pytest.raises(PredictorError, match=r"latency_ms is a generator; expected a sequence"):
+        latency_array(v for v in (1.0, 2.0))
+    # an unmasked masked array and a plain list stay numbers
+    assert latency_array(np.ma.masked_array([1.0, 2.0])).tolist() == [1.0, 2.0]
+    assert latency_array([1, 2.5]).tolist() == [1.0, 2.5]

@@ -52,3 +52,12 @@ def write_text_atomic(out: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(out)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, also through ``..`` or a link, and also
+    before it exists: an output that is one of a command's inputs would be written over it."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)

@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from latbench._csvfile import ENCODING, Reader
+from latbench._csvfile import ENCODING, Reader, not_utf8_message
+from latbench._csvfile import rows as csv_rows
 from latbench.errors import ArchError, ConfigError
 
 
@@ -30,10 +31,10 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
         )
     try:
         text = p.read_text(encoding=ENCODING)
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise ConfigError(
-            f"{option} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
-            "expected architectures one per line or a CSV with an 'arch' column"
+            f"{not_utf8_message(p, option)} (architectures one per line or a CSV with an "
+            "'arch' column)"
         ) from None
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
@@ -51,11 +52,11 @@ def read_archs(path: str | Path, space: Any = None, *, option: str = "--archs") 
                 f"{path}: columns {list(reader.fieldnames or [])}; expected an 'arch' column"
             )
         rows = []
-        for r in reader:
+        for line, r in csv_rows(path, reader, option):
             arch = (r["arch"] or "").strip()
             if arch:
-                rows.append((reader.line_num, arch))
-                spaces[reader.line_num] = (r.get("space") or "").strip()
+                rows.append((line, arch))
+                spaces[line] = (r.get("space") or "").strip()
     else:
         rows = [(n, ln.split("#", 1)[0].strip()) for n, ln in enumerate(lines, start=1)]
         rows = [(n, a) for n, a in rows if a]

@@ -44,7 +44,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from latbench._csvfile import Reader, open_csv
+from latbench._atomic import same_file
+from latbench._csvfile import read_csv, rows
 from latbench.commands._archfile import read_archs
 from latbench.commands._json import dumps
 from latbench.commands._progress import ItemProgress
@@ -243,13 +244,12 @@ def read_samples(
     archs: list[str] = []
     lat: list[float] = []
     devices: dict[str, int] = {}  # a device column (the live samples file has one): name -> line
-    with open_csv(path) as fh:
-        reader = Reader(fh)
+    with read_csv(path) as reader:
         need = {"space", "arch", "latency_ms"}
         have = set(reader.fieldnames or [])
         if not need <= have:
             raise ConfigError(f"{path}: columns {sorted(have)}; expected at least {sorted(need)}")
-        for i, row in enumerate(reader, start=2):
+        for i, row in rows(path, reader):
             _cells(path, i, row, ("space", "arch", "latency_ms"))
             if row.get("device"):
                 devices.setdefault(row["device"], i)
@@ -289,8 +289,7 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
     else:
         _check_input(path, "--embed-data", "'reference' or a CSV", missing="; expected")
         archs, devices, lat = [], [], []
-        with open_csv(path) as fh:
-            reader = Reader(fh)
+        with read_csv(path) as reader:
             need = {"arch", "device", "latency_ms"}
             have = set(reader.fieldnames or [])
             if not need <= have:
@@ -298,7 +297,7 @@ def embed_prior(path: str, base: Any, exclude: list[str]) -> Any:
                     f"{path}: columns {sorted(have)}; expected at least {sorted(need)}"
                 )
             first_line: dict[str, int] = {}
-            for i, row in enumerate(reader, start=2):
+            for i, row in rows(path, reader):
                 _cells(path, i, row, ("arch", "device", "latency_ms"))
                 lat.append(_latency(path, i, row["latency_ms"]))
                 archs.append(row["arch"])
@@ -365,8 +364,7 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
         return {}
     done: dict[str, float] = {}
     other = 0
-    with open_csv(path) as fh:
-        reader = Reader(fh)
+    with read_csv(path) as reader:
         have = set(reader.fieldnames or [])
         if not set(SAMPLE_COLUMNS) <= have:
             raise ConfigError(
@@ -374,7 +372,7 @@ def measured_before(path: str, space: str, device: str) -> dict[str, float]:
                 "latbench adapt --device appends its measurements to); give another "
                 "--save-samples or remove it"
             )
-        for i, row in enumerate(reader, start=2):
+        for i, row in rows(path, reader):
             _cells(path, i, row, SAMPLE_COLUMNS)
             if row["device"] != device or row["space"] != space:
                 other += 1
@@ -541,6 +539,36 @@ def descriptor_reference(args: argparse.Namespace, space: str) -> dict[str, floa
     return dict(desc.reference_ms)
 
 
+def _check_apart(args: argparse.Namespace) -> None:
+    """Refuse an output that is one of the command's inputs: the adapted predictor is written
+    last, over the file, so that ``-o`` naming the samples file (a slip of tab completion)
+    would replace the measurements it was adapted from, and the live samples file naming the
+    base would append CSV rows to the predictor file."""
+    inputs = [
+        ("the base predictor", args.base),
+        ("--samples", args.samples),
+        ("--descriptor", args.descriptor),
+        ("--embed-data", None if args.embed_data == "reference" else args.embed_data),
+        ("--candidates", args.candidates),
+    ]
+    new_lbp = "a new file for the adapted predictor (it would be written over that file)"
+    outputs = [("-o/--output", args.output, new_lbp)]
+    if args.device:
+        own = "a file of its own for the live measurements (they would be appended to it)"
+        outputs.append(("--save-samples", samples_path(args), own))
+        if args.db:
+            inputs.append(("--db", args.db))
+    for flag, out, expected in outputs:
+        for what, path in inputs:
+            if path and same_file(out, path):
+                raise ConfigError(f"{flag} {out!r} is the file of {what}; expected {expected}")
+    if args.device and same_file(args.output, samples_path(args)):
+        raise ConfigError(
+            f"--save-samples {samples_path(args)!r} is the -o/--output file; expected a file of "
+            "its own for the live measurements"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.commands.predictor import check_seed
     from latbench.predictors import load, save
@@ -548,6 +576,7 @@ def run(args: argparse.Namespace) -> int:
     from latbench.predictors.fewshot import MIN_SAMPLES
     from latbench.spaces import get_space
 
+    _check_apart(args)
     if args.name is not None and not args.name.strip():
         raise ConfigError(f"--name {args.name!r}; expected a non-empty device name")
     check_seed(args.seed)

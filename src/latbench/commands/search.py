@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench._atomic import write_text_atomic
-from latbench._csvfile import Reader, open_csv
+from latbench._csvfile import read_csv, rows
 from latbench._validate import out_of_range
 from latbench.commands._json import dumps
 from latbench.errors import ConfigError, LatbenchError, UnknownNameError
@@ -292,24 +292,25 @@ def _read_measured(path: str, space: Any) -> tuple[list[str], list[float]]:
     """``arch`` and ``latency_ms`` columns of a CSV of measured architectures."""
 
     try:
-        with open_csv(path) as fh:
-            rows = list(Reader(fh))
+        with read_csv(path, "--margin-from") as reader:
+            columns = set(reader.fieldnames or [])
+            table = list(rows(path, reader, "--margin-from"))
     except OSError as exc:
         raise ConfigError(f"--margin-from {path!r}: {exc}; expected a CSV file") from None
-    if not rows or not {"arch", "latency_ms"} <= set(rows[0]):
+    if not {"arch", "latency_ms"} <= columns:
         raise ConfigError(
             f"--margin-from {path!r}: expected columns arch and latency_ms and at least 5 rows"
         )
-    if len(rows) < 5:
+    if len(table) < 5:
         raise ConfigError(
-            f"--margin-from {path!r} holds {len(rows)} row(s); expected at least 5 (the margin "
+            f"--margin-from {path!r} holds {len(table)} row(s); expected at least 5 (the margin "
             "is cross-validated over 5 folds)"
         )
     from latbench.errors import ArchError
 
     archs: list[str] = []
     lat: list[float] = []
-    for line, r in enumerate(rows, start=2):
+    for line, r in table:
         try:
             v = float(r["latency_ms"])
         except (TypeError, ValueError):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from latbench._csvfile import Reader, open_csv
+from latbench._csvfile import read_csv, rows
 from latbench._validate import expected_number
 from latbench.errors import ArchError, ConfigError, PredictorError, SearchError, UnknownNameError
 from latbench.nas.proxies import PROXIES, InputSpec, ProxyCache, ProxyEvaluator
@@ -207,8 +207,7 @@ def load_table(
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"objective table {str(p)!r} does not exist; expected a CSV file")
-    with open_csv(p) as fh:
-        reader = Reader(fh)
+    with read_csv(p) as reader:
         cols = list(reader.fieldnames or [])
         if arch_column not in cols:
             raise ConfigError(f"{p}: no {arch_column!r} column; found {cols}")
@@ -227,7 +226,7 @@ def load_table(
             raise ConfigError(f"{p}: no {value_column!r} column; found {cols}")
         values: dict[str, float] = {}
         lines: dict[str, int] = {}
-        for line, row in enumerate(reader, start=2):
+        for line, row in rows(p, reader):
             try:
                 v = float(row[value_column])
             except (TypeError, ValueError):

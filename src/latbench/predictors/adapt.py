@@ -38,12 +38,13 @@ Input checks and fallbacks
   warning is logged;
 * a base fitted on one device only: there is nothing to choose between, so ``proxy``, ``soft``
   and ``combo`` all reduce to a monotone calibration of that device (the ranking does not
-  change); ``auto`` is ``bayes`` + ``soft`` on NAS-Bench-201 (the op-cost residual can
-  re-rank) and elsewhere picks between the calibration and ``meta`` (calibration + a feature
-  residual); a warning says so.
+  change, even where the samples rank against it); ``auto`` is ``bayes`` + ``soft`` on
+  NAS-Bench-201 (the op-cost residual can re-rank) and elsewhere picks between the calibration
+  and ``meta`` (calibration + a feature residual); a warning says so.
 
-The adapted predictor embeds its base, so an ``.lbp`` file of an adapted predictor is
-self-contained.
+The adapted predictor embeds its base (with the base's stored ``embed`` prior), so an ``.lbp``
+file of an adapted predictor is self-contained, and adapting it again adapts that base as
+adapting the base's own file would.
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ from latbench.predictors.base import (
     sample_latencies,
 )
 from latbench.predictors.fewshot_bayes import cost_features
-from latbench.predictors.fewshot_embed import EmbedPrior, embed_features, fit_embed_prior
+from latbench.predictors.fewshot_embed import (
+    EmbedPrior,
+    embed_features,
+    fit_embed_prior,
+    prior_from_state,
+    prior_state,
+)
 from latbench.predictors.fewshot_meta import MetaPredictor, arch_features
 from latbench.predictors.metrics import spearman
 
@@ -79,6 +86,8 @@ log = logging.getLogger(__name__)
 
 #: random architectures of the space whose base predictions standardise the sources
 DEFAULT_POPULATION = 512
+#: where an adapted predictor's file keeps the arrays of its base's stored ``embed`` prior
+BASE_PRIOR_PREFIX = "base_embed_prior."
 
 
 def source_log_predictions(
@@ -489,6 +498,11 @@ def adapt(
     ``one_source_ok``: the caller adapts a one-device base on purpose (proxy adaptation,
     :func:`latbench.predictors.monotonicity.adapt_proxy`), so the warning that such a base
     only calibrates is not logged.
+
+    An adapted predictor as ``base`` is adapted from its own base (and that base's stored
+    ``embed`` prior, which its ``.lbp`` file keeps too): the new samples replace the ones it
+    was adapted from, since its one device is itself a few-shot estimate, not a device the
+    base was fitted on (to use both sets of samples, adapt the base on them together).
     """
     if not isinstance(device, str) or not device.strip():
         raise PredictorError(
@@ -499,6 +513,15 @@ def adapt(
         raise PredictorError(
             f"base = {base!r:.80}: got a {type(base).__name__}; expected a fitted latbench "
             "Predictor (a multi-device one: predictor fit --devices all)"
+        )
+    if isinstance(base, AdaptedPredictor):
+        base._check_fitted()
+        log.info(
+            "adapting the base (%s) of the predictor adapted to %s: the new samples replace "
+            "its %d samples",
+            base.base_.name,
+            base.devices_[0],
+            base.n_samples_,
         )
     base = _unwrap(base)
     base._check_fitted()
@@ -714,11 +737,11 @@ def choose_samples(
         raise PredictorError(f"pool = {pool!r}; expected an integer >= 1 (candidates to draw)")
     budget, pool = int(budget), int(pool)
     sp = enc.space(base.space_)
-    done = list(dict.fromkeys(sp.canonical(str(a)) for a in measured))
+    done = _distinct_archs(sp, "measured", measured)
     if candidates is None:
         cand = sp.sample(min(max(pool, budget + len(done)), sp.size()), seed=seed)
     else:
-        cand = list(dict.fromkeys(sp.canonical(str(a)) for a in candidates))
+        cand = _distinct_archs(sp, "candidates", candidates)
     skip = set(done)
     cand = [a for a in cand if a not in skip]
     if len(cand) < budget:
@@ -743,6 +766,21 @@ def choose_samples(
     order = np.argsort(score, kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, budget)).astype(int))
     return [cand[i] for i in order[picks]]
+
+
+def _distinct_archs(sp: Any, what: str, archs: Sequence[Any] | str) -> list[str]:
+    """The distinct canonical architectures of ``archs`` (argument ``what`` of
+    :func:`choose_samples`), a bad one named by its argument and position. One string is one
+    architecture, as ``sources`` and ``exclude`` take one name: iterated, it would be read
+    character by character (and refused as ``'|'``)."""
+    items = [archs] if isinstance(archs, str) else list(archs)
+    out: dict[str, None] = {}
+    for i, a in enumerate(items):
+        try:
+            out[sp.canonical(str(a))] = None
+        except ArchError as exc:
+            raise ArchError(f"{what}[{i}]: {exc}") from None
+    return list(out)
 
 
 #: random architectures whose predictions stand in for measurements in a design prior
@@ -941,6 +979,21 @@ class AdaptedPredictor(Predictor):
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         bmeta, barrays = self.base_._get_state()
+        # the base's stored embed prior is not part of its model state (the base file keeps it
+        # beside it): kept here too, so that adapting this file again (which adapts its base)
+        # uses it as adapting the base file or this predictor in memory does
+        prior = stored_prior(self.base_)
+        pmeta, parrays = (None, {}) if prior is None else prior_state(prior)
+        base_meta: dict[str, Any] = {
+            "predictor": self.base_.name,
+            "params": self.base_.get_params(),
+            "space": self.base_.space_,
+            "devices": list(self.base_.devices_),
+            "state": bmeta,
+            "arrays": sorted(barrays),
+        }
+        if pmeta is not None:
+            base_meta["embed_prior"] = pmeta
         meta = {
             "method": self.method_,
             "sources": list(self.sources_),
@@ -953,14 +1006,7 @@ class AdaptedPredictor(Predictor):
             "train_spearman": self.train_spearman_,
             "train_kendall": self.train_kendall_,
             "fit_seconds": self.fit_seconds_,
-            "base": {
-                "predictor": self.base_.name,
-                "params": self.base_.get_params(),
-                "space": self.base_.space_,
-                "devices": list(self.base_.devices_),
-                "state": bmeta,
-                "arrays": sorted(barrays),
-            },
+            "base": base_meta,
         }
         arrays = {
             "weights": self.weights_,
@@ -974,6 +1020,7 @@ class AdaptedPredictor(Predictor):
             "counts_mean": self.counts_mean_,
         }
         arrays.update({f"base.{k}": v for k, v in barrays.items()})
+        arrays.update({f"{BASE_PRIOR_PREFIX}{k}": v for k, v in parrays.items()})
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -986,6 +1033,14 @@ class AdaptedPredictor(Predictor):
         base.space_ = str(b["space"])
         base.devices_ = [str(d) for d in b["devices"]]
         base._set_state(dict(b.get("state", {})), {k: arrays[f"base.{k}"] for k in b["arrays"]})
+        # files written before the base's prior was kept here have none
+        pmeta = b.get("embed_prior")
+        if pmeta is not None:
+            if not isinstance(pmeta, dict):
+                raise PredictorError("adapted: the base's 'embed_prior' is not a table")
+            n = len(BASE_PRIOR_PREFIX)
+            parrays = {k[n:]: v for k, v in arrays.items() if k.startswith(BASE_PRIOR_PREFIX)}
+            vars(base)["embed_prior_"] = prior_from_state(pmeta, parrays)
         self.base_ = base
         self.method_ = str(meta["method"])
         self.sources_ = [str(s) for s in meta["sources"]]

@@ -48,7 +48,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -323,10 +323,28 @@ def latency_array(latency_ms: Any) -> np.ndarray:
         raise PredictorError(
             "latency_ms = None; expected one number of milliseconds per architecture"
         )
+    if isinstance(latency_ms, Iterator):
+        # numpy makes a 0-d object array of a generator: say what to pass instead
+        raise PredictorError(
+            f"latency_ms is a {type(latency_ms).__name__}; expected a sequence of milliseconds "
+            "(a list or an array: pass list(...) of it)"
+        )
+    if isinstance(latency_ms, np.ma.MaskedArray) and np.ma.getmaskarray(latency_ms).any():
+        # np.asarray drops the mask and keeps whatever the masked cells hold
+        i = int(np.flatnonzero(np.ma.getmaskarray(latency_ms))[0])
+        raise PredictorError(
+            f"latency_ms is a masked array with masked cell {i}; expected a latency for every "
+            "architecture (drop the masked architectures, or fill them)"
+        )
     try:
         raw = np.asarray(latency_ms)
     except ValueError:  # a ragged nesting
         raw = np.asarray(latency_ms, dtype=object)
+    if np.iscomplexobj(raw):
+        # float() of a complex array keeps the real part with a ComplexWarning only
+        raise PredictorError(
+            f"latency_ms = {latency_ms!r:.80} holds complex numbers; expected real milliseconds"
+        )
     if raw.dtype == bool:
         raise PredictorError(
             f"latency_ms = {latency_ms!r:.80} holds booleans; expected numbers of milliseconds"

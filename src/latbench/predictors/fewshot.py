@@ -350,6 +350,12 @@ def fit_combo(p_log: np.ndarray, t_log: np.ndarray, pop_log: np.ndarray) -> Line
     prior = w_soft * sd
     lam = min(COMBO_LAMBDAS, key=lambda c: _loo_ridge_error(z, t_log, prior, c * k))
     wz, a = _ridge_toward(z, t_log, prior, lam * k)
+    if p_log.shape[1] == 1 and not wz[0] > 0:
+        # one source: the "combination" is a calibration of it, which must stay monotone (a
+        # weak ridge on samples that rank against the source would reverse its whole
+        # ranking); the full shrinkage is the soft (= proxy) calibration
+        w_cal, a_cal, _ = soft_weights(p_log, t_log)
+        return LinearFit("combo", w_cal, a_cal, info={"lambda": float("inf")})
     return LinearFit("combo", wz / sd, a, info={"lambda": lam})
 
 
