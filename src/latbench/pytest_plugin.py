@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import tempfile
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from latbench._atomic import write_text_atomic
+from latbench._atomic import same_file, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps plugin load light
     from latbench.config import Config
@@ -195,6 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--latbench-max-time {hi:g} is below --latbench-min-time {lo:g}; expected a "
             "maximum of at least the minimum"
         )
+    _check_empty(config)
     _check_names(config)
     json_path = config.getoption("--latbench-json")
     if json_path:  # refused now rather than after every measurement of the run
@@ -206,6 +208,12 @@ def pytest_configure(config: pytest.Config) -> None:
     session = LatbenchSession(config)
     compare = config.getoption("--latbench-compare")
     fail = config.getoption("--latbench-compare-fail")
+    if compare and json_path and same_file(compare, json_path):
+        raise pytest.UsageError(
+            f"--latbench-json {json_path!r} is the --latbench-compare baseline; writing it would "
+            "replace the baseline with this run's results (a regression would become the next "
+            "baseline); expected another file for --latbench-json"
+        )
     if fail and not compare:
         raise pytest.UsageError(
             f"--latbench-compare-fail {','.join(fail)} needs a baseline; expected "
@@ -220,6 +228,27 @@ def pytest_configure(config: pytest.Config) -> None:
     except LatbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_SESSION_KEY] = session
+
+
+#: the options that take a name or a path, and what each expects (for an empty value)
+_NAMED_OPTIONS = {
+    "--latbench-device": "a device name (local or a [devices.NAME] of --latbench-config)",
+    "--latbench-runtime": "a runtime name (onnxruntime, litert or torch)",
+    "--latbench-config": "the path of a bench.toml",
+    "--latbench-json": "the path of a JSON file to write",
+    "--latbench-compare": "the path of a results file written by --latbench-json",
+}
+
+
+def _check_empty(config: pytest.Config) -> None:
+    """An option given an empty value (``--latbench-json=$OUT`` with ``OUT`` unset) is a usage
+    error: read as "not given" it would silently write no results or compare with nothing,
+    and read as a name it fails every test that measures (``unknown device ''``,
+    ``config file '.' is a directory``)."""
+    for option, expected in _NAMED_OPTIONS.items():
+        value = config.getoption(option)
+        if value is not None and not str(value).strip():
+            raise pytest.UsageError(f"{option} {value!r} is empty; expected {expected}")
 
 
 def _check_json_path(value: str) -> None:
@@ -397,6 +426,11 @@ def parse_compare_fail(values: list[str] | tuple[str, ...]) -> list[RegressionRu
     stats = ", ".join(k.removesuffix("_ms") for k in BUDGET_STATS)
     rules = []
     for value in values:
+        if not str(value).replace(",", "").strip():  # --latbench-compare-fail=$LIMITS, unset
+            raise ConfigError(
+                f"--latbench-compare-fail {value!r} is empty; expected STAT:LIMIT such as "
+                "median:10% (without a rule, no regression would fail the run)"
+            )
         for text in str(value).split(","):
             if not text.strip():
                 continue
@@ -432,9 +466,10 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Measurement]:
     """The measurements of a ``--latbench-json`` file, by ``fullname``.
 
     Raises :class:`~latbench.errors.DatasetError` naming the file for a file that is missing,
-    not JSON, not a latbench results file, written before results had a format version, or
-    holding a malformed measurement; :class:`~latbench.errors.SchemaVersionError` for a newer
-    version.
+    not JSON, not a latbench results file, written before results had a format version, written
+    by an interrupted run (partial: the tests it lacks would pass as "new"), holding one test
+    twice or holding a malformed measurement; :class:`~latbench.errors.SchemaVersionError` for
+    a newer version.
     """
     from latbench.errors import DatasetError, SchemaVersionError
     from latbench.profilers.record import Measurement
@@ -472,16 +507,35 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Measurement]:
             f"{where} has version {version}, newer than this latbench reads ({RESULTS_VERSION}); "
             "upgrade latbench or record the baseline again"
         )
+    if payload.get("interrupted") is True:
+        # the tests after the interrupt are missing: compared as "new", they would pass the
+        # regression check unmeasured
+        raise DatasetError(
+            f"{where} was written by an interrupted run, so it holds only the tests measured "
+            "before the interrupt; expected the results of a complete run: record the baseline "
+            "again"
+        )
     results = payload.get("results")
     if not isinstance(results, list):
         raise DatasetError(f"{where}: results {type(results).__name__}; expected a list")
     out: dict[str, Measurement] = {}
+    first: dict[str, int] = {}
     for i, entry in enumerate(results):
         try:
+            if not isinstance(entry, dict):
+                raise TypeError(
+                    f"a JSON {type(entry).__name__}; expected an object with fullname and "
+                    "measurement"
+                )
             key = entry["fullname"]
             if not isinstance(key, str) or not key:
                 raise ValueError(f"fullname {key!r}; expected a test id")
+            if key in first:  # two files merged by hand: which one is the baseline?
+                raise ValueError(
+                    f"fullname {key!r} is also results[{first[key]}]'s; expected each test once"
+                )
             out[key] = Measurement.from_dict(entry["measurement"])
+            first[key] = i
         except (KeyError, TypeError, ValueError) as exc:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise DatasetError(f"{where}: results[{i}] is malformed ({what})") from None
@@ -556,6 +610,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _model_text(model: Any) -> str:
+    """``model`` as a path string; anything that is no path (None, a number, an empty string
+    that would read as the current directory) is refused by its value."""
+    from latbench.errors import ModelError
+
+    try:
+        text = os.fspath(model)
+    except TypeError:
+        text = None
+    if not isinstance(text, str) or not text.strip():
+        raise ModelError(
+            f"model {model!r}; expected a model file path (.onnx, .tflite, .pt, .pt2) or "
+            "SPACE:ARCH such as nb201:|nor_conv_3x3~0|+|...|"
+        )
+    return text
+
+
 class LatbenchSession:
     """Per pytest run: the configured settings, the open devices, and every result."""
 
@@ -572,6 +643,11 @@ class LatbenchSession:
         self.comparisons: dict[str, Comparison] = {}
         #: pytest-xdist workers whose results reached the controller
         self.workers: set[str] = set()
+        #: the run was interrupted (Ctrl-C, ``pytest.exit``): its results are partial
+        self.interrupted = False
+        #: why ``--latbench-json`` could not be written, and where the results went instead
+        self.write_error = ""
+        self.rescued: str | None = None
 
     # settings ---------------------------------------------------------------------------------
     def opt(self, name: str) -> Any:
@@ -605,16 +681,24 @@ class LatbenchSession:
                 f"unknown harness setting(s) {unknown}; expected some of "
                 f"{', '.join(sorted(HARNESS_KEYS))}"
             )
+        from latbench._validate import expected_number
+        from latbench.errors import ConfigError
+
         given_max = "max_time_s" in overrides or self.opt("--latbench-max-time") is not None
         values.update(overrides)
-        if values.get("max_time_s", 0) < values.get("min_time_s", 0):
+        lo, hi = values.get("min_time_s", 0), values.get("max_time_s", 0)
+        # only numbers are ordered here; anything else is named by HarnessSettings below
+        if expected_number(lo) is None and expected_number(hi) is None and hi < lo:
             if given_max:  # both chosen: a contradiction to name, not to resolve silently
-                raise ValueError(
-                    f"max_time_s = {values['max_time_s']:g} is below min_time_s = "
-                    f"{values['min_time_s']:g}; expected a maximum of at least the minimum"
+                raise ConfigError(
+                    f"max_time_s = {hi:g} is below min_time_s = {lo:g}; expected a maximum of "
+                    "at least the minimum"
                 )
-            values["max_time_s"] = values["min_time_s"]  # a minimum alone raises the maximum
-        return HarnessSettings.from_mapping(values)
+            values["max_time_s"] = lo  # a minimum alone raises the maximum
+        try:
+            return HarnessSettings.from_mapping(values)
+        except ValueError as exc:  # a setting out of range: the test's mistake, named alone
+            raise ConfigError(str(exc)) from None
 
     def device(self, name: str) -> Device:
         if name not in self._devices:
@@ -625,7 +709,7 @@ class LatbenchSession:
 
     def model_file(self, model: str | os.PathLike[str], runtime: str) -> str:
         """A model file for ``model``: a path as is, or ``space:arch`` emitted once per run."""
-        text = os.fspath(model)
+        text = _model_text(model)
         if os.path.exists(text) or ":" not in text:
             return text
         space_name, _, arch = text.partition(":")
@@ -699,6 +783,7 @@ class LatbenchSession:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "baseline": self.opt("--latbench-compare"),
             "compare_fail": [str(r) for r in self.rules],
+            "interrupted": self.interrupted,
             "results": _jsonable(results),
         }
 
@@ -737,7 +822,7 @@ class LatbenchFixture:
         chosen = self._session.opt("--latbench-runtime")
         if chosen:
             return str(chosen)
-        by_suffix = SUFFIX_RUNTIME.get(Path(os.fspath(model)).suffix.lower())
+        by_suffix = SUFFIX_RUNTIME.get(Path(_model_text(model)).suffix.lower())
         if by_suffix:
             return by_suffix
         table = self._session.bench_config.devices.get(device, {})
@@ -764,13 +849,20 @@ class LatbenchFixture:
         from latbench.errors import LatbenchError
 
         __tracebackhide__ = True
+        if name is not None and not isinstance(name, str):
+            # the label of the table and of the baseline's key; anything else would end the
+            # run in the summary table, after every measurement was taken
+            raise TypeError(
+                f"measure() name={name!r}; expected a string (the label of this measurement "
+                "in the table and the baseline) or None for the test's name"
+            )
         try:
             m = self._measure(model, device, runtime, threads, batch, settings)
         except LatbenchError as exc:
             # a mistake the message says all about (a missing or malformed model, an unknown
             # space, a device that refused): shown from the test's line, not latbench's insides
             raise exc.with_traceback(None) from exc.__cause__
-        result = self._new_result(os.fspath(model), m, name)
+        result = self._new_result(_model_text(model), m, name)
         if not m.ok:
             result.status = "failed"
             result.message = f"measurement failed: {m.error}"
@@ -823,25 +915,20 @@ class LatbenchFixture:
         ``mean_ms``, ``p90_ms``, ``p99_ms``, ``iqr_ms``; each is multiplied by
         ``--latbench-budget-scale``. A failed measurement fails the test whatever the budget.
         """
-        if not budgets_ms:
-            raise TypeError(
-                f"assert_budget() needs at least one budget, e.g. median_ms=5.0; "
-                f"expected some of {', '.join(BUDGET_STATS)}"
-            )
-        unknown = sorted(set(budgets_ms) - set(BUDGET_STATS))
-        if unknown:
-            raise TypeError(
-                f"unknown budget(s) {unknown}; expected some of {', '.join(BUDGET_STATS)} "
-                "(all in milliseconds)"
-            )
-        from latbench._validate import expected_number
+        from latbench.profilers.record import Measurement
 
-        bad = {k: v for k, v in budgets_ms.items() if expected_number(v, positive=True)}
-        if bad:
-            raise ValueError(
-                f"budget(s) {bad}; expected milliseconds > 0 (a budget of 0 or less fails every "
-                "measurement)"
+        __tracebackhide__ = True
+        if not isinstance(m, Measurement):
+            hint = (
+                "; to measure a model and check it in one call use latbench.check(model, ...)"
+                if isinstance(m, str | os.PathLike)
+                else ""
             )
+            raise TypeError(
+                f"assert_budget() got {type(m).__name__} {m!r}; expected the Measurement "
+                f"latbench.measure() returns{hint}"
+            )
+        _check_budgets("assert_budget()", budgets_ms)
         scale = float(self._session.opt("--latbench-budget-scale") or 1.0)
         scaled = {k: float(v) * scale for k, v in budgets_ms.items()}
         result = next((r for r in reversed(self.results) if r.measurement is m), None)
@@ -883,17 +970,48 @@ class LatbenchFixture:
         rest go to :meth:`measure`.
         """
         __tracebackhide__ = True
-        budgets = {k: kw.pop(k) for k in list(kw) if k in BUDGET_STATS}
+        # a keyword in milliseconds is a budget (harness settings are in seconds or counts), so
+        # a misspelt one (p09_ms) is named as a budget rather than as a harness setting
+        budgets = {k: kw.pop(k) for k in list(kw) if k in BUDGET_STATS or k.endswith("_ms")}
         if median_ms is not None:
             budgets["median_ms"] = median_ms
-        if not budgets:  # before measuring: a check without a budget checks nothing
-            raise TypeError(
-                f"check() needs at least one budget, e.g. median_ms=5.0; expected some of "
-                f"{', '.join(BUDGET_STATS)}"
-            )
+        # before measuring: a check whose budget is wrong would measure for nothing
+        _check_budgets("check()", budgets)
         m = self.measure(model, **kw)
         self.assert_budget(m, **budgets)
         return m
+
+
+def _check_budgets(caller: str, budgets_ms: Mapping[str, Any]) -> None:
+    """Budgets of ``assert_budget`` / ``check``: at least one, each a known statistic and a
+    number of milliseconds > 0; a mistake in them is the test's, a ``TypeError`` (a name) or
+    ``ValueError`` (a value), never a verdict."""
+    from latbench._validate import expected_number
+
+    __tracebackhide__ = True
+    if not budgets_ms:
+        raise TypeError(
+            f"{caller} needs at least one budget, e.g. median_ms=5.0; "
+            f"expected some of {', '.join(BUDGET_STATS)}"
+        )
+    unknown = sorted(set(budgets_ms) - set(BUDGET_STATS))
+    if unknown:
+        raise TypeError(
+            f"unknown budget(s) {unknown}; expected some of {', '.join(BUDGET_STATS)} "
+            "(all in milliseconds)"
+        )
+    bad = {k: v for k, v in budgets_ms.items() if expected_number(v, positive=True)}
+    if bad:
+        whys = []
+        for v in bad.values():
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                whys.append("a number: the unit is in the name, as in median_ms=5.0")
+            elif not math.isfinite(v):
+                whys.append("a finite number")
+            else:
+                whys.append("a budget of 0 or less fails every measurement")
+        why = "; ".join(dict.fromkeys(whys))
+        raise ValueError(f"budget(s) {bad}; expected milliseconds > 0 ({why})")
 
 
 @pytest.fixture
@@ -986,11 +1104,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         output[_WORKER_KEY] = json.dumps({"worker": worker, "results": results})
         return
     regressions = ls.compare()
+    ls.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     path = None if config.option.collectonly else config.getoption("--latbench-json")
     if path:  # always written, also with no measurement: never a stale file from an older run
-        _write_results(path, json.dumps(ls.payload(), indent=1, sort_keys=True))
-    if regressions and session.exitstatus == pytest.ExitCode.OK:
+        text = json.dumps(ls.payload(), indent=1, sort_keys=True)
+        try:
+            _write_results(path, text)
+        except OSError as exc:
+            # checked at start, yet gone now (a test removed the folder, the disk filled up): a
+            # traceback here would also lose the summary table; keep the results elsewhere
+            ls.write_error = f"could not write --latbench-json {path!r} ({exc})"
+            ls.rescued = _rescue_results(text)
+    if (regressions or ls.write_error) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _rescue_results(text: str) -> str | None:
+    """Write a results file that could not go where asked to a new temporary file; its path,
+    or None when that fails too."""
+    try:
+        fd, name = tempfile.mkstemp(prefix="latbench-results-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        return None
+    return name
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -1000,7 +1138,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = None if config.option.collectonly else config.getoption("--latbench-json")
     if not session.results:
         if path:
-            terminalreporter.write_line(f"latbench: no measurement in this run; wrote {path}")
+            _write_saved(terminalreporter, session, path, "no measurement in this run; ")
         return
     devices = sorted({r.measurement.device for r in session.results if r.measurement.device})
     runtimes = sorted(
@@ -1035,7 +1173,33 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if compared is not None:
         _write_comparison(terminalreporter, session)
     if path:
-        terminalreporter.write_line(f"latbench: wrote {path}")
+        _write_saved(terminalreporter, session, path, "")
+
+
+def _write_saved(terminalreporter: Any, session: LatbenchSession, path: str, lead: str) -> None:
+    """The last line of the summary: where the results file was written, or why it was not
+    and where its content went instead."""
+    if not session.write_error:
+        terminalreporter.write_line(f"latbench: {lead}wrote {path}{_partial(session)}")
+        return
+    where = (
+        f"the results were written to {session.rescued} instead"
+        if session.rescued
+        else "the results of this run are not saved"
+    )
+    terminalreporter.write_line(
+        f"latbench: {lead}{session.write_error}; {where} (expected {path!r} to stay writable "
+        "until the run ends)",
+        red=True,
+        bold=True,
+    )
+
+
+def _partial(session: LatbenchSession) -> str:
+    """What the "wrote PATH" line adds for the results file of an interrupted run."""
+    if not session.interrupted:
+        return ""
+    return " (partial: the run was interrupted; --latbench-compare refuses it as a baseline)"
 
 
 def _write_comparison(terminalreporter: Any, session: LatbenchSession) -> None:

@@ -285,6 +285,11 @@ def check_file_target(target: str, runtime: str | None) -> str | None:
     an unknown suffix). A missing file or a directory is a ModelError."""
     from latbench.profilers.runtimes import MODEL_SUFFIXES, missing_model_message
 
+    if not target.strip():  # Path("") is the current directory: "'.' is a directory" misleads
+        raise ConfigError(
+            f"TARGET {target!r} is empty; expected a .onnx/.tflite/.pt/.pt2 file or SPACE:ARCH "
+            "such as nb201:|nor_conv_3x3~0|+|...|"
+        )
     path = Path(target)
     if not path.is_file():
         message = missing_model_message(path)
@@ -455,11 +460,17 @@ def run(args: argparse.Namespace) -> int:
             )
     dev_cfg = cfg.device(args.device)
     if args.cpus is not None:
+        from latbench.devices._config import format_cpu_list
         from latbench.devices.local import parse_cpus
 
-        parse_cpus(
-            args.cpus, where="latbench measure", key="--cpus"
-        )  # a bad value names the option
+        cpus = parse_cpus(args.cpus, where="latbench measure", key="--cpus")  # names the option
+        allowed = set(os.sched_getaffinity(0))
+        if dev_cfg.get("transport") == "local" and cpus and not set(cpus) <= allowed:
+            raise ConfigError(
+                f"latbench measure: --cpus {args.cpus!r} names CPU "
+                f"{format_cpu_list(set(cpus) - allowed)}, which this process may not use; "
+                f"expected ids within {format_cpu_list(allowed)}"
+            )
         cfg.devices[args.device] = {**dev_cfg, "cpus": args.cpus}
     elif cfg.measure.get("cpus") and "cpus" not in dev_cfg:
         cfg.devices[args.device] = {**dev_cfg, "cpus": cfg.measure["cpus"]}
@@ -524,7 +535,9 @@ def format_measurement(m: Measurement, target: str = "") -> str:
     settings = ", ".join(
         f"{k}={v}" for k, v in m.runtime_settings.items() if k not in ("per_op_unavailable",)
     )
-    lines.append(f"runtime   {m.runtime} {m.runtime_version} ({settings})")
+    # a measurement that failed before the runtime loaded has no version and no settings
+    runtime = " ".join(x for x in (m.runtime, m.runtime_version) if x)
+    lines.append(f"runtime   {runtime} ({settings})" if settings else f"runtime   {runtime}")
     if m.input_shapes:
         shapes = ", ".join(f"{k} {v}" for k, v in m.input_shapes.items())
         lines.append(f"inputs    {shapes}; batch {m.batch}")

@@ -102,10 +102,15 @@ MODEL_SUFFIXES = {"onnxruntime": (".onnx",), "litert": (".tflite",), "torch": ("
 
 
 def missing_model_message(path: str | os.PathLike[str]) -> str:
-    """Why ``path`` cannot be read as a model file: missing, or a directory."""
+    """Why ``path`` cannot be read as a model file: missing, a directory, or not a regular file."""
     p = Path(path)
     if p.is_dir():
         return f"model file {str(p)!r} is a directory; expected a model file"
+    if p.exists():
+        return (
+            f"model file {str(p)!r} is not a regular file (a device, pipe or socket); "
+            "expected a model file"
+        )
     return f"model file {str(p)!r} does not exist"
 
 
@@ -215,7 +220,15 @@ def _runtime_message(exc: BaseException, limit: int = 500) -> str:
     keep = [ln for ln in lines if ln and not ln.lower().startswith("please fix")]
     text = "; ".join(keep) or type(exc).__name__
     text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text[:limit]
+    if len(text) <= limit:
+        return text
+    # Cut at the last sentence (else word) that fits, and say that it was cut: a message that
+    # stops mid-word ("or the file was ") reads as a broken one.
+    head = text[: limit - 4]
+    end = max(head.rfind(". "), head.rfind("; "))
+    if end < limit // 2:
+        end = head.rfind(" ")
+    return (head[: end + 1] if end > 0 else head).rstrip(" ;") + " ..."
 
 
 def _np_dtype(name: str) -> Any:
