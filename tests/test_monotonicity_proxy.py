@@ -181,3 +181,27 @@ def test_samples_of_one_architecture_twice_are_merged_and_another_space_is_named
     assert "space 'fbnet'; expected 'nb201', the space of the latency table" in (
         capsys.readouterr().err
     )
+
+
+def test_a_heatmap_write_that_fails_keeps_the_earlier_image(
+    tmp_path: Path, table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image is written beside the path and renamed over it: a write that stops halfway
+    (here matplotlib's writer raising after a few bytes, as a full disk or an interrupt would)
+    leaves the earlier image whole and no stray file."""
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "h.png"
+    mono.plot_heatmap(mono.rank_correlations(table)[0], out)
+    before = out.read_bytes()
+
+    def half_write(self: Figure, fname: object, **kw: object) -> None:
+        with open(str(fname), "wb") as fh:
+            fh.write(b"\x89PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", half_write)
+    with pytest.raises(KeyboardInterrupt):
+        mono.plot_heatmap(mono.rank_correlations(table)[0], out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]

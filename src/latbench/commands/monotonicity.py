@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from latbench.commands._json import dumps
-from latbench.errors import ConfigError, PredictorError
+from latbench.errors import ConfigError, DatasetError, PredictorError
 
 
 def register(subparsers: Any) -> None:
@@ -44,8 +44,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv", default=None, help="write the Spearman matrix as CSV")
     p.add_argument("--target", default=None, help="a device of the table to treat as new")
     p.add_argument("--samples", default=None, help="CSV space,arch,latency_ms of a new device")
-    p.add_argument("--k", type=int, default=10, help="samples drawn from --target (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --target sample draw")
+    # None: not given (10 and 0 then), so that one given without --target can be refused
+    p.add_argument("--k", type=int, default=None, help="samples drawn from --target (default 10)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the --target sample draw (default 0)"
+    )
     p.add_argument(
         "--threshold", type=float, default=0.9, help="Spearman for 'one proxy is enough'"
     )
@@ -69,14 +72,28 @@ def register(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
-    from latbench.commands.predictor import read_data
+    """The long table and its space. A latency that is not a finite positive number is
+    refused, naming its architecture and device, as ``predictor fit`` refuses it: a negative
+    or zero value would take a place in the ranking like any measurement and shift every
+    correlation of its device without a word."""
+    from latbench.commands.predictor import check_measured, read_data
     from latbench.datasets import load_reference
 
     long = load_reference(args.reference) if args.reference else read_data(args.data)
     spaces = sorted(set(long["space"].astype(str))) if "space" in long.columns else []
     if len(spaces) != 1:
         raise ConfigError(f"the table holds spaces {spaces}; expected exactly one")
+    check_measured(long, args.data or f"reference {args.reference}")
     return long, spaces[0]
+
+
+def _matches(devices: list[str], pattern: str) -> bool:
+    from latbench.predictors.monotonicity import select_devices
+
+    try:
+        return bool(select_devices(devices, [pattern]))
+    except PredictorError:
+        return False
 
 
 def _fmt_matrix(m: pd.DataFrame) -> str:
@@ -97,7 +114,7 @@ def _fmt_matrix(m: pd.DataFrame) -> str:
 def run(args: argparse.Namespace) -> int:
     from latbench.predictors import monotonicity as mono
 
-    if args.k < 3:
+    if args.k is not None and args.k < 3:
         raise ConfigError(f"--k {args.k}; expected at least 3 samples")
     if not -1.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold}; expected a Spearman value in [-1, 1]")
@@ -105,7 +122,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top {args.top}; expected at least 1 proxy to list")
     from latbench.commands.predictor import check_seed
 
-    check_seed(args.seed)
+    if args.seed is not None:
+        check_seed(args.seed)
+    # --k and --seed choose the draw from --target; --samples uses every row of its file
+    # and the matrix alone draws nothing: there they would be ignored without a word
+    drawn = [f"{o} {v}" for o, v in (("--k", args.k), ("--seed", args.seed)) if v is not None]
+    if drawn and not args.target:
+        expected = (
+            f"--samples {args.samples} uses every row of its file: expected no --k/--seed with it"
+            if args.samples
+            else "expected --target DEVICE with them"
+        )
+        raise ConfigError(
+            f"{', '.join(drawn)}: only --target draws samples (K of the target's "
+            f"architectures); {expected}"
+        )
+    args.k = 10 if args.k is None else args.k
+    args.seed = 0 if args.seed is None else args.seed
     if args.target and args.samples:
         raise ConfigError(
             "--target and --samples both given; expected one target (a device of the table, "
@@ -124,11 +157,22 @@ def run(args: argparse.Namespace) -> int:
             )
     long, space = _load(args)
     table = mono.wide_table(long)
+    every = list(table.columns)
     if args.devices:
         try:
-            table = table[mono.select_devices(list(table.columns), args.devices)]
+            table = table[mono.select_devices(every, args.devices)]
         except PredictorError as exc:  # the option's value: a usage error that names it
             raise ConfigError(f"--devices: {exc}") from None
+        if table.shape[1] < 2:
+            raise ConfigError(
+                f"--devices {' '.join(args.devices)} selects {table.shape[1]} device "
+                f"({', '.join(table.columns)}); expected at least 2 distinct devices to correlate"
+            )
+    elif table.shape[1] < 2:
+        raise DatasetError(
+            f"{args.data or f'reference {args.reference}'} holds {table.shape[1]} device "
+            f"({', '.join(table.columns)}); expected at least 2 devices to correlate"
+        )
     sp, kd = mono.rank_correlations(table, with_kendall=args.kendall)
     order = mono.cluster_order(sp)
     sp = sp.loc[order, order]
@@ -155,6 +199,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 hits = mono.select_devices(list(table.columns), [args.target])
             except PredictorError as exc:
+                if args.devices and _matches(every, args.target):
+                    # in the data, but left out by --devices: say so, not "matches nothing"
+                    raise ConfigError(
+                        f"--target {args.target!r} is in the data but not among the devices "
+                        f"--devices {' '.join(args.devices)} selects "
+                        f"({', '.join(table.columns)}); expected one of those, or add it to "
+                        "--devices"
+                    ) from None
                 raise ConfigError(f"--target: {exc}") from None
             if len(hits) > 1:
                 raise ConfigError(

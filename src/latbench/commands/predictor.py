@@ -493,8 +493,11 @@ def _compare_cmd(args: argparse.Namespace) -> int:
             ax.set_xlabel("measured (ms)")
             ax.set_ylabel("predicted (ms)")
         fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
+        try:
+            with atomic_path(args.plot) as tmp:  # an interrupted write leaves no half image
+                fig.savefig(tmp, dpi=120)
+        finally:
+            plt.close(fig)
         print(f"scatter plot -> {args.plot}")
     if args.csv:
         print(f"per-seed rows -> {args.csv}")

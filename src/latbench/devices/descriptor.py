@@ -548,3 +548,44 @@ def settings_conflict(partial: Descriptor, fresh: Descriptor) -> str:
     if partial.threads != fresh.threads:
         diffs.append(f"threads {partial.threads!r} (this run: {fresh.threads!r})")
     return ", ".join(diffs)
+
+
+def update_conflict(earlier: Descriptor, fresh: Descriptor) -> str:
+    """Why the items of ``earlier`` (a complete descriptor already at the destination) cannot
+    join a descriptor measured as ``fresh``, or ``""`` when they can: the same device,
+    fingerprint and runtime, and the same timing settings and thread count
+    (:func:`settings_conflict`). The space does not count: it concerns only the reference
+    architectures, which :func:`carry_over` keeps with their own space."""
+    for what in ("device", "fingerprint", "runtime"):
+        old, new = getattr(earlier, what), getattr(fresh, what)
+        if old != new:
+            return f"{what} {old!r} (this run: {new!r})"
+    if not earlier.settings:
+        return "no recorded timing settings (an older latbench wrote it)"
+    return settings_conflict(earlier, fresh)
+
+
+def carry_over(new: Descriptor, earlier: Descriptor, *, kernels: bool, references: bool) -> str:
+    """Copy into ``new`` the part of ``earlier`` that the run of ``new`` did not measure.
+
+    A run with ``--no-kernels`` (``kernels`` False) measures no micro-kernels and one
+    without ``--space`` (``references`` False) no reference architectures; storing only
+    what it measured would throw away the other half of a descriptor measured before
+    (``devices describe pi4`` for the kernels, then ``devices describe pi4 --space nb201
+    --no-kernels`` for the references). The caller checks first that ``earlier`` was measured
+    the same way (:func:`update_conflict`). Returns what was kept (``"13 micro-kernels"``,
+    ``""`` for nothing); a part this run measured replaces the earlier one.
+    """
+    kept = []
+    kernel_names = {k.name for k in MICRO_KERNELS} | set(earlier.kernels_ms)
+    if not kernels and earlier.kernels_ms:
+        new.kernels_ms = dict(earlier.kernels_ms)
+        new.kernel_counters = dict(earlier.kernel_counters)
+        new.failed.update({k: v for k, v in earlier.failed.items() if k in kernel_names})
+        kept.append(f"{len(earlier.kernels_ms)} micro-kernels")
+    if not references and earlier.space and earlier.reference_ms:
+        new.space = earlier.space
+        new.reference_ms = dict(earlier.reference_ms)
+        new.failed.update({k: v for k, v in earlier.failed.items() if k not in kernel_names})
+        kept.append(f"{len(earlier.reference_ms)} reference archs of {earlier.space}")
+    return " and ".join(kept)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latbench._atomic import atomic_path
+
 if TYPE_CHECKING:
     from latbench.nas.search import SearchResult
 
@@ -86,6 +88,9 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike[str]) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:  # an interrupted write leaves no half image
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return out

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latbench._atomic import atomic_path
 from latbench._validate import expected_number
 from latbench.errors import PredictorError
 from latbench.predictors.base import sample_latencies
@@ -51,13 +52,26 @@ MIN_SHARED = 10
 COVERAGE = 0.9
 
 
+#: the columns of a long table that tell two configurations of one device apart, and how a
+#: column name shows each value (as the report's groups do: ``local · b32``)
+CONFIG_COLUMNS = {"runtime": "{}", "threads": "t{}", "batch": "b{}"}
+
+
 def wide_table(long: pd.DataFrame, devices: Sequence[str] | None = None) -> pd.DataFrame:
-    """Long ``arch, device, latency_ms`` rows -> wide (arch x device), median of repeats."""
+    """Long ``arch, device, latency_ms`` rows -> wide (arch x device), median of repeats.
+
+    A device measured in more than one configuration (``runtime``, ``threads`` or ``batch``
+    columns holding several values for it, as a store of ``collect`` runs at batch 1 and 32
+    does) gives one column per configuration, named as the report names them
+    (``local · b32``), with a warning: the median of a batch-1 and a batch-32 latency is
+    neither, and ranks like neither. Devices of one configuration keep their plain name.
+    """
     for col in ("arch", "device", "latency_ms"):
         if col not in long.columns:
             raise PredictorError(
                 f"latency table has columns {list(long.columns)}; expected arch, device, latency_ms"
             )
+    long = long.assign(device=_configuration_labels(long))
     w = long.pivot_table(index="arch", columns="device", values="latency_ms", aggfunc="median")
     w.columns = [str(c) for c in w.columns]
     if devices:
@@ -65,11 +79,46 @@ def wide_table(long: pd.DataFrame, devices: Sequence[str] | None = None) -> pd.D
     return w
 
 
+def _configuration_labels(long: pd.DataFrame) -> pd.Series:
+    """The device of each row, with the configuration added where that device has several."""
+    dev = long["device"].astype(str)
+    label = dev
+    split: dict[str, set[str]] = {}
+    for col, fmt in CONFIG_COLUMNS.items():
+        if col not in long.columns:
+            continue
+        text = long[col].astype(object).where(long[col].notna(), "").astype(str)
+        if col == "threads":
+            text = text.where(text != "0", "default")  # 0: the runtime's own thread count
+        varies = text.groupby(dev).transform("nunique").to_numpy() > 1
+        if not varies.any():
+            continue
+        shown = text.map(lambda v, fmt=fmt, col=col: fmt.format(v) if v else f"no {col}")
+        label = label.where(~varies, label + " · " + shown)
+        for d in dev[varies].unique():
+            split.setdefault(d, set()).add(col)
+    if split:
+        log.warning(
+            "%d device(s) were measured in several configurations; each configuration is a "
+            "device of its own: %s",
+            len(split),
+            "; ".join(
+                f"{d} ({', '.join(sorted(cols))}): "
+                + ", ".join(sorted(label[dev == d].unique())[:4])
+                for d, cols in list(split.items())[:4]
+            ),
+        )
+    return label
+
+
 def select_devices(known: Sequence[str], patterns: Sequence[str]) -> list[str]:
-    """Devices of ``known`` matching any of ``patterns`` (exact names, globs, or ``all``)."""
+    """Devices of ``known`` matching any of ``patterns`` (exact names, globs, or ``all``).
+
+    ``all`` selects every device wherever it stands in the list (``all help/pixel3`` is all of
+    them), as it does alone: it is never a device name to look up."""
     import fnmatch
 
-    if not patterns or list(patterns) == ["all"]:
+    if not patterns or "all" in patterns:
         return list(known)
     out: list[str] = []
     for p in patterns:
@@ -112,11 +161,15 @@ def rank_correlations(
     """
     cols = list(table.columns)
     if len(cols) < 2:
-        raise PredictorError(f"got {len(cols)} device(s); a monotonicity matrix needs at least 2")
+        raise PredictorError(
+            f"got {len(cols)} device(s) ({', '.join(cols) or 'none'}); a monotonicity matrix "
+            "needs at least 2 distinct devices"
+        )
     raw = table.astype(np.float64).corr(method="spearman", min_periods=MIN_SHARED)
     mat = raw.loc[cols, cols].to_numpy(dtype=np.float64, copy=True)
     np.fill_diagonal(mat, 1.0)
     sp = pd.DataFrame(mat, index=cols, columns=cols)
+    _check_defined(table, sp)
     if not with_kendall:
         return sp, None
     n = len(cols)
@@ -124,11 +177,79 @@ def rank_correlations(
     vals = table.to_numpy(dtype=np.float64)
     for i in range(n):
         for j in range(i + 1, n):
-            m = np.isfinite(vals[:, i]) & np.isfinite(vals[:, j])
+            # where Spearman is undefined (too few shared rows, or one side constant on them)
+            # Kendall is too: metrics.kendall's 0.0 for a constant side would read as "no
+            # relation" next to a Spearman of "-"
             kd[i, j] = kd[j, i] = (
-                kendall(vals[m, i], vals[m, j]) if m.sum() >= MIN_SHARED else np.nan
+                np.nan if np.isnan(mat[i, j]) else kendall(*_shared(vals[:, i], vals[:, j]))
             )
     return sp, pd.DataFrame(kd, index=cols, columns=cols)
+
+
+def _shared(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = np.isfinite(a) & np.isfinite(b)
+    return a[m], b[m]
+
+
+def _check_defined(table: pd.DataFrame, sp: pd.DataFrame) -> None:
+    """Say why matrix cells are undefined; refuse a matrix with no defined pair at all.
+
+    A pair is undefined (NaN, shown as ``-``) when the two devices share fewer than
+    :data:`MIN_SHARED` measured architectures or one of them has a single latency over the
+    shared ones. Some such cells are logged, naming the pairs; a table where every pair is
+    undefined (one architecture, disjoint devices, constant columns) is a
+    :class:`PredictorError` instead of a matrix of dashes that looks like a result.
+    """
+    cols = list(table.columns)
+    measured = table.notna().astype(np.int64)
+    shared = measured.T @ measured
+    constant = [d for d in cols if table[d].count() > 1 and table[d].nunique() == 1]
+    mat = sp.to_numpy()
+    undefined = [
+        (a, b, int(shared.loc[a, b]))
+        for i, a in enumerate(cols)
+        for j, b in enumerate(cols)
+        if i < j and np.isnan(mat[i, j])
+    ]
+    if not undefined:
+        return
+    why = []
+    few = [(a, b, c) for a, b, c in undefined if c < MIN_SHARED]
+    if few:
+        shown = ", ".join(f"{a} & {b} ({c})" for a, b, c in few[:4])
+        why.append(
+            f"{len(few)} pair(s) share fewer than {MIN_SHARED} measured architectures: "
+            f"{shown}{', ...' if len(few) > 4 else ''}"
+        )
+    if constant:
+        shown = ", ".join(f"{d} ({float(table[d].dropna().iloc[0]):g} ms)" for d in constant[:4])
+        why.append(
+            f"{len(constant)} device(s) have one latency for every architecture, nothing to "
+            f"rank: {shown}{', ...' if len(constant) > 4 else ''}"
+        )
+    flat = [
+        (a, b)
+        for a, b, c in undefined
+        if c >= MIN_SHARED and a not in constant and b not in constant
+    ]
+    if flat:
+        shown = ", ".join(f"{a} & {b}" for a, b in flat[:4])
+        why.append(
+            f"{len(flat)} pair(s) have one side with a single latency on the architectures they "
+            f"share: {shown}{', ...' if len(flat) > 4 else ''}"
+        )
+    if len(undefined) == len(cols) * (len(cols) - 1) // 2:
+        raise PredictorError(
+            f"no pair of the {len(cols)} devices has a defined rank correlation "
+            f"({'; '.join(why)}); expected devices that share at least {MIN_SHARED} measured "
+            "architectures with differing latencies"
+        )
+    log.warning(
+        "%d of the %d device pairs have no rank correlation (shown as '-'): %s",
+        len(undefined),
+        len(cols) * (len(cols) - 1) // 2,
+        "; ".join(why),
+    )
 
 
 def cluster_order(corr: pd.DataFrame) -> list[str]:
@@ -178,8 +299,11 @@ def plot_heatmap(
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=title)
     ax.set_title(f"{title} rank correlation of latency (clustered)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # an interrupted write leaves no half image
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return order
 
 
@@ -201,19 +325,37 @@ class ProxyReport:
 
     @property
     def one_proxy_enough(self) -> bool:
-        return self.ranking[0][1] >= self.threshold
+        # a perfect ranking comes out of scipy as 0.9999999999999999: with --threshold 1 it
+        # must count as reaching it
+        return bool(self.ranking[0][1] >= self.threshold - THRESHOLD_TOLERANCE)
 
     def verdict(self) -> str:
         dev, s, _ = self.ranking[0]
-        if self.one_proxy_enough:
+        enough = self.one_proxy_enough
+        shown = _as_compared(s, self.threshold, enough)
+        if enough:
             return (
                 f"one proxy is enough: {dev} ranks the {self.n_samples} samples with Spearman "
-                f"{s:.3f} >= {self.threshold}"
+                f"{shown} >= {self.threshold}"
             )
         return (
-            f"adaptation needed: the best proxy {dev} reaches Spearman {s:.3f} < "
+            f"adaptation needed: the best proxy {dev} reaches Spearman {shown} < "
             f"{self.threshold} on the {self.n_samples} samples"
         )
+
+
+#: how far below the threshold a Spearman may fall by float rounding and still reach it
+THRESHOLD_TOLERANCE = 1e-9
+
+
+def _as_compared(value: float, threshold: float, reached: bool) -> str:
+    """``value`` with 3 decimals, or as many more as it takes for the printed comparison
+    with ``threshold`` to read as the verdict (0.8996 is not "0.900 < 0.9")."""
+    for digits in range(3, 10):
+        text = f"{value:.{digits}f}"
+        if (float(text) >= threshold - THRESHOLD_TOLERANCE) == reached:
+            return text
+    return repr(value)
 
 
 def best_proxies(
@@ -524,7 +666,9 @@ def proxy_adaptation(
     tgt = table[target].dropna()
     if len(tgt) < k + 10:
         raise PredictorError(
-            f"target {target!r} has {len(tgt)} measured architectures; expected at least {k + 10}"
+            f"k = {k}: target {target!r} has {len(tgt)} measured architectures; expected at "
+            f"least k + 10 = {k + 10} (the K samples, and 10 or more others to score the "
+            "adaptation on" + (f": k <= {len(tgt) - 10})" if len(tgt) > 10 else ")")
         )
     base = fit_proxy_predictor(table, space, proxy)
     prior = proxy_prior(base, table, proxy, exclude=[target]) if method in PRIOR_METHODS else None
