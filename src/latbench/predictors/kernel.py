@@ -27,7 +27,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from latbench.errors import PredictorError
+from latbench.errors import PredictorError, UnknownNameError
 from latbench.predictors import _trees
 from latbench.predictors import encodings as enc
 from latbench.predictors.base import DEFAULT_DEVICE, Predictor, register
@@ -57,6 +57,16 @@ def check_kernels(kernels: Sequence[Any]) -> None:
                 f"kernels[{i}] lacks {', '.join(missing)}; expected the fields of "
                 f"encodings.kernel_features(graph): {', '.join(need)}"
             )
+        # the forests read log1p of these: a string is a ValueError deep in numpy, and a NaN or
+        # a negative size becomes a NaN feature that trains (and predicts) garbage silently
+        for f in enc.KERNEL_NUMERIC:
+            v = k[f]
+            ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+            if not ok or not np.isfinite(float(v)) or float(v) < 0:
+                raise PredictorError(
+                    f"kernels[{i}][{f!r}] = {v!r}; expected a finite number >= 0 (the fields of "
+                    "encodings.kernel_features(graph))"
+                )
 
 
 def kernels_from_profile(
@@ -65,8 +75,13 @@ def kernels_from_profile(
     """Match per-operator profile rows (``name``, ``time_ms``) to the fused kernels of ``graph``.
 
     A row belongs to the kernel that contains the node of the same name (or the longest node
-    name the row name starts with: runtimes add suffixes). Kernels no row matched are left out;
-    the time of a kernel is the sum of its rows.
+    name the row name starts with: runtimes add suffixes). Rows of no node (the runtime's own
+    bookkeeping) are skipped, but a profile none of whose rows names a node of ``graph`` is
+    refused: it is the profile of another model (or of a model whose node names the runtime
+    rewrote), and an empty result would only surface later as "cannot fit on 0 kernels".
+    The time of a kernel is the sum of its rows. Kernels no row matched, or whose time sums to
+    0 ms (below the runtime's timer resolution), are left out: the forests learn log-latency.
+    A negative or non-finite time is refused, naming the row.
     """
     if per_op is None:
         raise PredictorError(
@@ -81,7 +96,13 @@ def kernels_from_profile(
     names = sorted(owner, key=len, reverse=True)
     times = np.zeros(len(kernels))
     seen = np.zeros(len(kernels), dtype=bool)
-    for row in per_op:
+    rows = list(per_op)
+    for r, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise PredictorError(
+                f"per_op[{r}] = {row!r:.80}; expected a mapping with 'name' and 'time_ms' "
+                "(a row of Measurement.per_op)"
+            )
         name = str(row.get("name", ""))
         hit = owner.get(name)
         if hit is None:
@@ -89,12 +110,27 @@ def kernels_from_profile(
         if hit is None:
             continue
         try:
-            times[hit] += float(row["time_ms"])
+            t = float(row["time_ms"])
         except (KeyError, TypeError, ValueError):
             raise PredictorError(
                 f"per-operator row {dict(row)!r}; expected a 'time_ms' number"
             ) from None
+        if not np.isfinite(t) or t < 0:
+            raise PredictorError(
+                f"per_op[{r}] (operator {name!r}) has time_ms = {t!r}; expected a finite "
+                "number of milliseconds >= 0"
+            )
+        times[hit] += t
         seen[hit] = True
+    if rows and not seen.any():
+        got = ", ".join(repr(str(row.get("name", ""))) for row in rows[:5])
+        want = ", ".join(repr(n) for n in list(owner)[:5])
+        raise PredictorError(
+            f"no per-operator row names a node of the graph: rows {got}"
+            f"{', ...' if len(rows) > 5 else ''}; expected names starting with a node name such "
+            f"as {want}{', ...' if len(owner) > 5 else ''} (profile the model emitted from this "
+            "graph)"
+        )
     return [(kernels[i], float(times[i])) for i in range(len(kernels)) if seen[i] and times[i] > 0]
 
 
@@ -164,6 +200,16 @@ class KernelPredictor(Predictor):
 
         check_kernels(kernels)
         y = self._check_target(latency_ms, len(kernels), what="kernels")
+        if space != enc.GRAPH_SPACE:
+            # fit() validates its space through the architectures; here only the name is
+            # given, and a typo would surface at predict time as a confusing architecture error
+            try:
+                enc.space(space)
+            except (UnknownNameError, TypeError):
+                raise PredictorError(
+                    f"space={space!r}; expected {enc.GRAPH_SPACE!r} (Graphs, imported models) "
+                    "or the name of a search space"
+                ) from None
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         types = sorted({str(k["type"]) for k in kernels})
@@ -182,7 +228,15 @@ class KernelPredictor(Predictor):
                 random_state=int(self.random_state),
                 min_samples_leaf=1,
                 n_jobs=1,
-            ).fit(np.log1p(x), np.log(y[rows]))
+            )
+            try:
+                rf.fit(np.log1p(x), np.log(y[rows]))
+            except ValueError as exc:
+                # scikit-learn checks its settings at fit time (n_estimators=0): a usage error
+                # naming the setting and its range, as Predictor.fit reports it
+                if type(exc).__name__ != "InvalidParameterError":
+                    raise
+                raise PredictorError(f"kernel: {exc}") from None
             self.forests_[t] = _trees.pack([e.tree_ for e in rf.estimators_])
         self.weights_ = np.zeros((len(self.types_), 4))
         self.mode_ = "kernels"

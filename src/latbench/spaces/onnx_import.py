@@ -40,7 +40,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from latbench.errors import ArchError, ModelError, UnsupportedOperatorError
+from latbench._validate import expected_number
+from latbench.errors import ArchError, ConfigError, ModelError, UnsupportedOperatorError
 from latbench.spaces.graph import Graph, GraphBuilder
 
 __all__ = ["SUPPORTED_OPS", "from_onnx"]
@@ -294,9 +295,28 @@ class _Importer:
         outputs = []
         for vo in g.output:
             if vo.name not in self.val:
-                raise ModelError(f"graph output {vo.name!r} is not computed by a supported node")
+                raise ModelError(f"graph output {vo.name!r} {self._output_problem(vo.name)}")
             outputs.append(self.val[vo.name])
         return self.b.build(outputs, prune=False)
+
+    def _output_problem(self, tensor: str) -> str:
+        """Why graph output ``tensor`` has no graph node, and what the graph can hold instead.
+
+        Every node type the importer takes computes one feature map (its first output), so an
+        output the walk did not produce is a constant or a secondary output (Dropout's mask,
+        MaxPool's indices, a training BatchNormalization's running statistics).
+        """
+        if self._is_const(tensor):
+            return "is a constant; expected a feature map computed by the model"
+        for n in self.model.graph.node:
+            if tensor in n.output:
+                i = list(n.output).index(tensor)
+                label = n.name or n.output[0]
+                return (
+                    f"is output {i} of node {label!r} ({n.op_type}); expected the first output "
+                    "of a node (the graph keeps one feature map per node)"
+                )
+        return "is computed by no node; expected a feature map computed by the model"
 
     def _node(self, node: onnx.NodeProto) -> None:
         try:
@@ -350,6 +370,15 @@ class _Importer:
                     f"weight shape {list(ws)} with group={groups} takes {ws[1] * groups} input "
                     f"channel(s), but the input {list(xs)} has {xs[1]}; expected "
                     f"weight.shape[1] * group == {xs[1]}",
+                    ModelError,
+                )
+            # ONNX shape inference does not look at the bias: one of the wrong length imports
+            # as a valid conv (with out_channels bias parameters) that no runtime would run
+            bs = self._const_shape(node, 2)
+            if bs is not None and bs != (ws[0],):
+                raise self._err(
+                    node,
+                    f"bias B shape {list(bs)}; expected [{ws[0]}] (one per output channel)",
                     ModelError,
                 )
             y = b.conv(
@@ -679,6 +708,11 @@ def from_onnx(
     against it. A model with external data imports from any working directory: weights are not
     read, and the small constants that are read come from the model's folder.
     """
+    # a batch of 2.5 would import as 2 and one of 0 be reported as the input's shape [0, ...],
+    # not as the argument the caller got wrong
+    if batch is not None and expected_number(batch, integer=True, low=1) is not None:
+        raise ConfigError(f"batch={batch!r}; expected an integer >= 1, or None for the model's own")
+    batch = None if batch is None else int(batch)
     source = label = "<model>"
     base_dir = ""
     if isinstance(path_or_model, onnx.ModelProto):
@@ -792,6 +826,10 @@ def _parse(data: bytes, label: str) -> onnx.ModelProto:
         model.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError type
         raise ModelError(f"{label} is not an ONNX model: {exc}") from None
-    if not model.graph.node:
-        raise ModelError(f"{label} is not an ONNX model (no graph nodes)")
+    # protobuf parses almost any short byte string (b"" included) as an empty message: a file
+    # without a graph of nodes, inputs or outputs is not a model. A graph of no nodes (an
+    # identity model, input = output) is one, and imports as from a ModelProto.
+    g = model.graph
+    if not model.HasField("graph") or not (g.node or g.input or g.output):
+        raise ModelError(f"{label} is not an ONNX model (no graph); expected a .onnx model file")
     return model
