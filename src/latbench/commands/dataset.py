@@ -106,9 +106,23 @@ def _print_table(df: pd.DataFrame) -> None:
     # a missing value (an imported row has no measurement time, a collection with no
     # successful row no latency) reads as "-", not as None or NaN
     text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    df = df.assign(**{c: df[c].where(df[c].notna(), "-") for c in text})
+    df = df.assign(**{c: df[c].where(df[c].notna(), "-").map(_cell) for c in text})
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(df.to_string(index=False, na_rep="-"))
+
+
+#: the widest text cell a table prints: one very long device name would otherwise pad every
+#: line of the table to its width (the full name stays in the store and in exports)
+MAX_CELL = 60
+
+
+def _cell(value: object) -> object:
+    """A text cell of a printed table, a long one shortened in its middle (the start and end
+    of a name tell devices apart more often than its middle)."""
+    if not isinstance(value, str) or len(value) <= MAX_CELL:
+        return value
+    keep = (MAX_CELL - 3) // 2
+    return f"{value[:keep]}...{value[-(MAX_CELL - 3 - keep) :]}"
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -1506,8 +1506,17 @@ def _export_format(out: Path, fmt: str | None) -> str:
         "csv": ", ".join(_CSV_SUFFIXES[:-1]) + " or " + _CSV_SUFFIXES[-1],
     }
     other = None
-    if _is_sqlite(out):
+    if out.suffix in _STORE_SUFFIXES:
         other = "a store (SQLite)"
+    elif _is_sqlite(out):
+        # the name is one export writes, but the file there is a SQLite database (a store
+        # copied or linked under that name, another application's file): overwriting it
+        # would lose what it holds, so the export is refused, naming what the file is
+        raise ConfigError(
+            f"-o/--output {str(out)!r} is an existing SQLite database (a store, or a file of "
+            "another application), not a parquet or CSV file; export will not overwrite it: "
+            "expected a new file name or an earlier export"
+        )
     elif by_suffix == "tsv":
         other = "a tab-separated file"
     elif by_suffix is not None and fmt is not None and by_suffix != fmt:
