@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from latbench._atomic import same_file
 from latbench.commands.arch import graph_from_args
 from latbench.spaces import export
 from latbench.spaces.export import FORMATS, SUFFIXES
@@ -70,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.out_file
     _check_output(output)
+    if args.onnx and same_file(output, args.onnx):
+        # the re-emitted model carries weights drawn from --seed, not the file's own: writing
+        # it over the source would lose the model it was read from
+        raise ConfigError(
+            f"-o/--output {output!r} is the --onnx file; expected a new file for the exported "
+            "model (it would be written over the model it is read from)"
+        )
 
     if args.seed < 0:
         # the weights' generator takes any integer, but latbench measure (whose inputs share
@@ -86,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{'|'.join(FORMATS)} or use a suffix {', '.join(SUFFIXES.values())}"
             )
     graph = graph_from_args(args)
+    # said, not asked: -o names the file to write, but a model replaced unawares is lost work
+    replaced = Path(output).exists()
     path = export(graph, fmt, output, seed=args.seed)
-    print(f"wrote {path} ({fmt}, {path.stat().st_size:,} bytes, graph {graph.graph_id()})")
+    note = "; replaced the file already there" if replaced else ""
+    print(f"wrote {path} ({fmt}, {path.stat().st_size:,} bytes, graph {graph.graph_id()}{note})")
     return 0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latbench._atomic import atomic_path
+from latbench._atomic import atomic_path, same_file
 from latbench.commands._archfile import read_archs
 from latbench.errors import ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
@@ -91,6 +91,27 @@ def check_measured(df: pd.DataFrame, source: str) -> None:
             f"expected finite positive milliseconds ({int(bad.sum())} such row(s); drop "
             "unmeasured rows first)"
         )
+
+
+def check_archs(df: pd.DataFrame, space: str, source: str) -> None:
+    """Refuse a row whose architecture is no architecture of ``space``, naming the data file.
+
+    The predictor refuses it too, but names neither the file nor how many rows hold it, and a
+    data file of many devices would be searched by hand for it. A predictor of graphs
+    (``space="graph"``) builds each row's graph from the row's own space instead.
+    """
+    from latbench.errors import ArchError
+
+    if space == GRAPH_SPACE:
+        return
+    sp = get_space(space)
+    archs = df.arch.astype(str)
+    for arch in dict.fromkeys(archs):
+        try:
+            sp.canonical(arch)
+        except ArchError as exc:
+            n = int((archs == arch).sum())
+            raise ArchError(f"{source}: {exc} ({n} row(s) of that architecture)") from None
 
 
 def _select(df: pd.DataFrame, device: str | None, *, one: str | None = None) -> pd.DataFrame:
@@ -187,6 +208,12 @@ def _train_rows(df: Any, train_size: int, seed: int) -> Any:
 
 
 def _fit_cmd(args: argparse.Namespace) -> int:
+    if getattr(args, "data", None) and same_file(args.output, args.data):
+        # the predictor written over its training data would lose the measurements
+        raise ConfigError(
+            f"-o/--output {args.output!r} is the --data file; expected a new file for the "
+            "predictor (it would be written over the measurements it is fitted on)"
+        )
     df = _select(_data(args), args.device)
     check_measured(df, _source(args))
     spaces = df.space.unique()
@@ -234,6 +261,15 @@ def _fit_cmd(args: argparse.Namespace) -> int:
 
 
 def _predict_cmd(args: argparse.Namespace) -> int:
+    table_format(args.output)
+    if args.output != "-":
+        # the table written over the predictor (or the --archs list) would lose it
+        for flag, path in (("predictor", args.predictor), ("--archs", args.archs)):
+            if path and same_file(args.output, path):
+                raise ConfigError(
+                    f"-o/--output {args.output!r} is the {flag} file; expected a new file for "
+                    "the predictions (it would be written over that file)"
+                )
     p = load(args.predictor)
     if p.space_ == GRAPH_SPACE and not args.space:
         from latbench.spaces import SPACES
@@ -284,17 +320,71 @@ def _inputs(p: Any, spaces: list[str], archs: list[str]) -> list[Any]:
     return [get_space(s).build(a) for s, a in zip(spaces, archs, strict=True)]
 
 
+#: compression suffixes pandas infers from a CSV or JSON name
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+#: table formats latbench does not write: a name ending so would get CSV under a name that
+#: says otherwise (commas in a .tsv, a text file a spreadsheet cannot open as .xlsx)
+_OTHER_FORMATS = frozenset(
+    [
+        ".tsv",
+        ".tab",
+        ".xlsx",
+        ".xls",
+        ".ods",
+        ".feather",
+        ".arrow",
+        ".h5",
+        ".hdf5",
+        ".pkl",
+        ".pickle",
+        ".orc",
+        ".avro",
+        ".jsonl",
+        ".ndjson",
+        ".lbp",
+    ]
+)
+
+
+def table_format(output: str) -> str:
+    """``csv``, ``json`` or ``parquet``: the format :func:`write_table` gives ``output``, by its
+    name. Checked before the predictions are computed, so that a name the table cannot honour
+    (``.tsv``, ``.xlsx``, a compressed ``.parquet.gz``) is refused rather than written as CSV."""
+    if output == "-":
+        return "csv"
+    name = Path(output).name.lower()
+    compressed = next((c for c in _COMPRESSED if name.endswith(c)), "")
+    base = Path(name[: len(name) - len(compressed)]).suffix
+    expected = "a name ending in .csv, .csv.gz, .json, .parquet or .pq (or - for stdout)"
+    if base in (".parquet", ".pq"):
+        if compressed:
+            raise ConfigError(
+                f"-o/--output {output!r}: a parquet table compresses itself, and {compressed} "
+                f"is no suffix it can be written with; expected {expected}"
+            )
+        return "parquet"
+    if base == ".json":
+        return "json"
+    if base in _OTHER_FORMATS:
+        raise ConfigError(
+            f"-o/--output {output!r}: latbench does not write {base} tables (it would write CSV "
+            f"under that name); expected {expected}"
+        )
+    return "csv"
+
+
 def write_table(df: pd.DataFrame, output: str) -> None:
-    """``df`` to ``output`` in the format its name says: ``.parquet``, ``.json`` (a list of
-    records), CSV otherwise (``.csv.gz`` compressed); ``-`` is CSV on stdout."""
-    low = output.lower()
+    """``df`` to ``output`` in the format its name says (:func:`table_format`): ``.parquet``,
+    ``.json`` (a list of records), CSV otherwise; ``.gz``, ``.bz2``, ... compress CSV and JSON;
+    ``-`` is CSV on stdout."""
+    fmt = table_format(output)
     if output == "-":
         df.to_csv(sys.stdout, index=False)
         return
     with atomic_path(output) as tmp:
-        if low.endswith((".parquet", ".pq")):
+        if fmt == "parquet":
             df.to_parquet(tmp, index=False)
-        elif low.endswith(".json"):
+        elif fmt == "json":
             df.to_json(tmp, orient="records", indent=1)
         else:
             df.to_csv(tmp, index=False)
@@ -345,6 +435,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
             return _evaluate_each_device(p, sub, _source(args))
     df = _select(df, device, one="predictor evaluate")
     check_measured(df, _source(args))
+    check_archs(df, p.space_, _source(args))
     # the rows' device (the data's name for a short name or glob) must be one the predictor
     # knows: scoring one device's predictions against another's measurements is no score of
     # the predictor (a model fitted without a device name, "default", serves any)
@@ -358,10 +449,41 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
             "device's rows of a table of several; latbench adapt fits a new device)"
         )
     pred = p.predict(_inputs(p, df.space.astype(str).tolist(), df.arch.tolist()), device=device)
-    m = evaluate(df.latency_ms.to_numpy(), pred, k=top_k_for(len(df)))
+    y = df.latency_ms.to_numpy(dtype=np.float64)
+    m = _scores(y, pred, k=top_k_for(len(df)))
     for k, v in m.items():
-        print(f"{k:10s} {v:.4f}")
+        print(f"{k:10s} {'n/a' if np.isnan(v) else f'{v:.4f}'}")
+    why = _unranked(y)
+    if why:
+        print(f"n/a: {why}")
     return 0
+
+
+def _unranked(y: np.ndarray) -> str | None:
+    """Why measurements ``y`` have no order to score a ranking against, or None."""
+    if len(y) < 2:
+        return (
+            f"{len(y)} measured row; the rank metrics (spearman, kendall, top-k) need at least "
+            "2 rows with different latencies"
+        )
+    if np.all(y == y[0]):
+        return (
+            f"every measured latency is {float(y[0]):g} ms; the rank metrics (spearman, kendall, "
+            "top-k) need at least 2 different latencies"
+        )
+    return None
+
+
+def _scores(y: np.ndarray, pred: Any, k: int) -> dict[str, float]:
+    """:func:`~latbench.predictors.metrics.evaluate`, with the rank metrics NaN (shown n/a)
+    where the measurements have no order: the metrics call that 0.0 (Spearman, Kendall) and 1.0
+    (the top 1 of 1 row), which read as a predictor that ranks nothing, or perfectly, and would
+    drag a mean over devices, when the data cannot tell."""
+    m = evaluate(y, pred, k=k)
+    if _unranked(y):
+        for key in ("spearman", "kendall", f"top{k}"):
+            m[key] = float("nan")
+    return m
 
 
 def _evaluate_each_device(p: Any, df: Any, source: str) -> int:
@@ -374,21 +496,37 @@ def _evaluate_each_device(p: Any, df: Any, source: str) -> int:
             "(or --device DEV to score one of the predictor's devices on the data's rows)"
         )
     check_measured(df[df.device.astype(str).isin(shared)], source)
+    check_archs(df[df.device.astype(str).isin(shared)], p.space_, source)
     rows = []
-    # one k for every device, so that the top-k column and its mean cover them all
-    k = top_k_for(min(int((df.device == dev).sum()) for dev in shared))
+    ys = {dev: df[df.device == dev].latency_ms.to_numpy(dtype=np.float64) for dev in shared}
+    # one k for every device, so that the top-k column and its mean cover them all; a device
+    # whose rows have no order (one row, one latency) has no top-k and does not set k: its one
+    # row would make every device's k 1
+    ranked = [len(y) for y in ys.values() if not _unranked(y)]
+    k = top_k_for(min(ranked or [len(y) for y in ys.values()]))
+    unranked: list[str] = []
     for dev in shared:
         sub = df[df.device == dev]
         pred = p.predict(_inputs(p, sub.space.astype(str).tolist(), sub.arch.tolist()), device=dev)
-        m = evaluate(sub.latency_ms.to_numpy(), pred, k=k)
+        m = _scores(ys[dev], pred, k=k)
+        if _unranked(ys[dev]):
+            unranked.append(dev)
         rows.append({"device": dev, "n": len(sub), **m})
     table = pd.DataFrame(rows)
     skipped = sorted(set(df.device.astype(str)) - set(shared))
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a"))
     if len(rows) > 1:
+        # a metric that is n/a for a device is left out of its mean (pandas skips NaN)
         means = table.drop(columns=["device", "n"]).mean()
         print(
-            f"mean over {len(rows)} devices: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+            f"mean over {len(rows)} devices: "
+            + ", ".join(f"{k} {'n/a' if np.isnan(v) else f'{v:.4f}'}" for k, v in means.items())
+        )
+    if unranked:
+        print(
+            f"n/a: the rows of {', '.join(unranked)} have no order to rank (fewer than 2 "
+            "rows, or one latency)"
+            + ("; their rank metrics are left out of the mean" if len(rows) > 1 else "")
         )
     if skipped:
         print(f"not scored (the predictor was not fitted on them): {', '.join(skipped)}")

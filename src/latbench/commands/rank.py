@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from latbench._atomic import write_text_atomic
+from latbench._atomic import same_file, write_text_atomic
 from latbench.commands._archfile import read_archs
 from latbench.commands._json import dumps
 from latbench.errors import ConfigError
@@ -97,11 +97,28 @@ def _output_format(args: argparse.Namespace) -> str:
     return flag or by_name or "table"
 
 
+def _check_apart(args: argparse.Namespace) -> None:
+    """Refuse an ``-o`` that names one of the inputs: the table would be written over a
+    predictor file or the --archs list, and the next rank would find a CSV where a model was."""
+    if not args.output or args.output == "-":
+        return
+    inputs = [("--predictor", p) for p in args.predictor]
+    if args.archs:
+        inputs.append(("--archs", args.archs))
+    for flag, path in inputs:
+        if same_file(args.output, path):
+            raise ConfigError(
+                f"-o/--output {args.output!r} is the {flag} file; expected a new file for the "
+                "ranking (it would be written over that file)"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.nas.rank import rank_archs
     from latbench.spaces import get_space
 
     fmt = _output_format(args)
+    _check_apart(args)
     preds = load_predictors(args.predictor)
     space_name = args.space or next(iter(preds.values())).space_
     space = get_space(space_name)
