@@ -115,6 +115,9 @@ def test_reference_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dataset", "reference"]) == 0
     out = capsys.readouterr().out
     assert "nb201" in out and "fbnet" in out and "ATTRIBUTION.md" in out
+    # descriptions and sources are printed whole, not shortened to a table cell
+    assert "BRP-NAS LatBench (Apache-2.0)" in out and "..." not in out
+    assert "FBNet: 5,000 architectures on 21 device configurations (HELP)" in out
     assert main(["dataset", "reference", "nb201"]) == 0
     assert re.search(r"help/1080ti_256\s+256", capsys.readouterr().out)
 

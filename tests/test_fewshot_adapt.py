@@ -328,3 +328,14 @@ def test_exclude_takes_globs_and_short_names_and_refuses_what_matches_nothing(ta
         adapt(base, archs, lat, exclude=["pixel9"])
     with pytest.raises(PredictorError, match=r"no source device left: exclude \['help/\*'\]"):
         adapt(base, archs, lat, exclude=["help/*"])
+
+
+def test_item_progress_lines_keep_their_columns_from_one_to_two_digits() -> None:
+    """``[9/10]`` and ``[10/10]`` are padded alike, so that the measured values line up."""
+    from latbench.commands._progress import ItemProgress
+
+    progress = ItemProgress(10, enabled=False)
+    lines = [progress.line(f"{i:.3f} ms") for i in range(10)]
+    assert lines[0].startswith("  [1/10]  0.000 ms") and lines[-1] == "  [10/10] 9.000 ms"
+    assert len({line.index(" ms") for line in lines}) == 1
+    assert ItemProgress(3, enabled=False).line("x") == "  [1/3] x  (ETA 0 s)"

@@ -205,3 +205,45 @@ def test_a_heatmap_write_that_fails_keeps_the_earlier_image(
         mono.plot_heatmap(mono.rank_correlations(table)[0], out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]
+
+
+SAMPLES = Path(__file__).parent / "data" / "local_cpu_samples.csv"
+
+
+def test_adaptation_that_lowers_the_ranking_is_remarked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ten cells measured on this project's CPU (tests/data/README.md), several of them
+    degenerate: learning from the table's devices ranks them worse than the proxy alone does,
+    and the command says so and names the method that keeps the proxy's ranking."""
+    out = tmp_path / "proxy.lbp"
+    argv = ["monotonicity", "--reference", "nb201", "--samples", str(SAMPLES)]
+    assert main([*argv, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    line = next(ln for ln in printed.splitlines() if ln.startswith("proxy adaptation of"))
+    before, after = (float(v) for v in line.split("Spearman ")[1].split(",")[0].split(" -> "))
+    assert after < before
+    assert (
+        f"note: embed+proxy ranked the target worse than the proxy's predictor alone "
+        f"(Spearman {before:.3f} -> {after:.3f}, by leave-one-out on the 10 samples, a noisy "
+        "score with so few); --adapt-method proxy keeps" in printed
+    )
+    assert out.exists()
+    assert main([*argv, "--adapt-method", "proxy", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["proxy_adaptation"]
+    assert report["spearman_after"] == pytest.approx(report["spearman_before"])
+    assert "note" not in report
+
+
+def test_lowered_note_only_when_the_adaptation_ranks_worse() -> None:
+    from latbench.commands.monotonicity import _lowered_note
+
+    def report(before: float, after: float, method: str = "meta") -> mono.AdaptationReport:
+        return mono.AdaptationReport("p", "t", 10, 10, before, after, 0.0, 0.0, method)
+
+    assert _lowered_note(report(0.80, 0.90)) is None
+    assert _lowered_note(report(0.80, 0.80)) is None
+    assert _lowered_note(report(0.80, 0.70, "proxy")) is None
+    note = _lowered_note(report(0.80, 0.70))
+    assert note is not None and "meta ranked the target worse" in note
+    assert "0.800 -> 0.700, on the target's other architectures)" in note

@@ -41,7 +41,10 @@ class ItemProgress:
     def line(self, text: str) -> str:
         """Count one item done and print (when enabled) and return its line."""
         eta = self.step()
-        out = f"  [{self.done}/{self.total}] {text}{eta}"
+        # the counter padded to the width of the last one, so that the items' columns line up
+        # from [1/10] to [10/10]
+        count = f"[{self.done}/{self.total}]"
+        out = f"  {count:<{len(str(self.total)) * 2 + 3}} {text}{eta}"
         if self.enabled:
             print(out, flush=True, file=self.file or sys.stdout)
         return out

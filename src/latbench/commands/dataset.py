@@ -271,7 +271,15 @@ def run_reference(args: argparse.Namespace) -> int:
         devices = reference_devices(t.name)
         _print_table(pd.DataFrame({"device": devices, "batch": [batch_of(d) for d in devices]}))
     else:
-        _print_table(list_reference())
+        listing = list_reference()
+        # the prose columns are printed whole below the table: shortened in a cell, a
+        # description and a list of sources lose the part a reader looks for
+        prose = [c for c in ("description", "sources") if c in listing.columns]
+        _print_table(listing.drop(columns=prose))
+        for row in listing.itertuples(index=False):
+            print(f"\n{row.name}: {getattr(row, 'description', '')}")
+            if "sources" in prose:
+                print(f"  sources: {row.sources}")
     ref = reference_dir()
     print(f"\nlicences: {ref / 'licenses'}\nattribution: {ref / 'ATTRIBUTION.md'}")
     return 0

@@ -251,6 +251,9 @@ def run(args: argparse.Namespace) -> int:
                 screen_outliers=not args.keep_outliers,
             )
         out["proxy_adaptation"] = adapt_report.as_dict()
+        note = _lowered_note(adapt_report)
+        if note:
+            out["proxy_adaptation"]["note"] = note
         if args.output:
             from latbench.predictors.persist import save
 
@@ -275,6 +278,30 @@ def run(args: argparse.Namespace) -> int:
         print(report.verdict())
     if adapt_report is not None:
         print(adapt_report.line())
+        note = _lowered_note(adapt_report)
+        if note:
+            print(f"note: {note}")
     if args.output:
         print(f"adapted predictor written to {args.output}")
     return 0
+
+
+def _lowered_note(report: Any) -> str | None:
+    """What to do when adaptation ranked the target worse than the proxy alone, or None.
+
+    Said rather than acted on: with K samples the score itself is noisy, and the user asked
+    for this method; but a predictor saved with -o that ranks worse than the proxy's own
+    ranking should not pass unremarked.
+    """
+    if report.method == "proxy" or not report.spearman_after < report.spearman_before:
+        return None
+    where = (
+        "on the target's other architectures"
+        if report.evaluated_on == "held-out"
+        else f"by leave-one-out on the {report.k} samples, a noisy score with so few"
+    )
+    return (
+        f"{report.method} ranked the target worse than the proxy's predictor alone "
+        f"(Spearman {report.spearman_before:.3f} -> {report.spearman_after:.3f}, {where}); "
+        "--adapt-method proxy keeps the proxy's ranking and only calibrates its scale"
+    )
