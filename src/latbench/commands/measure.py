@@ -1,10 +1,16 @@
-"""``latbench measure TARGET``: measure one model's latency on a device.
+"""``latbench measure TARGET [TARGET ...]``: measure a model's latency on a device, or compare
+several.
 
 TARGET is a model file (``.onnx``, ``.tflite``, ``.pt``/``.pt2``) or ``SPACE:ARCH`` (for example
 ``nb201:|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|``), which
 is emitted for the chosen runtime with deterministic weights. Human output gives the median, the
 IQR, p90, the runs and the stability verdict; ``--json`` prints the whole record, raw samples
 included.
+
+Two or more targets are measured in --rounds interleaved rounds (A B A B ...) with the same
+time budget each, and every target after the first is given as its ratio to the first: the
+median of the per-round ratios, with a 95 % confidence interval, and whether it is slower,
+faster or no difference shown. ``latbench measure a.onnx b.onnx``
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".tflite": "litert", ".pt": "torch", "
 RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite"}
 #: the statistics ``latbench measure`` offers (``normalized`` needs an interleaved reference)
 CLI_STATISTICS = [x for x in STATISTICS if x != "normalized"]
+#: interleaved rounds of ``latbench measure A B ...``: enough for the median of the per-round
+#: ratios to have a confidence interval narrower than the range of the ratios
+COMPARE_ROUNDS = 20
 #: the runtime options of measure and the one runtime each applies to
 RUNTIME_OPTIONS = {"--opt-level": "onnxruntime", "--no-xnnpack": "litert", "--input-shape": "torch"}
 
@@ -45,7 +54,19 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", help="model file (.onnx, .tflite, .pt, .pt2) or SPACE:ARCH")
+    p.add_argument(
+        "target",
+        nargs="+",
+        help="model file (.onnx, .tflite, .pt, .pt2) or SPACE:ARCH; two or more are compared "
+        "in interleaved rounds, each against the first",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"rounds A B A B ... of a comparison of several targets (default {COMPARE_ROUNDS})",
+    )
     p.add_argument("--device", default="local", help="device from bench.toml (default: local)")
     p.add_argument(
         "--runtime",
@@ -441,23 +462,43 @@ def run(args: argparse.Namespace) -> int:
         RUNTIMES.get(args.runtime)  # UnknownNameError lists the runtimes
     from latbench.devices import get_device
 
-    split = split_space_target(args.target)
-    if split is not None:
-        from latbench.spaces import get_space
+    targets = list(args.target)
+    if len(targets) > 1:
+        if args.per_op or args.counters:
+            flag = "--per-op" if args.per_op else "--counters"
+            raise ConfigError(
+                f"{flag} profiles one model; expected one TARGET with it (got {len(targets)}: "
+                "several targets are compared by latency alone)"
+            )
+        if args.statistic == "cpu_median":
+            raise ConfigError(
+                "--statistic cpu_median has no per-round value to compare; expected median, "
+                "min, p10, p25 or round_min with several targets"
+            )
+    if args.rounds is not None and (len(targets) < 2 or args.rounds < 1):
+        raise ConfigError(
+            f"--rounds {args.rounds}; expected an integer >= 1 with two or more targets "
+            f"(got {len(targets)} target(s))"
+        )
+    splits = [split_space_target(t) for t in targets]
+    for target, split in zip(targets, splits, strict=True):
+        if split is not None:
+            from latbench.spaces import get_space
 
-        get_space(split[0])  # an unknown space: UnknownNameError listing the spaces
+            get_space(split[0])  # an unknown space: UnknownNameError listing the spaces
+        else:
+            check_file_target(target, args.runtime)
+    if any(split is not None for split in splits):
         if batch is None:  # [measure] batch: the batch architectures are emitted at
             batch = own.get("batch")
-    else:
-        check_file_target(args.target, args.runtime)
-        if batch is None and own.get("batch", 1) != 1:
-            log.warning(
-                "%s [measure] batch = %s applies to SPACE:ARCH targets; the model file %r keeps "
-                "its own batch (pass --batch to change it)",
-                cfg.path,
-                own["batch"],
-                args.target,
-            )
+    elif batch is None and own.get("batch", 1) != 1:
+        log.warning(
+            "%s [measure] batch = %s applies to SPACE:ARCH targets; the model file %r keeps "
+            "its own batch (pass --batch to change it)",
+            cfg.path,
+            own["batch"],
+            targets[0],
+        )
     dev_cfg = cfg.device(args.device)
     if args.cpus is not None:
         from latbench.devices._config import format_cpu_list
@@ -480,30 +521,50 @@ def run(args: argparse.Namespace) -> int:
     ):
         # --runtime, else the file's suffix, else the device's runtime, else [measure]'s
         default = _device_runtime(device, dev_cfg) or own.get("runtime")
-        runtime = args.runtime
-        if runtime is None and (split is not None or not check_file_target(args.target, None)):
-            runtime = default
-        model, runtime = resolve_target(args.target, runtime, args.seed, tmp, batch)
+        resolved = []
+        for target, split in zip(targets, splits, strict=True):
+            runtime = args.runtime
+            if runtime is None and (split is not None or not check_file_target(target, None)):
+                runtime = default
+            resolved.append(resolve_target(target, runtime, args.seed, tmp, batch))
+        runtimes = {rt for _, rt in resolved}
+        if len(runtimes) > 1:
+            shown = ", ".join(f"{t} ({rt})" for t, (_, rt) in zip(targets, resolved, strict=True))
+            raise ConfigError(
+                f"the targets run on different runtimes: {shown}; expected one runtime for a "
+                "comparison (pass --runtime, or compare models of one format)"
+            )
+        runtime = resolved[0][1]
         options = _runtime_options(args, runtime)
-        m = device.measure(
-            model,
-            runtime=runtime,
-            threads=int(threads) if threads else None,
-            batch=batch,
-            settings=settings,
-            per_op=args.per_op,
-            counters=args.counters,
-            options=options,
-            seed=args.seed,
-        )
+        common: dict[str, Any] = {
+            "runtime": runtime,
+            "threads": int(threads) if threads else None,
+            "batch": batch,
+            "settings": settings,
+            "options": options,
+            "seed": args.seed,
+        }
+        if len(targets) > 1:
+            from latbench.commands._measure_compare import compare, print_comparison
+
+            rounds = args.rounds or COMPARE_ROUNDS
+            from latbench.profilers.stats import ROUND_STATISTICS
+
+            # bench.toml's statistic where a round has one (cpu_median has not), else the median
+            statistic = args.statistic or (
+                settings.statistic if settings.statistic in ROUND_STATISTICS else "median"
+            )
+            records = compare(device, [m for m, _ in resolved], rounds, statistic, common)
+            return print_comparison(targets, records, statistic, as_json=args.json)
+        m = device.measure(resolved[0][0], per_op=args.per_op, counters=args.counters, **common)
     if args.json:
         doc = m.to_dict()
         doc["summary"] = m.summary()
         doc["verdict"] = m.verdict()
-        doc["target"] = args.target
+        doc["target"] = targets[0]
         print(dumps_json(doc))
     else:
-        print(format_measurement(m, args.target))
+        print(format_measurement(m, targets[0]))
     if not m.ok:
         print(f"latbench: error: measurement failed: {m.error}", file=sys.stderr)
         return 1

@@ -103,8 +103,40 @@ class Device(ABC):
         """The descriptor: CPU model, cores, frequencies, governor, memory, OS, runtimes, ..."""
 
     def measure_many(self, models: Sequence[ModelRef], **kwargs: Any) -> list[Measurement]:
-        """Measure several models with the same settings (adapters may interleave them)."""
-        return [self.measure(m, **kwargs) for m in models]
+        """Measure several models with the same settings.
+
+        ``interleave=N`` (``True``: 10) measures them in N rounds ``A B A B ...``, each a whole
+        :meth:`measure` call with ``1/N`` of the time budget (the model is loaded, and warmed
+        up, anew in every round: an adapter that keeps models loaded overrides this, as the
+        local one does). Each model's rounds are merged into one record whose
+        ``harness["round_sizes"]`` says where each round's samples start, so that two models
+        can be compared round by round under the same conditions. A model that fails in any
+        round comes back as that round's failed record; the others go on.
+        """
+        interleave = kwargs.pop("interleave", 0)
+        rounds = 10 if interleave is True else int(interleave or 0)
+        for key in ("reference", "reference_every", "recalibrate", "confirm_tolerance"):
+            kwargs.pop(key, None)  # the local adapter's options: no meaning here
+        kwargs.pop("extra_rounds", None)
+        self._set_statistic(kwargs, kwargs.pop("statistic", None))
+        if rounds <= 0 or len(models) < 2:
+            return [self.measure(m, **kwargs) for m in models]
+        return _interleave_calls(self, models, rounds, kwargs)
+
+    def _set_statistic(self, kwargs: dict[str, Any], statistic: str | None) -> None:
+        """Make ``kwargs["settings"]`` (or this device's configured ones) give ``statistic``
+        as each record's ``latency_ms``; None leaves them as they are."""
+        if statistic is None:
+            return
+        from dataclasses import replace
+
+        from latbench.errors import ConfigError
+
+        base = kwargs.get("settings") or HarnessSettings.from_mapping(self.config)
+        try:
+            kwargs["settings"] = replace(base, statistic=str(statistic))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def fingerprint(self) -> str:
         """A stable hash of the hardware identity (not of its momentary state).
@@ -135,3 +167,53 @@ class Device(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _interleave_calls(
+    device: Device, models: Sequence[ModelRef], rounds: int, kwargs: dict[str, Any]
+) -> list[Measurement]:
+    """:meth:`Device.measure_many` in ``rounds`` rounds of whole ``measure`` calls."""
+    from latbench.profilers.task import round_settings
+
+    settings = kwargs.pop("settings", None) or HarnessSettings.from_mapping(device.config)
+    parts: list[list[Measurement]] = [[] for _ in models]
+    failed: dict[int, Measurement] = {}
+    for _ in range(rounds):
+        for i, model in enumerate(models):
+            if i in failed:
+                continue
+            # every round loads the model again, so every round warms it up (r = 0); the loop
+            # count of the first round is kept, so that every sample times the same work
+            loops = parts[i][0].loops if parts[i] else settings.loops
+            m = device.measure(model, settings=round_settings(settings, 0, rounds, loops), **kwargs)
+            if m.ok:
+                parts[i].append(m)
+            else:
+                failed[i] = m
+    out = []
+    for i in range(len(models)):
+        if i in failed:
+            out.append(failed[i])
+            continue
+        p = parts[i]
+        harness = {
+            **p[0].harness,
+            "settings": settings.to_dict(),
+            "round_sizes": [len(m.samples_ms) for m in p],
+            "interleaved": rounds,
+            "rounds": [{"started_at": m.started_at, "wall_s": m.wall_s} for m in p],
+        }
+        out.append(
+            p[0].with_(
+                samples_ms=tuple(x for m in p for x in m.samples_ms),
+                cpu_samples_ms=tuple(x for m in p for x in m.cpu_samples_ms)
+                if all(m.cpu_samples_ms for m in p)
+                else (),
+                warmup_ms=tuple(x for m in p for x in m.warmup_ms),
+                warmup_runs=sum(m.warmup_runs for m in p),
+                env_after=p[-1].env_after,
+                wall_s=sum(m.wall_s for m in p),
+                harness=harness,
+            )
+        )
+    return out

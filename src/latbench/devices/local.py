@@ -19,7 +19,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from latbench.devices._config import format_cpu_list, number, parse_cpu_list
@@ -241,12 +240,7 @@ class LocalDevice(Device):
         statistic = kwargs.pop("statistic", None)
         if statistic is None and rounds > 0 and len(models) >= 2:
             statistic = "min"
-        if statistic is not None:
-            base = kwargs.get("settings") or HarnessSettings.from_mapping(self.config)
-            try:
-                kwargs["settings"] = replace(base, statistic=str(statistic))
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+        self._set_statistic(kwargs, statistic)
         if rounds <= 0 or len(models) < 2:
             return [self._measure_or_fail(m, kwargs) for m in models]
         results: list[Measurement | None] = [None] * len(models)

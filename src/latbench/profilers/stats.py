@@ -6,7 +6,7 @@ import itertools
 import math
 import numbers
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -265,3 +265,52 @@ def stability(
         "spread": spread,
         "drift": drift,
     }
+
+
+# ---- comparing two models measured in the same interleaved rounds -----------------------------
+#: what one round of samples is summarised by when two models are compared round by round
+ROUND_STATISTICS: dict[str, Callable[[Sequence[float]], float]] = {
+    "median": median,
+    "min": min,
+    "round_min": min,  # the round's minimum is what round_min takes the median of
+    "p10": lambda xs: percentile(xs, 10),
+    "p25": lambda xs: percentile(xs, 25),
+}
+
+
+def round_values(
+    xs: Sequence[float], sizes: Sequence[int], statistic: str = "median"
+) -> list[float]:
+    """``statistic`` (a key of :data:`ROUND_STATISTICS`) of each round of samples ``xs``."""
+    if statistic not in ROUND_STATISTICS:
+        raise ValueError(
+            f"statistic {statistic!r} has no per-round value; expected one of "
+            f"{', '.join(ROUND_STATISTICS)}"
+        )
+    if not sizes or sum(sizes) != len(xs):
+        raise ValueError(
+            f"round sizes {list(sizes)} do not add up to the {len(xs)} samples; expected the "
+            "round_sizes of an interleaved record"
+        )
+    f = ROUND_STATISTICS[statistic]
+    return [float(f(r)) for r in split_rounds(xs, sizes)]
+
+
+def paired_ratio(
+    baseline: Sequence[float], other: Sequence[float], level: float = 0.95
+) -> dict[str, float | int]:
+    """``other / baseline``, round by round, summarised by its median and a distribution-free
+    confidence interval of that median (:func:`median_ci`).
+
+    ``baseline[r]`` and ``other[r]`` are one round's values of two models measured in the same
+    rounds (``A B A B ...``): each ratio compares the two under the same moment's load, so a
+    burst that slows one round slows both sides of its ratio, which a ratio of two overall
+    medians cannot say. Only the rounds both have are paired (confirmation rounds run for one
+    model alone are left out). With fewer than 6 rounds the interval is the range of the ratios.
+    """
+    n = min(len(baseline), len(other))
+    if n == 0:
+        raise ValueError("paired ratio of no rounds; expected rounds measured for both models")
+    ratios = [o / b for b, o in zip(baseline[:n], other[:n], strict=True)]
+    low, high = median_ci(ratios, level)
+    return {"ratio": median(ratios), "ci_low": low, "ci_high": high, "rounds": n}

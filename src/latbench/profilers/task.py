@@ -213,7 +213,7 @@ def _merge(results: list[HarnessResult]) -> HarnessResult:
     )
 
 
-def _round_settings(s: HarnessSettings, r: int, rounds: int, loops: int | None) -> HarnessSettings:
+def round_settings(s: HarnessSettings, r: int, rounds: int, loops: int | None) -> HarnessSettings:
     """One round's window: ``1/rounds`` of the budget, warm-up only in the first round."""
     return replace(
         s,
@@ -354,7 +354,7 @@ def run_interleaved(
         assert ref_sess is not None and reference is not None
         loops = ref_windows[0].loops if ref_windows else reference.settings.loops
         first = len(ref_windows) == 0
-        settings = _round_settings(reference.settings, 0 if first else 1, rounds, loops)
+        settings = round_settings(reference.settings, 0 if first else 1, rounds, loops)
         ref_windows.append(run_harness(ref_sess.run, settings))
 
     try:
@@ -368,7 +368,7 @@ def run_interleaved(
                     spec, sess = specs[i], sessions[i]
                     loops = parts[i][0].loops if parts[i] else spec.settings.loops
                     parts[i].append(
-                        run_harness(sess.run, _round_settings(spec.settings, r, rounds, loops))
+                        run_harness(sess.run, round_settings(spec.settings, r, rounds, loops))
                     )
                 window_steal.append(_steal(g0, cpu_ticks(pinned)))
             if ref_sess is not None and r == rounds - 1:
@@ -388,7 +388,7 @@ def run_interleaved(
                 parts[i].append(
                     run_harness(
                         sessions[i].run,
-                        _round_settings(specs[i].settings, 1, rounds, parts[i][0].loops),
+                        round_settings(specs[i].settings, 1, rounds, parts[i][0].loops),
                     )
                 )
             round_info.append(

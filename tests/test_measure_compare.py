@@ -1,0 +1,183 @@
+"""``latbench measure A B ...``: models compared in interleaved rounds, with real onnxruntime.
+
+The comparison itself runs on this machine's CPU; the generic interleaving of devices that
+reload a model per call runs on the local device through the base class and on a real sshd on
+loopback (the "board" is this machine).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from device_fixtures import sshd_fixture
+from devices_servers import Sshd, tiny_onnx
+from latbench.cli import main
+from latbench.config import Config, load_config
+from latbench.devices import Device, get_device
+from latbench.errors import ConfigError
+from latbench.profilers import stats
+from latbench.profilers.harness import HarnessSettings
+
+#: a cell of three 3x3 convolutions in a row and one of skips only: the first is several times
+#: slower on any CPU
+HEAVY = (
+    "nb201:|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
+LIGHT = (
+    "nb201:|skip_connect~0|+|skip_connect~0|skip_connect~1|"
+    "+|skip_connect~0|skip_connect~1|skip_connect~2|"
+)
+FAST = ["--warmup", "2", "--min-runs", "8", "--min-time", "0.4", "--max-time", "2"]
+ROUND_FAST = HarnessSettings(
+    warmup_runs=1, warmup_time_s=0.0, min_runs=6, min_time_s=0.06, max_time_s=0.3
+)
+
+sshd = sshd_fixture()
+
+
+@pytest.fixture(autouse=True)
+def _no_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LATBENCH_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+# -- the statistics ------------------------------------------------------------------------------
+
+
+def test_round_values_and_paired_ratio() -> None:
+    xs = [1.0, 3.0, 2.0, 10.0, 4.0, 6.0]
+    assert stats.round_values(xs, [3, 3], "median") == [2.0, 6.0]
+    assert stats.round_values(xs, [3, 3], "min") == [1.0, 4.0]
+    assert stats.round_values(xs, [3, 3], "round_min") == [1.0, 4.0]
+    with pytest.raises(ValueError, match="do not add up to the 6 samples"):
+        stats.round_values(xs, [3, 2])
+    with pytest.raises(ValueError, match="'cpu_median' has no per-round value"):
+        stats.round_values(xs, [3, 3], "cpu_median")
+    base = [1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+    other = [2.0 * b for b in base]
+    r = stats.paired_ratio(base, [*other, 99.0])  # a round of one model alone is not paired
+    # a load that doubles every other round moves both sides of each ratio: it stays 2
+    assert r == {"ratio": 2.0, "ci_low": 2.0, "ci_high": 2.0, "rounds": 8}
+    few = stats.paired_ratio([1.0, 1.0, 1.0], [0.9, 1.0, 1.2])
+    assert few["ratio"] == 1.0 and (few["ci_low"], few["ci_high"]) == (0.9, 1.2)
+    with pytest.raises(ValueError, match="no rounds"):
+        stats.paired_ratio([], [1.0])
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_compare_names_the_slower_model_and_its_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["measure", LIGHT, HEAVY, "--rounds", "8", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "rounds    8 interleaved (A B ...), each round's median" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "1 (baseline)" in rows["A"] and rows["A"].endswith(LIGHT)
+    assert rows["B"].endswith(HEAVY) and " slower " in rows["B"]
+    ratio = float(rows["B"].split()[3].rstrip("x"))
+    assert ratio > 1.5
+
+
+def test_compare_json_holds_every_record_and_the_paired_ratio(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rc = main(["measure", HEAVY, LIGHT, "--rounds", "6", "--statistic", "min", "--json", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["baseline"] == HEAVY and doc["statistic"] == "min" and doc["rounds"] == 6
+    first, second = doc["results"]
+    assert first["ratio_to_baseline"] is None
+    r = second["ratio_to_baseline"]
+    assert r["shown"] == "faster" and r["ci_high"] < 1 and r["rounds"] == 6 and r["level"] == 0.95
+    for res in doc["results"]:
+        rec = res["record"]
+        sizes = rec["harness"]["round_sizes"]
+        assert len(sizes) == 6 and sum(sizes) == len(rec["samples_ms"])  # no unpaired rounds
+        assert rec["statistic"] == "min" and rec["env"]  # the environment comes with it
+    # the reported ratio is the median of the per-round minima's ratios of these very samples
+    a, b = (
+        stats.round_values(
+            res["record"]["samples_ms"], res["record"]["harness"]["round_sizes"], "min"
+        )
+        for res in doc["results"]
+    )
+    assert r["ratio"] == pytest.approx(stats.median([y / x for x, y in zip(a, b, strict=True)]))
+
+
+def test_compare_refuses_what_it_cannot_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = [
+        (["measure", LIGHT, HEAVY, "--per-op"], "--per-op profiles one model; expected one TARGET"),
+        (["measure", LIGHT, HEAVY, "--counters"], "--counters profiles one model"),
+        (["measure", LIGHT, "--rounds", "5"], "--rounds 5; expected an integer >= 1 with two"),
+        (["measure", LIGHT, HEAVY, "--rounds", "0"], "--rounds 0; expected an integer >= 1"),
+        (
+            ["measure", LIGHT, HEAVY, "--statistic", "cpu_median"],
+            "--statistic cpu_median has no per-round value to compare",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+    onnx_file = tiny_onnx(tmp_path / "a.onnx")
+    (tmp_path / "b.tflite").write_bytes(onnx_file.read_bytes())
+    assert main(["measure", str(onnx_file), str(tmp_path / "b.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "the targets run on different runtimes:" in err and "(onnxruntime)" in err
+    assert "(litert)" in err and "expected one runtime for a comparison" in err
+
+
+def test_a_target_that_fails_is_named_and_the_others_are_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07 not a model at all" * 8)
+    good = tiny_onnx(tmp_path / "good.onnx")
+    rc = main(["measure", str(good), str(bad), str(good), "--rounds", "3", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "FAILED" in rows["B"] and "1 (baseline)" in rows["A"]
+    assert "x [" in rows["C"]  # A and C still compared
+    assert f"measurement of {bad} failed" in err
+
+
+# -- devices that reload the model per call ------------------------------------------------------
+
+
+def test_base_interleaving_merges_the_rounds_of_each_model(tmp_path: Path) -> None:
+    models = [tiny_onnx(tmp_path / f"m{i}.onnx", seed=i, size=16 + 48 * i) for i in range(2)]
+    with get_device("local", load_config()) as dev:
+        # the base class's rounds of whole measure() calls, as ssh, adb and cuda use them
+        out = Device.measure_many(dev, models, interleave=4, settings=ROUND_FAST, threads=1)
+    for m in out:
+        assert m.ok, m.error
+        sizes = m.round_sizes
+        assert len(sizes) == 4 and sum(sizes) == m.runs and m.harness["interleaved"] == 4
+        assert len(m.harness["rounds"]) == 4 and m.harness["settings"]["min_runs"] == 6
+    assert out[1].median_ms > out[0].median_ms  # the larger matmul is the slower one
+    with pytest.raises(ConfigError, match="statistic"):
+        Device.measure_many(dev, models, interleave=2, statistic="mode", settings=ROUND_FAST)
+
+
+def test_ssh_board_interleaves_and_a_failing_model_fails_alone(sshd: Sshd, tmp_path: Path) -> None:
+    models = [tiny_onnx(tmp_path / f"m{i}.onnx", seed=i) for i in range(2)]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage, not onnx" * 4)
+    dev = get_device("pi4", Config(devices={"pi4": sshd.device_config()}))
+    with dev:
+        out = dev.measure_many([models[0], bad, models[1]], interleave=3, settings=ROUND_FAST)
+    assert not out[1].ok and out[1].error
+    for m in (out[0], out[2]):
+        assert m.ok, m.error
+        assert len(m.round_sizes) == 3 and sum(m.round_sizes) == m.runs
+        assert m.device == "pi4" and m.harness["remote"]["transport"] == "ssh"
+    a, b = (stats.round_values(m.samples_ms, m.round_sizes) for m in (out[0], out[2]))
+    assert stats.paired_ratio(a, b)["rounds"] == 3
