@@ -75,7 +75,7 @@ def test_compare_names_the_slower_model_and_its_ratio(capsys: pytest.CaptureFixt
     rc = main(["measure", LIGHT, HEAVY, "--rounds", "8", *FAST])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "rounds    8 interleaved (A B ...), each round's median" in out
+    assert "rounds    8 interleaved (A B, B A, ...), each round's median" in out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert "1 (baseline)" in rows["A"] and rows["A"].endswith(LIGHT)
     assert rows["B"].endswith(HEAVY) and " slower " in rows["B"]
@@ -153,7 +153,7 @@ def test_a_target_that_fails_is_named_and_the_others_are_measured(
 
 
 def test_base_interleaving_merges_the_rounds_of_each_model(tmp_path: Path) -> None:
-    models = [tiny_onnx(tmp_path / f"m{i}.onnx", seed=i, size=16 + 48 * i) for i in range(2)]
+    models = [tiny_onnx(tmp_path / f"m{i}.onnx", seed=i, size=16 + 1008 * i) for i in range(2)]
     with get_device("local", load_config()) as dev:
         # the base class's rounds of whole measure() calls, as ssh, adb and cuda use them
         out = Device.measure_many(dev, models, interleave=4, settings=ROUND_FAST, threads=1)
@@ -163,6 +163,18 @@ def test_base_interleaving_merges_the_rounds_of_each_model(tmp_path: Path) -> No
         assert len(sizes) == 4 and sum(sizes) == m.runs and m.harness["interleaved"] == 4
         assert len(m.harness["rounds"]) == 4 and m.harness["settings"]["min_runs"] == 6
     assert out[1].median_ms > out[0].median_ms  # the larger matmul is the slower one
+
+    with get_device("local", load_config()) as dev:
+        calls: list[str] = []
+        real = dev.measure
+
+        def noted(model: object, **kw: object):  # type: ignore[no-untyped-def]
+            calls.append(Path(str(model)).stem)  # the order of the real measure calls
+            return real(model, **kw)  # type: ignore[arg-type]
+
+        dev.measure = noted  # type: ignore[method-assign]
+        Device.measure_many(dev, models, interleave=3, settings=ROUND_FAST, threads=1)
+    assert calls == ["m0", "m1", "m1", "m0", "m0", "m1"]  # A B, B A, A B: none always first
     with pytest.raises(ConfigError, match="statistic"):
         Device.measure_many(dev, models, interleave=2, statistic="mode", settings=ROUND_FAST)
 

@@ -2,7 +2,7 @@
 
 Two latencies measured one after the other on a shared machine differ by whatever the machine
 did in between: on this project's 2-core build VM the same model's median moved by 40 % from
-one run to the next. Measured in rounds ``A B A B ...`` with the same time budget each, the
+one run to the next. Measured in rounds ``A B, B A, ...`` with the same time budget each, the
 two models see the same moments, and the ratio of one round's values compares them under one
 load. The comparison reports, for every target after the first, the median of its per-round
 ratios to the first and a distribution-free 95 % confidence interval of that median
@@ -67,6 +67,12 @@ def _ms(x: float) -> str:
     return fmt(x)
 
 
+def _order(n: int) -> str:
+    """``A B, B A`` for two targets: the order of the first two rounds."""
+    labels = [_label(i) for i in range(n)]
+    return f"{' '.join(labels)}, {' '.join(reversed(labels))}"
+
+
 def _label(i: int) -> str:
     return chr(ord("A") + i) if i < 26 else f"#{i + 1}"
 
@@ -81,9 +87,8 @@ def format_comparison(
         f"device    {first.device} ({first.env.get('cpu_model', '?')}, pinned cpus "
         f"{first.env.get('pinned_cpus', first.env.get('affinity', '?'))})",
         f"runtime   {' '.join(x for x in (first.runtime, first.runtime_version) if x)}",
-        f"rounds    {rounds} interleaved ({' '.join(_label(i) for i in range(len(targets)))} "
-        f"...), each round's {statistic}; ratio to A: median of the per-round ratios, "
-        f"{LEVEL:.0%} CI",
+        f"rounds    {rounds} interleaved ({_order(len(targets))}, ...), each round's "
+        f"{statistic}; ratio to A: median of the per-round ratios, {LEVEL:.0%} CI",
         "",
         f"     {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<40} target",
     ]

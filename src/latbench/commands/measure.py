@@ -7,7 +7,7 @@ is emitted for the chosen runtime with deterministic weights. Human output gives
 IQR, p90, the runs and the stability verdict; ``--json`` prints the whole record, raw samples
 included.
 
-Two or more targets are measured in --rounds interleaved rounds (A B A B ...) with the same
+Two or more targets are measured in --rounds interleaved rounds (A B, B A, ...) with the same
 time budget each, and every target after the first is given as its ratio to the first: the
 median of the per-round ratios, with a 95 % confidence interval, and whether it is slower,
 faster or no difference shown. ``latbench measure a.onnx b.onnx``
@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"rounds A B A B ... of a comparison of several targets (default {COMPARE_ROUNDS})",
+        help=f"rounds A B, B A, ... of a comparison of several targets (default {COMPARE_ROUNDS})",
     )
     p.add_argument("--device", default="local", help="device from bench.toml (default: local)")
     p.add_argument(

@@ -105,7 +105,7 @@ class Device(ABC):
     def measure_many(self, models: Sequence[ModelRef], **kwargs: Any) -> list[Measurement]:
         """Measure several models with the same settings.
 
-        ``interleave=N`` (``True``: 10) measures them in N rounds ``A B A B ...``, each a whole
+        ``interleave=N`` (``True``: 10) measures them in N rounds ``A B, B A, ...``, each a whole
         :meth:`measure` call with ``1/N`` of the time budget (the model is loaded, and warmed
         up, anew in every round: an adapter that keeps models loaded overrides this, as the
         local one does). Each model's rounds are merged into one record whose
@@ -178,8 +178,12 @@ def _interleave_calls(
     settings = kwargs.pop("settings", None) or HarnessSettings.from_mapping(device.config)
     parts: list[list[Measurement]] = [[] for _ in models]
     failed: dict[int, Measurement] = {}
-    for _ in range(rounds):
-        for i, model in enumerate(models):
+    for r in range(rounds):
+        # every other round backwards (A B, B A, ...), as the local adapter does: no model
+        # always runs first
+        order = range(len(models)) if r % 2 == 0 else range(len(models) - 1, -1, -1)
+        for i in order:
+            model = models[i]
             if i in failed:
                 continue
             # every round loads the model again, so every round warms it up (r = 0); the loop

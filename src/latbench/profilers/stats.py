@@ -303,7 +303,7 @@ def paired_ratio(
     confidence interval of that median (:func:`median_ci`).
 
     ``baseline[r]`` and ``other[r]`` are one round's values of two models measured in the same
-    rounds (``A B A B ...``): each ratio compares the two under the same moment's load, so a
+    rounds (``A B, B A, ...``): each ratio compares the two under the same moment's load, so a
     burst that slows one round slows both sides of its ratio, which a ratio of two overall
     medians cannot say. Only the rounds both have are paired (confirmation rounds run for one
     model alone are left out). With fewer than 6 rounds the interval is the range of the ratios.

@@ -310,7 +310,8 @@ def run_interleaved(
     confirm_tolerance: float = CONFIRM_TOLERANCE,
     extra_rounds: int | None = None,
 ) -> list[Measurement]:
-    """Measure ``specs`` in ``rounds`` interleaved rounds (A B C A B C ...).
+    """Measure ``specs`` in ``rounds`` interleaved rounds (A B C A B C ..., or without a
+    ``reference`` A B C C B A ...: every other round backwards).
 
     Each model is loaded and warmed up once; each round runs the harness for every model with
     ``1/rounds`` of its time budget (``min_runs``, ``min_time_s`` and ``max_time_s`` divided,
@@ -360,7 +361,15 @@ def run_interleaved(
     try:
         for r in range(rounds):
             ticks0 = cpu_ticks(pinned)
-            for idx in groups:
+            # without a reference, every other round runs backwards (A B C, C B A, ...): no
+            # model always follows the same one or always runs first, a position effect that
+            # would otherwise bias a round-by-round comparison (about 0.7 % here, one model
+            # against a copy of itself)
+            forward = ref_sess is not None or r % 2 == 0
+            order = (
+                groups if forward else [range(g.stop - 1, g.start - 1, -1) for g in groups[::-1]]
+            )
+            for idx in order:
                 if ref_sess is not None:
                     ref_window()
                 g0 = cpu_ticks(pinned)
