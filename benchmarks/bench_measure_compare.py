@@ -6,8 +6,9 @@ a 3x3 convolution, a few per cent slower), and A', a second file of A. Each repe
 this order, on one ``local`` device (one pinned worker) at the default harness budget (1 s of
 timing per model):
 
-* paired A/A' and paired A/B: ``measure_many(interleave=ROUNDS)``, the ratio and its 95 % CI
-  exactly as ``latbench measure A B`` reports them (median of the per-round medians' ratios);
+* paired A/A' and paired A/B: the rounds, the ratio and its 95 % CI exactly as ``latbench
+  measure A B`` takes and reports them (``_measure_compare.compare``: half the rounds with the
+  models loaded in each order; the median of the per-round medians' ratios);
 * sequential A/A' and sequential A/B: ``measure(A)`` then ``measure(B)``, the ratio of the
   two medians (what comparing two separate runs gives).
 
@@ -30,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from latbench.commands._measure_compare import ratio_to
+from latbench.commands._measure_compare import compare, ratio_to
 from latbench.config import load_config
 from latbench.devices import get_device
 from latbench.spaces import export, get_space
@@ -55,21 +56,20 @@ def main() -> None:
     a2 = tmp / "a_copy.onnx"
     shutil.copy(a, a2)
     b = export(nb.build(B), "onnx", tmp / "b.onnx")
-    common = {"runtime": "onnxruntime", "threads": 1, "statistic": "median"}
+    common = {"runtime": "onnxruntime", "threads": 1}
     rows: dict[str, list[float]] = {k: [] for k in ("pAA", "pAB", "sAA", "sAB")}
     covers, widths, shown = 0, [], 0
     t0 = time.time()
     load0 = os.getloadavg()[0]
     with get_device("local", load_config()) as dev:
         for rep in range(args.reps):
-            kw = {"interleave": args.rounds, "reference": False, "confirm_tolerance": 0.0}
-            ra, ra2 = dev.measure_many([str(a), str(a2)], **kw, **common)
+            ra, ra2 = compare(dev, [str(a), str(a2)], args.rounds, "median", common)
             r = ratio_to(ra, ra2, "median")
             assert r is not None
             rows["pAA"].append(r["ratio"])
             covers += r["ci_low"] <= 1 <= r["ci_high"]
             widths.append(r["ci_high"] - r["ci_low"])
-            ra, rb = dev.measure_many([str(a), str(b)], **kw, **common)
+            ra, rb = compare(dev, [str(a), str(b)], args.rounds, "median", common)
             r = ratio_to(ra, rb, "median")
             assert r is not None
             rows["pAB"].append(r["ratio"])

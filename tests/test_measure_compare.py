@@ -193,3 +193,28 @@ def test_ssh_board_interleaves_and_a_failing_model_fails_alone(sshd: Sshd, tmp_p
         assert m.device == "pi4" and m.harness["remote"]["transport"] == "ssh"
     a, b = (stats.round_values(m.samples_ms, m.round_sizes) for m in (out[0], out[2]))
     assert stats.paired_ratio(a, b)["rounds"] == 3
+
+
+def test_compare_loads_the_models_in_both_orders_and_pairs_every_round(tmp_path: Path) -> None:
+    """Half the rounds with the models loaded A, B, half with B, A (the second model loaded
+    into a worker runs faster), each model's halves one record; the budget is shared."""
+    from latbench.commands._measure_compare import compare
+
+    models = [str(tiny_onnx(tmp_path / f"m{i}.onnx", seed=i, size=64)) for i in range(2)]
+    with get_device("local", load_config()) as dev:
+        orders: list[list[str]] = []
+        real = dev.measure_many
+
+        def noted(ms, **kw):  # type: ignore[no-untyped-def]
+            orders.append([Path(m).stem for m in ms])  # the real calls, in order
+            return real(ms, **kw)
+
+        dev.measure_many = noted  # type: ignore[method-assign]
+        out = compare(dev, models, 5, "median", {"runtime": "onnxruntime", "settings": ROUND_FAST})
+    assert orders == [["m0", "m1"], ["m1", "m0"]]
+    for m, path in zip(out, models, strict=True):
+        assert m.ok and m.model_path == path
+        assert len(m.round_sizes) == 5 and sum(m.round_sizes) == m.runs
+        assert m.harness["interleaved"] == 5 and len(m.harness["rounds"]) == 5
+    a, b = (stats.round_values(m.samples_ms, m.round_sizes) for m in out)
+    assert stats.paired_ratio(a, b)["rounds"] == 5

@@ -36,7 +36,7 @@ from latbench.devices._config import check_keys
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
-__all__ = ["DEVICES", "FINGERPRINT_KEYS", "Device", "ModelRef"]
+__all__ = ["DEVICES", "FINGERPRINT_KEYS", "Device", "ModelRef", "merge_rounds"]
 
 #: A model file path, or (torch runtime only) an ``nn.Module`` or a zero-arg factory of one.
 ModelRef = str | os.PathLike[str] | Any
@@ -199,25 +199,41 @@ def _interleave_calls(
         if i in failed:
             out.append(failed[i])
             continue
-        p = parts[i]
-        harness = {
-            **p[0].harness,
-            "settings": settings.to_dict(),
-            "round_sizes": [len(m.samples_ms) for m in p],
-            "interleaved": rounds,
-            "rounds": [{"started_at": m.started_at, "wall_s": m.wall_s} for m in p],
-        }
-        out.append(
-            p[0].with_(
-                samples_ms=tuple(x for m in p for x in m.samples_ms),
-                cpu_samples_ms=tuple(x for m in p for x in m.cpu_samples_ms)
-                if all(m.cpu_samples_ms for m in p)
-                else (),
-                warmup_ms=tuple(x for m in p for x in m.warmup_ms),
-                warmup_runs=sum(m.warmup_runs for m in p),
-                env_after=p[-1].env_after,
-                wall_s=sum(m.wall_s for m in p),
-                harness=harness,
-            )
-        )
+        merged = merge_rounds(parts[i])
+        harness = {**merged.harness, "settings": settings.to_dict(), "interleaved": rounds}
+        out.append(merged.with_(harness=harness))
     return out
+
+
+def merge_rounds(parts: Sequence[Measurement]) -> Measurement:
+    """One record of a model's rounds measured in several records (of one device, in order).
+
+    A part without ``harness["round_sizes"]`` is one round; a part with them (an interleaved
+    record) brings its rounds. The merged record keeps the first part's environment and
+    settings, ``env_after`` of the last, every sample (CPU times only when every part has
+    them), ``round_sizes`` and ``rounds`` of all parts, and the parts' total wall time.
+    """
+    if not parts:
+        raise ValueError("merge_rounds of no records")
+    sizes: list[int] = []
+    info: list[Any] = []
+    for m in parts:
+        own = list(m.round_sizes) if m.harness.get("round_sizes") else [len(m.samples_ms)]
+        sizes.extend(own)
+        rounds = m.harness.get("rounds")
+        if isinstance(rounds, list | tuple) and len(rounds) >= len(own):
+            info.extend(rounds[: len(own)])
+        else:
+            info.extend({"started_at": m.started_at, "wall_s": m.wall_s} for _ in own)
+    first = parts[0]
+    return first.with_(
+        samples_ms=tuple(x for m in parts for x in m.samples_ms),
+        cpu_samples_ms=tuple(x for m in parts for x in m.cpu_samples_ms)
+        if all(m.cpu_samples_ms for m in parts)
+        else (),
+        warmup_ms=tuple(x for m in parts for x in m.warmup_ms),
+        warmup_runs=sum(m.warmup_runs for m in parts),
+        env_after=parts[-1].env_after,
+        wall_s=sum(m.wall_s for m in parts),
+        harness={**first.harness, "round_sizes": sizes, "rounds": info},
+    )
