@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from latbench.cli import main
+from cli_helpers import cli, no_config_fixture
 from latbench.commands._archfile import read_archs
 from latbench.errors import ConfigError
 from latbench.spaces import get_space
@@ -20,17 +20,7 @@ pytest_plugins = ["pytester"]
 ARCH = "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|"
 
 
-@pytest.fixture(autouse=True)
-def _no_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No bench.toml of the tree or the environment: each test runs in its own folder."""
-    monkeypatch.delenv("LATBENCH_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+_no_config = no_config_fixture()
 
 
 def collect(*extra: str) -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_helpers import cli
 from latbench.cli import main
 from latbench.commands._json import dumps
 from latbench.datasets import load_reference
@@ -19,12 +20,6 @@ from latbench.predictors import create, load, save
 from latbench.predictors.metrics import top_k_for
 
 FAST = ["--min-time", "0.05", "--max-time", "0.2"]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import no_config_fixture
 from device_fixtures import sshd_fixture
 from devices_servers import Sshd, tiny_onnx
 from latbench.cli import main
@@ -39,10 +40,7 @@ ROUND_FAST = HarnessSettings(
 sshd = sshd_fixture()
 
 
-@pytest.fixture(autouse=True)
-def _no_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("LATBENCH_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
+_no_config = no_config_fixture()
 
 
 # -- the statistics ------------------------------------------------------------------------------

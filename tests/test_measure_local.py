@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from latbench.cli import main
+from cli_helpers import cli
 from latbench.config import Config
 from latbench.devices import DEVICES, Device, get_device
 from latbench.devices.local import LocalDevice, parse_cpus
@@ -134,12 +134,6 @@ def test_unavailable_adapter_is_a_device_error(monkeypatch: pytest.MonkeyPatch) 
 
 
 # ---- the CLI -------------------------------------------------------------------------------
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_cli_measure_human_output(
     capsys: pytest.CaptureFixture[str], models: dict[str, Path]
 ) -> None:

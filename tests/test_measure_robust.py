@@ -20,7 +20,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from latbench.cli import main
+from cli_helpers import cli
 from latbench.commands.measure import dumps_json, harness_settings, parse_input_shapes
 from latbench.config import Config, load_config
 from latbench.devices import DEVICES, Device
@@ -73,12 +73,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 local = local_fixture()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _strict(text: str) -> Any:

@@ -14,23 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cli_helpers import cli, no_config_fixture
 from latbench.cli import main
 from latbench.datasets import load_reference
 
 ARCH = "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|"
 
 
-@pytest.fixture(autouse=True)
-def _no_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No bench.toml of the tree or the environment: each test runs in its own folder."""
-    monkeypatch.delenv("LATBENCH_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+_no_config = no_config_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +31,22 @@ def rows() -> pd.DataFrame:
     return two[["space", "arch", "device", "latency_ms"]].reset_index(drop=True)
 
 
+def _fit(factory: pytest.TempPathFactory, name: str, devices: str, model: str, n: int) -> Path:
+    """A predictor fitted by the CLI on the reference rows of ``devices``."""
+    out = factory.mktemp("lbp") / name
+    argv = ["predictor", "fit", "--reference", "nb201", "--device", devices, "--model", model]
+    assert main([*argv, "--train-size", str(n), "-o", str(out)]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def ridge(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lbp") / "pixel3.lbp"
-    argv = ["predictor", "fit", "--reference", "nb201", "--device", "help/pixel3"]
-    assert main([*argv, "--model", "ridge", "--train-size", "200", "-o", str(out)]) == 0
-    return out
+    return _fit(tmp_path_factory, "pixel3.lbp", "help/pixel3", "ridge", 200)
 
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lbp") / "two.lbp"
-    argv = ["predictor", "fit", "--reference", "nb201", "--device", "help/pixel3,help/1080ti_1"]
-    assert main([*argv, "--model", "meta", "--train-size", "100", "-o", str(out)]) == 0
-    return out
+    return _fit(tmp_path_factory, "two.lbp", "help/pixel3,help/1080ti_1", "meta", 100)
 
 
 def _archs(tmp_path: Path) -> Path:

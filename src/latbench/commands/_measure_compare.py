@@ -1,13 +1,13 @@
 """``latbench measure A B [C ...]``: several models compared in interleaved rounds.
 
 Two latencies measured one after the other on a shared machine differ by whatever the machine
-did in between: on this project's 2-core build VM the same model's median moved by 40 % from
-one run to the next. Measured in rounds ``A B, B A, ...`` with the same time budget each, the
-two models see the same moments, and the ratio of one round's values compares them under one
-load. The comparison reports, for every target after the first, the median of its per-round
-ratios to the first and a distribution-free 95 % confidence interval of that median
-(:func:`latbench.profilers.stats.paired_ratio`); a ratio whose interval holds 1 is no
-difference shown.
+did in between: on this project's 2-core build VM two measurements of the same model landed up
+to 16 % apart (BENCHMARKS.md, "Comparing two models"). Measured in rounds ``A B, B A, ...``
+with the same time budget each, the two models see the same moments, and the ratio of one
+round's values compares them under one load. The comparison reports, for every target after
+the first, the median of its per-round ratios to the first and a distribution-free 95 %
+confidence interval of that median (:func:`latbench.profilers.stats.paired_ratio`); a ratio
+whose interval holds 1 is no difference shown.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from latbench.commands.measure import _ms, dumps_json
 from latbench.profilers import stats
 from latbench.profilers.record import Measurement
+from latbench.profilers.task import budget_share
 
 #: the confidence level of the ratios' interval
 LEVEL = 0.95
@@ -40,13 +42,14 @@ def compare(
     from latbench.devices.base import merge_rounds
 
     models = list(models)
-    second = rounds // 2 if len(models) > 1 else 0
+    second = rounds // 2
 
     def half(order: list[Any], n: int) -> list[Measurement]:
         # each half gets its share of the time budget, so that the comparison takes what one
         # interleaved run of all the rounds would
         kw = {"statistic": statistic, "reference": False, "confirm_tolerance": 0.0, **common}
-        kw["settings"] = _share(common.get("settings"), n / rounds)
+        if common.get("settings") is not None and n < rounds:
+            kw["settings"] = budget_share(common["settings"], n / rounds)
         return list(device.measure_many(order, interleave=n, **kw))
 
     halves = [half(models, rounds - second)]
@@ -61,20 +64,6 @@ def compare(
         merged = merge_rounds(parts)
         out.append(merged.with_(harness={**merged.harness, "interleaved": rounds}))
     return out
-
-
-def _share(settings: Any, fraction: float) -> Any:
-    """``settings`` with ``fraction`` of their timing budget (warm-up kept whole)."""
-    if settings is None or fraction >= 1:
-        return settings
-    from dataclasses import replace
-
-    return replace(
-        settings,
-        min_runs=max(1, round(settings.min_runs * fraction)),
-        min_time_s=settings.min_time_s * fraction,
-        max_time_s=settings.max_time_s * fraction,
-    )
 
 
 def ratio_to(baseline: Measurement, other: Measurement, statistic: str) -> dict[str, Any] | None:
@@ -92,12 +81,6 @@ def ratio_to(baseline: Measurement, other: Measurement, statistic: str) -> dict[
     else:
         shown = "no difference shown"
     return {**r, "level": LEVEL, "shown": shown}
-
-
-def _ms(x: float) -> str:
-    from latbench.commands.measure import _ms as fmt
-
-    return fmt(x)
 
 
 def _order(n: int) -> str:
@@ -163,8 +146,6 @@ def print_comparison(
 ) -> int:
     """Print the comparison (a table, or JSON with every record); 1 when a target failed."""
     if as_json:
-        from latbench.commands.measure import dumps_json
-
         doc = {
             "baseline": targets[0],
             "statistic": statistic,

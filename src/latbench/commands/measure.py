@@ -32,7 +32,7 @@ from latbench.config import Config, load_config
 from latbench.errors import ConfigError, ModelError
 from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 from latbench.profilers.record import Measurement
-from latbench.profilers.stats import STATISTICS
+from latbench.profilers.stats import ROUND_STATISTICS, STATISTICS
 
 log = logging.getLogger(__name__)
 
@@ -470,10 +470,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{flag} profiles one model; expected one TARGET with it (got {len(targets)}: "
                 "several targets are compared by latency alone)"
             )
-        if args.statistic == "cpu_median":
+        if args.statistic is not None and args.statistic not in ROUND_STATISTICS:
             raise ConfigError(
-                "--statistic cpu_median has no per-round value to compare; expected median, "
-                "min, p10, p25 or round_min with several targets"
+                f"--statistic {args.statistic} has no per-round value to compare; expected "
+                f"one of {', '.join(ROUND_STATISTICS)} with several targets"
             )
     if args.rounds is not None and (len(targets) < 2 or args.rounds < 1):
         raise ConfigError(
@@ -548,8 +548,6 @@ def run(args: argparse.Namespace) -> int:
             from latbench.commands._measure_compare import compare, print_comparison
 
             rounds = args.rounds or COMPARE_ROUNDS
-            from latbench.profilers.stats import ROUND_STATISTICS
-
             # bench.toml's statistic where a round has one (cpu_median has not), else the median
             statistic = args.statistic or (
                 settings.statistic if settings.statistic in ROUND_STATISTICS else "median"

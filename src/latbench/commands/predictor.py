@@ -21,7 +21,7 @@ import pandas as pd
 
 from latbench._atomic import atomic_path, same_file
 from latbench.commands._archfile import read_archs
-from latbench.errors import ConfigError, DatasetError, PredictorError
+from latbench.errors import ArchError, ConfigError, DatasetError, PredictorError
 from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import DEFAULT_DEVICE, GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
@@ -100,8 +100,6 @@ def check_archs(df: pd.DataFrame, space: str, source: str) -> None:
     data file of many devices would be searched by hand for it. A predictor of graphs
     (``space="graph"``) builds each row's graph from the row's own space instead.
     """
-    from latbench.errors import ArchError
-
     if space == GRAPH_SPACE:
         return
     sp = get_space(space)

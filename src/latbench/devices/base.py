@@ -57,6 +57,17 @@ FINGERPRINT_KEYS = (
 
 DEVICES: Registry[type[Device]] = Registry("devices")
 
+#: ``measure_many`` options of the local adapter's interleaving in one worker (its reference
+#: model and confirmation rounds), which the generic rounds of :meth:`Device.measure_many` take
+#: and leave alone
+LOCAL_INTERLEAVE_OPTIONS = (
+    "reference",
+    "reference_every",
+    "recalibrate",
+    "confirm_tolerance",
+    "extra_rounds",
+)
+
 
 class Device(ABC):
     """One measurable piece of hardware, configured by a ``[devices.NAME]`` table of bench.toml.
@@ -115,9 +126,8 @@ class Device(ABC):
         """
         interleave = kwargs.pop("interleave", 0)
         rounds = 10 if interleave is True else int(interleave or 0)
-        for key in ("reference", "reference_every", "recalibrate", "confirm_tolerance"):
-            kwargs.pop(key, None)  # the local adapter's options: no meaning here
-        kwargs.pop("extra_rounds", None)
+        for key in LOCAL_INTERLEAVE_OPTIONS:
+            kwargs.pop(key, None)  # no meaning for rounds of whole measure() calls
         self._set_statistic(kwargs, kwargs.pop("statistic", None))
         if rounds <= 0 or len(models) < 2:
             return [self.measure(m, **kwargs) for m in models]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import math
 import os
 import pickle
 import time
@@ -213,15 +214,24 @@ def _merge(results: list[HarnessResult]) -> HarnessResult:
     )
 
 
+def budget_share(s: HarnessSettings, fraction: float) -> HarnessSettings:
+    """``s`` with ``fraction`` of its timing budget (``min_runs`` rounded up, at least 1;
+    ``min_time_s`` and ``max_time_s`` scaled); the warm-up is left as it is."""
+    return replace(
+        s,
+        # rounded first: 1/rounds x rounds is not always exactly 1 in floating point
+        min_runs=max(1, math.ceil(round(s.min_runs * fraction, 9))),
+        min_time_s=s.min_time_s * fraction,
+        max_time_s=s.max_time_s * fraction,
+    )
+
+
 def round_settings(s: HarnessSettings, r: int, rounds: int, loops: int | None) -> HarnessSettings:
     """One round's window: ``1/rounds`` of the budget, warm-up only in the first round."""
     return replace(
-        s,
+        budget_share(s, 1 / rounds),
         warmup_runs=s.warmup_runs if r == 0 else 1,
         warmup_time_s=s.warmup_time_s if r == 0 else 0.0,
-        min_runs=max(1, -(-s.min_runs // rounds)),
-        min_time_s=s.min_time_s / rounds,
-        max_time_s=s.max_time_s / rounds,
         spread_threshold=0.0,
         loops=loops,
     )
@@ -362,9 +372,9 @@ def run_interleaved(
         for r in range(rounds):
             ticks0 = cpu_ticks(pinned)
             # without a reference, every other round runs backwards (A B C, C B A, ...): no
-            # model always follows the same one or always runs first, a position effect that
-            # would otherwise bias a round-by-round comparison (about 0.7 % here, one model
-            # against a copy of itself)
+            # model always follows the same one or always runs first. (The 0.8 % bias a model
+            # showed against a copy of itself here is the order of loading, not of running:
+            # latbench measure A B loads them in both orders, BENCHMARKS.md.)
             forward = ref_sess is not None or r % 2 == 0
             order = (
                 groups if forward else [range(g.stop - 1, g.start - 1, -1) for g in groups[::-1]]
