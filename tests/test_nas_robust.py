@@ -170,6 +170,70 @@ def test_a_verification_error_keeps_the_search_result(
     assert out.with_suffix(".png").is_file() and "Pareto front" in text
 
 
+def test_verifying_another_devices_predictor_is_named_before_and_after(
+    capsys: pytest.CaptureFixture[str],
+    lbp: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A help/pixel3 predictor verified on this machine: "2 of 2 met the budget" is true of
+    this machine, but the predictions are another device's. A warning before the search names
+    both devices; after it, the measured/predicted scale is said in the report and the JSON."""
+    out = tmp_path / "r.json"
+    with caplog.at_level(logging.WARNING, logger="latbench.commands.search"):
+        rc, text, err = run(
+            capsys, "search", "--predictor", str(lbp["ridge"]), "--budget-ms", "10",
+            "--evaluations", "50", "--top", "2", "--verify", "2", "--verify-min-time", "0.05",
+            "-q", "--no-plot", "-o", str(out),
+        )  # fmt: skip
+    assert rc == 0, err
+    warned = [r.getMessage() for r in caplog.records if "--verify measures on" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
+    assert "'local'" in warned[0] and "predicts 'help/pixel3'" in warned[0]
+    assert "latbench adapt BASE.lbp --device local" in warned[0]
+    doc = json.loads(out.read_text())
+    ratios = [r["measured_ms"] / r["predicted_ms"] for r in doc["verification"]]
+    # an NB201 cell runs in well under a millisecond here, pixel3 predicts several
+    assert max(ratios) < 0.5, ratios
+    note = doc["verification_note"]
+    assert note.startswith("measured latencies are ") and "x below the predictions" in note
+    assert "does not predict 'local'" in note and f"note: {note}" in text
+
+
+def test_the_device_and_scale_checks_stay_quiet_for_the_devices_own_predictor() -> None:
+    from types import SimpleNamespace
+
+    from latbench.commands.search import _verify_device_mismatch, _verify_scale_note
+
+    plan: Any = SimpleNamespace(device=SimpleNamespace(name="local"))
+    args: Any = SimpleNamespace(predictor=["p.lbp"])
+
+    def lat(device: str | None) -> Any:
+        return SimpleNamespace(kind="latency", info={"device": device})
+
+    assert _verify_device_mismatch(args, plan, [lat("local")]) == ""
+    # fitted without a device name: it predicts whichever device it is given
+    assert _verify_device_mismatch(args, plan, [lat("default")]) == ""
+    assert _verify_device_mismatch(args, plan, []) == ""
+    said = _verify_device_mismatch(args, plan, [lat("pi4")])
+    assert "predicts 'pi4'" in said and "on 'local'" in said
+
+    def rows(*pairs: tuple[float, float]) -> list[dict[str, Any]]:
+        return [{"predicted_ms": p, "measured_ms": m} for p, m in pairs]
+
+    # within 2x either way (a predictor of the device is 10-20 % off): no note
+    assert _verify_scale_note(rows((10, 8), (10, 19)), plan) == ""
+    assert _verify_scale_note(rows((10, 5.0)), plan) == ""
+    # failed rows carry no measured_ms and are left out; none measured: no note
+    assert _verify_scale_note([{"predicted_ms": 5.0, "status": "failed"}], plan) == ""
+    # the median decides: one wild row among three does not
+    assert _verify_scale_note(rows((10, 10), (10, 11), (10, 90)), plan) == ""
+    above = _verify_scale_note(rows((1, 3), (1, 3.2)), plan)
+    assert above.startswith("measured latencies are 3.1x above the predictions (median over 2)")
+    below = _verify_scale_note(rows((10, 1), (10, 1), (10, 2)), plan)
+    assert below.startswith("measured latencies are 10.0x below")
+
+
 # ---- 2. the candidates are exported in the verify runtime's format ------------------------
 @pytest.mark.parametrize("how", ["bench.toml [measure] runtime = litert", "--verify-runtime torch"])
 def test_verify_exports_for_the_runtime(

@@ -459,6 +459,59 @@ def _emit(space: Any, arch: str, plan: VerifyPlan, directory: str, i: int) -> An
     return str(export(graph, plan.fmt, os.path.join(directory, f"cand{i}{suffix}"), seed=0))
 
 
+def _verify_device_mismatch(
+    args: argparse.Namespace, plan: VerifyPlan, constraints: list[Any]
+) -> str:
+    """Why the verification would not check the first latency predictor, or ``""``: the device
+    that predictor predicts (its one device, or ``--predictor-device``) is not the
+    ``--verify-device``. A predictor fitted without a device name predicts any device."""
+    from latbench.predictors.base import DEFAULT_DEVICE
+
+    lat = next((c for c in constraints if c.kind == "latency"), None)
+    if lat is None:
+        return ""
+    predicted = str(lat.info.get("device") or "")
+    if not predicted or predicted in (DEFAULT_DEVICE, plan.device.name):
+        return ""
+    return (
+        f"--verify measures on {plan.device.name!r}, but the first --predictor "
+        f"({args.predictor[0]}) predicts {predicted!r}: the verification says whether the "
+        f"picks meet the budget on {plan.device.name!r}, not how well that predictor predicts; "
+        f"expected a first --predictor of {plan.device.name!r} (fitted on its measurements, or "
+        f"a base adapted to it: latbench adapt BASE.lbp --device {plan.device.name} --budget "
+        f"10 -o {plan.device.name}.lbp)"
+    )
+
+
+#: measured / predicted, median over the verified candidates, outside this range: the first
+#: predictor is not the verification device's (a reference device's predictor verified on this
+#: machine is 10x off); a predictor of the device is within 10-20 %
+VERIFY_SCALE_RANGE = (0.5, 2.0)
+
+
+def _verify_scale_note(rows: list[dict[str, Any]], plan: VerifyPlan) -> str:
+    """A note when the measured latencies are on another scale than the predictions, or ``""``."""
+    ratios = [
+        r["measured_ms"] / r["predicted_ms"]
+        for r in rows
+        if r.get("measured_ms") and r.get("predicted_ms") and r["predicted_ms"] > 0
+    ]
+    if not ratios:
+        return ""
+    ratios.sort()
+    n = len(ratios)
+    med = ratios[n // 2] if n % 2 else 0.5 * (ratios[n // 2 - 1] + ratios[n // 2])
+    low, high = VERIFY_SCALE_RANGE
+    if low <= med <= high:
+        return ""
+    how = f"{1 / med:.1f}x below" if med < 1 else f"{med:.1f}x above"
+    return (
+        f"measured latencies are {how} the predictions (median over {n}): the first "
+        f"--predictor does not predict {plan.device.name!r}; whether the picks met the budget "
+        "there holds, the predicted_ms column does not"
+    )
+
+
 def _verify(
     args: argparse.Namespace,
     plan: VerifyPlan,
@@ -588,7 +641,13 @@ def _write(out: Path, doc: dict[str, Any]) -> None:
     write_text_atomic(out, dumps(doc, indent=1) + "\n")
 
 
-def _report(result: Any, verification: list[dict[str, Any]], out: Path, png: Path | None) -> str:
+def _report(
+    result: Any,
+    verification: list[dict[str, Any]],
+    out: Path,
+    png: Path | None,
+    note: str = "",
+) -> str:
     lines = [
         f"{result.space} · {result.strategy} · {result.evaluations} evaluations in "
         f"{result.wall_s:.2f} s ({result.evaluations_per_s:,.0f}/s) · seed {result.seed}",
@@ -617,6 +676,8 @@ def _report(result: Any, verification: list[dict[str, Any]], out: Path, png: Pat
                 f"{'ok' if r.get('met_budget') else 'OVER' if 'measured_ms' in r else r['status']}"
                 f"  {r['arch']}"
             )
+        if note:
+            lines.append(f"note: {note}")
     lines.append(f"wrote {out}" + (f" and {png}" if png else ""))
     return "\n".join(lines)
 
@@ -676,6 +737,10 @@ def run(args: argparse.Namespace) -> int:
         # the verification device and runtime are checked (and the device opened) before the
         # search: a typo must not cost a search
         plan = _verify_plan(args, stack) if args.verify else None
+        if plan is not None:
+            mismatch = _verify_device_mismatch(args, plan, constraints)
+            if mismatch:
+                log.warning("%s", mismatch)
         if not args.verify:
             given = [
                 "--" + dest.replace("_", "-")
@@ -717,6 +782,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_plot:
             png = plot_pareto(result, out.with_suffix(".png"))
         verification: list[dict[str, Any]] = []
+        note = ""
         if plan is not None:
             try:
                 _verify(args, plan, space, result, constraints, verification)
@@ -739,6 +805,9 @@ def run(args: argparse.Namespace) -> int:
                 raise
             doc["verification"] = verification
             doc["verification_met"] = sum(1 for r in verification if r.get("met_budget"))
+            note = _verify_scale_note(verification, plan)
+            if note:
+                doc["verification_note"] = note
             _write(out, doc)
-    print(_report(result, verification, out, png))
+    print(_report(result, verification, out, png, note))
     return 0
