@@ -16,6 +16,7 @@ SHARED = {
     "latbench._validate",
     "latbench._csvfile",
     "latbench._atomic",
+    "latbench._progress",
     "latbench.config",
 }
 # package -> latbench packages it may import (besides SHARED)

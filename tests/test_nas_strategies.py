@@ -222,3 +222,33 @@ def test_a_plugin_strategy_with_its_own_settings_dict_is_not_second_guessed() ->
         assert isinstance(s, Anything) and s.settings == {"depth": 3}
     finally:
         STRATEGIES._items.pop("anything-test")
+
+
+def test_evolution_spends_its_budget_repairing_when_nothing_is_feasible_yet() -> None:
+    """An expensive objective (a zero-cost proxy) is computed only for feasible candidates. With
+    a budget the exploration phase never meets, the local search used to find no candidate with
+    an objective and stop at 60 % of the evaluations; it now expands the candidates nearest the
+    budget until the evaluations are spent (and, on FBNet, says the space is too large to tell
+    whether any architecture would meet it)."""
+    from latbench.nas import Objective
+
+    fb = get_space("fbnet")
+    df = load_reference("fbnet")
+    d = df[df.device == "help/silver_4114"].iloc[:500]
+    p = predictors.create("ridge").fit(d.arch.tolist(), d.latency_ms.to_numpy(), space="fbnet")
+    budget = float(np.percentile(p.predict(fb.sample(2000, seed=1)), 0.1))
+    costly = Objective("costly", make_objective("params", fb).fn, expensive=True)
+    found = 0
+    for seed in range(3):
+        lat = latency_constraint(p, budget, fb)
+        try:
+            r = run_search(fb, costly, [lat], "evolution", evaluations=150, seed=seed)
+        except SearchError as exc:
+            assert "none of the 150 evaluated fbnet architectures" in str(exc)
+            assert "fbnet is too large to tell whether any" in str(exc)
+            assert "evaluate more (--evaluations), or raise the budget" in str(exc)
+        else:
+            found += 1
+            assert r.evaluations == 150 and r.best[0].values[lat.name] <= budget
+    # seed 0 reaches the budget in the repair phase (before: none of 90 evaluated met it)
+    assert found >= 1

@@ -174,3 +174,54 @@ def test_pareto_axis_names_with_a_dollar_sign() -> None:
         }
     )
     assert section.skipped is None and section.summary["front"] == 2
+
+
+def test_another_devices_predictor_is_named_so_in_the_page(
+    frame: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A predictor of help/gold_6240 scored on this machine's measurements: the log says so,
+    and so do the legend and the table of the page, where the reader looks."""
+    from latbench import predictors
+    from latbench.report import predictions_from_predictor
+
+    ref = H.reference()
+    cpu = ref[ref["device"] == "help/gold_6240"].sample(300, random_state=1)
+    p = predictors.create("ridge").fit(
+        list(cpu["arch"]), cpu["latency_ms"].to_numpy(), space="nb201", devices=list(cpu["device"])
+    )
+    path = tmp_path / "gold.lbp"
+    predictors.save(p, path)
+    pred = predictions_from_predictor(path, frame)
+    assert pred is not None
+    assert set(pred["predictor"]) == {"ridge (gold.lbp, fitted on help/gold_6240)"}
+    assert "was fitted on help/gold_6240; scoring it on the measurements of local" in caplog.text
+    section = predictions_section(pred)
+    assert "fitted on help/gold_6240" in section.body
+    # a predictor of the measured device keeps its short name
+    own = predictors.create("ridge").fit(
+        list(cpu["arch"]), cpu["latency_ms"].to_numpy(), space="nb201", devices=["local"] * 300
+    )
+    predictors.save(own, tmp_path / "own.lbp")
+    mine = predictions_from_predictor(tmp_path / "own.lbp", frame)
+    assert mine is not None and set(mine["predictor"]) == {"ridge (own.lbp)"}
+
+
+def test_a_searchs_predictor_records_read_as_text() -> None:
+    from latbench.report.sections import _predictor_text
+
+    record = {
+        "label": "cpu",
+        "path": "/tmp/x/cpu.lbp",
+        "abs_path": "/tmp/x/cpu.lbp",
+        "sha256": "ab" * 32,
+        "model": "ridge",
+        "devices": ["help/silver_4114"],
+    }
+    assert _predictor_text(record) == "cpu (cpu.lbp: ridge of help/silver_4114)"
+    many = {"label": "base", "model": "meta", "devices": [f"d{i}" for i in range(5)]}
+    assert _predictor_text(many) == "base (meta of d0, d1, d2 and 2 more)"
+    assert _predictor_text({"label": "bare"}) == "bare"
+    assert _predictor_text("old.lbp") == "old.lbp"  # a plain name, as written
+    page = pareto_section({**H.SEARCH_RESULT, "predictors": [record]}).body
+    assert "predictors: cpu (cpu.lbp: ridge of help/silver_4114)" in page
+    assert "sha256" not in page and "abs_path" not in page

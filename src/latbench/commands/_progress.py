@@ -11,11 +11,7 @@ import sys
 import time
 from typing import TextIO
 
-
-def duration(seconds: float) -> str:
-    """``42 s`` or ``3 min 05 s``."""
-    whole = round(seconds)
-    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+from latbench._progress import duration
 
 
 class ItemProgress:

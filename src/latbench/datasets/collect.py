@@ -49,7 +49,6 @@ import logging
 import queue
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -57,8 +56,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO, cast
+from typing import Any, Protocol, cast
 
+from latbench._progress import Progress
 from latbench.datasets import schema as S
 from latbench.datasets.store import Store
 from latbench.devices.base import Device
@@ -78,8 +78,6 @@ from latbench.spaces import SearchSpace
 log = logging.getLogger(__name__)
 
 RUNTIME_FORMAT = {"onnxruntime": "onnx", "litert": "tflite", "torch": "torch"}
-#: seconds between two progress lines when stderr is no terminal (a pipe, a log file)
-LINE_EVERY_S = 30.0
 # Errors that would fail every architecture the same way: stop instead of recording them.
 FATAL_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
@@ -311,83 +309,6 @@ class _EmitFailed:
     """What ``prepare`` hands the device when emission failed: measured as a failed record."""
 
     error: str
-
-
-class _Progress:
-    """Progress on stderr: a tqdm bar (rate and ETA) on a terminal; on a pipe or a log file, a
-    plain line every :data:`LINE_EVERY_S` seconds and at the end (a bar's carriage returns
-    would make one ever-growing line of a log); or nothing."""
-
-    def __init__(self, enabled: bool, total: int, desc: str, stream: TextIO | None = None) -> None:
-        self._bar: Any = None
-        self._stream = stream if stream is not None else sys.stderr
-        self._lines = False
-        self._total, self._desc, self._done = total, desc, 0
-        self._t0 = self._last = time.perf_counter()
-        if enabled and total > 0:
-            isatty = getattr(self._stream, "isatty", None)
-            if callable(isatty) and isatty():
-                from tqdm import tqdm
-
-                self._bar = tqdm(
-                    total=total,
-                    desc=desc,
-                    unit="arch",
-                    dynamic_ncols=True,
-                    leave=True,
-                    file=self._stream,
-                )
-            else:
-                self._lines = True
-
-    def update(self, postfix: Mapping[str, Any]) -> None:
-        if self._bar is not None:
-            self._bar.set_postfix(postfix, refresh=False)
-            self._bar.update(1)
-        elif self._lines:
-            self._done += 1
-            now = time.perf_counter()
-            if self._done == 1 or self._done >= self._total or now - self._last >= LINE_EVERY_S:
-                self._last = now
-                self._say(self._line(now, postfix))
-
-    def _line(self, now: float, postfix: Mapping[str, Any]) -> str:
-        """``nb201 lab: 40/1000 arch (4 %), 2.10 arch/s, ETA 7 min 37 s, ok=40, failed=0``."""
-        elapsed = now - self._t0
-        rate = self._done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self._desc}: {self._done}/{self._total} arch ({self._done / self._total:.0%})"]
-        if rate > 0:
-            parts.append(f"{rate:.2f} arch/s")
-            if self._done < self._total:
-                parts.append(f"ETA {_duration((self._total - self._done) / rate)}")
-        parts += [f"{k}={v}" for k, v in postfix.items()]
-        return ", ".join(parts)
-
-    def write(self, text: str) -> None:
-        """A message also logged: above the bar (a log line would break it), else nothing."""
-        if self._bar is not None:
-            self._bar.write(text)
-
-    def say(self, text: str) -> None:
-        """A message the user must see: above the bar, or on stderr without one."""
-        if self._bar is not None:
-            self._bar.write(text)
-        else:
-            self._say(text)
-
-    def _say(self, text: str) -> None:
-        self._stream.write(text + "\n")
-        self._stream.flush()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _duration(seconds: float) -> str:
-    """``42 s`` or ``3 min 05 s``."""
-    whole = round(seconds)
-    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 
 
 class _Lent:
@@ -723,7 +644,7 @@ def collect(
         name="latbench-collect-fleet",
         daemon=True,
     )
-    bar = _Progress(progress, total, f"{space.name} {settings.collection}")
+    bar = Progress(progress, total, f"{space.name} {settings.collection}")
     fatal: BaseException | None = None
     line = ""
     running = total > 0
@@ -813,7 +734,7 @@ def _write_drift(
     baseline: dict[str, float | None],
     ratio: dict[str, float | None],
     report: CollectReport,
-    bar: _Progress,
+    bar: Progress,
 ) -> None:
     m = item.measurement
     assert m is not None

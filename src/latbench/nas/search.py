@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from latbench import __version__
+from latbench._progress import Progress
 from latbench._validate import expected_number
 from latbench.errors import ConfigError, SearchError
 from latbench.nas.evaluate import Candidate, Evaluator
@@ -154,6 +155,11 @@ def _explain_infeasible(
                 if n
                 else "; no architecture of the whole space does: raise the budget"
             )
+    elif not (exhaustive and pool is None) and not (pool is not None and len(evaluated) >= pool):
+        msg += (
+            f"; {space.name} is too large to tell whether any of its architectures would: "
+            "evaluate more (--evaluations), or raise the budget"
+        )
     return msg + "; expected a budget some architecture can meet"
 
 
@@ -173,8 +179,9 @@ def run_search(
 
     ``evaluations`` is the budget of distinct architectures (``exhaustive`` ignores it); a budget
     that covers the whole space, or every architecture of a strategy's ``candidates``, evaluates
-    all of them (``exhaustive`` over the same architectures). ``progress`` shows a tqdm bar on
-    stderr when stderr is a terminal.
+    all of them (``exhaustive`` over the same architectures). ``progress`` shows on stderr a tqdm
+    bar on a terminal, else a line (evaluated, rate, ETA, how many meet the constraints) every
+    30 s and at the end (a search shorter than 30 s prints none).
     """
     if expected_number(evaluations, integer=True, low=1) is not None:
         raise ConfigError(f"evaluations = {evaluations!r}; expected an integer >= 1")
@@ -206,19 +213,17 @@ def run_search(
         )
         strat, exhaustive = create_strategy("exhaustive", candidates=pool), True
     total = size if exhaustive and size <= 10**7 else min(evaluations, size)
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total,
-        desc=f"{strat.name} {space.name}",
-        unit="arch",
-        file=sys.stderr,
-        disable=not progress or not sys.stderr.isatty(),
-        leave=False,
+    bar = Progress(
+        progress, total, f"{strat.name} {space.name}", sys.stderr, leave=False, first=False
     )
+    feasible_n = 0
 
     def tick(n: int) -> None:
-        bar.update(n)
+        nonlocal feasible_n
+        if not bar.active:
+            return
+        feasible_n += sum(1 for c in evaluator.history[-n:] if c.feasible)
+        bar.update({"feasible": feasible_n}, n)
 
     evaluator = Evaluator(objective, constraints, on_new=tick)
     t0 = time.perf_counter()

@@ -343,12 +343,15 @@ class RegularizedEvolution(Strategy):
             for c in evaluator.history[seen:]:
                 if c.feasible and c.objective > best_obj:
                     best_obj = c.objective
-                if math.isnan(c.objective):
-                    continue
+                if math.isnan(c.objective) and c.feasible:
+                    continue  # the objective failed on it: nothing to climb from
                 i = len(cands)
                 cands.append(c)
                 xs.append(load(c))
-                objs.append(c.objective)
+                # an infeasible candidate's costly objective (a zero-cost proxy) is never
+                # computed: it takes part as the worst objective, so that while nothing is
+                # feasible the front is the candidates nearest the budget, and they are repaired
+                objs.append(_obj(c))
                 alive.append(True)
                 n_alive += 1
                 if c.feasible:

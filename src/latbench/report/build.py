@@ -275,20 +275,24 @@ def predictions_from_predictor(
         if known and dev not in known and len(known) > 1:
             continue
         target = dev if dev in known else None
-        if target is None and known and known[0] != "default" and dev not in warned:
-            warned.add(dev)
-            log.warning(
-                "predictor %s was fitted on %s; scoring it on the measurements of %s",
-                predictor_path,
-                known[0],
-                dev,
-            )
+        label = name
+        if target is None and known and known[0] != "default":
+            # another device's predictor: said in the page (legend, table), not only the log
+            label = f"{model.name} ({Path(predictor_path).name}, fitted on {known[0]})"
+            if dev not in warned:
+                warned.add(dev)
+                log.warning(
+                    "predictor %s was fitted on %s; scoring it on the measurements of %s",
+                    predictor_path,
+                    known[0],
+                    dev,
+                )
         per_arch = sub.groupby("arch", sort=True)["latency_ms"].median()
         pred = model.predict(list(per_arch.index), device=target)
         frames.append(
             pd.DataFrame(
                 {
-                    "predictor": name,
+                    "predictor": label,
                     "device": dev,
                     "group": str(group),
                     "arch": per_arch.index,

@@ -29,6 +29,7 @@ import numbers
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -766,6 +767,26 @@ def _budgets(search: Mapping[str, Any], lat_key: str) -> list[tuple[str, float, 
     return out
 
 
+def _predictor_text(record: Any) -> str:
+    """A ``predictors`` record of ``latbench search -o`` as a reader wants it:
+    ``cpu (cpu.lbp: ridge of help/silver_4114)``; anything else as it is."""
+    if not isinstance(record, Mapping):
+        return str(record)
+    label = str(record.get("label") or record.get("path") or "?")
+    what = []
+    if record.get("path"):
+        what.append(Path(str(record["path"])).name)
+    devices = record.get("devices")
+    model = str(record.get("model") or "")
+    if isinstance(devices, list) and devices:
+        shown = ", ".join(map(str, devices[:3])) + (
+            f" and {len(devices) - 3} more" if len(devices) > 3 else ""
+        )
+        model = f"{model} of {shown}" if model else shown
+    text = ": ".join(x for x in (", ".join(what), model) if x)
+    return f"{label} ({text})" if text else label
+
+
 def _search_info(search: Mapping[str, Any], obj_name: str) -> list[str]:
     """The lines above the plot: what was searched, how, under which constraints."""
     info: list[str] = []
@@ -783,7 +804,7 @@ def _search_info(search: Mapping[str, Any], obj_name: str) -> list[str]:
             info.append(f"{key}: {text}")
     predictors = search.get("predictors")
     if isinstance(predictors, list) and predictors:
-        info.append("predictors: " + ", ".join(map(str, predictors)))
+        info.append("predictors: " + ", ".join(_predictor_text(p) for p in predictors))
     strategy = named(search.get("strategy"))
     if strategy is not None:
         info.append(f"strategy: {strategy}")
