@@ -273,6 +273,52 @@ def test_compare_checks_the_split_and_shows_progress_on_a_terminal(
     assert "200 training architectures, 191 test, 2 seed(s)" in captured.out
 
 
+def test_compare_in_a_log_prints_lines_and_shares_in_percent(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a terminal (stderr captured): plain progress lines, no carriage returns; the
+    shares within +-5/+-10 % are percentages named so, in the table and the per-seed CSV, and
+    the scatter plot is written (log-log, one panel per model)."""
+    rows, plot = tmp_path / "rows.csv", tmp_path / "scatter.png"
+    argv = [
+        "predictor", "compare", "--data", str(table), "--device", "help/pixel3",
+        "--models", "ridge,flops", "--seeds", "2", "--train-size", "200",
+        "--csv", str(rows), "--plot", str(plot),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in err
+    lines = [x for x in err.splitlines() if x.startswith("compare help/pixel3: ")]
+    assert lines[0].startswith("compare help/pixel3: 1/4 fit (25%)") and "ETA" in lines[0]
+    assert lines[-1].startswith("compare help/pixel3: 4/4 fit (100%)")
+    assert "acc10_pct" in out and "acc5_pct" in out
+    df = pd.read_csv(rows)
+    assert {"acc5_pct", "acc10_pct", "mape_pct"} <= set(df.columns) and "acc10" not in df
+    assert ((df.acc10_pct >= df.acc5_pct) & (df.acc10_pct <= 100)).all()
+    assert df.acc10_pct.max() > 1  # percent, not a fraction
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_names_what_it_scored_and_gives_shares_in_percent(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "r.lbp"
+    fit = ["predictor", "fit", "--data", str(table), "--device", "help/pixel3", "--model", "ridge"]
+    assert main([*fit, "--train-size", "200", "-o", str(model)]) == 0
+    capsys.readouterr()
+    argv = ["predictor", "evaluate", str(model), "--data", str(table), "--device", "help/pixel3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{model} (ridge, help/pixel3) on {table}: 391 measured row(s) of help/pixel3"
+    got = {k: float(v) for k, v in (line.split() for line in out[1:])}
+    df = pd.read_csv(table)
+    one = df[df.device == "help/pixel3"]
+    pred = load(model).predict(one.arch.tolist())
+    rel = np.abs(pred / one.latency_ms.to_numpy() - 1)
+    assert got["acc10_pct"] == pytest.approx(100 * np.mean(rel <= 0.10), abs=1e-4)
+    assert got["acc5_pct"] == pytest.approx(100 * np.mean(rel <= 0.05), abs=1e-4)
+
+
 def _fit_multi(table: Path, tmp_path: Path, train_size: int) -> Path:
     """A multi-device ``meta`` fitted on ``train_size`` architectures of the table."""
     model = tmp_path / "m.lbp"

@@ -82,6 +82,12 @@ class Progress:
                 self._last, self._said = now, True
                 self._say(self._line(now, postfix))
 
+    def status(self, postfix: Mapping[str, Any]) -> None:
+        """What is being worked on now (``model=gcn, seed=2``), shown on the bar at once; a
+        line is printed only as items complete."""
+        if self._bar is not None:
+            self._bar.set_postfix(postfix, refresh=True)
+
     def _line(self, now: float, postfix: Mapping[str, Any]) -> str:
         """``nb201 lab: 40/1000 arch (4 %), 2.10 arch/s, ETA 7 min 37 s, ok=40, failed=0``."""
         elapsed = now - self._t0
