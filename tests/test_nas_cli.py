@@ -41,6 +41,58 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
+def test_rank_picks_and_orders_by_devices_of_a_multi_device_predictor(
+    capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
+) -> None:
+    """--device keeps, of a multi-device predictor, the columns of the devices it names, in
+    its order: the first orders the rows. A name that matches none of the predictor's devices,
+    or --device with single-device predictors only, is refused naming what there is."""
+    df = load_reference("nb201")
+    d = df[df.device.isin(["help/pixel3", "help/titanx_1", "help/gold_6240"])]
+    d = d[d.nb201_index % 20 == 0]
+    multi = predictors.create("meta").fit(
+        d.arch.tolist(), d.latency_ms.to_numpy(), space="nb201", devices=d.device.tolist()
+    )
+    assert multi.devices_ == ["help/gold_6240", "help/pixel3", "help/titanx_1"]
+    base = tmp_path / "base.lbp"
+    predictors.save(multi, base)
+    out = tmp_path / "r.csv"
+    rc, _, err = run(
+        capsys, "rank", "--predictor", str(base), "--device", "titanx_1,help/pixel3",
+        "--space", "nb201", "--sample", "200", "--seed", "4", "-o", str(out),
+    )  # fmt: skip
+    assert rc == 0, err
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert list(rows[0]) == [
+        "rank", "arch", "latency_ms[base:help/titanx_1]", "latency_ms[base:help/pixel3]",
+    ]  # fmt: skip
+    first = [float(r["latency_ms[base:help/titanx_1]"]) for r in rows]
+    assert first == sorted(first) and len(rows) == 200
+    # the same numbers as the predictor gives for those devices
+    archs = [r["arch"] for r in rows[:5]]
+    want = multi.predict(archs, device="help/pixel3")
+    got = [float(r["latency_ms[base:help/pixel3]"]) for r in rows[:5]]
+    assert got == pytest.approx(list(want))
+    # a glob; the whole predictor without --device
+    rc, text, _ = run(capsys, "rank", "--predictor", str(base), "--device", "help/*x*",
+                      "--sample", "3")  # fmt: skip
+    assert rc == 0 and "help/titanx_1" in text and "help/pixel3" in text
+    assert "help/gold_6240" not in text
+    rc, text, _ = run(capsys, "rank", "--predictor", str(base), "--sample", "3")
+    assert rc == 0 and text.count("latency_ms[base:") == 3
+    rc, _, err = run(capsys, "rank", "--predictor", str(base), "--device", "pixl3",
+                     "--sample", "3")  # fmt: skip
+    assert rc == 2 and "--device pixl3: predictor base: device 'pixl3' matches nothing" in err
+    assert "help/pixel3" in err
+    rc, _, err = run(capsys, "rank", "--predictor", str(lbp["pixel3"]), "--device", "pixel3",
+                     "--sample", "3")  # fmt: skip
+    assert rc == 2 and "pick devices of a multi-device predictor" in err
+    assert "pixel3 (default)" in err
+    rc, _, err = run(capsys, "rank", "--predictor", str(base), "--device", " , ",
+                     "--sample", "3")  # fmt: skip
+    assert rc == 2 and "names no device" in err
+
+
 def test_rank_two_devices_side_by_side(
     capsys: pytest.CaptureFixture[str], lbp: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -2,9 +2,12 @@
 
     latbench rank --predictor pixel3.lbp --space nb201 --all --top 20
     latbench rank --predictor pixel3.lbp --predictor pi4.lbp --archs archs.txt --csv -o rank.csv
+    latbench rank --predictor base.lbp --device pixel3,gold_6240 --space nb201 --all --top 20
 
 The first predictor orders the rows (fastest first); each predictor adds a ``latency_ms[NAME]``
-column (NAME: the file name without ``.lbp``), plus ``..._std`` when it has an uncertainty.
+column (NAME: the file name without ``.lbp``), plus ``..._std`` when it has an uncertainty. A
+multi-device predictor adds a ``latency_ms[NAME:DEVICE]`` column per device, or per device of
+``--device``, whose first device then orders the rows.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def register(subparsers: Any) -> None:
         required=True,
         metavar="FILE",
         help="a saved predictor (.lbp); repeat for several devices",
+    )
+    p.add_argument(
+        "--device",
+        metavar="DEV",
+        help="of a multi-device predictor, only these devices' columns: names, short names "
+        "(pixel3) or globs, comma-separated; the first orders the rows (default: every device)",
     )
     p.add_argument("--space", help="search space (default: the first predictor's)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -135,7 +144,17 @@ def run(args: argparse.Namespace) -> int:
         archs = space.sample(args.sample, seed=args.seed)
     else:
         archs = read_archs(args.archs, space)
-    rows = rank_archs(archs, preds, space, top=args.top)
+    devices = None
+    if args.device is not None:
+        devices = [d.strip() for d in args.device.split(",") if d.strip()]
+        if not devices:
+            raise ConfigError(f"--device {args.device!r} names no device; expected DEV[,DEV...]")
+    try:
+        rows = rank_archs(archs, preds, space, top=args.top, devices=devices)
+    except ConfigError as exc:
+        if devices is None:
+            raise
+        raise ConfigError(f"--device {args.device}: {exc}") from None
     if fmt == "json":
         text = dumps(rows, indent=1)
     elif fmt == "csv":

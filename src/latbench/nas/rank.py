@@ -4,7 +4,8 @@
 >>> table[0]["arch"], table[0]["latency_ms[pixel3]"]              # doctest: +SKIP
 
 The first column orders the rows (fastest first); a predictor with an uncertainty (the
-ensemble) adds a ``..._std`` column; a multi-device predictor contributes one column per device.
+ensemble) adds a ``..._std`` column; a multi-device predictor contributes one column per device,
+or per device of ``devices=`` (the first of them orders the rows).
 """
 
 from __future__ import annotations
@@ -25,15 +26,39 @@ log = logging.getLogger(__name__)
 __all__ = ["rank_archs", "rank_columns"]
 
 
-def rank_columns(predictors: Mapping[str, Predictor]) -> list[tuple[str, str, str | None]]:
-    """``(column, label, device)`` for every predictor and each device it knows."""
+def rank_columns(
+    predictors: Mapping[str, Predictor], devices: Sequence[str] | None = None
+) -> list[tuple[str, str, str | None]]:
+    """``(column, label, device)`` for every predictor and each device it knows.
+
+    ``devices`` (names, short names such as ``pixel3``, globs: ``select_devices``) keeps, of a
+    multi-device predictor, the devices they match, in the order they are given: the first
+    one orders the rows when that predictor comes first. A single-device predictor keeps its
+    one column. A multi-device predictor none of whose devices match is a ConfigError.
+    """
+    from latbench.errors import PredictorError
+    from latbench.predictors.monotonicity import select_devices
+
+    known_of = {
+        label: list(getattr(p, "devices_", []) or ["default"]) for label, p in predictors.items()
+    }
+    if devices is not None and all(len(k) == 1 for k in known_of.values()):
+        one = ", ".join(f"{label} ({k[0]})" for label, k in known_of.items())
+        raise ConfigError(
+            f"devices {list(devices)} pick devices of a multi-device predictor; every predictor "
+            f"given predicts one device: {one}"
+        )
     cols: list[tuple[str, str, str | None]] = []
-    for label, p in predictors.items():
-        devices = list(getattr(p, "devices_", []) or ["default"])
-        if len(devices) == 1:
+    for label, known in known_of.items():
+        if len(known) == 1:
             cols.append((f"latency_ms[{label}]", label, None))
-        else:
-            cols.extend((f"latency_ms[{label}:{d}]", label, d) for d in devices)
+            continue
+        if devices is not None:
+            try:
+                known = select_devices(known, list(devices))
+            except PredictorError as exc:
+                raise ConfigError(f"predictor {label}: {exc}") from None
+        cols.extend((f"latency_ms[{label}:{d}]", label, d) for d in known)
     return cols
 
 
@@ -44,10 +69,12 @@ def rank_archs(
     *,
     top: int | None = None,
     batch: int = 8192,
+    devices: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{"rank", "arch", "latency_ms[label]", "latency_ms[label]_std"?, ...}``.
 
     Sorted by the first column, fastest first (ties: input order); ``top`` keeps the first rows.
+    ``devices`` picks the columns of multi-device predictors (:func:`rank_columns`).
     An architecture given more than once is ranked once (a warning says how many repeated).
     Every predictor must be fitted on ``space`` (SearchError otherwise).
     """
@@ -70,7 +97,7 @@ def rank_archs(
             len(given) - len(canon),
             len(given),
         )
-    cols = rank_columns(predictors)
+    cols = rank_columns(predictors, devices)
     means: dict[str, np.ndarray] = {}
     stds: dict[str, np.ndarray] = {}
     for col, label, dev in cols:
