@@ -490,3 +490,83 @@ def test_predict_writes_the_format_its_output_names_and_takes_short_device_names
     assert "--device 'help/*' matches 2 devices (help/1080ti_1, help/pixel3); pass one" in (
         capsys.readouterr().err
     )
+
+
+NB_CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
+
+
+def test_fit_on_graphs_then_predict_onnx_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """nn-Meter's use: a kernel predictor of a device, then the latency of a model file. An
+    NB201 cell exported to ONNX and imported back is predicted exactly as the architecture is;
+    an FBNet model (depthwise kernels, 96x96, wider) is predicted with a warning naming what
+    lies beyond the NB201 training graphs."""
+    from latbench.spaces import export, get_space
+
+    a76 = tmp_path / "a76.lbp"
+    fit = ["predictor", "fit", "--reference", "nb201", "--device", "cortexA76*"]
+    assert main([*fit, "--model", "kernel", "--graphs", "--train-size", "300", "-o", str(a76)]) == 0
+    assert "on the graphs of nb201 architectures" in capsys.readouterr().out
+    model = load(a76)
+    assert model.space_ == "graph" and model.devices_ == ["nnmeter/cortexA76cpu_tflite21"]
+    assert model.graph_coverage_["max"]["hw"] == 32.0
+    nb = get_space("nb201")
+    cell = export(nb.build(NB_CELL), "onnx", tmp_path / "cell.onnx", seed=0)
+    fb = get_space("fbnet", resolution=96)
+    big = export(fb.build(fb.sample(1, seed=0)[0]), "onnx", tmp_path / "fb.onnx", seed=0)
+    out = tmp_path / "pred.csv"
+    argv = ["predictor", "predict", str(a76), "--onnx", str(cell), "--onnx", str(big)]
+    assert main([*argv, "-o", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["model", "predicted_latency_ms"]
+    assert got.model.tolist() == [str(cell), str(big)] and (got.predicted_latency_ms > 0).all()
+    same = model.predict([nb.build(NB_CELL)])[0]
+    assert got.predicted_latency_ms.iloc[0] == pytest.approx(same, rel=1e-12)
+    warned = [r.getMessage() for r in caplog.records if "beyond what" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{big}: beyond what {a76} was trained on")
+    assert "of type(s) never seen in training (" in warned[0] and "dwconv-bn-relu" in warned[0]
+    assert "hw up to 96 (trained up to 32)" in warned[0]
+    assert "its prediction is an extrapolation" in warned[0]
+    # the same cell through --space (the architecture's graph) gives the same number
+    archs = tmp_path / "a.txt"
+    archs.write_text(NB_CELL + "\n")
+    assert main(["predictor", "predict", str(a76), "--space", "nb201", "--archs", str(archs),
+                 "-o", str(tmp_path / "p2.csv")]) == 0  # fmt: skip
+    p2 = pd.read_csv(tmp_path / "p2.csv")
+    assert p2.predicted_latency_ms.iloc[0] == pytest.approx(same, rel=1e-12)
+    capsys.readouterr()
+
+
+def test_graph_fit_and_onnx_predict_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from latbench.spaces import export, get_space
+
+    cell = export(get_space("nb201").build(NB_CELL), "onnx", tmp_path / "cell.onnx", seed=0)
+    fit = ["predictor", "fit", "--reference", "nb201", "--device", "cortexA76*", "--train-size"]
+    assert main([*fit, "100", "--model", "ridge", "--graphs", "-o", str(tmp_path / "r.lbp")]) == 2
+    err = capsys.readouterr().err
+    assert "--graphs: ridge reads search-space architectures, not graphs" in err
+    assert "expected one of flops, gcn, kernel" in err and not (tmp_path / "r.lbp").exists()
+    space_model = tmp_path / "s.lbp"
+    assert main([*fit, "100", "--model", "ridge", "-o", str(space_model)]) == 0
+    graph_model = tmp_path / "g.lbp"
+    assert main([*fit, "100", "--model", "flops", "--graphs", "-o", str(graph_model)]) == 0
+    capsys.readouterr()
+    cases = [
+        ([str(space_model), "--onnx", str(cell)], "predicts nb201 architectures, not model graphs"),
+        ([str(graph_model), "--onnx", str(cell), "--all"], "--onnx and --all: expected models"),
+        ([str(graph_model), "--onnx", str(tmp_path / "none.onnx")], "none.onnx' does not exist"),
+        ([str(graph_model)], "pass --onnx FILE for a model, or --space"),
+    ]
+    for argv, want in cases:
+        rc = main(["predictor", "predict", *argv, "-o", str(tmp_path / "o.csv")])
+        err = capsys.readouterr().err
+        assert rc in (1, 2) and want in err, (argv, err)
+    rc = main(["predictor", "predict", str(graph_model), "--onnx", str(cell), "-o", str(cell)])
+    assert rc == 2 and "is the --onnx file" in capsys.readouterr().err
+    assert cell.stat().st_size > 1000  # the model is still there

@@ -315,3 +315,34 @@ def test_error_margin_of_an_adapted_predictor(table: pd.DataFrame, meta_base: An
     assert 0.0 <= margin < 1.0
     with pytest.raises(ConfigError, match="knows 5 devices"):
         error_margin(meta_base, archs, ms, folds=4)
+
+
+def test_a_graph_predictors_coverage_is_saved_and_checked_on_load(tmp_path: Path) -> None:
+    """The coverage of a predictor fitted on graphs travels in its manifest; a file without it
+    (written before it was stored) loads and simply has nothing to warn about; a coverage of
+    the wrong shape is a corrupt manifest, named."""
+    from latbench import predictors
+    from latbench.datasets.reference import load_reference
+    from latbench.spaces import get_space
+    from lbp_helpers import rewrite_lbp
+
+    nb = get_space("nb201")
+    d = load_reference("nb201")
+    d = d[d.device == "help/pixel3"].iloc[:60]
+    graphs = [nb.build(a) for a in d.arch]
+    p = predictors.create("flops").fit(graphs, d.latency_ms.to_numpy(), space="graph")
+    assert p.graph_coverage_["max"]["hw"] == 32.0 and "conv-bn-relu" in p.graph_coverage_["types"]
+    path = tmp_path / "g.lbp"
+    predictors.save(p, path)
+    back = predictors.load(path)
+    assert back.graph_coverage_ == p.graph_coverage_
+    wide = get_space("nb201").build(d.arch.iloc[0], resolution=64)
+    assert back.coverage_note(wide) == "hw up to 64 (trained up to 32)"
+    assert back.coverage_note(graphs[0]) == ""
+    old = tmp_path / "old.lbp"
+    rewrite_lbp(path, old, lambda m: m.pop("graph_coverage"))
+    assert predictors.load(old).coverage_note(wide) == ""
+    bad = tmp_path / "bad.lbp"
+    rewrite_lbp(path, bad, lambda m: m.update(graph_coverage={"types": "conv", "max": {}}))
+    with pytest.raises(PredictorError, match=r"bad.lbp: corrupt manifest.json: 'graph_coverage'"):
+        predictors.load(bad)

@@ -225,10 +225,17 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     p = create(args.model, **_params(args.params))
     multi = df.device.nunique() > 1
     t0 = time.perf_counter()
-    archs, lat = df.arch.tolist(), df.latency_ms.to_numpy()
+    archs: list[Any] = df.arch.tolist()
+    lat = df.latency_ms.to_numpy()
     devices = df.device.astype(str).tolist()
+    space_name = str(spaces[0])
     prior_note = ""
-    if multi and p.multi_device:
+    if args.graphs:
+        archs, space_name = _as_graphs(p, args.model, space_name, archs), GRAPH_SPACE
+        p.fit(archs, lat, space=space_name, devices=devices)
+        fit_s = time.perf_counter() - t0
+        prior_note = f" (on the graphs of {spaces[0]} architectures: predicts any model graph)"
+    elif multi and p.multi_device:
         # the few-shot base, with the embed prior learned from the same rows, so that
         # `latbench adapt` uses it by default
         from latbench.predictors.adapt import fit_base, stored_prior
@@ -237,7 +244,7 @@ def _fit_cmd(args: argparse.Namespace) -> int:
             p,
             archs,
             lat,
-            space=str(spaces[0]),
+            space=space_name,
             devices=devices,
             embed_prior=not args.no_embed_prior,
         )
@@ -248,7 +255,7 @@ def _fit_cmd(args: argparse.Namespace) -> int:
         fit_s = time.perf_counter() - t0 - prior_s
     else:
         # one device's rows: the model keeps the data's name for it (not "default")
-        p.fit(archs, lat, space=str(spaces[0]), devices=devices)
+        p.fit(archs, lat, space=space_name, devices=devices)
         fit_s = time.perf_counter() - t0
     save(p, args.output)
     print(
@@ -256,6 +263,70 @@ def _fit_cmd(args: argparse.Namespace) -> int:
         f"({', '.join(p.devices_)}) in "
         f"{fit_s:.1f} s{prior_note} -> {args.output}"
     )
+    return 0
+
+
+def _graph_models() -> list[str]:
+    """The registered models that read graphs (an ensemble does when its members do)."""
+    out = []
+    for name in PREDICTORS.names():
+        flag = getattr(PREDICTORS.get(name), "accepts_graphs", False)
+        if flag is True:
+            out.append(name)
+    return out
+
+
+def _as_graphs(p: Any, model: str, space: str, archs: list[Any]) -> list[Any]:
+    """``archs`` of ``space`` as their graphs (each built once), for ``fit --graphs``."""
+    if not p.accepts_graphs:
+        raise ConfigError(
+            f"--graphs: {model} reads search-space architectures, not graphs; expected one of "
+            f"{', '.join(_graph_models())}"
+        )
+    sp = get_space(space)
+    built = {a: sp.build(a) for a in dict.fromkeys(archs)}
+    return [built[a] for a in archs]
+
+
+def _predict_onnx(args: argparse.Namespace, p: Any) -> int:
+    """``predict --onnx FILE ...``: a row per model, and a warning per model beyond what the
+    predictor was trained on."""
+    from latbench.spaces.onnx_import import from_onnx
+
+    others = [o for o, v in (("--archs", args.archs), ("--all", args.all),
+                             ("--sample", args.sample), ("--space", args.space))
+              if v not in (None, False)]  # fmt: skip
+    if others:
+        raise ConfigError(f"--onnx and {' and '.join(others)}: expected models or architectures")
+    if p.space_ != GRAPH_SPACE:
+        raise ConfigError(
+            f"--onnx: {args.predictor} predicts {p.space_} architectures, not model graphs; "
+            f"expected a predictor fitted on graphs (latbench predictor fit ... --model kernel "
+            f"--graphs; models that read graphs: {', '.join(_graph_models())})"
+        )
+    for path in args.onnx:
+        if args.output != "-" and same_file(args.output, path):
+            raise ConfigError(
+                f"-o/--output {args.output!r} is the --onnx file {path!r}; expected a new file "
+                "for the predictions (it would be written over the model)"
+            )
+    graphs = [from_onnx(path) for path in args.onnx]
+    device = resolve_device(p, args.device)
+    mean, std = p.predict_with_uncertainty(graphs, device=device)
+    out = pd.DataFrame({"model": list(args.onnx), "predicted_latency_ms": mean})
+    if std is not None:
+        out["uncertainty_ms"] = std
+    for path, g in zip(args.onnx, graphs, strict=True):
+        note = p.coverage_note(g)
+        if note:
+            log.warning(
+                "%s: beyond what %s was trained on: %s; its prediction is an extrapolation",
+                path,
+                args.predictor,
+                note,
+            )
+    write_table(out, args.output)
+    print(f"predicted {len(graphs)} model(s) -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -270,13 +341,15 @@ def _predict_cmd(args: argparse.Namespace) -> int:
                     "the predictions (it would be written over that file)"
                 )
     p = load(args.predictor)
+    if args.onnx:
+        return _predict_onnx(args, p)
     if p.space_ == GRAPH_SPACE and not args.space:
         from latbench.spaces import SPACES
 
         raise ConfigError(
             f"{args.predictor} predicts graphs (it was fitted with space 'graph'); pass "
-            f"--space {' or '.join(SPACES.names())} to predict that space's architectures "
-            "through their graphs"
+            f"--onnx FILE for a model, or --space {' or '.join(SPACES.names())} to predict "
+            "that space's architectures through their graphs"
         )
     if args.space and p.space_ != GRAPH_SPACE and args.space != p.space_:
         raise ConfigError(
@@ -300,7 +373,7 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     elif args.archs:
         archs = read_archs(args.archs, get_space(space))
     else:
-        raise ConfigError("give --archs FILE, --all or --sample N")
+        raise ConfigError("give --archs FILE, --all, --sample N or --onnx FILE")
     device = resolve_device(p, args.device)
     mean, std = p.predict_with_uncertainty(_inputs(p, [space] * len(archs), archs), device=device)
     out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
@@ -702,6 +775,12 @@ def register(sub: Any) -> None:
         help="multi-device fits: do not learn and store the embed prior that latbench adapt "
         "uses by default",
     )
+    f.add_argument(
+        "--graphs",
+        action="store_true",
+        help="fit on the architectures' graphs (flops, kernel, gcn): the predictor then "
+        "predicts any model graph, ONNX files included (predict --onnx)",
+    )
     f.add_argument("-o", "--output", required=True, help="predictor file to write (.lbp)")
     f.set_defaults(handler=_fit_cmd)
 
@@ -714,6 +793,13 @@ def register(sub: Any) -> None:
         "--sample", type=int, metavar="N", help="N random architectures of --space (seeded)"
     )
     pr.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    pr.add_argument(
+        "--onnx",
+        action="append",
+        metavar="FILE",
+        help="an ONNX model to predict (repeat for several), with a predictor fitted on graphs "
+        "(fit --graphs)",
+    )
     pr.add_argument(
         "--device", help="device of a multi-device predictor (a name, short name or glob of one)"
     )

@@ -240,11 +240,25 @@ class Predictor:
             raise PredictorError(f"{self.name}: {exc}") from None
         self.space_ = space
         self.floor_ms_ = float(0.5 * y.min())
+        if space == GRAPH_SPACE:
+            from latbench.predictors.encodings import graph_coverage
+
+            # what the training graphs span: a prediction for a model beyond it says so
+            self.graph_coverage_ = graph_coverage(arch_list)
         if dev is None:
             self.devices_ = [DEFAULT_DEVICE]
         else:
             self.devices_ = sorted(set(dev.tolist()))
         return self
+
+    def coverage_note(self, graph: Any) -> str:
+        """For a predictor fitted on graphs: why its prediction for ``graph`` (an imported
+        model) extrapolates (kernel types or sizes its training graphs never held), else
+        ``""``; always ``""`` for a predictor of a search space's architectures."""
+        from latbench.predictors.encodings import coverage_note
+
+        coverage = getattr(self, "graph_coverage_", None)
+        return "" if coverage is None else coverage_note(coverage, graph)
 
     def predict(self, archs: Archs, *, device: str | None = None) -> np.ndarray:
         """Predicted latency in milliseconds, one value per architecture."""

@@ -588,3 +588,47 @@ def arch_kernels(space_name: str, arch: Any) -> Sequence[dict[str, Any]]:
     if isinstance(arch, Graph):
         return kernel_features(arch)
     return _space_kernels(space_name, arch)
+
+
+# ---- what a graph predictor was trained on ------------------------------------------------
+def kernel_coverage(kernels: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What ``kernels`` span: their ``types`` and the largest value of each numeric feature
+    (``max``, :data:`KERNEL_NUMERIC`), the JSON stored with a predictor fitted on graphs so that
+    a prediction for a model beyond it can say so."""
+    k = kernel_matrix(kernels)
+    top = k.max(axis=0) if len(k) else np.zeros(len(KERNEL_NUMERIC))
+    return {
+        "types": sorted({str(x["type"]) for x in kernels}),
+        "max": {f: float(v) for f, v in zip(KERNEL_NUMERIC, top.tolist(), strict=True)},
+    }
+
+
+def graph_coverage(graphs: Sequence[Graph]) -> dict[str, Any]:
+    """:func:`kernel_coverage` of every kernel of ``graphs`` (the training set of a predictor
+    fitted with ``space="graph"``)."""
+    return kernel_coverage([k for g in graphs for k in kernel_features(g)])
+
+
+#: the features a coverage note compares (flops and params grow with the others)
+COVERAGE_FEATURES = ("hw", "cin", "cout", "kernel", "stride")
+
+
+def coverage_note(coverage: dict[str, Any], graph: Graph) -> str:
+    """Why a prediction for ``graph`` extrapolates beyond ``coverage`` (kernel types the
+    training graphs never held, or kernels larger than any of theirs), or ``""``."""
+    kernels = kernel_features(graph)
+    seen = set(coverage.get("types", []))
+    parts = []
+    unseen = sorted({str(k["type"]) for k in kernels} - seen)
+    if unseen:
+        n = sum(1 for k in kernels if k["type"] in unseen)
+        parts.append(f"{n} kernel(s) of type(s) never seen in training ({', '.join(unseen)})")
+    top = coverage.get("max", {})
+    k = kernel_matrix(kernels)
+    for i, f in enumerate(KERNEL_NUMERIC):
+        if f not in COVERAGE_FEATURES or f not in top or not len(k):
+            continue
+        hi = float(k[:, i].max())
+        if hi > float(top[f]):
+            parts.append(f"{f} up to {hi:g} (trained up to {float(top[f]):g})")
+    return "; ".join(parts)

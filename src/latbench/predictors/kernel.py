@@ -243,6 +243,8 @@ class KernelPredictor(Predictor):
         self.space_ = space
         self.devices_ = [device or DEFAULT_DEVICE]
         self.floor_ms_ = 0.0
+        if space == enc.GRAPH_SPACE:
+            self.graph_coverage_ = enc.kernel_coverage(kernels)
         return self
 
     def _kernel_x(self, kernels: Sequence[dict[str, Any]], types: list[str]) -> np.ndarray:

@@ -112,6 +112,10 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> None:
     }
     if prior_meta is not None:
         manifest["embed_prior"] = prior_meta
+    coverage = getattr(predictor, "graph_coverage_", None)
+    if coverage is not None:
+        # JSON (kernel types, feature maxima); a reader without the key ignores it
+        manifest["graph_coverage"] = coverage
     try:
         text = json.dumps(manifest, indent=1, sort_keys=True, default=_plain)
     except TypeError as exc:
@@ -253,6 +257,19 @@ def _as_written(cls: type[Predictor], params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _coverage_ok(coverage: Any) -> bool:
+    """Whether a manifest's ``graph_coverage`` has the shape :func:`kernel_coverage` writes."""
+    if not isinstance(coverage, dict):
+        return False
+    types, top = coverage.get("types"), coverage.get("max")
+    return (
+        isinstance(types, list)
+        and all(isinstance(t, str) for t in types)
+        and isinstance(top, dict)
+        and all(isinstance(k, str) and expected_number(v) is None for k, v in top.items())
+    )
+
+
 def _self_check(pred: Predictor, p: str) -> None:
     """Predict one architecture of the space on every device: weights of the wrong shape or
     type (an edited file) fail here, with the file named, not at the user's first predict."""
@@ -336,6 +353,14 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     pred.space_ = space
     pred.devices_ = list(devices)
     pred.floor_ms_ = float(floor)
+    coverage = manifest.get("graph_coverage")
+    if coverage is not None:
+        if not _coverage_ok(coverage):
+            raise PredictorError(
+                f"{p}: corrupt {MANIFEST}: 'graph_coverage' = {coverage!r:.80}; expected "
+                "{'types': [names], 'max': {feature: number}}"
+            )
+        pred.graph_coverage_ = coverage
     prior_arrays = {
         k[len(PRIOR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(PRIOR_PREFIX)
     }
