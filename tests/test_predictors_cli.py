@@ -570,3 +570,29 @@ def test_graph_fit_and_onnx_predict_bad_input(
     rc = main(["predictor", "predict", str(graph_model), "--onnx", str(cell), "-o", str(cell)])
     assert rc == 2 and "is the --onnx file" in capsys.readouterr().err
     assert cell.stat().st_size > 1000  # the model is still there
+
+
+def test_fit_on_graphs_builds_what_each_row_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store row's input_shape (a collection at --resolution 64, batch 2) is the graph the
+    latency belongs to: fit --graphs builds that one, not the space's default 32x32."""
+    import json
+
+    d = load_reference("nb201")
+    d = d[d.device == "help/pixel3"].iloc[:30][["space", "arch", "device", "latency_ms"]].copy()
+    d["input_shape"] = json.dumps({"input": [2, 3, 64, 64]})
+    table = tmp_path / "res64.csv"
+    d.to_csv(table, index=False)
+    out = tmp_path / "g.lbp"
+    argv = ["predictor", "fit", "--data", str(table), "--model", "flops", "--graphs"]
+    assert main([*argv, "-o", str(out)]) == 0
+    capsys.readouterr()
+    model = load(out)
+    assert model.graph_coverage_["max"]["hw"] == 64.0
+    from latbench.spaces import get_space
+
+    nb = get_space("nb201")
+    arch = d.arch.iloc[0]
+    assert model.coverage_note(nb.build(arch, batch=2, resolution=64)) == ""
+    assert "hw up to 128 (trained up to 64)" in model.coverage_note(nb.build(arch, resolution=128))

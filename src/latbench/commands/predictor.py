@@ -231,7 +231,7 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     space_name = str(spaces[0])
     prior_note = ""
     if args.graphs:
-        archs, space_name = _as_graphs(p, args.model, space_name, archs), GRAPH_SPACE
+        archs, space_name = _as_graphs(p, args.model, space_name, df), GRAPH_SPACE
         p.fit(archs, lat, space=space_name, devices=devices)
         fit_s = time.perf_counter() - t0
         prior_note = f" (on the graphs of {spaces[0]} architectures: predicts any model graph)"
@@ -276,16 +276,32 @@ def _graph_models() -> list[str]:
     return out
 
 
-def _as_graphs(p: Any, model: str, space: str, archs: list[Any]) -> list[Any]:
-    """``archs`` of ``space`` as their graphs (each built once), for ``fit --graphs``."""
+def _input_size(shape: Any) -> tuple[int | None, int | None]:
+    """``(batch, resolution)`` of a store row's ``input_shape`` (JSON ``{name: [N, C, H, W]}``),
+    ``(None, None)`` where the row has none (a reference table: the space's own size)."""
+    if not isinstance(shape, str) or not shape.strip():
+        return None, None
+    try:
+        dims = next(iter(json.loads(shape).values()))
+        return int(dims[0]), int(dims[2])
+    except (ValueError, TypeError, IndexError, StopIteration, AttributeError):
+        return None, None
+
+
+def _as_graphs(p: Any, model: str, space: str, df: pd.DataFrame) -> list[Any]:
+    """The rows' architectures of ``space`` as the graphs that were measured (the batch and
+    resolution of each row's ``input_shape``, else the space's defaults), each built once, for
+    ``fit --graphs``."""
     if not p.accepts_graphs:
         raise ConfigError(
             f"--graphs: {model} reads search-space architectures, not graphs; expected one of "
             f"{', '.join(_graph_models())}"
         )
     sp = get_space(space)
-    built = {a: sp.build(a) for a in dict.fromkeys(archs)}
-    return [built[a] for a in archs]
+    shapes = df["input_shape"] if "input_shape" in df.columns else [None] * len(df)
+    keys = [(a, *_input_size(s)) for a, s in zip(df.arch.astype(str), shapes, strict=True)]
+    built = {k: sp.build(k[0], batch=k[1] or 1, resolution=k[2]) for k in dict.fromkeys(keys)}
+    return [built[k] for k in keys]
 
 
 def _predict_onnx(args: argparse.Namespace, p: Any) -> int:
