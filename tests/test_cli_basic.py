@@ -178,6 +178,33 @@ def test_verbose_flag_logs_the_traceback(capsys: pytest.CaptureFixture[str]) -> 
     assert rc == 0 and "nb201" in out
 
 
+def test_warnings_read_like_errors_and_name_their_module_with_v(tmp_path: Path) -> None:
+    """A warning of a plain run is ``latbench: warning: ...``, as an error is ``latbench:
+    error: ...``; with -v every record names its level and module, for debugging."""
+    from latbench import predictors
+    from latbench.datasets.reference import load_reference
+
+    d = load_reference("nb201")
+    d = d[d.device == "help/pixel3"].iloc[:50]
+    model = tmp_path / "p.lbp"
+    predictors.save(
+        predictors.create("ridge").fit(d.arch.tolist(), d.latency_ms.to_numpy(), space="nb201"),
+        model,
+    )
+    archs = tmp_path / "a.txt"
+    archs.write_text(f"{NB}\n{NB}\n")  # one architecture twice: ranked once, with a warning
+    cmd = [sys.executable, "-m", "latbench.cli", "rank", "--predictor", str(model), "--archs"]
+    plain = subprocess.run([*cmd, str(archs)], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    (line,) = plain.stderr.strip().splitlines()
+    assert line.startswith("latbench: warning: 1 of the 2 architectures to rank repeat"), line
+    verbose = subprocess.run(
+        [*cmd[:3], "-v", *cmd[3:], str(archs)], capture_output=True, text=True, timeout=60
+    )
+    assert verbose.returncode == 0
+    assert "WARNING latbench.nas.rank: 1 of the 2 architectures" in verbose.stderr
+
+
 def test_sample(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "arch", "sample", "nb201", "-n", "3", "--seed", "1")
     archs = out.split()

@@ -79,11 +79,28 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Format(logging.Formatter):
+    """``latbench: warning: ...`` as ``latbench: error: ...`` reads; with ``-v`` every record
+    also names its level and module (``INFO latbench.datasets.collect: ...``), for debugging."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.verbose or record.levelno < logging.WARNING:
+            return super().format(record)
+        text = f"latbench: {record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format(verbose=verbosity > 0))
+    logging.basicConfig(level=level, handlers=[handler])
     # paramiko logs tracebacks of failures latbench reports itself (a host that sends no SSH
     # banner, a dropped link): shown with -vv only
     logging.getLogger("paramiko").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
