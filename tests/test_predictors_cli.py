@@ -547,6 +547,13 @@ def test_graph_fit_and_onnx_predict_bad_input(
     from latbench.spaces import export, get_space
 
     cell = export(get_space("nb201").build(NB_CELL), "onnx", tmp_path / "cell.onnx", seed=0)
+    import onnx
+    from onnx import TensorProto, helper
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in "xy")
+    elu = tmp_path / "elu.onnx"
+    nodes = [helper.make_node("Elu", ["x"], ["y"])]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y])), elu)
     fit = ["predictor", "fit", "--reference", "nb201", "--device", "cortexA76*", "--train-size"]
     assert main([*fit, "100", "--model", "ridge", "--graphs", "-o", str(tmp_path / "r.lbp")]) == 2
     err = capsys.readouterr().err
@@ -561,6 +568,11 @@ def test_graph_fit_and_onnx_predict_bad_input(
         ([str(space_model), "--onnx", str(cell)], "predicts nb201 architectures, not model graphs"),
         ([str(graph_model), "--onnx", str(cell), "--all"], "--onnx and --all: expected models"),
         ([str(graph_model), "--onnx", str(tmp_path / "none.onnx")], "none.onnx' does not exist"),
+        # which of several models could not be imported, and why
+        (
+            [str(graph_model), "--onnx", str(cell), "--onnx", str(elu)],
+            f"{elu}: ONNX node 'y' (Elu)",
+        ),
         ([str(graph_model)], "pass --onnx FILE for a model, or --space"),
     ]
     for argv, want in cases:

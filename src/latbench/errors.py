@@ -14,6 +14,17 @@ class LatbenchError(Exception):
     exit_code = 1
 
 
+def reraised(exc: LatbenchError, message: str) -> LatbenchError:
+    """``exc``'s kind (and exit code) with another message: the same error, placed (``--verify:
+    ...``, ``model.onnx: ...``)."""
+    try:
+        new = type(exc)(message)
+    except TypeError:  # an error class with another signature
+        new = LatbenchError(message)
+        new.exit_code = exc.exit_code
+    return new
+
+
 class ConfigError(LatbenchError, ValueError):
     """bench.toml or a command-line option is malformed."""
 

@@ -22,7 +22,14 @@ import pandas as pd
 from latbench._atomic import atomic_path, same_file
 from latbench._progress import Progress
 from latbench.commands._archfile import read_archs
-from latbench.errors import ArchError, ConfigError, DatasetError, PredictorError
+from latbench.errors import (
+    ArchError,
+    ConfigError,
+    DatasetError,
+    LatbenchError,
+    PredictorError,
+    reraised,
+)
 from latbench.predictors import PREDICTORS, create, load, save
 from latbench.predictors.base import DEFAULT_DEVICE, GRAPH_SPACE
 from latbench.predictors.encodings import space as get_space
@@ -326,7 +333,13 @@ def _predict_onnx(args: argparse.Namespace, p: Any) -> int:
                 f"-o/--output {args.output!r} is the --onnx file {path!r}; expected a new file "
                 "for the predictions (it would be written over the model)"
             )
-    graphs = [from_onnx(path) for path in args.onnx]
+    graphs = []
+    for path in args.onnx:
+        try:
+            graphs.append(from_onnx(path))
+        except LatbenchError as exc:
+            # which of the --onnx files, where the import's message does not say
+            raise (exc if path in str(exc) else reraised(exc, f"{path}: {exc}")) from None
     device = resolve_device(p, args.device)
     mean, std = p.predict_with_uncertainty(graphs, device=device)
     out = pd.DataFrame({"model": list(args.onnx), "predicted_latency_ms": mean})

@@ -35,7 +35,7 @@ from latbench._atomic import write_text_atomic
 from latbench._csvfile import read_csv, rows
 from latbench._validate import out_of_range
 from latbench.commands._json import dumps
-from latbench.errors import ConfigError, LatbenchError, UnknownNameError
+from latbench.errors import ConfigError, LatbenchError, UnknownNameError, reraised
 
 log = logging.getLogger(__name__)
 
@@ -337,16 +337,6 @@ KIND_RUNTIMES = {"adb": ("litert",), "cuda": ("torch", "onnxruntime")}
 IN_PROCESS_KINDS = ("local", "cuda")
 
 
-def _reraised(exc: LatbenchError, message: str) -> LatbenchError:
-    """``exc``'s kind (and exit code) with another message."""
-    try:
-        new = type(exc)(message)
-    except TypeError:  # an error class with another signature
-        new = LatbenchError(message)
-        new.exit_code = exc.exit_code
-    return new
-
-
 @dataclass
 class VerifyPlan:
     """What ``--verify`` measures on, checked before the search: the open device, the runtime,
@@ -415,7 +405,7 @@ def _verify_plan(args: argparse.Namespace, stack: contextlib.ExitStack) -> Verif
     try:
         device = stack.enter_context(get_device(name, cfg))
     except LatbenchError as exc:
-        raise _reraised(exc, f"--verify-device {name!r}: {exc}") from None
+        raise reraised(exc, f"--verify-device {name!r}: {exc}") from None
     runtime = str(
         given
         or getattr(device, "table_runtime", None)
@@ -441,7 +431,7 @@ def _verify_plan(args: argparse.Namespace, stack: contextlib.ExitStack) -> Verif
         try:
             RUNTIMES.get(runtime).package_version()  # not installed: names the extra
         except LatbenchError as exc:
-            raise _reraised(exc, f"{where}: {exc}") from None
+            raise reraised(exc, f"{where}: {exc}") from None
     return VerifyPlan(device=device, runtime=runtime, fmt=fmt, settings=settings)
 
 
@@ -800,7 +790,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 if isinstance(exc, LatbenchError):
                     print(_report(result, verification, out, png))  # the search, at least
-                    raise _reraised(exc, f"--verify: {exc}; {kept}") from exc
+                    raise reraised(exc, f"--verify: {exc}; {kept}") from exc
                 print(f"latbench: {kept}", file=sys.stderr)
                 raise
             doc["verification"] = verification
