@@ -608,3 +608,43 @@ def test_fit_on_graphs_builds_what_each_row_measured(
     arch = d.arch.iloc[0]
     assert model.coverage_note(nb.build(arch, batch=2, resolution=64)) == ""
     assert "hw up to 128 (trained up to 64)" in model.coverage_note(nb.build(arch, resolution=128))
+
+
+def test_per_kernel_rows_break_a_prediction_down_and_sum_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from latbench.spaces import export, get_space
+
+    k = tmp_path / "k.lbp"
+    fit = ["predictor", "fit", "--reference", "nb201", "--device", "cortexA76*", "--train-size"]
+    assert main([*fit, "200", "--model", "kernel", "--graphs", "-o", str(k)]) == 0
+    cell = export(get_space("nb201").build(NB_CELL), "onnx", tmp_path / "cell.onnx", seed=0)
+    whole, parts = tmp_path / "whole.csv", tmp_path / "parts.csv"
+    base = ["predictor", "predict", str(k), "--onnx", str(cell)]
+    assert main([*base, "-o", str(whole)]) == 0
+    assert main([*base, "--per-kernel", "-o", str(parts)]) == 0
+    assert "(" in capsys.readouterr().err  # "predicted 1 model(s) (N kernels)"
+    rows = pd.read_csv(parts)
+    assert list(rows.columns)[:4] == ["model", "kernel_index", "type", "nodes"]
+    assert {"hw", "cin", "cout", "kernel", "stride", "flops", "params"} <= set(rows.columns)
+    assert rows.kernel_index.tolist() == list(range(len(rows))) and len(rows) > 50
+    assert "conv-bn" in set(rows.type) and rows.nodes.str.contains("stem_conv").any()
+    total = pd.read_csv(whole).predicted_latency_ms.iloc[0]
+    assert rows.predicted_latency_ms.sum() == pytest.approx(total, rel=1e-9)
+    # a kernel predictor of the space's architectures: the same breakdown by architecture
+    ks = tmp_path / "ks.lbp"
+    assert main([*fit, "200", "--model", "kernel", "-o", str(ks)]) == 0
+    archs = tmp_path / "a.txt"
+    archs.write_text(NB_CELL + "\n")
+    assert main(["predictor", "predict", str(ks), "--archs", str(archs), "--per-kernel",
+                 "-o", str(parts)]) == 0  # fmt: skip
+    by_arch = pd.read_csv(parts)
+    assert list(by_arch.columns)[:3] == ["space", "arch", "kernel_index"]
+    one = load(ks).predict([NB_CELL])[0]
+    assert by_arch.predicted_latency_ms.sum() == pytest.approx(one, rel=1e-9)
+    ridge = tmp_path / "r.lbp"
+    assert main([*fit, "100", "--model", "ridge", "-o", str(ridge)]) == 0
+    capsys.readouterr()
+    rc = main(["predictor", "predict", str(ridge), "--archs", str(archs), "--per-kernel",
+               "-o", str(parts)])  # fmt: skip
+    assert rc == 2 and "the breakdown by kernel needs a kernel predictor" in capsys.readouterr().err

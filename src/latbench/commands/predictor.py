@@ -341,10 +341,13 @@ def _predict_onnx(args: argparse.Namespace, p: Any) -> int:
             # which of the --onnx files, where the import's message does not say
             raise (exc if path in str(exc) else reraised(exc, f"{path}: {exc}")) from None
     device = resolve_device(p, args.device)
-    mean, std = p.predict_with_uncertainty(graphs, device=device)
-    out = pd.DataFrame({"model": list(args.onnx), "predicted_latency_ms": mean})
-    if std is not None:
-        out["uncertainty_ms"] = std
+    if args.per_kernel:
+        out = _kernel_rows(p, args.predictor, {"model": list(args.onnx)}, graphs)
+    else:
+        mean, std = p.predict_with_uncertainty(graphs, device=device)
+        out = pd.DataFrame({"model": list(args.onnx), "predicted_latency_ms": mean})
+        if std is not None:
+            out["uncertainty_ms"] = std
     for path, g in zip(args.onnx, graphs, strict=True):
         note = p.coverage_note(g)
         if note:
@@ -355,8 +358,35 @@ def _predict_onnx(args: argparse.Namespace, p: Any) -> int:
                 note,
             )
     write_table(out, args.output)
-    print(f"predicted {len(graphs)} model(s) -> {args.output}", file=sys.stderr)
+    what = f" ({len(out)} kernels)" if args.per_kernel else ""
+    print(f"predicted {len(graphs)} model(s){what} -> {args.output}", file=sys.stderr)
     return 0
+
+
+def _kernel_rows(p: Any, label: str, keys: dict[str, list[Any]], inputs: list[Any]) -> pd.DataFrame:
+    """``--per-kernel``: a row per fused kernel of each input (``keys``: the columns naming the
+    input, ``model`` or ``space, arch``), its features and predicted latency; the kernels of an
+    input sum to its prediction."""
+    from latbench.predictors import encodings as enc
+    from latbench.predictors.kernel import KernelPredictor
+
+    if not isinstance(p, KernelPredictor):
+        raise ConfigError(
+            f"--per-kernel: {label} is a {p.name} predictor; the breakdown by kernel needs a "
+            "kernel predictor (--model kernel)"
+        )
+    space = p.space_
+    rows = []
+    for i, x in enumerate(inputs):
+        kernels = enc.arch_kernels(space, x)
+        times = p.predict_kernels(list(kernels))
+        for j, (k, t) in enumerate(zip(kernels, times, strict=True)):
+            row = {c: v[i] for c, v in keys.items()}
+            row.update(kernel_index=j, type=k["type"], nodes=" ".join(k["nodes"]))
+            row.update({f: k[f] for f in enc.KERNEL_NUMERIC})
+            row["predicted_latency_ms"] = float(t)
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _predict_cmd(args: argparse.Namespace) -> int:
@@ -404,7 +434,17 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("give --archs FILE, --all, --sample N or --onnx FILE")
     device = resolve_device(p, args.device)
-    mean, std = p.predict_with_uncertainty(_inputs(p, [space] * len(archs), archs), device=device)
+    inputs = _inputs(p, [space] * len(archs), archs)
+    if args.per_kernel:
+        keys = {"space": [space] * len(archs), "arch": list(archs)}
+        out = _kernel_rows(p, args.predictor, keys, inputs)
+        write_table(out, args.output)
+        print(
+            f"predicted {len(archs)} architectures ({len(out)} kernels) -> {args.output}",
+            file=sys.stderr,
+        )
+        return 0
+    mean, std = p.predict_with_uncertainty(inputs, device=device)
     out = pd.DataFrame({"space": space, "arch": archs, "predicted_latency_ms": mean})
     if std is not None:
         out["uncertainty_ms"] = std
@@ -828,6 +868,12 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="an ONNX model to predict (repeat for several), with a predictor fitted on graphs "
         "(fit --graphs)",
+    )
+    pr.add_argument(
+        "--per-kernel",
+        action="store_true",
+        help="a kernel predictor: a row per fused kernel (type, nodes, sizes, predicted ms) "
+        "instead of a row per model, as nn-Meter breaks a prediction down",
     )
     pr.add_argument(
         "--device", help="device of a multi-device predictor (a name, short name or glob of one)"
