@@ -205,6 +205,26 @@ def test_warnings_read_like_errors_and_name_their_module_with_v(tmp_path: Path) 
     assert "WARNING latbench.nas.rank: 1 of the 2 architectures" in verbose.stderr
 
 
+def test_arch_show_kernels_lists_what_a_kernel_predictor_sums(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from latbench.predictors.encodings import kernel_features
+
+    kernels = kernel_features(get_space("nb201").build(NB))
+    rc, out, _ = run(capsys, "arch", "show", "nb201", NB, "--kernels")
+    assert rc == 0 and f"{len(kernels)} fused kernels (what the kernel predictor sums):" in out
+    table = out.split("fused kernels")[1].splitlines()[2:]
+    assert len(table) == len(kernels)
+    first = table[0].split()
+    assert first[:2] == ["0", kernels[0]["type"]] and first[-len(kernels[0]["nodes"]) :] == list(
+        kernels[0]["nodes"]
+    )
+    rc, out, _ = run(capsys, "arch", "show", "nb201", NB, "--kernels", "--json")
+    doc = json.loads(out)
+    assert rc == 0 and [k["type"] for k in doc["kernels"]] == [k["type"] for k in kernels]
+    assert doc["kernels"][0]["nodes"] == list(kernels[0]["nodes"])
+
+
 def test_sample(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "arch", "sample", "nb201", "-n", "3", "--seed", "1")
     archs = out.split()

@@ -2,7 +2,8 @@
 
 ``latbench arch show SPACE ARCH`` (or ``SPACE:ARCH``) prints the summary of a search-space
 architecture (id, MACs, parameters, activation memory, operator counts); ``latbench arch show
---onnx FILE`` does the same for any ONNX model; ``--nodes`` adds the per-node table, ``--json``
+--onnx FILE`` does the same for any ONNX model; ``--nodes`` adds the per-node table,
+``--kernels`` the fused kernels a kernel predictor sums, ``--json``
 prints JSON.
 """
 
@@ -37,6 +38,11 @@ def register(subparsers: Any) -> None:
         "--resolution", type=int, default=None, help="input resolution (not with --onnx)"
     )
     show.add_argument("--nodes", action="store_true", help="also print every node")
+    show.add_argument(
+        "--kernels",
+        action="store_true",
+        help="also print the fused kernels a kernel predictor sums (nn-Meter style)",
+    )
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=run_show)
 
@@ -101,6 +107,8 @@ def run_show(args: argparse.Namespace) -> int:
                 {**n.to_dict(), "macs": graph.node_macs(n), "params": graph.node_params(n)}
                 for n in graph.nodes
             ]
+        if args.kernels:
+            doc["kernels"] = _kernels(graph)
         from latbench.commands.measure import dumps_json
 
         print(dumps_json(doc))
@@ -135,7 +143,26 @@ def run_show(args: argparse.Namespace) -> int:
                 f"{n.name[:28]:<28} {n.op:<15} {shape:<18} "
                 f"{graph.node_macs(n):>12,} {graph.node_params(n):>9,}"
             )
+    if args.kernels:
+        kernels = _kernels(graph)
+        print()
+        print(f"{len(kernels)} fused kernels (what the kernel predictor sums):")
+        head = f"{'#':>4} {'type':<16} {'hw':>5} {'cin':>5} {'cout':>5} {'k':>2} {'s':>2}"
+        print(f"{head} {'MFLOPs':>9} {'params':>9}  nodes")
+        for i, k in enumerate(kernels):
+            print(
+                f"{i:>4} {k['type'][:16]:<16} {k['hw']:>5.0f} {k['cin']:>5.0f} {k['cout']:>5.0f} "
+                f"{k['kernel']:>2.0f} {k['stride']:>2.0f} {k['flops'] / 1e6:>9.3f} "
+                f"{k['params']:>9,.0f}  {' '.join(k['nodes'])}"
+            )
     return 0
+
+
+def _kernels(graph: Any) -> list[dict[str, Any]]:
+    """The graph's fused kernels (``encodings.kernel_features``), as JSON-ready dicts."""
+    from latbench.predictors.encodings import kernel_features
+
+    return [{**k, "nodes": list(k["nodes"])} for k in kernel_features(graph)]
 
 
 def run_sample(args: argparse.Namespace) -> int:
