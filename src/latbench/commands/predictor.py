@@ -886,6 +886,10 @@ def register(sub: Any) -> None:
     )
     pr.set_defaults(handler=_predict_cmd, stdout_options=("output",))
 
+    from latbench.commands import _profile_fit
+
+    _profile_fit.add_parser(ps)
+
     e = ps.add_parser("evaluate", help="metrics of a saved predictor on measured data")
     e.add_argument("predictor")
     e.add_argument("--data", required=True, help="measured rows (any format datasets reads)")
