@@ -102,3 +102,35 @@ def test_calibration_maps_kernel_times_and_is_saved(tmp_path: Path) -> None:
         0.0,
     )
     assert pd.notna(fit_calibration(s, [5] * 5, y)[0])  # one kernel count: the ratio alone
+
+
+def test_an_architecture_that_fails_is_left_out_and_measured_by_a_rerun(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One failure on the device (a worker that died) does not end a long run: that
+    architecture is left out with a warning, the rest are fitted, a rerun measures it."""
+    from latbench.devices.local import LocalDevice
+    from latbench.profilers.record import Measurement
+
+    real = LocalDevice.measure
+    calls: list[int] = []
+
+    def flaky(self: LocalDevice, model: object, **kw: object) -> Measurement:
+        calls.append(1)
+        if len(calls) == 2:
+            return Measurement.failed("worker died (SIGKILL)", runtime="onnxruntime")
+        return real(self, model, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalDevice, "measure", flaky)
+    out = tmp_path / "k.lbp"
+    argv = ["predictor", "fit-kernels", "--sample", "3", "--seed", "4", *FAST, "-o", str(out)]
+    rc, text, err = cli(capsys, *argv)
+    assert rc == 0, err
+    assert "failed on local: worker died (SIGKILL); left out" in caplog.text
+    assert "1 of 3 architectures failed and are left out" in err
+    assert "of 2 profiled architectures" in text and out.exists()
+    rc, text, err = cli(capsys, *argv)
+    assert rc == 0 and "resuming: 2 of 3" in err and "of 3 profiled architectures" in text

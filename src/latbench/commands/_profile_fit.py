@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -35,6 +36,8 @@ import numpy as np
 from latbench._atomic import same_file
 from latbench.commands._progress import ItemProgress
 from latbench.errors import ConfigError, MeasurementError
+
+log = logging.getLogger(__name__)
 
 #: the runtimes whose local profile names the graph's nodes (what kernels_from_profile needs)
 PROFILE_RUNTIMES = ("onnxruntime",)
@@ -124,11 +127,57 @@ def _append(path: Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _profile(
+    args: argparse.Namespace,
+    todo: list[str],
+    cfg: Any,
+    settings: Any,
+    key: dict[str, Any],
+    path: Path,
+    done: dict[str, dict[str, Any]],
+    failed: list[str],
+    progress: ItemProgress,
+) -> None:
+    """Measure ``todo`` with the per-operator profiler, appending each profile to ``path`` (and
+    ``done``) as it completes; an architecture that fails on the device goes to ``failed``
+    (left out; a rerun measures it again, as it is not in the file)."""
+    from latbench.devices import get_device
+    from latbench.spaces import export, get_space
+
+    space = get_space(args.space)
+    with (
+        tempfile.TemporaryDirectory(prefix="latbench-kernels-") as tmp,
+        get_device(args.device, cfg) as dev,
+    ):
+        for i, arch in enumerate(todo):
+            graph = space.build(arch, resolution=args.resolution)
+            model = export(graph, "onnx", os.path.join(tmp, f"m{i}.onnx"), seed=0)
+            m = dev.measure(
+                str(model), runtime=args.runtime, threads=args.threads, settings=settings,
+                per_op=True,
+            )  # fmt: skip
+            os.unlink(model)
+            if not m.ok:
+                log.warning("%s failed on %s: %s; left out", arch, args.device, m.error)
+                failed.append(arch)
+                progress.step()
+                continue
+            if not m.per_op:
+                why = m.runtime_settings.get("per_op_unavailable", "no per-operator rows")
+                raise MeasurementError(
+                    f"{args.device} ({args.runtime}) gave no per-operator profile: {why}; "
+                    "expected a device and runtime that profile operators (local onnxruntime)"
+                )
+            rec = {**key, "arch": arch, "latency_ms": m.latency_ms, "per_op": m.per_op}
+            _append(path, rec)
+            done[arch] = rec
+            progress.line(f"{m.latency_ms:8.3f} ms  {len(m.per_op)} operators  {arch}")
+
+
 def run(args: argparse.Namespace) -> int:
     from latbench.commands.adapt import _settings
     from latbench.commands.predictor import check_seed
     from latbench.config import load_config
-    from latbench.devices import get_device
     from latbench.predictors import save
     from latbench.predictors.encodings import kernel_features
     from latbench.predictors.kernel import (
@@ -137,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         kernels_from_profile,
     )
     from latbench.predictors.metrics import mape, spearman
-    from latbench.spaces import export, get_space
+    from latbench.spaces import get_space
 
     check_seed(args.seed)
     if args.sample < 2:
@@ -166,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
     key = _key(args)
     done = read_profiles(path, key)
     todo = [a for a in archs if a not in done]
+    failed: list[str] = []
     if len(todo) < len(archs):
         print(
             f"resuming: {len(archs) - len(todo)} of {len(archs)} profiles already in {path}",
@@ -174,37 +224,27 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         print(f"profiling {len(todo)} architectures on {args.device} (-> {path}):", file=sys.stderr)
         progress = ItemProgress(len(todo), file=sys.stderr)
-        with (
-            tempfile.TemporaryDirectory(prefix="latbench-kernels-") as tmp,
-            get_device(args.device, cfg) as dev,
-        ):
-            for i, arch in enumerate(todo):
-                graph = space.build(arch, resolution=args.resolution)
-                model = export(graph, "onnx", os.path.join(tmp, f"m{i}.onnx"), seed=0)
-                m = dev.measure(
-                    str(model),
-                    runtime=args.runtime,
-                    threads=args.threads,
-                    settings=settings,
-                    per_op=True,
-                )
-                os.unlink(model)
-                if not m.ok:
-                    raise MeasurementError(
-                        f"{arch} failed on {args.device}: {m.error}; the {len(done)} profiles "
-                        f"measured so far are kept in {path}: run the same command again"
-                    )
-                if not m.per_op:
-                    why = m.runtime_settings.get("per_op_unavailable", "no per-operator rows")
-                    raise MeasurementError(
-                        f"{args.device} ({args.runtime}) gave no per-operator profile: {why}; "
-                        "expected a device and runtime that profile operators (local "
-                        "onnxruntime)"
-                    )
-                rec = {**key, "arch": arch, "latency_ms": m.latency_ms, "per_op": m.per_op}
-                _append(path, rec)
-                done[arch] = rec
-                progress.line(f"{m.latency_ms:8.3f} ms  {len(m.per_op)} operators  {arch}")
+        try:
+            _profile(args, todo, cfg, settings, key, path, done, failed, progress)
+        except KeyboardInterrupt:
+            print(
+                f"latbench predictor fit-kernels: {len(done)} profiles kept in {path}; run the "
+                "same command again to go on",
+                file=sys.stderr,
+            )
+            raise
+    archs = [a for a in archs if a in done]
+    if len(archs) < 2:
+        raise MeasurementError(
+            f"{len(archs)} of {args.sample} architectures profiled on {args.device} "
+            f"({len(failed)} failed, see the warnings); expected at least 2 to fit on"
+        )
+    if failed:
+        print(
+            f"{len(failed)} of {args.sample} architectures failed and are left out (a rerun "
+            "measures them again)",
+            file=sys.stderr,
+        )
     kernels, times, ratios, kernel_lists = [], [], [], []
     for arch in archs:
         rec = done[arch]
