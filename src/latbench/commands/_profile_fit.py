@@ -175,7 +175,7 @@ def _profile(
 
 
 def run(args: argparse.Namespace) -> int:
-    from latbench.commands.adapt import _settings
+    from latbench.commands.measure import harness_settings, measure_sources
     from latbench.commands.predictor import check_seed
     from latbench.config import load_config
     from latbench.predictors import save
@@ -210,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     cfg = load_config(args.config)
     cfg.device(args.device)  # an unknown device fails before anything is measured
-    settings = _settings(args, cfg, args.device)
+    settings = harness_settings(
+        args, cfg.measure_for(args.device), sources=measure_sources(cfg, args.device)
+    )
     archs = space.sample(args.sample, seed=args.seed)
     key = _key(args)
     done = read_profiles(path, key)
