@@ -145,3 +145,56 @@ def test_collect_rejects_a_bad_archs_file(
     assert rc == 2
     assert "line 4" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_query_one_architecture_on_every_device(capsys: pytest.CaptureFixture[str]) -> None:
+    """HW-NAS-Bench's lookup: an architecture (or its index) on every reference device, with
+    the share of each device's architectures that ran faster; devices that never measured it
+    are named, not left out silently."""
+    import json
+
+    from latbench.datasets import load_reference
+
+    ref = load_reference("nb201")
+    arch = NB.from_index(1234)
+    rc = main(["dataset", "query", "--reference", "nb201", "--index", "1234", "--device",
+               "pixel3,nnmeter/*"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and f"nb201 {arch} (index 1234) in reference nb201: measured on 1" in out
+    pixel = ref[ref.device == "help/pixel3"]
+    mine = float(pixel[pixel.arch == arch].latency_ms.iloc[0])
+    line = next(x for x in out.splitlines() if x.strip().startswith("help/pixel3"))
+    assert f"{mine:g}"[:5] in line
+    assert "not measured on 4 device(s): nnmeter/adreno630gpu_tflite21" in out
+    # the same by its string (and SPACE:ARCH), as JSON
+    rc = main(["dataset", "query", "--reference", "nb201", f"nb201:{arch}", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    measured = set(ref[ref.arch == arch].device)
+    assert rc == 0 and doc["arch"] == arch and {r["device"] for r in doc["rows"]} == measured
+    row = next(r for r in doc["rows"] if r["device"] == "help/pixel3")
+    assert row["latency_ms"] == pytest.approx(mine)
+    assert row["faster_pct"] == pytest.approx(100 * float((pixel.latency_ms < mine).mean()))
+    assert row["archs"] == 15625
+    assert set(doc["not_measured_on"]) == set(ref.device) - measured
+    for argv, want in [
+        (["--reference", "nb201"], "give an architecture or --index N"),
+        (["--reference", "nb201", "--index", "99999"], "--index 99999; expected 0 to 15624"),
+        (["--reference", "nope", "--index", "1"], "unknown reference dataset 'nope'"),
+        (["--reference", "nb201", "--index", "1", "--device", "zzz"], "device 'zzz' matches"),
+        (["--reference", "nb201", "|bogus~0|"], "bogus"),
+    ]:
+        rc = main(["dataset", "query", *argv])
+        err = capsys.readouterr().err
+        assert rc in (1, 2) and want in err, (argv, err)
+
+
+def test_query_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    assert main(["dataset", "import", str(_csv(tmp_path)), "--db", str(db)]) == 0
+    capsys.readouterr()
+    rc = main(["dataset", "query", "--db", str(db), "--index", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "measured on 1 device(s)" in out and "pi4" in out and "4.0" in out
+    assert "50.0" in out  # of the two architectures of pi4, the other one ran faster
+    rc = main(["dataset", "query", "--db", str(db), "--index", "7"])
+    assert rc == 2 and "was not measured in" in capsys.readouterr().err

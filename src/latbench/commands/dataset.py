@@ -1,4 +1,4 @@
-"""``latbench dataset``: list, show, stats, import, export, and the bundled reference data.
+"""``latbench dataset``: list, show, stats, query, import, export, and the bundled reference data.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     latbench dataset import measurements.csv --name lab    # space,arch,device,latency_ms
     latbench dataset import --reference nb201              # the bundled NAS-Bench-201 table
     latbench dataset reference                             # what is bundled, with licences
+    latbench dataset query --reference nb201 --index 1234  # one arch on every device
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--strict", action="store_true", help="exit 1 when any row is rejected")
     add_db_argument(imp)
     imp.set_defaults(handler=run_import)
+
+    q = sub.add_parser(
+        "query",
+        help="the measured latency of one architecture on every device (HW-NAS-Bench style)",
+    )
+    q.add_argument("arch", nargs="?", help="architecture string (or SPACE:ARCH)")
+    q.add_argument("--index", type=int, default=None, help="the architecture at this index")
+    q.add_argument("--reference", metavar="NAME", help="a bundled table (nb201, fbnet)")
+    q.add_argument("--space", default=None, help="space of the architecture (store)")
+    q.add_argument("--device", default=None, help="only these devices: names, short names, globs")
+    q.add_argument("--json", action="store_true", help="JSON rows")
+    add_db_argument(q)
+    q.set_defaults(handler=run_query)
 
     ref = sub.add_parser("reference", help="the bundled reference tables (and their licences)")
     ref.add_argument("name", nargs="?", help="show one table's devices")
@@ -194,6 +208,111 @@ def run_stats(args: argparse.Namespace) -> int:
         _print_table(stats)
         if stats.empty:
             print(_no_match_hint(store, args), file=sys.stderr)
+    return 0
+
+
+def _query_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str]:
+    """``(rows, space, where)``: the successful rows of the reference table or the store, of
+    one space, with ``space, arch, device, latency_ms`` (and the table's index column)."""
+    from latbench.datasets.reference import REFERENCE_TABLES, load_reference
+
+    if args.reference:
+        if args.db:
+            raise ConfigError("--reference and --db: expected one source of measurements")
+        if args.reference not in REFERENCE_TABLES:
+            raise UnknownNameError(
+                f"unknown reference dataset {args.reference!r}; expected one of: "
+                + ", ".join(sorted(REFERENCE_TABLES))
+            )
+        df = load_reference(args.reference)
+        ref_space = str(df.space.iloc[0])
+        if args.space and args.space != ref_space:
+            raise ConfigError(
+                f"--space {args.space}, but reference {args.reference} is {ref_space}"
+            )
+        return df, ref_space, f"reference {args.reference}"
+    with _open(args) as store:
+        df = store.to_pandas(columns=["space", "arch", "device", "latency_ms"], status="ok")
+        where = str(store.path)
+    spaces = sorted(df.space.astype(str).unique())
+    space: str | None = args.space or (spaces[0] if len(spaces) == 1 else None)
+    if space is None:
+        raise ConfigError(
+            f"{where} holds spaces {', '.join(spaces) or '(none)'}; expected --space SPACE"
+        )
+    return df[df.space.astype(str) == space], space, where
+
+
+def run_query(args: argparse.Namespace) -> int:
+    """One architecture's measured latency on every device, with where it stands among each
+    device's architectures (the share measured faster)."""
+    from latbench.predictors.monotonicity import select_devices
+    from latbench.spaces import get_space
+
+    if (args.arch is None) == (args.index is None):
+        raise ConfigError("give an architecture or --index N (one of them)")
+    arch_arg: str = args.arch or ""
+    if ":" in arch_arg.split("|")[0] and not args.space:
+        args.space, arch_arg = arch_arg.split(":", 1)
+    full, space_name, where = _query_rows(args)
+    space = get_space(space_name)
+    if args.index is not None:
+        column = f"{space_name}_index"
+        if column in full.columns:
+            hit = full[full[column] == args.index]
+            if hit.empty:
+                top = int(full[column].max())
+                raise ConfigError(f"--index {args.index}; expected 0 to {top} ({where})")
+            arch = str(hit.arch.iloc[0])
+        elif hasattr(space, "from_index"):
+            arch = space.from_index(args.index)
+        else:
+            raise ConfigError(f"--index: {where} has no index of {space_name} architectures")
+    else:
+        arch = space.canonical(arch_arg)
+    df = full[full.arch.astype(str) == arch]
+    if df.empty:
+        raise ConfigError(f"{arch} of {space_name} was not measured in {where}")
+    devices = sorted(full.device.astype(str).unique())
+    if args.device:
+        from latbench.errors import PredictorError
+
+        try:
+            devices = select_devices(devices, [d.strip() for d in args.device.split(",")])
+        except PredictorError as exc:
+            raise ConfigError(f"--device: {exc}") from None
+    rows, missing = [], []
+    by_device = full.groupby(full.device.astype(str))
+    for dev in devices:
+        mine = df[df.device.astype(str) == dev].latency_ms.to_numpy(dtype=float)
+        if not len(mine):
+            missing.append(dev)
+            continue
+        others = by_device.get_group(dev).groupby("arch")["latency_ms"].median()
+        value = float(pd.Series(mine).median())
+        rows.append(
+            {
+                "device": dev,
+                "latency_ms": value,
+                "measurements": len(mine),
+                "faster_pct": 100.0 * float((others < value).mean()),
+                "archs": len(others),
+            }
+        )
+    index = f" (index {space.index(arch)})" if hasattr(space, "index") else ""
+    if args.json:
+        from latbench.commands._json import dumps
+
+        doc = {"space": space_name, "arch": arch, "source": where, "rows": rows}
+        print(dumps({**doc, "not_measured_on": missing}, indent=1))
+        return 0
+    print(f"{space_name} {arch}{index} in {where}: measured on {len(rows)} device(s)")
+    if rows:
+        _print_table(pd.DataFrame(rows))
+        print("faster_pct: the share of the device's measured architectures that ran faster")
+    if missing:
+        shown = ", ".join(missing[:12]) + (", ..." if len(missing) > 12 else "")
+        print(f"not measured on {len(missing)} device(s): {shown}")
     return 0
 
 
