@@ -62,6 +62,9 @@ def test_fit_kernels_refuses_what_it_cannot_do(
         (["--sample", "1"], "--sample 1; expected at least 2"),
         (["--device", "nope"], "unknown device 'nope'"),
         (["--profiles", str(tmp_path / "k.lbp")], "is the --profiles file"),
+        # checked before anything is measured
+        (["--profiles", str(tmp_path)], "is a directory; expected a file to write"),
+        (["--profiles", str(tmp_path / "no" / "p.jsonl")], "does not exist; create it first"),
     ]
     for extra, want in cases:
         rc, _, err = cli(capsys, *base, *extra)

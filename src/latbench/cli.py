@@ -113,6 +113,7 @@ OUTPUT_OPTIONS = (
     ("csv", "--csv"),
     ("samples_csv", "--samples-csv"),
     ("save_samples", "--save-samples"),
+    ("profiles", "--profiles"),
 )
 
 
