@@ -50,6 +50,12 @@ def test_fit_kernels_profiles_this_cpu_resumes_and_predicts(
     rc, _, err = cli(capsys, *argv)
     assert rc == 0 and "resuming: 3 of 4" in err and "profiling 1 architectures" in err
     assert len(profiles.read_text().splitlines()) == 4
+    # interrupted during the very first append: that line is measured again too
+    from latbench.commands._profile_fit import read_profiles
+
+    first = tmp_path / "first.jsonl"
+    first.write_text(lines[0][:40])
+    assert read_profiles(first, {}) == {}
 
 
 def test_fit_kernels_refuses_what_it_cannot_do(
@@ -95,6 +101,10 @@ def test_calibration_maps_kernel_times_and_is_saved(tmp_path: Path) -> None:
     for bad in ((0.0, 0.0), (float("nan"), 0.0), (1.0, float("inf"))):
         with pytest.raises(PredictorError, match="expected a finite number"):
             p.calibrate(*bad)
+    # a predictor fitted on model latencies predicts them: nothing to calibrate
+    model_level = KernelPredictor().fit(archs, [1.0 + i for i in range(12)], space="nb201")
+    with pytest.raises(PredictorError, match="applies to a predictor trained on profiled"):
+        model_level.calibrate(0.8)
     # latency = 1.05 x kernel sum - 3 us per kernel, recovered; too few models: a ratio
     s = np.array([1.0, 2.0, 3.0, 1.5, 2.5])
     k = np.array([40, 90, 160, 70, 120])

@@ -608,6 +608,15 @@ def test_fit_on_graphs_builds_what_each_row_measured(
     arch = d.arch.iloc[0]
     assert model.coverage_note(nb.build(arch, batch=2, resolution=64)) == ""
     assert "hw up to 128 (trained up to 64)" in model.coverage_note(nb.build(arch, resolution=128))
+    # evaluate scores the rows on the graphs they were measured on, as fit built them
+    rc = main(["predictor", "evaluate", str(out), "--data", str(table)])
+    text = capsys.readouterr().out
+    graphs = [nb.build(a, batch=2, resolution=64) for a in d.arch]
+    from latbench.predictors.metrics import mape
+
+    want = mape(d.latency_ms.to_numpy(), model.predict(graphs))
+    got = float(next(x for x in text.splitlines() if x.startswith("mape_pct")).split()[1])
+    assert rc == 0 and got == pytest.approx(want, abs=1e-4)
 
 
 def test_per_kernel_rows_break_a_prediction_down_and_sum_to_it(

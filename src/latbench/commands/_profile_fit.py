@@ -104,8 +104,8 @@ def read_profiles(path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                if n > 1 and not line.endswith("\n"):
-                    continue  # the last line of an interrupted append
+                if not line.endswith("\n"):
+                    continue  # the last line of an interrupted append (the first, too)
                 raise ConfigError(
                     f"--profiles {str(path)!r} line {n} is not JSON; expected the profiles "
                     "file of an earlier fit-kernels (or a new file name)"
@@ -130,6 +130,7 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def _profile(
     args: argparse.Namespace,
     todo: list[str],
+    graphs: dict[str, Any],
     cfg: Any,
     settings: Any,
     key: dict[str, Any],
@@ -142,16 +143,14 @@ def _profile(
     ``done``) as it completes; an architecture that fails on the device goes to ``failed``
     (left out; a rerun measures it again, as it is not in the file)."""
     from latbench.devices import get_device
-    from latbench.spaces import export, get_space
+    from latbench.spaces import export
 
-    space = get_space(args.space)
     with (
         tempfile.TemporaryDirectory(prefix="latbench-kernels-") as tmp,
         get_device(args.device, cfg) as dev,
     ):
         for i, arch in enumerate(todo):
-            graph = space.build(arch, resolution=args.resolution)
-            model = export(graph, "onnx", os.path.join(tmp, f"m{i}.onnx"), seed=0)
+            model = export(graphs[arch], "onnx", os.path.join(tmp, f"m{i}.onnx"), seed=0)
             m = dev.measure(
                 str(model), runtime=args.runtime, threads=args.threads, settings=settings,
                 per_op=True,
@@ -214,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         args, cfg.measure_for(args.device), sources=measure_sources(cfg, args.device)
     )
     archs = space.sample(args.sample, seed=args.seed)
+    graphs = {a: space.build(a, resolution=args.resolution) for a in archs}
     key = _key(args)
     done = read_profiles(path, key)
     todo = [a for a in archs if a not in done]
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"profiling {len(todo)} architectures on {args.device} (-> {path}):", file=sys.stderr)
         progress = ItemProgress(len(todo), file=sys.stderr)
         try:
-            _profile(args, todo, cfg, settings, key, path, done, failed, progress)
+            _profile(args, todo, graphs, cfg, settings, key, path, done, failed, progress)
         except KeyboardInterrupt:
             print(
                 f"latbench predictor fit-kernels: {len(done)} profiles kept in {path}; run the "
@@ -250,9 +250,8 @@ def run(args: argparse.Namespace) -> int:
     kernels, times, ratios, kernel_lists = [], [], [], []
     for arch in archs:
         rec = done[arch]
-        graph = space.build(arch, resolution=args.resolution)
-        kernel_lists.append(kernel_features(graph))
-        rows = kernels_from_profile(graph, rec["per_op"])
+        kernel_lists.append(kernel_features(graphs[arch]))
+        rows = kernels_from_profile(graphs[arch], rec["per_op"])
         kernels += [k for k, _ in rows]
         times += [t for _, t in rows]
         ratios.append(sum(t for _, t in rows) / float(rec["latency_ms"]))
@@ -261,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     target = "graph" if args.graphs else space.name
     p = KernelPredictor().fit_kernels(kernels, times, space=target, device=args.device)
-    inputs = [space.build(a, resolution=args.resolution) for a in archs] if args.graphs else archs
+    inputs = [graphs[a] for a in archs] if args.graphs else archs
     lat = np.array([float(done[a]["latency_ms"]) for a in archs])
     scale, per_kernel = fit_calibration(p.predict(inputs), [len(k) for k in kernel_lists], lat)
     p.calibrate(scale, per_kernel)

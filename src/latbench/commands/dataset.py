@@ -246,14 +246,16 @@ def _query_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str]:
 def run_query(args: argparse.Namespace) -> int:
     """One architecture's measured latency on every device, with where it stands among each
     device's architectures (the share measured faster)."""
+    from latbench.commands.measure import split_space_target
     from latbench.predictors.monotonicity import select_devices
     from latbench.spaces import get_space
 
     if (args.arch is None) == (args.index is None):
         raise ConfigError("give an architecture or --index N (one of them)")
     arch_arg: str = args.arch or ""
-    if ":" in arch_arg.split("|")[0] and not args.space:
-        args.space, arch_arg = arch_arg.split(":", 1)
+    given = split_space_target(arch_arg)  # SPACE:ARCH, as `latbench measure` takes it
+    if given and not args.space:
+        args.space, arch_arg = given
     full, space_name, where = _query_rows(args)
     space = get_space(space_name)
     if args.index is not None:

@@ -238,7 +238,7 @@ def _fit_cmd(args: argparse.Namespace) -> int:
     space_name = str(spaces[0])
     prior_note = ""
     if args.graphs:
-        archs, space_name = _as_graphs(p, args.model, space_name, df), GRAPH_SPACE
+        archs, space_name = _as_graphs(p, args.model, df), GRAPH_SPACE
         p.fit(archs, lat, space=space_name, devices=devices)
         fit_s = time.perf_counter() - t0
         prior_note = f" (on the graphs of {spaces[0]} architectures: predicts any model graph)"
@@ -295,19 +295,30 @@ def _input_size(shape: Any) -> tuple[int | None, int | None]:
         return None, None
 
 
-def _as_graphs(p: Any, model: str, space: str, df: pd.DataFrame) -> list[Any]:
-    """The rows' architectures of ``space`` as the graphs that were measured (the batch and
-    resolution of each row's ``input_shape``, else the space's defaults), each built once, for
-    ``fit --graphs``."""
+def _as_graphs(p: Any, model: str, df: pd.DataFrame) -> list[Any]:
+    """``fit --graphs``: the rows' architectures as the graphs that were measured
+    (:func:`_row_graphs`), for a model that reads graphs."""
     if not p.accepts_graphs:
         raise ConfigError(
             f"--graphs: {model} reads search-space architectures, not graphs; expected one of "
             f"{', '.join(_graph_models())}"
         )
-    sp = get_space(space)
+    return _row_graphs(df)
+
+
+def _row_graphs(df: pd.DataFrame) -> list[Any]:
+    """The graph each row's latency belongs to: its architecture of its space, at the batch and
+    resolution of its ``input_shape`` (a store collected with ``--resolution``), else the
+    space's defaults; each distinct one built once."""
     shapes = df["input_shape"] if "input_shape" in df.columns else [None] * len(df)
-    keys = [(a, *_input_size(s)) for a, s in zip(df.arch.astype(str), shapes, strict=True)]
-    built = {k: sp.build(k[0], batch=k[1] or 1, resolution=k[2]) for k in dict.fromkeys(keys)}
+    keys = [
+        (sp, a, *_input_size(shape))
+        for sp, a, shape in zip(df.space.astype(str), df.arch.astype(str), shapes, strict=True)
+    ]
+    built = {
+        k: get_space(k[0]).build(k[1], batch=k[2] or 1, resolution=k[3])
+        for k in dict.fromkeys(keys)
+    }
     return [built[k] for k in keys]
 
 
@@ -434,7 +445,7 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("give --archs FILE, --all, --sample N or --onnx FILE")
     device = resolve_device(p, args.device)
-    inputs = _inputs(p, [space] * len(archs), archs)
+    inputs = _inputs(p, pd.DataFrame({"space": space, "arch": archs}))
     if args.per_kernel:
         keys = {"space": [space] * len(archs), "arch": list(archs)}
         out = _kernel_rows(p, args.predictor, keys, inputs)
@@ -453,12 +464,13 @@ def _predict_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(p: Any, spaces: list[str], archs: list[str]) -> list[Any]:
-    """What ``p`` predicts for these architectures of these spaces: the strings themselves, or
-    for a predictor fitted on graphs (``space="graph"``) each architecture's built graph."""
+def _inputs(p: Any, df: pd.DataFrame) -> list[Any]:
+    """What ``p`` predicts for the rows of ``df`` (``space``, ``arch``): the architecture
+    strings, or for a predictor fitted on graphs (``space="graph"``) the graphs the rows were
+    measured on (:func:`_row_graphs`), as ``fit --graphs`` built them."""
     if p.space_ != GRAPH_SPACE:
-        return archs
-    return [get_space(s).build(a) for s, a in zip(spaces, archs, strict=True)]
+        return df.arch.tolist()
+    return _row_graphs(df)
 
 
 #: compression suffixes pandas infers from a CSV or JSON name
@@ -589,7 +601,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
             f"{'that device' if len(p.devices_) == 1 else 'one of them'} (--device picks a "
             "device's rows of a table of several; latbench adapt fits a new device)"
         )
-    pred = p.predict(_inputs(p, df.space.astype(str).tolist(), df.arch.tolist()), device=device)
+    pred = p.predict(_inputs(p, df), device=device)
     y = df.latency_ms.to_numpy(dtype=np.float64)
     m = _scores(y, pred, k=top_k_for(len(df)))
     print(
@@ -661,7 +673,7 @@ def _evaluate_each_device(p: Any, df: Any, source: str) -> int:
     unranked: list[str] = []
     for dev in shared:
         sub = df[df.device == dev]
-        pred = p.predict(_inputs(p, sub.space.astype(str).tolist(), sub.arch.tolist()), device=dev)
+        pred = p.predict(_inputs(p, sub), device=dev)
         m = _scores(ys[dev], pred, k=k)
         if _unranked(ys[dev]):
             unranked.append(dev)

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import shlex
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -488,9 +489,7 @@ def _verify_scale_note(rows: list[dict[str, Any]], plan: VerifyPlan) -> str:
     ]
     if not ratios:
         return ""
-    ratios.sort()
-    n = len(ratios)
-    med = ratios[n // 2] if n % 2 else 0.5 * (ratios[n // 2 - 1] + ratios[n // 2])
+    n, med = len(ratios), statistics.median(ratios)
     low, high = VERIFY_SCALE_RANGE
     if low <= med <= high:
         return ""

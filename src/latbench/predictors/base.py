@@ -240,10 +240,11 @@ class Predictor:
             raise PredictorError(f"{self.name}: {exc}") from None
         self.space_ = space
         self.floor_ms_ = float(0.5 * y.min())
-        if space == GRAPH_SPACE:
+        if space == GRAPH_SPACE and not hasattr(self, "graph_coverage_"):
             from latbench.predictors.encodings import graph_coverage
 
-            # what the training graphs span: a prediction for a model beyond it says so
+            # what the training graphs span (unless _fit had their kernels at hand and set it):
+            # a prediction for a model beyond it says so
             self.graph_coverage_ = graph_coverage(arch_list)
         if dev is None:
             self.devices_ = [DEFAULT_DEVICE]
