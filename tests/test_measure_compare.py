@@ -8,6 +8,7 @@ loopback (the "board" is this machine).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def test_compare_refuses_what_it_cannot_compare(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cases = [
-        (["measure", LIGHT, HEAVY, "--per-op"], "--per-op profiles one model; expected one TARGET"),
+        (
+            ["measure", LIGHT, HEAVY, "--per-op"],
+            "--per-op profiles one model at one thread count; expected one TARGET",
+        ),
         (["measure", LIGHT, HEAVY, "--counters"], "--counters profiles one model"),
         (["measure", LIGHT, "--rounds", "5"], "--rounds 5; expected an integer >= 1 with two"),
         (["measure", LIGHT, HEAVY, "--rounds", "0"], "--rounds 0; expected an integer >= 1"),
@@ -216,3 +220,149 @@ def test_compare_loads_the_models_in_both_orders_and_pairs_every_round(tmp_path:
         assert m.harness["interleaved"] == 5 and len(m.harness["rounds"]) == 5
     a, b = (stats.round_values(m.samples_ms, m.round_sizes) for m in out)
     assert stats.paired_ratio(a, b)["rounds"] == 5
+
+
+# -- thread counts of one target -------------------------------------------------------------
+
+
+def test_thread_sweep_gives_each_count_its_ratio_speedup_and_efficiency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    n_cpus = len(os.sched_getaffinity(0))
+    rc = main(["measure", HEAVY, "--threads", "1,2", "--rounds", "4", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "rounds    4 interleaved (A B, B A, ...), each round's median" in out
+    assert f"target    {HEAVY}" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ")}
+    assert (
+        rows["A"][1] == "1"
+        and "(baseline)" in rows["A"]
+        and rows["A"][-3:-1]
+        == [
+            "1.00x",
+            "100%",
+        ]
+    )
+    assert rows["B"][1] == "2"
+    ratio = float(rows["B"][6].rstrip("x"))
+    speedup = float(rows["B"][-3].rstrip("x"))
+    efficiency = float(rows["B"][-2].rstrip("%"))
+    assert speedup == pytest.approx(1 / ratio, abs=0.006)  # both rounded for the table
+    assert efficiency == pytest.approx(100 * speedup / 2, abs=0.6)
+    assert rows["A"][-1] == str(max(os.sched_getaffinity(0)))  # the last CPU for one thread
+    if n_cpus >= 2:
+        assert "-" in rows["B"][-1] or "," in rows["B"][-1]  # two CPUs for two threads
+        assert "more threads than the CPUs" not in out
+
+
+def test_thread_sweep_json_holds_each_count_and_its_scaling(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rc = main(["measure", LIGHT, "--threads", "2,1", "--rounds", "4", "--json", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["baseline"] == f"{LIGHT} --threads 2" and doc["rounds"] == 4
+    first, second = doc["results"]
+    assert (first["threads"], second["threads"]) == (2, 1)
+    assert first["scaling"] == {"speedup": 1.0, "efficiency": 1.0}
+    r, sc = second["ratio_to_baseline"], second["scaling"]
+    assert sc["speedup"] == pytest.approx(1 / r["ratio"])
+    assert sc["speedup_ci_low"] == pytest.approx(1 / r["ci_high"])
+    assert sc["efficiency"] == pytest.approx(sc["speedup"] * 2 / 1)  # against 2 threads
+    for res, threads in zip(doc["results"], (2, 1), strict=True):
+        rec = res["record"]
+        assert rec["threads"] == threads and res["target"] == LIGHT
+        assert len(rec["harness"]["round_sizes"]) == 4
+        assert sum(rec["harness"]["round_sizes"]) == len(rec["samples_ms"])
+        assert rec["env"]["pinned_cpus"]  # where each count ran is recorded with it
+
+
+def test_thread_sweep_says_when_threads_outnumber_the_pinned_cpus(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    many = len(os.sched_getaffinity(0)) + 1
+    rc = main(["measure", LIGHT, "--threads", f"1,{many}", "--rounds", "2", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    n = many - 1
+    cpus = f"{n} CPU" if n == 1 else f"{n} CPUs"
+    assert f"note: B ({many} threads on {cpus}) runs more threads than the CPUs pinned" in out
+
+
+def test_thread_sweep_refuses_what_it_cannot_compare(capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["measure", LIGHT, "--threads", "1,1"], "--threads 1,1 names 1 twice; expected distinct"),
+        (
+            ["measure", LIGHT, "--threads", "1,x"],
+            "--threads 1,x ('x' is not a thread count); expected an integer >= 1",
+        ),
+        (["measure", LIGHT, "--threads", "0"], "--threads 0; expected an integer >= 1"),
+        (["measure", LIGHT, "--threads", "1,2000"], "expected an integer >= 1 and <= 1024"),
+        (
+            ["measure", LIGHT, HEAVY, "--threads", "1,2"],
+            "--threads 1,2 with 2 targets; expected one TARGET to compare thread counts of",
+        ),
+        (["measure", LIGHT, "--threads", "1,2", "--per-op"], "--per-op profiles one model at one"),
+        (
+            ["measure", LIGHT, "--threads", "1,2", "--statistic", "cpu_median"],
+            "with several thread counts",
+        ),
+        (["measure", LIGHT, "--threads", "2", "--rounds", "3"], "(got 1 target(s), --threads 2)"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def test_measure_variants_interleaves_whole_calls_with_each_variants_arguments(
+    tmp_path: Path,
+) -> None:
+    model = tiny_onnx(tmp_path / "m.onnx", size=64)
+    with get_device("local", load_config()) as dev:
+        calls: list[object] = []
+        real = dev.measure
+
+        def noted(model: object, **kw: object):  # type: ignore[no-untyped-def]
+            calls.append(kw["threads"])
+            return real(model, **kw)  # type: ignore[arg-type]
+
+        dev.measure = noted  # type: ignore[method-assign]
+        out = dev.measure_variants(
+            model, [{"threads": 1}, {"threads": 2}], rounds=3, settings=ROUND_FAST
+        )
+        assert calls == [1, 2, 2, 1, 1, 2]  # A B, B A, A B
+        assert [m.threads for m in out] == [1, 2]
+        for m in out:
+            assert m.ok, m.error
+            assert len(m.round_sizes) == 3 and sum(m.round_sizes) == m.runs
+            assert m.harness["interleaved"] == 3
+        bad = [
+            (dict(variants=[]), "expected a non-empty list of mappings"),
+            (dict(variants={"threads": 1}), "expected a non-empty list of mappings"),
+            (dict(variants=[1]), "variants[0] = 1; expected a mapping"),
+            (dict(variants=[{"cpus": "0"}]), "variants[0] sets 'cpus'; expected only threads"),
+            (dict(variants=[{"threads": 1}], threads=2), "also given for every variant"),
+            (dict(variants=[{"threads": 1}], rounds=0), "rounds = 0; expected an integer >= 1"),
+        ]
+        for kwargs, message in bad:
+            with pytest.raises(ConfigError, match=re.escape(message)):
+                dev.measure_variants(model, **kwargs)  # type: ignore[arg-type]
+
+
+def test_ssh_board_compares_thread_counts(sshd: Sshd, tmp_path: Path) -> None:
+    model = tiny_onnx(tmp_path / "m.onnx", size=256)
+    dev = get_device("pi4", Config(devices={"pi4": sshd.device_config()}))
+    with dev:
+        out = dev.measure_variants(
+            model, [{"threads": 1}, {"threads": 2}], rounds=2, settings=ROUND_FAST
+        )
+    for m, threads in zip(out, (1, 2), strict=True):
+        assert m.ok, m.error
+        assert m.threads == threads and m.device == "pi4"
+        assert len(m.round_sizes) == 2 and m.harness["remote"]["transport"] == "ssh"

@@ -8,6 +8,10 @@ round's values compares them under one load. The comparison reports, for every t
 the first, the median of its per-round ratios to the first and a distribution-free 95 %
 confidence interval of that median (:func:`latbench.profilers.stats.paired_ratio`); a ratio
 whose interval holds 1 is no difference shown.
+
+``latbench measure TARGET --threads 1,2,4`` compares one model's thread counts the same way
+(:func:`compare_threads`): each count's ratio to the first, its speedup (the inverse) and its
+parallel efficiency (the speedup divided by the ratio of the thread counts).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from latbench.commands.measure import _ms, dumps_json
+from latbench.devices._config import format_cpu_list
 from latbench.profilers import stats
 from latbench.profilers.record import Measurement
 from latbench.profilers.task import budget_share
 
 #: the confidence level of the ratios' interval
 LEVEL = 0.95
+#: the width of the ratio column: ``1.008x [0.718, 2.173] +0.8 % no difference shown``
+_CELL = 49
 
 
 def compare(
@@ -66,6 +73,55 @@ def compare(
     return out
 
 
+def compare_threads(
+    device: Any,
+    model: Any,
+    threads: Sequence[int],
+    rounds: int,
+    statistic: str,
+    common: dict[str, Any],
+) -> list[Measurement]:
+    """Measure ``model`` on ``device`` at each of ``threads`` in ``rounds`` interleaved rounds
+    (:meth:`latbench.devices.base.Device.measure_variants`: a whole measure call per count and
+    round, every other round backwards)."""
+    shared = {k: v for k, v in common.items() if k != "threads"}
+    return list(
+        device.measure_variants(
+            model,
+            [{"threads": int(t)} for t in threads],
+            rounds=rounds,
+            statistic=statistic,
+            reference=False,
+            **shared,
+        )
+    )
+
+
+def scaling(
+    threads: Sequence[int], ratio: dict[str, Any] | None, i: int
+) -> dict[str, float] | None:
+    """Speedup (``1 / ratio``, with its interval) and parallel efficiency of thread count
+    ``threads[i]`` against ``threads[0]``."""
+    if ratio is None:
+        return None
+    speedup = 1 / ratio["ratio"]
+    return {
+        "speedup": speedup,
+        "speedup_ci_low": 1 / ratio["ci_high"],
+        "speedup_ci_high": 1 / ratio["ci_low"],
+        "efficiency": speedup * threads[0] / threads[i],
+    }
+
+
+def _n_cpus(n: int) -> str:
+    return f"{n} CPU" if n == 1 else f"{n} CPUs"
+
+
+def _cpus(m: Measurement) -> list[int]:
+    cpus = m.env.get("pinned_cpus", m.env.get("affinity"))
+    return list(cpus) if isinstance(cpus, list | tuple) else []
+
+
 def ratio_to(baseline: Measurement, other: Measurement, statistic: str) -> dict[str, Any] | None:
     """``other / baseline`` round by round (:func:`~latbench.profilers.stats.paired_ratio`) and
     what it shows, or None when either record has no rounds to pair."""
@@ -94,40 +150,79 @@ def _label(i: int) -> str:
 
 
 def format_comparison(
-    targets: Sequence[str], records: Sequence[Measurement], statistic: str
+    targets: Sequence[str],
+    records: Sequence[Measurement],
+    statistic: str,
+    threads: Sequence[int] | None = None,
 ) -> str:
-    """The human-readable table of a comparison."""
+    """The human-readable table of a comparison (of ``threads``, one target's thread counts,
+    when given)."""
     first = next((m for m in records if m.ok), records[0])
     rounds = len(first.round_sizes) if first.ok else 0
+    pinned = (
+        ""
+        if threads
+        else (f", pinned cpus {first.env.get('pinned_cpus', first.env.get('affinity', '?'))}")
+    )
     lines = [
-        f"device    {first.device} ({first.env.get('cpu_model', '?')}, pinned cpus "
-        f"{first.env.get('pinned_cpus', first.env.get('affinity', '?'))})",
+        f"device    {first.device} ({first.env.get('cpu_model', '?')}{pinned})",
         f"runtime   {' '.join(x for x in (first.runtime, first.runtime_version) if x)}",
         f"rounds    {rounds} interleaved ({_order(len(targets))}, ...), each round's "
         f"{statistic}; ratio to A: median of the per-round ratios, {LEVEL:.0%} CI",
-        "",
-        f"     {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<40} target",
     ]
+    if threads:
+        lines += [
+            f"target    {targets[0]}",
+            "speedup   1 / ratio; efficiency: speedup x threads of A / threads",
+            "",
+            f"     {'threads':>7} {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<{_CELL}} "
+            f"{'speedup':>7} {'efficiency':>10}  pinned cpus",
+        ]
+    else:
+        lines += ["", f"     {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<{_CELL}} target"]
     base = records[0]
     for i, (target, m) in enumerate(zip(targets, records, strict=True)):
         if not m.ok:
-            lines.append(f"  {_label(i)}  FAILED: {m.error}   {target}")
+            what = f"threads {threads[i]}" if threads else target
+            lines.append(f"  {_label(i)}  FAILED: {m.error}   {what}")
             continue
+        r = ratio_to(base, m, statistic) if i else None
         if i == 0:
             cell = "1 (baseline)"
+        elif r is None:
+            cell = "n/a (A failed)"
         else:
-            r = ratio_to(base, m, statistic)
-            if r is None:
-                cell = "n/a (A failed)"
-            else:
-                pct = (r["ratio"] - 1) * 100
-                cell = (
-                    f"{r['ratio']:.3f}x [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {pct:+.1f} % "
-                    f"{r['shown']}"
-                )
-        lines.append(
-            f"  {_label(i)}  {_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<40} {target}"
-        )
+            pct = (r["ratio"] - 1) * 100
+            cell = (
+                f"{r['ratio']:.3f}x [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {pct:+.1f} % "
+                f"{r['shown']}"
+            )
+        row = f"  {_label(i)}  "
+        if threads:
+            scale = scaling(threads, r, i) if i else {"speedup": 1.0, "efficiency": 1.0}
+            speed = f"{scale['speedup']:.2f}x" if scale else "n/a"
+            eff = f"{scale['efficiency']:.0%}" if scale else "n/a"
+            cpus = format_cpu_list(set(_cpus(m))) if _cpus(m) else "?"
+            row += (
+                f"{threads[i]:>7} {_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<{_CELL}} "
+                f"{speed:>7} {eff:>10}  {cpus}"
+            )
+        else:
+            row += f"{_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<{_CELL}} {target}"
+        lines.append(row)
+    if threads:
+        crowded = [
+            f"{_label(i)} ({threads[i]} threads on {_n_cpus(len(_cpus(m)))})"
+            for i, m in enumerate(records)
+            if m.ok and _cpus(m) and threads[i] > len(_cpus(m))
+        ]
+        if crowded:
+            lines.append(
+                f"note: {', '.join(crowded)} "
+                f"{'runs' if len(crowded) == 1 else 'run'} more threads than "
+                "the CPUs pinned for it: the threads share cores, so the figure is what that "
+                "setting costs here, not how far the model scales"
+            )
     unstable = [
         _label(i)
         for i, m in enumerate(records)
@@ -142,29 +237,44 @@ def format_comparison(
 
 
 def print_comparison(
-    targets: Sequence[str], records: Sequence[Measurement], statistic: str, *, as_json: bool
+    targets: Sequence[str],
+    records: Sequence[Measurement],
+    statistic: str,
+    *,
+    as_json: bool,
+    threads: Sequence[int] | None = None,
 ) -> int:
-    """Print the comparison (a table, or JSON with every record); 1 when a target failed."""
+    """Print the comparison (a table, or JSON with every record); 1 when a target failed.
+    ``threads``: the records are one target's thread counts (``targets`` repeats it)."""
     if as_json:
+        results = []
+        for i, (t, m) in enumerate(zip(targets, records, strict=True)):
+            ratio = ratio_to(records[0], m, statistic) if i else None
+            result: dict[str, Any] = {"target": t}
+            if threads:
+                result["threads"] = threads[i]
+            result |= {
+                "summary": m.summary(),
+                "verdict": m.verdict(),
+                "ratio_to_baseline": ratio,
+            }
+            if threads:
+                result["scaling"] = (
+                    scaling(threads, ratio, i) if i else {"speedup": 1.0, "efficiency": 1.0}
+                )
+            result["record"] = m.to_dict()
+            results.append(result)
         doc = {
-            "baseline": targets[0],
+            "baseline": targets[0] if not threads else f"{targets[0]} --threads {threads[0]}",
             "statistic": statistic,
             "rounds": len(records[0].round_sizes) if records[0].ok else 0,
-            "results": [
-                {
-                    "target": t,
-                    "summary": m.summary(),
-                    "verdict": m.verdict(),
-                    "ratio_to_baseline": ratio_to(records[0], m, statistic) if i else None,
-                    "record": m.to_dict(),
-                }
-                for i, (t, m) in enumerate(zip(targets, records, strict=True))
-            ],
+            "results": results,
         }
         print(dumps_json(doc))
     else:
-        print(format_comparison(targets, records, statistic))
-    failed = [(t, m) for t, m in zip(targets, records, strict=True) if not m.ok]
-    for t, m in failed:
-        print(f"latbench: error: measurement of {t} failed: {m.error}", file=sys.stderr)
+        print(format_comparison(targets, records, statistic, threads))
+    failed = [(i, t, m) for i, (t, m) in enumerate(zip(targets, records, strict=True)) if not m.ok]
+    for i, t, m in failed:
+        what = f"{t} at {threads[i]} threads" if threads else t
+        print(f"latbench: error: measurement of {what} failed: {m.error}", file=sys.stderr)
     return 1 if failed else 0

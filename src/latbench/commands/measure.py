@@ -11,6 +11,11 @@ Two or more targets are measured in --rounds interleaved rounds (A B, B A, ...) 
 time budget each, and every target after the first is given as its ratio to the first: the
 median of the per-round ratios, with a 95 % confidence interval, and whether it is slower,
 faster or no difference shown. ``latbench measure a.onnx b.onnx``
+
+``--threads 1,2,4`` measures one target at each thread count, in interleaved rounds the same
+way, and gives each count's ratio to the first, its speedup and its parallel efficiency
+(speedup per thread, against the first count): how far the model scales on this device.
+``latbench measure model.onnx --threads 1,2``
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from latbench.config import Config, load_config
 from latbench.errors import ConfigError, ModelError
 from latbench.profilers.harness import HARNESS_KEYS, HarnessSettings
 from latbench.profilers.record import Measurement
+from latbench.profilers.runtimes import MAX_THREADS
 from latbench.profilers.stats import ROUND_STATISTICS, STATISTICS
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,8 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"rounds A B, B A, ... of a comparison of several targets (default {COMPARE_ROUNDS})",
+        help=f"rounds A B, B A, ... of a comparison of several targets or thread counts "
+        f"(default {COMPARE_ROUNDS})",
     )
     p.add_argument("--device", default="local", help="device from bench.toml (default: local)")
     p.add_argument(
@@ -74,7 +81,13 @@ def register(subparsers: Any) -> None:
         help="onnxruntime | litert | torch (default: from the file's suffix; a file of another "
         "suffix is read as this runtime's format)",
     )
-    p.add_argument("--threads", type=int, default=None, help="runtime threads (default 1)")
+    p.add_argument(
+        "--threads",
+        default=None,
+        metavar="N[,N...]",
+        help="runtime threads (default 1); several (1,2,4) compare one target's thread "
+        "counts in interleaved rounds",
+    )
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")
     p.add_argument("--warmup", type=int, default=None, metavar="N", help="warm-up runs")
     p.add_argument("--warmup-time", type=float, default=None, metavar="S", help="warm-up seconds")
@@ -133,6 +146,30 @@ TIMING_OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("loops", "--loops", "loops", {"integer": True, "low": 1}),
     ("timeout_s", "--timeout", "timeout", {"positive": True}),
 )
+
+
+def parse_threads(value: str) -> list[int]:
+    """``--threads``: ``4`` or a comma-separated list of distinct counts (``1,2,4``)."""
+    counts = []
+    for part in (p.strip() for p in value.split(",")):
+        try:
+            n = int(part)
+        except ValueError:
+            n = 0
+        if n < 1 or n > MAX_THREADS:
+            what = "" if part == value else f" ({part!r} is not a thread count)"
+            raise ConfigError(
+                f"--threads {value}{what}; expected an integer >= 1 and <= {MAX_THREADS}, or a "
+                "comma-separated list of them (1,2,4)"
+            )
+        counts.append(n)
+    repeated = sorted({n for n in counts if counts.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"--threads {value} names {', '.join(map(str, repeated))} twice; expected distinct "
+            "thread counts"
+        )
+    return counts
 
 
 def measure_sources(cfg: Config, device: str) -> dict[str, str]:
@@ -448,9 +485,9 @@ def run(args: argparse.Namespace) -> int:
     settings = harness_settings(
         args, cfg.measure_for(args.device), sources=measure_sources(cfg, args.device)
     )
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}; expected an integer >= 1")
-    threads = args.threads if args.threads is not None else own.get("threads", 1)
+    counts = parse_threads(args.threads) if args.threads is not None else []
+    sweep = counts if len(counts) > 1 else []
+    threads = counts[0] if counts else own.get("threads", 1)
     if args.batch is not None and args.batch < 1:
         raise ConfigError(f"--batch {args.batch}; expected an integer >= 1")
     batch = args.batch
@@ -463,22 +500,29 @@ def run(args: argparse.Namespace) -> int:
     from latbench.devices import get_device
 
     targets = list(args.target)
-    if len(targets) > 1:
+    if sweep and len(targets) > 1:
+        raise ConfigError(
+            f"--threads {','.join(map(str, sweep))} with {len(targets)} targets; expected one "
+            "TARGET to compare thread counts of, or one thread count to compare targets at"
+        )
+    compared = "several thread counts" if sweep else "several targets"
+    if len(targets) > 1 or sweep:
         if args.per_op or args.counters:
             flag = "--per-op" if args.per_op else "--counters"
             raise ConfigError(
-                f"{flag} profiles one model; expected one TARGET with it (got {len(targets)}: "
-                "several targets are compared by latency alone)"
+                f"{flag} profiles one model at one thread count; expected one TARGET and one "
+                f"--threads with it (got {compared}: they are compared by latency alone)"
             )
         if args.statistic is not None and args.statistic not in ROUND_STATISTICS:
             raise ConfigError(
                 f"--statistic {args.statistic} has no per-round value to compare; expected "
-                f"one of {', '.join(ROUND_STATISTICS)} with several targets"
+                f"one of {', '.join(ROUND_STATISTICS)} with {compared}"
             )
-    if args.rounds is not None and (len(targets) < 2 or args.rounds < 1):
+    if args.rounds is not None and ((len(targets) < 2 and not sweep) or args.rounds < 1):
         raise ConfigError(
-            f"--rounds {args.rounds}; expected an integer >= 1 with two or more targets "
-            f"(got {len(targets)} target(s))"
+            f"--rounds {args.rounds}; expected an integer >= 1 with two or more targets or "
+            f"thread counts (got {len(targets)} target(s), --threads "
+            f"{args.threads or threads})"
         )
     splits = [split_space_target(t) for t in targets]
     for target, split in zip(targets, splits, strict=True):
@@ -544,14 +588,23 @@ def run(args: argparse.Namespace) -> int:
             "options": options,
             "seed": args.seed,
         }
-        if len(targets) > 1:
-            from latbench.commands._measure_compare import compare, print_comparison
+        if len(targets) > 1 or sweep:
+            from latbench.commands._measure_compare import (
+                compare,
+                compare_threads,
+                print_comparison,
+            )
 
             rounds = args.rounds or COMPARE_ROUNDS
             # bench.toml's statistic where a round has one (cpu_median has not), else the median
             statistic = args.statistic or (
                 settings.statistic if settings.statistic in ROUND_STATISTICS else "median"
             )
+            if sweep:
+                records = compare_threads(device, resolved[0][0], sweep, rounds, statistic, common)
+                return print_comparison(
+                    targets * len(sweep), records, statistic, as_json=args.json, threads=sweep
+                )
             records = compare(device, [m for m, _ in resolved], rounds, statistic, common)
             return print_comparison(targets, records, statistic, as_json=args.json)
         m = device.measure(resolved[0][0], per_op=args.per_op, counters=args.counters, **common)

@@ -36,7 +36,7 @@ from latbench.devices._config import check_keys
 from latbench.profilers.harness import HarnessSettings
 from latbench.profilers.record import Measurement
 
-__all__ = ["DEVICES", "FINGERPRINT_KEYS", "Device", "ModelRef", "merge_rounds"]
+__all__ = ["DEVICES", "FINGERPRINT_KEYS", "VARIANT_KEYS", "Device", "ModelRef", "merge_rounds"]
 
 #: A model file path, or (torch runtime only) an ``nn.Module`` or a zero-arg factory of one.
 ModelRef = str | os.PathLike[str] | Any
@@ -67,6 +67,9 @@ LOCAL_INTERLEAVE_OPTIONS = (
     "confirm_tolerance",
     "extra_rounds",
 )
+
+#: the :meth:`Device.measure` arguments that :meth:`Device.measure_variants` may vary
+VARIANT_KEYS = ("threads", "batch", "options", "runtime", "seed")
 
 
 class Device(ABC):
@@ -133,6 +136,62 @@ class Device(ABC):
             return [self.measure(m, **kwargs) for m in models]
         return _interleave_calls(self, models, rounds, kwargs)
 
+    def measure_variants(
+        self,
+        model: ModelRef,
+        variants: Sequence[Mapping[str, Any]],
+        *,
+        rounds: int = 10,
+        statistic: str | None = None,
+        **kwargs: Any,
+    ) -> list[Measurement]:
+        """Measure one model under several settings, in ``rounds`` interleaved rounds.
+
+        ``variants`` are the :meth:`measure` arguments that differ (:data:`VARIANT_KEYS`), for
+        example ``[{"threads": 1}, {"threads": 2}, {"threads": 4}]``; ``kwargs`` are the ones
+        they share. Every round is one whole :meth:`measure` call per variant with ``1/rounds``
+        of the time budget, every other round backwards (A B C, C B A, ...): variants with other
+        thread counts run in workers pinned to other CPUs, and a runtime session is made for its
+        thread count, so they cannot share one loaded session as :meth:`measure_many`'s models
+        do. Each variant's rounds are merged into one record (``harness["round_sizes"]``), so
+        that two variants are compared round by round under the same moments of the machine, as
+        ``measure_many(interleave=N)`` compares two models. A variant that fails in a round
+        comes back as that failed record; the others go on. ``statistic`` as in
+        :meth:`measure_many`.
+        """
+        from latbench.errors import ConfigError
+
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ConfigError(f"rounds = {rounds!r}; expected an integer >= 1")
+        if isinstance(variants, Mapping) or not isinstance(variants, Sequence) or not variants:
+            raise ConfigError(
+                f"variants = {variants!r}; expected a non-empty list of mappings of "
+                f"{', '.join(VARIANT_KEYS)}"
+            )
+        overrides: list[dict[str, Any]] = []
+        for i, variant in enumerate(variants):
+            if not isinstance(variant, Mapping):
+                raise ConfigError(
+                    f"variants[{i}] = {variant!r}; expected a mapping of {', '.join(VARIANT_KEYS)}"
+                )
+            unknown = [k for k in variant if k not in VARIANT_KEYS]
+            if unknown:
+                raise ConfigError(
+                    f"variants[{i}] sets {', '.join(map(repr, unknown))}; expected only "
+                    f"{', '.join(VARIANT_KEYS)} (the others are shared: pass them once)"
+                )
+            shared = [k for k in variant if k in kwargs]
+            if shared:
+                raise ConfigError(
+                    f"variants[{i}] sets {', '.join(map(repr, shared))}, which is also given "
+                    "for every variant; expected each argument either shared or per variant"
+                )
+            overrides.append(dict(variant))
+        for key in LOCAL_INTERLEAVE_OPTIONS:
+            kwargs.pop(key, None)
+        self._set_statistic(kwargs, statistic)
+        return _interleave_calls(self, [model] * len(overrides), rounds, kwargs, overrides)
+
     def _set_statistic(self, kwargs: dict[str, Any], statistic: str | None) -> None:
         """Make ``kwargs["settings"]`` (or this device's configured ones) give ``statistic``
         as each record's ``latency_ms``; None leaves them as they are."""
@@ -180,9 +239,14 @@ class Device(ABC):
 
 
 def _interleave_calls(
-    device: Device, models: Sequence[ModelRef], rounds: int, kwargs: dict[str, Any]
+    device: Device,
+    models: Sequence[ModelRef],
+    rounds: int,
+    kwargs: dict[str, Any],
+    overrides: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Measurement]:
-    """:meth:`Device.measure_many` in ``rounds`` rounds of whole ``measure`` calls."""
+    """:meth:`Device.measure_many` in ``rounds`` rounds of whole ``measure`` calls
+    (``overrides``: each model's own arguments, :meth:`Device.measure_variants`)."""
     from latbench.profilers.task import round_settings
 
     settings = kwargs.pop("settings", None) or HarnessSettings.from_mapping(device.config)
@@ -199,7 +263,8 @@ def _interleave_calls(
             # every round loads the model again, so every round warms it up (r = 0); the loop
             # count of the first round is kept, so that every sample times the same work
             loops = parts[i][0].loops if parts[i] else settings.loops
-            m = device.measure(model, settings=round_settings(settings, 0, rounds, loops), **kwargs)
+            own = {**kwargs, **overrides[i]} if overrides else kwargs
+            m = device.measure(model, settings=round_settings(settings, 0, rounds, loops), **own)
             if m.ok:
                 parts[i].append(m)
             else:
