@@ -115,7 +115,7 @@ def test_compare_refuses_what_it_cannot_compare(
     cases = [
         (
             ["measure", LIGHT, HEAVY, "--per-op"],
-            "--per-op profiles one model at one thread count; expected one TARGET",
+            "--per-op profiles one model at one setting; expected one TARGET",
         ),
         (["measure", LIGHT, HEAVY, "--counters"], "--counters profiles one model"),
         (["measure", LIGHT, "--rounds", "5"], "--rounds 5; expected an integer >= 1 with two"),
@@ -300,7 +300,7 @@ def test_thread_sweep_refuses_what_it_cannot_compare(capsys: pytest.CaptureFixtu
         (["measure", LIGHT, "--threads", "1,1"], "--threads 1,1 names 1 twice; expected distinct"),
         (
             ["measure", LIGHT, "--threads", "1,x"],
-            "--threads 1,x ('x' is not a thread count); expected an integer >= 1",
+            "--threads 1,x ('x' is not a count); expected an integer >= 1",
         ),
         (["measure", LIGHT, "--threads", "0"], "--threads 0; expected an integer >= 1"),
         (["measure", LIGHT, "--threads", "1,2000"], "expected an integer >= 1 and <= 1024"),
@@ -309,6 +309,17 @@ def test_thread_sweep_refuses_what_it_cannot_compare(capsys: pytest.CaptureFixtu
             "--threads 1,2 with 2 targets; expected one TARGET to compare thread counts of",
         ),
         (["measure", LIGHT, "--threads", "1,2", "--per-op"], "--per-op profiles one model at one"),
+        (["measure", LIGHT, "--batch", "1,2", "--counters"], "(got several batch sizes:"),
+        (
+            ["measure", LIGHT, "--threads", "1,2", "--batch", "1,4"],
+            "--threads 1,2 with --batch 1,4; expected several values for one of them",
+        ),
+        (["measure", LIGHT, "--batch", "2,2"], "--batch 2,2 names 2 twice; expected distinct"),
+        (["measure", LIGHT, "--batch", "0"], "--batch 0; expected an integer >= 1"),
+        (
+            ["measure", LIGHT, HEAVY, "--batch", "1,8"],
+            "--batch 1,8 with 2 targets; expected one TARGET to compare batch sizes of",
+        ),
         (
             ["measure", LIGHT, "--threads", "1,2", "--statistic", "cpu_median"],
             "with several thread counts",
@@ -346,7 +357,10 @@ def test_measure_variants_interleaves_whole_calls_with_each_variants_arguments(
             (dict(variants=[]), "expected a non-empty list of mappings"),
             (dict(variants={"threads": 1}), "expected a non-empty list of mappings"),
             (dict(variants=[1]), "variants[0] = 1; expected a mapping"),
-            (dict(variants=[{"cpus": "0"}]), "variants[0] sets 'cpus'; expected only threads"),
+            (
+                dict(variants=[{"cpus": "0"}]),
+                "variants[0] sets 'cpus'; expected only model, threads",
+            ),
             (dict(variants=[{"threads": 1}], threads=2), "also given for every variant"),
             (dict(variants=[{"threads": 1}], rounds=0), "rounds = 0; expected an integer >= 1"),
         ]
@@ -366,3 +380,91 @@ def test_ssh_board_compares_thread_counts(sshd: Sshd, tmp_path: Path) -> None:
         assert m.ok, m.error
         assert m.threads == threads and m.device == "pi4"
         assert len(m.round_sizes) == 2 and m.harness["remote"]["transport"] == "ssh"
+
+
+# -- batch sizes of one target ---------------------------------------------------------------
+
+
+def _dynamic_batch_onnx(path: Path, size: int = 64) -> Path:
+    """A MatMul + Relu model whose batch dimension is symbolic (``N``)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = np.random.default_rng(0).standard_normal((size, size)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])],
+        [helper.make_tensor("W", TensorProto.FLOAT, [size, size], w.ravel())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_batch_sweep_emits_the_architecture_at_each_size_and_gives_throughput(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rc = main(["measure", HEAVY, "--batch", "1,4", "--rounds", "4", "--json", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["baseline"] == f"{HEAVY} --batch 1" and doc["rounds"] == 4
+    one, four = doc["results"]
+    assert (one["batch"], four["batch"]) == (1, 4)
+    for res, b in ((one, 1), (four, 4)):
+        rec = res["record"]
+        assert rec["batch"] == b and rec["input_shapes"]["input"] == [b, 3, 32, 32]
+        assert len(rec["harness"]["round_sizes"]) == 4
+        sc = res["scaling"]
+        assert sc["ms_per_sample"] == pytest.approx(res["summary"]["median_ms"] / b)
+        assert sc["samples_per_s"] == pytest.approx(1000 * b / res["summary"]["median_ms"])
+    assert one["scaling"]["throughput_gain"] == 1.0
+    r, sc = four["ratio_to_baseline"], four["scaling"]
+    assert r["shown"] == "slower"  # four images take longer than one
+    assert sc["throughput_gain"] == pytest.approx(4 / r["ratio"])
+    assert sc["throughput_gain_ci_low"] <= sc["throughput_gain"] <= sc["throughput_gain_ci_high"]
+    # the emitted models differ: the batch is part of the graph
+    assert one["record"]["model_sha256"] != four["record"]["model_sha256"]
+
+
+def test_batch_sweep_of_a_model_file_with_a_dynamic_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _dynamic_batch_onnx(tmp_path / "dyn.onnx")
+    rc = main(["measure", str(model), "--batch", "1,16", "--rounds", "4", *FAST])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "gain      throughput over A's: (batch / batch of A) / ratio" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ")}
+    assert rows["A"][1] == "1" and rows["A"][-1] == "1.00x" and rows["B"][1] == "16"
+    ratio = float(rows["B"][6].rstrip("x"))
+    gain = float(rows["B"][-1].rstrip("x"))
+    assert gain == pytest.approx(16 / ratio, rel=0.01)  # both rounded for the table
+    per_sample = float(rows["B"][-4])  # "0.123 ms" -> the number, then its unit
+    assert rows["B"][-3] == "ms" or rows["B"][-3] == "us"
+    assert per_sample > 0
+
+
+def test_batch_sweep_of_a_fixed_batch_file_is_refused_by_the_runtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_onnx(tmp_path / "fixed.onnx")
+    rc = main(["measure", str(model), "--batch", "1,8", "--rounds", "2", *FAST])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "rejects the input shapes" in err and "[8, 32]" in err
+
+
+def test_measure_variants_takes_a_model_per_variant(tmp_path: Path) -> None:
+    small = tiny_onnx(tmp_path / "small.onnx", size=16)
+    large = tiny_onnx(tmp_path / "large.onnx", size=1024)
+    with get_device("local", load_config()) as dev:
+        out = dev.measure_variants(
+            small, [{}, {"model": large}], rounds=2, settings=ROUND_FAST, threads=1
+        )
+    assert [m.model_path for m in out] == [str(small), str(large)]
+    assert out[1].median_ms > out[0].median_ms

@@ -11,7 +11,9 @@ whose interval holds 1 is no difference shown.
 
 ``latbench measure TARGET --threads 1,2,4`` compares one model's thread counts the same way
 (:func:`compare_threads`): each count's ratio to the first, its speedup (the inverse) and its
-parallel efficiency (the speedup divided by the ratio of the thread counts).
+parallel efficiency (the speedup divided by the ratio of the thread counts). ``--batch 1,8,32``
+compares batch sizes (:func:`compare_batches`): each size's ratio to the first, its time per
+sample, its throughput and its throughput gain over the first size.
 """
 
 from __future__ import annotations
@@ -97,11 +99,36 @@ def compare_threads(
     )
 
 
+def compare_batches(
+    device: Any,
+    models: Sequence[Any],
+    batches: Sequence[int],
+    rounds: int,
+    statistic: str,
+    common: dict[str, Any],
+) -> list[Measurement]:
+    """Measure ``models[i]`` at batch ``batches[i]`` on ``device`` in ``rounds`` interleaved
+    rounds (one model file given every size, or a SPACE:ARCH target emitted at each)."""
+    shared = {k: v for k, v in common.items() if k != "batch"}
+    return list(
+        device.measure_variants(
+            models[0],
+            [{"batch": int(b), "model": m} for b, m in zip(batches, models, strict=True)],
+            rounds=rounds,
+            statistic=statistic,
+            reference=False,
+            **shared,
+        )
+    )
+
+
 def scaling(
     threads: Sequence[int], ratio: dict[str, Any] | None, i: int
 ) -> dict[str, float] | None:
     """Speedup (``1 / ratio``, with its interval) and parallel efficiency of thread count
     ``threads[i]`` against ``threads[0]``."""
+    if i == 0:
+        return {"speedup": 1.0, "efficiency": 1.0}
     if ratio is None:
         return None
     speedup = 1 / ratio["ratio"]
@@ -110,6 +137,31 @@ def scaling(
         "speedup_ci_low": 1 / ratio["ci_high"],
         "speedup_ci_high": 1 / ratio["ci_low"],
         "efficiency": speedup * threads[0] / threads[i],
+    }
+
+
+def batch_scaling(
+    batches: Sequence[int], ratio: dict[str, Any] | None, i: int, m: Measurement
+) -> dict[str, float] | None:
+    """Time per sample and throughput of batch ``batches[i]`` (from its record's median), and
+    its throughput gain over ``batches[0]`` (the size ratio over the paired latency ratio, with
+    its interval)."""
+    if not m.ok or not m.median_ms:
+        return None
+    out = {
+        "ms_per_sample": m.median_ms / batches[i],
+        "samples_per_s": 1000.0 * batches[i] / m.median_ms,
+    }
+    if i == 0:
+        return {**out, "throughput_gain": 1.0}
+    if ratio is None:
+        return out
+    size = batches[i] / batches[0]
+    return {
+        **out,
+        "throughput_gain": size / ratio["ratio"],
+        "throughput_gain_ci_low": size / ratio["ci_high"],
+        "throughput_gain_ci_high": size / ratio["ci_low"],
     }
 
 
@@ -149,20 +201,39 @@ def _label(i: int) -> str:
     return chr(ord("A") + i) if i < 26 else f"#{i + 1}"
 
 
+#: a sweep of one target: the setting swept ("threads" or "batch") and its values
+Sweep = tuple[str, Sequence[int]]
+
+
+def _scale_cells(key: str, values: Sequence[int], r: Any, i: int, m: Measurement) -> str:
+    if key == "threads":
+        sc = scaling(values, r, i)
+        speed = f"{sc['speedup']:.2f}x" if sc else "n/a"
+        eff = f"{sc['efficiency']:.0%}" if sc else "n/a"
+        cpus = format_cpu_list(set(_cpus(m))) if _cpus(m) else "?"
+        return f"{speed:>7} {eff:>10}  {cpus}"
+    sc = batch_scaling(values, r, i, m)
+    gain = sc.get("throughput_gain") if sc else None
+    per = f"{_ms(sc['ms_per_sample'])}" if sc else "n/a"
+    rate = f"{sc['samples_per_s']:,.0f}" if sc else "n/a"
+    return f"{per:>10} {rate:>10} {f'{gain:.2f}x' if gain else 'n/a':>10}"
+
+
 def format_comparison(
     targets: Sequence[str],
     records: Sequence[Measurement],
     statistic: str,
-    threads: Sequence[int] | None = None,
+    sweep: Sweep | None = None,
 ) -> str:
-    """The human-readable table of a comparison (of ``threads``, one target's thread counts,
-    when given)."""
+    """The human-readable table of a comparison (of one target's thread counts or batch
+    sizes, ``sweep``, when given)."""
     first = next((m for m in records if m.ok), records[0])
     rounds = len(first.round_sizes) if first.ok else 0
+    key, values = sweep if sweep else ("", [])
     pinned = (
         ""
-        if threads
-        else (f", pinned cpus {first.env.get('pinned_cpus', first.env.get('affinity', '?'))}")
+        if key == "threads"
+        else f", pinned cpus {first.env.get('pinned_cpus', first.env.get('affinity', '?'))}"
     )
     lines = [
         f"device    {first.device} ({first.env.get('cpu_model', '?')}{pinned})",
@@ -170,21 +241,28 @@ def format_comparison(
         f"rounds    {rounds} interleaved ({_order(len(targets))}, ...), each round's "
         f"{statistic}; ratio to A: median of the per-round ratios, {LEVEL:.0%} CI",
     ]
-    if threads:
+    head = f"     {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<{_CELL}}"
+    if key == "threads":
         lines += [
             f"target    {targets[0]}",
             "speedup   1 / ratio; efficiency: speedup x threads of A / threads",
             "",
-            f"     {'threads':>7} {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<{_CELL}} "
-            f"{'speedup':>7} {'efficiency':>10}  pinned cpus",
+            f"     {'threads':>7}{head[4:]} {'speedup':>7} {'efficiency':>10}  pinned cpus",
+        ]
+    elif key == "batch":
+        lines += [
+            f"target    {targets[0]}",
+            "gain      throughput over A's: (batch / batch of A) / ratio",
+            "",
+            f"     {'batch':>7}{head[4:]} {'ms/sample':>10} {'samples/s':>10} {'gain':>10}",
         ]
     else:
-        lines += ["", f"     {'median':>10} {'min':>10}  {'ratio to A [95% CI]':<{_CELL}} target"]
+        lines += ["", f"{head} target"]
     base = records[0]
     for i, (target, m) in enumerate(zip(targets, records, strict=True)):
         if not m.ok:
-            what = f"threads {threads[i]}" if threads else target
-            lines.append(f"  {_label(i)}  FAILED: {m.error}   {what}")
+            where = f"{key} {values[i]}" if key else target
+            lines.append(f"  {_label(i)}  FAILED: {m.error}   {where}")
             continue
         r = ratio_to(base, m, statistic) if i else None
         if i == 0:
@@ -198,23 +276,17 @@ def format_comparison(
                 f"{r['shown']}"
             )
         row = f"  {_label(i)}  "
-        if threads:
-            scale = scaling(threads, r, i) if i else {"speedup": 1.0, "efficiency": 1.0}
-            speed = f"{scale['speedup']:.2f}x" if scale else "n/a"
-            eff = f"{scale['efficiency']:.0%}" if scale else "n/a"
-            cpus = format_cpu_list(set(_cpus(m))) if _cpus(m) else "?"
-            row += (
-                f"{threads[i]:>7} {_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<{_CELL}} "
-                f"{speed:>7} {eff:>10}  {cpus}"
-            )
+        if key:
+            row += f"{values[i]:>7} {_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<{_CELL}} "
+            row += _scale_cells(key, values, r, i, m)
         else:
             row += f"{_ms(m.median_ms):>10} {_ms(m.min_ms):>10}  {cell:<{_CELL}} {target}"
         lines.append(row)
-    if threads:
+    if key == "threads":
         crowded = [
-            f"{_label(i)} ({threads[i]} threads on {_n_cpus(len(_cpus(m)))})"
+            f"{_label(i)} ({values[i]} threads on {_n_cpus(len(_cpus(m)))})"
             for i, m in enumerate(records)
-            if m.ok and _cpus(m) and threads[i] > len(_cpus(m))
+            if m.ok and _cpus(m) and values[i] > len(_cpus(m))
         ]
         if crowded:
             lines.append(
@@ -242,39 +314,41 @@ def print_comparison(
     statistic: str,
     *,
     as_json: bool,
-    threads: Sequence[int] | None = None,
+    sweep: Sweep | None = None,
 ) -> int:
     """Print the comparison (a table, or JSON with every record); 1 when a target failed.
-    ``threads``: the records are one target's thread counts (``targets`` repeats it)."""
+    ``sweep``: the records are one target's thread counts or batch sizes (``targets`` repeats
+    it)."""
+    key, values = sweep if sweep else ("", [])
     if as_json:
         results = []
         for i, (t, m) in enumerate(zip(targets, records, strict=True)):
             ratio = ratio_to(records[0], m, statistic) if i else None
             result: dict[str, Any] = {"target": t}
-            if threads:
-                result["threads"] = threads[i]
+            if key:
+                result[key] = values[i]
             result |= {
                 "summary": m.summary(),
                 "verdict": m.verdict(),
                 "ratio_to_baseline": ratio,
             }
-            if threads:
-                result["scaling"] = (
-                    scaling(threads, ratio, i) if i else {"speedup": 1.0, "efficiency": 1.0}
-                )
+            if key == "threads":
+                result["scaling"] = scaling(values, ratio, i)
+            elif key == "batch":
+                result["scaling"] = batch_scaling(values, ratio, i, m)
             result["record"] = m.to_dict()
             results.append(result)
         doc = {
-            "baseline": targets[0] if not threads else f"{targets[0]} --threads {threads[0]}",
+            "baseline": f"{targets[0]} --{key} {values[0]}" if key else targets[0],
             "statistic": statistic,
             "rounds": len(records[0].round_sizes) if records[0].ok else 0,
             "results": results,
         }
         print(dumps_json(doc))
     else:
-        print(format_comparison(targets, records, statistic, threads))
+        print(format_comparison(targets, records, statistic, sweep))
     failed = [(i, t, m) for i, (t, m) in enumerate(zip(targets, records, strict=True)) if not m.ok]
     for i, t, m in failed:
-        what = f"{t} at {threads[i]} threads" if threads else t
-        print(f"latbench: error: measurement of {what} failed: {m.error}", file=sys.stderr)
+        where = f"{t} at {key} {values[i]}" if key else t
+        print(f"latbench: error: measurement of {where} failed: {m.error}", file=sys.stderr)
     return 1 if failed else 0

@@ -16,6 +16,10 @@ faster or no difference shown. ``latbench measure a.onnx b.onnx``
 way, and gives each count's ratio to the first, its speedup and its parallel efficiency
 (speedup per thread, against the first count): how far the model scales on this device.
 ``latbench measure model.onnx --threads 1,2``
+
+``--batch 1,8,32`` does the same for batch sizes (a SPACE:ARCH target is emitted at each), with
+each size's time per sample, throughput (samples/s) and throughput gain over the first size.
+``latbench measure model.onnx --batch 1,8``
 """
 
 from __future__ import annotations
@@ -88,7 +92,13 @@ def register(subparsers: Any) -> None:
         help="runtime threads (default 1); several (1,2,4) compare one target's thread "
         "counts in interleaved rounds",
     )
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")
+    p.add_argument(
+        "--batch",
+        default=None,
+        metavar="B[,B...]",
+        help="batch size (default: the model's); several (1,8,32) compare one target's "
+        "batch sizes in interleaved rounds",
+    )
     p.add_argument("--warmup", type=int, default=None, metavar="N", help="warm-up runs")
     p.add_argument("--warmup-time", type=float, default=None, metavar="S", help="warm-up seconds")
     p.add_argument("--min-runs", type=int, default=None, metavar="N", help="minimum timed runs")
@@ -148,26 +158,27 @@ TIMING_OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 )
 
 
-def parse_threads(value: str) -> list[int]:
-    """``--threads``: ``4`` or a comma-separated list of distinct counts (``1,2,4``)."""
+def parse_counts(flag: str, value: str, high: int | None = None) -> list[int]:
+    """``--threads`` / ``--batch``: ``4`` or a comma-separated list of distinct counts
+    (``1,2,4``)."""
     counts = []
+    span = f">= 1 and <= {high}" if high is not None else ">= 1"
     for part in (p.strip() for p in value.split(",")):
         try:
             n = int(part)
         except ValueError:
             n = 0
-        if n < 1 or n > MAX_THREADS:
-            what = "" if part == value else f" ({part!r} is not a thread count)"
+        if n < 1 or (high is not None and n > high):
+            what = "" if part == value else f" ({part!r} is not a count)"
             raise ConfigError(
-                f"--threads {value}{what}; expected an integer >= 1 and <= {MAX_THREADS}, or a "
-                "comma-separated list of them (1,2,4)"
+                f"{flag} {value}{what}; expected an integer {span}, or a comma-separated list "
+                "of them (1,2,4)"
             )
         counts.append(n)
     repeated = sorted({n for n in counts if counts.count(n) > 1})
     if repeated:
         raise ConfigError(
-            f"--threads {value} names {', '.join(map(str, repeated))} twice; expected distinct "
-            "thread counts"
+            f"{flag} {value} names {', '.join(map(str, repeated))} twice; expected distinct values"
         )
     return counts
 
@@ -485,12 +496,20 @@ def run(args: argparse.Namespace) -> int:
     settings = harness_settings(
         args, cfg.measure_for(args.device), sources=measure_sources(cfg, args.device)
     )
-    counts = parse_threads(args.threads) if args.threads is not None else []
-    sweep = counts if len(counts) > 1 else []
+    counts = (
+        parse_counts("--threads", args.threads, MAX_THREADS) if args.threads is not None else []
+    )
+    batches = parse_counts("--batch", args.batch) if args.batch is not None else []
+    if len(counts) > 1 and len(batches) > 1:
+        raise ConfigError(
+            f"--threads {args.threads} with --batch {args.batch}; expected several values for "
+            "one of them (one sweep at a time)"
+        )
+    # the swept setting ("threads" or "batch") and its values
+    key = "threads" if len(counts) > 1 else "batch" if len(batches) > 1 else ""
+    sweep = counts if key == "threads" else batches if key == "batch" else []
     threads = counts[0] if counts else own.get("threads", 1)
-    if args.batch is not None and args.batch < 1:
-        raise ConfigError(f"--batch {args.batch}; expected an integer >= 1")
-    batch = args.batch
+    batch = batches[0] if batches else None
     if args.seed < 0:
         raise ConfigError(f"--seed {args.seed}; expected an integer >= 0")
     if args.runtime is not None:
@@ -500,18 +519,19 @@ def run(args: argparse.Namespace) -> int:
     from latbench.devices import get_device
 
     targets = list(args.target)
+    what = {"threads": "thread counts", "batch": "batch sizes"}.get(key, "")
     if sweep and len(targets) > 1:
         raise ConfigError(
-            f"--threads {','.join(map(str, sweep))} with {len(targets)} targets; expected one "
-            "TARGET to compare thread counts of, or one thread count to compare targets at"
+            f"--{key} {','.join(map(str, sweep))} with {len(targets)} targets; expected one "
+            f"TARGET to compare {what} of, or one value to compare targets at"
         )
-    compared = "several thread counts" if sweep else "several targets"
+    compared = f"several {what}" if sweep else "several targets"
     if len(targets) > 1 or sweep:
         if args.per_op or args.counters:
             flag = "--per-op" if args.per_op else "--counters"
             raise ConfigError(
-                f"{flag} profiles one model at one thread count; expected one TARGET and one "
-                f"--threads with it (got {compared}: they are compared by latency alone)"
+                f"{flag} profiles one model at one setting; expected one TARGET, one --threads "
+                f"and one --batch with it (got {compared}: they are compared by latency alone)"
             )
         if args.statistic is not None and args.statistic not in ROUND_STATISTICS:
             raise ConfigError(
@@ -520,8 +540,8 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.rounds is not None and ((len(targets) < 2 and not sweep) or args.rounds < 1):
         raise ConfigError(
-            f"--rounds {args.rounds}; expected an integer >= 1 with two or more targets or "
-            f"thread counts (got {len(targets)} target(s), --threads "
+            f"--rounds {args.rounds}; expected an integer >= 1 with two or more targets, "
+            f"thread counts or batch sizes (got {len(targets)} target(s), --threads "
             f"{args.threads or threads})"
         )
     splits = [split_space_target(t) for t in targets]
@@ -591,6 +611,7 @@ def run(args: argparse.Namespace) -> int:
         if len(targets) > 1 or sweep:
             from latbench.commands._measure_compare import (
                 compare,
+                compare_batches,
                 compare_threads,
                 print_comparison,
             )
@@ -600,10 +621,17 @@ def run(args: argparse.Namespace) -> int:
             statistic = args.statistic or (
                 settings.statistic if settings.statistic in ROUND_STATISTICS else "median"
             )
-            if sweep:
+            if key == "threads":
                 records = compare_threads(device, resolved[0][0], sweep, rounds, statistic, common)
+            elif key == "batch":
+                # a SPACE:ARCH target is emitted at each batch size; a file is given each one
+                models = [resolved[0][0]]
+                for b in sweep[1:]:
+                    models.append(resolve_target(targets[0], runtime, args.seed, tmp, b)[0])
+                records = compare_batches(device, models, sweep, rounds, statistic, common)
+            if sweep:
                 return print_comparison(
-                    targets * len(sweep), records, statistic, as_json=args.json, threads=sweep
+                    targets * len(sweep), records, statistic, as_json=args.json, sweep=(key, sweep)
                 )
             records = compare(device, [m for m, _ in resolved], rounds, statistic, common)
             return print_comparison(targets, records, statistic, as_json=args.json)

@@ -69,7 +69,7 @@ LOCAL_INTERLEAVE_OPTIONS = (
 )
 
 #: the :meth:`Device.measure` arguments that :meth:`Device.measure_variants` may vary
-VARIANT_KEYS = ("threads", "batch", "options", "runtime", "seed")
+VARIANT_KEYS = ("model", "threads", "batch", "options", "runtime", "seed")
 
 
 class Device(ABC):
@@ -149,15 +149,16 @@ class Device(ABC):
 
         ``variants`` are the :meth:`measure` arguments that differ (:data:`VARIANT_KEYS`), for
         example ``[{"threads": 1}, {"threads": 2}, {"threads": 4}]``; ``kwargs`` are the ones
-        they share. Every round is one whole :meth:`measure` call per variant with ``1/rounds``
-        of the time budget, every other round backwards (A B C, C B A, ...): variants with other
-        thread counts run in workers pinned to other CPUs, and a runtime session is made for its
-        thread count, so they cannot share one loaded session as :meth:`measure_many`'s models
-        do. Each variant's rounds are merged into one record (``harness["round_sizes"]``), so
-        that two variants are compared round by round under the same moments of the machine, as
-        ``measure_many(interleave=N)`` compares two models. A variant that fails in a round
-        comes back as that failed record; the others go on. ``statistic`` as in
-        :meth:`measure_many`.
+        they share. A variant's ``model`` replaces ``model`` (the same network emitted at
+        another batch size, say). Every round is one whole :meth:`measure` call per variant
+        with ``1/rounds`` of the time budget, every other round backwards (A B C, C B A, ...):
+        variants with other thread counts run in workers pinned to other CPUs, and a runtime
+        session is made for its thread count, so they cannot share one loaded session as
+        :meth:`measure_many`'s models do. Each variant's rounds are merged into one record
+        (``harness["round_sizes"]``), so that two variants are compared round by round under
+        the same moments of the machine, as ``measure_many(interleave=N)`` compares two
+        models. A variant that fails in a round comes back as that failed record; the others go
+        on. ``statistic`` as in :meth:`measure_many`.
         """
         from latbench.errors import ConfigError
 
@@ -190,7 +191,8 @@ class Device(ABC):
         for key in LOCAL_INTERLEAVE_OPTIONS:
             kwargs.pop(key, None)
         self._set_statistic(kwargs, statistic)
-        return _interleave_calls(self, [model] * len(overrides), rounds, kwargs, overrides)
+        models = [o.pop("model", model) for o in overrides]
+        return _interleave_calls(self, models, rounds, kwargs, overrides)
 
     def _set_statistic(self, kwargs: dict[str, Any], statistic: str | None) -> None:
         """Make ``kwargs["settings"]`` (or this device's configured ones) give ``statistic``
