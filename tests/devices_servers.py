@@ -543,8 +543,9 @@ def which_or_none(name: str) -> str | None:
 
 
 # ---- tiny models -------------------------------------------------------------------------
-def tiny_onnx(path: Path, seed: int = 0, size: int = 32) -> Path:
-    """A small real ONNX model (MatMul + Relu); distinct seeds give distinct files."""
+def tiny_onnx(path: Path, seed: int = 0, size: int = 32, batch: int | str = 1) -> Path:
+    """A small real ONNX model (MatMul + Relu); distinct seeds give distinct files; a ``batch``
+    name (``"N"``) makes the batch dimension symbolic."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper
@@ -556,8 +557,8 @@ def tiny_onnx(path: Path, seed: int = 0, size: int = 32) -> Path:
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, size])],
         [w],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -385,26 +385,6 @@ def test_ssh_board_compares_thread_counts(sshd: Sshd, tmp_path: Path) -> None:
 # -- batch sizes of one target ---------------------------------------------------------------
 
 
-def _dynamic_batch_onnx(path: Path, size: int = 64) -> Path:
-    """A MatMul + Relu model whose batch dimension is symbolic (``N``)."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper
-
-    w = np.random.default_rng(0).standard_normal((size, size)).astype("float32")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
-        "dyn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])],
-        [helper.make_tensor("W", TensorProto.FLOAT, [size, size], w.ravel())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_batch_sweep_emits_the_architecture_at_each_size_and_gives_throughput(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -434,7 +414,7 @@ def test_batch_sweep_emits_the_architecture_at_each_size_and_gives_throughput(
 def test_batch_sweep_of_a_model_file_with_a_dynamic_batch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = _dynamic_batch_onnx(tmp_path / "dyn.onnx")
+    model = tiny_onnx(tmp_path / "dyn.onnx", size=64, batch="N")  # a symbolic batch
     rc = main(["measure", str(model), "--batch", "1,16", "--rounds", "4", *FAST])
     out, err = capsys.readouterr()
     assert rc == 0, err

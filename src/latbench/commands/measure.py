@@ -75,8 +75,8 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"rounds A B, B A, ... of a comparison of several targets or thread counts "
-        f"(default {COMPARE_ROUNDS})",
+        help=f"rounds A B, B A, ... of a comparison of several targets, thread counts or "
+        f"batch sizes (default {COMPARE_ROUNDS})",
     )
     p.add_argument("--device", default="local", help="device from bench.toml (default: local)")
     p.add_argument(
